@@ -1,0 +1,91 @@
+"""Wiring: the one place that picks concrete backends and builds the ASGI application."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+
+from podium.backends.files import FileMediaStore
+from podium.backends.memory_bus import MemoryBus
+from podium.backends.sql import SqlSpaceStore
+from podium.clock import Clock, SystemClock
+from podium.delivery.hls import hls_routes
+from podium.domain.tokens import TokenSigner
+from podium.errors import PodiumError
+from podium.media import ice
+from podium.service import Podium
+from podium.settings import Settings
+from podium.web.api import api_routes
+from podium.web.http import error_response
+from podium.web.pages import page_routes
+
+log = logging.getLogger(__name__)
+
+SECRET_NAME = "secret"
+
+
+def load_or_create_secret(data_dir: Path) -> str:
+    """The instance secret signs every token. Generated on first start, kept (mode 0600) after."""
+    path = data_dir / SECRET_NAME
+    if path.exists():
+        secret = path.read_text(encoding="ascii").strip()
+        if len(secret) >= 32:
+            return secret
+        raise PodiumError(f"{path} holds no usable secret; remove it to have a new one generated")
+    secret = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(secret + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    return secret
+
+
+def build_podium(settings: Settings, clock: Clock | None = None) -> Podium:
+    data_dir = settings.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    ice.configure(settings.ice_loopback)
+    return Podium(
+        settings=settings,
+        spaces=SqlSpaceStore(f"sqlite:///{(data_dir / 'podium.db').resolve()}"),
+        bus=MemoryBus(),
+        media=FileMediaStore(data_dir / "media"),
+        signer=TokenSigner(load_or_create_secret(data_dir)),
+        clock=clock or SystemClock(),
+    )
+
+
+async def _podium_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, PodiumError)
+    return error_response(error)
+
+
+def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
+    settings = settings or Settings.load()
+    podium = build_podium(settings, clock)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await podium.start()
+        try:
+            yield
+        finally:
+            await podium.stop()
+            await podium.spaces.close()
+            await podium.bus.close()
+
+    app = Starlette(
+        routes=[*api_routes(), *hls_routes(), *page_routes(settings)],
+        exception_handlers={PodiumError: _podium_error},
+        lifespan=lifespan,
+    )
+    app.state.podium = podium
+    return app

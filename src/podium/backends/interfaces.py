@@ -1,0 +1,55 @@
+"""The seams between Podium and the engines it runs on. `app.py` alone picks implementations."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from podium.domain.space import Space
+from podium.ids import SpaceId
+from podium.media.packager import SegmentRecord
+
+
+class SpaceStore(Protocol):
+    """Durable spaces. Every write is committed before the call returns."""
+
+    async def add(self, space: Space) -> None: ...
+
+    async def get(self, space_id: SpaceId) -> Space | None: ...
+
+    async def save(self, space: Space) -> None: ...
+
+    async def live(self) -> list[Space]: ...
+
+    async def close(self) -> None: ...
+
+
+class Bus(Protocol):
+    """Fire-and-forget events between parts of Podium (and, later, between nodes)."""
+
+    async def publish(self, topic: str, event: dict[str, Any]) -> None: ...
+
+    def subscribe(self, topic: str) -> AsyncIterator[dict[str, Any]]: ...
+
+    async def close(self) -> None: ...
+
+
+class MediaStore(Protocol):
+    """Where a space's init section, segments and segment records live.
+
+    `write` is durable when it returns (write, fsync, atomic rename): a crash leaves either the
+    old file or the new one, never a torn one."""
+
+    async def write(self, space_id: SpaceId, name: str, data: bytes) -> None: ...
+
+    async def append_record(self, space_id: SpaceId, record: SegmentRecord) -> None: ...
+
+    async def records(self, space_id: SpaceId) -> list[SegmentRecord]: ...
+
+    async def read(self, space_id: SpaceId, name: str) -> bytes | None: ...
+
+    def local_path(self, space_id: SpaceId, name: str) -> Path | None: ...
+
+
+Unsubscribe = Callable[[], None]

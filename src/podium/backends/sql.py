@@ -1,0 +1,109 @@
+"""Spaces in a relational database through SQLAlchemy Core (SQLite embedded, PostgreSQL later)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from podium.domain.space import Space, SpaceState
+from podium.ids import SpaceId
+
+metadata = sa.MetaData()
+
+spaces = sa.Table(
+    "spaces",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("title", sa.String(400), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, index=True),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("starts_at", sa.String(40)),
+    sa.Column("started_at", sa.String(40)),
+    sa.Column("ended_at", sa.String(40)),
+    sa.Column("peak_listeners", sa.Integer, nullable=False, default=0),
+)
+
+
+def _dump(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat()
+
+
+def _load(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _row(space: Space) -> dict[str, Any]:
+    return {
+        "id": space.id,
+        "title": space.title,
+        "state": space.state.value,
+        "created_at": _dump(space.created_at),
+        "starts_at": _dump(space.starts_at),
+        "started_at": _dump(space.started_at),
+        "ended_at": _dump(space.ended_at),
+        "peak_listeners": space.peak_listeners,
+    }
+
+
+def _space(row: Any) -> Space:
+    created = _load(row.created_at)
+    assert created is not None
+    return Space(
+        id=SpaceId(row.id),
+        title=row.title,
+        state=SpaceState(row.state),
+        created_at=created,
+        starts_at=_load(row.starts_at),
+        started_at=_load(row.started_at),
+        ended_at=_load(row.ended_at),
+        peak_listeners=row.peak_listeners,
+    )
+
+
+class SqlSpaceStore:
+    """Blocking SQLAlchemy calls run in a worker thread so the event loop (and the mixer) never waits."""
+
+    def __init__(self, url: str) -> None:
+        self._engine: Engine = sa.create_engine(url)
+        if url.startswith("sqlite"):
+            # WAL: readers do not block the writer; synchronous=FULL: a commit survives power loss.
+            @sa.event.listens_for(self._engine, "connect")
+            def _pragmas(conn: Any, _record: Any) -> None:
+                cursor = conn.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=FULL")
+                cursor.execute("PRAGMA busy_timeout=5000")
+                cursor.close()
+
+        metadata.create_all(self._engine)
+
+    async def add(self, space: Space) -> None:
+        await asyncio.to_thread(self._execute, spaces.insert().values(**_row(space)))
+
+    async def save(self, space: Space) -> None:
+        values = _row(space)
+        del values["id"]
+        await asyncio.to_thread(self._execute, spaces.update().where(spaces.c.id == space.id).values(**values))
+
+    async def get(self, space_id: SpaceId) -> Space | None:
+        rows = await asyncio.to_thread(self._fetch, spaces.select().where(spaces.c.id == space_id))
+        return _space(rows[0]) if rows else None
+
+    async def live(self) -> list[Space]:
+        rows = await asyncio.to_thread(self._fetch, spaces.select().where(spaces.c.state == SpaceState.LIVE.value))
+        return [_space(r) for r in rows]
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._engine.dispose)
+
+    def _execute(self, statement: Any) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(statement)
+
+    def _fetch(self, statement: Any) -> list[Any]:
+        with self._engine.connect() as conn:
+            return list(conn.execute(statement))

@@ -1,0 +1,61 @@
+"""The `podium` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from podium import __version__
+from podium.errors import PodiumError
+from podium.settings import Settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from podium.app import create_app
+
+    settings = Settings.load(host=args.host, port=args.port, data_dir=args.data_dir)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aioice").setLevel(logging.WARNING)
+    app = create_app(settings)
+    shown_host = "[" + settings.host + "]" if ":" in settings.host else settings.host
+    url = settings.public_url or f"http://{shown_host}:{settings.port}/"
+    print(f"Podium {__version__} is running: open {url}", flush=True)
+    print(f"  data: {settings.data_dir.resolve()}", flush=True)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+        # Keep-alive for players polling playlists; idle connections go after this.
+        timeout_keep_alive=15,
+        timeout_graceful_shutdown=5,
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="podium", description="Live audio conversations for an audience of any size.")
+    parser.add_argument("--version", action="version", version=f"podium {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run Podium in one process (SQLite, local files)")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1, or PODIUM_HOST)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8000, or PODIUM_PORT)")
+    serve.add_argument("--data-dir", type=Path, help="where the database, media and secret live (default ./podium-data)")
+    serve.set_defaults(run=_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.run(args)
+        return result
+    except PodiumError as error:
+        print(f"podium: {error.message}", file=sys.stderr)
+        return 2

@@ -1,0 +1,163 @@
+"""Serving LL-HLS: playlists (with blocking reload and delta updates), the init section, parts, segments.
+
+Caching (DESIGN, bet 1): init, parts and segments never change once made, so they are immutable
+with a year's max-age; a plain playlist lives about one part; a blocking reload's answer holds
+at least what it asked for, forever, so it may be cached for longer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Route
+
+from podium.domain.space import Space, SpaceState
+from podium.errors import InvalidInput, NotFound
+from podium.media.packager import INIT_NAME, Block, Packager, multivariant_playlist, segment_name
+from podium.media.stage import BITRATE, Stage
+from podium.service import Podium
+from podium.web.http import CORS_HEADERS
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+PLAYLIST_FRESH = "public, max-age=1"
+BLOCKING_FRESH = "public, max-age=12"
+NOT_YET = "public, max-age=1"
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+MEDIA_TYPE = "video/iso.segment"  # what Apple's tools serve .m4s with; players read the bytes anyway
+INIT_TYPE = "audio/mp4"
+
+_PART = re.compile(r"^p(\d{1,9})-(\d{1,3})\.m4s$")
+_SEGMENT = re.compile(r"^s(\d{1,9})\.m4s$")
+_MAX_QUERY_INT = 10**9
+
+
+def _podium(request: Request) -> Podium:
+    podium: Podium = request.app.state.podium
+    return podium
+
+
+def _int_param(request: Request, name: str) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    if not raw.isdigit() or int(raw) >= _MAX_QUERY_INT:
+        raise InvalidInput(f"{name} must be a non-negative integer")
+    return int(raw)
+
+
+async def _space_media(request: Request) -> tuple[Podium, Space, Stage | None]:
+    podium = _podium(request)
+    space = await podium.get_space(request.path_params["space_id"])
+    if space.state is SpaceState.SCHEDULED:
+        raise NotFound("this space is not live yet")
+    return podium, space, podium.stage(space.id)
+
+
+async def _packager(podium: Podium, space: Space, stage: Stage | None) -> Packager:
+    if stage is not None:
+        return stage.packager
+    if space.state is SpaceState.ENDED:
+        return await podium.ended_packager(space)
+    raise NotFound("this space's stream is not running on this node")
+
+
+def _headers(cache: str) -> dict[str, str]:
+    return {"Cache-Control": cache, **CORS_HEADERS}
+
+
+async def multivariant(request: Request) -> Response:
+    await _space_media(request)
+    return Response(multivariant_playlist(BITRATE), media_type=PLAYLIST_TYPE, headers=_headers(PLAYLIST_FRESH))
+
+
+async def media_playlist(request: Request) -> Response:
+    podium, space, stage = await _space_media(request)
+    msn = _int_param(request, "_HLS_msn")
+    part = _int_param(request, "_HLS_part")
+    skip = request.query_params.get("_HLS_skip", "").upper() in ("YES", "V2")
+    if part is not None and msn is None:
+        raise InvalidInput("_HLS_part needs _HLS_msn")
+    packager = await _packager(podium, space, stage)
+    cache = PLAYLIST_FRESH
+    if msn is not None:
+        cache = BLOCKING_FRESH
+        deadline = asyncio.get_running_loop().time() + podium.settings.hls_hold_s
+        while True:
+            state = packager.block(msn, part)
+            if state is Block.READY:
+                break
+            if state is Block.TOO_FAR:
+                raise InvalidInput("_HLS_msn is more than two segments ahead of the playlist")
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0 or stage is None or not await stage.wait_for_change(remaining):
+                return Response(
+                    "the requested part is not ready; try again",
+                    status_code=503,
+                    headers={**_headers("no-store"), "Retry-After": "1"},
+                )
+    return Response(packager.playlist(skip=skip), media_type=PLAYLIST_TYPE, headers=_headers(cache))
+
+
+async def init_section(request: Request) -> Response:
+    podium, space, stage = await _space_media(request)
+    if stage is not None:
+        return Response(stage.init, media_type=INIT_TYPE, headers=_headers(IMMUTABLE))
+    return _file(podium, space, INIT_NAME, INIT_TYPE)
+
+
+async def media_file(request: Request) -> Response:
+    name = request.path_params["name"]
+    podium, space, stage = await _space_media(request)
+    part_match = _PART.match(name)
+    if part_match:
+        msn, index = int(part_match.group(1)), int(part_match.group(2))
+        packager = await _packager(podium, space, stage)
+        part = packager.part(msn, index)
+        if part is None and stage is not None and packager.is_next_part(msn, index):
+            # The preload hint names the part being made: hold the request until it exists.
+            await stage.wait_for_change(podium.settings.hls_hold_s)
+            part = packager.part(msn, index)
+        if part is None:
+            raise NotFound("no such part (it is not made yet, or only its segment is kept)")
+        return Response(part.data, media_type=MEDIA_TYPE, headers=_headers(IMMUTABLE))
+    segment_match = _SEGMENT.match(name)
+    if segment_match:
+        msn = int(segment_match.group(1))
+        if stage is not None and podium.media.local_path(space.id, segment_name(msn)) is None:
+            # Complete but still on its way to the disk: the packager has its parts in memory.
+            data = _segment_from_parts(stage.packager, msn)
+            if data is not None:
+                return Response(data, media_type=MEDIA_TYPE, headers=_headers(IMMUTABLE))
+        return _file(podium, space, segment_name(msn), MEDIA_TYPE)
+    raise NotFound("no such file")
+
+
+def _segment_from_parts(packager: Packager, msn: int) -> bytes | None:
+    if not any(r.msn == msn for r in packager.segments[-packager.layout.segments_with_parts - 1 :]):
+        return None
+    parts = []
+    for index in range(packager.layout.parts_per_segment):
+        part = packager.part(msn, index)
+        if part is None:
+            break
+        parts.append(part.data)
+    return b"".join(parts) or None
+
+
+def _file(podium: Podium, space: Space, name: str, media_type: str) -> Response:
+    path = podium.media.local_path(space.id, name)
+    if path is None:
+        raise NotFound("no such file")
+    return FileResponse(path, media_type=media_type, headers=_headers(IMMUTABLE))
+
+
+def hls_routes() -> list[Route]:
+    return [
+        Route("/hls/{space_id}/index.m3u8", multivariant, methods=["GET", "HEAD"]),
+        Route("/hls/{space_id}/live.m3u8", media_playlist, methods=["GET", "HEAD"]),
+        Route("/hls/{space_id}/" + INIT_NAME, init_section, methods=["GET", "HEAD"]),
+        Route("/hls/{space_id}/{name}", media_file, methods=["GET", "HEAD"]),
+    ]

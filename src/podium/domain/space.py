@@ -1,0 +1,98 @@
+"""Spaces and their life: scheduled → live → ended. Pure rules, no I/O."""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from podium.errors import Conflict, InvalidInput
+from podium.ids import SpaceId
+
+
+class SpaceState(StrEnum):
+    SCHEDULED = "scheduled"
+    LIVE = "live"
+    ENDED = "ended"
+
+
+@dataclass(frozen=True)
+class Space:
+    id: SpaceId
+    title: str
+    state: SpaceState
+    created_at: datetime
+    starts_at: datetime | None = None
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    peak_listeners: int = 0
+
+
+# A start more than a year ahead is almost always a typo in the year.
+MAX_SCHEDULE_AHEAD = timedelta(days=366)
+
+
+def clean_title(raw: object, max_chars: int) -> str:
+    if not isinstance(raw, str):
+        raise InvalidInput("title must be a string")
+    # NFKC folds look-alike forms; control and format characters (bidi overrides, zero-width)
+    # would let a title pretend to be something else, so they go.
+    text = unicodedata.normalize("NFKC", raw)
+    text = "".join(c for c in text if unicodedata.category(c)[0] != "C" or c == " ")
+    text = " ".join(text.split())
+    if not text:
+        raise InvalidInput("title must not be empty")
+    if len(text) > max_chars:
+        raise InvalidInput(f"title is {len(text)} characters long; the limit is {max_chars}")
+    return text
+
+
+def parse_starts_at(raw: object, now: datetime) -> datetime | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise InvalidInput("starts_at must be an ISO 8601 string such as 2026-12-01T20:00:00Z")
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise InvalidInput(
+            f"starts_at {raw[:40]!r} is not an ISO 8601 time such as 2026-12-01T20:00:00Z"
+        ) from None
+    if value.tzinfo is None:
+        raise InvalidInput("starts_at needs a time zone, for example 2026-12-01T20:00:00Z")
+    if value > now + MAX_SCHEDULE_AHEAD:
+        raise InvalidInput("starts_at is more than a year ahead")
+    return value
+
+
+def new_space(space_id: SpaceId, title: str, starts_at: datetime | None, now: datetime) -> Space:
+    return Space(
+        id=space_id,
+        title=title,
+        state=SpaceState.SCHEDULED,
+        created_at=now,
+        starts_at=starts_at,
+    )
+
+
+def go_live(space: Space, now: datetime) -> Space:
+    """The host's first publish makes a space live; live stays live (reconnects)."""
+    if space.state is SpaceState.ENDED:
+        raise Conflict("this space has ended; create a new one to go live again")
+    if space.state is SpaceState.LIVE:
+        return space
+    return replace(space, state=SpaceState.LIVE, started_at=now)
+
+
+def end(space: Space, now: datetime) -> Space:
+    """Ending is final; ending an ended space changes nothing (retries are safe)."""
+    if space.state is SpaceState.ENDED:
+        return space
+    return replace(space, state=SpaceState.ENDED, ended_at=now)
+
+
+def with_peak(space: Space, listeners_now: int) -> Space:
+    if listeners_now <= space.peak_listeners:
+        return space
+    return replace(space, peak_listeners=listeners_now)

@@ -1,0 +1,49 @@
+"""Podium's exception tree. Domain code raises these; only the web layer maps them to HTTP.
+
+    PodiumError
+    ├── InvalidInput          the caller sent something malformed (400)
+    │   └── InvalidOffer      an SDP offer Podium cannot answer (400)
+    ├── Unauthenticated       no credentials, or credentials that do not verify (401)
+    ├── Forbidden             valid credentials without the right for this action (403)
+    ├── NotFound              no such space, part or session (404)
+    ├── Conflict              the action does not fit the current state (409)
+    └── TooLarge              a body past its size limit (413)
+"""
+
+from __future__ import annotations
+
+
+class PodiumError(Exception):
+    """Base of every error Podium raises on purpose; the message is shown to people."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(PodiumError):
+    pass
+
+
+class InvalidOffer(InvalidInput):
+    pass
+
+
+class Unauthenticated(PodiumError):
+    pass
+
+
+class Forbidden(PodiumError):
+    pass
+
+
+class NotFound(PodiumError):
+    pass
+
+
+class Conflict(PodiumError):
+    pass
+
+
+class TooLarge(PodiumError):
+    pass

@@ -1,0 +1,31 @@
+"""Typed identifiers: distinct types so a space id is never passed where a listener id belongs."""
+
+from __future__ import annotations
+
+import secrets
+from typing import NewType
+
+SpaceId = NewType("SpaceId", str)
+ListenerId = NewType("ListenerId", str)
+SessionId = NewType("SessionId", str)
+
+# Ids appear in URLs and file names: URL-safe alphabet only, fixed length, checked on every way in.
+_ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+ID_LENGTH = 12
+
+
+def new_space_id() -> SpaceId:
+    return SpaceId("".join(secrets.choice(_ID_ALPHABET) for _ in range(ID_LENGTH)))
+
+
+def new_session_id() -> SessionId:
+    return SessionId(secrets.token_urlsafe(12))
+
+
+def is_space_id(value: str) -> bool:
+    return len(value) == ID_LENGTH and all(c in _ID_ALPHABET for c in value)
+
+
+def is_listener_id(value: str) -> bool:
+    """Listener ids are chosen by the browser: 8 to 64 URL-safe characters."""
+    return 8 <= len(value) <= 64 and all(c.isascii() and (c.isalnum() or c in "-_") for c in value)

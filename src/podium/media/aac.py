@@ -1,0 +1,56 @@
+"""AAC-LC encoding of the program mix with PyAV: int16 mono samples in, raw AAC frames out."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import numpy as np
+
+from podium.media.mixer import SAMPLE_RATE, Samples
+
+AAC_FRAME_SAMPLES = 1024
+
+
+class AacEncoder:
+    """Buffers samples into 1024-sample frames and encodes each to one raw AAC-LC access unit."""
+
+    def __init__(self, bitrate: int = 64_000, sample_rate: int = SAMPLE_RATE) -> None:
+        codec = av.CodecContext.create("aac", "w")
+        codec.sample_rate = sample_rate
+        codec.layout = "mono"
+        codec.format = "fltp"
+        codec.bit_rate = bitrate
+        codec.time_base = Fraction(1, sample_rate)
+        codec.open()
+        self._codec = codec
+        self.sample_rate = sample_rate
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._pts = 0
+
+    @property
+    def audio_specific_config(self) -> bytes:
+        """The decoder configuration (ISO 14496-3 AudioSpecificConfig) for the esds box."""
+        extradata = self._codec.extradata
+        if extradata:
+            return bytes(extradata)
+        # AAC-LC (object type 2), sampling-frequency index, mono.
+        index = [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000].index(self.sample_rate)
+        value = (2 << 11) | (index << 7) | (1 << 3)
+        return value.to_bytes(2, "big")
+
+    def encode(self, samples: Samples) -> list[bytes]:
+        floats = samples.astype(np.float32) / 32768.0
+        self._pending = np.concatenate((self._pending, floats))
+        out: list[bytes] = []
+        while len(self._pending) >= AAC_FRAME_SAMPLES:
+            chunk, self._pending = (
+                self._pending[:AAC_FRAME_SAMPLES],
+                self._pending[AAC_FRAME_SAMPLES:],
+            )
+            frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="fltp", layout="mono")
+            frame.sample_rate = self.sample_rate
+            frame.pts = self._pts
+            self._pts += AAC_FRAME_SAMPLES
+            out.extend(bytes(packet) for packet in self._codec.encode(frame))
+        return out

@@ -1,0 +1,153 @@
+"""Checking and shaping SDP for WHIP: what Podium accepts from a speaker and what it answers.
+
+Pure text functions. Podium takes audio only: other media sections are answered as declined
+(port 0) in their place, as JSEP requires, instead of failing the whole offer.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from podium.errors import InvalidOffer
+
+
+@dataclass(frozen=True)
+class Section:
+    kind: str  # "audio", "video", "application", ...
+    lines: tuple[str, ...]
+
+    @property
+    def mid(self) -> str | None:
+        for line in self.lines:
+            if line.startswith("a=mid:"):
+                return line[6:].strip()
+        return None
+
+
+@dataclass(frozen=True)
+class Offer:
+    session: tuple[str, ...]
+    sections: tuple[Section, ...]
+
+    @property
+    def declined(self) -> list[int]:
+        return [i for i, s in enumerate(self.sections) if s.kind != "audio"]
+
+    def audio_only(self) -> str:
+        """The offer without the sections Podium declines, with BUNDLE trimmed to match."""
+        keep = [s for s in self.sections if s.kind == "audio"]
+        mids = {s.mid for s in keep}
+        session = [_trim_bundle(line, mids) for line in self.session]
+        return _join(session, [line for s in keep for line in s.lines])
+
+
+def parse_offer(body: bytes, max_bytes: int) -> Offer:
+    if len(body) > max_bytes:
+        raise InvalidOffer(f"the SDP offer is {len(body)} bytes; the limit is {max_bytes}")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidOffer("the SDP offer is not UTF-8 text") from None
+    lines = [line.rstrip("\r") for line in text.split("\n") if line.strip()]
+    if not lines or lines[0] != "v=0":
+        raise InvalidOffer("the body is not an SDP offer: it must start with 'v=0'")
+    for line in lines:
+        if len(line) < 2 or line[1] != "=":
+            raise InvalidOffer(f"the SDP offer has a malformed line: {line[:60]!r}")
+    session: list[str] = []
+    sections: list[Section] = []
+    current: list[str] | None = None
+    for line in lines:
+        if line.startswith("m="):
+            if current is not None:
+                sections.append(_section(current))
+            current = [line]
+        elif current is None:
+            session.append(line)
+        else:
+            current.append(line)
+    if current is not None:
+        sections.append(_section(current))
+    audio = [s for s in sections if s.kind == "audio"]
+    if not audio:
+        raise InvalidOffer("the SDP offer has no audio section (m=audio)")
+    for section in audio:
+        _check_audio(section, session)
+    return Offer(tuple(session), tuple(sections))
+
+
+def _section(lines: list[str]) -> Section:
+    parts = lines[0][2:].split()
+    if len(parts) < 4:
+        raise InvalidOffer(f"the SDP offer has a malformed media line: {lines[0][:60]!r}")
+    return Section(kind=parts[0], lines=tuple(lines))
+
+
+def _check_audio(section: Section, session: list[str]) -> None:
+    attributes = list(section.lines) + session
+    if not any(line.lower().startswith("a=rtpmap:") and " opus/48000" in line.lower() for line in section.lines):
+        raise InvalidOffer("the audio section offers no Opus codec; Podium needs Opus at 48 kHz")
+    for name, what in (("a=ice-ufrag:", "ICE username"), ("a=ice-pwd:", "ICE password"), ("a=fingerprint:", "DTLS fingerprint")):
+        if not any(line.startswith(name) for line in attributes):
+            raise InvalidOffer(f"the SDP offer has no {what} ({name[:-1]})")
+    if any(line.strip() in ("a=recvonly", "a=inactive") for line in section.lines):
+        raise InvalidOffer("the audio section does not send audio (it is recvonly or inactive)")
+
+
+def answer_with_declined(answer: str, offer: Offer) -> str:
+    """Put the declined sections back into aiortc's audio-only answer, in offer order, port 0."""
+    if not offer.declined:
+        return answer
+    lines = [line.rstrip("\r") for line in answer.split("\n") if line.strip()]
+    first_m = next((i for i, line in enumerate(lines) if line.startswith("m=")), len(lines))
+    session = lines[:first_m]
+    answered: list[list[str]] = []
+    for line in lines[first_m:]:
+        if line.startswith("m="):
+            answered.append([line])
+        else:
+            answered[-1].append(line)
+    out: list[str] = []
+    answered_iter = iter(answered)
+    for section in offer.sections:
+        if section.kind == "audio":
+            out.extend(next(answered_iter, []))
+        else:
+            kind, _port, proto, *fmts = section.lines[0][2:].split()
+            out.append(f"m={kind} 0 {proto} {fmts[0]}")
+            out.append("c=IN IP4 0.0.0.0")
+            if section.mid is not None:
+                out.append(f"a=mid:{section.mid}")
+            out.append("a=inactive")
+    return _join(session, out)
+
+
+def keep_loopback_candidates(text: str) -> str:
+    """Drop every ICE candidate whose address is not loopback (for loopback-only mode)."""
+    kept = []
+    for line in text.split("\n"):
+        if line.startswith("a=candidate:"):
+            fields = line.split()
+            if len(fields) < 5 or not _is_loopback(fields[4]):
+                continue
+        kept.append(line)
+    return "\n".join(kept)
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def _trim_bundle(line: str, mids: set[str | None]) -> str:
+    if not line.startswith("a=group:BUNDLE"):
+        return line
+    kept = [m for m in line.split()[1:] if m in mids]
+    return "a=group:BUNDLE " + " ".join(kept)
+
+
+def _join(session: list[str], media: list[str]) -> str:
+    return "\r\n".join(session + media) + "\r\n"

@@ -1,0 +1,147 @@
+"""A live space's stage: speakers' audio in, the LL-HLS program out, paced by the clock.
+
+The async shell around the sans-IO mixer, encoder and packager. One task ticks every 20 ms and
+moves data; one task writes what the packager made to the media store, in order. The packager
+answers listeners from memory, so a slow disk delays the recording, never the live stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Hashable
+from datetime import datetime
+
+from podium.backends.interfaces import MediaStore
+from podium.ids import SpaceId
+from podium.media.aac import AacEncoder
+from podium.media.fmp4 import init_section
+from podium.media.mixer import FRAME_MS, SAMPLE_RATE, Mixer, Samples
+from podium.media.packager import INIT_NAME, Packager, Part, Segment, SegmentRecord
+
+log = logging.getLogger(__name__)
+
+BITRATE = 64_000
+# Past this many frames behind (the process was stalled), the stage skips ahead instead of
+# bursting out seconds of audio in one go.
+MAX_CATCH_UP_FRAMES = 50
+
+
+class Stage:
+    def __init__(self, space_id: SpaceId, store: MediaStore, start: datetime, history: list[SegmentRecord]) -> None:
+        self.space_id = space_id
+        self._store = store
+        self.mixer = Mixer()
+        self._encoder = AacEncoder(bitrate=BITRATE)
+        self.init = init_section(self._encoder.audio_specific_config, SAMPLE_RATE, bitrate=BITRATE)
+        self.packager = Packager(start, history=history)
+        self._changed = asyncio.Event()
+        self._writes: asyncio.Queue[Part | Segment | None] = asyncio.Queue()
+        self._tick_task: asyncio.Task[None] | None = None
+        self._write_task: asyncio.Task[None] | None = None
+        self.frames_mixed = 0
+        self.levels: dict[Hashable, float] = {}
+
+    async def start(self) -> None:
+        # The init section reaches the disk before any playlist names it.
+        await self._store.write(self.space_id, INIT_NAME, self.init)
+        self._write_task = asyncio.create_task(self._write_loop(), name=f"stage-writer-{self.space_id}")
+        self._tick_task = asyncio.create_task(self._tick_loop(), name=f"stage-{self.space_id}")
+
+    # -- speakers --------------------------------------------------------------------------
+
+    def add_input(self, key: Hashable) -> None:
+        self.mixer.add_input(key)
+
+    def remove_input(self, key: Hashable) -> None:
+        self.mixer.remove_input(key)
+
+    def push(self, key: Hashable, samples: Samples) -> None:
+        self.mixer.push(key, samples)
+
+    # -- listeners -------------------------------------------------------------------------
+
+    async def wait_for_change(self, timeout_s: float) -> bool:
+        """Wait until the packager publishes something new; False on timeout."""
+        event = self._changed
+        try:
+            await asyncio.wait_for(event.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    # -- life ------------------------------------------------------------------------------
+
+    async def finish(self) -> None:
+        """End the program: flush the last part, close the playlist, wait for the disk."""
+        await self._stop_ticking()
+        if not self.packager.is_ended:
+            self._publish(self.packager.finish())
+        await self._drain_writes()
+
+    async def stop(self) -> None:
+        """Stop without ending (the process shuts down): what reached the disk is resumed on restart."""
+        await self._stop_ticking()
+        await self._drain_writes()
+
+    async def _stop_ticking(self) -> None:
+        if self._tick_task is not None:
+            self._tick_task.cancel()
+            try:
+                await self._tick_task
+            except asyncio.CancelledError:
+                pass
+
+    async def _drain_writes(self) -> None:
+        if self._write_task is not None:
+            await self._writes.put(None)
+            await self._write_task
+
+    async def _tick_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        frame_s = FRAME_MS / 1000
+        origin = loop.time()
+        done = 0
+        try:
+            while True:
+                due = int((loop.time() - origin) / frame_s) + 1
+                if due - done > MAX_CATCH_UP_FRAMES:
+                    log.warning("stage %s fell %d frames behind; skipping ahead", self.space_id, due - done)
+                    done = due - 1
+                made: list[Part | Segment] = []
+                while done < due:
+                    result = self.mixer.mix()
+                    self.levels = result.levels
+                    made.extend(self.packager.push(self._encoder.encode(result.program)))
+                    done += 1
+                    self.frames_mixed += 1
+                if made:
+                    self._publish(made)
+                await asyncio.sleep(max(0.0, origin + done * frame_s - loop.time()))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The boundary of this task: log, end the playlist cleanly, keep what was written.
+            log.exception("stage %s failed; ending its program", self.space_id)
+            if not self.packager.is_ended:
+                self._publish(self.packager.finish())
+
+    def _publish(self, made: list[Part | Segment]) -> None:
+        for item in made:
+            if isinstance(item, Segment):
+                self._writes.put_nowait(item)
+        event, self._changed = self._changed, asyncio.Event()
+        event.set()
+
+    async def _write_loop(self) -> None:
+        while True:
+            item = await self._writes.get()
+            if item is None:
+                return
+            try:
+                if isinstance(item, Segment):
+                    await self._store.write(self.space_id, item.record.name, item.data)
+                    await self._store.append_record(self.space_id, item.record)
+            except Exception:
+                # Never stop recording over one failed write: log it and keep the rest coming.
+                log.exception("stage %s could not store %s", self.space_id, item)

@@ -1,0 +1,244 @@
+"""The running instance: spaces, their stages, their listeners. Rules come from `domain`,
+storage from `backends`, media from `media`; this module only puts them in order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from podium.audience.presence import Counts, Presence
+from podium.backends.interfaces import Bus, MediaStore, SpaceStore
+from podium.clock import Clock
+from podium.domain import space as rules
+from podium.domain.space import Space, SpaceState
+from podium.domain.tokens import Role, TokenSigner
+from podium.errors import Conflict, Forbidden, InvalidInput, NotFound
+from podium.ids import ListenerId, SessionId, SpaceId, is_listener_id, is_space_id, new_space_id
+from podium.media import ingest
+from podium.media.ingest import IngestSession
+from podium.media.packager import Packager
+from podium.media.stage import Stage
+from podium.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PEAK_FLUSH_INTERVAL_S = 5.0
+
+
+@dataclass(frozen=True)
+class Created:
+    space: Space
+    host_token: str
+
+
+class Podium:
+    def __init__(
+        self,
+        settings: Settings,
+        spaces: SpaceStore,
+        bus: Bus,
+        media: MediaStore,
+        signer: TokenSigner,
+        clock: Clock,
+    ) -> None:
+        self.settings = settings
+        self.spaces = spaces
+        self.bus = bus
+        self.media = media
+        self.signer = signer
+        self.clock = clock
+        self._cache: dict[SpaceId, Space] = {}
+        self._stages: dict[SpaceId, Stage] = {}
+        self._ended_playlists: dict[SpaceId, Packager] = {}
+        self._presence: dict[SpaceId, Presence] = {}
+        self._sessions: dict[SessionId, IngestSession] = {}
+        self._locks: dict[SpaceId, asyncio.Lock] = {}
+        self._peak_task: asyncio.Task[None] | None = None
+
+    # -- life of the instance ---------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Resume the stages of spaces that were live when the process stopped."""
+        for space in await self.spaces.live():
+            self._cache[space.id] = space
+            await self._start_stage(space)
+            log.info("resumed live space %s", space.id)
+        self._peak_task = asyncio.create_task(self._flush_peaks_forever(), name="peak-flush")
+
+    async def stop(self) -> None:
+        if self._peak_task is not None:
+            self._peak_task.cancel()
+        for session in list(self._sessions.values()):
+            await session.close()
+        for stage in list(self._stages.values()):
+            await stage.stop()
+        await self._flush_peaks()
+
+    # -- spaces -----------------------------------------------------------------------------
+
+    async def create_space(self, title: object, starts_at: object) -> Created:
+        now = self.clock.now()
+        clean = rules.clean_title(title, self.settings.max_title_chars)
+        when = rules.parse_starts_at(starts_at, now)
+        space = rules.new_space(new_space_id(), clean, when, now)
+        await self.spaces.add(space)
+        self._cache[space.id] = space
+        await self.bus.publish("spaces", {"type": "space.scheduled", "space": space.id})
+        return Created(space, self.signer.issue(space.id, Role.HOST))
+
+    async def get_space(self, space_id: str) -> Space:
+        if not is_space_id(space_id):
+            raise NotFound("no such space")
+        cached = self._cache.get(SpaceId(space_id))
+        if cached is not None:
+            return cached
+        space = await self.spaces.get(SpaceId(space_id))
+        if space is None:
+            raise NotFound("no such space")
+        self._cache[space.id] = space
+        return space
+
+    async def end_space(self, space_id: str, token: str) -> Space:
+        space = await self.get_space(space_id)
+        self.signer.require(token, space.id, Role.HOST)
+        async with self._lock(space.id):
+            space = await self.get_space(space_id)
+            if space.state is SpaceState.ENDED:
+                return space
+            for session in [s for s in self._sessions.values() if s.space_id == space.id]:
+                await self._drop_session(session)
+            stage = self._stages.pop(space.id, None)
+            if stage is not None:
+                await stage.finish()
+                self._ended_playlists[space.id] = stage.packager
+            ended = rules.end(rules.with_peak(space, self.counts(space.id).peak), self.clock.now())
+            await self.spaces.save(ended)
+            self._cache[space.id] = ended
+        await self.bus.publish("spaces", {"type": "space.ended", "space": space.id})
+        return ended
+
+    # -- speakers ---------------------------------------------------------------------------
+
+    async def publish(self, space_id: str, token: str, offer: bytes) -> tuple[IngestSession, str]:
+        """A WHIP offer from the host: goes live on the first one, answers every one."""
+        space = await self.get_space(space_id)
+        grant = self.signer.require(token, space.id, Role.HOST)
+        if space.state is SpaceState.ENDED:
+            raise Conflict("this space has ended; nobody can publish to it any more")
+        async with self._lock(space.id):
+            space = await self.get_space(space_id)
+            stage = self._stages.get(space.id)
+            if stage is None:
+                live = rules.go_live(space, self.clock.now())
+                stage = await self._start_stage(live)
+                if live is not space:
+                    await self.spaces.save(live)
+                    self._cache[space.id] = live
+                    await self.bus.publish("spaces", {"type": "space.started", "space": space.id})
+            session, answer = await ingest.open_session(
+                space.id,
+                grant.token_id,
+                offer,
+                stage,
+                max_offer_bytes=self.settings.max_offer_bytes,
+                loopback_only=self.settings.ice_loopback == "only",
+                on_closed=self._forget_session,
+            )
+        self._sessions[session.id] = session
+        return session, answer
+
+    async def unpublish(self, session_id: str, token: str) -> None:
+        session = self._sessions.get(SessionId(session_id))
+        if session is None:
+            raise NotFound("no such WHIP session (it may have ended already)")
+        grant = self.signer.verify(token)
+        if grant.space_id != session.space_id or grant.role is not Role.HOST:
+            raise Forbidden("this token may not end this WHIP session")
+        await self._drop_session(session)
+
+    def speakers_connected(self, space_id: SpaceId) -> int:
+        return sum(1 for s in self._sessions.values() if s.space_id == space_id)
+
+    async def _drop_session(self, session: IngestSession) -> None:
+        self._sessions.pop(session.id, None)
+        await session.close()
+
+    def _forget_session(self, session: IngestSession) -> None:
+        self._sessions.pop(session.id, None)
+
+    # -- media ------------------------------------------------------------------------------
+
+    def stage(self, space_id: SpaceId) -> Stage | None:
+        return self._stages.get(space_id)
+
+    async def ended_packager(self, space: Space) -> Packager:
+        """The finished playlist of an ended space, built once from the stored records."""
+        packager = self._ended_playlists.get(space.id)
+        if packager is None:
+            packager = Packager.from_records(await self.media.records(space.id))
+            self._ended_playlists[space.id] = packager
+        return packager
+
+    async def _start_stage(self, space: Space) -> Stage:
+        history = await self.media.records(space.id)
+        stage = Stage(space.id, self.media, self.clock.now(), history)
+        await stage.start()
+        self._stages[space.id] = stage
+        return stage
+
+    # -- listeners --------------------------------------------------------------------------
+
+    async def heartbeat(self, space_id: str, listener_id: object, leaving: bool = False) -> Counts:
+        space = await self.get_space(space_id)
+        if not isinstance(listener_id, str) or not is_listener_id(listener_id):
+            raise InvalidInput("listener_id must be 8 to 64 letters, digits, '-' or '_'")
+        if space.state is SpaceState.ENDED:
+            return self.counts(space.id)
+        presence = self._presence_of(space)
+        if leaving:
+            return presence.leave(ListenerId(listener_id))
+        return presence.beat(ListenerId(listener_id))
+
+    def counts(self, space_id: SpaceId) -> Counts:
+        presence = self._presence.get(space_id)
+        if presence is None:
+            cached = self._cache.get(space_id)
+            return Counts(0, cached.peak_listeners if cached else 0)
+        if self._cache.get(space_id, None) and self._cache[space_id].state is SpaceState.ENDED:
+            return Counts(0, presence.counts().peak)
+        return presence.counts()
+
+    def _presence_of(self, space: Space) -> Presence:
+        presence = self._presence.get(space.id)
+        if presence is None:
+            presence = Presence(
+                self.clock,
+                self.settings.heartbeat_interval_s,
+                self.settings.heartbeat_missed_limit,
+                peak=space.peak_listeners,
+            )
+            self._presence[space.id] = presence
+        return presence
+
+    async def _flush_peaks_forever(self) -> None:
+        while True:
+            await asyncio.sleep(PEAK_FLUSH_INTERVAL_S)
+            try:
+                await self._flush_peaks()
+            except Exception:
+                log.exception("could not store listener peaks; will try again")
+
+    async def _flush_peaks(self) -> None:
+        for space_id, presence in list(self._presence.items()):
+            async with self._lock(space_id):
+                space = self._cache.get(space_id)
+                if space is None:
+                    continue
+                updated = rules.with_peak(space, presence.counts().peak)
+                if updated is not space:
+                    await self.spaces.save(updated)
+                    self._cache[space_id] = updated
+
+    def _lock(self, space_id: SpaceId) -> asyncio.Lock:
+        return self._locks.setdefault(space_id, asyncio.Lock())

@@ -1,0 +1,81 @@
+"""Settings: defaults, then `PODIUM_*` environment variables, then command-line flags."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from podium.errors import InvalidInput
+
+ICE_LOOPBACK_MODES = ("0", "1", "only")
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("podium-data")
+    # The URL people reach this instance at, e.g. https://podium.example.org; empty means
+    # "root-relative URLs", which work behind any proxy that keeps the path.
+    public_url: str = ""
+    # "0": ICE offers the machine's interface addresses, as aiortc does. "1": also loopback,
+    # so speakers on the same machine can connect. "only": loopback alone, both ways (tests, CI).
+    ice_loopback: str = "0"
+    # Listeners beat every `heartbeat_interval_s`; one who misses `heartbeat_missed_limit`
+    # beats in a row is no longer counted.
+    heartbeat_interval_s: float = 5.0
+    heartbeat_missed_limit: int = 3
+    # Upper bounds on what a request may send.
+    max_json_bytes: int = 16 * 1024
+    max_offer_bytes: int = 64 * 1024
+    max_title_chars: int = 200
+    # How long a blocking playlist reload or a preload-hinted part may be held open.
+    hls_hold_s: float = 6.0
+    # Where hls.js was installed by `npm install` (node_modules/hls.js/dist); found by default.
+    hlsjs_dir: Path | None = None
+    log_level: str = "info"
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get("PODIUM_" + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = _parse(f.name, f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = replace(cls(), **values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        if self.ice_loopback not in ICE_LOOPBACK_MODES:
+            raise InvalidInput(
+                f"PODIUM_ICE_LOOPBACK must be one of {', '.join(ICE_LOOPBACK_MODES)}, "
+                f"not {self.ice_loopback!r}"
+            )
+        if not 0 < self.port < 65536:
+            raise InvalidInput(f"port must be between 1 and 65535, not {self.port}")
+        if self.heartbeat_interval_s <= 0 or self.heartbeat_missed_limit < 1:
+            raise InvalidInput("heartbeat interval and missed-beat limit must be positive")
+
+    @property
+    def base_url(self) -> str:
+        return self.public_url.rstrip("/")
+
+
+def _parse(name: str, kind: Any, raw: str) -> Any:
+    kind = str(kind)
+    try:
+        if kind.startswith("int"):
+            return int(raw)
+        if kind.startswith("float"):
+            return float(raw)
+        if "Path" in kind:
+            return Path(raw)
+    except ValueError:
+        raise InvalidInput(f"PODIUM_{name.upper()}={raw!r} is not a valid {kind}") from None
+    return raw

@@ -1,0 +1,162 @@
+"""The JSON API and WHIP ingest. Outside clients rely on these shapes: change them with care."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from podium.audience.presence import Counts
+from podium.domain.space import Space, SpaceState
+from podium.errors import InvalidInput
+from podium.service import Podium
+from podium.web.http import CORS_HEADERS, bearer_token, json_response, read_body, read_json
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+def space_urls(podium: Podium, space: Space) -> dict[str, str]:
+    base = podium.settings.base_url
+    return {
+        "page": f"{base}/s/{space.id}",
+        "host": f"{base}/host/{space.id}",
+        "whip": f"{base}/whip/{space.id}",
+        "hls": f"{base}/hls/{space.id}/index.m3u8",
+    }
+
+
+def space_view(podium: Podium, space: Space, counts: Counts) -> dict[str, Any]:
+    return {
+        "id": space.id,
+        "title": space.title,
+        "state": space.state.value,
+        "created_at": _iso(space.created_at),
+        "starts_at": _iso(space.starts_at),
+        "started_at": _iso(space.started_at),
+        "ended_at": _iso(space.ended_at),
+        "listeners": {"now": counts.now, "peak": counts.peak},
+        "speakers": podium.speakers_connected(space.id),
+        "heartbeat_interval_s": podium.settings.heartbeat_interval_s,
+        "urls": space_urls(podium, space),
+    }
+
+
+def _podium(request: Request) -> Podium:
+    podium: Podium = request.app.state.podium
+    return podium
+
+
+async def create_space(request: Request) -> Response:
+    podium = _podium(request)
+    body = await read_json(request, podium.settings.max_json_bytes)
+    unknown = set(body) - {"title", "starts_at"}
+    if unknown:
+        raise InvalidInput(f"unknown field(s): {', '.join(sorted(unknown))}; expected title and starts_at")
+    if "title" not in body:
+        raise InvalidInput("title is required")
+    created = await podium.create_space(body["title"], body.get("starts_at"))
+    view = space_view(podium, created.space, podium.counts(created.space.id))
+    view["host_token"] = created.host_token
+    return json_response(view, status=201, headers={"Location": view["urls"]["page"]})
+
+
+async def get_space(request: Request) -> Response:
+    podium = _podium(request)
+    space = await podium.get_space(request.path_params["space_id"])
+    # Public and the same for everyone: cacheable for about one part (DESIGN, bet 1).
+    return json_response(space_view(podium, space, podium.counts(space.id)), cache="public, max-age=1")
+
+
+async def end_space(request: Request) -> Response:
+    podium = _podium(request)
+    space = await podium.end_space(request.path_params["space_id"], bearer_token(request))
+    return json_response(space_view(podium, space, podium.counts(space.id)))
+
+
+async def heartbeat(request: Request) -> Response:
+    podium = _podium(request)
+    body = await read_json(request, 1024)
+    leaving = body.get("leaving", False)
+    if not isinstance(leaving, bool):
+        raise InvalidInput("leaving must be true or false")
+    space_id = request.path_params["space_id"]
+    counts = await podium.heartbeat(space_id, body.get("listener_id"), leaving=leaving)
+    space = await podium.get_space(space_id)
+    return json_response(
+        {
+            "state": space.state.value,
+            "listeners": {"now": counts.now, "peak": counts.peak},
+            "interval_s": podium.settings.heartbeat_interval_s,
+        }
+    )
+
+
+# -- WHIP (RFC 9725) -------------------------------------------------------------------------
+
+WHIP_CORS = {
+    **CORS_HEADERS,
+    "Access-Control-Allow-Methods": "POST, DELETE, PATCH, OPTIONS",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match",
+    "Access-Control-Max-Age": "600",
+}
+
+
+async def whip_options(request: Request) -> Response:
+    return Response(status_code=204, headers={**WHIP_CORS, "Accept-Post": "application/sdp"})
+
+
+async def whip_publish(request: Request) -> Response:
+    podium = _podium(request)
+    token = bearer_token(request)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/sdp":
+        raise InvalidInput("a WHIP offer must be sent with Content-Type: application/sdp")
+    space_id = request.path_params["space_id"]
+    # Check the token before reading a large body: a forged request costs a signature check only.
+    podium.signer.verify(token)
+    offer = await read_body(request, podium.settings.max_offer_bytes)
+    session, answer = await podium.publish(space_id, token, offer)
+    location = f"{podium.settings.base_url}/whip/{space_id}/{session.id}"
+    return Response(
+        answer,
+        status_code=201,
+        media_type="application/sdp",
+        headers={**WHIP_CORS, "Location": location, "ETag": f'"{session.id}"'},
+    )
+
+
+async def whip_delete(request: Request) -> Response:
+    podium = _podium(request)
+    await podium.unpublish(request.path_params["session_id"], bearer_token(request))
+    return Response(status_code=200, headers=WHIP_CORS)
+
+
+async def whip_patch(request: Request) -> Response:
+    # Podium gathers all its candidates before answering; trickle and ICE restarts are not offered.
+    return Response(
+        "Podium does not take trickled ICE candidates; send a complete offer.",
+        status_code=405,
+        headers={**WHIP_CORS, "Allow": "DELETE, OPTIONS"},
+    )
+
+
+def api_routes() -> list[Route]:
+    return [
+        Route("/api/spaces", create_space, methods=["POST"]),
+        Route("/api/spaces/{space_id}", get_space, methods=["GET"]),
+        Route("/api/spaces/{space_id}/end", end_space, methods=["POST"]),
+        Route("/api/spaces/{space_id}/heartbeat", heartbeat, methods=["POST"]),
+        Route("/whip/{space_id}", whip_publish, methods=["POST"]),
+        Route("/whip/{space_id}", whip_options, methods=["OPTIONS"]),
+        Route("/whip/{space_id}/{session_id}", whip_delete, methods=["DELETE"]),
+        Route("/whip/{space_id}/{session_id}", whip_patch, methods=["PATCH"]),
+        Route("/whip/{space_id}/{session_id}", whip_options, methods=["OPTIONS"]),
+    ]
+
+
+__all__ = ["api_routes", "space_view", "SpaceState"]

@@ -1,0 +1,88 @@
+"""What every route shares: error mapping (one table), bounded bodies, JSON answers, CORS."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from podium import errors
+
+# Domain errors → HTTP status. The one place where Podium's errors learn about HTTP.
+STATUS: list[tuple[type[errors.PodiumError], int]] = [
+    (errors.InvalidInput, 400),
+    (errors.Unauthenticated, 401),
+    (errors.Forbidden, 403),
+    (errors.NotFound, 404),
+    (errors.Conflict, 409),
+    (errors.TooLarge, 413),
+]
+
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": "Location, Link, ETag, Retry-After",
+}
+
+
+def status_of(error: errors.PodiumError) -> int:
+    for kind, status in STATUS:
+        if isinstance(error, kind):
+            return status
+    return 400
+
+
+def error_response(error: errors.PodiumError) -> JSONResponse:
+    status = status_of(error)
+    headers = dict(CORS_HEADERS)
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="podium"'
+    return JSONResponse({"error": error.message}, status_code=status, headers=headers)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused as soon as it passes `limit` bytes (never buffered past it)."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise errors.InvalidInput("Content-Length is not a number")
+        if int(declared) > limit:
+            raise errors.TooLarge(f"the body is {declared} bytes; the limit is {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise errors.TooLarge(f"the body is larger than the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, limit: int) -> dict[str, Any]:
+    content_type = request.headers.get("content-type", "")
+    if content_type and not content_type.split(";")[0].strip().lower().endswith("json"):
+        raise errors.InvalidInput("send JSON with Content-Type: application/json")
+    body = await read_body(request, limit)
+    if not body.strip():
+        return {}
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise errors.InvalidInput(f"the body is not valid JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise errors.InvalidInput("the body must be a JSON object")
+    return value
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise errors.Unauthenticated("a token is required (Authorization: Bearer <token>)")
+    return token.strip()
+
+
+def json_response(body: Any, status: int = 200, cache: str = "no-store", headers: dict[str, str] | None = None) -> Response:
+    merged = {"Cache-Control": cache, **CORS_HEADERS, **(headers or {})}
+    return JSONResponse(body, status_code=status, headers=merged)

@@ -1,0 +1,142 @@
+"use strict";
+// The listener page: play the space's LL-HLS stream (native on Safari, hls.js elsewhere),
+// beat so the host knows we are here, and show the live listener count.
+const spaceId = location.pathname.split("/").pop();
+const $ = (id) => document.getElementById(id);
+const audio = $("audio");
+const listenerKey = "podium.listener";
+let listenerId = sessionStorage.getItem(listenerKey);
+if (!listenerId) {
+  listenerId = Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => b.toString(16).padStart(2, "0")).join("");
+  sessionStorage.setItem(listenerKey, listenerId);
+}
+// What the page knows about its player; the level meter and anyone debugging read it.
+const player = (window.podium = { space: null, hls: null, analyser: null, playing: false });
+let beatTimer = null;
+
+function render() {
+  const space = player.space;
+  if (!space) return;
+  $("title").textContent = space.title;
+  document.title = `${space.title} — Podium`;
+  $("state").textContent = space.state;
+  $("state").dataset.state = space.state;
+  $("play").disabled = space.state !== "live" && !player.playing;
+  if (space.state === "scheduled") {
+    $("when").textContent = space.starts_at ? `Starts ${new Date(space.starts_at).toLocaleString()}` : "Starts soon";
+    if (!player.playing) $("status").textContent = "Waiting for the host to go live.";
+  } else if (space.state === "ended") {
+    $("when").textContent = "This space has ended.";
+    $("status").textContent = "The live stream is over.";
+  } else {
+    $("when").textContent = "";
+    if (!player.playing) $("status").textContent = "Live now. Press play to listen.";
+  }
+}
+
+function showCounts(listeners) {
+  $("now").textContent = listeners.now;
+  $("peak").textContent = listeners.peak;
+}
+
+async function refresh() {
+  try {
+    const response = await fetch(`/api/spaces/${spaceId}`);
+    if (!response.ok) throw new Error((await response.json()).error);
+    player.space = await response.json();
+    showCounts(player.space.listeners);
+    render();
+    if (player.space.state !== "ended" && beatTimer === null) beat();
+  } catch (e) {
+    $("error").textContent = `Could not load the space: ${e.message}`;
+  }
+}
+
+async function beat(leaving = false) {
+  const body = JSON.stringify({ listener_id: listenerId, leaving });
+  if (leaving) { navigator.sendBeacon(`/api/spaces/${spaceId}/heartbeat`, new Blob([body], { type: "application/json" })); return; }
+  let interval = (player.space && player.space.heartbeat_interval_s) || 5;
+  try {
+    const response = await fetch(`/api/spaces/${spaceId}/heartbeat`, { method: "POST", headers: { "Content-Type": "application/json" }, body });
+    if (response.ok) {
+      const data = await response.json();
+      showCounts(data.listeners);
+      interval = data.interval_s;
+      if (player.space && data.state !== player.space.state) refresh();
+      if (data.state === "ended") { beatTimer = null; return; }
+    }
+  } catch (_) { /* the next beat tries again */ }
+  beatTimer = setTimeout(beat, interval * 1000);
+}
+
+function attachAnalyser() {
+  if (player.analyser) return;
+  const context = new AudioContext();
+  const source = context.createMediaElementSource(audio);
+  const analyser = context.createAnalyser();
+  analyser.fftSize = 4096;
+  source.connect(analyser);
+  analyser.connect(context.destination);
+  player.analyser = analyser;
+  player.audioContext = context;
+  const data = new Float32Array(analyser.fftSize);
+  (function draw() {
+    analyser.getFloatTimeDomainData(data);
+    let peak = 0;
+    for (const v of data) peak = Math.max(peak, Math.abs(v));
+    $("level").style.width = `${Math.min(100, Math.round(peak * 100))}%`;
+    requestAnimationFrame(draw);
+  })();
+}
+
+function start() {
+  const url = player.space.urls.hls;
+  if (window.Hls && window.Hls.isSupported()) {
+    const hls = new window.Hls({ lowLatencyMode: true, backBufferLength: 30 });
+    player.hls = hls;
+    hls.on(window.Hls.Events.ERROR, (_event, data) => {
+      if (data.fatal) {
+        $("status").textContent = "The stream stalled; reconnecting…";
+        if (data.type === window.Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
+        else setTimeout(() => hls.startLoad(), 1000);
+      }
+    });
+    hls.loadSource(url);
+    hls.attachMedia(audio);
+  } else if (audio.canPlayType("application/vnd.apple.mpegurl")) {
+    audio.src = url;  // Safari plays LL-HLS natively
+  } else {
+    $("error").textContent = "This browser cannot play the stream.";
+    return false;
+  }
+  return true;
+}
+
+$("play").addEventListener("click", async () => {
+  if (player.playing) {
+    audio.pause();
+    player.playing = false;
+    $("play").textContent = "▶";
+    $("play").setAttribute("aria-label", "Play");
+    $("status").textContent = "Paused.";
+    return;
+  }
+  if (!player.hls && !audio.src && !start()) return;
+  attachAnalyser();
+  if (player.audioContext.state === "suspended") await player.audioContext.resume();
+  if (player.hls && player.hls.liveSyncPosition) audio.currentTime = player.hls.liveSyncPosition;
+  try {
+    await audio.play();
+    player.playing = true;
+    $("play").textContent = "❚❚";
+    $("play").setAttribute("aria-label", "Pause");
+    $("status").textContent = "Playing live.";
+  } catch (e) {
+    $("error").textContent = `Could not play: ${e.message}`;
+  }
+});
+audio.addEventListener("waiting", () => { if (player.playing) $("status").textContent = "Buffering…"; });
+audio.addEventListener("playing", () => { $("status").textContent = "Playing live."; });
+window.addEventListener("pagehide", () => beat(true));
+refresh();
+setInterval(refresh, 10000);

@@ -1,0 +1,109 @@
+"""A WHIP publisher built on aiortc: how tests, benchmarks and `podium rehearse` put audio on a stage."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import av
+import httpx
+import numpy as np
+import numpy.typing as npt
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+
+from podium.media import ice, sdp
+from podium.media.mixer import FRAME_SAMPLES, SAMPLE_RATE
+
+SampleSource = Callable[[int], npt.NDArray[np.int16]]
+
+
+def tone(frequency_hz: float, amplitude: float = 0.3) -> SampleSource:
+    """A sine wave, continuous across frames: frame n holds samples [n*960, (n+1)*960)."""
+
+    def frame(n: int) -> npt.NDArray[np.int16]:
+        t = (np.arange(FRAME_SAMPLES) + n * FRAME_SAMPLES) / SAMPLE_RATE
+        return (np.sin(2 * np.pi * frequency_hz * t) * amplitude * 32767).astype(np.int16)
+
+    return frame
+
+
+class SampleTrack(MediaStreamTrack):
+    """An audio track producing 20 ms mono frames from `source`, paced in real time."""
+
+    kind = "audio"
+
+    def __init__(self, source: SampleSource) -> None:
+        super().__init__()
+        self._source = source
+        self._n = 0
+        self._start: float | None = None
+        # Wall-clock time (time.time()) at which each frame was handed to the encoder.
+        self.sent_at: dict[int, float] = {}
+
+    async def recv(self) -> av.AudioFrame:
+        if self._start is None:
+            self._start = time.monotonic()
+        wait = self._start + self._n * FRAME_SAMPLES / SAMPLE_RATE - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        samples = self._source(self._n)
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        frame.pts = self._n * FRAME_SAMPLES
+        frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
+        self.sent_at[self._n] = time.time()
+        self._n += 1
+        return frame
+
+
+@dataclass
+class Publisher:
+    pc: RTCPeerConnection
+    resource_url: str
+    token: str
+
+    async def close(self) -> None:
+        async with httpx.AsyncClient() as client:
+            await client.delete(self.resource_url, headers={"Authorization": f"Bearer {self.token}"})
+        await self.pc.close()
+
+
+class WhipRefused(Exception):
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"WHIP endpoint answered {status}: {body}")
+        self.status = status
+        self.body = body
+
+
+async def publish(
+    whip_url: str, token: str, track: MediaStreamTrack, *, loopback_only: bool = True, timeout_s: float = 20.0
+) -> Publisher:
+    if loopback_only:
+        ice.configure("only")
+    pc = RTCPeerConnection(ice.rtc_configuration())
+    pc.addTransceiver(track, direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    async with httpx.AsyncClient(timeout=timeout_s) as client:
+        response = await client.post(
+            whip_url,
+            content=pc.localDescription.sdp.encode(),
+            headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"},
+        )
+    if response.status_code != 201:
+        await pc.close()
+        raise WhipRefused(response.status_code, response.text)
+    answer = response.text
+    if loopback_only:
+        answer = sdp.keep_loopback_candidates(answer)
+    await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+    location = str(httpx.URL(whip_url).join(response.headers["location"]))
+    deadline = time.monotonic() + timeout_s
+    while pc.connectionState != "connected":
+        if pc.connectionState in ("failed", "closed") or time.monotonic() > deadline:
+            await pc.close()
+            raise ConnectionError(f"the WebRTC connection did not come up ({pc.connectionState})")
+        await asyncio.sleep(0.05)
+    return Publisher(pc, location, token)
