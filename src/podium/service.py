@@ -15,7 +15,7 @@ from podium.domain.space import Space, SpaceState
 from podium.domain.tokens import Role, TokenSigner
 from podium.errors import Conflict, Forbidden, InvalidInput, NotFound
 from podium.ids import ListenerId, SessionId, SpaceId, is_listener_id, is_space_id, new_space_id
-from podium.media import ingest
+from podium.media import ingest, sdp
 from podium.media.ingest import IngestSession
 from podium.media.packager import Packager
 from podium.media.stage import Stage
@@ -126,25 +126,33 @@ class Podium:
         grant = self.signer.require(token, space.id, Role.HOST)
         if space.state is SpaceState.ENDED:
             raise Conflict("this space has ended; nobody can publish to it any more")
+        # Check the offer before anything changes: a bad one leaves the space as it was.
+        parsed = sdp.parse_offer(offer, self.settings.max_offer_bytes)
         async with self._lock(space.id):
             space = await self.get_space(space_id)
             stage = self._stages.get(space.id)
+            new_stage = stage is None
             if stage is None:
-                live = rules.go_live(space, self.clock.now())
-                stage = await self._start_stage(live)
-                if live is not space:
-                    await self.spaces.save(live)
-                    self._cache[space.id] = live
-                    await self.bus.publish("spaces", {"type": "space.started", "space": space.id})
-            session, answer = await ingest.open_session(
-                space.id,
-                grant.token_id,
-                offer,
-                stage,
-                max_offer_bytes=self.settings.max_offer_bytes,
-                loopback_only=self.settings.ice_loopback == "only",
-                on_closed=self._forget_session,
-            )
+                stage = await self._start_stage(space)
+            try:
+                session, answer = await ingest.open_session(
+                    space.id,
+                    grant.token_id,
+                    parsed,
+                    stage,
+                    loopback_only=self.settings.ice_loopback == "only",
+                    on_closed=self._forget_session,
+                )
+            except BaseException:
+                if new_stage:
+                    self._stages.pop(space.id, None)
+                    await stage.stop()
+                raise
+            live = rules.go_live(space, self.clock.now())
+            if live is not space:
+                await self.spaces.save(live)
+                self._cache[space.id] = live
+                await self.bus.publish("spaces", {"type": "space.started", "space": space.id})
         self._sessions[session.id] = session
         return session, answer
 

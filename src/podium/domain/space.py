@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from podium.errors import Conflict, InvalidInput
@@ -63,7 +63,7 @@ def parse_starts_at(raw: object, now: datetime) -> datetime | None:
         raise InvalidInput("starts_at needs a time zone, for example 2026-12-01T20:00:00Z")
     if value > now + MAX_SCHEDULE_AHEAD:
         raise InvalidInput("starts_at is more than a year ahead")
-    return value
+    return value.astimezone(UTC)
 
 
 def new_space(space_id: SpaceId, title: str, starts_at: datetime | None, now: datetime) -> Space:

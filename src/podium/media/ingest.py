@@ -46,15 +46,13 @@ class IngestSession:
 async def open_session(
     space_id: SpaceId,
     token_id: str,
-    offer_body: bytes,
+    offer: sdp.Offer,
     stage: Stage,
     *,
-    max_offer_bytes: int,
     loopback_only: bool,
     on_closed: Callable[[IngestSession], None],
 ) -> tuple[IngestSession, str]:
     """Answer an offer; the speaker's audio goes into `stage` once the connection is up."""
-    offer = sdp.parse_offer(offer_body, max_offer_bytes)
     offer_text = offer.audio_only()
     if loopback_only:
         offer_text = sdp.keep_loopback_candidates(offer_text)

@@ -1,0 +1,124 @@
+import numpy as np
+import pytest
+
+from podium.media.mixer import FRAME_SAMPLES, Mixer, downmix
+
+
+def frames(value: int, count: int = 3) -> np.ndarray:
+    return np.full(FRAME_SAMPLES * count, value, dtype=np.int16)
+
+
+def test_silence_when_nobody_speaks() -> None:
+    mixer = Mixer()
+    for _ in range(5):
+        result = mixer.mix()
+        assert result.program.shape == (FRAME_SAMPLES,)
+        assert not result.program.any()
+
+
+def test_sums_n_inputs_and_gives_each_everyone_but_themselves() -> None:
+    mixer = Mixer(prime_ms=0)
+    for key, value in (("a", 100), ("b", 2000), ("c", -300)):
+        mixer.add_input(key)
+        mixer.push(key, frames(value))
+    result = mixer.mix()
+    assert (result.program == 1800).all()
+    assert (result.minus["a"] == 1700).all()
+    assert (result.minus["b"] == -200).all()
+    assert (result.minus["c"] == 2100).all()
+
+
+def test_clips_instead_of_wrapping_around() -> None:
+    mixer = Mixer(prime_ms=0)
+    for key in ("a", "b", "c"):
+        mixer.add_input(key)
+        mixer.push(key, frames(20000))
+    mixer.add_input("d")
+    mixer.push("d", frames(-32768))
+    result = mixer.mix()
+    assert (result.program == 27232).all()  # 3 * 20000 - 32768: the sum fits, nothing clips
+    assert (result.minus["d"] == 32767).all()  # 60000 does not fit: clipped at full scale
+    assert (result.minus["a"] == 7232).all()
+    quiet = Mixer(prime_ms=0)
+    for key in ("x", "y"):
+        quiet.add_input(key)
+        quiet.push(key, frames(-30000))
+    assert (quiet.mix().program == -32768).all()
+
+
+def test_program_is_exact_sum_without_overflow() -> None:
+    mixer = Mixer(prime_ms=0)
+    rng = np.random.default_rng(1)
+    inputs = {k: rng.integers(-3000, 3000, FRAME_SAMPLES, dtype=np.int16) for k in range(13)}
+    for key, samples in inputs.items():
+        mixer.add_input(key)
+        mixer.push(key, samples)
+    result = mixer.mix()
+    expected = np.sum([s.astype(np.int32) for s in inputs.values()], axis=0)
+    assert (result.program.astype(np.int32) == expected).all()
+
+
+def test_a_removed_input_leaves_the_very_next_frame() -> None:
+    mixer = Mixer(prime_ms=0)
+    mixer.add_input("a")
+    mixer.add_input("b")
+    mixer.push("a", frames(1000, 5))
+    mixer.push("b", frames(10, 5))
+    assert (mixer.mix().program == 1010).all()
+    mixer.remove_input("a")
+    mixer.push("a", frames(1000))  # audio still in flight after removal is dropped
+    assert (mixer.mix().program == 10).all()
+
+
+def test_waits_for_the_priming_buffer_then_plays_in_order() -> None:
+    mixer = Mixer(prime_ms=40)
+    mixer.add_input("a")
+    mixer.push("a", np.arange(FRAME_SAMPLES, dtype=np.int16))
+    assert not mixer.mix().program.any()  # 20 ms buffered < 40 ms prime: silence
+    mixer.push("a", np.arange(FRAME_SAMPLES, 2 * FRAME_SAMPLES, dtype=np.int16))
+    first = mixer.mix().program
+    second = mixer.mix().program
+    assert (first == np.arange(FRAME_SAMPLES)).all()
+    assert (second == np.arange(FRAME_SAMPLES, 2 * FRAME_SAMPLES)).all()
+
+
+def test_a_speaker_running_dry_is_padded_with_silence() -> None:
+    mixer = Mixer(prime_ms=0)
+    mixer.add_input("a")
+    mixer.push("a", np.full(FRAME_SAMPLES * 3 // 2, 500, dtype=np.int16))
+    assert (mixer.mix().program == 500).all()
+    out = mixer.mix().program
+    assert (out[: FRAME_SAMPLES // 2] == 500).all()
+    assert not out[FRAME_SAMPLES // 2 :].any()
+
+
+def test_buffer_is_bounded_so_latency_cannot_grow() -> None:
+    mixer = Mixer(prime_ms=0, max_buffer_ms=100)
+    mixer.add_input("a")
+    for i in range(50):
+        mixer.push("a", np.full(FRAME_SAMPLES, i, dtype=np.int16))
+    assert mixer.buffered_samples("a") == 4800
+    assert (mixer.mix().program == 45).all()  # the oldest audio was dropped, the newest kept
+
+
+def test_levels_follow_the_loudest_sample() -> None:
+    mixer = Mixer(prime_ms=0)
+    mixer.add_input("loud")
+    mixer.add_input("quiet")
+    mixer.push("loud", frames(16384))
+    result = mixer.mix()
+    assert result.levels["loud"] == pytest.approx(0.5)
+    assert result.levels["quiet"] == 0.0
+
+
+def test_push_refuses_wrong_sample_types() -> None:
+    mixer = Mixer()
+    mixer.add_input("a")
+    with pytest.raises(ValueError):
+        mixer.push("a", np.zeros(10, dtype=np.float32))  # type: ignore[arg-type]
+
+
+def test_downmix_averages_interleaved_channels() -> None:
+    stereo = np.array([[100, 300, -200, 200, 32767, 32767]], dtype=np.int16)
+    assert list(downmix(stereo, 2)) == [200, 0, 32767]
+    assert list(downmix(np.array([[1, 2, 3]], dtype=np.int16), 1)) == [1, 2, 3]
