@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -49,6 +50,7 @@ class Server:
     port: int
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+    _log: Any = None
 
     @property
     def base(self) -> str:
@@ -56,7 +58,7 @@ class Server:
 
     def start(self) -> None:
         env = {**os.environ, "PODIUM_ICE_LOOPBACK": "only", "PODIUM_LOG_LEVEL": "info"}
-        log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
+        self._log = log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()/kill()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "podium", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)],
             stdout=log, stderr=subprocess.STDOUT, env=env,
@@ -81,12 +83,19 @@ class Server:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def kill(self) -> None:
         if self.process is not None:
             self.process.kill()
             self.process.wait()
         self.process = None
+        self._close_log()
 
 
 @pytest.fixture

@@ -82,6 +82,10 @@ async def media_playlist(request: Request) -> Response:
         raise InvalidInput("_HLS_part needs _HLS_msn")
     packager = await _packager(podium, space, stage)
     cache = PLAYLIST_FRESH
+    if msn is None and not packager.segments:
+        # In the first seconds of a stream there is no whole segment yet, and some players
+        # (ffmpeg) give up on a playlist without one: hold the answer until the first exists.
+        msn, part = 0, None
     if msn is not None:
         cache = BLOCKING_FRESH
         deadline = asyncio.get_running_loop().time() + podium.settings.hls_hold_s
