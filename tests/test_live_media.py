@@ -15,7 +15,7 @@ from aiortc.mediastreams import VideoStreamTrack
 
 from podium.media import ice
 from podium.media.mixer import FRAME_SAMPLES
-from podium.whip_client import Publisher, SampleTrack, WhipRefused, publish, tone
+from podium.whip_client import SampleTrack, WhipRefused, publish, tone
 from tests.conftest import Server
 
 pytestmark = pytest.mark.media
@@ -30,8 +30,22 @@ async def create_space(server: Server, title: str = "Tone check") -> dict:
 
 async def listen_with_ffmpeg(url: str, seconds: float) -> np.ndarray:
     process = await asyncio.create_subprocess_exec(
-        "ffmpeg", "-v", "error", "-i", url, "-t", str(seconds), "-ac", "1", "-ar", "48000", "-f", "s16le", "-",
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        "ffmpeg",
+        "-v",
+        "error",
+        "-i",
+        url,
+        "-t",
+        str(seconds),
+        "-ac",
+        "1",
+        "-ar",
+        "48000",
+        "-f",
+        "s16le",
+        "-",
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), timeout=seconds + 30)
     assert process.returncode == 0, err.decode()
@@ -93,7 +107,8 @@ async def test_refusals_on_the_running_server(server: Server) -> None:
     assert refused.value.status == 401
     async with httpx.AsyncClient(base_url=server.base) as client:
         response = await client.post(
-            space["urls"]["whip"], content=b"v=0\r\nthis is not sdp",
+            space["urls"]["whip"],
+            content=b"v=0\r\nthis is not sdp",
             headers={"Authorization": f"Bearer {space['host_token']}", "Content-Type": "application/sdp"},
         )
         assert response.status_code == 400 and "malformed" in response.json()["error"]
@@ -109,7 +124,8 @@ async def test_video_is_declined_and_audio_still_flows(server: Server) -> None:
     await pc.setLocalDescription(await pc.createOffer())
     async with httpx.AsyncClient(base_url=server.base) as client:
         response = await client.post(
-            space["urls"]["whip"], content=pc.localDescription.sdp.encode(),
+            space["urls"]["whip"],
+            content=pc.localDescription.sdp.encode(),
             headers={"Authorization": f"Bearer {space['host_token']}", "Content-Type": "application/sdp"},
         )
     await pc.close()
@@ -153,7 +169,9 @@ async def test_end_turns_the_playlist_into_a_finished_recording(server: Server) 
     publisher = await publish(server.base + space["urls"]["whip"], space["host_token"], SampleTrack(tone(440)))
     await wait_for_media(server, space, 3)
     async with httpx.AsyncClient(base_url=server.base, timeout=20) as client:
-        response = await client.post(f"/api/spaces/{space['id']}/end", headers={"Authorization": f"Bearer {space['host_token']}"})
+        response = await client.post(
+            f"/api/spaces/{space['id']}/end", headers={"Authorization": f"Bearer {space['host_token']}"}
+        )
         assert response.status_code == 200 and response.json()["state"] == "ended"
         text = (await client.get(space["urls"]["hls"].replace("index.m3u8", "live.m3u8"))).text
         assert text.rstrip().endswith("#EXT-X-ENDLIST")
@@ -182,7 +200,9 @@ async def test_restart_keeps_spaces_the_secret_and_the_stream(server: Server, tm
         # The old host token still works: the secret was kept.
         publisher = await publish(server.base + space["urls"]["whip"], space["host_token"], SampleTrack(tone(440)))
         await publisher.close()
-        response = await client.post(f"/api/spaces/{space['id']}/end", headers={"Authorization": f"Bearer {space['host_token']}"})
+        response = await client.post(
+            f"/api/spaces/{space['id']}/end", headers={"Authorization": f"Bearer {space['host_token']}"}
+        )
         assert response.status_code == 200
 
 

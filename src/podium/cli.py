@@ -46,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run Podium in one process (SQLite, local files)")
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1, or PODIUM_HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8000, or PODIUM_PORT)")
-    serve.add_argument("--data-dir", type=Path, help="where the database, media and secret live (default ./podium-data)")
+    serve.add_argument(
+        "--data-dir", type=Path, help="where the database, media and secret live (default ./podium-data)"
+    )
     serve.set_defaults(run=_serve)
     return parser
 

@@ -1,13 +1,13 @@
 """Podium's exception tree. Domain code raises these; only the web layer maps them to HTTP.
 
-    PodiumError
-    ├── InvalidInput          the caller sent something malformed (400)
-    │   └── InvalidOffer      an SDP offer Podium cannot answer (400)
-    ├── Unauthenticated       no credentials, or credentials that do not verify (401)
-    ├── Forbidden             valid credentials without the right for this action (403)
-    ├── NotFound              no such space, part or session (404)
-    ├── Conflict              the action does not fit the current state (409)
-    └── TooLarge              a body past its size limit (413)
+PodiumError
+├── InvalidInput          the caller sent something malformed (400)
+│   └── InvalidOffer      an SDP offer Podium cannot answer (400)
+├── Unauthenticated       no credentials, or credentials that do not verify (401)
+├── Forbidden             valid credentials without the right for this action (403)
+├── NotFound              no such space, part or session (404)
+├── Conflict              the action does not fit the current state (409)
+└── TooLarge              a body past its size limit (413)
 """
 
 from __future__ import annotations

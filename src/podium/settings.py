@@ -54,8 +54,7 @@ class Settings:
     def check(self) -> None:
         if self.ice_loopback not in ICE_LOOPBACK_MODES:
             raise InvalidInput(
-                f"PODIUM_ICE_LOOPBACK must be one of {', '.join(ICE_LOOPBACK_MODES)}, "
-                f"not {self.ice_loopback!r}"
+                f"PODIUM_ICE_LOOPBACK must be one of {', '.join(ICE_LOOPBACK_MODES)}, not {self.ice_loopback!r}"
             )
         if not 0 < self.port < 65536:
             raise InvalidInput(f"port must be between 1 and 65535, not {self.port}")

@@ -35,15 +35,23 @@ def test_what_the_packager_writes_decodes_in_ffmpeg_as_the_tone_it_was_fed(tmp_p
     probe = json.loads(
         subprocess.run(
             ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
-            check=True, capture_output=True, text=True,
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
     )
     stream = probe["streams"][0]
-    assert (stream["codec_name"], stream["profile"], stream["sample_rate"], stream["channels"]) == ("aac", "LC", "48000", 1)
+    assert (stream["codec_name"], stream["profile"], stream["sample_rate"], stream["channels"]) == (
+        "aac",
+        "LC",
+        "48000",
+        1,
+    )
     assert abs(float(probe["format"]["duration"]) - seconds) < 0.1
     pcm = subprocess.run(
         ["ffmpeg", "-v", "error", "-i", str(path), "-f", "s16le", "-ac", "1", "-ar", "48000", "-"],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     ).stdout
     audio = np.frombuffer(pcm, dtype=np.int16).astype(float)
     spectrum = np.abs(np.fft.rfft(audio * np.hanning(len(audio))))

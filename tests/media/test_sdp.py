@@ -61,7 +61,10 @@ def test_size_limit() -> None:
 
 def test_declined_sections_come_back_in_place_with_port_zero() -> None:
     offer = sdp.parse_offer(OFFER.encode(), 10_000)
-    answer = "v=0\r\no=- 5 6 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\nm=audio 40000 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n"
+    answer = (
+        "v=0\r\no=- 5 6 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n"
+        "m=audio 40000 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n"
+    )
     full = sdp.answer_with_declined(answer, offer)
     media = [line for line in full.split("\r\n") if line.startswith("m=")]
     assert media == ["m=audio 40000 UDP/TLS/RTP/SAVPF 111", "m=video 0 UDP/TLS/RTP/SAVPF 96"]

@@ -45,7 +45,9 @@ async def test_public_state_never_shows_the_host_token(client: httpx.AsyncClient
         ({"title": "ok", "colour": "red"}, 400, "unknown field"),
     ],
 )
-async def test_bad_space_requests_are_refused_clearly(client: httpx.AsyncClient, body: dict, status: int, message: str) -> None:
+async def test_bad_space_requests_are_refused_clearly(
+    client: httpx.AsyncClient, body: dict, status: int, message: str
+) -> None:
     response = await client.post("/api/spaces", json=body)
     assert response.status_code == status
     assert message in response.json()["error"]
@@ -82,7 +84,8 @@ async def test_only_the_host_token_ends_a_space(client: httpx.AsyncClient) -> No
     # Ending again is harmless; publishing to an ended space is refused.
     assert (await client.post(url, headers={"Authorization": f"Bearer {space['host_token']}"})).status_code == 200
     response = await client.post(
-        space["urls"]["whip"], content=OFFER.encode(),
+        space["urls"]["whip"],
+        content=OFFER.encode(),
         headers={"Authorization": f"Bearer {space['host_token']}", "Content-Type": "application/sdp"},
     )
     assert response.status_code == 409 and "ended" in response.json()["error"]
@@ -98,7 +101,12 @@ async def test_heartbeats_count_listeners(client: httpx.AsyncClient) -> None:
     await client.post(url, json={"listener_id": "listener-0", "leaving": True})
     public = (await client.get(f"/api/spaces/{space['id']}")).json()
     assert public["listeners"] == {"now": 2, "peak": 3}
-    for bad in ({}, {"listener_id": "x"}, {"listener_id": "<script>alert(1)</script>"}, {"listener_id": "listener-1", "leaving": "yes"}):
+    for bad in (
+        {},
+        {"listener_id": "x"},
+        {"listener_id": "<script>alert(1)</script>"},
+        {"listener_id": "listener-1", "leaving": "yes"},
+    ):
         response = await client.post(url, json=bad)
         assert response.status_code == 400, bad
         assert response.json()["error"]
@@ -134,7 +142,8 @@ async def test_whip_refuses_invalid_offers_with_the_reason(
 ) -> None:
     space = await create(client)
     response = await client.post(
-        space["urls"]["whip"], content=body,
+        space["urls"]["whip"],
+        content=body,
         headers={"Authorization": f"Bearer {space['host_token']}", "Content-Type": content_type},
     )
     assert response.status_code in (400, 413)
@@ -145,7 +154,9 @@ async def test_whip_refuses_invalid_offers_with_the_reason(
 
 async def test_whip_cors_preflight(client: httpx.AsyncClient) -> None:
     space = await create(client)
-    response = await client.options(space["urls"]["whip"], headers={"Origin": "https://studio.example", "Access-Control-Request-Method": "POST"})
+    response = await client.options(
+        space["urls"]["whip"], headers={"Origin": "https://studio.example", "Access-Control-Request-Method": "POST"}
+    )
     assert response.status_code == 204
     assert response.headers["access-control-allow-origin"] == "*"
     assert "POST" in response.headers["access-control-allow-methods"]

@@ -39,7 +39,8 @@ def clean_title(raw: object, max_chars: int) -> str:
     # NFKC folds look-alike forms; control and format characters (bidi overrides, zero-width)
     # would let a title pretend to be something else, so they go.
     text = unicodedata.normalize("NFKC", raw)
-    text = "".join(c for c in text if unicodedata.category(c)[0] != "C" or c == " ")
+    text = "".join(" " if c.isspace() else c for c in text)
+    text = "".join(c for c in text if unicodedata.category(c)[0] != "C")
     text = " ".join(text.split())
     if not text:
         raise InvalidInput("title must not be empty")
@@ -56,9 +57,7 @@ def parse_starts_at(raw: object, now: datetime) -> datetime | None:
     try:
         value = datetime.fromisoformat(raw)
     except ValueError:
-        raise InvalidInput(
-            f"starts_at {raw[:40]!r} is not an ISO 8601 time such as 2026-12-01T20:00:00Z"
-        ) from None
+        raise InvalidInput(f"starts_at {raw[:40]!r} is not an ISO 8601 time such as 2026-12-01T20:00:00Z") from None
     if value.tzinfo is None:
         raise InvalidInput("starts_at needs a time zone, for example 2026-12-01T20:00:00Z")
     if value > now + MAX_SCHEDULE_AHEAD:

@@ -44,7 +44,8 @@ class TokenSigner:
         if not isinstance(payload, dict):
             raise Unauthenticated("this token is not valid for this Podium instance")
         space_id, role, token_id = payload.get("s"), payload.get("r"), payload.get("t")
-        if not (isinstance(space_id, str) and is_space_id(space_id)) or role not in Role._value2member_map_:
+        roles = {r.value for r in Role}
+        if not (isinstance(space_id, str) and is_space_id(space_id)) or not isinstance(role, str) or role not in roles:
             raise Unauthenticated("this token is not valid for this Podium instance")
         return Grant(SpaceId(space_id), Role(role), str(token_id))
 

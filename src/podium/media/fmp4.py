@@ -48,23 +48,32 @@ def init_section(audio_specific_config: bytes, sample_rate: int, channels: int =
     """`ftyp` + `moov` describing one AAC track with timescale = sample rate."""
     ftyp = box(b"ftyp", b"iso6", struct.pack(">I", 0), b"iso6", b"cmfc", b"mp41", b"isom")
     mvhd = full_box(
-        b"mvhd", 0, 0,
+        b"mvhd",
+        0,
+        0,
         struct.pack(">IIII", 0, 0, 1000, 0),
-        struct.pack(">IH", 0x00010000, 0x0100), b"\x00" * 10,
-        _UNITY_MATRIX, b"\x00" * 24,
+        struct.pack(">IH", 0x00010000, 0x0100),
+        b"\x00" * 10,
+        _UNITY_MATRIX,
+        b"\x00" * 24,
         struct.pack(">I", TRACK_ID + 1),
     )
     tkhd = full_box(
-        b"tkhd", 0, 0x3,
-        struct.pack(">IIIII", 0, 0, TRACK_ID, 0, 0), b"\x00" * 8,
+        b"tkhd",
+        0,
+        0x3,
+        struct.pack(">IIIII", 0, 0, TRACK_ID, 0, 0),
+        b"\x00" * 8,
         struct.pack(">hhhH", 0, 1, 0x0100, 0),  # layer, alternate group, volume, reserved
-        _UNITY_MATRIX, struct.pack(">II", 0, 0),
+        _UNITY_MATRIX,
+        struct.pack(">II", 0, 0),
     )
     mdhd = full_box(b"mdhd", 0, 0, struct.pack(">IIIIHH", 0, 0, sample_rate, 0, 0x55C4, 0))  # 'und'
     hdlr = full_box(b"hdlr", 0, 0, struct.pack(">I", 0), b"soun", b"\x00" * 12, b"Podium audio\x00")
     mp4a = box(
         b"mp4a",
-        b"\x00" * 6, struct.pack(">H", 1),  # data reference index
+        b"\x00" * 6,
+        struct.pack(">H", 1),  # data reference index
         b"\x00" * 8,
         struct.pack(">HHHH", channels, 16, 0, 0),
         struct.pack(">I", sample_rate << 16),

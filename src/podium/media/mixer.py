@@ -116,6 +116,8 @@ def downmix(interleaved: npt.NDArray[np.int16], channels: int) -> Samples:
     """Interleaved int16 (as aiortc's Opus decoder gives) to mono int16, averaging channels."""
     flat = interleaved.reshape(-1)
     if channels == 1:
-        return flat.astype(np.int16, copy=False)
+        mono: Samples = flat.astype(np.int16, copy=False)
+        return mono
     frames = flat[: len(flat) - len(flat) % channels].reshape(-1, channels).astype(np.int32)
-    return (frames.sum(axis=1) // channels).astype(np.int16)
+    averaged: Samples = (frames.sum(axis=1) // channels).astype(np.int16)
+    return averaged

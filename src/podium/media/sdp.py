@@ -88,7 +88,11 @@ def _check_audio(section: Section, session: list[str]) -> None:
     attributes = list(section.lines) + session
     if not any(line.lower().startswith("a=rtpmap:") and " opus/48000" in line.lower() for line in section.lines):
         raise InvalidOffer("the audio section offers no Opus codec; Podium needs Opus at 48 kHz")
-    for name, what in (("a=ice-ufrag:", "ICE username"), ("a=ice-pwd:", "ICE password"), ("a=fingerprint:", "DTLS fingerprint")):
+    for name, what in (
+        ("a=ice-ufrag:", "ICE username"),
+        ("a=ice-pwd:", "ICE password"),
+        ("a=fingerprint:", "DTLS fingerprint"),
+    ):
         if not any(line.startswith(name) for line in attributes):
             raise InvalidOffer(f"the SDP offer has no {what} ({name[:-1]})")
     if any(line.strip() in ("a=recvonly", "a=inactive") for line in section.lines):

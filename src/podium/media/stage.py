@@ -8,6 +8,7 @@ answers listeners from memory, so a slow disk delays the recording, never the li
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Hashable
 from datetime import datetime
@@ -87,10 +88,8 @@ class Stage:
     async def _stop_ticking(self) -> None:
         if self._tick_task is not None:
             self._tick_task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._tick_task
-            except asyncio.CancelledError:
-                pass
 
     async def _drain_writes(self) -> None:
         if self._write_task is not None:

@@ -159,4 +159,4 @@ def api_routes() -> list[Route]:
     ]
 
 
-__all__ = ["api_routes", "space_view", "SpaceState"]
+__all__ = ["SpaceState", "api_routes", "space_view"]

@@ -83,6 +83,8 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-def json_response(body: Any, status: int = 200, cache: str = "no-store", headers: dict[str, str] | None = None) -> Response:
+def json_response(
+    body: Any, status: int = 200, cache: str = "no-store", headers: dict[str, str] | None = None
+) -> Response:
     merged = {"Cache-Control": cache, **CORS_HEADERS, **(headers or {})}
     return JSONResponse(body, status_code=status, headers=merged)

@@ -69,7 +69,9 @@ def page_routes(settings: Settings) -> list[BaseRoute]:
     async def hlsjs_file(request: Request) -> Response:
         if hlsjs is None:
             raise NotFound("hls.js is not installed; run `npm install` in Podium's folder")
-        return FileResponse(hlsjs / "hls.min.js", media_type="text/javascript", headers={"Cache-Control": "public, max-age=3600"})
+        return FileResponse(
+            hlsjs / "hls.min.js", media_type="text/javascript", headers={"Cache-Control": "public, max-age=3600"}
+        )
 
     return [
         Route("/", home, methods=["GET", "HEAD"]),

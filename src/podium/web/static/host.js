@@ -7,7 +7,6 @@ if (fragment.get("token")) {
   history.replaceState(null, "", location.pathname);  // keep the token out of the address bar
 }
 const token = localStorage.getItem(`podium.host.${spaceId}`);
-const $ = (id) => document.getElementById(id);
 let space = null;
 let pc = null;
 let whipResource = null;
@@ -50,17 +49,10 @@ function meter(stream) {
   const analyser = context.createAnalyser();
   analyser.fftSize = 1024;
   context.createMediaStreamSource(stream).connect(analyser);
-  const data = new Float32Array(analyser.fftSize);
-  const bar = $("meter-bar");
-  (function draw() {
-    analyser.getFloatTimeDomainData(data);
-    let peak = 0;
-    for (const v of data) peak = Math.max(peak, Math.abs(v));
-    const percent = Math.min(100, Math.round(peak * 100));
-    bar.style.width = `${percent}%`;
+  watchLevel(analyser, (percent) => {
+    $("meter-bar").style.width = `${percent}%`;
     $("meter").setAttribute("aria-valuenow", String(percent));
-    requestAnimationFrame(draw);
-  })();
+  });
   return context;
 }
 

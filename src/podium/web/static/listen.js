@@ -2,7 +2,6 @@
 // The listener page: play the space's LL-HLS stream (native on Safari, hls.js elsewhere),
 // beat so the host knows we are here, and show the live listener count.
 const spaceId = location.pathname.split("/").pop();
-const $ = (id) => document.getElementById(id);
 const audio = $("audio");
 const listenerKey = "podium.listener";
 let listenerId = sessionStorage.getItem(listenerKey);
@@ -79,14 +78,7 @@ function attachAnalyser() {
   analyser.connect(context.destination);
   player.analyser = analyser;
   player.audioContext = context;
-  const data = new Float32Array(analyser.fftSize);
-  (function draw() {
-    analyser.getFloatTimeDomainData(data);
-    let peak = 0;
-    for (const v of data) peak = Math.max(peak, Math.abs(v));
-    $("level").style.width = `${Math.min(100, Math.round(peak * 100))}%`;
-    requestAnimationFrame(draw);
-  })();
+  watchLevel(analyser, (percent) => { $("level").style.width = `${percent}%`; });
 }
 
 function start() {
