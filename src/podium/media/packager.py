@@ -121,6 +121,8 @@ class Packager:
         self._run_start = start
         self._samples_in_run = 0
         self._lines_cache: dict[int, str] = {}
+        # Rendered playlists, valid until the next part: every listener asks for the same text.
+        self._playlist_cache: dict[bool, str] = {}
 
     @classmethod
     def from_records(cls, records: Sequence[SegmentRecord], layout: Layout | None = None) -> Packager:
@@ -141,6 +143,8 @@ class Packager:
             self._pending_frames.append(frame)
             if len(self._pending_frames) == self.layout.frames_per_part:
                 out.extend(self._close_part())
+        if out:
+            self._playlist_cache.clear()
         return out
 
     def finish(self) -> list[Part | Segment]:
@@ -153,6 +157,7 @@ class Packager:
         elif self._open.parts:
             out.append(self._close_segment())
         self._ended = True
+        self._playlist_cache.clear()
         return out
 
     def _close_part(self, force_segment: bool = False) -> list[Part | Segment]:
@@ -239,6 +244,12 @@ class Packager:
     # -- playlist --------------------------------------------------------------------------
 
     def playlist(self, skip: bool = False) -> str:
+        cached = self._playlist_cache.get(skip)
+        if cached is None:
+            cached = self._playlist_cache[skip] = self._render(skip)
+        return cached
+
+    def _render(self, skip: bool) -> str:
         layout = self.layout
         skip_until_s = layout.skip_target_durations * layout.target_duration_s
         lines = [
