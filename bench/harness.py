@@ -1,0 +1,167 @@
+"""What the benchmarks share: a Podium server in a subprocess, a live space, the machine, RESULTS.md.
+
+Every wait here is bounded in time; every process started here is stopped by its own pid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+import platform
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+BENCH_DIR = Path(__file__).resolve().parent
+RESULTS = BENCH_DIR / "RESULTS.md"
+HOST = "127.0.0.1"
+RESULTS_HEAD = "# Benchmark results\n\nWritten by the scripts in `bench/`; how to run them: `bench/README.md`.\n"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (the OS picks it; a tiny race is acceptable here)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def stop_process(
+    proc: subprocess.Popen[Any], name: str, grace_s: float = 10.0, sig: signal.Signals = signal.SIGTERM
+) -> None:
+    """`sig`, then SIGKILL after `grace_s`; only this pid, never a group or a name."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(sig)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        print(f"[bench] {name} (pid {proc.pid}) ignored {sig.name} for {grace_s:.0f} s; killing it", file=sys.stderr)
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        proc.wait(timeout=grace_s)
+
+
+@dataclass
+class Server:
+    base: str
+    data_dir: Path
+    log_path: Path
+    proc: subprocess.Popen[bytes]
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def podium_server(startup_timeout_s: float = 30.0) -> Iterator[Server]:
+    """`podium serve` on a free loopback port with a throw-away data dir; stopped on exit."""
+    with tempfile.TemporaryDirectory(prefix="podium-bench-") as tmp:
+        port = free_port()
+        data_dir = Path(tmp) / "data"
+        log_path = Path(tmp) / "podium.log"
+        env = {**os.environ, "PODIUM_ICE_LOOPBACK": "only", "PODIUM_LOG_LEVEL": "warning"}
+        command = [
+            sys.executable, "-m", "podium", "serve",
+            "--host", HOST, "--port", str(port), "--data-dir", str(data_dir),
+        ]  # fmt: skip
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        server = Server(f"http://{HOST}:{port}", data_dir, log_path, proc)
+        try:
+            _wait_until_up(server, startup_timeout_s)
+            yield server
+        finally:
+            # SIGTERM: uvicorn shuts down gracefully (SIGINT makes `podium serve` print a KeyboardInterrupt traceback).
+            stop_process(proc, "podium serve")
+            # Keep the server's complaints visible: a benchmark over a failing server is no benchmark.
+            log_lines = server.log_text().splitlines()
+            noisy = [i for i, line in enumerate(log_lines) if re.search(r"WARNING|ERROR|Traceback", line)]
+            if noisy:
+                print(f"[bench] the podium log has {len(noisy)} warning/error line(s):", file=sys.stderr)
+                for line in log_lines[noisy[0] : noisy[0] + 40]:
+                    print("    " + line, file=sys.stderr)
+
+
+def _wait_until_up(server: Server, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"podium serve exited with {server.proc.returncode}:\n{server.log_text()}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(server.base + "/", timeout=1.0).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"podium serve did not answer within {timeout_s:.0f} s:\n{server.log_text()}")
+
+
+async def create_space(client: httpx.AsyncClient, base: str, title: str) -> dict[str, Any]:
+    response = await client.post(base + "/api/spaces", json={"title": title})
+    if response.status_code != 201:
+        raise RuntimeError(f"POST /api/spaces answered {response.status_code}: {response.text}")
+    space: dict[str, Any] = response.json()
+    return space
+
+
+async def end_space(client: httpx.AsyncClient, base: str, space: dict[str, Any]) -> None:
+    response = await client.post(
+        f"{base}/api/spaces/{space['id']}/end", headers={"Authorization": f"Bearer {space['host_token']}"}
+    )
+    if response.status_code != 200:
+        print(f"[bench] ending the space answered {response.status_code}: {response.text}", file=sys.stderr)
+
+
+# -- reporting ---------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {cpu}, Linux {platform.release()}"
+
+
+def command_line() -> str:
+    return "python " + shlex.join([os.path.relpath(sys.argv[0], Path.cwd()), *sys.argv[1:]])
+
+
+def header_lines() -> list[str]:
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return [f"- Date: {now}", f"- Machine: {machine()}", f"- Command: `{command_line()}` (from `{Path.cwd()}`)"]
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile (p in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * p // 100))
+    return ordered[int(rank) - 1]
+
+
+def write_section(name: str, body: str) -> None:
+    """Replace the text between `<!-- name:start -->` and `<!-- name:end -->` in RESULTS.md (append if absent)."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    block = f"{start}\n{body.rstrip()}\n{end}"
+    text = RESULTS.read_text() if RESULTS.exists() else RESULTS_HEAD
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.DOTALL)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block, text, count=1)
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    RESULTS.write_text(text)
+    print(f"[bench] wrote the {name} section of {RESULTS}")
