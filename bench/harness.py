@@ -141,9 +141,48 @@ def command_line() -> str:
     return "python " + shlex.join([os.path.relpath(sys.argv[0], Path.cwd()), *sys.argv[1:]])
 
 
+def revision() -> str:
+    """The commit measured, and whether src/ differed from it (others edit the tree while we run)."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(BENCH_DIR), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(BENCH_DIR.parent), "status", "--porcelain", "--", "src"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head or 'unknown'}{' (src/ had uncommitted changes)' if dirty else ''}"
+
+
 def header_lines() -> list[str]:
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return [f"- Date: {now}", f"- Machine: {machine()}", f"- Command: `{command_line()}` (from `{Path.cwd()}`)"]
+    return [
+        f"- Date: {now}",
+        f"- Machine: {machine()}",
+        f"- Podium: commit {revision()}",
+        f"- Command: `{command_line()}` (from `{Path.cwd()}`)",
+    ]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (0.0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # Fields 14 and 15 of /proc/PID/stat (utime, stime), counted after the ")" that ends the name.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 def percentile(values: list[float], p: float) -> float:
