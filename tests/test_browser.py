@@ -83,12 +83,15 @@ def test_host_goes_live_from_the_console_and_a_listener_hears_the_tone(
     space = httpx.post(server.base + "/api/spaces", json={"title": "Browser check: a 660 Hz tone"}).json()
 
     host = browser.new_context(viewport={"width": 1000, "height": 900}).new_page()
+    problems: list[str] = []
+    host.on("console", lambda m: problems.append(f"host: {m.text}") if m.type == "error" else None)
     host.goto(f"{server.base}{space['urls']['host']}#token={space['host_token']}")
     host.get_by_role("button", name="Go live").click()
     expect(host.locator("#status")).to_contain_text("live on stage", timeout=30000)
     expect(host.locator("#state")).to_have_text("live", timeout=10000)
 
     listener = browser.new_context(viewport={"width": 1000, "height": 800}).new_page()
+    listener.on("console", lambda m: problems.append(f"listener: {m.text}") if m.type == "error" else None)
     listener.goto(server.base + space["urls"]["page"])
     expect(listener.locator("#state")).to_have_text("live", timeout=20000)
     listener.get_by_role("button", name="Play").click()
@@ -109,6 +112,7 @@ def test_host_goes_live_from_the_console_and_a_listener_hears_the_tone(
     host.screenshot(path=str(artifacts / "host-console.png"), full_page=True)
     listener.screenshot(path=str(artifacts / "listener-page.png"), full_page=True)
     assert host.locator("#meter").get_attribute("aria-valuenow") not in (None, "0")
+    assert problems == [], "the pages logged errors (a refused script or style breaks what people see)"
 
 
 def test_home_page_creates_a_space_and_opens_its_console(server: Server, browser: Browser, artifacts: Path) -> None:
