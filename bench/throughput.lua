@@ -22,6 +22,7 @@ function init(args)
   turn = 0
   -- Globals, so that done() can read them with thread:get().
   playlists, part_answers, not_ok = 0, 0, 0
+  not_ok_codes, first_not_ok = "", ""
 end
 
 function request()
@@ -36,6 +37,12 @@ end
 function response(status, headers, body)
   if status ~= 200 then
     not_ok = not_ok + 1
+    if not not_ok_codes:find(tostring(status), 1, true) then
+      not_ok_codes = not_ok_codes .. " " .. status
+    end
+    if first_not_ok == "" then
+      first_not_ok = status .. " " .. body:sub(1, 200):gsub('[%c"\\]', " ")
+    end
     return
   end
   if body:sub(1, 7) == "#EXTM3U" then
@@ -56,18 +63,23 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local p, q, bad = 0, 0, 0
+  local p, q, bad, codes, example = 0, 0, 0, "", ""
   for _, thread in ipairs(threads) do
     p = p + thread:get("playlists")
     q = q + thread:get("part_answers")
     bad = bad + thread:get("not_ok")
+    codes = codes .. thread:get("not_ok_codes")
+    if example == "" then
+      example = thread:get("first_not_ok")
+    end
   end
   local e = summary.errors
   io.write(string.format(
     'BENCH {"requests": %d, "duration_us": %d, "bytes": %d, "connect_errors": %d, "read_errors": %d, ' ..
     '"write_errors": %d, "status_errors": %d, "timeouts": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, ' ..
-    '"max_us": %d, "mean_us": %.1f, "playlists": %d, "parts": %d, "not_ok": %d}\n',
+    '"max_us": %d, "mean_us": %.1f, "playlists": %d, "parts": %d, "not_ok": %d, ' ..
+    '"not_ok_codes": "%s", "not_ok_example": "%s"}\n',
     summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status, e.timeout,
     latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, latency.mean,
-    p, q, bad))
+    p, q, bad, codes, example))
 end

@@ -60,7 +60,7 @@ class WrkRun:
 
     @property
     def rps(self) -> float:
-        return float(self.result["requests"]) / (self.result["duration_us"] / 1e6)
+        return float(self.result["requests"]) / (float(self.result["duration_us"]) / 1e6)
 
 
 # -- the snapshot and nginx --------------------------------------------------------------------
@@ -217,6 +217,7 @@ async def measure_server(
         await run_wrk(base, snapshot, args, args.warmup)
     async with httpx.AsyncClient(timeout=10) as client:
         before = (await client.get(live_playlist_url)).text if live_playlist_url else ""
+    notes.append(f"1-minute load average before the run: {os.getloadavg()[0]:.2f}")
     cpu_before = sum(harness.cpu_seconds(pid) for pid in pids)
     started = time.monotonic()
     result = await run_wrk(base, snapshot, args, args.duration)
@@ -337,7 +338,8 @@ def report(runs: list[WrkRun], snapshot: Snapshot, notes: list[str], args: argpa
         lines += [f"- round {run.round}, {run.server}: {note}" for note in run.notes]
         if r["not_ok"] or r["timeouts"] or r["connect_errors"] or r["read_errors"]:
             lines.append(
-                f"- round {run.round}, {run.server}: {r['not_ok']} non-200 answer(s), {r['timeouts']} timeout(s), "
+                f"- round {run.round}, {run.server}: {r['not_ok']} non-200 answer(s) (status{r['not_ok_codes']}; "
+                f"first: `{r['not_ok_example'][:160]}`), {r['timeouts']} timeout(s), "
                 f"{r['connect_errors']} connect and {r['read_errors']} read error(s)"
             )
         lines.append(f"- round {run.round}, {run.server}: {r['playlists']} playlists and {r['parts']} parts answered")
