@@ -168,10 +168,13 @@ def start_nginx(snapshot: Snapshot, prefix: Path, workers: int) -> tuple[subproc
 # -- wrk ---------------------------------------------------------------------------------------
 
 
-async def run_wrk(base: str, snapshot: Snapshot, args: argparse.Namespace, duration_s: int) -> dict[str, Any]:
+async def run_wrk(
+    base: str, snapshot: Snapshot, parts: list[str], args: argparse.Namespace, duration_s: int
+) -> dict[str, Any]:
+    """One wrk run; `parts` are asked for until the first playlist answers name newer ones."""
     command = [
         WRK, "-t", str(args.threads), "-c", str(args.connections), "-d", f"{duration_s}s", "--timeout", "5s",
-        "-s", str(LUA), base, "--", snapshot.playlist_path, str(KEEP_PARTS), *snapshot.parts,
+        "-s", str(LUA), base, "--", snapshot.playlist_path, str(KEEP_PARTS), *parts,
     ]  # fmt: skip
     proc = await asyncio.create_subprocess_exec(*command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -213,14 +216,23 @@ async def measure_server(
     live_playlist_url: str | None,
 ) -> WrkRun:
     notes: list[str] = []
+
+    async def first_parts() -> tuple[list[str], str]:
+        # Against the live origin, start from its live edge: the snapshot's parts are long gone from
+        # Podium's memory by then, and the first requests (sent before any playlist is back) would 404.
+        if live_playlist_url is None:
+            return snapshot.parts, ""
+        async with httpx.AsyncClient(timeout=10) as client:
+            text = (await client.get(live_playlist_url)).text
+        return _PART_URI.findall(text)[-KEEP_PARTS:], text
+
     if args.warmup:
-        await run_wrk(base, snapshot, args, args.warmup)
-    async with httpx.AsyncClient(timeout=10) as client:
-        before = (await client.get(live_playlist_url)).text if live_playlist_url else ""
+        await run_wrk(base, snapshot, (await first_parts())[0], args, args.warmup)
+    parts, before = await first_parts()
     notes.append(f"1-minute load average before the run: {os.getloadavg()[0]:.2f}")
     cpu_before = sum(harness.cpu_seconds(pid) for pid in pids)
     started = time.monotonic()
-    result = await run_wrk(base, snapshot, args, args.duration)
+    result = await run_wrk(base, snapshot, parts, args, args.duration)
     wall_s = time.monotonic() - started
     cpu_s = sum(harness.cpu_seconds(pid) for pid in pids) - cpu_before
     if live_playlist_url:
