@@ -152,9 +152,15 @@ async def test_silence_keeps_flowing_after_the_speaker_leaves_and_blocking_reloa
         blocked = await client.get(live, params={"_HLS_msn": msn, "_HLS_part": part})
         assert blocked.status_code == 200
         assert f'URI="p{msn}-{part}.m4s"' in blocked.text
-        part_response = await client.get(live.replace("live.m3u8", f"p{msn}-{part}.m4s"))
+        part_url = live.replace("live.m3u8", f"p{msn}-{part}.m4s")
+        part_response = await client.get(part_url)
         assert part_response.status_code == 200
         assert "immutable" in part_response.headers["cache-control"]
+        # The hot path (no query) and the full application (any query) answer alike.
+        routed = await client.get(part_url, params={"via": "router"})
+        assert routed.content == part_response.content
+        for header in ("content-type", "cache-control", "access-control-allow-origin", "content-length"):
+            assert routed.headers[header] == part_response.headers[header], header
         too_far = await client.get(live, params={"_HLS_msn": msn + 5})
         assert too_far.status_code == 400
     await wait_for_media(server, space, 12)  # seconds pass with nobody on stage

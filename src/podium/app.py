@@ -12,11 +12,13 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from podium.backends.files import FileMediaStore
 from podium.backends.memory_bus import MemoryBus
 from podium.backends.sql import SqlSpaceStore
 from podium.clock import Clock, SystemClock
+from podium.delivery.fast import HlsFastPath
 from podium.delivery.hls import hls_routes
 from podium.domain.tokens import TokenSigner
 from podium.errors import PodiumError
@@ -89,3 +91,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     )
     app.state.podium = podium
     return app
+
+
+def create_asgi(settings: Settings | None = None, clock: Clock | None = None) -> ASGIApp:
+    """The application as served: the listener hot path in front of the full router."""
+    app = create_app(settings, clock)
+    return HlsFastPath(app, app.state.podium)

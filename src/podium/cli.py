@@ -15,12 +15,12 @@ from podium.settings import Settings
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from podium.app import create_app
+    from podium.app import create_asgi
 
     settings = Settings.load(host=args.host, port=args.port, data_dir=args.data_dir)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aioice").setLevel(logging.WARNING)
-    app = create_app(settings)
+    app = create_asgi(settings)
     shown_host = "[" + settings.host + "]" if ":" in settings.host else settings.host
     url = settings.public_url or f"http://{shown_host}:{settings.port}/"
     print(f"Podium {__version__} is running: open {url}", flush=True)

@@ -34,6 +34,12 @@ _SEGMENT = re.compile(r"^s(\d{1,9})\.m4s$")
 _MAX_QUERY_INT = 10**9
 
 
+def parse_part_name(name: str) -> tuple[int, int] | None:
+    """`p12-3.m4s` → (12, 3); anything else → None."""
+    match = _PART.match(name)
+    return None if match is None else (int(match.group(1)), int(match.group(2)))
+
+
 def _podium(request: Request) -> Podium:
     podium: Podium = request.app.state.podium
     return podium
@@ -102,7 +108,7 @@ async def media_playlist(request: Request) -> Response:
                     status_code=503,
                     headers={**_headers("no-store"), "Retry-After": "1"},
                 )
-    return Response(packager.playlist(skip=skip), media_type=PLAYLIST_TYPE, headers=_headers(cache))
+    return Response(packager.playlist_bytes(skip=skip), media_type=PLAYLIST_TYPE, headers=_headers(cache))
 
 
 async def init_section(request: Request) -> Response:
@@ -115,9 +121,9 @@ async def init_section(request: Request) -> Response:
 async def media_file(request: Request) -> Response:
     name = request.path_params["name"]
     podium, space, stage = await _space_media(request)
-    part_match = _PART.match(name)
-    if part_match:
-        msn, index = int(part_match.group(1)), int(part_match.group(2))
+    wanted = parse_part_name(name)
+    if wanted is not None:
+        msn, index = wanted
         packager = await _packager(podium, space, stage)
         part = packager.part(msn, index)
         if part is None and stage is not None and packager.is_next_part(msn, index):

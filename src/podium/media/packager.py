@@ -122,7 +122,7 @@ class Packager:
         self._samples_in_run = 0
         self._lines_cache: dict[int, str] = {}
         # Rendered playlists, valid until the next part: every listener asks for the same text.
-        self._playlist_cache: dict[bool, str] = {}
+        self._playlist_cache: dict[bool, bytes] = {}
 
     @classmethod
     def from_records(cls, records: Sequence[SegmentRecord], layout: Layout | None = None) -> Packager:
@@ -244,9 +244,13 @@ class Packager:
     # -- playlist --------------------------------------------------------------------------
 
     def playlist(self, skip: bool = False) -> str:
+        return self.playlist_bytes(skip).decode()
+
+    def playlist_bytes(self, skip: bool = False) -> bytes:
+        """The playlist as UTF-8, rendered once per part however many listeners ask."""
         cached = self._playlist_cache.get(skip)
         if cached is None:
-            cached = self._playlist_cache[skip] = self._render(skip)
+            cached = self._playlist_cache[skip] = self._render(skip).encode()
         return cached
 
     def _render(self, skip: bool) -> str:

@@ -1,0 +1,65 @@
+"""The listener hot path: what every player asks for most, answered before the router.
+
+Plain playlist reloads and parts of a live stage are the bulk of listener traffic. They are
+answered from the packager's memory with prebuilt headers; everything else (blocking reloads,
+segments, ended spaces, errors) goes on to the full application, which answers the same way, only
+slower. Invariant: the fast path answers a request exactly as `delivery.hls` would, or not at all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from podium.delivery.hls import IMMUTABLE, MEDIA_TYPE, PLAYLIST_FRESH, PLAYLIST_TYPE, parse_part_name
+from podium.ids import SpaceId
+from podium.service import Podium
+
+_PREFIX = "/hls/"
+
+
+def _headers(content_type: str, cache: str, length: int) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"content-type", content_type.encode()),
+        (b"cache-control", cache.encode()),
+        (b"access-control-allow-origin", b"*"),
+        (b"access-control-expose-headers", b"Location, Link, ETag, Retry-After"),
+        (b"content-length", str(length).encode()),
+    ]
+
+
+class HlsFastPath:
+    def __init__(self, app: ASGIApp, podium: Podium) -> None:
+        self.app = app
+        self.podium = podium
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and scope["path"].startswith(_PREFIX):
+            answer = self._answer(scope)
+            if answer is not None:
+                headers, body = answer
+                await send({"type": "http.response.start", "status": 200, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+    def _answer(self, scope: Scope) -> tuple[list[tuple[bytes, bytes]], bytes] | None:
+        space_id, _, name = scope["path"][len(_PREFIX) :].partition("/")
+        stage = self.podium.stage(SpaceId(space_id))
+        if stage is None:
+            return None
+        packager = stage.packager
+        if name == "live.m3u8":
+            query: Any = scope.get("query_string", b"")
+            if query or not packager.segments:
+                return None  # blocking reload, delta update, or a stream still starting
+            body = packager.playlist_bytes()
+            return _headers(PLAYLIST_TYPE, PLAYLIST_FRESH, len(body)), body
+        wanted = parse_part_name(name)
+        if wanted is None:
+            return None
+        part = packager.part(*wanted)
+        if part is None:
+            return None
+        return _headers(MEDIA_TYPE, IMMUTABLE, len(part.data)), part.data
