@@ -29,3 +29,10 @@ def is_space_id(value: str) -> bool:
 def is_listener_id(value: str) -> bool:
     """Listener ids are chosen by the browser: 8 to 64 URL-safe characters."""
     return 8 <= len(value) <= 64 and all(c.isascii() and (c.isalnum() or c in "-_") for c in value)
+
+
+MemberId = NewType("MemberId", str)
+
+
+def new_member_id() -> MemberId:
+    return MemberId("m" + secrets.token_hex(8))

@@ -122,3 +122,17 @@ def test_downmix_averages_interleaved_channels() -> None:
     stereo = np.array([[100, 300, -200, 200, 32767, 32767]], dtype=np.int16)
     assert list(downmix(stereo, 2)) == [200, 0, 32767]
     assert list(downmix(np.array([[1, 2, 3]], dtype=np.int16), 1)) == [1, 2, 3]
+
+
+def test_a_muted_input_is_silent_from_the_next_frame_and_back_when_unmuted() -> None:
+    mixer = Mixer(prime_ms=0)
+    mixer.add_input("a")
+    mixer.add_input("b")
+    mixer.push("a", frames(100, 5))
+    mixer.push("b", frames(7, 5))
+    mixer.set_muted("a", True)
+    result = mixer.mix()
+    assert (result.program == 7).all() and result.levels["a"] == 0.0
+    assert (result.minus["b"] == 0).all()
+    mixer.set_muted("a", False)
+    assert (mixer.mix().program == 107).all()

@@ -32,6 +32,8 @@ class _Input:
     # An input starts (and restarts after running dry) only once `prime_samples` are buffered,
     # so network jitter turns into a short delay instead of a stutter of half-empty frames.
     primed: bool = False
+    # A muted input keeps being read (so unmuting is not late) but adds nothing to any mix.
+    muted: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,12 @@ class Mixer:
         """The input leaves the very next frame: nothing it buffered is mixed afterwards."""
         self._inputs.pop(key, None)
 
+    def set_muted(self, key: Hashable, muted: bool) -> None:
+        """Takes effect from the next frame."""
+        state = self._inputs.get(key)
+        if state is not None:
+            state.muted = muted
+
     def push(self, key: Hashable, samples: Samples) -> None:
         state = self._inputs.get(key)
         if state is None:
@@ -87,6 +95,8 @@ class Mixer:
         total = np.zeros(n, dtype=np.int32)
         for key, state in self._inputs.items():
             frame = self._take(state, n)
+            if state.muted:
+                frame[:] = 0
             frames[key] = frame
             total += frame
         program = _clip(total)
