@@ -7,6 +7,8 @@ moderation action succeeds for someone who is not the host or a current co-host.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -93,10 +95,8 @@ class StageMachine(RuleBasedStateMachine):
 
     @rule(member=member_ids)
     def raise_hand(self, member: MemberId) -> None:
-        try:
+        with contextlib.suppress(PodiumError):
             self.rules.raise_hand(member)
-        except PodiumError:
-            pass
 
     @rule(actor=member_ids, member=member_ids)
     def accept(self, actor: MemberId, member: MemberId) -> None:
