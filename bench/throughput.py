@@ -70,9 +70,10 @@ class WrkRun:
 
 
 async def take_snapshot(client: httpx.AsyncClient, base: str, hls_url: str, root: Path) -> Snapshot:
+    """Podium's files as they are now, into `root` (again before every nginx run: the playlist grows)."""
     playlist_path = hls_url.replace("index.m3u8", "live.m3u8")
     folder = root / playlist_path.lstrip("/").rsplit("/", 1)[0]
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
     headers: dict[str, dict[str, str]] = {}
     playlist = await client.get(base + playlist_path)
     playlist.raise_for_status()
@@ -313,7 +314,15 @@ async def measure(args: argparse.Namespace) -> tuple[list[WrkRun], Snapshot, lis
                             "Podium", round_no, server.base, [server.proc.pid], snapshot, args, live_url
                         )
                     )
-                    runs.append(await measure_server("nginx", round_no, nginx_base, nginx_pids, snapshot, args, None))
+                    # A fresh snapshot, so nginx serves a playlist as long as the one Podium just served.
+                    snapshot = await take_snapshot(client, server.base, urls["hls"], tmp_path / "www")
+                    run = await measure_server("nginx", round_no, nginx_base, nginx_pids, snapshot, args, None)
+                    run.notes.insert(
+                        0,
+                        f"snapshot of a {snapshot.playlist_bytes}-byte playlist naming {snapshot.listed_parts} "
+                        f"parts; wrk asked for {', '.join(snapshot.parts)}",
+                    )
+                    runs.append(run)
             finally:
                 if nginx is not None:
                     harness.stop_process(nginx, "nginx")
@@ -346,7 +355,8 @@ def report(runs: list[WrkRun], snapshot: Snapshot, notes: list[str], args: argpa
         f"Podium is one process",
         "",
         f"Requests alternate between `live.m3u8` (no query: answered at once) and the newest {KEEP_PARTS} parts "
-        "it names (served from memory by Podium). nginx serves a snapshot of the same files with the same "
+        "it names (served from memory by Podium). nginx serves a snapshot of the same files, taken over HTTP "
+        "from Podium, with the same "
         f"Cache-Control headers (playlist {snapshot.headers['playlist'].get('cache-control')!r}, parts "
         f"{snapshot.headers['part'].get('cache-control')!r}). wrk, the servers and the speaker share the machine. "
         f"**Goal: Podium/nginx ≥ {GOAL_RATIO}.**",
@@ -379,8 +389,9 @@ def report(runs: list[WrkRun], snapshot: Snapshot, notes: list[str], args: argpa
         )
     lines += ["", "Notes:", ""]
     lines.append(
-        f"- snapshot: a {snapshot.playlist_bytes}-byte playlist naming {snapshot.listed_parts} parts; wrk asked "
-        f"nginx for {', '.join(snapshot.parts)}, and Podium for the newest parts of its live playlist"
+        "- Podium's playlist is an EVENT playlist that lists every segment since the start (bet 4: it is the "
+        "recording), so it grows by about 70 bytes per 2.048 s segment; nginx's snapshot is taken again after "
+        "each Podium run, so both serve playlists of about the same length in a round"
     )
     lines.append(
         "- server CPU, wrk CPU: CPU time of the server's processes (nginx: master and workers), and of wrk, over "
