@@ -28,6 +28,7 @@ from podium.settings import Settings
 from podium.web.api import api_routes
 from podium.web.http import error_response
 from podium.web.pages import page_routes
+from podium.web.stage_api import stage_routes
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             await podium.bus.close()
 
     app = Starlette(
-        routes=[*api_routes(), *hls_routes(), *page_routes(settings)],
+        routes=[*api_routes(), *stage_routes(), *hls_routes(), *page_routes(settings)],
         exception_handlers={PodiumError: _podium_error},
         lifespan=lifespan,
     )

@@ -10,11 +10,21 @@ from dataclasses import dataclass
 from podium.audience.presence import Counts, Presence
 from podium.backends.interfaces import Bus, MediaStore, SpaceStore
 from podium.clock import Clock
-from podium.domain import space as rules
+from podium.domain import space as space_rules
 from podium.domain.space import Space, SpaceState
-from podium.domain.tokens import Role, TokenSigner
+from podium.domain.stage import HOST_ID, Member, Role, StageRules, enforce
+from podium.domain.tokens import InviteGrant, TokenSigner
 from podium.errors import Conflict, Forbidden, InvalidInput, NotFound
-from podium.ids import ListenerId, SessionId, SpaceId, is_listener_id, is_space_id, new_space_id
+from podium.ids import (
+    ListenerId,
+    MemberId,
+    SessionId,
+    SpaceId,
+    is_listener_id,
+    is_space_id,
+    new_member_id,
+    new_space_id,
+)
 from podium.media import ingest, sdp
 from podium.media.ingest import IngestSession
 from podium.media.packager import Packager
@@ -24,6 +34,8 @@ from podium.settings import Settings
 log = logging.getLogger(__name__)
 
 PEAK_FLUSH_INTERVAL_S = 5.0
+# A level (0..1 peak) above about -34 dBFS counts as speaking.
+SPEAKING_LEVEL = 0.02
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,7 @@ class Podium:
         self._presence: dict[SpaceId, Presence] = {}
         self._sessions: dict[SessionId, IngestSession] = {}
         self._locks: dict[SpaceId, asyncio.Lock] = {}
+        self._rules: dict[SpaceId, StageRules] = {}
         self._peak_task: asyncio.Task[None] | None = None
 
     # -- life of the instance ---------------------------------------------------------------
@@ -79,13 +92,13 @@ class Podium:
 
     async def create_space(self, title: object, starts_at: object) -> Created:
         now = self.clock.now()
-        clean = rules.clean_title(title, self.settings.max_title_chars)
-        when = rules.parse_starts_at(starts_at, now)
-        space = rules.new_space(new_space_id(), clean, when, now)
+        clean = space_rules.clean_title(title, self.settings.max_title_chars)
+        when = space_rules.parse_starts_at(starts_at, now)
+        space = space_rules.new_space(new_space_id(), clean, when, now)
         await self.spaces.add(space)
         self._cache[space.id] = space
         await self.bus.publish("spaces", {"type": "space.scheduled", "space": space.id})
-        return Created(space, self.signer.issue(space.id, Role.HOST))
+        return Created(space, self.signer.issue(space.id, HOST_ID, 0, Role.HOST))
 
     async def get_space(self, space_id: str) -> Space:
         if not is_space_id(space_id):
@@ -101,7 +114,7 @@ class Podium:
 
     async def end_space(self, space_id: str, token: str) -> Space:
         space = await self.get_space(space_id)
-        self.signer.require(token, space.id, Role.HOST)
+        self.rules(space).end(self.authorize(space, token).id)
         async with self._lock(space.id):
             space = await self.get_space(space_id)
             if space.state is SpaceState.ENDED:
@@ -112,7 +125,7 @@ class Podium:
             if stage is not None:
                 await stage.finish()
                 self._ended_playlists[space.id] = stage.packager
-            ended = rules.end(rules.with_peak(space, self.counts(space.id).peak), self.clock.now())
+            ended = space_rules.end(space_rules.with_peak(space, self.counts(space.id).peak), self.clock.now())
             await self.spaces.save(ended)
             self._cache[space.id] = ended
         await self.bus.publish("spaces", {"type": "space.ended", "space": space.id})
@@ -121,11 +134,21 @@ class Podium:
     # -- speakers ---------------------------------------------------------------------------
 
     async def publish(self, space_id: str, token: str, offer: bytes) -> tuple[IngestSession, str]:
-        """A WHIP offer from the host: goes live on the first one, answers every one."""
+        """A WHIP offer from someone on stage: the host's first one makes the space live."""
         space = await self.get_space(space_id)
-        grant = self.signer.require(token, space.id, Role.HOST)
         if space.state is SpaceState.ENDED:
             raise Conflict("this space has ended; nobody can publish to it any more")
+        rules = self.rules(space)
+        grant = self.signer.verify_for(token, space.id)
+        if isinstance(grant, InviteGrant) and grant.member_id not in rules.members:
+            # A studio encoder (OBS) uses the invite token itself: its first publish redeems it.
+            rules.check_invite(HOST_ID, grant.role)
+            rules.redeem(grant.invite_id, grant.role, grant.member_id, "Studio guest")
+        member = self.authorize(space, token)
+        if not rules.may_publish(member.id, member.generation):
+            raise Forbidden("only speakers on stage can publish audio")
+        if space.state is SpaceState.SCHEDULED and member.role is not Role.HOST:
+            raise Conflict("the host goes live first")
         # Check the offer before anything changes: a bad one leaves the space as it was.
         parsed = sdp.parse_offer(offer, self.settings.max_offer_bytes)
         async with self._lock(space.id):
@@ -137,7 +160,8 @@ class Podium:
             try:
                 session, answer = await ingest.open_session(
                     space.id,
-                    grant.token_id,
+                    member.id,
+                    member.generation,
                     parsed,
                     stage,
                     loopback_only=self.settings.ice_loopback == "only",
@@ -148,22 +172,142 @@ class Podium:
                     self._stages.pop(space.id, None)
                     await stage.stop()
                 raise
-            live = rules.go_live(space, self.clock.now())
+            # A reconnect replaces the member's earlier session.
+            for earlier in [s for s in self._sessions.values() if s.space_id == space.id and s.member_id == member.id]:
+                await self._drop_session(earlier)
+            self._sessions[session.id] = session
+            live = space_rules.go_live(space, self.clock.now())
             if live is not space:
                 await self.spaces.save(live)
                 self._cache[space.id] = live
                 await self.bus.publish("spaces", {"type": "space.started", "space": space.id})
-        self._sessions[session.id] = session
+        await self._enforce(space.id)
         return session, answer
 
     async def unpublish(self, session_id: str, token: str) -> None:
         session = self._sessions.get(SessionId(session_id))
         if session is None:
             raise NotFound("no such WHIP session (it may have ended already)")
-        grant = self.signer.verify(token)
-        if grant.space_id != session.space_id or grant.role is not Role.HOST:
+        space = await self.get_space(session.space_id)
+        member = self.authorize(space, token)
+        if member.id != session.member_id and member.role not in (Role.HOST, Role.COHOST):
             raise Forbidden("this token may not end this WHIP session")
         await self._drop_session(session)
+
+    # -- the stage --------------------------------------------------------------------------
+
+    def rules(self, space: Space) -> StageRules:
+        rules = self._rules.get(space.id)
+        if rules is None:
+            rules = StageRules(max_cohosts=self.settings.max_cohosts, max_speakers=self.settings.max_speakers)
+            if space.state is SpaceState.ENDED:
+                rules.ended = True
+            self._rules[space.id] = rules
+        return rules
+
+    def authorize(self, space: Space, token: str) -> Member:
+        """The member a token speaks for, checked against the stage as it is now (never only the token)."""
+        grant = self.signer.verify_for(token, space.id)
+        rules = self.rules(space)
+        if isinstance(grant, InviteGrant):
+            if grant.member_id not in rules.members:
+                raise Forbidden("this invite has not been redeemed; open the invite link first")
+            return rules.check_token(grant.member_id, 0)
+        return rules.check_token(grant.member_id, grant.generation)
+
+    async def invite(self, space_id: str, token: str, role: object) -> tuple[str, Role]:
+        space = await self.get_space(space_id)
+        if role not in (Role.SPEAKER.value, Role.COHOST.value):
+            raise InvalidInput('role must be "speaker" or "cohost"')
+        member = self.authorize(space, token)
+        self.rules(space).check_invite(member.id, Role(str(role)))
+        _, invite_token = self.signer.issue_invite(space.id, Role(str(role)))
+        return invite_token, Role(str(role))
+
+    async def redeem(self, space_id: str, token: str, name: object) -> tuple[Member, str]:
+        """The invite link opened in a browser: a named member on stage, with a token of their own."""
+        space = await self.get_space(space_id)
+        grant = self.signer.verify_for(token, space.id)
+        if not isinstance(grant, InviteGrant):
+            raise InvalidInput("this is not an invite token")
+        member = self.rules(space).redeem(grant.invite_id, grant.role, grant.member_id, name)
+        return member, self.signer.issue(space.id, member.id, member.generation, member.role)
+
+    async def join(self, space_id: str, name: object) -> tuple[Member, str]:
+        """A named guest in the audience, who may raise a hand."""
+        space = await self.get_space(space_id)
+        member = self.rules(space).join(new_member_id(), name)
+        return member, self.signer.issue(space.id, member.id, member.generation, member.role)
+
+    async def act(self, space_id: str, token: str, action: str, target: str | None = None) -> Member:
+        """Every stage action, checked against the current rules, then enforced on the media."""
+        space = await self.get_space(space_id)
+        rules = self.rules(space)
+        actor = self.authorize(space, token).id
+        subject = MemberId(target) if target is not None else actor
+        actions = {
+            "raise_hand": lambda: rules.raise_hand(actor),
+            "lower_hand": lambda: rules.lower_hand(actor),
+            "leave": lambda: rules.leave_stage(actor),
+            "accept": lambda: rules.accept_hand(actor, subject),
+            "decline": lambda: rules.decline_hand(actor, subject),
+            "audience": lambda: rules.move_to_audience(actor, subject),
+            "mute": lambda: rules.mute(actor, subject),
+            "unmute": lambda: rules.unmute(actor, subject),
+            "remove": lambda: rules.remove(actor, subject),
+            "block": lambda: rules.block(actor, subject),
+        }
+        if action not in actions:
+            raise NotFound(f"no such action: {action}")
+        member = actions[action]()
+        await self._enforce(space.id)
+        await self.bus.publish("stage", {"type": "stage.changed", "space": space.id, "action": action})
+        return member
+
+    def stage_view(self, space: Space) -> dict[str, object]:
+        rules = self.rules(space)
+        stage = self._stages.get(space.id)
+        levels: dict[MemberId, float] = {}
+        if stage is not None:
+            for session in self._sessions.values():
+                if session.space_id == space.id:
+                    levels[session.member_id] = stage.levels.get(session.id, 0.0)
+        return {
+            "speakers": [
+                {
+                    "id": m.id,
+                    "name": m.name,
+                    "role": m.role.value,
+                    "muted": m.muted,
+                    "connected": m.id in levels,
+                    "level": round(levels.get(m.id, 0.0), 3),
+                    "speaking": levels.get(m.id, 0.0) > SPEAKING_LEVEL and not m.muted,
+                }
+                for m in rules.on_stage()
+            ],
+            "hands": len(rules.hands()),
+        }
+
+    def hand_queue(self, space: Space, token: str) -> list[dict[str, str]]:
+        member = self.authorize(space, token)
+        if member.role not in (Role.HOST, Role.COHOST):
+            raise Forbidden("only the host and co-hosts see the hand queue")
+        return [{"id": m.id, "name": m.name} for m in self.rules(space).hands()]
+
+    async def _enforce(self, space_id: SpaceId) -> None:
+        """Make the media match the rules: lost rights close sessions, mutes silence them, at once."""
+        rules = self._rules.get(space_id)
+        stage = self._stages.get(space_id)
+        if rules is None:
+            return
+        sessions = {s.id: s for s in self._sessions.values() if s.space_id == space_id}
+        close, silent = enforce(rules, {key: (s.member_id, s.generation) for key, s in sessions.items()})
+        for key in close:
+            await self._drop_session(sessions[key])
+        if stage is not None:
+            for key in sessions:
+                if key not in close:
+                    stage.set_muted(key, key in silent)
 
     def speakers_connected(self, space_id: SpaceId) -> int:
         return sum(1 for s in self._sessions.values() if s.space_id == space_id)
@@ -243,7 +387,7 @@ class Podium:
                 space = self._cache.get(space_id)
                 if space is None:
                     continue
-                updated = rules.with_peak(space, presence.counts().peak)
+                updated = space_rules.with_peak(space, presence.counts().peak)
                 if updated is not space:
                     await self.spaces.save(updated)
                     self._cache[space_id] = updated

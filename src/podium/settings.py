@@ -32,6 +32,9 @@ class Settings:
     max_json_bytes: int = 16 * 1024
     max_offer_bytes: int = 64 * 1024
     max_title_chars: int = 200
+    # The stage: co-hosts besides the host, and everyone on stage (host included).
+    max_cohosts: int = 2
+    max_speakers: int = 13
     # How long a blocking playlist reload or a preload-hinted part may be held open.
     hls_hold_s: float = 6.0
     # Where hls.js was installed by `npm install` (node_modules/hls.js/dist); found by default.

@@ -127,7 +127,7 @@ class StageRules:
 
     def redeem(self, invite_id: str, role: Role, member_id: MemberId, name: object) -> Member:
         """An invite link used once: a new member, straight onto the stage."""
-        if invite_id in self.used_invites:
+        if invite_id in self.used_invites or member_id in self.members:
             raise Forbidden("this invite link has been used already")
         if self.ended:
             raise Conflict("this space has ended")

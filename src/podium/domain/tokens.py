@@ -1,58 +1,94 @@
-"""Capability tokens: signed, so a forged one is refused by a signature check alone."""
+"""Capability tokens: signed, so a forged one is refused by a signature check alone.
+
+Two kinds, told apart by their prefix:
+- `m.` member tokens name a space, a member, the member's generation and role at issue. The
+  generation makes revocation cheap: when a right is taken away the member's generation moves
+  on and every older token fails the check against the stage rules.
+- `i.` invite tokens name a space, a role and an invite id; they expire, and the stage rules let
+  one person redeem an invite once.
+"""
 
 from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from enum import StrEnum
 
-from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
 
+from podium.domain.stage import Role
 from podium.errors import Forbidden, Unauthenticated
-from podium.ids import SpaceId, is_space_id
+from podium.ids import MemberId, SpaceId, is_space_id
 
-
-class Role(StrEnum):
-    HOST = "host"
-    LISTENER = "listener"
+MAX_TOKEN_CHARS = 512
+INVITE_TTL_S = 24 * 3600
 
 
 @dataclass(frozen=True)
 class Grant:
     space_id: SpaceId
+    member_id: MemberId
+    generation: int
     role: Role
-    token_id: str
+
+
+@dataclass(frozen=True)
+class InviteGrant:
+    space_id: SpaceId
+    invite_id: str
+    role: Role
+
+    @property
+    def member_id(self) -> MemberId:
+        """Whoever redeems an invite becomes this member: one invite, one person."""
+        return MemberId("i-" + self.invite_id)
+
+
+_INVALID = "this token is not valid for this Podium instance"
 
 
 class TokenSigner:
-    """Makes and checks `Bearer` tokens naming a space and a role."""
+    def __init__(self, secret: str, invite_ttl_s: int = INVITE_TTL_S) -> None:
+        self._members = URLSafeSerializer(secret, salt="podium.member.v1")
+        self._invites = URLSafeTimedSerializer(secret, salt="podium.invite.v1")
+        self.invite_ttl_s = invite_ttl_s
 
-    def __init__(self, secret: str) -> None:
-        self._serializer = URLSafeSerializer(secret, salt="podium.token.v1")
+    def issue(self, space_id: SpaceId, member_id: MemberId, generation: int, role: Role) -> str:
+        payload = {"s": space_id, "m": member_id, "g": generation, "r": role.value}
+        return "m." + str(self._members.dumps(payload))
 
-    def issue(self, space_id: SpaceId, role: Role) -> str:
-        payload = {"s": space_id, "r": role.value, "t": secrets.token_urlsafe(9)}
-        return str(self._serializer.dumps(payload))
+    def issue_invite(self, space_id: SpaceId, role: Role) -> tuple[str, str]:
+        invite_id = secrets.token_urlsafe(9)
+        return invite_id, "i." + str(self._invites.dumps({"s": space_id, "i": invite_id, "r": role.value}))
 
-    def verify(self, token: str) -> Grant:
-        if not token or len(token) > 512:
+    def verify(self, token: str) -> Grant | InviteGrant:
+        if not token or len(token) > MAX_TOKEN_CHARS:
             raise Unauthenticated("a token is required (Authorization: Bearer <token>)")
+        kind, _, body = token.partition(".")
         try:
-            payload = self._serializer.loads(token)
+            if kind == "m":
+                payload = self._members.loads(body)
+            elif kind == "i":
+                payload = self._invites.loads(body, max_age=self.invite_ttl_s)
+            else:
+                raise Unauthenticated(_INVALID)
+        except SignatureExpired:
+            raise Forbidden("this invite link has expired; ask the host for a new one") from None
         except BadSignature:
-            raise Unauthenticated("this token is not valid for this Podium instance") from None
+            raise Unauthenticated(_INVALID) from None
         if not isinstance(payload, dict):
-            raise Unauthenticated("this token is not valid for this Podium instance")
-        space_id, role, token_id = payload.get("s"), payload.get("r"), payload.get("t")
-        roles = {r.value for r in Role}
-        if not (isinstance(space_id, str) and is_space_id(space_id)) or not isinstance(role, str) or role not in roles:
-            raise Unauthenticated("this token is not valid for this Podium instance")
-        return Grant(SpaceId(space_id), Role(role), str(token_id))
+            raise Unauthenticated(_INVALID)
+        space_id, role = payload.get("s"), payload.get("r")
+        if not (isinstance(space_id, str) and is_space_id(space_id)) or role not in {r.value for r in Role}:
+            raise Unauthenticated(_INVALID)
+        if kind == "i":
+            return InviteGrant(SpaceId(space_id), str(payload.get("i")), Role(str(role)))
+        generation = payload.get("g")
+        if not isinstance(generation, int):
+            raise Unauthenticated(_INVALID)
+        return Grant(SpaceId(space_id), MemberId(str(payload.get("m"))), generation, Role(str(role)))
 
-    def require(self, token: str, space_id: SpaceId, role: Role) -> Grant:
+    def verify_for(self, token: str, space_id: SpaceId) -> Grant | InviteGrant:
         grant = self.verify(token)
         if grant.space_id != space_id:
             raise Forbidden("this token belongs to another space")
-        if grant.role is not role:
-            raise Forbidden(f"this action needs the {role.value}'s token")
         return grant

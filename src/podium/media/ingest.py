@@ -12,7 +12,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 from podium.errors import InvalidOffer
-from podium.ids import SessionId, SpaceId, new_session_id
+from podium.ids import MemberId, SessionId, SpaceId, new_session_id
 from podium.media import ice, sdp
 from podium.media.mixer import downmix
 from podium.media.stage import Stage
@@ -27,7 +27,10 @@ CONNECT_TIMEOUT_S = 30.0
 class IngestSession:
     id: SessionId
     space_id: SpaceId
-    token_id: str
+    member_id: MemberId
+    # The generation of the token the session was opened with: when the member's generation
+    # moves on (a right taken away), the session is closed.
+    generation: int
     pc: RTCPeerConnection
     stage: Stage
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -38,6 +41,7 @@ class IngestSession:
             return
         self.closed = True
         self.stage.remove_input(self.id)
+        self.stage.remove_return(self.id)
         for task in self.tasks:
             task.cancel()
         await self.pc.close()
@@ -45,7 +49,8 @@ class IngestSession:
 
 async def open_session(
     space_id: SpaceId,
-    token_id: str,
+    member_id: MemberId,
+    generation: int,
     offer: sdp.Offer,
     stage: Stage,
     *,
@@ -57,7 +62,7 @@ async def open_session(
     if loopback_only:
         offer_text = sdp.keep_loopback_candidates(offer_text)
     pc = RTCPeerConnection(ice.rtc_configuration())
-    session = IngestSession(new_session_id(), space_id, token_id, pc, stage)
+    session = IngestSession(new_session_id(), space_id, member_id, generation, pc, stage)
 
     @pc.on("track")
     def _on_track(track: MediaStreamTrack) -> None:
@@ -74,6 +79,9 @@ async def open_session(
 
     try:
         await pc.setRemoteDescription(RTCSessionDescription(offer_text, "offer"))
+        if offer.wants_return_audio:
+            # The speaker hears everyone but themselves over the same connection.
+            pc.addTrack(stage.add_return(session.id))
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
     except (ValueError, TypeError, KeyError, IndexError) as error:

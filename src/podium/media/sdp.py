@@ -31,6 +31,14 @@ class Offer:
     sections: tuple[Section, ...]
 
     @property
+    def wants_return_audio(self) -> bool:
+        """True when the first audio section also receives (sendrecv): a speaker who listens back."""
+        audio = next(s for s in self.sections if s.kind == "audio")
+        directions = {"a=sendrecv", "a=sendonly", "a=recvonly", "a=inactive"}
+        stated = [line.strip() for line in audio.lines if line.strip() in directions]
+        return not stated or stated[0] == "a=sendrecv"
+
+    @property
     def declined(self) -> list[int]:
         return [i for i, s in enumerate(self.sections) if s.kind != "audio"]
 

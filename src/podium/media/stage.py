@@ -12,6 +12,10 @@ import contextlib
 import logging
 from collections.abc import Hashable
 from datetime import datetime
+from fractions import Fraction
+
+import av
+from aiortc import MediaStreamTrack
 
 from podium.backends.interfaces import MediaStore
 from podium.ids import SpaceId
@@ -26,6 +30,35 @@ BITRATE = 64_000
 # Past this many frames behind (the process was stalled), the stage skips ahead instead of
 # bursting out seconds of audio in one go.
 MAX_CATCH_UP_FRAMES = 50
+# Per 20 ms frame: a level falls to a tenth in about 300 ms.
+LEVEL_DECAY = 0.86
+# Frames a speaker's return track may queue before the oldest go (their connection is slow).
+RETURN_QUEUE_FRAMES = 10
+
+
+class ReturnTrack(MediaStreamTrack):
+    """What a speaker hears back: their mix-minus, 20 ms mono frames, paced by the stage."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._queue: asyncio.Queue[Samples] = asyncio.Queue(RETURN_QUEUE_FRAMES)
+        self._pts = 0
+
+    def feed(self, samples: Samples) -> None:
+        if self._queue.full():
+            self._queue.get_nowait()  # late listener: keep the newest audio, not a growing delay
+        self._queue.put_nowait(samples)
+
+    async def recv(self) -> av.AudioFrame:
+        samples = await self._queue.get()
+        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        frame.time_base = Fraction(1, SAMPLE_RATE)
+        frame.pts = self._pts
+        self._pts += len(samples)
+        return frame
 
 
 class Stage:
@@ -41,7 +74,9 @@ class Stage:
         self._tick_task: asyncio.Task[None] | None = None
         self._write_task: asyncio.Task[None] | None = None
         self.frames_mixed = 0
+        # Per input: peak level with a ~300 ms decay, for speaking indicators.
         self.levels: dict[Hashable, float] = {}
+        self._returns: dict[Hashable, ReturnTrack] = {}
 
     async def start(self) -> None:
         # The init section reaches the disk before any playlist names it.
@@ -59,6 +94,19 @@ class Stage:
 
     def push(self, key: Hashable, samples: Samples) -> None:
         self.mixer.push(key, samples)
+
+    def set_muted(self, key: Hashable, muted: bool) -> None:
+        self.mixer.set_muted(key, muted)
+
+    def add_return(self, key: Hashable) -> ReturnTrack:
+        """A track carrying `key`'s mix-minus (everyone but them), one frame per mixer frame."""
+        track = self._returns[key] = ReturnTrack()
+        return track
+
+    def remove_return(self, key: Hashable) -> None:
+        track = self._returns.pop(key, None)
+        if track is not None:
+            track.stop()
 
     # -- listeners -------------------------------------------------------------------------
 
@@ -110,7 +158,11 @@ class Stage:
                 made: list[Part | Segment] = []
                 while done < due:
                     result = self.mixer.mix()
-                    self.levels = result.levels
+                    self._update_levels(result.levels)
+                    for key, track in self._returns.items():
+                        minus = result.minus.get(key)
+                        if minus is not None:
+                            track.feed(minus)
                     made.extend(self.packager.push(self._encoder.encode(result.program)))
                     done += 1
                     self.frames_mixed += 1
@@ -124,6 +176,9 @@ class Stage:
             log.exception("stage %s failed; ending its program", self.space_id)
             if not self.packager.is_ended:
                 self._publish(self.packager.finish())
+
+    def _update_levels(self, levels: dict[Hashable, float]) -> None:
+        self.levels = {key: max(level, self.levels.get(key, 0.0) * LEVEL_DECAY) for key, level in levels.items()}
 
     def _publish(self, made: list[Part | Segment]) -> None:
         for item in made:
