@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fractions
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import av
 import httpx
 import numpy as np
 import numpy.typing as npt
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
 
 from podium.media import ice, sdp
-from podium.media.mixer import FRAME_SAMPLES, SAMPLE_RATE
+from podium.media.mixer import FRAME_SAMPLES, SAMPLE_RATE, downmix
 
 SampleSource = Callable[[int], npt.NDArray[np.int16]]
 
@@ -64,8 +66,17 @@ class Publisher:
     pc: RTCPeerConnection
     resource_url: str
     token: str
+    # What the stage sent back (the mix-minus), as mono int16 chunks, when asked to receive.
+    received: list[npt.NDArray[np.int16]] = field(default_factory=list)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def received_audio(self, last_s: float) -> npt.NDArray[np.int16]:
+        audio = np.concatenate(self.received) if self.received else np.zeros(0, dtype=np.int16)
+        return audio[-int(last_s * SAMPLE_RATE) :]
 
     async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
         async with httpx.AsyncClient() as client:
             await client.delete(self.resource_url, headers={"Authorization": f"Bearer {self.token}"})
         await self.pc.close()
@@ -79,12 +90,26 @@ class WhipRefused(Exception):
 
 
 async def publish(
-    whip_url: str, token: str, track: MediaStreamTrack, *, loopback_only: bool = True, timeout_s: float = 20.0
+    whip_url: str,
+    token: str,
+    track: MediaStreamTrack,
+    *,
+    loopback_only: bool = True,
+    timeout_s: float = 20.0,
+    receive: bool = False,
 ) -> Publisher:
+    """Publish `track`; with `receive`, also take the stage's return audio (the mix-minus)."""
     if loopback_only:
         ice.configure("only")
     pc = RTCPeerConnection(ice.rtc_configuration())
-    pc.addTransceiver(track, direction="sendonly")
+    pc.addTransceiver(track, direction="sendrecv" if receive else "sendonly")
+    received: list[npt.NDArray[np.int16]] = []
+    tasks: set[asyncio.Task[None]] = set()
+
+    @pc.on("track")
+    def _on_track(remote: MediaStreamTrack) -> None:
+        tasks.add(asyncio.create_task(_collect(remote, received)))
+
     await pc.setLocalDescription(await pc.createOffer())
     async with httpx.AsyncClient(timeout=timeout_s) as client:
         response = await client.post(
@@ -106,4 +131,12 @@ async def publish(
             await pc.close()
             raise ConnectionError(f"the WebRTC connection did not come up ({pc.connectionState})")
         await asyncio.sleep(0.05)
-    return Publisher(pc, location, token)
+    return Publisher(pc, location, token, received, tasks)
+
+
+async def _collect(track: MediaStreamTrack, into: list[npt.NDArray[np.int16]]) -> None:
+    with contextlib.suppress(MediaStreamError):
+        while True:
+            frame = await track.recv()
+            assert isinstance(frame, av.AudioFrame)
+            into.append(downmix(frame.to_ndarray().astype(np.int16, copy=False), len(frame.layout.channels)))
