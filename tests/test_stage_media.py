@@ -96,3 +96,28 @@ async def test_two_speakers_mix_minus_and_demotion(server: Server) -> None:
         assert again.status_code == 403
         await host.close()
         await guest.pc.close()
+
+
+async def test_the_stage_survives_a_restart(server: Server) -> None:
+    async with httpx.AsyncClient(base_url=server.base, timeout=20) as client:
+        space = (await client.post("/api/spaces", json={"title": "Kept"})).json()
+        host = {"Authorization": f"Bearer {space['host_token']}"}
+        invite = (
+            await client.post(f"/api/spaces/{space['id']}/invites", json={"role": "speaker"}, headers=host)
+        ).json()
+        redeem_url = f"/api/spaces/{space['id']}/invites/redeem"
+        invite_auth = {"Authorization": f"Bearer {invite['token']}"}
+        speaker = (await client.post(redeem_url, json={"name": "Kept speaker"}, headers=invite_auth)).json()
+        muted = await client.post(f"/api/spaces/{space['id']}/members/{speaker['member']['id']}/mute", headers=host)
+        assert muted.status_code == 200
+    server.stop()
+    server.start()
+    async with httpx.AsyncClient(base_url=server.base, timeout=20) as client:
+        again = await client.post(redeem_url, json={"name": "Someone else"}, headers=invite_auth)
+        assert again.status_code == 403 and "used already" in again.json()["error"]
+        stage = (await client.get(f"/api/spaces/{space['id']}/stage")).json()
+        kept = next(s for s in stage["speakers"] if s["name"] == "Kept speaker")
+        assert kept["muted"] is True
+        unmute_url = f"/api/spaces/{space['id']}/members/{speaker['member']['id']}/unmute"
+        unmuted = await client.post(unmute_url, headers={"Authorization": f"Bearer {speaker['token']}"})
+        assert unmuted.status_code == 200 and unmuted.json()["muted"] is False

@@ -109,12 +109,16 @@ class Podium:
         space = await self.spaces.get(SpaceId(space_id))
         if space is None:
             raise NotFound("no such space")
+        stored = await self.spaces.load_stage(space.id)
+        if stored is not None and space.id not in self._rules:
+            self._rules[space.id] = StageRules.from_dict(stored, self.settings.max_cohosts, self.settings.max_speakers)
         self._cache[space.id] = space
         return space
 
     async def end_space(self, space_id: str, token: str) -> Space:
         space = await self.get_space(space_id)
         self.rules(space).end(self.authorize(space, token).id)
+        await self._save_rules(space.id)
         async with self._lock(space.id):
             space = await self.get_space(space_id)
             if space.state is SpaceState.ENDED:
@@ -144,6 +148,7 @@ class Podium:
             # A studio encoder (OBS) uses the invite token itself: its first publish redeems it.
             rules.check_invite(HOST_ID, grant.role)
             rules.redeem(grant.invite_id, grant.role, grant.member_id, "Studio guest")
+            await self._save_rules(space.id)
         member = self.authorize(space, token)
         if not rules.may_publish(member.id, member.generation):
             raise Forbidden("only speakers on stage can publish audio")
@@ -231,12 +236,14 @@ class Podium:
         if not isinstance(grant, InviteGrant):
             raise InvalidInput("this is not an invite token")
         member = self.rules(space).redeem(grant.invite_id, grant.role, grant.member_id, name)
+        await self._save_rules(space.id)
         return member, self.signer.issue(space.id, member.id, member.generation, member.role)
 
     async def join(self, space_id: str, name: object) -> tuple[Member, str]:
         """A named guest in the audience, who may raise a hand."""
         space = await self.get_space(space_id)
         member = self.rules(space).join(new_member_id(), name)
+        await self._save_rules(space.id)
         return member, self.signer.issue(space.id, member.id, member.generation, member.role)
 
     async def act(self, space_id: str, token: str, action: str, target: str | None = None) -> Member:
@@ -260,6 +267,8 @@ class Podium:
         if action not in actions:
             raise NotFound(f"no such action: {action}")
         member = actions[action]()
+        # Stored before it is acknowledged; enforced on the media at once.
+        await self._save_rules(space.id)
         await self._enforce(space.id)
         await self.bus.publish("stage", {"type": "stage.changed", "space": space.id, "action": action})
         return member
@@ -293,6 +302,9 @@ class Podium:
         if member.role not in (Role.HOST, Role.COHOST):
             raise Forbidden("only the host and co-hosts see the hand queue")
         return [{"id": m.id, "name": m.name} for m in self.rules(space).hands()]
+
+    async def _save_rules(self, space_id: SpaceId) -> None:
+        await self.spaces.save_stage(space_id, self._rules[space_id].to_dict())
 
     async def _enforce(self, space_id: SpaceId) -> None:
         """Make the media match the rules: lost rights close sessions, mutes silence them, at once."""

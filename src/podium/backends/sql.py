@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +26,14 @@ spaces = sa.Table(
     sa.Column("started_at", sa.String(40)),
     sa.Column("ended_at", sa.String(40)),
     sa.Column("peak_listeners", sa.Integer, nullable=False, default=0),
+)
+
+
+stages = sa.Table(
+    "stages",
+    metadata,
+    sa.Column("space_id", sa.String(32), sa.ForeignKey("spaces.id"), primary_key=True),
+    sa.Column("state", sa.Text, nullable=False),
 )
 
 
@@ -96,6 +105,22 @@ class SqlSpaceStore:
     async def live(self) -> list[Space]:
         rows = await asyncio.to_thread(self._fetch, spaces.select().where(spaces.c.state == SpaceState.LIVE.value))
         return [_space(r) for r in rows]
+
+    async def save_stage(self, space_id: SpaceId, stage: dict[str, Any]) -> None:
+        await asyncio.to_thread(self._upsert_stage, space_id, json.dumps(stage))
+
+    def _upsert_stage(self, space_id: SpaceId, state: str) -> None:
+        with self._engine.begin() as conn:
+            updated = conn.execute(stages.update().where(stages.c.space_id == space_id).values(state=state))
+            if updated.rowcount == 0:
+                conn.execute(stages.insert().values(space_id=space_id, state=state))
+
+    async def load_stage(self, space_id: SpaceId) -> dict[str, Any] | None:
+        rows = await asyncio.to_thread(self._fetch, sa.select(stages.c.state).where(stages.c.space_id == space_id))
+        if not rows:
+            return None
+        loaded: dict[str, Any] = json.loads(rows[0].state)
+        return loaded
 
     async def close(self) -> None:
         await asyncio.to_thread(self._engine.dispose)

@@ -15,7 +15,7 @@ import unicodedata
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from podium.errors import Conflict, Forbidden, InvalidInput, NotFound
 from podium.ids import MemberId
@@ -74,6 +74,48 @@ class StageRules:
 
     def __post_init__(self) -> None:
         self.members.setdefault(HOST_ID, Member(HOST_ID, self.host_name, Role.HOST))
+
+    # -- storage -----------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "members": [
+                {
+                    "id": m.id,
+                    "name": m.name,
+                    "role": m.role.value,
+                    "muted": m.muted,
+                    "blocked": m.blocked,
+                    "hand_raised": m.hand_raised,
+                    "generation": m.generation,
+                }
+                for m in self.members.values()
+            ],
+            "used_invites": sorted(self.used_invites),
+            "ended": self.ended,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], max_cohosts: int, max_speakers: int) -> StageRules:
+        members = {
+            MemberId(m["id"]): Member(
+                MemberId(m["id"]),
+                str(m["name"]),
+                Role(m["role"]),
+                bool(m["muted"]),
+                bool(m["blocked"]),
+                bool(m["hand_raised"]),
+                int(m["generation"]),
+            )
+            for m in data.get("members", [])
+        }
+        return cls(
+            max_cohosts=max_cohosts,
+            max_speakers=max_speakers,
+            members=members,
+            used_invites=set(data.get("used_invites", [])),
+            ended=bool(data.get("ended", False)),
+        )
 
     # -- queries -----------------------------------------------------------------------------
 
