@@ -14,12 +14,14 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import Playwright, sync_playwright
 from starlette.applications import Starlette
 
 from podium.app import create_app
 from podium.settings import Settings
 
 ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture
@@ -114,3 +116,12 @@ def server(tmp_path: Path) -> Iterator[Server]:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture
+def playwright() -> Iterator[Playwright]:
+    """Playwright driving Debian's Chromium (browser downloads are impossible here)."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium is not installed at {CHROMIUM} (scripts/setup --test installs it)")
+    with sync_playwright() as instance:
+        yield instance

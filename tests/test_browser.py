@@ -10,14 +10,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, expect
 
-from tests.conftest import Server
+from tests.conftest import CHROMIUM, Server
 
 pytestmark = pytest.mark.browser
 
 TONE_HZ = 660.0
-CHROMIUM = "/usr/bin/chromium"
 
 
 def write_tone_wav(path: Path, frequency: float, seconds: float = 10.0, rate: int = 48000) -> None:
@@ -32,47 +31,50 @@ def write_tone_wav(path: Path, frequency: float, seconds: float = 10.0, rate: in
         out.writeframes(frames)
 
 
+def launch(playwright: Playwright, wav: Path) -> Browser:
+    """Headless Chromium whose microphone plays `wav`."""
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        headless=True,
+        args=[
+            "--no-sandbox",
+            "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={wav}",
+            "--autoplay-policy=no-user-gesture-required",
+            "--allow-loopback-in-peer-connection",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ],
+    )
+
+
 @pytest.fixture
-def browser(tmp_path: Path) -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is not installed at /usr/bin/chromium (.ci/run installs it)")
+def browser(playwright: Playwright, tmp_path: Path) -> Iterator[Browser]:
     wav = tmp_path / "microphone.wav"
     write_tone_wav(wav, TONE_HZ)
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--use-fake-ui-for-media-stream",
-                "--use-fake-device-for-media-stream",
-                f"--use-file-for-fake-audio-capture={wav}",
-                "--autoplay-policy=no-user-gesture-required",
-                "--allow-loopback-in-peer-connection",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        try:
-            yield instance
-        finally:
-            instance.close()
+    instance = launch(playwright, wav)
+    try:
+        yield instance
+    finally:
+        instance.close()
 
 
-def dominant_frequency(page: Page) -> tuple[float, float]:
-    """The loudest frequency the listener page's analyser sees, and its level in dB."""
+def dominant_frequency(page: Page, analyser: str = "analyser") -> tuple[float, float]:
+    """The loudest frequency a page's analyser sees, and its level in dB."""
     result = page.evaluate(
-        """() => {
-          const analyser = window.podium.analyser;
+        """(name) => {
+          const analyser = window.podium && window.podium[name];
           if (!analyser) return [0, -1000];
           const bins = new Float32Array(analyser.frequencyBinCount);
           analyser.getFloatFrequencyData(bins);
           let best = 0;
           for (let i = 2; i < bins.length; i++) if (bins[i] > bins[best] || best < 2) best = i;
           return [best * analyser.context.sampleRate / analyser.fftSize, bins[best]];
-        }"""
+        }""",
+        analyser,
     )
     return float(result[0]), float(result[1])
 

@@ -57,6 +57,12 @@ async def listener_page(request: Request) -> Response:
     return _page("listen.html")
 
 
+async def speaker_page(request: Request) -> Response:
+    if not is_space_id(request.path_params["space_id"]):
+        raise NotFound("no such space")
+    return _page("join.html")
+
+
 async def host_page(request: Request) -> Response:
     if not is_space_id(request.path_params["space_id"]):
         raise NotFound("no such space")
@@ -77,6 +83,7 @@ def page_routes(settings: Settings) -> list[BaseRoute]:
         Route("/", home, methods=["GET", "HEAD"]),
         Route("/s/{space_id}", listener_page, methods=["GET", "HEAD"]),
         Route("/host/{space_id}", host_page, methods=["GET", "HEAD"]),
+        Route("/join/{space_id}", speaker_page, methods=["GET", "HEAD"]),
         Route("/static/vendor/hls.min.js", hlsjs_file, methods=["GET", "HEAD"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]

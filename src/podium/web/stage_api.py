@@ -77,6 +77,13 @@ async def stage(request: Request) -> Response:
     return json_response(podium.stage_view(space), cache="public, max-age=1")
 
 
+async def me(request: Request) -> Response:
+    """The member the token speaks for, as the stage sees them now (pages poll it)."""
+    podium = _podium(request)
+    space = await podium.get_space(request.path_params["space_id"])
+    return json_response(member_view(podium.authorize(space, bearer_token(request))))
+
+
 async def hands(request: Request) -> Response:
     podium = _podium(request)
     space = await podium.get_space(request.path_params["space_id"])
@@ -115,6 +122,7 @@ def stage_routes() -> list[Route]:
         Route("/api/spaces/{space_id}/guests", join_as_guest, methods=["POST"]),
         Route("/api/spaces/{space_id}/stage", stage, methods=["GET"]),
         Route("/api/spaces/{space_id}/hands", hands, methods=["GET"]),
+        Route("/api/spaces/{space_id}/me", me, methods=["GET"]),
         Route("/api/spaces/{space_id}/hand", raise_hand, methods=["POST", "DELETE"]),
         Route("/api/spaces/{space_id}/leave", leave, methods=["POST"]),
         Route("/api/spaces/{space_id}/members/{member_id}/{action}", member_action, methods=["POST"]),

@@ -18,3 +18,120 @@ function watchLevel(analyser, onLevel) {
     requestAnimationFrame(draw);
   })();
 }
+
+const spaceId = location.pathname.split("/").pop();
+
+async function api(path, { method = "GET", token = null, body = undefined } = {}) {
+  const headers = {};
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: "no-store" });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(data.error || `error ${response.status}`);
+  return data;
+}
+
+function iceComplete(connection) {
+  if (connection.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    connection.addEventListener("icegatheringstatechange", () => {
+      if (connection.iceGatheringState === "complete") resolve();
+    });
+    setTimeout(resolve, 3000);  // host candidates come first; go with what we have
+  });
+}
+
+// Publishes the microphone to the stage over WHIP and plays back what the stage returns
+// (everyone but us). Returns { pc, stream, resource, returnAnalyser }.
+async function publishMicrophone(whipUrl, token, onState) {
+  const stream = await navigator.mediaDevices.getUserMedia({
+    audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+  });
+  const pc = new RTCPeerConnection();
+  const session = { pc, stream, resource: null, returnAnalyser: null };
+  for (const track of stream.getAudioTracks()) pc.addTransceiver(track, { direction: "sendrecv", streams: [stream] });
+  pc.addEventListener("track", (event) => {
+    const remote = event.streams[0] || new MediaStream([event.track]);
+    const player = document.getElementById("return-audio");
+    player.srcObject = remote;  // Chromium feeds WebAudio from a remote stream only while it plays
+    player.play().catch(() => {});
+    const context = new AudioContext();
+    const analyser = context.createAnalyser();
+    analyser.fftSize = 4096;
+    context.createMediaStreamSource(remote).connect(analyser);
+    session.returnAnalyser = analyser;
+    window.podium = Object.assign(window.podium || {}, { returnAnalyser: analyser });
+  });
+  pc.addEventListener("connectionstatechange", () => onState(pc.connectionState));
+  await pc.setLocalDescription(await pc.createOffer());
+  await iceComplete(pc);
+  const response = await fetch(whipUrl, {
+    method: "POST",
+    headers: { "Content-Type": "application/sdp", Authorization: `Bearer ${token}` },
+    body: pc.localDescription.sdp,
+  });
+  if (response.status !== 201) {
+    const text = await response.text();
+    pc.close();
+    stream.getTracks().forEach((t) => t.stop());
+    let message = text;
+    try { message = JSON.parse(text).error; } catch (_) { /* plain text */ }
+    throw new Error(message || `error ${response.status}`);
+  }
+  session.resource = response.headers.get("Location");
+  await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
+  return session;
+}
+
+function micMeter(stream, meterId, barId) {
+  const context = new AudioContext();
+  const analyser = context.createAnalyser();
+  analyser.fftSize = 1024;
+  context.createMediaStreamSource(stream).connect(analyser);
+  watchLevel(analyser, (percent) => {
+    $(barId).style.width = `${percent}%`;
+    $(meterId).setAttribute("aria-valuenow", String(percent));
+  });
+}
+
+// Draws the stage: one card per person on it, with a ring while they speak. `controls(person)`
+// may return buttons for moderators.
+function renderStage(container, stage, controls) {
+  container.replaceChildren();
+  for (const person of stage.speakers) {
+    const item = document.createElement("li");
+    item.className = "person" + (person.speaking ? " speaking" : "") + (person.muted ? " muted" : "");
+    item.dataset.member = person.id;
+    const avatar = document.createElement("span");
+    avatar.className = "avatar";
+    avatar.setAttribute("aria-hidden", "true");
+    avatar.textContent = person.name.slice(0, 1).toUpperCase();
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = person.name;
+    const detail = document.createElement("span");
+    detail.className = "detail";
+    const states = [person.role];
+    if (person.muted) states.push("muted");
+    else if (person.speaking) states.push("speaking");
+    if (!person.connected) states.push("not connected");
+    detail.textContent = states.join(" · ");
+    item.append(avatar, name, detail);
+    if (controls) {
+      const actions = document.createElement("div");
+      actions.className = "actions";
+      actions.append(...controls(person));
+      item.append(actions);
+    }
+    container.append(item);
+  }
+}
+
+function button(label, onClick, className = "small secondary") {
+  const element = document.createElement("button");
+  element.type = "button";
+  element.className = className;
+  element.textContent = label;
+  element.addEventListener("click", onClick);
+  return element;
+}

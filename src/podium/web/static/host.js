@@ -1,6 +1,5 @@
 "use strict";
 // The host console: publish the microphone to the stage over WHIP, watch the level, end the space.
-const spaceId = location.pathname.split("/").pop();
 const fragment = new URLSearchParams(location.hash.slice(1));
 if (fragment.get("token")) {
   localStorage.setItem(`podium.host.${spaceId}`, fragment.get("token"));
@@ -10,6 +9,7 @@ const token = localStorage.getItem(`podium.host.${spaceId}`);
 let space = null;
 let pc = null;
 let whipResource = null;
+let session = null;
 
 function showError(message) { $("error").textContent = message; }
 function setStatus(message) { $("status").textContent = message; }
@@ -44,66 +44,65 @@ async function refresh() {
   }
 }
 
-function meter(stream) {
-  const context = new AudioContext();
-  const analyser = context.createAnalyser();
-  analyser.fftSize = 1024;
-  context.createMediaStreamSource(stream).connect(analyser);
-  watchLevel(analyser, (percent) => {
-    $("meter-bar").style.width = `${percent}%`;
-    $("meter").setAttribute("aria-valuenow", String(percent));
-  });
-  return context;
-}
-
-function iceComplete(connection) {
-  if (connection.iceGatheringState === "complete") return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => { if (connection.iceGatheringState === "complete") resolve(); };
-    connection.addEventListener("icegatheringstatechange", done);
-    setTimeout(resolve, 3000);  // gather what we have; host candidates come first
-  });
-}
-
 async function goLive() {
   showError("");
   if (!token) { showError("This browser does not hold the host token for this space."); return; }
   $("golive").disabled = true;
   try {
     setStatus("Asking for the microphone…");
-    const stream = await navigator.mediaDevices.getUserMedia({
-      audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
-    });
-    meter(stream);
-    pc = new RTCPeerConnection();
-    for (const track of stream.getAudioTracks()) pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
-    pc.addEventListener("connectionstatechange", () => {
-      const state = pc ? pc.connectionState : "closed";
+    session = await publishMicrophone(space.urls.whip, token, (state) => {
       setStatus({ connected: "You are live on stage.", connecting: "Connecting to the stage…", failed: "The connection to the stage failed.", disconnected: "Reconnecting…" }[state] || state);
     });
-    await pc.setLocalDescription(await pc.createOffer());
-    await iceComplete(pc);
-    setStatus("Connecting to the stage…");
-    const response = await fetch(space.urls.whip, {
-      method: "POST",
-      headers: { "Content-Type": "application/sdp", Authorization: `Bearer ${token}` },
-      body: pc.localDescription.sdp,
-    });
-    if (response.status !== 201) {
-      const text = await response.text();
-      let message = text;
-      try { message = JSON.parse(text).error; } catch (_) { /* plain text */ }
-      throw new Error(message || `error ${response.status}`);
-    }
-    whipResource = response.headers.get("Location");
-    await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
+    pc = session.pc;
+    micMeter(session.stream, "meter", "meter-bar");
+    whipResource = session.resource;
     await refresh();
   } catch (e) {
     showError(`Could not go live: ${e.message}`);
-    if (pc) pc.close();
     pc = null;
     render();
   }
+}
+
+function moderate(person, action, label) {
+  return button(label, async () => {
+    try {
+      await api(`/api/spaces/${spaceId}/members/${person.id}/${action}`, { method: "POST", token });
+      refreshStage();
+    } catch (e) { showError(`${label}: ${e.message}`); }
+  });
+}
+
+async function refreshStage() {
+  try {
+    const stage = await api(`/api/spaces/${spaceId}/stage`);
+    renderStage($("stage"), stage, (person) => person.role === "host" ? [] : [
+      person.muted ? null : moderate(person, "mute", "Mute"),
+      moderate(person, "audience", "To audience"),
+      moderate(person, "remove", "Remove"),
+      moderate(person, "block", "Block"),
+    ].filter(Boolean));
+    const { hands } = await api(`/api/spaces/${spaceId}/hands`, { token });
+    $("hands-count").textContent = hands.length ? `(${hands.length})` : "";
+    $("no-hands").hidden = hands.length > 0;
+    $("hands").replaceChildren(...hands.map((hand) => {
+      const item = document.createElement("li");
+      const name = document.createElement("span");
+      name.textContent = hand.name;
+      item.append(name, moderate(hand, "accept", "Bring up"), moderate(hand, "decline", "Decline"));
+      return item;
+    }));
+  } catch (e) { /* shown on the next successful refresh */ }
+}
+
+async function invite(role) {
+  try {
+    const data = await api(`/api/spaces/${spaceId}/invites`, { method: "POST", token, body: { role } });
+    const link = new URL(data.invite_url, location.href).href;
+    $("invite-link").textContent = link;
+    $("invite-link").hidden = false;
+    if (navigator.clipboard) navigator.clipboard.writeText(link).catch(() => {});
+  } catch (e) { showError(`Could not invite: ${e.message}`); }
 }
 
 async function endSpace() {
@@ -122,8 +121,12 @@ async function endSpace() {
 
 $("golive").addEventListener("click", goLive);
 $("end").addEventListener("click", endSpace);
+$("invite-speaker").addEventListener("click", () => invite("speaker"));
+$("invite-cohost").addEventListener("click", () => invite("cohost"));
 window.addEventListener("pagehide", () => {
   if (whipResource && token) fetch(whipResource, { method: "DELETE", headers: { Authorization: `Bearer ${token}` }, keepalive: true });
 });
 refresh();
+refreshStage();
 setInterval(refresh, 3000);
+setInterval(refreshStage, 700);

@@ -1,7 +1,6 @@
 "use strict";
 // The listener page: play the space's LL-HLS stream (native on Safari, hls.js elsewhere),
 // beat so the host knows we are here, and show the live listener count.
-const spaceId = location.pathname.split("/").pop();
 const audio = $("audio");
 const listenerKey = "podium.listener";
 let listenerId = sessionStorage.getItem(listenerKey);
@@ -130,5 +129,43 @@ $("play").addEventListener("click", async () => {
 audio.addEventListener("waiting", () => { if (player.playing) $("status").textContent = "Buffering…"; });
 audio.addEventListener("playing", () => { $("status").textContent = "Playing live."; });
 window.addEventListener("pagehide", () => beat(true));
+
+// The way up: a named guest raises a hand; once accepted, the speaker view takes over.
+const memberKey = `podium.member.${spaceId}`;
+async function refreshStage() {
+  try { renderStage($("stage"), await api(`/api/spaces/${spaceId}/stage`)); } catch (_) { /* next time */ }
+  const token = localStorage.getItem(memberKey);
+  if (!token) return;
+  try {
+    const me = await api(`/api/spaces/${spaceId}/me`, { token });
+    $("hand-form").hidden = true;
+    if (["speaker", "cohost"].includes(me.role)) {
+      $("hand-status").textContent = "The host brought you up.";
+      $("go-up").hidden = false;
+      $("go-up-link").href = `/join/${spaceId}`;
+    } else {
+      $("hand-status").textContent = me.hand_raised ? `Your hand is raised, ${me.name}. The host will see it.` : `You are listening as ${me.name}.`;
+    }
+  } catch (e) {
+    localStorage.removeItem(memberKey);
+    $("hand-form").hidden = false;
+    $("hand-status").textContent = e.message;
+  }
+}
+$("hand-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  try {
+    let token = localStorage.getItem(memberKey);
+    if (!token) {
+      const guest = await api(`/api/spaces/${spaceId}/guests`, { method: "POST", body: { name: $("guest-name").value } });
+      token = guest.token;
+      localStorage.setItem(memberKey, token);
+    }
+    await api(`/api/spaces/${spaceId}/hand`, { method: "POST", token });
+    refreshStage();
+  } catch (e) { $("hand-status").textContent = `Could not raise your hand: ${e.message}`; }
+});
+refreshStage();
+setInterval(refreshStage, 1500);
 refresh();
 setInterval(refresh, 10000);
