@@ -35,7 +35,10 @@ def _serve(args: argparse.Namespace) -> int:
         timeout_keep_alive=15,
         timeout_graceful_shutdown=5,
     )
-    uvicorn.Server(config).run()
+    try:
+        uvicorn.Server(config).run()
+    except KeyboardInterrupt:
+        pass  # Ctrl-C: uvicorn has shut down cleanly; no traceback for people
     return 0
 
 

@@ -83,7 +83,9 @@ function attachAnalyser() {
 function start() {
   const url = player.space.urls.hls;
   if (window.Hls && window.Hls.isSupported()) {
-    const hls = new window.Hls({ lowLatencyMode: true, backBufferLength: 30 });
+    // maxLiveSyncPlaybackRate: a player that fell behind (a stall, a slow start) catches up by
+    // playing slightly faster instead of staying seconds behind the room.
+    const hls = new window.Hls({ lowLatencyMode: true, backBufferLength: 30, maxLiveSyncPlaybackRate: 1.5 });
     player.hls = hls;
     hls.on(window.Hls.Events.ERROR, (_event, data) => {
       if (data.fatal) {
