@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from pathlib import Path
@@ -35,10 +36,9 @@ def _serve(args: argparse.Namespace) -> int:
         timeout_keep_alive=15,
         timeout_graceful_shutdown=5,
     )
-    try:
+    # Ctrl-C: uvicorn shuts down cleanly by itself; people need no traceback after it.
+    with contextlib.suppress(KeyboardInterrupt):
         uvicorn.Server(config).run()
-    except KeyboardInterrupt:
-        pass  # Ctrl-C: uvicorn has shut down cleanly; no traceback for people
     return 0
 
 

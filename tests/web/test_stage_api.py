@@ -103,3 +103,13 @@ async def test_the_way_up_by_the_hand_queue(client: httpx.AsyncClient) -> None:
     assert (await client.post(f"/api/spaces/{space['id']}/hand", headers=auth(guest["token"]))).status_code == 403
     unknown = await client.post(member_url + "/promote", headers=auth(space["host_token"]))
     assert unknown.status_code == 400 and "unknown action" in unknown.json()["error"]
+
+
+async def test_a_bad_offer_with_an_invite_token_leaves_the_invite_unused(client: httpx.AsyncClient) -> None:
+    space = await new_space(client)
+    invite_token = (await invite(client, space, space["host_token"])).json()["token"]
+    response = await client.post(
+        space["urls"]["whip"], content=b"garbage", headers={**auth(invite_token), "Content-Type": "application/sdp"}
+    )
+    assert response.status_code == 400
+    assert (await redeem(client, space, invite_token, "Still mine")).status_code == 201
