@@ -11,7 +11,8 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
 
 from podium.backends.files import FileMediaStore
@@ -71,6 +72,17 @@ async def _podium_error(request: Request, error: Exception) -> Response:
     return error_response(error)
 
 
+async def _http_error(request: Request, error: Exception) -> Response:
+    """Starlette's own refusals (no such route, wrong method) in the same JSON shape as ours."""
+    assert isinstance(error, HTTPException)
+    messages = {404: "no such page or API endpoint", 405: f"{request.method} is not allowed here"}
+    return JSONResponse(
+        {"error": messages.get(error.status_code, str(error.detail))},
+        status_code=error.status_code,
+        headers=dict(error.headers or {}),
+    )
+
+
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
     settings = settings or Settings.load()
     podium = build_podium(settings, clock)
@@ -87,7 +99,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     app = Starlette(
         routes=[*api_routes(), *stage_routes(), *hls_routes(), *page_routes(settings)],
-        exception_handlers={PodiumError: _podium_error},
+        exception_handlers={PodiumError: _podium_error, HTTPException: _http_error},
         lifespan=lifespan,
     )
     app.state.podium = podium
