@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from podium.errors import Conflict, InvalidInput
 from podium.ids import SpaceId
+from podium.text import clean_text
 
 
 class SpaceState(StrEnum):
@@ -34,19 +34,7 @@ MAX_SCHEDULE_AHEAD = timedelta(days=366)
 
 
 def clean_title(raw: object, max_chars: int) -> str:
-    if not isinstance(raw, str):
-        raise InvalidInput("title must be a string")
-    # NFKC folds look-alike forms; control and format characters (bidi overrides, zero-width)
-    # would let a title pretend to be something else, so they go.
-    text = unicodedata.normalize("NFKC", raw)
-    text = "".join(" " if c.isspace() else c for c in text)
-    text = "".join(c for c in text if unicodedata.category(c)[0] != "C")
-    text = " ".join(text.split())
-    if not text:
-        raise InvalidInput("title must not be empty")
-    if len(text) > max_chars:
-        raise InvalidInput(f"title is {len(text)} characters long; the limit is {max_chars}")
-    return text
+    return clean_text(raw, "title", max_chars)
 
 
 def parse_starts_at(raw: object, now: datetime) -> datetime | None:

@@ -11,7 +11,6 @@ Invariants (checked by a Hypothesis state machine in tests/domain/test_stage_mac
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -19,6 +18,7 @@ from typing import Any, TypeVar
 
 from podium.errors import Conflict, Forbidden, InvalidInput, NotFound
 from podium.ids import MemberId
+from podium.text import clean_text
 
 
 class Role(StrEnum):
@@ -51,16 +51,7 @@ class Member:
 
 
 def clean_name(raw: object, max_chars: int = 60) -> str:
-    if not isinstance(raw, str):
-        raise InvalidInput("name must be a string")
-    text = unicodedata.normalize("NFKC", raw)
-    text = "".join(" " if c.isspace() else c for c in text)
-    text = " ".join("".join(c for c in text if unicodedata.category(c)[0] != "C").split())
-    if not text:
-        raise InvalidInput("name must not be empty")
-    if len(text) > max_chars:
-        raise InvalidInput(f"name is {len(text)} characters long; the limit is {max_chars}")
-    return text
+    return clean_text(raw, "name", max_chars)
 
 
 @dataclass
