@@ -15,6 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
 
+from podium.accounts import Accounts
+from podium.admission.limits import RateLimits
 from podium.backends.files import FileMediaStore
 from podium.backends.memory_bus import MemoryBus
 from podium.backends.sql import SqlSpaceStore
@@ -26,6 +28,7 @@ from podium.errors import PodiumError
 from podium.media import ice
 from podium.service import Podium
 from podium.settings import Settings
+from podium.web.accounts_api import account_routes
 from podium.web.api import api_routes
 from podium.web.http import error_response
 from podium.web.pages import page_routes
@@ -53,18 +56,22 @@ def load_or_create_secret(data_dir: Path) -> str:
     return secret
 
 
-def build_podium(settings: Settings, clock: Clock | None = None) -> Podium:
+def build(settings: Settings, clock: Clock | None = None) -> tuple[Podium, Accounts]:
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     ice.configure(settings.ice_loopback)
-    return Podium(
+    clock = clock or SystemClock()
+    database = SqlSpaceStore(f"sqlite:///{(data_dir / 'podium.db').resolve()}")
+    signer = TokenSigner(load_or_create_secret(data_dir))
+    podium = Podium(
         settings=settings,
-        spaces=SqlSpaceStore(f"sqlite:///{(data_dir / 'podium.db').resolve()}"),
+        spaces=database,
         bus=MemoryBus(),
         media=FileMediaStore(data_dir / "media"),
-        signer=TokenSigner(load_or_create_secret(data_dir)),
-        clock=clock or SystemClock(),
+        signer=signer,
+        clock=clock,
     )
+    return podium, Accounts(database, signer, RateLimits(), clock)
 
 
 async def _podium_error(request: Request, error: Exception) -> Response:
@@ -85,7 +92,7 @@ async def _http_error(request: Request, error: Exception) -> Response:
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
     settings = settings or Settings.load()
-    podium = build_podium(settings, clock)
+    podium, accounts = build(settings, clock)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -98,11 +105,12 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             await podium.bus.close()
 
     app = Starlette(
-        routes=[*api_routes(), *stage_routes(), *hls_routes(), *page_routes(settings)],
+        routes=[*api_routes(), *stage_routes(), *account_routes(), *hls_routes(), *page_routes(settings)],
         exception_handlers={PodiumError: _podium_error, HTTPException: _http_error},
         lifespan=lifespan,
     )
     app.state.podium = podium
+    app.state.accounts = accounts
     return app
 
 

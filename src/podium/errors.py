@@ -47,3 +47,9 @@ class Conflict(PodiumError):
 
 class TooLarge(PodiumError):
     pass
+
+
+class RateLimited(PodiumError):
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = max(1, retry_after_s)

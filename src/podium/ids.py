@@ -36,3 +36,10 @@ MemberId = NewType("MemberId", str)
 
 def new_member_id() -> MemberId:
     return MemberId("m" + secrets.token_hex(8))
+
+
+UserId = NewType("UserId", str)
+
+
+def new_user_id() -> UserId:
+    return UserId("u" + secrets.token_hex(8))

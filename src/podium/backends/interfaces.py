@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from podium.domain.accounts import Account
 from podium.domain.space import Space
-from podium.ids import SpaceId
+from podium.ids import SpaceId, UserId
 from podium.media.packager import SegmentRecord
 
 
@@ -29,6 +30,16 @@ class SpaceStore(Protocol):
     async def load_stage(self, space_id: SpaceId) -> dict[str, Any] | None: ...
 
     async def close(self) -> None: ...
+
+
+class AccountStore(Protocol):
+    """Accounts and their password hashes (never the passwords)."""
+
+    async def add_account(self, account: Account, password_hash: str) -> bool: ...
+
+    async def account_by_name(self, username: str) -> tuple[Account, str] | None: ...
+
+    async def set_password_hash(self, user_id: UserId, password_hash: str) -> None: ...
 
 
 class Bus(Protocol):

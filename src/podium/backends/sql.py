@@ -10,8 +10,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from podium.domain.accounts import Account
 from podium.domain.space import Space, SpaceState
-from podium.ids import SpaceId
+from podium.ids import SpaceId, UserId
 
 metadata = sa.MetaData()
 
@@ -34,6 +35,16 @@ stages = sa.Table(
     metadata,
     sa.Column("space_id", sa.String(32), sa.ForeignKey("spaces.id"), primary_key=True),
     sa.Column("state", sa.Text, nullable=False),
+)
+
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("username", sa.String(32), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(256), nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
 )
 
 
@@ -121,6 +132,35 @@ class SqlSpaceStore:
             return None
         loaded: dict[str, Any] = json.loads(rows[0].state)
         return loaded
+
+    # -- accounts ----------------------------------------------------------------------------
+
+    async def add_account(self, account: Account, password_hash: str) -> bool:
+        """False when the username is taken (the unique index decides, so two racing sign-ups cannot both win)."""
+        row = {
+            "id": account.id,
+            "username": account.username,
+            "password_hash": password_hash,
+            "created_at": _dump(account.created_at),
+        }
+        try:
+            await asyncio.to_thread(self._execute, accounts.insert().values(**row))
+        except sa.exc.IntegrityError:
+            return False
+        return True
+
+    async def account_by_name(self, username: str) -> tuple[Account, str] | None:
+        rows = await asyncio.to_thread(self._fetch, accounts.select().where(accounts.c.username == username))
+        if not rows:
+            return None
+        row = rows[0]
+        created = _load(row.created_at)
+        assert created is not None
+        return Account(UserId(row.id), row.username, created), row.password_hash
+
+    async def set_password_hash(self, user_id: UserId, password_hash: str) -> None:
+        statement = accounts.update().where(accounts.c.id == user_id).values(password_hash=password_hash)
+        await asyncio.to_thread(self._execute, statement)
 
     async def close(self) -> None:
         await asyncio.to_thread(self._engine.dispose)

@@ -17,10 +17,11 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLS
 
 from podium.domain.stage import Role
 from podium.errors import Forbidden, Unauthenticated
-from podium.ids import MemberId, SpaceId, is_space_id
+from podium.ids import MemberId, SpaceId, UserId, is_space_id
 
 MAX_TOKEN_CHARS = 512
 INVITE_TTL_S = 24 * 3600
+SESSION_TTL_S = 30 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class TokenSigner:
     def __init__(self, secret: str, invite_ttl_s: int = INVITE_TTL_S) -> None:
         self._members = URLSafeSerializer(secret, salt="podium.member.v1")
         self._invites = URLSafeTimedSerializer(secret, salt="podium.invite.v1")
+        self._sessions = URLSafeTimedSerializer(secret, salt="podium.session.v1")
         self.invite_ttl_s = invite_ttl_s
 
     def issue(self, space_id: SpaceId, member_id: MemberId, generation: int, role: Role) -> str:
@@ -86,6 +88,23 @@ class TokenSigner:
         if not isinstance(generation, int):
             raise Unauthenticated(_INVALID)
         return Grant(SpaceId(space_id), MemberId(str(payload.get("m"))), generation, Role(str(role)))
+
+    def issue_session(self, user_id: UserId, username: str) -> str:
+        """A signed-in account's token (also the session cookie's value); lives 30 days."""
+        return "u." + str(self._sessions.dumps({"u": user_id, "n": username}))
+
+    def verify_session(self, token: str) -> tuple[UserId, str]:
+        if not token.startswith("u.") or len(token) > MAX_TOKEN_CHARS:
+            raise Unauthenticated("sign in first (a session token is required)")
+        try:
+            payload = self._sessions.loads(token[2:], max_age=SESSION_TTL_S)
+        except SignatureExpired:
+            raise Unauthenticated("your session has expired; sign in again") from None
+        except BadSignature:
+            raise Unauthenticated("this session is not valid; sign in again") from None
+        if not isinstance(payload, dict) or not isinstance(payload.get("u"), str):
+            raise Unauthenticated("this session is not valid; sign in again")
+        return UserId(payload["u"]), str(payload.get("n", ""))
 
     def verify_for(self, token: str, space_id: SpaceId) -> Grant | InviteGrant:
         grant = self.verify(token)

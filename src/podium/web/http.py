@@ -18,6 +18,7 @@ STATUS: list[tuple[type[errors.PodiumError], int]] = [
     (errors.NotFound, 404),
     (errors.Conflict, 409),
     (errors.TooLarge, 413),
+    (errors.RateLimited, 429),
 ]
 
 CORS_HEADERS = {
@@ -38,6 +39,8 @@ def error_response(error: errors.PodiumError) -> JSONResponse:
     headers = dict(CORS_HEADERS)
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="podium"'
+    if isinstance(error, errors.RateLimited):
+        headers["Retry-After"] = str(error.retry_after_s)
     return JSONResponse({"error": error.message}, status_code=status, headers=headers)
 
 

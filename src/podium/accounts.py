@@ -1,0 +1,65 @@
+"""Signing up and signing in. Passwords are hashed with argon2id; limits are checked before any
+hashing, so a flood of guesses costs a counter, not a CPU."""
+
+from __future__ import annotations
+
+import asyncio
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from podium.admission.limits import LOGIN_PER_ADDRESS, LOGIN_PER_USERNAME, SIGNUP_PER_ADDRESS, RateLimits
+from podium.backends.interfaces import AccountStore
+from podium.clock import Clock
+from podium.domain.accounts import Account, check_password, clean_username
+from podium.domain.tokens import TokenSigner
+from podium.errors import Conflict, Unauthenticated
+from podium.ids import UserId, new_user_id
+
+WRONG_CREDENTIALS = "wrong username or password"
+
+
+class Accounts:
+    def __init__(self, store: AccountStore, signer: TokenSigner, limits: RateLimits, clock: Clock) -> None:
+        self._store = store
+        self._signer = signer
+        self._limits = limits
+        self._clock = clock
+        self._hasher = PasswordHasher()  # argon2id with the library's current parameters
+        # Checked when the username does not exist, so both failures take the same time.
+        self._decoy = self._hasher.hash("podium-decoy-password")
+
+    async def sign_up(self, username: object, password: object, address: str) -> Account:
+        self._limits.hit(SIGNUP_PER_ADDRESS, address)
+        name = clean_username(username)
+        secret = check_password(password)
+        account = Account(new_user_id(), name, self._clock.now())
+        password_hash = await asyncio.to_thread(self._hasher.hash, secret)
+        if not await self._store.add_account(account, password_hash):
+            raise Conflict(f"the username {name!r} is taken")
+        return account
+
+    async def sign_in(self, username: object, password: object, address: str) -> tuple[Account, str]:
+        """Checks the limits first, then the password; answers the same for a wrong name or password."""
+        self._limits.hit(LOGIN_PER_ADDRESS, address)
+        if not isinstance(username, str) or not isinstance(password, str) or len(password) > 256:
+            raise Unauthenticated(WRONG_CREDENTIALS)
+        name = username.strip().lower()[:64]
+        self._limits.hit(LOGIN_PER_USERNAME, name)
+        found = await self._store.account_by_name(name)
+        stored_hash = found[1] if found else self._decoy
+        if not await asyncio.to_thread(self._matches, stored_hash, password) or found is None:
+            raise Unauthenticated(WRONG_CREDENTIALS)
+        account, _ = found
+        if self._hasher.check_needs_rehash(stored_hash):
+            await self._store.set_password_hash(account.id, await asyncio.to_thread(self._hasher.hash, password))
+        return account, self._signer.issue_session(account.id, account.username)
+
+    def authenticate(self, token: str) -> tuple[UserId, str]:
+        return self._signer.verify_session(token)
+
+    def _matches(self, stored_hash: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(stored_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False

@@ -1,0 +1,100 @@
+"""Accounts and sessions over HTTP: a token for API clients, and cookies for the browser.
+
+Cookies: `podium_session` (HttpOnly, Secure, SameSite=Lax) carries the session; `podium_csrf`
+(readable by the page) must be echoed in an `X-CSRF-Token` header on every cookie-authenticated
+write, so another site cannot post in a user's name (double-submit).
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from podium.accounts import Accounts
+from podium.domain.accounts import Account
+from podium.domain.tokens import SESSION_TTL_S
+from podium.errors import Forbidden, Unauthenticated
+from podium.ids import UserId
+from podium.web.http import json_response, read_json
+
+SESSION_COOKIE = "podium_session"
+CSRF_COOKIE = "podium_csrf"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _accounts(request: Request) -> Accounts:
+    accounts: Accounts = request.app.state.accounts
+    return accounts
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def account_view(account: Account) -> dict[str, Any]:
+    return {"id": account.id, "username": account.username}
+
+
+def signed_in_user(request: Request) -> tuple[UserId, str]:
+    """The account behind a request: a `Bearer u.…` token, or the session cookie plus its CSRF echo."""
+    accounts = _accounts(request)
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return accounts.authenticate(header[7:].strip())
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        raise Unauthenticated("sign in to post (listening needs no account)")
+    if request.method not in SAFE_METHODS:
+        expected = request.cookies.get(CSRF_COOKIE, "")
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not expected or not hmac.compare_digest(expected, sent):
+            raise Forbidden("missing or wrong X-CSRF-Token header (reload the page and try again)")
+    return accounts.authenticate(cookie)
+
+
+async def sign_up(request: Request) -> Response:
+    body = await read_json(request, 2048)
+    account = await _accounts(request).sign_up(body.get("username"), body.get("password"), client_address(request))
+    return json_response(account_view(account), status=201)
+
+
+async def sign_in(request: Request) -> Response:
+    body = await read_json(request, 2048)
+    account, token = await _accounts(request).sign_in(
+        body.get("username"), body.get("password"), client_address(request)
+    )
+    response = json_response({"token": token, "user": account_view(account)})
+    response.set_cookie(
+        SESSION_COOKIE, token, max_age=SESSION_TTL_S, httponly=True, secure=True, samesite="lax", path="/"
+    )
+    response.set_cookie(
+        CSRF_COOKIE, secrets.token_urlsafe(24), max_age=SESSION_TTL_S, httponly=False, secure=True, samesite="strict"
+    )
+    return response
+
+
+async def sign_out(request: Request) -> Response:
+    response = json_response({"signed_out": True})
+    response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="lax")
+    response.delete_cookie(CSRF_COOKIE, path="/", secure=True, samesite="strict")
+    return response
+
+
+async def whoami(request: Request) -> Response:
+    user_id, username = signed_in_user(request)
+    return json_response({"id": user_id, "username": username})
+
+
+def account_routes() -> list[Route]:
+    return [
+        Route("/api/accounts", sign_up, methods=["POST"]),
+        Route("/api/sessions", sign_in, methods=["POST"]),
+        Route("/api/sessions", sign_out, methods=["DELETE"]),
+        Route("/api/sessions/me", whoami, methods=["GET"]),
+    ]

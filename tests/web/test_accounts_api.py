@@ -1,0 +1,108 @@
+"""Accounts for posting: argon2id hashes, sessions for API clients and browsers, limits before hashing."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+PASSWORD = "correct horse battery"
+
+
+async def sign_up(client: httpx.AsyncClient, username: str = "ada", password: str = PASSWORD) -> httpx.Response:
+    return await client.post("/api/accounts", json={"username": username, "password": password})
+
+
+async def test_sign_up_then_sign_in_gives_a_token_and_secure_cookies(client: httpx.AsyncClient, tmp_path: Path) -> None:
+    created = await sign_up(client, "Ada")
+    assert created.status_code == 201 and created.json()["username"] == "ada"
+    response = await client.post("/api/sessions", json={"username": "ADA", "password": PASSWORD})
+    assert response.status_code == 200
+    token = response.json()["token"]
+    cookies = response.headers.get_list("set-cookie")
+    session = next(c for c in cookies if c.startswith("podium_session="))
+    assert "HttpOnly" in session and "Secure" in session and "SameSite=lax" in session
+    assert any(c.startswith("podium_csrf=") and "HttpOnly" not in c for c in cookies)
+    me = await client.get("/api/sessions/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.json()["username"] == "ada"
+    # The password is stored as an argon2id hash, never as itself.
+    rows = sqlite3.connect(tmp_path / "data" / "podium.db").execute("SELECT password_hash FROM accounts").fetchall()
+    assert rows[0][0].startswith("$argon2id$") and PASSWORD not in rows[0][0]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"username": "ab", "password": PASSWORD}, "3 to 32 characters"),
+        ({"username": "<script>", "password": PASSWORD}, "3 to 32 characters"),
+        ({"username": "grace", "password": "short"}, "at least 10"),
+        ({"username": "grace", "password": "x" * 300}, "at most 256"),
+        ({"username": 5, "password": PASSWORD}, "must be a string"),
+    ],
+)
+async def test_bad_sign_ups_say_why(client: httpx.AsyncClient, body: dict, message: str) -> None:
+    response = await client.post("/api/accounts", json=body)
+    assert response.status_code == 400 and message in response.json()["error"]
+
+
+async def test_a_username_is_taken_once(client: httpx.AsyncClient) -> None:
+    assert (await sign_up(client, "linus")).status_code == 201
+    again = await sign_up(client, "Linus")
+    assert again.status_code == 409 and "taken" in again.json()["error"]
+
+
+async def test_wrong_name_and_wrong_password_look_the_same(client: httpx.AsyncClient) -> None:
+    await sign_up(client, "grace")
+    wrong_password = await client.post("/api/sessions", json={"username": "grace", "password": "not the password"})
+    no_such_user = await client.post("/api/sessions", json={"username": "nobody", "password": PASSWORD})
+    assert wrong_password.status_code == no_such_user.status_code == 401
+    assert wrong_password.json() == no_such_user.json()
+
+
+async def test_sign_in_attempts_are_limited_before_hashing(client: httpx.AsyncClient, app: Starlette) -> None:
+    await sign_up(client, "margaret")
+    hashes = 0
+    accounts = app.state.accounts
+    original = accounts._matches
+
+    def counting(stored: str, password: str) -> bool:
+        nonlocal hashes
+        hashes += 1
+        return bool(original(stored, password))
+
+    accounts._matches = counting
+    statuses = []
+    for _ in range(14):
+        response = await client.post("/api/sessions", json={"username": "margaret", "password": "guess guess guess"})
+        statuses.append(response.status_code)
+    assert statuses[:10] == [401] * 10 and statuses[10:] == [429] * 4
+    assert hashes == 10  # refused guesses never reached the hasher
+    assert int(response.headers["retry-after"]) >= 1 and "try again" in response.json()["error"]
+
+
+async def test_cookie_sessions_need_the_csrf_echo_for_writes(client: httpx.AsyncClient) -> None:
+    await sign_up(client, "barbara")
+    signed_in = await client.post("/api/sessions", json={"username": "barbara", "password": PASSWORD})
+    session, csrf = signed_in.cookies["podium_session"], signed_in.cookies["podium_csrf"]
+    cookies = {"podium_session": session, "podium_csrf": csrf}
+    client.cookies.update(cookies)
+    assert (await client.get("/api/sessions/me")).status_code == 200  # reads need no echo
+    # (A write without the echo is refused; the posts endpoint will use the same check.)
+    from starlette.requests import Request
+
+    from podium.errors import Forbidden
+    from podium.web.accounts_api import signed_in_user
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "headers": [(b"cookie", f"podium_session={session}; podium_csrf={csrf}".encode())],
+        "app": client._transport.app,  # type: ignore[attr-defined]
+    }
+    with pytest.raises(Forbidden, match="X-CSRF-Token"):
+        signed_in_user(Request(scope))
+    scope["headers"].append((b"x-csrf-token", csrf.encode()))
+    assert signed_in_user(Request(scope))[1] == "barbara"
