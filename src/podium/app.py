@@ -17,6 +17,7 @@ from starlette.types import ASGIApp
 
 from podium.accounts import Accounts
 from podium.admission.limits import RateLimits
+from podium.audience.posts import Posting
 from podium.backends.files import FileMediaStore
 from podium.backends.memory_bus import MemoryBus
 from podium.backends.sql import SqlSpaceStore
@@ -32,6 +33,7 @@ from podium.web.accounts_api import account_routes
 from podium.web.api import api_routes
 from podium.web.http import error_response
 from podium.web.pages import page_routes
+from podium.web.posts_api import post_routes
 from podium.web.stage_api import stage_routes
 
 log = logging.getLogger(__name__)
@@ -56,7 +58,7 @@ def load_or_create_secret(data_dir: Path) -> str:
     return secret
 
 
-def build(settings: Settings, clock: Clock | None = None) -> tuple[Podium, Accounts]:
+def build(settings: Settings, clock: Clock | None = None) -> tuple[Podium, Accounts, Posting]:
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     ice.configure(settings.ice_loopback)
@@ -71,7 +73,8 @@ def build(settings: Settings, clock: Clock | None = None) -> tuple[Podium, Accou
         signer=signer,
         clock=clock,
     )
-    return podium, Accounts(database, signer, RateLimits(), clock)
+    limits = RateLimits()
+    return podium, Accounts(database, signer, limits, clock), Posting(database, podium, limits, clock)
 
 
 async def _podium_error(request: Request, error: Exception) -> Response:
@@ -92,7 +95,7 @@ async def _http_error(request: Request, error: Exception) -> Response:
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
     settings = settings or Settings.load()
-    podium, accounts = build(settings, clock)
+    podium, accounts, posting = build(settings, clock)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -105,12 +108,20 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             await podium.bus.close()
 
     app = Starlette(
-        routes=[*api_routes(), *stage_routes(), *account_routes(), *hls_routes(), *page_routes(settings)],
+        routes=[
+            *api_routes(),
+            *stage_routes(),
+            *account_routes(),
+            *post_routes(),
+            *hls_routes(),
+            *page_routes(settings),
+        ],
         exception_handlers={PodiumError: _podium_error, HTTPException: _http_error},
         lifespan=lifespan,
     )
     app.state.podium = podium
     app.state.accounts = accounts
+    app.state.posting = posting
     return app
 
 

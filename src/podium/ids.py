@@ -26,9 +26,16 @@ def is_space_id(value: str) -> bool:
     return len(value) == ID_LENGTH and all(c in _ID_ALPHABET for c in value)
 
 
-def is_listener_id(value: str) -> bool:
-    """Listener ids are chosen by the browser: 8 to 64 URL-safe characters."""
-    return 8 <= len(value) <= 64 and all(c.isascii() and (c.isalnum() or c in "-_") for c in value)
+def is_client_id(value: object) -> bool:
+    """Ids a client chooses (a listener's, a post's): 8 to 64 URL-safe characters."""
+    return (
+        isinstance(value, str)
+        and 8 <= len(value) <= 64
+        and all(c.isascii() and (c.isalnum() or c in "-_") for c in value)
+    )
+
+
+is_listener_id = is_client_id
 
 
 MemberId = NewType("MemberId", str)
@@ -43,3 +50,10 @@ UserId = NewType("UserId", str)
 
 def new_user_id() -> UserId:
     return UserId("u" + secrets.token_hex(8))
+
+
+PostId = NewType("PostId", str)
+
+
+def new_post_id() -> PostId:
+    return PostId("p" + secrets.token_hex(8))

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from podium.domain.accounts import Account
+from podium.domain.posts import Post, PostKind
 from podium.domain.space import Space
-from podium.ids import SpaceId, UserId
+from podium.ids import PostId, SpaceId, UserId
 from podium.media.packager import SegmentRecord
 
 
@@ -40,6 +41,18 @@ class AccountStore(Protocol):
     async def account_by_name(self, username: str) -> tuple[Account, str] | None: ...
 
     async def set_password_hash(self, user_id: UserId, password_hash: str) -> None: ...
+
+
+class PostStore(Protocol):
+    """Comments, questions and votes; every write committed before the call returns."""
+
+    async def add_post(self, post: Post) -> tuple[Post, bool]: ...
+
+    async def posts(self, space_id: SpaceId, kind: PostKind, limit: int, newest_first: bool) -> list[Post]: ...
+
+    async def post(self, post_id: PostId) -> Post | None: ...
+
+    async def vote(self, post_id: PostId, user_id: UserId) -> bool: ...
 
 
 class Bus(Protocol):

@@ -11,8 +11,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from podium.domain.accounts import Account
+from podium.domain.posts import Post, PostKind, PostState
 from podium.domain.space import Space, SpaceState
-from podium.ids import SpaceId, UserId
+from podium.ids import PostId, SpaceId, UserId
 
 metadata = sa.MetaData()
 
@@ -48,12 +49,55 @@ accounts = sa.Table(
 )
 
 
+posts = sa.Table(
+    "posts",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("space_id", sa.String(32), nullable=False),
+    sa.Column("user_id", sa.String(32), nullable=False),
+    sa.Column("username", sa.String(32), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("client_id", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("votes", sa.Integer, nullable=False, default=0),
+    # A retried post (same user, same client id) is the same post: the index makes it so.
+    sa.UniqueConstraint("space_id", "user_id", "client_id", name="posts_once"),
+    sa.Index("posts_by_space", "space_id", "kind", "state"),
+)
+
+votes = sa.Table(
+    "votes",
+    metadata,
+    sa.Column("post_id", sa.String(32), primary_key=True),
+    sa.Column("user_id", sa.String(32), primary_key=True),
+)
+
+
 def _dump(moment: datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(UTC).isoformat()
 
 
 def _load(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
+
+
+def _post(row: Any) -> Post:
+    created = _load(row.created_at)
+    assert created is not None
+    return Post(
+        id=PostId(row.id),
+        space_id=SpaceId(row.space_id),
+        user_id=UserId(row.user_id),
+        username=row.username,
+        kind=PostKind(row.kind),
+        text=row.text,
+        client_id=row.client_id,
+        created_at=created,
+        state=PostState(row.state),
+        votes=row.votes,
+    )
 
 
 def _row(space: Space) -> dict[str, Any]:
@@ -161,6 +205,66 @@ class SqlSpaceStore:
     async def set_password_hash(self, user_id: UserId, password_hash: str) -> None:
         statement = accounts.update().where(accounts.c.id == user_id).values(password_hash=password_hash)
         await asyncio.to_thread(self._execute, statement)
+
+    # -- posts -------------------------------------------------------------------------------
+
+    async def add_post(self, post: Post) -> tuple[Post, bool]:
+        """Stores a post (committed before returning); a retry returns the stored one and False."""
+        return await asyncio.to_thread(self._add_post, post)
+
+    def _add_post(self, post: Post) -> tuple[Post, bool]:
+        row = {
+            "id": post.id,
+            "space_id": post.space_id,
+            "user_id": post.user_id,
+            "username": post.username,
+            "kind": post.kind.value,
+            "text": post.text,
+            "client_id": post.client_id,
+            "created_at": _dump(post.created_at),
+            "state": post.state.value,
+            "votes": 0,
+        }
+        try:
+            self._execute(posts.insert().values(**row))
+            return post, True
+        except sa.exc.IntegrityError:
+            existing = self._fetch(
+                posts.select().where(
+                    (posts.c.space_id == post.space_id)
+                    & (posts.c.user_id == post.user_id)
+                    & (posts.c.client_id == post.client_id)
+                )
+            )
+            return _post(existing[0]), False
+
+    async def posts(self, space_id: SpaceId, kind: PostKind, limit: int, newest_first: bool) -> list[Post]:
+        order = posts.c.created_at.desc() if newest_first else posts.c.created_at.asc()
+        statement = (
+            posts.select()
+            .where((posts.c.space_id == space_id) & (posts.c.kind == kind.value))
+            .order_by(order)
+            .limit(limit)
+        )
+        return [_post(r) for r in await asyncio.to_thread(self._fetch, statement)]
+
+    async def vote(self, post_id: PostId, user_id: UserId) -> bool:
+        """One vote per user and post; False when this user had voted already."""
+        return await asyncio.to_thread(self._vote, post_id, user_id)
+
+    def _vote(self, post_id: PostId, user_id: UserId) -> bool:
+        with self._engine.begin() as conn:
+            try:
+                with conn.begin_nested():
+                    conn.execute(votes.insert().values(post_id=post_id, user_id=user_id))
+            except sa.exc.IntegrityError:
+                return False
+            conn.execute(posts.update().where(posts.c.id == post_id).values(votes=posts.c.votes + 1))
+            return True
+
+    async def post(self, post_id: PostId) -> Post | None:
+        rows = await asyncio.to_thread(self._fetch, posts.select().where(posts.c.id == post_id))
+        return _post(rows[0]) if rows else None
 
     async def close(self) -> None:
         await asyncio.to_thread(self._engine.dispose)
