@@ -113,3 +113,57 @@ async def test_posting_closes_when_the_space_ends(client: httpx.AsyncClient, spa
     await client.post(f"/api/spaces/{space['id']}/end", headers={"Authorization": f"Bearer {space['host_token']}"})
     response = await client.post(f"/api/spaces/{space['id']}/posts", json=body("comment", "late"), headers=ada)
     assert response.status_code == 409 and "closed" in response.json()["error"]
+
+
+async def test_moderation_is_for_hosts_and_cohosts(client: httpx.AsyncClient, space: dict) -> None:
+    ada = await user(client, "ada")
+    host = {"Authorization": f"Bearer {space['host_token']}"}
+    base = f"/api/spaces/{space['id']}"
+    question = (await client.post(f"{base}/posts", json=body("question", "Why?"), headers=ada)).json()
+    guest = (await client.post(f"{base}/guests", json={"name": "Listener"})).json()
+    as_guest = {"Authorization": f"Bearer {guest['token']}"}
+    for action in ("hide", "answer", "delete"):
+        for headers in (ada, as_guest):
+            refused = await client.post(f"{base}/posts/{question['id']}/{action}", headers=headers)
+            assert refused.status_code in (401, 403), (action, refused.text)
+    assert (await client.post(f"{base}/moderation", json={"slow_mode_s": 5}, headers=as_guest)).status_code == 403
+
+    answered = await client.post(f"{base}/posts/{question['id']}/answer", headers=host)
+    assert answered.json()["state"] == "answered"
+    await client.post(f"{base}/posts/{question['id']}/hide", headers=host)
+    assert (await client.get(f"{base}/questions")).json()["questions"] == []
+    everything = (await client.get(f"{base}/posts", headers=host)).json()["posts"]
+    assert [p["state"] for p in everything] == ["hidden"]  # still stored, seen by moderators
+
+
+async def test_pin_slow_mode_close_and_block(client: httpx.AsyncClient, space: dict) -> None:
+    ada, grace = await user(client, "ada"), await user(client, "grace")
+    host = {"Authorization": f"Bearer {space['host_token']}"}
+    base = f"/api/spaces/{space['id']}"
+    pinned = {"text": "Questions go to the host first", "url": "https://example.org/rules"}
+    configured = await client.post(f"{base}/moderation", json={"pinned": pinned, "slow_mode_s": 30}, headers=host)
+    assert configured.status_code == 200
+    assert (await client.get(f"{base}/moderation")).json() == {
+        "posting_open": True,
+        "slow_mode_s": 30,
+        "pinned": pinned,
+    }
+    bad = await client.post(
+        f"{base}/moderation", json={"pinned": {"text": "x", "url": "javascript:alert(1)"}}, headers=host
+    )
+    assert bad.status_code == 400 and (await client.get(f"{base}/moderation")).json()["pinned"] == pinned
+
+    assert (await client.post(f"{base}/posts", json=body("comment", "one"), headers=ada)).status_code == 201
+    slowed = await client.post(f"{base}/posts", json=body("comment", "two"), headers=ada)
+    assert (
+        slowed.status_code == 429 and "slow mode" in slowed.json()["error"] and int(slowed.headers["retry-after"]) > 0
+    )
+
+    ada_id = (await client.get("/api/sessions/me", headers=ada)).json()["id"]
+    assert (await client.post(f"{base}/blocked/{ada_id}", headers=host)).json()["blocked"] is True
+    blocked = await client.post(f"{base}/posts", json=body("comment", "three"), headers=ada)
+    assert blocked.status_code == 403 and "blocked" in blocked.json()["error"]
+
+    await client.post(f"{base}/moderation", json={"posting_open": False}, headers=host)
+    closed = await client.post(f"{base}/posts", json=body("comment", "hello"), headers=grace)
+    assert closed.status_code == 409 and "closed posting" in closed.json()["error"]

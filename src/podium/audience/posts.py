@@ -3,18 +3,37 @@ the acknowledgement, idempotent by the client's id."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from podium.admission.limits import POST_PER_ADDRESS, POST_PER_USER, VOTE_PER_USER, RateLimits
 from podium.backends.interfaces import PostStore
 from podium.clock import Clock
-from podium.domain.posts import Post, PostKind, PostState, check_client_id, clean_post_text, parse_kind, ranked
-from podium.domain.space import SpaceState
-from podium.errors import Conflict, NotFound
-from podium.ids import PostId, UserId, new_post_id
+from podium.domain.posts import (
+    Moderation,
+    Post,
+    PostKind,
+    PostState,
+    check_client_id,
+    clean_post_text,
+    parse_kind,
+    ranked,
+)
+from podium.domain.space import Space, SpaceState
+from podium.domain.stage import Role
+from podium.errors import Conflict, Forbidden, InvalidInput, NotFound
+from podium.ids import PostId, SpaceId, UserId, new_post_id
 from podium.service import Podium
 
 # How many questions and comments one answer lists at most.
 LIST_LIMIT = 100
 PUBLIC_STATES = frozenset({PostState.OPEN, PostState.ANSWERED})
+MODERATION_STATES = {
+    "hide": PostState.HIDDEN,
+    "show": PostState.OPEN,
+    "delete": PostState.DELETED,
+    "answer": PostState.ANSWERED,
+}
 
 
 class Posting:
@@ -23,6 +42,9 @@ class Posting:
         self._podium = podium
         self._limits = limits
         self._clock = clock
+        self._moderation: dict[SpaceId, Moderation] = {}
+        # When each user last posted in each space, for slow mode (this node's view).
+        self._last_post: dict[tuple[SpaceId, UserId], datetime] = {}
 
     async def post(
         self, space_id: str, user: tuple[UserId, str], kind: object, text: object, client_id: object, address: str
@@ -35,10 +57,15 @@ class Posting:
         clean = clean_post_text(text, parsed_kind)
         client = check_client_id(client_id)
         user_id, username = user
+        now = self._clock.now()
+        (await self.moderation(space.id)).check_post(user_id, self._last_post.get((space.id, user_id)), now)
         self._limits.hit(POST_PER_USER, user_id)
         self._limits.hit(POST_PER_ADDRESS, address)
-        post = Post(new_post_id(), space.id, user_id, username, parsed_kind, clean, client, self._clock.now())
-        return await self._store.add_post(post)
+        post = Post(new_post_id(), space.id, user_id, username, parsed_kind, clean, client, now)
+        stored, created = await self._store.add_post(post)
+        if created:
+            self._last_post[(space.id, user_id)] = now
+        return stored, created
 
     async def questions(self, space_id: str) -> list[Post]:
         space = await self._podium.get_space(space_id)
@@ -62,3 +89,71 @@ class Posting:
         updated = await self._store.post(post.id)
         assert updated is not None
         return updated, added
+
+    # -- moderation (host and co-hosts, by their stage tokens) -------------------------------
+
+    async def public_moderation(self, space_id: str) -> dict[str, Any]:
+        space = await self._podium.get_space(space_id)
+        return (await self.moderation(space.id)).public()
+
+    async def moderation(self, space_id: SpaceId) -> Moderation:
+        found = self._moderation.get(space_id)
+        if found is None:
+            stored = await self._store.load_moderation(space_id)
+            found = self._moderation[space_id] = Moderation.from_dict(stored) if stored else Moderation()
+        return found
+
+    async def _moderator(self, space_id: str, token: str) -> Space:
+        space = await self._podium.get_space(space_id)
+        member = self._podium.authorize(space, token)
+        if member.role not in (Role.HOST, Role.COHOST):
+            raise Forbidden("only the host and co-hosts moderate")
+        return space
+
+    async def moderate_post(self, space_id: str, token: str, post_id: str, action: str) -> Post:
+        space = await self._moderator(space_id, token)
+        post = await self._store.post(PostId(post_id[:40]))
+        if post is None or post.space_id != space.id:
+            raise NotFound("no such post in this space")
+        states = {
+            "hide": PostState.HIDDEN,
+            "show": PostState.OPEN,
+            "delete": PostState.DELETED,
+            "answer": PostState.ANSWERED,
+        }
+        if action not in states:
+            raise InvalidInput(f"unknown action {action[:20]!r}; one of: {', '.join(states)}")
+        if action == "answer" and post.kind is not PostKind.QUESTION:
+            raise Conflict("only questions are answered")
+        await self._store.set_post_state(post.id, states[action])
+        updated = await self._store.post(post.id)
+        assert updated is not None
+        return updated
+
+    async def configure(self, space_id: str, token: str, body: dict[str, Any]) -> Moderation:
+        space = await self._moderator(space_id, token)
+        moderation = await self.moderation(space.id)
+        trial = Moderation.from_dict(moderation.to_dict())
+        trial.configure(body)
+        await self._store.save_moderation(space.id, trial.to_dict())
+        self._moderation[space.id] = trial
+        return trial
+
+    async def block_user(self, space_id: str, token: str, user_id: str, blocked: bool) -> Moderation:
+        space = await self._moderator(space_id, token)
+        trial = Moderation.from_dict((await self.moderation(space.id)).to_dict())
+        if blocked:
+            trial.blocked.add(user_id[:40])
+        else:
+            trial.blocked.discard(user_id[:40])
+        await self._store.save_moderation(space.id, trial.to_dict())
+        self._moderation[space.id] = trial
+        return trial
+
+    async def all_posts(self, space_id: str, token: str) -> list[Post]:
+        """Every post, hidden ones included, newest first: what moderators review."""
+        space = await self._moderator(space_id, token)
+        found = []
+        for kind in PostKind:
+            found += await self._store.posts(space.id, kind, 10 * LIST_LIMIT, newest_first=True)
+        return sorted(found, key=lambda p: p.created_at, reverse=True)

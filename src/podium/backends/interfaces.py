@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from podium.domain.accounts import Account
-from podium.domain.posts import Post, PostKind
+from podium.domain.posts import Post, PostKind, PostState
 from podium.domain.space import Space
 from podium.ids import PostId, SpaceId, UserId
 from podium.media.packager import SegmentRecord
@@ -53,6 +53,12 @@ class PostStore(Protocol):
     async def post(self, post_id: PostId) -> Post | None: ...
 
     async def vote(self, post_id: PostId, user_id: UserId) -> bool: ...
+
+    async def set_post_state(self, post_id: PostId, state: PostState) -> None: ...
+
+    async def save_moderation(self, space_id: SpaceId, state: dict[str, Any]) -> None: ...
+
+    async def load_moderation(self, space_id: SpaceId) -> dict[str, Any] | None: ...
 
 
 class Bus(Protocol):

@@ -67,6 +67,13 @@ posts = sa.Table(
     sa.Index("posts_by_space", "space_id", "kind", "state"),
 )
 
+moderation = sa.Table(
+    "moderation",
+    metadata,
+    sa.Column("space_id", sa.String(32), primary_key=True),
+    sa.Column("state", sa.Text, nullable=False),
+)
+
 votes = sa.Table(
     "votes",
     metadata,
@@ -162,13 +169,14 @@ class SqlSpaceStore:
         return [_space(r) for r in rows]
 
     async def save_stage(self, space_id: SpaceId, stage: dict[str, Any]) -> None:
-        await asyncio.to_thread(self._upsert_stage, space_id, json.dumps(stage))
+        await asyncio.to_thread(self._upsert, stages, space_id, json.dumps(stage))
 
-    def _upsert_stage(self, space_id: SpaceId, state: str) -> None:
+    def _upsert(self, table: sa.Table, space_id: SpaceId, state: str) -> None:
+        """One JSON state per space (stage, moderation): replaced whole, in one transaction."""
         with self._engine.begin() as conn:
-            updated = conn.execute(stages.update().where(stages.c.space_id == space_id).values(state=state))
+            updated = conn.execute(table.update().where(table.c.space_id == space_id).values(state=state))
             if updated.rowcount == 0:
-                conn.execute(stages.insert().values(space_id=space_id, state=state))
+                conn.execute(table.insert().values(space_id=space_id, state=state))
 
     async def load_stage(self, space_id: SpaceId) -> dict[str, Any] | None:
         rows = await asyncio.to_thread(self._fetch, sa.select(stages.c.state).where(stages.c.space_id == space_id))
@@ -261,6 +269,18 @@ class SqlSpaceStore:
                 return False
             conn.execute(posts.update().where(posts.c.id == post_id).values(votes=posts.c.votes + 1))
             return True
+
+    async def set_post_state(self, post_id: PostId, state: PostState) -> None:
+        await asyncio.to_thread(self._execute, posts.update().where(posts.c.id == post_id).values(state=state.value))
+
+    async def save_moderation(self, space_id: SpaceId, state: dict[str, Any]) -> None:
+        await asyncio.to_thread(self._upsert, moderation, space_id, json.dumps(state))
+
+    async def load_moderation(self, space_id: SpaceId) -> dict[str, Any] | None:
+        statement = sa.select(moderation.c.state).where(moderation.c.space_id == space_id)
+        rows = await asyncio.to_thread(self._fetch, statement)
+        loaded: dict[str, Any] | None = json.loads(rows[0].state) if rows else None
+        return loaded
 
     async def post(self, post_id: PostId) -> Post | None:
         rows = await asyncio.to_thread(self._fetch, posts.select().where(posts.c.id == post_id))

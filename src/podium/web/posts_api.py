@@ -11,7 +11,7 @@ from starlette.routing import Route
 from podium.audience.posts import Posting
 from podium.domain.posts import Post
 from podium.web.accounts_api import client_address, signed_in_user
-from podium.web.http import json_response, read_json
+from podium.web.http import bearer_token, json_response, read_json
 
 
 def _posting(request: Request) -> Posting:
@@ -63,10 +63,48 @@ async def vote(request: Request) -> Response:
     return json_response({**post_view(post), "voted": True, "counted": added})
 
 
+async def moderate_post(request: Request) -> Response:
+    post = await _posting(request).moderate_post(
+        request.path_params["space_id"],
+        bearer_token(request),
+        request.path_params["post_id"],
+        request.path_params["action"],
+    )
+    return json_response(post_view(post))
+
+
+async def moderation(request: Request) -> Response:
+    posting = _posting(request)
+    space_id = request.path_params["space_id"]
+    if request.method == "GET":
+        return json_response(await posting.public_moderation(space_id), cache="public, max-age=1")
+    body = await read_json(request, 4096)
+    return json_response((await posting.configure(space_id, bearer_token(request), body)).public())
+
+
+async def block_user(request: Request) -> Response:
+    blocked = request.method == "POST"
+    state = await _posting(request).block_user(
+        request.path_params["space_id"], bearer_token(request), request.path_params["user_id"], blocked
+    )
+    return json_response(
+        {"user": request.path_params["user_id"], "blocked": request.path_params["user_id"] in state.blocked}
+    )
+
+
+async def all_posts(request: Request) -> Response:
+    found = await _posting(request).all_posts(request.path_params["space_id"], bearer_token(request))
+    return json_response({"posts": [{**post_view(p), "user_id": p.user_id} for p in found]})
+
+
 def post_routes() -> list[Route]:
     return [
         Route("/api/spaces/{space_id}/posts", create_post, methods=["POST"]),
         Route("/api/spaces/{space_id}/questions", questions, methods=["GET"]),
         Route("/api/spaces/{space_id}/comments", comments, methods=["GET"]),
         Route("/api/spaces/{space_id}/questions/{post_id}/vote", vote, methods=["POST"]),
+        Route("/api/spaces/{space_id}/posts", all_posts, methods=["GET"]),
+        Route("/api/spaces/{space_id}/posts/{post_id}/{action}", moderate_post, methods=["POST"]),
+        Route("/api/spaces/{space_id}/moderation", moderation, methods=["GET", "POST"]),
+        Route("/api/spaces/{space_id}/blocked/{user_id}", block_user, methods=["POST", "DELETE"]),
     ]
