@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,19 +67,21 @@ class Server:
 
 
 @contextlib.contextmanager
-def podium_server(startup_timeout_s: float = 30.0) -> Iterator[Server]:
-    """`podium serve` on a free loopback port with a throw-away data dir; stopped on exit."""
+def podium_server(startup_timeout_s: float = 30.0, env: Mapping[str, str] | None = None) -> Iterator[Server]:
+    """`podium serve` on a free loopback port with a throw-away data dir; stopped on exit.
+
+    `env` adds `PODIUM_*` settings (or overrides the defaults set here)."""
     with tempfile.TemporaryDirectory(prefix="podium-bench-") as tmp:
         port = free_port()
         data_dir = Path(tmp) / "data"
         log_path = Path(tmp) / "podium.log"
-        env = {**os.environ, "PODIUM_ICE_LOOPBACK": "only", "PODIUM_LOG_LEVEL": "warning"}
+        server_env = {**os.environ, "PODIUM_ICE_LOOPBACK": "only", "PODIUM_LOG_LEVEL": "warning", **(env or {})}
         command = [
             sys.executable, "-m", "podium", "serve",
             "--host", HOST, "--port", str(port), "--data-dir", str(data_dir),
         ]  # fmt: skip
         with log_path.open("wb") as log:
-            proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+            proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=server_env)
         server = Server(f"http://{HOST}:{port}", data_dir, log_path, proc)
         try:
             _wait_until_up(server, startup_timeout_s)
