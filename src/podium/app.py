@@ -17,6 +17,7 @@ from starlette.types import ASGIApp
 
 from podium.accounts import Accounts
 from podium.admission.limits import RateLimits
+from podium.audience.feed import Feed
 from podium.audience.posts import Posting
 from podium.backends.files import FileMediaStore
 from podium.backends.memory_bus import MemoryBus
@@ -35,6 +36,7 @@ from podium.web.http import error_response
 from podium.web.pages import page_routes
 from podium.web.posts_api import post_routes
 from podium.web.stage_api import stage_routes
+from podium.web.timeline_api import timeline_routes
 
 log = logging.getLogger(__name__)
 
@@ -58,23 +60,20 @@ def load_or_create_secret(data_dir: Path) -> str:
     return secret
 
 
-def build(settings: Settings, clock: Clock | None = None) -> tuple[Podium, Accounts, Posting]:
+def build(settings: Settings, clock: Clock | None = None) -> tuple[Podium, Accounts, Posting, Feed]:
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     ice.configure(settings.ice_loopback)
     clock = clock or SystemClock()
     database = SqlSpaceStore(f"sqlite:///{(data_dir / 'podium.db').resolve()}")
     signer = TokenSigner(load_or_create_secret(data_dir))
-    podium = Podium(
-        settings=settings,
-        spaces=database,
-        bus=MemoryBus(),
-        media=FileMediaStore(data_dir / "media"),
-        signer=signer,
-        clock=clock,
-    )
+    bus = MemoryBus()
+    media = FileMediaStore(data_dir / "media")
+    podium = Podium(settings=settings, spaces=database, bus=bus, media=media, signer=signer, clock=clock)
     limits = RateLimits()
-    return podium, Accounts(database, signer, limits, clock), Posting(database, podium, limits, clock)
+    posting = Posting(database, podium, limits, clock, bus)
+    feed = Feed(podium, bus, media, clock, posting, max_comments=settings.comments_per_interval)
+    return podium, Accounts(database, signer, limits, clock), posting, feed
 
 
 async def _podium_error(request: Request, error: Exception) -> Response:
@@ -95,14 +94,16 @@ async def _http_error(request: Request, error: Exception) -> Response:
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
     settings = settings or Settings.load()
-    podium, accounts, posting = build(settings, clock)
+    podium, accounts, posting, feed = build(settings, clock)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await podium.start()
+        await feed.start()
         try:
             yield
         finally:
+            await feed.stop()
             await podium.stop()
             await podium.spaces.close()
             await podium.bus.close()
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             *stage_routes(),
             *account_routes(),
             *post_routes(),
+            *timeline_routes(),
             *hls_routes(),
             *page_routes(settings),
         ],
@@ -122,6 +124,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.podium = podium
     app.state.accounts = accounts
     app.state.posting = posting
+    app.state.feed = feed
     return app
 
 

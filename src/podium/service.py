@@ -332,6 +332,15 @@ class Podium:
 
     # -- media ------------------------------------------------------------------------------
 
+    def live_space_ids(self) -> list[SpaceId]:
+        return list(self._stages)
+
+    def speaking(self, space: Space) -> list[tuple[Member, bool]]:
+        """Everyone on stage, and whether they are speaking now."""
+        view = self.stage_view(space)
+        flags = {s["id"]: bool(s["speaking"]) for s in view["speakers"]}  # type: ignore[attr-defined]
+        return [(m, flags.get(m.id, False)) for m in self.rules(space).on_stage()]
+
     def stage(self, space_id: SpaceId) -> Stage | None:
         return self._stages.get(space_id)
 

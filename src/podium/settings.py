@@ -35,6 +35,8 @@ class Settings:
     # The stage: co-hosts besides the host, and everyone on stage (host included).
     max_cohosts: int = 2
     max_speakers: int = 13
+    # Comments shown per timeline interval (about a second), chosen fairly; all are stored.
+    comments_per_interval: int = 20
     # How long a blocking playlist reload or a preload-hinted part may be held open.
     hls_hold_s: float = 6.0
     # Where hls.js was installed by `npm install` (node_modules/hls.js/dist); found by default.

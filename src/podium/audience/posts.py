@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from podium.admission.limits import POST_PER_ADDRESS, POST_PER_USER, VOTE_PER_USER, RateLimits
-from podium.backends.interfaces import PostStore
+from podium.admission.limits import POST_PER_ADDRESS, POST_PER_USER, REACTION_PER_ADDRESS, VOTE_PER_USER, RateLimits
+from podium.audience.timeline import check_reaction
+from podium.backends.interfaces import Bus, PostStore
 from podium.clock import Clock
 from podium.domain.posts import (
     Moderation,
@@ -17,6 +18,7 @@ from podium.domain.posts import (
     check_client_id,
     clean_post_text,
     parse_kind,
+    public_view,
     ranked,
 )
 from podium.domain.space import Space, SpaceState
@@ -27,6 +29,7 @@ from podium.service import Podium
 
 # How many questions and comments one answer lists at most.
 LIST_LIMIT = 100
+TOPIC = "audience"  # bus topic the timelines listen to
 PUBLIC_STATES = frozenset({PostState.OPEN, PostState.ANSWERED})
 MODERATION_STATES = {
     "hide": PostState.HIDDEN,
@@ -37,8 +40,9 @@ MODERATION_STATES = {
 
 
 class Posting:
-    def __init__(self, store: PostStore, podium: Podium, limits: RateLimits, clock: Clock) -> None:
+    def __init__(self, store: PostStore, podium: Podium, limits: RateLimits, clock: Clock, bus: Bus) -> None:
         self._store = store
+        self._bus = bus
         self._podium = podium
         self._limits = limits
         self._clock = clock
@@ -65,7 +69,22 @@ class Posting:
         stored, created = await self._store.add_post(post)
         if created:
             self._last_post[(space.id, user_id)] = now
+            if stored.kind is PostKind.COMMENT:
+                await self._announce(space.id, {"type": "comment", "post": public_view(stored)})
+            else:
+                await self._announce(space.id, {"type": "question"})
         return stored, created
+
+    async def react(self, space_id: str, emoji: object, address: str) -> None:
+        space = await self._podium.get_space(space_id)
+        if space.state is SpaceState.ENDED:
+            raise Conflict("this space has ended")
+        chosen = check_reaction(emoji)
+        self._limits.hit(REACTION_PER_ADDRESS, address)
+        await self._announce(space.id, {"type": "reaction", "emoji": chosen})
+
+    async def _announce(self, space_id: SpaceId, event: dict[str, Any]) -> None:
+        await self._bus.publish(TOPIC, {"space": space_id, **event})
 
     async def questions(self, space_id: str) -> list[Post]:
         space = await self._podium.get_space(space_id)
@@ -88,6 +107,8 @@ class Posting:
         added = await self._store.vote(post.id, user[0])
         updated = await self._store.post(post.id)
         assert updated is not None
+        if added:
+            await self._announce(space.id, {"type": "question"})
         return updated, added
 
     # -- moderation (host and co-hosts, by their stage tokens) -------------------------------
@@ -128,6 +149,10 @@ class Posting:
         await self._store.set_post_state(post.id, states[action])
         updated = await self._store.post(post.id)
         assert updated is not None
+        if updated.state in PUBLIC_STATES:
+            await self._announce(space.id, {"type": "question"})
+        else:
+            await self._announce(space.id, {"type": "removed", "post_id": post.id})
         return updated
 
     async def configure(self, space_id: str, token: str, body: dict[str, Any]) -> Moderation:
@@ -137,6 +162,8 @@ class Posting:
         trial.configure(body)
         await self._store.save_moderation(space.id, trial.to_dict())
         self._moderation[space.id] = trial
+        if trial.pinned != moderation.pinned:
+            await self._announce(space.id, {"type": "pinned"})
         return trial
 
     async def block_user(self, space_id: str, token: str, user_id: str, blocked: bool) -> Moderation:

@@ -41,6 +41,19 @@ class Post:
     votes: int = 0
 
 
+def public_view(post: Post) -> dict[str, Any]:
+    """What everyone may see of a post (the API and the timeline show the same)."""
+    return {
+        "id": post.id,
+        "kind": post.kind.value,
+        "text": post.text,
+        "author": post.username,
+        "created_at": post.created_at.isoformat().replace("+00:00", "Z"),
+        "state": post.state.value,
+        "votes": post.votes,
+    }
+
+
 def parse_kind(raw: object) -> PostKind:
     if raw not in (PostKind.COMMENT.value, PostKind.QUESTION.value):
         raise InvalidInput('kind must be "comment" or "question"')

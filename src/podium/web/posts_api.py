@@ -9,7 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from podium.audience.posts import Posting
-from podium.domain.posts import Post
+from podium.domain.posts import Post, public_view
 from podium.web.accounts_api import client_address, signed_in_user
 from podium.web.http import bearer_token, json_response, read_json
 
@@ -20,16 +20,7 @@ def _posting(request: Request) -> Posting:
 
 
 def post_view(post: Post) -> dict[str, Any]:
-    return {
-        "id": post.id,
-        "kind": post.kind.value,
-        "text": post.text,
-        "author": post.username,
-        "created_at": post.created_at.isoformat().replace("+00:00", "Z"),
-        "state": post.state.value,
-        "votes": post.votes,
-        "client_id": post.client_id,
-    }
+    return {**public_view(post), "client_id": post.client_id}
 
 
 async def create_post(request: Request) -> Response:

@@ -1,0 +1,156 @@
+"""Runs the timelines: collects audience events from the bus, closes one interval per second for
+every active space, stores each object durably and serves them (immutable) with a short index."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import OrderedDict
+from typing import Any
+
+from podium.audience.posts import TOPIC, Posting
+from podium.audience.timeline import Timeline, index
+from podium.backends.interfaces import Bus, MediaStore
+from podium.clock import Clock
+from podium.domain.posts import public_view
+from podium.domain.space import SpaceState
+from podium.errors import NotFound
+from podium.ids import SpaceId
+from podium.service import Podium
+
+log = logging.getLogger(__name__)
+
+QUESTIONS_SHOWN = 20
+POINTER_NAME = "timeline.json"
+CACHED_ITEMS = 120  # per space, in memory; older ones are read from storage
+
+
+def item_name(seq: int) -> str:
+    return f"t{seq}.json"
+
+
+class Feed:
+    def __init__(
+        self,
+        podium: Podium,
+        bus: Bus,
+        media: MediaStore,
+        clock: Clock,
+        posting: Posting,
+        interval_s: float = 1.0,
+        max_comments: int = 20,
+    ) -> None:
+        self._podium = podium
+        self._bus = bus
+        self._media = media
+        self._clock = clock
+        self._posting = posting
+        self.interval_s = interval_s
+        self.max_comments = max_comments
+        self._timelines: dict[SpaceId, Timeline] = {}
+        self._items: dict[SpaceId, OrderedDict[int, bytes]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._listen(), name="feed-listen"),
+            asyncio.create_task(self._tick_forever(), name="feed-tick"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # -- reading ------------------------------------------------------------------------------
+
+    async def index(self, space_id: str) -> dict[str, Any]:
+        space = await self._podium.get_space(space_id)
+        timeline = await self._timeline(space.id)
+        base = f"{self._podium.settings.base_url}/timeline/{space.id}"
+        return index(timeline.seq, self.interval_s, space.state.value, base)
+
+    async def item(self, space_id: str, seq: int) -> bytes:
+        space = await self._podium.get_space(space_id)
+        cached = self._items.get(space.id, OrderedDict()).get(seq)
+        if cached is not None:
+            return cached
+        stored = await self._media.read(space.id, item_name(seq))
+        if stored is None:
+            raise NotFound("no such timeline item (not made yet)")
+        return stored
+
+    # -- writing ------------------------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        async for event in self._bus.subscribe(TOPIC):
+            try:
+                timeline = await self._timeline(SpaceId(event["space"]))
+                kind = event["type"]
+                if kind == "comment":
+                    timeline.comment(event["post"])
+                elif kind == "question":
+                    timeline.questions_changed()
+                elif kind == "removed":
+                    timeline.removed(event["post_id"])
+                    timeline.questions_changed()
+                elif kind == "reaction":
+                    timeline.react(event["emoji"], int(event.get("count", 1)))
+                elif kind == "pinned":
+                    timeline.pinned_changed()
+            except Exception:
+                log.exception("could not take timeline event %r", event)
+
+    async def _timeline(self, space_id: SpaceId) -> Timeline:
+        timeline = self._timelines.get(space_id)
+        if timeline is None:
+            timeline = Timeline(interval_s=self.interval_s, max_comments=self.max_comments)
+            pointer = await self._media.read(space_id, POINTER_NAME)
+            if pointer is not None:
+                timeline.seq = int(json.loads(pointer)["latest"])  # a restart continues the numbering
+            self._timelines[space_id] = timeline
+        return timeline
+
+    async def _tick_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            next_at += self.interval_s
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            for space_id in list(self._active()):
+                try:
+                    await self.tick(space_id)
+                except Exception:
+                    log.exception("timeline of %s could not tick", space_id)
+
+    def _active(self) -> set[SpaceId]:
+        return set(self._podium.live_space_ids()) | set(self._timelines)
+
+    async def tick(self, space_id: SpaceId) -> dict[str, Any] | None:
+        """Close one interval of `space_id`'s timeline; an ended space gets one last object, then stops."""
+        space = await self._podium.get_space(space_id)
+        timeline = await self._timeline(space.id)
+        questions = None
+        if timeline.wants_questions:
+            questions = [public_view(p) for p in await self._posting.questions(space.id)][:QUESTIONS_SHOWN]
+        pinned = (await self._posting.moderation(space.id)).pinned if timeline.wants_pinned else None
+        counts = self._podium.counts(space.id)
+        speakers = [
+            {"id": m.id, "name": m.name, "speaking": speaking, "muted": m.muted}
+            for m, speaking in self._podium.speaking(space)
+        ]
+        item = timeline.tick(self._clock.now(), {"now": counts.now, "peak": counts.peak}, speakers, questions, pinned)
+        data = json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode()
+        await self._media.write(space.id, item_name(item["seq"]), data)
+        await self._media.write(space.id, POINTER_NAME, json.dumps({"latest": item["seq"]}).encode())
+        cache = self._items.setdefault(space.id, OrderedDict())
+        cache[item["seq"]] = data
+        while len(cache) > CACHED_ITEMS:
+            cache.popitem(last=False)
+        if space.state is SpaceState.ENDED:
+            self._timelines.pop(space.id, None)
+        return item

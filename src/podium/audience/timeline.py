@@ -1,0 +1,136 @@
+"""The timeline: what happened in a space, one immutable object per interval, plus a small index.
+
+Whatever a listener reads about the conversation is one of these cacheable objects (DESIGN,
+bet 1): a cache tier serves a million readers from one origin request per object. The replay
+reads the same objects to show the conversation in sync.
+
+Sans-IO: `Timeline` collects events as they happen and `tick()` closes an interval, returning
+its object. Invariants: sequence numbers start at 0 and grow by one per tick, every tick makes
+an object (an empty interval is a small object, so readers never wait on a gap), and an object
+never changes once made.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from podium.errors import InvalidInput
+
+REACTIONS = ("👏", "❤️", "😂", "😮", "🔥", "👍")
+
+
+def check_reaction(raw: object) -> str:
+    if raw not in REACTIONS:
+        raise InvalidInput(f"emoji must be one of {' '.join(REACTIONS)}")
+    return str(raw)
+
+
+@dataclass
+class Timeline:
+    interval_s: float = 1.0
+    # At most this many comments are shown per interval, chosen fairly (one per author first);
+    # every post is stored and visible to moderators whatever is shown.
+    max_comments: int = 20
+    seed: int | None = None
+    seq: int = -1
+    _comments: list[dict[str, Any]] = field(default_factory=list)
+    _removed: list[str] = field(default_factory=list)
+    _reactions: Counter[str] = field(default_factory=Counter)
+    _questions_changed: bool = False
+    _pinned_changed: bool = False
+    _rng: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    # -- events ------------------------------------------------------------------------------
+
+    def comment(self, view: dict[str, Any]) -> None:
+        self._comments.append(view)
+
+    def removed(self, post_id: str) -> None:
+        self._removed.append(post_id)
+        self._comments = [c for c in self._comments if c["id"] != post_id]
+
+    def react(self, emoji: str, count: int = 1) -> None:
+        self._reactions[emoji] += count
+
+    def questions_changed(self) -> None:
+        self._questions_changed = True
+
+    def pinned_changed(self) -> None:
+        self._pinned_changed = True
+
+    @property
+    def wants_questions(self) -> bool:
+        return self._questions_changed or self.seq < 0
+
+    @property
+    def wants_pinned(self) -> bool:
+        return self._pinned_changed or self.seq < 0
+
+    # -- intervals ---------------------------------------------------------------------------
+
+    def tick(
+        self,
+        now: datetime,
+        listeners: dict[str, int],
+        speakers: list[dict[str, Any]],
+        questions: list[dict[str, Any]] | None = None,
+        pinned: dict[str, Any] | None = None,
+        comments_received: int | None = None,
+    ) -> dict[str, Any]:
+        """Close the interval. `questions` and `pinned` are passed when `wants_*` said so."""
+        self.seq += 1
+        received = len(self._comments)
+        shown = self._choose_comments()
+        item: dict[str, Any] = {
+            "seq": self.seq,
+            "at": now.isoformat().replace("+00:00", "Z"),
+            "interval_s": self.interval_s,
+            "comments": shown,
+            "comments_received": received if comments_received is None else comments_received,
+            "reactions": dict(self._reactions),
+            "listeners": listeners,
+            "speakers": speakers,
+        }
+        if self._removed:
+            item["removed"] = list(self._removed)
+        if questions is not None:
+            item["questions"] = questions
+        if self._pinned_changed or self.seq == 0:
+            item["pinned"] = pinned
+        self._comments, self._removed, self._reactions = [], [], Counter()
+        self._questions_changed = self._pinned_changed = False
+        return item
+
+    def _choose_comments(self) -> list[dict[str, Any]]:
+        """Up to `max_comments`: one per author first (in a random order of authors), then others at
+        random; shown oldest first. A flood from one account cannot crowd out everyone else."""
+        if len(self._comments) <= self.max_comments:
+            return list(self._comments)
+        by_author: dict[str, list[int]] = {}
+        for index, comment in enumerate(self._comments):
+            by_author.setdefault(comment["author"], []).append(index)
+        authors = list(by_author)
+        self._rng.shuffle(authors)
+        chosen = [by_author[a][0] for a in authors[: self.max_comments]]
+        if len(chosen) < self.max_comments:
+            rest = [i for a in authors for i in by_author[a][1:]]
+            chosen += self._rng.sample(rest, self.max_comments - len(chosen))
+        return [self._comments[i] for i in sorted(chosen)]
+
+
+def index(seq: int, interval_s: float, state: str, base: str) -> dict[str, Any]:
+    """The small, short-lived object readers poll: where the newest interval is."""
+    return {
+        "latest": seq,
+        "first": 0,
+        "interval_s": interval_s,
+        "state": state,
+        "item_url": f"{base}/{{seq}}.json",
+    }

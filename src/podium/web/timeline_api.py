@@ -1,0 +1,53 @@
+"""The timeline over HTTP: immutable interval objects and a short-lived index; reactions in."""
+
+from __future__ import annotations
+
+import re
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from podium.audience.feed import Feed
+from podium.audience.posts import Posting
+from podium.errors import NotFound
+from podium.web.accounts_api import client_address
+from podium.web.http import CORS_HEADERS, json_response, read_json
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+_ITEM = re.compile(r"^(\d{1,9})\.json$")
+
+
+def _feed(request: Request) -> Feed:
+    feed: Feed = request.app.state.feed
+    return feed
+
+
+async def timeline_index(request: Request) -> Response:
+    feed = _feed(request)
+    body = await feed.index(request.path_params["space_id"])
+    # About one interval: readers find the newest object within a second, caches absorb the rest.
+    return json_response(body, cache=f"public, max-age={max(1, round(feed.interval_s))}")
+
+
+async def timeline_item(request: Request) -> Response:
+    match = _ITEM.match(request.path_params["name"])
+    if match is None:
+        raise NotFound("no such timeline item")
+    data = await _feed(request).item(request.path_params["space_id"], int(match.group(1)))
+    return Response(data, media_type="application/json", headers={"Cache-Control": IMMUTABLE, **CORS_HEADERS})
+
+
+async def react(request: Request) -> Response:
+    posting: Posting = request.app.state.posting
+    body = await read_json(request, 256)
+    await posting.react(request.path_params["space_id"], body.get("emoji"), client_address(request))
+    return json_response({"accepted": True}, status=202)
+
+
+def timeline_routes() -> list[Route]:
+    return [
+        Route("/timeline/{space_id}/index.json", timeline_index, methods=["GET", "HEAD"]),
+        Route("/timeline/{space_id}/{name}", timeline_item, methods=["GET", "HEAD"]),
+        Route("/api/spaces/{space_id}/reactions", react, methods=["POST"]),
+    ]

@@ -1,0 +1,58 @@
+"""The timeline as listeners read it: an index with a short max-age, immutable objects."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import httpx
+from starlette.applications import Starlette
+
+from tests.web.test_posts_api import user
+
+
+async def test_a_question_reaches_the_timeline(client: httpx.AsyncClient, app: Starlette) -> None:
+    space = (await client.post("/api/spaces", json={"title": "Timeline"})).json()
+    ada = await user(client, "ada")
+    posted = await client.post(
+        f"/api/spaces/{space['id']}/posts",
+        json={"kind": "question", "text": "When does it start?", "client_id": uuid.uuid4().hex},
+        headers=ada,
+    )
+    assert posted.status_code == 201
+    await client.post(
+        f"/api/spaces/{space['id']}/posts",
+        json={"kind": "comment", "text": "Hello!", "client_id": uuid.uuid4().hex},
+        headers=ada,
+    )
+    for _ in range(3):
+        assert (await client.post(f"/api/spaces/{space['id']}/reactions", json={"emoji": "👏"})).status_code == 202
+    for _ in range(30):  # events reach the timeline through the bus: close intervals until they show (≤ 3 s)
+        await app.state.feed.tick(space["id"])  # close an interval now instead of waiting a second
+        index = await client.get(f"/timeline/{space['id']}/index.json")
+        assert index.status_code == 200 and index.headers["cache-control"] == "public, max-age=1"
+        latest = index.json()["latest"]
+        items = []
+        for seq in range(latest + 1):
+            response = await client.get(index.json()["item_url"].format(seq=seq))
+            assert response.status_code == 200 and "immutable" in response.headers["cache-control"]
+            items.append(json.loads(response.content))
+        questions = [q["text"] for item in items for q in item.get("questions", [])]
+        comments = [c["text"] for item in items for c in item["comments"]]
+        reactions = sum(item["reactions"].get("👏", 0) for item in items)
+        if "When does it start?" in questions and comments and reactions == 3:
+            break
+        await asyncio.sleep(0.1)
+    assert "When does it start?" in questions and comments == ["Hello!"] and reactions == 3
+    assert (await client.get(f"/timeline/{space['id']}/{latest + 50}.json")).status_code == 404
+
+
+async def test_bad_reactions_are_refused(client: httpx.AsyncClient) -> None:
+    space = (await client.post("/api/spaces", json={"title": "Reactions"})).json()
+    response = await client.post(f"/api/spaces/{space['id']}/reactions", json={"emoji": "<b>"})
+    assert response.status_code == 400 and "one of" in response.json()["error"]
+    statuses = [
+        (await client.post(f"/api/spaces/{space['id']}/reactions", json={"emoji": "🔥"})).status_code for _ in range(25)
+    ]
+    assert statuses.count(202) == 20 and statuses.count(429) == 5
