@@ -144,17 +144,21 @@ class Podium:
             raise Conflict("this space has ended; nobody can publish to it any more")
         rules = self.rules(space)
         grant = self.signer.verify_for(token, space.id)
+        redeeming = isinstance(grant, InviteGrant) and grant.member_id not in rules.members
+        if not redeeming:
+            # Rights before content: a revoked or listener token is refused whatever it sends.
+            member = self.authorize(space, token)
+            if not rules.may_publish(member.id, member.generation):
+                raise Forbidden("only speakers on stage can publish audio")
+        if space.state is SpaceState.SCHEDULED and grant.role is not Role.HOST:
+            raise Conflict("the host goes live first")
         # Check the offer before anything changes: a bad one leaves the space (and an invite) as they were.
         parsed = sdp.parse_offer(offer, self.settings.max_offer_bytes)
-        if isinstance(grant, InviteGrant) and grant.member_id not in rules.members:
+        if isinstance(grant, InviteGrant) and redeeming:
             # A studio encoder (OBS) uses the invite token itself: its first publish redeems it.
             rules.redeem(grant.invite_id, grant.role, grant.member_id, "Studio guest")
             await self._save_rules(space.id)
         member = self.authorize(space, token)
-        if not rules.may_publish(member.id, member.generation):
-            raise Forbidden("only speakers on stage can publish audio")
-        if space.state is SpaceState.SCHEDULED and member.role is not Role.HOST:
-            raise Conflict("the host goes live first")
         async with self._lock(space.id):
             space = await self.get_space(space_id)
             stage = self._stages.get(space.id)
