@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Playwright, sync_playwright
+from playwright.sync_api import Browser, Playwright, sync_playwright
 from starlette.applications import Starlette
 
 from podium.app import create_app
@@ -125,3 +125,17 @@ def playwright() -> Iterator[Playwright]:
         pytest.fail(f"Chromium is not installed at {CHROMIUM} (scripts/setup --test installs it)")
     with sync_playwright() as instance:
         yield instance
+
+
+@pytest.fixture
+def browser(playwright: Playwright, tmp_path: Path) -> Iterator[Browser]:
+    """Chromium whose microphone plays a 660 Hz tone."""
+    from tests.browser_support import launch, write_tone_wav
+
+    wav = tmp_path / "microphone.wav"
+    write_tone_wav(wav, 660.0)
+    instance = launch(playwright, wav)
+    try:
+        yield instance
+    finally:
+        instance.close()

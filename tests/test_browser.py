@@ -2,64 +2,17 @@
 
 from __future__ import annotations
 
-import math
-import struct
-import wave
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, expect
+from playwright.sync_api import Browser, Page, expect
 
-from tests.conftest import CHROMIUM, Server
+from tests.conftest import Server
 
 pytestmark = pytest.mark.browser
 
 TONE_HZ = 660.0
-
-
-def write_tone_wav(path: Path, frequency: float, seconds: float = 10.0, rate: int = 48000) -> None:
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        frames = b"".join(
-            struct.pack("<h", int(0.5 * 32767 * math.sin(2 * math.pi * frequency * n / rate)))
-            for n in range(int(seconds * rate))
-        )
-        out.writeframes(frames)
-
-
-def launch(playwright: Playwright, wav: Path) -> Browser:
-    """Headless Chromium whose microphone plays `wav`."""
-    return playwright.chromium.launch(
-        executable_path=CHROMIUM,
-        headless=True,
-        args=[
-            "--no-sandbox",
-            "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-audio-capture={wav}",
-            "--autoplay-policy=no-user-gesture-required",
-            "--allow-loopback-in-peer-connection",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-        ],
-    )
-
-
-@pytest.fixture
-def browser(playwright: Playwright, tmp_path: Path) -> Iterator[Browser]:
-    wav = tmp_path / "microphone.wav"
-    write_tone_wav(wav, TONE_HZ)
-    instance = launch(playwright, wav)
-    try:
-        yield instance
-    finally:
-        instance.close()
 
 
 def dominant_frequency(page: Page, analyser: str = "analyser") -> tuple[float, float]:

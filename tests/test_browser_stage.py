@@ -9,8 +9,9 @@ import httpx
 import pytest
 from playwright.sync_api import Page, Playwright, expect
 
+from tests.browser_support import launch, write_tone_wav
 from tests.conftest import Server
-from tests.test_browser import dominant_frequency, launch, write_tone_wav
+from tests.test_browser import dominant_frequency
 
 pytestmark = pytest.mark.browser
 

@@ -111,7 +111,7 @@ function renderStage(container, stage, controls) {
     name.textContent = person.name;
     const detail = document.createElement("span");
     detail.className = "detail";
-    const states = [person.role];
+    const states = person.role ? [person.role] : [];
     if (person.muted) states.push("muted");
     else if (person.speaking) states.push("speaking");
     if (!person.connected) states.push("not connected");

@@ -135,7 +135,7 @@ window.addEventListener("pagehide", () => beat(true));
 // The way up: a named guest raises a hand; once accepted, the speaker view takes over.
 const memberKey = `podium.member.${spaceId}`;
 async function refreshStage() {
-  try { renderStage($("stage"), await api(`/api/spaces/${spaceId}/stage`)); } catch (_) { /* next time */ }
+  // Who speaks comes with the timeline (audience.js); this only follows our own hand.
   const token = localStorage.getItem(memberKey);
   if (!token) return;
   try {

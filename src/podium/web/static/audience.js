@@ -1,0 +1,158 @@
+"use strict";
+// The audience side of the listener page. It reads only the timeline (one immutable object per
+// second and a short-lived index), which a cache tier serves to any number of readers.
+(function () {
+  const REACTIONS = ["👏", "❤️", "😂", "😮", "🔥", "👍"];
+  const reactionCounts = Object.fromEntries(REACTIONS.map((e) => [e, 0]));
+  const shownComments = new Set();
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  let session = null;  // { token, user }
+
+  function textNode(tag, className, text) {
+    const element = document.createElement(tag);
+    if (className) element.className = className;
+    element.textContent = text;  // always text, never HTML
+    return element;
+  }
+
+  function showQuestions(questions) {
+    $("no-questions").hidden = questions.length > 0;
+    $("questions").replaceChildren(...questions.map((q) => {
+      const item = document.createElement("li");
+      item.dataset.post = q.id;
+      if (q.state === "answered") item.classList.add("answered");
+      const votes = button(`▲ ${q.votes}`, () => vote(q.id), "small secondary votes");
+      votes.setAttribute("aria-label", `Vote for this question (${q.votes} votes)`);
+      const body = document.createElement("div");
+      body.className = "text";
+      body.append(textNode("span", "author", q.author), textNode("span", "", q.text));
+      item.append(votes, body);
+      return item;
+    }));
+  }
+
+  function addComment(c) {
+    if (shownComments.has(c.id)) return;
+    shownComments.add(c.id);
+    const item = document.createElement("li");
+    item.dataset.post = c.id;
+    const body = document.createElement("div");
+    body.className = "text";
+    body.append(textNode("span", "author", c.author), textNode("span", "", c.text));
+    item.append(body);
+    $("comments").prepend(item);
+    while ($("comments").children.length > 200) $("comments").lastElementChild.remove();
+  }
+
+  function showPinned(pinned) {
+    $("pinned").hidden = !pinned;
+    if (!pinned) return;
+    $("pinned-text").textContent = pinned.text;
+    const link = $("pinned-link");
+    link.hidden = !pinned.url;
+    if (pinned.url && /^https?:\/\//.test(pinned.url)) { link.href = pinned.url; link.textContent = pinned.url; }
+  }
+
+  function applyItem(item) {
+    for (const c of item.comments) addComment(c);
+    for (const id of item.removed || []) document.querySelectorAll(`[data-post="${CSS.escape(id)}"]`).forEach((e) => e.remove());
+    if (item.questions) showQuestions(item.questions);
+    if ("pinned" in item) showPinned(item.pinned);
+    for (const [emoji, count] of Object.entries(item.reactions)) reactionCounts[emoji] = (reactionCounts[emoji] || 0) + count;
+    renderReactions();
+    if (item.listeners) { $("now").textContent = item.listeners.now; $("peak").textContent = item.listeners.peak; }
+    if (item.speakers) renderStage($("stage"), { speakers: item.speakers.map((s) => ({ ...s, role: "", connected: true })) });
+  }
+
+  async function follow() {
+    let next = null;
+    for (;;) {
+      try {
+        const index = await fetch(`/timeline/${spaceId}/index.json`).then((r) => r.json());
+        if (next === null) {
+          // Start from now; what came before comes from the (cacheable) lists once.
+          next = Math.max(0, index.latest);
+          const [questions, comments, moderation] = await Promise.all([
+            api(`/api/spaces/${spaceId}/questions`), api(`/api/spaces/${spaceId}/comments`), api(`/api/spaces/${spaceId}/moderation`),
+          ]);
+          showQuestions(questions.questions);
+          for (const c of comments.comments.slice().reverse()) addComment(c);
+          showPinned(moderation.pinned);
+        }
+        while (next <= index.latest) {
+          const response = await fetch(index.item_url.replace("{seq}", String(next)));
+          if (!response.ok) break;
+          applyItem(await response.json());
+          next += 1;
+        }
+        if (index.state === "ended" && next > index.latest) return;
+        await sleep((index.interval_s || 1) * 1000);
+      } catch (_) {
+        await sleep(2000);
+      }
+    }
+  }
+
+  function renderReactions() {
+    $("reactions").replaceChildren(...REACTIONS.map((emoji) => {
+      const b = button("", () => react(emoji), "");
+      b.setAttribute("aria-label", `React ${emoji}`);
+      b.append(textNode("span", "", emoji), textNode("span", "count", String(reactionCounts[emoji] || 0)));
+      return b;
+    }));
+  }
+
+  async function react(emoji) {
+    try { await api(`/api/spaces/${spaceId}/reactions`, { method: "POST", body: { emoji } }); } catch (e) { $("post-status").textContent = e.message; }
+  }
+
+  async function vote(postId) {
+    if (!session) { $("post-status").textContent = "Sign in to vote."; return; }
+    try { await api(`/api/spaces/${spaceId}/questions/${postId}/vote`, { method: "POST", token: session.token }); }
+    catch (e) { $("post-status").textContent = e.message; }
+  }
+
+  function signedIn(data) {
+    session = data;
+    sessionStorage.setItem("podium.session", JSON.stringify(data));
+    $("signin-form").hidden = true;
+    $("post-form").hidden = false;
+    $("signed-in-as").textContent = `Signed in as ${data.user.username}.`;
+  }
+
+  async function signIn(create) {
+    const credentials = { username: $("username").value, password: $("password").value };
+    try {
+      if (create) await api("/api/accounts", { method: "POST", body: credentials });
+      signedIn(await api("/api/sessions", { method: "POST", body: credentials }));
+      $("post-status").textContent = "";
+    } catch (e) { $("post-status").textContent = e.message; }
+  }
+
+  $("signin-form").addEventListener("submit", (event) => { event.preventDefault(); signIn(false); });
+  $("signup").addEventListener("click", () => signIn(true));
+  $("post-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const body = { kind: $("post-kind").value, text: $("post-text").value, client_id: crypto.randomUUID().replace(/-/g, "") };
+    $("post").disabled = true;
+    // Retried with the same client_id until acknowledged: a flaky network never posts twice.
+    for (let attempt = 0; attempt < 4; attempt++) {
+      try {
+        await api(`/api/spaces/${spaceId}/posts`, { method: "POST", token: session.token, body });
+        $("post-text").value = "";
+        $("post-status").textContent = body.kind === "question" ? "Question sent." : "Comment sent.";
+        break;
+      } catch (e) {
+        $("post-status").textContent = e.message;
+        if (!/network|fetch/i.test(e.message)) break;
+        await sleep(1000 * (attempt + 1));
+      }
+    }
+    $("post").disabled = false;
+  });
+
+  const saved = sessionStorage.getItem("podium.session");
+  if (saved) signedIn(JSON.parse(saved));
+  renderReactions();
+  follow();
+})();
