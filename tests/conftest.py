@@ -52,6 +52,7 @@ class Server:
     port: int
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+    env: dict[str, str] | None = None
     _log: Any = None
 
     @property
@@ -59,7 +60,7 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        env = {**os.environ, "PODIUM_ICE_LOOPBACK": "only", "PODIUM_LOG_LEVEL": "info"}
+        env = {**os.environ, "PODIUM_ICE_LOOPBACK": "only", "PODIUM_LOG_LEVEL": "info", **(self.env or {})}
         self._log = log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()/kill()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "podium", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)],

@@ -8,7 +8,7 @@ import asyncio
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from podium.admission.limits import LOGIN_PER_ADDRESS, LOGIN_PER_USERNAME, SIGNUP_PER_ADDRESS, RateLimits
+from podium.admission.limits import LOGIN_PER_ADDRESS, LOGIN_PER_USERNAME, SIGNUP_PER_ADDRESS, RateLimits, with_limit
 from podium.backends.interfaces import AccountStore
 from podium.clock import Clock
 from podium.domain.accounts import Account, check_password, clean_username
@@ -20,7 +20,10 @@ WRONG_CREDENTIALS = "wrong username or password"
 
 
 class Accounts:
-    def __init__(self, store: AccountStore, signer: TokenSigner, limits: RateLimits, clock: Clock) -> None:
+    def __init__(
+        self, store: AccountStore, signer: TokenSigner, limits: RateLimits, clock: Clock, signup_limit: str = "10/hour"
+    ) -> None:
+        self._signup = with_limit(SIGNUP_PER_ADDRESS, signup_limit)
         self._store = store
         self._signer = signer
         self._limits = limits
@@ -30,7 +33,7 @@ class Accounts:
         self._decoy = self._hasher.hash("podium-decoy-password")
 
     async def sign_up(self, username: object, password: object, address: str) -> Account:
-        self._limits.hit(SIGNUP_PER_ADDRESS, address)
+        self._limits.hit(self._signup, address)
         name = clean_username(username)
         secret = check_password(password)
         account = Account(new_user_id(), name, self._clock.now())

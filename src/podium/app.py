@@ -73,7 +73,8 @@ def build(settings: Settings, clock: Clock | None = None) -> tuple[Podium, Accou
     limits = RateLimits()
     posting = Posting(database, podium, limits, clock, bus)
     feed = Feed(podium, bus, media, clock, posting, max_comments=settings.comments_per_interval)
-    return podium, Accounts(database, signer, limits, clock), posting, feed
+    accounts = Accounts(database, signer, limits, clock, settings.signup_limit_per_address)
+    return podium, accounts, posting, feed
 
 
 async def _podium_error(request: Request, error: Exception) -> Response:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+import limits
+
 from podium.errors import InvalidInput
 
 ICE_LOOPBACK_MODES = ("0", "1", "only")
@@ -35,6 +37,10 @@ class Settings:
     # The stage: co-hosts besides the host, and everyone on stage (host included).
     max_cohosts: int = 2
     max_speakers: int = 13
+    # Posting limits, in the `limits` notation ("10/minute", "100/hour").
+    post_limit_per_user: str = "10/minute"
+    post_limit_per_address: str = "120/minute"
+    signup_limit_per_address: str = "10/hour"
     # Comments shown per timeline interval (about a second), chosen fairly; all are stored.
     comments_per_interval: int = 20
     # How long a blocking playlist reload or a preload-hinted part may be held open.
@@ -63,6 +69,11 @@ class Settings:
             )
         if not 0 < self.port < 65536:
             raise InvalidInput(f"port must be between 1 and 65535, not {self.port}")
+        for name in ("post_limit_per_user", "post_limit_per_address", "signup_limit_per_address"):
+            try:
+                limits.parse(getattr(self, name))
+            except ValueError:
+                raise InvalidInput(f"PODIUM_{name.upper()} must read like '10/minute'") from None
         if self.heartbeat_interval_s <= 0 or self.heartbeat_missed_limit < 1:
             raise InvalidInput("heartbeat interval and missed-beat limit must be positive")
 

@@ -28,6 +28,13 @@ LOGIN_PER_ADDRESS = Policy("login-address", "30/minute", "too many sign-in attem
 SIGNUP_PER_ADDRESS = Policy("signup-address", "10/hour", "too many accounts created from your network")
 POST_PER_USER = Policy("post-user", "10/minute", "you are posting too fast")
 POST_PER_ADDRESS = Policy("post-address", "120/minute", "too many posts from your network")
+
+
+def with_limit(policy: Policy, limit: str) -> Policy:
+    """The same policy with another limit (from the settings)."""
+    return Policy(policy.name, limit, policy.message)
+
+
 REACTION_PER_ADDRESS = Policy("reaction-address", "20/10seconds", "too many reactions from your network")
 VOTE_PER_USER = Policy("vote-user", "60/minute", "you are voting too fast")
 

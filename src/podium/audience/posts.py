@@ -6,7 +6,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from podium.admission.limits import POST_PER_ADDRESS, POST_PER_USER, REACTION_PER_ADDRESS, VOTE_PER_USER, RateLimits
+from podium.admission.limits import (
+    POST_PER_ADDRESS,
+    POST_PER_USER,
+    REACTION_PER_ADDRESS,
+    VOTE_PER_USER,
+    RateLimits,
+    with_limit,
+)
 from podium.audience.timeline import check_reaction
 from podium.backends.interfaces import Bus, PostStore
 from podium.clock import Clock
@@ -41,6 +48,9 @@ MODERATION_STATES = {
 
 class Posting:
     def __init__(self, store: PostStore, podium: Podium, limits: RateLimits, clock: Clock, bus: Bus) -> None:
+        settings = podium.settings
+        self._per_user = with_limit(POST_PER_USER, settings.post_limit_per_user)
+        self._per_address = with_limit(POST_PER_ADDRESS, settings.post_limit_per_address)
         self._store = store
         self._bus = bus
         self._podium = podium
@@ -63,8 +73,8 @@ class Posting:
         user_id, username = user
         now = self._clock.now()
         (await self.moderation(space.id)).check_post(user_id, self._last_post.get((space.id, user_id)), now)
-        self._limits.hit(POST_PER_USER, user_id)
-        self._limits.hit(POST_PER_ADDRESS, address)
+        self._limits.hit(self._per_user, user_id)
+        self._limits.hit(self._per_address, address)
         post = Post(new_post_id(), space.id, user_id, username, parsed_kind, clean, client, now)
         stored, created = await self._store.add_post(post)
         if created:
