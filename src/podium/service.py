@@ -382,7 +382,8 @@ class Podium:
             cached = self._cache.get(space_id)
             return Counts(0, cached.peak_listeners if cached else 0)
         if self._cache.get(space_id, None) and self._cache[space_id].state is SpaceState.ENDED:
-            return Counts(0, presence.counts().peak)
+            final = presence.counts()
+            return Counts(0, final.peak, final.unique, final.sample_rate)
         return presence.counts()
 
     def _presence_of(self, space: Space) -> Presence:
@@ -393,6 +394,7 @@ class Podium:
                 self.settings.heartbeat_interval_s,
                 self.settings.heartbeat_missed_limit,
                 peak=space.peak_listeners,
+                target_sampled=self.settings.presence_sample_target,
             )
             self._presence[space.id] = presence
         return presence

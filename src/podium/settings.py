@@ -30,6 +30,8 @@ class Settings:
     # beats in a row is no longer counted.
     heartbeat_interval_s: float = 5.0
     heartbeat_missed_limit: int = 3
+    # Past this many listeners only a sample beats (each counted 1/p): origin writes stay flat.
+    presence_sample_target: int = 2000
     # Upper bounds on what a request may send.
     max_json_bytes: int = 16 * 1024
     max_offer_bytes: int = 64 * 1024

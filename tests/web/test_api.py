@@ -30,7 +30,7 @@ async def test_public_state_never_shows_the_host_token(client: httpx.AsyncClient
     public = response.json()
     assert "host_token" not in public and space["host_token"] not in response.text
     assert public["state"] == "scheduled"
-    assert public["listeners"] == {"now": 0, "peak": 0}
+    assert public["listeners"] == {"now": 0, "peak": 0, "unique": 0, "sample_rate": 1.0}
     assert "max-age" in response.headers["cache-control"]
 
 
@@ -97,10 +97,10 @@ async def test_heartbeats_count_listeners(client: httpx.AsyncClient) -> None:
     for n in range(3):
         response = await client.post(url, json={"listener_id": f"listener-{n}"})
         assert response.status_code == 200
-    assert response.json()["listeners"] == {"now": 3, "peak": 3}
+    assert response.json()["listeners"] == {"now": 3, "peak": 3, "unique": 3, "sample_rate": 1.0}
     await client.post(url, json={"listener_id": "listener-0", "leaving": True})
     public = (await client.get(f"/api/spaces/{space['id']}")).json()
-    assert public["listeners"] == {"now": 2, "peak": 3}
+    assert public["listeners"] == {"now": 2, "peak": 3, "unique": 3, "sample_rate": 1.0}
     for bad in (
         {},
         {"listener_id": "x"},

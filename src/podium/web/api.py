@@ -30,6 +30,11 @@ def space_urls(podium: Podium, space: Space) -> dict[str, str]:
     }
 
 
+def listeners_view(counts: Counts) -> dict[str, Any]:
+    # sample_rate: listeners whose id falls below it beat; the others stay silent (DESIGN, bet 1).
+    return {"now": counts.now, "peak": counts.peak, "unique": counts.unique, "sample_rate": counts.sample_rate}
+
+
 def space_view(podium: Podium, space: Space, counts: Counts) -> dict[str, Any]:
     return {
         "id": space.id,
@@ -39,7 +44,7 @@ def space_view(podium: Podium, space: Space, counts: Counts) -> dict[str, Any]:
         "starts_at": _iso(space.starts_at),
         "started_at": _iso(space.started_at),
         "ended_at": _iso(space.ended_at),
-        "listeners": {"now": counts.now, "peak": counts.peak},
+        "listeners": listeners_view(counts),
         "speakers": podium.speakers_connected(space.id),
         "heartbeat_interval_s": podium.settings.heartbeat_interval_s,
         "urls": space_urls(podium, space),
@@ -90,7 +95,7 @@ async def heartbeat(request: Request) -> Response:
     return json_response(
         {
             "state": space.state.value,
-            "listeners": {"now": counts.now, "peak": counts.peak},
+            "listeners": listeners_view(counts),
             "interval_s": podium.settings.heartbeat_interval_s,
         }
     )

@@ -50,20 +50,30 @@ async function refresh() {
   }
 }
 
+// The server announces a sample rate; a listener whose id falls below it beats, the others stay
+// silent (they are counted through the sample). The id is random hex, so its first 8 digits are
+// a uniform point in [0, 1), the same one the server computes.
+const samplePoint = parseInt(listenerId.slice(0, 8), 16) / 2 ** 32;
+let sampleRate = 1;
+
 async function beat(leaving = false) {
   const body = JSON.stringify({ listener_id: listenerId, leaving });
-  if (leaving) { navigator.sendBeacon(`/api/spaces/${spaceId}/heartbeat`, new Blob([body], { type: "application/json" })); return; }
+  if (leaving) { if (samplePoint < sampleRate) navigator.sendBeacon(`/api/spaces/${spaceId}/heartbeat`, new Blob([body], { type: "application/json" })); return; }
   let interval = (player.space && player.space.heartbeat_interval_s) || 5;
-  try {
-    const response = await fetch(`/api/spaces/${spaceId}/heartbeat`, { method: "POST", headers: { "Content-Type": "application/json" }, body });
-    if (response.ok) {
-      const data = await response.json();
-      showCounts(data.listeners);
-      interval = data.interval_s;
-      if (player.space && data.state !== player.space.state) refresh();
-      if (data.state === "ended") { beatTimer = null; return; }
-    }
-  } catch (_) { /* the next beat tries again */ }
+  if (player.space) sampleRate = player.space.listeners.sample_rate;
+  if (samplePoint < sampleRate) {
+    try {
+      const response = await fetch(`/api/spaces/${spaceId}/heartbeat`, { method: "POST", headers: { "Content-Type": "application/json" }, body });
+      if (response.ok) {
+        const data = await response.json();
+        showCounts(data.listeners);
+        interval = data.interval_s;
+        sampleRate = data.listeners.sample_rate;
+        if (player.space && data.state !== player.space.state) refresh();
+        if (data.state === "ended") { beatTimer = null; return; }
+      }
+    } catch (_) { /* the next beat tries again */ }
+  }
   beatTimer = setTimeout(beat, interval * 1000);
 }
 
