@@ -1,0 +1,97 @@
+"""The shipped nginx configuration, in front of a real `podium serve`: listener objects are cached,
+many simultaneous readers make one origin request, writes pass through."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from podium.whip_client import SampleTrack, publish, tone
+from tests.conftest import Server, free_port
+from tests.test_live_media import wait_for_media
+
+pytestmark = pytest.mark.media
+
+SHIPPED = Path(__file__).parent.parent / "deploy" / "nginx" / "podium.conf"
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+@pytest.fixture
+def cache_tier(server: Server, tmp_path: Path) -> Iterator[str]:
+    if not Path(NGINX).exists():
+        pytest.fail("nginx is not installed (scripts/setup --test installs it)")
+    port = free_port()
+    site = SHIPPED.read_text()
+    site = site.replace("server 127.0.0.1:8000;", f"server 127.0.0.1:{server.port};")
+    site = site.replace("listen 80;", f"listen 127.0.0.1:{port};")
+    site = site.replace("/var/cache/nginx/podium", str(tmp_path / "cache"))
+    (tmp_path / "podium.conf").write_text(site)
+    # Workers run as the test's own user, so they can write the cache in the test's folder.
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    (tmp_path / "nginx.conf").write_text(
+        f"{user}worker_processes 1;\npid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\n"
+        "events { worker_connections 1024; }\n"
+        f"http {{ access_log {tmp_path}/access.log; include {tmp_path}/podium.conf; }}\n"
+    )
+    check = subprocess.run([NGINX, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")], capture_output=True)
+    assert check.returncode == 0, check.stderr.decode()
+    process = subprocess.Popen([NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"])
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(base + "/", timeout=1)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    try:
+        yield base
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+async def test_the_cache_tier_absorbs_a_crowd(server: Server, cache_tier: str, tmp_path: Path) -> None:
+    async with httpx.AsyncClient(base_url=server.base, timeout=20) as origin:
+        space = (await origin.post("/api/spaces", json={"title": "Behind nginx"})).json()
+    speaker = await publish(server.base + space["urls"]["whip"], space["host_token"], SampleTrack(tone(440)))
+    try:
+        await wait_for_media(server, space, 3)
+        live = space["urls"]["hls"].replace("index.m3u8", "live.m3u8")
+        async with httpx.AsyncClient(base_url=cache_tier, timeout=20) as edge:
+            first = await edge.get(live)
+            second = await edge.get(live)
+            assert first.status_code == second.status_code == 200
+            assert second.headers["x-cache-status"] in ("HIT", "UPDATING")
+            part = next(
+                line.split('URI="')[1].split('"')[0] for line in first.text.splitlines() if "EXT-X-PART:" in line
+            )
+            part_url = live.replace("live.m3u8", part)
+            assert (await edge.get(part_url)).headers["x-cache-status"] == "MISS"
+            assert (await edge.get(part_url)).headers["x-cache-status"] == "HIT"
+
+            # 200 players ask at once for the next part's playlist: one origin request serves them all.
+            hint = first.text.rsplit('PRELOAD-HINT:TYPE=PART,URI="p', 1)[1].split(".m4s")[0]
+            msn, index = (int(x) for x in hint.split("-"))
+            answers = await asyncio.gather(
+                *(edge.get(live, params={"_HLS_msn": msn + 1, "_HLS_part": index}) for _ in range(200))
+            )
+            assert all(a.status_code == 200 for a in answers)
+            statuses = [a.headers["x-cache-status"] for a in answers]
+            assert statuses.count("MISS") == 1, statuses
+
+            # Writes pass through: a heartbeat is answered by Podium, never from the cache.
+            beat = await edge.post(
+                f"/api/spaces/{space['id']}/heartbeat", json={"listener_id": "listener-behind-nginx"}
+            )
+            assert beat.status_code == 200 and "x-cache-status" not in beat.headers
+    finally:
+        await speaker.close()
