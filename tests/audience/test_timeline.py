@@ -68,3 +68,20 @@ def test_only_the_fixed_reaction_set() -> None:
     assert check_reaction("👏") == "👏"
     with pytest.raises(InvalidInput, match="one of"):
         check_reaction("💩")
+
+
+def test_keyframes_carry_the_whole_picture_so_late_readers_need_nothing_else() -> None:
+    from podium.audience.timeline import KEYFRAME_EVERY, index
+
+    timeline = Timeline()
+    items = []
+    for n in range(KEYFRAME_EVERY + 1):
+        timeline.comment(comment(n, f"person{n}"))
+        questions = [{"id": "q1", "text": "Why?"}] if timeline.wants_questions else None
+        pinned = {"text": "Rules"} if timeline.wants_pinned else None
+        items.append(timeline.tick(NOW, LISTENERS, [], questions=questions, pinned=pinned))
+    keyframe = items[KEYFRAME_EVERY]
+    assert keyframe["keyframe"] and keyframe["questions"] and keyframe["pinned"] == {"text": "Rules"}
+    assert [c["id"] for c in keyframe["recent_comments"]][-3:] == ["p8", "p9", "p10"]
+    assert "keyframe" not in items[KEYFRAME_EVERY - 1] and "questions" not in items[KEYFRAME_EVERY - 1]
+    assert index(KEYFRAME_EVERY + 3, 1.0, "live", "/timeline/x")["keyframe"] == KEYFRAME_EVERY

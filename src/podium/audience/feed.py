@@ -70,9 +70,16 @@ class Feed:
 
     async def index(self, space_id: str) -> dict[str, Any]:
         space = await self._podium.get_space(space_id)
-        timeline = await self._timeline(space.id)
         base = f"{self._podium.settings.base_url}/timeline/{space.id}"
-        return index(timeline.seq, self.interval_s, space.state.value, base)
+        return index(await self._latest(space.id), self.interval_s, space.state.value, base)
+
+    async def _latest(self, space_id: SpaceId) -> int:
+        """The newest object's number, without making the space active (readers only read)."""
+        timeline = self._timelines.get(space_id)
+        if timeline is not None:
+            return timeline.seq
+        pointer = await self._media.read(space_id, POINTER_NAME)
+        return int(json.loads(pointer)["latest"]) if pointer is not None else -1
 
     async def item(self, space_id: str, seq: int) -> bytes:
         space = await self._podium.get_space(space_id)
@@ -127,13 +134,11 @@ class Feed:
                 except Exception:
                     log.exception("timeline of %s could not tick", space_id)
 
-    def _active(self) -> set[SpaceId]:
-        return set(self._podium.live_space_ids()) | set(self._timelines)
-
     async def tick(self, space_id: SpaceId) -> dict[str, Any] | None:
         """Close one interval of `space_id`'s timeline; an ended space gets one last object, then stops."""
         space = await self._podium.get_space(space_id)
         timeline = await self._timeline(space.id)
+        news = timeline.has_news
         questions = None
         if timeline.wants_questions:
             questions = [public_view(p) for p in await self._posting.questions(space.id)][:QUESTIONS_SHOWN]
@@ -151,6 +156,11 @@ class Feed:
         cache[item["seq"]] = data
         while len(cache) > CACHED_ITEMS:
             cache.popitem(last=False)
-        if space.state is SpaceState.ENDED:
+        if space.state is SpaceState.ENDED or (space.id not in self._podium.live_space_ids() and not news):
+            # Ended: the last object is made. Not live and quiet: stop until the next post or reaction.
             self._timelines.pop(space.id, None)
         return item
+
+    def _active(self) -> set[SpaceId]:
+        # Live spaces tick; others only while they have news (a post, a reaction) to close.
+        return set(self._podium.live_space_ids()) | set(self._timelines)

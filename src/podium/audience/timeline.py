@@ -13,7 +13,7 @@ never changes once made.
 from __future__ import annotations
 
 import random
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -21,6 +21,11 @@ from typing import Any
 from podium.errors import InvalidInput
 
 REACTIONS = ("👏", "❤️", "😂", "😮", "🔥", "👍")
+# Every KEYFRAME_EVERY-th object also carries the whole picture (top questions, pinned post, the
+# latest comments), so a reader who arrives starts from the last keyframe and reads forward:
+# like a video's key frames, it never needs anything but timeline objects.
+KEYFRAME_EVERY = 10
+RECENT_COMMENTS = 30
 
 
 def check_reaction(raw: object) -> str:
@@ -43,6 +48,7 @@ class Timeline:
     _questions_changed: bool = False
     _pinned_changed: bool = False
     _rng: random.Random = field(init=False)
+    _recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_COMMENTS))
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -66,12 +72,22 @@ class Timeline:
         self._pinned_changed = True
 
     @property
+    def has_news(self) -> bool:
+        return bool(
+            self._comments or self._reactions or self._removed or self._questions_changed or self._pinned_changed
+        )
+
+    @property
+    def next_is_keyframe(self) -> bool:
+        return (self.seq + 1) % KEYFRAME_EVERY == 0
+
+    @property
     def wants_questions(self) -> bool:
-        return self._questions_changed or self.seq < 0
+        return self._questions_changed or self.next_is_keyframe
 
     @property
     def wants_pinned(self) -> bool:
-        return self._pinned_changed or self.seq < 0
+        return self._pinned_changed or self.next_is_keyframe
 
     # -- intervals ---------------------------------------------------------------------------
 
@@ -98,12 +114,18 @@ class Timeline:
             "listeners": listeners,
             "speakers": speakers,
         }
-        if self._removed:
+        removed = set(self._removed)
+        self._recent.extend(shown)
+        if removed:
             item["removed"] = list(self._removed)
+            self._recent = deque((c for c in self._recent if c["id"] not in removed), maxlen=RECENT_COMMENTS)
         if questions is not None:
             item["questions"] = questions
-        if self._pinned_changed or self.seq == 0:
+        if self._pinned_changed or self.seq % KEYFRAME_EVERY == 0:
             item["pinned"] = pinned
+        if self.seq % KEYFRAME_EVERY == 0:
+            item["keyframe"] = True
+            item["recent_comments"] = list(self._recent)
         self._comments, self._removed, self._reactions = [], [], Counter()
         self._questions_changed = self._pinned_changed = False
         return item
@@ -126,9 +148,10 @@ class Timeline:
 
 
 def index(seq: int, interval_s: float, state: str, base: str) -> dict[str, Any]:
-    """The small, short-lived object readers poll: where the newest interval is."""
+    """The small, short-lived object readers poll: where the newest interval and keyframe are."""
     return {
         "latest": seq,
+        "keyframe": max(0, seq - seq % KEYFRAME_EVERY),
         "first": 0,
         "interval_s": interval_s,
         "state": state,

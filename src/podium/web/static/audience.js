@@ -1,6 +1,7 @@
 "use strict";
 // The audience side of the listener page. It reads only the timeline (one immutable object per
-// second and a short-lived index), which a cache tier serves to any number of readers.
+// second and a short-lived index), which a cache tier serves to any number of readers; its only
+// writes are posts, votes and reactions.
 (function () {
   const REACTIONS = ["👏", "❤️", "😂", "😮", "🔥", "👍"];
   const reactionCounts = Object.fromEntries(REACTIONS.map((e) => [e, 0]));
@@ -54,6 +55,7 @@
   }
 
   function applyItem(item) {
+    for (const c of item.recent_comments || []) addComment(c);
     for (const c of item.comments) addComment(c);
     for (const id of item.removed || []) document.querySelectorAll(`[data-post="${CSS.escape(id)}"]`).forEach((e) => e.remove());
     if (item.questions) showQuestions(item.questions);
@@ -69,16 +71,8 @@
     for (;;) {
       try {
         const index = await fetch(`/timeline/${spaceId}/index.json`).then((r) => r.json());
-        if (next === null) {
-          // Start from now; what came before comes from the (cacheable) lists once.
-          next = Math.max(0, index.latest);
-          const [questions, comments, moderation] = await Promise.all([
-            api(`/api/spaces/${spaceId}/questions`), api(`/api/spaces/${spaceId}/comments`), api(`/api/spaces/${spaceId}/moderation`),
-          ]);
-          showQuestions(questions.questions);
-          for (const c of comments.comments.slice().reverse()) addComment(c);
-          showPinned(moderation.pinned);
-        }
+        // A newcomer starts at the last keyframe, which carries the whole picture, and reads forward.
+        if (next === null) next = index.keyframe;
         while (next <= index.latest) {
           const response = await fetch(index.item_url.replace("{seq}", String(next)));
           if (!response.ok) break;
