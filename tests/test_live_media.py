@@ -14,7 +14,6 @@ from aiortc import RTCPeerConnection
 from aiortc.mediastreams import VideoStreamTrack
 
 from podium.media import ice
-from podium.media.mixer import FRAME_SAMPLES
 from podium.whip_client import SampleTrack, WhipRefused, publish, tone
 from tests.conftest import Server
 
@@ -210,7 +209,3 @@ async def test_restart_keeps_spaces_the_secret_and_the_stream(server: Server, tm
             f"/api/spaces/{space['id']}/end", headers={"Authorization": f"Bearer {space['host_token']}"}
         )
         assert response.status_code == 200
-
-
-def test_frames_are_twenty_milliseconds() -> None:
-    assert len(tone(440)(0)) == FRAME_SAMPLES
