@@ -136,3 +136,30 @@ def test_a_muted_input_is_silent_from_the_next_frame_and_back_when_unmuted() -> 
     assert (result.minus["b"] == 0).all()
     mixer.set_muted("a", False)
     assert (mixer.mix().program == 107).all()
+
+
+def test_a_burst_of_late_audio_does_not_leave_lasting_delay() -> None:
+    mixer = Mixer(prime_ms=40, high_water_ms=80, settle_frames=25)
+    mixer.add_input("a")
+    counter = 0
+
+    def push_frames(count: int) -> None:
+        nonlocal counter
+        for _ in range(count):
+            mixer.push("a", np.full(FRAME_SAMPLES, counter % 30000, dtype=np.int16))
+            counter += 1
+
+    push_frames(2)  # primed with 40 ms
+    for _ in range(10):
+        mixer.mix()
+        push_frames(1)
+    assert mixer.buffered_samples("a") == 2 * FRAME_SAMPLES  # steady: the 40 ms prime
+    push_frames(8)  # 160 ms arrive at once after a hiccup
+    backlog = [mixer.buffered_samples("a")]
+    for _ in range(40):
+        mixer.mix()
+        push_frames(1)
+        backlog.append(mixer.buffered_samples("a"))
+    assert max(backlog) > 4 * FRAME_SAMPLES  # the burst was queued, not lost at once
+    assert backlog[-1] <= 2 * FRAME_SAMPLES  # and the delay came back down by itself
+    assert (mixer.mix().program == (counter - 2) % 30000).all()  # playing the newest audio again

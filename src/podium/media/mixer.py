@@ -5,7 +5,10 @@ on the stage's clock. Invariants:
 - every `mix()` returns exactly `frame_samples` samples per output, whatever the inputs did;
 - an input with nothing buffered contributes silence (the stream never stalls for a speaker);
 - an input never holds more than `max_buffer_ms` of audio: a speaker whose clock runs fast is
-  trimmed from the oldest end, so latency cannot grow without bound.
+  trimmed from the oldest end, so latency cannot grow without bound;
+- a backlog does not last: an input that has held more than `high_water_ms` for `settle_frames`
+  frames in a row (a burst of late packets, all queued) drops its oldest audio down to the prime
+  level, once, so a single network hiccup costs one short skip instead of lasting delay.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ class _Input:
     # An input starts (and restarts after running dry) only once `prime_samples` are buffered,
     # so network jitter turns into a short delay instead of a stutter of half-empty frames.
     primed: bool = False
+    # Frames in a row this input has held more than the high-water mark.
+    backlogged_frames: int = 0
     # A muted input keeps being read (so unmuting is not late) but adds nothing to any mix.
     muted: bool = False
 
@@ -51,10 +56,14 @@ class Mixer:
         frame_samples: int = FRAME_SAMPLES,
         prime_ms: int = 40,
         max_buffer_ms: int = 200,
+        high_water_ms: int = 80,
+        settle_frames: int = 25,
     ) -> None:
         self.frame_samples = frame_samples
         self.prime_samples = SAMPLE_RATE * prime_ms // 1000
         self.max_buffer_samples = SAMPLE_RATE * max_buffer_ms // 1000
+        self.high_water_samples = SAMPLE_RATE * high_water_ms // 1000
+        self.settle_frames = settle_frames
         self._inputs: dict[Hashable, _Input] = {}
 
     @property
@@ -111,6 +120,14 @@ class Mixer:
             state.primed = True
         taken = state.buffer[:n].astype(np.int32)
         state.buffer = state.buffer[n:]
+        if len(state.buffer) > self.high_water_samples:
+            state.backlogged_frames += 1
+            if state.backlogged_frames >= self.settle_frames:
+                keep = max(self.prime_samples - n, 0)
+                state.buffer = state.buffer[len(state.buffer) - keep :] if keep else state.buffer[:0]
+                state.backlogged_frames = 0
+        else:
+            state.backlogged_frames = 0
         if len(taken) < n:
             # Ran dry mid-frame: pad with silence and wait to be primed again.
             state.primed = False
