@@ -818,17 +818,23 @@ def delay_notes(results: Results) -> list[str]:
     h, after = results.hiccup, results.hiccup_after
     if len(h.delays_s) > after + 1:
         before_ms = statistics.median(h.delays_s[: after + 1]) * 1000
-        after_ms = statistics.median(h.delays_s[after + 1 :]) * 1000
-        kept_s = (len(h.delays_s) - after - 1) * CLICK_EVERY_FRAMES * FRAME_S
+        first_ms, last_ms = h.delays_s[after + 1] * 1000, h.delays_s[-1] * 1000
+        kept_s = (len(h.delays_s) - after - 2) * CLICK_EVERY_FRAMES * FRAME_S
+        if last_ms - before_ms > HICCUP_FRAMES * FRAME_MS / 2:
+            outcome = f"and the last click, {kept_s:.0f} s later, still took {last_ms:.0f} ms"
+        else:
+            outcome = (
+                f"but the last click, {kept_s:.0f} s later, took {last_ms:.0f} ms again: this time the input ran "
+                "dry (a stall of the loop, on a busy machine) and was primed afresh"
+            )
         notes.append(
             f"- One {HICCUP_FRAMES * FRAME_MS} ms hiccup moved the stage's delay from {before_ms:.0f} ms to "
-            f"{after_ms:.0f} ms, and it stayed there for the rest of the trial ({kept_s:.0f} s). The mixer drops "
-            "queued audio only past 200 ms (`max_buffer_ms`) and otherwise plays everything it was given: late "
-            "packets that arrive together are all queued, so each burst adds its length (less the frame already "
-            "queued) to that speaker's delay for good, up to 200 ms. Only running dry (then it primes again at "
-            "40 ms) brings it back. A WebRTC "
-            "receiver's jitter buffer (NetEq) shrinks again by time-stretching; with the stage's goal of 40 ms, any "
-            "real network or a busy server breaks it after the first burst."
+            f"{first_ms:.0f} ms, {outcome}. The mixer drops queued audio only past 200 ms (`max_buffer_ms`) and "
+            "otherwise plays everything it was given: late packets that arrive together are all queued, so each "
+            "burst adds its length (less the frame already queued) to that speaker's delay, up to 200 ms, and it "
+            "stays until the input runs dry (then it primes again at 40 ms). A WebRTC receiver's jitter buffer "
+            "(NetEq) shrinks again by time-stretching; with the stage's goal of 40 ms, any real network or a busy "
+            "server breaks it after the first burst."
         )
     if results.e2e is not None and len(results.e2e.delays_s) >= 8:
         ds = results.e2e.delays_s
@@ -886,8 +892,8 @@ def cpu_notes(results: Results) -> list[str]:
     notes.append(
         "- The speakers' process (aiortc, the benchmark's own process) needs about as much CPU as the server: on "
         "this 2-CPU machine the two compete with each other and with whatever else runs. When the speakers' "
-        "process cannot keep up, 'sent' drops below 1.000 and the server has less to do than it would with real "
-        "speakers: that step's server figure is then a lower bound."
+        f"process cannot keep up, 'sent' drops below 1.000 and the server has less to do than it would with real "
+        f"speakers: below {KEPT_UP}, that step's server figure is marked as a lower bound."
     )
     notes.append(
         "- Real time: media/wall near 1.000 means the stage produced its 20 ms frames on schedule; 'longest wait "
