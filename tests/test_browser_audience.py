@@ -49,4 +49,17 @@ def test_a_question_shows_for_every_reader_as_inert_text(server: Server, browser
     asker.get_by_role("button", name="Send").click()
     expect(reader.locator("#comments")).to_contain_text("Greetings from Lyon", timeout=10000)
     reader.screenshot(path=str(artifacts / "audience-listener-page.png"), full_page=True)
+
+    # The host hides the question from the console; every reader's page drops it.
+    host = browser.new_context(viewport={"width": 1000, "height": 2200}).new_page()
+    host.goto(f"{server.base}{space['urls']['host']}#token={space['host_token']}")
+    question = host.locator("#posts li", has_text="window.hacked=1")
+    expect(question).to_be_visible(timeout=10000)
+    host.get_by_label("Pinned on top for everyone").fill("One question each, please")
+    host.get_by_role("button", name="Pin", exact=True).click()
+    expect(reader.locator("#pinned")).to_contain_text("One question each, please", timeout=10000)
+    question.get_by_role("button", name="Hide").click()
+    expect(reader.locator("#questions li")).to_have_count(0, timeout=10000)
+    expect(host.locator("#posts li", has_text="window.hacked=1")).to_contain_text("hidden", timeout=10000)
+    host.screenshot(path=str(artifacts / "audience-host-console.png"), full_page=True)
     assert dialogs == []

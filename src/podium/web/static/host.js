@@ -95,6 +95,45 @@ async function refreshStage() {
   } catch (e) { /* shown on the next successful refresh */ }
 }
 
+// Every post, hidden ones included, with what a moderator can do to it.
+async function refreshPosts() {
+  try {
+    const { posts } = await api(`/api/spaces/${spaceId}/posts`, { token });
+    $("no-posts").hidden = posts.length > 0;
+    $("posts").replaceChildren(...posts.slice(0, 100).map((post) => {
+      const item = document.createElement("li");
+      item.className = `post ${post.state}`;
+      const body = document.createElement("div");
+      body.className = "text";
+      const meta = document.createElement("span");
+      meta.className = "author";
+      meta.textContent = `${post.author} · ${post.kind} · ${post.state}${post.kind === "question" ? ` · ${post.votes} votes` : ""}`;
+      const text = document.createElement("span");
+      text.textContent = post.text;
+      body.append(meta, text);
+      const act = (action, label) => button(label, async () => {
+        try { await api(`/api/spaces/${spaceId}/posts/${post.id}/${action}`, { method: "POST", token }); refreshPosts(); }
+        catch (e) { showError(`${label}: ${e.message}`); }
+      });
+      const actions = document.createElement("div");
+      actions.className = "actions";
+      if (post.kind === "question" && post.state === "open") actions.append(act("answer", "Answered"));
+      actions.append(post.state === "hidden" ? act("show", "Show") : act("hide", "Hide"), act("delete", "Delete"));
+      actions.append(button("Block author", async () => {
+        try { await api(`/api/spaces/${spaceId}/blocked/${post.user_id}`, { method: "POST", token }); showError(""); }
+        catch (e) { showError(`Block: ${e.message}`); }
+      }));
+      item.append(body, actions);
+      return item;
+    }));
+  } catch (_) { /* next time */ }
+}
+
+async function configure(settings) {
+  try { await api(`/api/spaces/${spaceId}/moderation`, { method: "POST", token, body: settings }); showError(""); }
+  catch (e) { showError(e.message); }
+}
+
 async function invite(role) {
   try {
     const data = await api(`/api/spaces/${spaceId}/invites`, { method: "POST", token, body: { role } });
@@ -122,6 +161,17 @@ async function endSpace() {
 $("golive").addEventListener("click", goLive);
 $("end").addEventListener("click", endSpace);
 $("invite-speaker").addEventListener("click", () => invite("speaker"));
+$("moderation-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  configure({ slow_mode_s: Number($("slow-mode").value) || 0, posting_open: $("posting-open").checked });
+});
+$("pin-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const pinned = { text: $("pin-text").value };
+  if ($("pin-url").value.trim()) pinned.url = $("pin-url").value.trim();
+  configure({ pinned });
+});
+$("unpin").addEventListener("click", () => configure({ pinned: null }));
 $("invite-cohost").addEventListener("click", () => invite("cohost"));
 window.addEventListener("pagehide", () => {
   if (whipResource && token) fetch(whipResource, { method: "DELETE", headers: { Authorization: `Bearer ${token}` }, keepalive: true });
@@ -130,3 +180,5 @@ refresh();
 refreshStage();
 setInterval(refresh, 3000);
 setInterval(refreshStage, 700);
+refreshPosts();
+setInterval(refreshPosts, 2000);
