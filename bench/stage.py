@@ -46,7 +46,7 @@ import numpy.typing as npt
 
 from podium.backends.files import FileMediaStore
 from podium.ids import new_space_id
-from podium.media.mixer import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE
+from podium.media.mixer import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, Mixer
 from podium.media.stage import Stage
 from podium.whip_client import Publisher, SampleTrack, publish, tone
 
@@ -59,7 +59,7 @@ MAX_SPEAKERS = 25  # PODIUM_MAX_SPEAKERS for the server: the default (13) would 
 FRAME_S = FRAME_MS / 1000
 CLICK_EVERY_FRAMES = 25  # 500 ms
 LEAD_FRAMES = 10  # pushed before the first click: the mixer primes with 40 ms
-HICCUP_FRAMES = 5  # the hiccup scenario: 100 ms of frames arrive late, all at once
+HICCUP_MS = (40, 60, 80, 100)  # the hiccup scenarios: this much audio arrives late, all at once
 BURST_SAMPLES = SAMPLE_RATE * 5 // 1000  # a click: 5 ms of 2 kHz at the start of its frame
 ONSET = 0.3  # a click is heard where the level first passes this (full scale 1.0) ...
 QUIET = 0.1  # ... after at least QUIET_FRAMES frames below this
@@ -128,20 +128,21 @@ class DelayTrial:
     pushed: int
     unmatched: int
     late_pushes: int  # frames pushed more than 2 ms after their due time (the loop was busy)
+    hiccup_frames: int = 0  # frames held back once and pushed at once with the next
 
 
 def tick_origin(returned: list[float]) -> float:
     """When the stage's tick 0 was due, from when its return frames came out: frame k came out at
     (tick 0) + k * 20 ms + some lateness >= 0, so the smallest (out_k - k * 20 ms) is the best guess."""
-    return min(out - k * FRAME_S for k, out in enumerate(returned))
+    return float(min(out - k * FRAME_S for k, out in enumerate(returned)))
 
 
 async def stage_delay_trial(
-    clicks: int, phase_s: float, store_dir: Path, hiccup_after_click: int | None = None
+    clicks: int, phase_s: float, store_dir: Path, hiccup_after_click: int | None = None, hiccup_frames: int = 0
 ) -> DelayTrial:
     """One stage, one phase: A pushed at `phase_s` after B's return frames, `clicks` clicks.
 
-    With `hiccup_after_click`, HICCUP_FRAMES frames between that click and the next are held back
+    With `hiccup_after_click`, `hiccup_frames` frames between that click and the next are held back
     and then pushed at once with the frame after them, as the ingest delivers packets that a
     network (or a busy event loop) delayed."""
     loop = asyncio.get_running_loop()
@@ -183,7 +184,7 @@ async def stage_delay_trial(
         hiccup = range(0)
         if hiccup_after_click is not None:
             first_held = LEAD_FRAMES + hiccup_after_click * CLICK_EVERY_FRAMES + 5
-            hiccup = range(first_held, first_held + HICCUP_FRAMES)
+            hiccup = range(first_held, first_held + hiccup_frames)
         for n in range(total):
             due = origin + n * FRAME_S
             wait = due - loop.time()
@@ -218,7 +219,7 @@ async def stage_delay_trial(
         for t in pushed.values()
     ]
     unmatched = len(set(heard) - set(pushed)) + len(set(pushed) - set(heard))
-    return DelayTrial(phase_s * 1000, delays, phases, len(pushed), unmatched, late)
+    return DelayTrial(phase_s * 1000, delays, phases, len(pushed), unmatched, late, len(hiccup))
 
 
 async def measure_stage_delay(trials: int, clicks_per_trial: int) -> list[DelayTrial]:
@@ -589,7 +590,7 @@ async def measure_cpu(
 @dataclass
 class Results:
     trials: list[DelayTrial]
-    hiccup: DelayTrial
+    hiccups: list[DelayTrial]
     hiccup_after: int
     core: list[CoreStep]
     e2e: EndToEnd | None
@@ -603,10 +604,16 @@ async def measure(args: argparse.Namespace) -> Results:
     notes: list[str] = []
     say(f"delay in-process: {args.trials} trials x {args.clicks} clicks")
     trials = await measure_stage_delay(args.trials, args.clicks)
-    say(f"delay in-process with one {HICCUP_FRAMES * FRAME_MS} ms hiccup after click {args.hiccup_after}")
+    hiccups = []
     with tempfile.TemporaryDirectory(prefix="podium-bench-stage-") as tmp:
-        hiccup = await stage_delay_trial(args.hiccup_clicks, FRAME_S / 2, Path(tmp), args.hiccup_after)
-    say("delays: " + ", ".join(f"{d * 1000:.1f}" for d in hiccup.delays_s) + " ms")
+        for hiccup_ms in args.hiccups:
+            frames = max(1, round(hiccup_ms / FRAME_MS))
+            trial = await stage_delay_trial(
+                args.hiccup_clicks, FRAME_S / 2, Path(tmp) / f"hiccup{hiccup_ms}", args.hiccup_after, frames
+            )
+            ds = ", ".join(f"{d * 1000:.1f}" for d in trial.delays_s)
+            say(f"one {frames * FRAME_MS} ms hiccup after click {args.hiccup_after}: {ds} ms")
+            hiccups.append(trial)
     say("the stage's own work in-process")
     core = await measure_stage_core(args.core_window)
     opus_pct = opus_cost_pct()
@@ -627,7 +634,7 @@ async def measure(args: argparse.Namespace) -> Results:
         count = log.count(pattern)
         if count:
             notes.append(f"the server's log has {count} line(s) with `{pattern}`")
-    return Results(trials, hiccup, args.hiccup_after, core, e2e, cpu, idle_pct, opus_pct, notes)
+    return Results(trials, hiccups, args.hiccup_after, core, e2e, cpu, idle_pct, opus_pct, notes)
 
 
 def plot(results: Results) -> str | None:
@@ -722,7 +729,7 @@ def report(results: Results, args: argparse.Namespace, plot_name: str | None) ->
             f"| {phase:.1f} | {len(t.delays_s)} | {p50:.1f} | {max(t.delays_s) * 1000:.1f} | {p50 + phase:.1f} | "
             f"{t.late_pushes} |"
         )
-    lines += hiccup_lines(results.hiccup, results.hiccup_after)
+    lines += hiccup_lines(results.hiccups, results.hiccup_after)
     if results.e2e is not None and results.e2e.delays_s:
         each = ", ".join(f"{d * 1000:.0f}" for d in results.e2e.delays_s)
         lines += ["", f"End to end, each delay in ms, in order: {each}"]
@@ -773,31 +780,69 @@ def report(results: Results, args: argparse.Namespace, plot_name: str | None) ->
     return "\n".join(lines) + "\n"
 
 
-def hiccup_lines(trial: DelayTrial, after: int) -> list[str]:
-    """The hiccup scenario: delays before it, just after it, and at the end of the trial."""
-    before = trial.delays_s[: after + 1]
-    after_it = trial.delays_s[after + 1 :]
+def hiccup_lines(trials: list[DelayTrial], after: int) -> list[str]:
+    """The hiccup scenarios: the delay before the hiccup, just after it, and at the end of the trial."""
+    if not trials:
+        return []
     lines = [
         "",
         f"One hiccup, in-process: the same stage and clicks (phase {FRAME_MS / 2:.0f} ms), but after click "
-        f"{after} the next {HICCUP_FRAMES} frames ({HICCUP_FRAMES * FRAME_MS} ms of audio) are held back and pushed "
-        "at once with the frame after them, as the ingest delivers packets that the network or a busy event loop "
-        "delayed. Nothing else changes: the speaker keeps sending in real time.",
+        f"{after} some frames are held back and then pushed at once with the frame after them, as the ingest "
+        "delivers packets that the network or a busy event loop delayed. Nothing else changes: the speaker keeps "
+        "sending in real time. 'Kept' = the last click's delay - the delay before the hiccup.",
         "",
-        "| clicks | delay p50 (ms) | delay min (ms) | delay max (ms) |",
-        "|---|---:|---:|---:|",
+        "| hiccup (ms) | delay before (p50, ms) | first click after (ms) | last click (ms) | last click, s after "
+        "the hiccup | kept (ms) |",
+        "|---:|---:|---:|---:|---:|---:|",
     ]
-    for label, values in (
-        (f"before the hiccup ({len(before)})", before),
-        (f"after it ({len(after_it)}, over {len(after_it) * CLICK_EVERY_FRAMES * FRAME_S:.0f} s)", after_it),
-        ("the last one", after_it[-1:]),
-    ):
-        if values:
-            ms = [v * 1000 for v in values]
-            lines.append(f"| {label} | {statistics.median(ms):.1f} | {min(ms):.1f} | {max(ms):.1f} |")
-        else:
-            lines.append(f"| {label} | - | - | - |")
+    for trial in trials:
+        hiccup_ms = trial.hiccup_frames * FRAME_MS
+        if len(trial.delays_s) <= after + 1:
+            lines.append(f"| {hiccup_ms} | - | - | - | - | - |")
+            continue
+        before = statistics.median(trial.delays_s[: after + 1]) * 1000
+        first, last = trial.delays_s[after + 1] * 1000, trial.delays_s[-1] * 1000
+        later_s = (len(trial.delays_s) - after - 1) * CLICK_EVERY_FRAMES * FRAME_S
+        lines.append(f"| {hiccup_ms} | {before:.1f} | {first:.1f} | {last:.1f} | {later_s:.1f} | {last - before:.0f} |")
     return lines
+
+
+def hiccup_notes(trials: list[DelayTrial], after: int) -> list[str]:
+    kept: list[str] = []
+    shed: list[str] = []
+    for trial in trials:
+        if len(trial.delays_s) <= after + 1:
+            continue
+        before = statistics.median(trial.delays_s[: after + 1]) * 1000
+        first, last = trial.delays_s[after + 1] * 1000, trial.delays_s[-1] * 1000
+        entry = f"{trial.hiccup_frames * FRAME_MS} ms ({before:.0f} → {first:.0f} → {last:.0f} ms)"
+        (kept if last - before > FRAME_MS / 2 else shed).append(entry)
+    if not kept and not shed:
+        return []
+    mixer = Mixer()
+    high_water = getattr(mixer, "high_water_samples", None)
+    settle = getattr(mixer, "settle_frames", None)
+    if high_water is not None and settle is not None:
+        rule = (
+            f"this mixer drops a backlog only once it has held more than {high_water * 1000 // SAMPLE_RATE} ms "
+            f"after a tick for {settle} ticks in a row ({settle * FRAME_MS} ms), and only past "
+            f"{mixer.max_buffer_samples * 1000 // SAMPLE_RATE} ms at once"
+        )
+    else:
+        rule = f"this mixer drops queued audio only past {mixer.max_buffer_samples * 1000 // SAMPLE_RATE} ms"
+    text = (
+        "- Hiccups: late packets that arrive together are all queued, so a burst adds its length, less the frame "
+        f"already queued, to that speaker's delay; {rule}."
+    )
+    if kept:
+        text += (
+            f" The delay stayed up after hiccups of {', '.join(kept)}, for as long as the trial ran: with nothing "
+            "to shrink a smaller backlog (a WebRTC receiver's jitter buffer, NetEq, shrinks by time-stretching), one "
+            "such burst puts a speaker past the 40 ms goal for good, or until the input runs dry."
+        )
+    if shed:
+        text += f" It came back down after hiccups of {', '.join(shed)}."
+    return [text]
 
 
 def delay_notes(results: Results) -> list[str]:
@@ -815,27 +860,7 @@ def delay_notes(results: Results) -> list[str]:
             "every late packet; a late push ('late pushes': more than 2 ms behind schedule) counts from when it "
             "happened."
         )
-    h, after = results.hiccup, results.hiccup_after
-    if len(h.delays_s) > after + 1:
-        before_ms = statistics.median(h.delays_s[: after + 1]) * 1000
-        first_ms, last_ms = h.delays_s[after + 1] * 1000, h.delays_s[-1] * 1000
-        kept_s = (len(h.delays_s) - after - 2) * CLICK_EVERY_FRAMES * FRAME_S
-        if last_ms - before_ms > HICCUP_FRAMES * FRAME_MS / 2:
-            outcome = f"and the last click, {kept_s:.0f} s later, still took {last_ms:.0f} ms"
-        else:
-            outcome = (
-                f"but the last click, {kept_s:.0f} s later, took {last_ms:.0f} ms again: this time the input ran "
-                "dry (a stall of the loop, on a busy machine) and was primed afresh"
-            )
-        notes.append(
-            f"- One {HICCUP_FRAMES * FRAME_MS} ms hiccup moved the stage's delay from {before_ms:.0f} ms to "
-            f"{first_ms:.0f} ms, {outcome}. The mixer drops queued audio only past 200 ms (`max_buffer_ms`) and "
-            "otherwise plays everything it was given: late packets that arrive together are all queued, so each "
-            "burst adds its length (less the frame already queued) to that speaker's delay, up to 200 ms, and it "
-            "stays until the input runs dry (then it primes again at 40 ms). A WebRTC receiver's jitter buffer "
-            "(NetEq) shrinks again by time-stretching; with the stage's goal of 40 ms, any real network or a busy "
-            "server breaks it after the first burst."
-        )
+    notes += hiccup_notes(results.hiccups, results.hiccup_after)
     if results.e2e is not None and len(results.e2e.delays_s) >= 8:
         ds = results.e2e.delays_s
         quarter = len(ds) // 4
@@ -909,10 +934,11 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="a CI smoke run, under a minute")
     parser.add_argument("--trials", type=int, help="in-process delay trials (phases) (default 10, quick 4)")
     parser.add_argument("--clicks", type=int, help="clicks per in-process trial (default 12, quick 5)")
-    parser.add_argument("--hiccup-clicks", type=int, help="clicks in the hiccup scenario (default 16, quick 6)")
-    parser.add_argument("--hiccup-after", type=int, help="the click after which the hiccup comes (default 5, quick 2)")
-    parser.add_argument("--e2e-clicks", type=int, help="clicks end to end (default 60, quick 10)")
-    parser.add_argument("--window", type=float, help="seconds measured per CPU step (default 20, quick 2.5)")
+    parser.add_argument("--hiccups", help="hiccup sizes in ms, comma-separated (default 40,60,80,100; quick 60,100)")
+    parser.add_argument("--hiccup-clicks", type=int, help="clicks per hiccup scenario (default 12, quick 6)")
+    parser.add_argument("--hiccup-after", type=int, help="the click after which the hiccup comes (default 3, quick 2)")
+    parser.add_argument("--e2e-clicks", type=int, help="clicks end to end (default 60, quick 8)")
+    parser.add_argument("--window", type=float, help="seconds measured per CPU step (default 20, quick 2)")
     parser.add_argument("--settle", type=float, help="seconds before each CPU window (default 3, quick 1)")
     parser.add_argument("--core-window", type=float, help="seconds per stage-core step (default 5, quick 1)")
     parser.add_argument("--no-plot", action="store_true", help=f"do not draw {PLOT.name}")
@@ -921,16 +947,21 @@ def main() -> int:
     defaults = {
         "trials": (10, 4),
         "clicks": (12, 5),
-        "hiccup_clicks": (16, 6),
-        "hiccup_after": (5, 2),
-        "e2e_clicks": (60, 10),
-        "window": (20.0, 2.5),
+        "hiccups": (",".join(map(str, HICCUP_MS)), "60,100"),
+        "hiccup_clicks": (12, 6),
+        "hiccup_after": (3, 2),
+        "e2e_clicks": (60, 8),
+        "window": (20.0, 2.0),
         "settle": (3.0, 1.0),
         "core_window": (5.0, 1.0),
     }
     for name, (default, quick) in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, quick if args.quick else default)
+    try:
+        args.hiccups = [int(ms) for ms in str(args.hiccups).split(",") if ms.strip()]
+    except ValueError:
+        parser.error("--hiccups takes milliseconds, comma-separated, e.g. 40,100")
     results = asyncio.run(measure(args))
     plot_name = None if args.no_plot or args.no_write else plot(results)
     text = report(results, args, plot_name)
