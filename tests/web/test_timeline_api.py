@@ -56,3 +56,46 @@ async def test_bad_reactions_are_refused(client: httpx.AsyncClient) -> None:
         (await client.post(f"/api/spaces/{space['id']}/reactions", json={"emoji": "🔥"})).status_code for _ in range(25)
     ]
     assert statuses.count(202) == 20 and statuses.count(429) == 5
+
+
+async def test_the_next_object_is_held_until_it_exists(client: httpx.AsyncClient, app: Starlette) -> None:
+    space = (await client.post("/api/spaces", json={"title": "Held"})).json()
+    await client.post(f"/api/spaces/{space['id']}/reactions", json={"emoji": "🔥"})
+    await app.state.feed.tick(space["id"])
+    latest = (await client.get(f"/timeline/{space['id']}/index.json")).json()["latest"]
+    waiting = asyncio.create_task(client.get(f"/timeline/{space['id']}/{latest + 1}.json"))
+    await asyncio.sleep(0.2)
+    assert not waiting.done()  # held: the object does not exist yet
+    await client.post(f"/api/spaces/{space['id']}/reactions", json={"emoji": "👏"})
+    await asyncio.sleep(0.05)
+    await app.state.feed.tick(space["id"])
+    answer = await asyncio.wait_for(waiting, 5)
+    assert answer.status_code == 200 and json.loads(answer.content)["seq"] == latest + 1
+    assert "immutable" in answer.headers["cache-control"]
+    # Two ahead is not held: a clear, briefly cacheable "not yet".
+    ahead = await client.get(f"/timeline/{space['id']}/{latest + 5}.json")
+    assert ahead.status_code == 404 and ahead.headers["cache-control"] == "public, max-age=1"
+
+
+async def test_keyframes_remember_comments_across_quiet_seconds(client: httpx.AsyncClient, app: Starlette) -> None:
+    from podium.audience.timeline import KEYFRAME_EVERY
+
+    space = (await client.post("/api/spaces", json={"title": "Quiet"})).json()
+    ada = await user(client, "ada")
+    feed = app.state.feed
+    for text in ("before 1", "before 2"):
+        await client.post(
+            f"/api/spaces/{space['id']}/posts",
+            json={"kind": "comment", "text": text, "client_id": uuid.uuid4().hex},
+            headers=ada,
+        )
+    await asyncio.sleep(0.1)
+    await feed.tick(space["id"])
+    await feed.tick(space["id"])  # a quiet second: the space stops ticking
+    await client.post(f"/api/spaces/{space['id']}/reactions", json={"emoji": "👏"})
+    await asyncio.sleep(0.1)
+    while True:
+        item = await feed.tick(space["id"])
+        if item["seq"] % KEYFRAME_EVERY == 0:
+            break
+    assert [c["text"] for c in item["recent_comments"]] == ["before 1", "before 2"]

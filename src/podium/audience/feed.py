@@ -50,6 +50,10 @@ class Feed:
         self.interval_s = interval_s
         self.max_comments = max_comments
         self._timelines: dict[SpaceId, Timeline] = {}
+        # Spaces that are not live but have news to close; live spaces always tick.
+        self._ticking: set[SpaceId] = set()
+        # Set at each tick of a space: readers asking for the next object wait on it.
+        self._ticked: dict[SpaceId, asyncio.Event] = {}
         self._items: dict[SpaceId, OrderedDict[int, bytes]] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -81,15 +85,27 @@ class Feed:
         pointer = await self._media.read(space_id, POINTER_NAME)
         return int(json.loads(pointer)["latest"]) if pointer is not None else -1
 
-    async def item(self, space_id: str, seq: int) -> bytes:
+    async def item(self, space_id: str, seq: int, hold_s: float = 0.0) -> bytes:
+        """Object `seq`. Asked for the next one (latest + 1) with `hold_s`, the answer waits until it
+        is made, as a blocking playlist reload does: a crowd waiting for the next second makes one
+        origin request through a cache with request collapsing, and sees it the moment it exists."""
         space = await self._podium.get_space(space_id)
-        cached = self._items.get(space.id, OrderedDict()).get(seq)
+        found = await self._find(space.id, seq)
+        waiting = hold_s > 0 and space.state is not SpaceState.ENDED
+        if found is None and waiting and seq == await self._latest(space.id) + 1:
+            event = self._ticked.setdefault(space.id, asyncio.Event())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), hold_s)
+            found = await self._find(space.id, seq)
+        if found is None:
+            raise NotFound("no such timeline item (not made yet)")
+        return found
+
+    async def _find(self, space_id: SpaceId, seq: int) -> bytes | None:
+        cached = self._items.get(space_id, OrderedDict()).get(seq)
         if cached is not None:
             return cached
-        stored = await self._media.read(space.id, item_name(seq))
-        if stored is None:
-            raise NotFound("no such timeline item (not made yet)")
-        return stored
+        return await self._media.read(space_id, item_name(seq))
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -97,6 +113,7 @@ class Feed:
         async for event in self._bus.subscribe(TOPIC):
             try:
                 timeline = await self._timeline(SpaceId(event["space"]))
+                self._ticking.add(SpaceId(event["space"]))
                 kind = event["type"]
                 if kind == "comment":
                     timeline.comment(event["post"])
@@ -118,7 +135,9 @@ class Feed:
             timeline = Timeline(interval_s=self.interval_s, max_comments=self.max_comments)
             pointer = await self._media.read(space_id, POINTER_NAME)
             if pointer is not None:
-                timeline.seq = int(json.loads(pointer)["latest"])  # a restart continues the numbering
+                stored = json.loads(pointer)
+                timeline.seq = int(stored["latest"])  # a restart continues the numbering
+                timeline.restore_recent(stored.get("recent", []))
             self._timelines[space_id] = timeline
         return timeline
 
@@ -151,16 +170,20 @@ class Feed:
         item = timeline.tick(self._clock.now(), {"now": counts.now, "peak": counts.peak}, speakers, questions, pinned)
         data = json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode()
         await self._media.write(space.id, item_name(item["seq"]), data)
-        await self._media.write(space.id, POINTER_NAME, json.dumps({"latest": item["seq"]}).encode())
+        pointer = {"latest": item["seq"], "recent": timeline.recent_comments}
+        await self._media.write(space.id, POINTER_NAME, json.dumps(pointer, ensure_ascii=False).encode())
         cache = self._items.setdefault(space.id, OrderedDict())
         cache[item["seq"]] = data
         while len(cache) > CACHED_ITEMS:
             cache.popitem(last=False)
+        event = self._ticked.pop(space.id, None)
+        if event is not None:
+            event.set()
         if space.state is SpaceState.ENDED or (space.id not in self._podium.live_space_ids() and not news):
             # Ended: the last object is made. Not live and quiet: stop until the next post or reaction.
-            self._timelines.pop(space.id, None)
+            self._ticking.discard(space.id)
         return item
 
     def _active(self) -> set[SpaceId]:
         # Live spaces tick; others only while they have news (a post, a reaction) to close.
-        return set(self._podium.live_space_ids()) | set(self._timelines)
+        return set(self._podium.live_space_ids()) | self._ticking

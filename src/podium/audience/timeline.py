@@ -72,6 +72,14 @@ class Timeline:
         self._pinned_changed = True
 
     @property
+    def recent_comments(self) -> list[dict[str, Any]]:
+        return list(self._recent)
+
+    def restore_recent(self, comments: list[dict[str, Any]]) -> None:
+        """After a restart: the comments a keyframe shows newcomers, from storage."""
+        self._recent = deque(comments, maxlen=RECENT_COMMENTS)
+
+    @property
     def has_news(self) -> bool:
         return bool(
             self._comments or self._reactions or self._removed or self._questions_changed or self._pinned_changed

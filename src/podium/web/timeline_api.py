@@ -26,7 +26,8 @@ def _feed(request: Request) -> Feed:
 async def timeline_index(request: Request) -> Response:
     feed = _feed(request)
     body = await feed.index(request.path_params["space_id"])
-    # About one interval: readers find the newest object within a second, caches absorb the rest.
+    # About one interval. Readers need it only to start and to recover: they then ask for the next
+    # object directly, and that request is answered the moment the object exists.
     return json_response(body, cache=f"public, max-age={max(1, round(feed.interval_s))}")
 
 
@@ -34,7 +35,13 @@ async def timeline_item(request: Request) -> Response:
     match = _ITEM.match(request.path_params["name"])
     if match is None:
         raise NotFound("no such timeline item")
-    data = await _feed(request).item(request.path_params["space_id"], int(match.group(1)))
+    feed = _feed(request)
+    # The next object is held until it exists (a couple of intervals at most), then immutable.
+    try:
+        data = await feed.item(request.path_params["space_id"], int(match.group(1)), hold_s=2.5 * feed.interval_s)
+    except NotFound as error:
+        # "Not yet" is cacheable for a moment too, so a crowd polling a quiet space stays one request.
+        return json_response({"error": error.message}, status=404, cache="public, max-age=1")
     return Response(data, media_type="application/json", headers={"Cache-Control": IMMUTABLE, **CORS_HEADERS})
 
 

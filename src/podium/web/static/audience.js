@@ -67,19 +67,21 @@
   }
 
   async function follow() {
-    let next = null;
+    // Start at the last keyframe (it carries the whole picture), then ask for each next object
+    // directly: the server answers it the moment it exists, so nothing waits on the index.
+    let index = await fetch(`/timeline/${spaceId}/index.json`).then((r) => r.json());
+    let next = index.keyframe;
     for (;;) {
       try {
-        const index = await fetch(`/timeline/${spaceId}/index.json`).then((r) => r.json());
-        // A newcomer starts at the last keyframe, which carries the whole picture, and reads forward.
-        if (next === null) next = index.keyframe;
-        while (next <= index.latest) {
-          const response = await fetch(index.item_url.replace("{seq}", String(next)));
-          if (!response.ok) break;
+        const response = await fetch(index.item_url.replace("{seq}", String(next)));
+        if (response.ok) {
           applyItem(await response.json());
           next += 1;
+          continue;
         }
+        index = await fetch(`/timeline/${spaceId}/index.json`).then((r) => r.json());
         if (index.state === "ended" && next > index.latest) return;
+        if (next > index.latest + 1) next = index.keyframe;  // the server restarted its numbering
         await sleep((index.interval_s || 1) * 1000);
       } catch (_) {
         await sleep(2000);
