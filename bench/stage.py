@@ -129,6 +129,7 @@ class DelayTrial:
     unmatched: int
     late_pushes: int  # frames pushed more than 2 ms after their due time (the loop was busy)
     hiccup_frames: int = 0  # frames held back once and pushed at once with the next
+    max_late_ms: float = 0.0  # the latest push against its due time (held frames aside)
 
 
 def tick_origin(returned: list[float]) -> float:
@@ -169,6 +170,7 @@ async def stage_delay_trial(
     reader = asyncio.create_task(read_returns())
     pushed: dict[int, float] = {}
     late = 0
+    max_late = 0.0
     try:
         for _ in range(100):  # learn the stage's tick: wait for a few return frames (2 s at most)
             if len(returned) >= 3:
@@ -193,6 +195,7 @@ async def stage_delay_trial(
             now = loop.time()
             if now - due > 0.002:
                 late += 1
+            max_late = max(max_late, now - due)
             frame = clicks_source(n)
             if n in hiccup:
                 held.append(frame)
@@ -219,7 +222,7 @@ async def stage_delay_trial(
         for t in pushed.values()
     ]
     unmatched = len(set(heard) - set(pushed)) + len(set(pushed) - set(heard))
-    return DelayTrial(phase_s * 1000, delays, phases, len(pushed), unmatched, late, len(hiccup))
+    return DelayTrial(phase_s * 1000, delays, phases, len(pushed), unmatched, late, len(hiccup), max_late * 1000)
 
 
 async def measure_stage_delay(trials: int, clicks_per_trial: int) -> list[DelayTrial]:
@@ -792,18 +795,21 @@ def hiccup_lines(trials: list[DelayTrial], after: int) -> list[str]:
         "sending in real time. 'Kept' = the last click's delay - the delay before the hiccup.",
         "",
         "| hiccup (ms) | delay before (p50, ms) | first click after (ms) | last click (ms) | last click, s after "
-        "the hiccup | kept (ms) |",
-        "|---:|---:|---:|---:|---:|---:|",
+        "the hiccup | kept (ms) | clicks heard | latest push (ms late) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for trial in trials:
         hiccup_ms = trial.hiccup_frames * FRAME_MS
         if len(trial.delays_s) <= after + 1:
-            lines.append(f"| {hiccup_ms} | - | - | - | - | - |")
+            lines.append(f"| {hiccup_ms} | - | - | - | - | - | {len(trial.delays_s)}/{trial.pushed} | - |")
             continue
         before = statistics.median(trial.delays_s[: after + 1]) * 1000
         first, last = trial.delays_s[after + 1] * 1000, trial.delays_s[-1] * 1000
         later_s = (len(trial.delays_s) - after - 1) * CLICK_EVERY_FRAMES * FRAME_S
-        lines.append(f"| {hiccup_ms} | {before:.1f} | {first:.1f} | {last:.1f} | {later_s:.1f} | {last - before:.0f} |")
+        lines.append(
+            f"| {hiccup_ms} | {before:.1f} | {first:.1f} | {last:.1f} | {later_s:.1f} | {last - before:.0f} | "
+            f"{len(trial.delays_s)}/{trial.pushed} | {trial.max_late_ms:.0f} |"
+        )
     return lines
 
 
@@ -816,6 +822,11 @@ def hiccup_notes(trials: list[DelayTrial], after: int) -> list[str]:
         before = statistics.median(trial.delays_s[: after + 1]) * 1000
         first, last = trial.delays_s[after + 1] * 1000, trial.delays_s[-1] * 1000
         entry = f"{trial.hiccup_frames * FRAME_MS} ms ({before:.0f} → {first:.0f} → {last:.0f} ms)"
+        if trial.max_late_ms > FRAME_MS or len(trial.delays_s) < trial.pushed:
+            # A stall of the loop longer than a frame can run the input dry: it then primes afresh.
+            entry += f", in a trial where a push ran {trial.max_late_ms:.0f} ms late"
+            if len(trial.delays_s) < trial.pushed:
+                entry += f" and {trial.pushed - len(trial.delays_s)} click(s) went missing"
         (kept if last - before > FRAME_MS / 2 else shed).append(entry)
     if not kept and not shed:
         return []
