@@ -52,7 +52,8 @@ class SampleTrack(MediaStreamTrack):
         if wait > 0:
             await asyncio.sleep(wait)
         samples = self._source(self._n)
-        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        # Stereo with equal channels: aiortc's encoder would upmix mono at -3 dB per channel.
+        frame = av.AudioFrame.from_ndarray(np.repeat(samples, 2).reshape(1, -1), format="s16", layout="stereo")
         frame.sample_rate = SAMPLE_RATE
         frame.pts = self._n * FRAME_SAMPLES
         frame.time_base = fractions.Fraction(1, SAMPLE_RATE)

@@ -6,9 +6,10 @@ on the stage's clock. Invariants:
 - an input with nothing buffered contributes silence (the stream never stalls for a speaker);
 - an input never holds more than `max_buffer_ms` of audio: a speaker whose clock runs fast is
   trimmed from the oldest end, so latency cannot grow without bound;
-- a backlog does not last: an input that has held more than `high_water_ms` for `settle_frames`
-  frames in a row (a burst of late packets, all queued) drops its oldest audio down to the prime
-  level, once, so a single network hiccup costs one short skip instead of lasting delay.
+- a backlog does not last: an input that has held more than `high_water_ms` (by default: more
+  than its steady state after priming) for `settle_frames` frames in a row (a burst of late
+  packets, all queued) drops its oldest audio down to the prime level, once, so a network
+  hiccup costs one short skip instead of lasting delay.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class Mixer:
         frame_samples: int = FRAME_SAMPLES,
         prime_ms: int = 40,
         max_buffer_ms: int = 200,
-        high_water_ms: int = 80,
+        high_water_ms: int = 40,
         settle_frames: int = 25,
     ) -> None:
         self.frame_samples = frame_samples

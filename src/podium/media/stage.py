@@ -15,6 +15,7 @@ from datetime import datetime
 from fractions import Fraction
 
 import av
+import numpy as np
 from aiortc import MediaStreamTrack
 
 from podium.backends.interfaces import MediaStore
@@ -53,7 +54,9 @@ class ReturnTrack(MediaStreamTrack):
 
     async def recv(self) -> av.AudioFrame:
         samples = await self._queue.get()
-        frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+        # Sent as stereo with both channels equal: aiortc's Opus encoder is stereo, and a mono frame
+        # would be upmixed at -3 dB per channel, so speakers would hear each other too quietly.
+        frame = av.AudioFrame.from_ndarray(np.repeat(samples, 2).reshape(1, -1), format="s16", layout="stereo")
         frame.sample_rate = SAMPLE_RATE
         frame.time_base = Fraction(1, SAMPLE_RATE)
         frame.pts = self._pts
