@@ -2,21 +2,24 @@
 
 `podium serve` sits behind nginx running `deploy/nginx/podium.conf` (upstream, listen address and
 cache path rewritten, as in tests/test_nginx.py). Readers follow a space's timeline as the listener
-page does (`follow()` in audience.js): fetch `index.json`, fetch every item from the last keyframe
-(the first time) or from where they are up to `latest`, sleep `interval_s`, again. A writer posts a
-comment with a unique text about every 0.5 s through nginx. First 100 readers run alone (phase A),
-then 9,900 more join in worker processes, for 10,000 in all (phase B). Phase C, the reference: a few
-readers poll Podium directly, no cache in between, while the writer goes on.
+page does (`follow()` in audience.js): fetch `index.json` once, start at its `keyframe`, then ask for
+each next object directly (`GET /timeline/ID/SEQ.json`). Podium holds the request for the next one
+(latest + 1) until it is made, so after a 200 a reader asks for the following one at once; after a 404
+(not made in time, or too far ahead) it re-reads the index, sleeps `interval_s` and goes on from where
+it is, or from the index's keyframe if it is past latest + 1. A writer posts a comment with a unique
+text about every 0.5 s through nginx. First 100 readers run alone (phase A), then 9,900 more join in
+worker processes, for 10,000 in all (phase B). Phase C, the reference: a few readers follow Podium
+directly, no cache in between, while the writer goes on.
 
 Measured, per phase: the requests nginx sent to Podium for the timeline (nginx's own log of requests
 that had an upstream, background updates included), the readers' achieved request rate, their errors,
 and what nginx answered from its cache (the `X-Cache-Status` each reader got); and, for a sample of
 readers, when each post first appeared in an item they fetched, minus when its POST was acknowledged.
 
-Readers are asyncio tasks sharing a few keep-alive connections per process, through a small HTTP/1.1
-client on uvloop and httptools (both installed with Podium): 10,000 readers polling every second must
-fit on the same 2 CPUs as nginx and Podium (in a quick check here httpx used about 1.5 ms of CPU per
-request, this client about 20 µs).
+Readers are asyncio tasks, each with its own keep-alive connection (a held request occupies its
+connection until the object exists, so readers cannot share a few), through a small HTTP/1.1 client on
+uvloop and httptools (both installed with Podium): 10,000 readers must fit on the same 2 CPUs as nginx
+and Podium (in a quick check here httpx used about 1.5 ms of CPU per request, this client about 20 µs).
 
 Usage: python bench/timeline.py [--quick] [--readers N] [--window-a S] [--window-b S] [--no-write]
 """
@@ -27,7 +30,6 @@ import argparse
 import asyncio
 import collections
 import contextlib
-import itertools
 import json
 import math
 import os
@@ -40,7 +42,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -64,10 +66,12 @@ SERVER_ENV = {
     "PODIUM_POST_LIMIT_PER_ADDRESS": "1000000/minute",
     "PODIUM_SIGNUP_LIMIT_PER_ADDRESS": "1000/minute",
 }
-REQUEST_TIMEOUT_S = 10.0
-MAX_ITEMS_PER_POLL = 30  # a reader that fell behind catches up at most this many items per poll
-CACHED = ("HIT", "STALE", "UPDATING")  # X-Cache-Status values answered without waiting for Podium
-ORIGIN_LOG_FORMAT = "$msec $upstream_cache_status $upstream_status $upstream_addr $request_uri"
+REQUEST_TIMEOUT_S = 10.0  # Podium holds the next object up to 2.5 intervals; nginx's cache lock waits up to 10 s
+CACHED = ("HIT", "STALE", "UPDATING")  # X-Cache-Status values answered without a request to Podium
+# "|"-separated: with retries, $upstream_status, $upstream_response_time and $upstream_addr list one value
+# per attempt, separated by ", ".
+ORIGIN_LOG_FORMAT = "$msec|$upstream_cache_status|$upstream_status|$upstream_response_time|$upstream_addr|$request_uri"
+FD_MARGIN = 256  # file descriptors a process needs besides its readers' connections
 
 
 # -- a lean HTTP/1.1 client ---------------------------------------------------------------------
@@ -150,10 +154,13 @@ def histogram_percentile(hist: Counter[int], p: float) -> float | None:
 
 @dataclass
 class Stats:
-    """What one process's readers saw: per-second counts per category, latency histograms per window."""
+    """What one process's readers saw: per-second counts of answers per category and of the readers' other
+    events (`events`: index re-reads after a 404, jumps back to a keyframe...), latency histograms per window
+    and request kind ("A index", "A item")."""
 
     windows: dict[str, tuple[float, float]]
     per_second: dict[str, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
+    events: dict[str, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
     latency: dict[str, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
     lag: dict[str, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
     error_examples: list[str] = field(default_factory=list)
@@ -168,7 +175,10 @@ class Stats:
         self.per_second[f"{kind} {outcome}"][int(now)] += 1
         window = self.window_of(now)
         if window is not None:
-            self.latency[window][_bucket((now - started) * 1000)] += 1
+            self.latency[f"{window} {kind}"][_bucket((now - started) * 1000)] += 1
+
+    def event(self, name: str, now: float) -> None:
+        self.events[name][int(now)] += 1
 
     def error(self, kind: str, exc: BaseException, now: float) -> None:
         self.per_second[f"{kind} error"][int(now)] += 1
@@ -178,14 +188,16 @@ class Stats:
     def to_json(self) -> dict[str, Any]:
         return {
             "per_second": {k: {str(s): n for s, n in v.items()} for k, v in self.per_second.items()},
+            "events": {k: {str(s): n for s, n in v.items()} for k, v in self.events.items()},
             "latency": {k: {str(b): n for b, n in v.items()} for k, v in self.latency.items()},
             "lag": {k: {str(b): n for b, n in v.items()} for k, v in self.lag.items()},
             "error_examples": self.error_examples,
         }
 
     def merge_json(self, data: dict[str, Any]) -> None:
-        for key, bins in data["per_second"].items():
-            self.per_second[key].update({int(s): n for s, n in bins.items()})
+        for attr in ("per_second", "events"):
+            for key, bins in data[attr].items():
+                getattr(self, attr)[key].update({int(s): n for s, n in bins.items()})
         for attr in ("latency", "lag"):
             for key, hist in data[attr].items():
                 getattr(self, attr)[key].update({int(b): n for b, n in hist.items()})
@@ -286,59 +298,93 @@ class Pool:
 # -- readers ----------------------------------------------------------------------------------
 
 
-_latest_by_body: dict[bytes, tuple[int, int, str]] = {}
+@dataclass(frozen=True)
+class Index:
+    latest: int
+    keyframe: int
+    item_url: str
+    state: str
+    interval_s: float
 
 
-def parse_index(body: bytes) -> tuple[int, int, str]:
-    """`latest`, `keyframe` and `item_url` of an index answer (parsed once per distinct body)."""
-    found = _latest_by_body.get(body)
+_index_by_body: dict[bytes, Index] = {}
+
+
+def parse_index(body: bytes) -> Index:
+    """An index answer (parsed once per distinct body); ValueError or KeyError if it is not one."""
+    found = _index_by_body.get(body)
     if found is None:
         data = json.loads(body)
         latest = int(data["latest"])
-        found = (latest, int(data.get("keyframe", max(0, latest))), str(data["item_url"]))
-        if len(_latest_by_body) > 256:
-            _latest_by_body.clear()
-        _latest_by_body[body] = found
+        found = Index(
+            latest=latest,
+            keyframe=int(data.get("keyframe", max(0, latest))),
+            item_url=str(data["item_url"]),
+            state=str(data.get("state", "")),
+            interval_s=float(data.get("interval_s") or 1.0),
+        )
+        if len(_index_by_body) > 256:
+            _index_by_body.clear()
+        _index_by_body[body] = found
     return found
 
 
 async def follow(
-    pool: Pool,
+    host: str,
+    port: int,
+    stats: Stats,
     space_id: str,
     start_at: float,
     stop_at: float,
     interval_s: float,
     on_item: Callable[[bytes, float], None] | None = None,
 ) -> None:
-    """One reader, like `follow()` in audience.js: index, the items from the last keyframe (at first) or from
-    where it is up to `latest`, sleep `interval_s`, again."""
+    """One reader, step by step as `follow()` in audience.js, on its own keep-alive connection.
+
+    The index once, to start at its keyframe; then each next object in turn: a 200 is applied and the
+    next one asked for at once (Podium holds the request for latest + 1 until the object is made); any
+    other answer re-reads the index (the end of a space stops the reader; being past latest + 1 sends it
+    back to the keyframe) and sleeps the index's `interval_s`. A failed fetch sleeps 2 s. As on the page,
+    a failed first index ends the reader (counted as an event)."""
     await asyncio.sleep(max(0.0, start_at - time.time()))
+    pool = Pool(host, port, 1, stats)  # a page's fetches, one after the other: one connection
     index_path = f"/timeline/{space_id}/index.json".encode()
-    next_seq: int | None = None
-    max_polls = int((stop_at - time.time()) / interval_s) + 2
-    for _ in range(max(0, max_polls)):
-        if time.time() >= stop_at:
-            return
+    try:
         try:
             status, body = await pool.get(index_path, "index")
-            if status != 200:
-                await asyncio.sleep(2.0)
-                continue
-            latest, keyframe, item_url = parse_index(body)
-            if next_seq is None:
-                next_seq = keyframe  # a newcomer starts at the last keyframe (the whole picture), reads forward
-            for _ in range(MAX_ITEMS_PER_POLL):
-                if next_seq > latest:
-                    break
-                status, body = await pool.get(item_url.replace("{seq}", str(next_seq)).encode(), "item")
-                if status != 200:
-                    break
-                if on_item is not None:
-                    on_item(body, time.time())
-                next_seq += 1
-            await asyncio.sleep(interval_s)
+            index = parse_index(body)  # the page reads it as JSON whatever the status
         except (OSError, TimeoutError, ValueError, KeyError):
-            await asyncio.sleep(2.0)  # what the page does after a failed fetch
+            stats.event("first index failed: reader stopped", time.time())
+            return
+        next_seq = index.keyframe
+        # Bounded: a 200 needs an object made (about one per interval, plus the keyframe's backlog at the
+        # start), anything else sleeps at least one interval.
+        for _ in range(int(3 * max(0.0, stop_at - time.time()) / interval_s) + 60):
+            if time.time() >= stop_at:
+                return
+            try:
+                path = index.item_url.replace("{seq}", str(next_seq)).encode()
+                status, body = await pool.get(path, "item")
+                if status == 200:
+                    if on_item is not None:
+                        on_item(body, time.time())
+                    next_seq += 1
+                    continue
+                status, body = await pool.get(index_path, "index")
+                # The page assigns whatever JSON came back; a body that is not an index would break its
+                # loop for good (`index.item_url` undefined), here it keeps the last good one.
+                index = parse_index(body)
+                if index.state == "ended" and next_seq > index.latest:
+                    stats.event("space ended: reader stopped", time.time())
+                    return
+                if next_seq > index.latest + 1:
+                    stats.event("past latest + 1: back to the keyframe", time.time())
+                    next_seq = index.keyframe
+                await asyncio.sleep(index.interval_s)
+            except (OSError, TimeoutError, ValueError, KeyError):
+                await asyncio.sleep(2.0)  # what the page does after a failed fetch
+    finally:
+        pool.close()
 
 
 async def watch_lag(stats: Stats, stop_at: float, period_s: float = 0.05) -> None:
@@ -358,13 +404,22 @@ async def watch_lag(stats: Stats, stop_at: float, period_s: float = 0.05) -> Non
 # -- worker processes: the bulk of the readers --------------------------------------------------
 
 
+def raise_fd_limit() -> int:
+    """Lift the soft limit on open files to the hard one (a connection per reader); returns it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
 def worker_main(config_json: str) -> int:
     config = json.loads(config_json)
     stats = Stats({name: (w[0], w[1]) for name, w in config["windows"].items()})
     watcher = Watcher()
+    raise_fd_limit()
 
     async def run() -> None:
-        pool = Pool(harness.HOST, config["port"], config["connections"], stats)
         rng = random.Random(config["seed"])
         start, ramp = config["ramp_start"], config["ramp_s"]
         readers = []
@@ -373,15 +428,21 @@ def worker_main(config_json: str) -> int:
             start_at = start + rng.random() * ramp
             readers.append(
                 asyncio.create_task(
-                    follow(pool, config["space_id"], start_at, config["stop_at"], config["interval_s"], on_item)
+                    follow(
+                        harness.HOST,
+                        config["port"],
+                        stats,
+                        config["space_id"],
+                        start_at,
+                        config["stop_at"],
+                        config["interval_s"],
+                        on_item,
+                    )
                 )
             )
         lag = asyncio.create_task(watch_lag(stats, config["windows"]["B"][1]))
         late_s = time.time() - start
-        try:
-            await asyncio.wait_for(asyncio.gather(*readers, lag), timeout=config["stop_at"] - time.time() + 30)
-        finally:
-            pool.close()
+        await asyncio.wait_for(asyncio.gather(*readers, lag), timeout=config["stop_at"] - time.time() + 30)
         result = {**stats.to_json(), "watch": watcher.to_json(), "late_s": late_s}
         print(WORKER_TAG + json.dumps(result), flush=True)
 
@@ -407,8 +468,10 @@ class CacheTier:
         return [self.proc.pid, *harness.children(self.proc.pid)]
 
 
-def start_cache_tier(origin_port: int, prefix: Path, workers: int) -> CacheTier:
-    """nginx with the shipped site config, as tests/test_nginx.py runs it, plus a log of origin requests."""
+def start_cache_tier(origin_port: int, prefix: Path, workers: int, connections: int) -> CacheTier:
+    """nginx with the shipped site config, as tests/test_nginx.py runs it, plus a log of origin requests.
+
+    `connections`: how many client connections a worker must hold at once (a connection per reader)."""
     port = harness.free_port()
     site = SHIPPED.read_text()
     rewritten = (
@@ -422,9 +485,15 @@ def start_cache_tier(origin_port: int, prefix: Path, workers: int) -> CacheTier:
     user = "user root;\n" if os.geteuid() == 0 else ""
     temp_paths = "".join(f"    {name}_temp_path {prefix}/{name};\n" for name in
                          ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))  # fmt: skip
+    # Every reader keeps a connection open (its held request): a worker may hold all of them, plus its
+    # connections to Podium; each may also have a cache file open. nginx inherits this process's limit on
+    # open files and may not be allowed to raise it beyond.
+    worker_connections = max(8192, connections + 1024)
+    open_files = min(2 * worker_connections + FD_MARGIN, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
     (prefix / "nginx.conf").write_text(
         f"{user}worker_processes {workers};\npid {prefix}/nginx.pid;\nerror_log {prefix}/error.log warn;\n"
-        "events { worker_connections 8192; }\n"
+        f"worker_rlimit_nofile {open_files};\n"
+        f"events {{ worker_connections {min(worker_connections, open_files - FD_MARGIN)}; }}\n"
         "http {\n"
         f"{temp_paths}"
         # Only requests that went to Podium are logged: $upstream_addr is empty for cache hits. Background
@@ -453,13 +522,14 @@ def start_cache_tier(origin_port: int, prefix: Path, workers: int) -> CacheTier:
     raise RuntimeError("nginx did not answer within 15 s")
 
 
-def origin_requests(log: Path, space_id: str, start: float, end: float) -> Counter[str]:
-    """Requests nginx sent to Podium in [start, end): `index`, `item`, `other` (posts, sign-in...)."""
-    counts: Counter[str] = Counter()
+def _origin_lines(log: Path, space_id: str, start: float, end: float) -> Iterator[tuple[float, str, list[str]]]:
+    """(when, kind, fields) of each request nginx sent to Podium that ended in [start, end); kind is `index`,
+    `item` or `other` (posts, sign-in...). nginx logs a request when it is done (`$msec`): a held item
+    request is counted in the window where the object was made."""
     prefix = f"/timeline/{space_id}/"
     for line in log.read_text(errors="replace").splitlines():
-        fields = line.split(" ")
-        if len(fields) < 5:
+        fields = line.split("|")
+        if len(fields) != 6:
             continue
         try:
             at = float(fields[0])
@@ -467,27 +537,32 @@ def origin_requests(log: Path, space_id: str, start: float, end: float) -> Count
             continue
         if not start <= at < end:
             continue
-        # A retried request lists one address per attempt: "a:1, b:2".
-        attempts = line.count(",", 0, line.rfind(" ")) + 1
-        uri = fields[-1]
+        uri = fields[5]
         kind = "other" if not uri.startswith(prefix) else ("index" if uri.endswith("/index.json") else "item")
+        yield at, kind, fields
+
+
+def origin_requests(log: Path, space_id: str, start: float, end: float) -> tuple[Counter[str], list[float]]:
+    """Requests nginx sent to Podium in [start, end): per kind (`index`, `item`, `other`), per kind and cache
+    status (`index EXPIRED`) or Podium's status (`item 200`), and `objects`, the distinct items asked for; and
+    how long each item request took at Podium (mostly the hold until the object was made)."""
+    counts: Counter[str] = Counter()
+    item_s: list[float] = []
+    objects: set[str] = set()
+    for _, kind, fields in _origin_lines(log, space_id, start, end):
+        # A retried request lists one address per attempt: "a:1, b:2".
+        attempts = fields[4].count(",") + 1
         counts[kind] += attempts
         if kind == "index":
             counts["index " + fields[1]] += attempts
-    return counts
-
-
-def index_refresh_gaps(log: Path, space_id: str, start: float, end: float) -> list[float]:
-    """Seconds between consecutive origin fetches of the index: how fresh the cached index is kept."""
-    times = []
-    for line in log.read_text(errors="replace").splitlines():
-        fields = line.split(" ")
-        if len(fields) >= 5 and fields[-1] == f"/timeline/{space_id}/index.json":
-            with contextlib.suppress(ValueError):
-                at = float(fields[0])
-                if start <= at < end:
-                    times.append(at)
-    return [b - a for a, b in itertools.pairwise(times)]
+        elif kind == "item":
+            objects.add(fields[5])
+            for status, took in zip(fields[2].split(", "), fields[3].split(", "), strict=False):
+                counts["item " + status.strip()] += 1
+                with contextlib.suppress(ValueError):
+                    item_s.append(float(took))
+    counts["objects"] = len(objects)
+    return counts, item_s
 
 
 # -- the writer and what the sampled readers saw ---------------------------------------------------
@@ -600,6 +675,7 @@ class Phase:
     start: float
     end: float
     origin: Counter[str] = field(default_factory=Counter)
+    origin_item_s: list[float] = field(default_factory=list)  # time each item request took at Podium
     cpu: dict[str, float] = field(default_factory=dict)  # share of one CPU over the window
 
     @property
@@ -616,9 +692,7 @@ class Outcome:
     watcher: Watcher
     sampled: dict[str, int]  # sampled readers per group: "m" in the main process, "w" in the workers
     workers: int
-    connections: str
     notes: list[str]
-    index_gaps: dict[str, list[float]]
     reference: Phase | None  # phase C: readers straight to Podium
     direct_counts: Counter[str]  # their answers in phase C
 
@@ -630,7 +704,7 @@ async def measure(args: argparse.Namespace) -> Outcome:
         tempfile.TemporaryDirectory(prefix="podium-bench-timeline-") as tmp,
     ):
         prefix = Path(tmp)
-        tier = start_cache_tier(int(server.base.rsplit(":", 1)[1]), prefix, args.nginx_workers)
+        tier = start_cache_tier(int(server.base.rsplit(":", 1)[1]), prefix, args.nginx_workers, args.readers + 64)
         edge = f"http://{harness.HOST}:{tier.port}"
         workers: list[asyncio.subprocess.Process] = []
         try:
@@ -672,7 +746,7 @@ async def _run(
     ramp_start = a_end + 3.0  # the workers' interpreters start meanwhile
     b_start = math.ceil(ramp_start + args.ramp + args.settle)
     b_end = b_start + args.window_b
-    tail = 4.5  # readers stay a little after a window, so the sampled ones see its last posts (max ~3.5 s)
+    tail = 4.5  # readers stay a little after a window, so the sampled ones see its last posts (max ~1.5 s)
     c_start = math.ceil(b_end + tail)
     c_end = c_start + args.window_c
     windows = {"A": (float(a_start), float(a_end)), "B": (float(b_start), float(b_end))}
@@ -685,11 +759,19 @@ async def _run(
 
     writer = asyncio.create_task(write(client, edge, space_id, token, posts, stop_at=last_end))
     await asyncio.sleep(1.0)  # the first post makes the timeline tick
-    pool = Pool(harness.HOST, tier.port, args.main_connections, main_stats)
     rng = random.Random(1)
     sampled = [
         asyncio.create_task(
-            follow(pool, space_id, time.time() + rng.random(), last_end + tail, interval_s, watcher.on_item(f"m{i}"))
+            follow(
+                harness.HOST,
+                tier.port,
+                main_stats,
+                space_id,
+                time.time() + rng.random(),
+                last_end + tail,
+                interval_s,
+                watcher.on_item(f"m{i}"),
+            )
         )
         for i in range(args.base_readers)
     ]
@@ -720,7 +802,7 @@ async def _run(
     sample_per_worker = _split(min(args.worker_sample, others), args.workers)
     for number, count in enumerate(per_worker):
         config = {
-            "port": tier.port, "space_id": space_id, "readers": count, "connections": args.connections,
+            "port": tier.port, "space_id": space_id, "readers": count,
             "ramp_start": ramp_start, "ramp_s": args.ramp, "stop_at": b_end + tail, "interval_s": interval_s,
             "windows": windows, "seed": 100 + number, "number": number, "sample": sample_per_worker[number],
         }  # fmt: skip
@@ -732,11 +814,18 @@ async def _run(
     await mark_at(b_end)
 
     # Phase C, the reference: a few readers straight to Podium, no cache in between, with the same writer.
-    direct_pool = Pool(harness.HOST, int(server.base.rsplit(":", 1)[1]), args.main_connections, direct_stats)
+    origin_port = int(server.base.rsplit(":", 1)[1])
     direct = [
         asyncio.create_task(
             follow(
-                direct_pool, space_id, c_start - 1 + rng.random(), c_end + tail, interval_s, watcher.on_item(f"d{i}")
+                harness.HOST,
+                origin_port,
+                direct_stats,
+                space_id,
+                c_start - 1 + rng.random(),
+                c_end + tail,
+                interval_s,
+                watcher.on_item(f"d{i}"),
             )
         )
         for i in range(args.direct_readers if args.window_c else 0)
@@ -764,8 +853,6 @@ async def _run(
         await asyncio.wait_for(asyncio.gather(*direct), timeout=c_end + tail - time.time() + 30)
     problems = await writer
     await asyncio.wait_for(asyncio.gather(*sampled, lag), timeout=tail + 30)
-    pool.close()
-    direct_pool.close()
     stats.merge_json(main_stats.to_json())
     notes += problems[:5]
     if len(problems) > 5:
@@ -778,10 +865,8 @@ async def _run(
     reference = Phase("C", args.base_readers + args.direct_readers, float(c_start), float(c_end))
     direct_counts = window_counts(direct_stats, reference)
     await asyncio.sleep(1.0)  # nginx writes its log line when the answer is done
-    gaps = {}
     for phase in phases:
-        phase.origin = origin_requests(tier.origin_log, space_id, phase.start, phase.end)
-        gaps[phase.name] = index_refresh_gaps(tier.origin_log, space_id, phase.start, phase.end)
+        phase.origin, phase.origin_item_s = origin_requests(tier.origin_log, space_id, phase.start, phase.end)
         before, after = marks[phase.start], marks[phase.end]
         wall = after["wall"] - before["wall"]
         phase.cpu = {k: (after[k] - before[k]) / wall for k in before if k not in ("wall", "load")}
@@ -797,9 +882,7 @@ async def _run(
         watcher=watcher,
         sampled={"m": args.base_readers, "w": sum(sample_per_worker), "d": args.direct_readers},
         workers=args.workers,
-        connections=f"{args.main_connections} in the main process, {args.connections} per worker",
         notes=notes,
-        index_gaps=gaps,
         reference=reference if args.window_c else None,
         direct_counts=direct_counts,
     )
@@ -812,9 +895,9 @@ def _split(total: int, parts: int) -> list[int]:
 # -- report ------------------------------------------------------------------------------------
 
 
-def window_counts(stats: Stats, phase: Phase) -> Counter[str]:
+def window_counts(stats: Stats, phase: Phase, attr: str = "per_second") -> Counter[str]:
     out: Counter[str] = Counter()
-    for key, bins in stats.per_second.items():
+    for key, bins in getattr(stats, attr).items():
         out[key] = sum(n for second, n in bins.items() if phase.start <= second < phase.end)
     return out
 
@@ -856,6 +939,16 @@ def delays(outcome: Outcome, phase: Phase, group: str) -> dict[str, Any]:
     }
 
 
+# The previous run's figures, with the page's old loop (commit 7a004cb's readers, Podium 94009ac): the
+# index every second, then the new items. Shown beside the new ones.
+PREVIOUS = (
+    "Before (Podium 94009ac, the page's old loop: `index.json` every second, then the new items; same machine "
+    "and defaults): origin 1.50 requests/s in both phases (index 0.50 + items 1.00), ratio 1.00; post → visible "
+    "p95 3.13-3.20 s through nginx (p50 about 2.1 s, tick → seen p95 about 2.5 s), 1.69 s straight to Podium. "
+    "nginx keeps `max-age` in whole seconds, so the index (`max-age=1`) lived 2 s in its cache"
+)
+
+
 def report(outcome: Outcome, args: argparse.Namespace) -> str:
     a, b = outcome.phases
     main_sample, worker_sample = outcome.sampled["m"], outcome.sampled["w"]
@@ -865,30 +958,35 @@ def report(outcome: Outcome, args: argparse.Namespace) -> str:
         f"- Cache tier: nginx {_nginx_version()}, {args.nginx_workers} worker(s), the shipped "
         "`deploy/nginx/podium.conf` (upstream, `listen` and cache path rewritten) plus a log of the requests "
         "that had an upstream (`log_subrequest on`, so background updates count); Podium is one process",
-        f"- Readers: asyncio tasks on uvloop with a small httptools HTTP/1.1 client, keep-alive connections "
-        f"shared ({outcome.connections}); {a.readers:,} readers in the main process run throughout; in phase B "
+        f"- Readers: asyncio tasks on uvloop with a small httptools HTTP/1.1 client, one keep-alive connection "
+        f"each; {a.readers:,} readers in the main process run throughout; in phase B "
         f"{b.readers - a.readers:,} more run in {outcome.workers} worker process(es), joining over {args.ramp:.0f} s "
         f"(phase B is measured from {args.settle:.0f} s after). Sampled for post → visible: the {main_sample} "
         f"readers of the main process and {worker_sample} of the workers'",
         "",
-        "Each reader does what the listener page does (`follow()` in audience.js): `GET /timeline/ID/index.json`, "
-        "then every item from the last keyframe (when it arrives) or from where it is up to `latest`, then sleeps "
-        "`interval_s` (1 s): about 2 requests/s. A "
+        "Each reader does what the listener page does (`follow()` in audience.js): `GET /timeline/ID/index.json` "
+        "once, then from its `keyframe` on `GET /timeline/ID/SEQ.json` for each object in turn, asking for the "
+        "next one as soon as one is answered 200. Podium holds the request for the next object (latest + 1) until "
+        "it is made (up to 2.5 intervals), so a reader that is up to date has one request open at a time and "
+        "makes about one per interval (1 s). After a 404 (not made in time, or past latest + 1) it re-reads the "
+        "index, sleeps `interval_s` and goes on (from the keyframe if it was past latest + 1). A "
         f"writer posts a comment with a unique text every {POST_PERIOD_S} s (± {POST_JITTER:.0%}) through nginx "
         f"during all phases. **Goals: origin requests/s at {b.readers:,} readers ÷ at {a.readers:,} ≤ "
         f"{GOAL_RATIO}; post → visible p95 ≤ {GOAL_P95_S:.0f} s.**",
         "",
-        "| phase | readers | window (s) | reader req/s (nominal) | answered from cache | errors "
-        "| reader p50 / p99 (ms) | origin req/s: index + items = total | CPU: Podium / nginx / readers |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| phase | readers | window (s) | reader req/s (nominal) | answered from cache | item 404s | errors "
+        "| item wait p50 / p99 (ms, with the hold) | origin req/s: index + items = total "
+        "| CPU: Podium / nginx / readers |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     origin_rps = {}
     for phase in outcome.phases:
         counts = window_counts(outcome.stats, phase)
         total = sum(counts.values())
-        errors = sum(n for k, n in counts.items() if k.endswith(" error") or " status " in k)
+        not_found = counts["item status 404"]
+        errors = sum(n for k, n in counts.items() if k.endswith(" error") or " status " in k) - not_found
         cached = sum(n for k, n in counts.items() if k.split(" ", 1)[1] in CACHED)
-        lat = outcome.stats.latency.get(phase.name, Counter())
+        item_lat = outcome.stats.latency.get(f"{phase.name} item", Counter())
         index_rps = phase.origin["index"] / phase.seconds
         item_rps = phase.origin["item"] / phase.seconds
         origin_rps[phase.name] = index_rps + item_rps
@@ -896,8 +994,8 @@ def report(outcome: Outcome, args: argparse.Namespace) -> str:
         share = f"{100 * cached / total:.2f}%" if total else "n/a"
         lines.append(
             f"| {phase.name} | {phase.readers:,} | {phase.seconds:.0f} | {total / phase.seconds:,.0f} "
-            f"({2 * phase.readers:,}) | {cached:,} of {total:,} ({share}) | {errors} | "
-            f"{_s(histogram_percentile(lat, 50), 1)} / {_s(histogram_percentile(lat, 99), 1)} | "
+            f"({phase.readers:,}) | {cached:,} of {total:,} ({share}) | {not_found:,} | {errors} | "
+            f"{_s(histogram_percentile(item_lat, 50), 0)} / {_s(histogram_percentile(item_lat, 99), 0)} | "
             f"{index_rps:.2f} + {item_rps:.2f} = **{index_rps + item_rps:.2f}** | "
             f"{100 * phase.cpu['Podium']:.0f}% / {100 * phase.cpu['nginx']:.0f}% / {100 * readers_cpu:.0f}% |"
         )
@@ -929,8 +1027,10 @@ def report(outcome: Outcome, args: argparse.Namespace) -> str:
     if c is not None:
         rows.append((c, "m", f"{main_sample} through nginx"))
         rows.append((c, "d", f"{outcome.sampled['d']} straight to Podium"))
+    after_tick: dict[str, list[float | None]] = {}
     for phase, group, label in rows:
         d = delays(outcome, phase, group)
+        after_tick[f"{phase.name}{group}"] = d["after_tick_p"]
         p50, p95, pmax = d["pairs_p"]
         verdict = "n/a" if p95 is None else ("met" if p95 <= GOAL_P95_S else "**not met**")
         lines.append(
@@ -943,26 +1043,39 @@ def report(outcome: Outcome, args: argparse.Namespace) -> str:
         direct_total = sum(outcome.direct_counts.values())
         lines += [
             "",
-            f"Phase C is the reference without a cache: after phase B, {outcome.sampled['d']} more readers poll "
+            f"Phase C is the reference without a cache: after phase B, {outcome.sampled['d']} more readers follow "
             f"Podium directly for {c.seconds:.0f} s ({direct_total / c.seconds:.0f} requests/s; "
-            + ", ".join(f"{k.replace('no-cache-status', '200')} {n}" for k, n in sorted(outcome.direct_counts.items()))
+            + ", ".join(
+                f"{k.replace('no-cache-status', '200')} {n}" for k, n in sorted(outcome.direct_counts.items()) if n
+            )
             + f") while the {main_sample} readers go on through nginx and the writer goes on posting.",
         ]
     lines += ["", "Readers' answers by `X-Cache-Status`, per phase (requests in the window):", ""]
     for phase in outcome.phases:
         counts = window_counts(outcome.stats, phase)
         shown = ", ".join(f"{k} {n:,}" for k, n in sorted(counts.items()) if n)
-        lines.append(f"- {phase.name}: {shown}")
+        events = window_counts(outcome.stats, phase, "events")
+        shown_events = "; ".join(f"{k}: {n:,}" for k, n in sorted(events.items()) if n)
+        lines.append(f"- {phase.name}: {shown}" + (f"; readers' other events: {shown_events}" if shown_events else ""))
     lines += ["", "Notes:", ""]
     for phase in outcome.phases:
-        gaps = outcome.index_gaps[phase.name]
-        statuses = ", ".join(f"{k[6:]} {n}" for k, n in sorted(phase.origin.items()) if k.startswith("index "))
-        if gaps:
-            lines.append(
-                f"- phase {phase.name}: nginx fetched the index from Podium every {statistics_text(gaps)} s "
-                f"(cache status of those fetches: {statuses}); other origin requests (the posts): "
-                f"{phase.origin['other']}"
-            )
+        statuses = ", ".join(f"{k[5:]} {n}" for k, n in sorted(phase.origin.items()) if k.startswith("item "))
+        held = sorted(phase.origin_item_s)
+        held_text = (
+            f"; each took at Podium (the hold until the object was made) p50 {held[len(held) // 2]:.2f} s, "
+            f"max {held[-1]:.2f} s"
+            if held
+            else ""
+        )
+        index_statuses = ", ".join(f"{k[6:]} {n}" for k, n in sorted(phase.origin.items()) if k.startswith("index "))
+        objects = phase.origin["objects"]
+        per_object = f", {phase.origin['item'] / objects:.2f} per object" if objects else ""
+        lines.append(
+            f"- phase {phase.name}: origin requests for items {phase.origin['item']} for {objects} objects"
+            f"{per_object} (Podium's answers: {statuses or 'none'}){held_text}; for the index {phase.origin['index']}"
+            + (f" ({index_statuses})" if index_statuses else "")
+            + f"; other origin requests (the posts): {phase.origin['other']}"
+        )
         lag = outcome.main_stats.lag.get(phase.name, Counter())
         all_lag = outcome.stats.lag.get(phase.name, Counter())
         lines.append(
@@ -970,44 +1083,39 @@ def report(outcome: Outcome, args: argparse.Namespace) -> str:
             f"{_s(histogram_percentile(lag, 50), 1)} ms, p99 {_s(histogram_percentile(lag, 99), 1)} ms; of all "
             f"reader processes p99 {_s(histogram_percentile(all_lag, 99), 1)} ms"
         )
-    all_gaps = sorted(g for gaps in outcome.index_gaps.values() for g in gaps)
-    if all_gaps and all_gaps[len(all_gaps) // 2] > 1.5:
+    per_object = {ph.name: ph.origin["item"] / ph.origin["objects"] for ph in outcome.phases if ph.origin["objects"]}
+    if max(per_object.values(), default=1.0) > 1.05:
         lines.append(
-            "- Why the index is refreshed every 2 s, not every second: nginx stores an answer's expiry in whole "
-            "seconds (the second it was stored + `max-age`) and treats the entry as expired only once the clock is "
-            "*past* that second, so `max-age=1` keeps the index 1 to 2 s, and 2 s in steady state (the refresh "
-            "happens just after a whole second). With `proxy_cache_background_update on`, the request that "
-            "triggers the refresh is still answered with the old copy (STALE). A comment thus waits up to 1 s for "
-            "its tick, up to 2 s for the cached index to name that tick, and up to 1 s for the reader's next poll; "
-            "phase C shows the same comments reach readers polling Podium directly in about half the time"
+            "- More than one origin request per object ("
+            + ", ".join(f"phase {name}: {value:.2f}" for name, value in per_object.items())
+            + "): `proxy_cache_lock` lets a request through whenever nginx's count of requests for an object "
+            "that is not cached yet wraps around. That count (`uses` in `ngx_http_file_cache_node_t`) is a 10-bit "
+            "field: every 1,024th request for the next object, while it is held at Podium, finds `uses` back at 0, "
+            "below `proxy_cache_min_uses` (1), and goes to Podium uncached, past the lock. With every reader asking "
+            "for the next object before it exists, that is one more origin request per object per 1,024 readers"
         )
-    phases_of_ticks = sorted(at % 1 for at in outcome.watcher.tick_at.values())
-    if phases_of_ticks:
+    nginx_p50, direct_p50 = after_tick.get("Cm", [None])[0], after_tick.get("Cd", [None])[0]
+    if nginx_p50 is not None and direct_p50 is not None and nginx_p50 > direct_p50 + 0.1:
         lines.append(
-            f"- Podium closed its intervals at {phases_of_ticks[len(phases_of_ticks) // 2]:.2f} s past the wall-clock "
-            "second (median of the items' `at`); nginx's cache times are whole seconds, so its index refreshes "
-            "fall just after a whole second. This offset is fixed within a run and differs between runs, which "
-            "moves the post → visible figures by some tenths of a second from run to run"
+            f"- Tick → seen, phase C: p50 {nginx_p50:.2f} s through nginx against {direct_p50:.2f} s straight to "
+            "Podium. Requests waiting on `proxy_cache_lock` are not woken when the object arrives: each re-checks "
+            "the lock on a timer of its own, every 500 ms (`ngx_http_file_cache_lock_wait`), so a reader whose "
+            "request waits behind the one held at Podium gets the object 0 to 0.5 s after nginx has it"
         )
-    lines.append(
+    lines += [
         "- CPU: CPU time over the window's wall time (100% = one CPU) of Podium, nginx (master and workers) and "
-        "the reader processes (the main one includes the writer); all share the machine's CPUs"
-    )
-    lines.append(
-        "- answered from cache: `X-Cache-Status` HIT, STALE or UPDATING; MISS and EXPIRED answers waited for "
-        "Podium (with `proxy_cache_lock`, the others asking for the same object meanwhile wait and get a HIT)"
-    )
+        "the reader processes (the main one includes the writer); all share the machine's CPUs",
+        "- answered from cache: `X-Cache-Status` HIT, STALE or UPDATING; a MISS went to Podium (for the next "
+        "object: held there until it was made), the others asking for the same object meanwhile wait on "
+        "`proxy_cache_lock` and get a HIT",
+        f"- {PREVIOUS}",
+    ]
     if outcome.watcher.bad_items:
         lines.append(f"- {outcome.watcher.bad_items} timeline item(s) could not be read as JSON with `comments`")
     if outcome.stats.error_examples:
         lines.append(f"- reader errors, first ones: {'; '.join(outcome.stats.error_examples[:3])}")
     lines += [f"- {note}" for note in outcome.notes]
     return "\n".join(lines) + "\n"
-
-
-def statistics_text(values: list[float]) -> str:
-    ordered = sorted(values)
-    return f"{ordered[len(ordered) // 2]:.2f} (median; min {ordered[0]:.2f}, max {ordered[-1]:.2f})"
 
 
 def _nginx_version() -> str:
@@ -1031,11 +1139,9 @@ def main() -> int:
     parser.add_argument("--settle", type=float, help="seconds between the ramp and phase B (default 5, quick 3)")
     parser.add_argument("--warmup", type=float, help="seconds before phase A (default 4, quick 3)")
     parser.add_argument("--workers", type=int, default=1, help="processes for phase B's other readers (default 1)")
-    parser.add_argument("--connections", type=int, default=64, help="keep-alive connections per worker (64)")
     parser.add_argument("--window-c", type=int, help="seconds of phase C, readers straight to Podium (20, quick 5)")
     parser.add_argument("--direct-readers", type=int, default=20, help="readers in phase C straight to Podium (20)")
     parser.add_argument("--worker-sample", type=int, default=100, help="workers' readers sampled (100)")
-    parser.add_argument("--main-connections", type=int, default=8, help="connections of the sampled readers (8)")
     parser.add_argument("--nginx-workers", type=int, default=1, help="nginx worker processes (default 1)")
     parser.add_argument("--no-write", action="store_true", help="print the results, leave RESULTS.md alone")
     args = parser.parse_args()
@@ -1053,6 +1159,15 @@ def main() -> int:
         parser.error("keep it bounded: windows ≤ 300 s, --ramp ≤ 120 s, 1 ≤ --workers ≤ 8")
     if not os.path.exists(NGINX) and shutil.which("nginx") is None:
         parser.error(f"{NGINX} is not installed")
+    # A connection per reader: file descriptors per process, and source ports towards nginx's one address.
+    fd_limit = raise_fd_limit()
+    per_process = max(args.base_readers + args.direct_readers, -(-(args.readers - args.base_readers) // args.workers))
+    if per_process + FD_MARGIN > fd_limit:
+        parser.error(f"{per_process:,} readers in one process need more than {fd_limit:,} open files: more --workers")
+    with contextlib.suppress(OSError, ValueError):
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        if args.readers + 1024 > high - low + 1:
+            parser.error(f"{args.readers:,} connections to nginx need more local ports than {low}-{high}")
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         outcome = runner.run(measure(args))
     text = report(outcome, args)
