@@ -91,11 +91,22 @@ class Feed:
         origin request through a cache with request collapsing, and sees it the moment it exists."""
         space = await self._podium.get_space(space_id)
         found = await self._find(space.id, seq)
-        waiting = hold_s > 0 and space.state is not SpaceState.ENDED
-        if found is None and waiting and seq == await self._latest(space.id) + 1:
+        if found is not None or hold_s <= 0 or space.state is SpaceState.ENDED:
+            if found is None:
+                raise NotFound("no such timeline item (not made yet)")
+            return found
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + hold_s
+        # Held only for the very next object; woken by each tick, re-checked (a tick may be mid-write).
+        while found is None and seq == await self._latest(space.id) + 1:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
             event = self._ticked.setdefault(space.id, asyncio.Event())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), hold_s)
+                await asyncio.wait_for(event.wait(), remaining)
+            found = await self._find(space.id, seq)
+        if found is None:
             found = await self._find(space.id, seq)
         if found is None:
             raise NotFound("no such timeline item (not made yet)")
@@ -169,9 +180,7 @@ class Feed:
         ]
         item = timeline.tick(self._clock.now(), {"now": counts.now, "peak": counts.peak}, speakers, questions, pinned)
         data = json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode()
-        await self._media.write(space.id, item_name(item["seq"]), data)
-        pointer = {"latest": item["seq"], "recent": timeline.recent_comments}
-        await self._media.write(space.id, POINTER_NAME, json.dumps(pointer, ensure_ascii=False).encode())
+        # Readable from memory first (the number is already taken), then made durable.
         cache = self._items.setdefault(space.id, OrderedDict())
         cache[item["seq"]] = data
         while len(cache) > CACHED_ITEMS:
@@ -179,6 +188,9 @@ class Feed:
         event = self._ticked.pop(space.id, None)
         if event is not None:
             event.set()
+        await self._media.write(space.id, item_name(item["seq"]), data)
+        pointer = {"latest": item["seq"], "recent": timeline.recent_comments}
+        await self._media.write(space.id, POINTER_NAME, json.dumps(pointer, ensure_ascii=False).encode())
         if space.state is SpaceState.ENDED or (space.id not in self._podium.live_space_ids() and not news):
             # Ended: the last object is made. Not live and quiet: stop until the next post or reaction.
             self._ticking.discard(space.id)

@@ -66,24 +66,35 @@
     if (item.speakers) renderStage($("stage"), { speakers: item.speakers.map((s) => ({ ...s, role: "", connected: true })) });
   }
 
+  async function readIndex() {
+    const response = await fetch(`/timeline/${spaceId}/index.json`);
+    if (!response.ok) throw new Error(`index: ${response.status}`);
+    return response.json();
+  }
+
   async function follow() {
     // Start at the last keyframe (it carries the whole picture), then ask for each next object
     // directly: the server answers it the moment it exists, so nothing waits on the index.
-    let index = await fetch(`/timeline/${spaceId}/index.json`).then((r) => r.json());
-    let next = index.keyframe;
+    let index = null;
+    let next = null;
     for (;;) {
       try {
+        if (index === null) {
+          index = await readIndex();
+          if (next === null) next = index.keyframe;
+        }
         const response = await fetch(index.item_url.replace("{seq}", String(next)));
         if (response.ok) {
           applyItem(await response.json());
           next += 1;
           continue;
         }
-        index = await fetch(`/timeline/${spaceId}/index.json`).then((r) => r.json());
+        index = await readIndex();
         if (index.state === "ended" && next > index.latest) return;
         if (next > index.latest + 1) next = index.keyframe;  // the server restarted its numbering
         await sleep((index.interval_s || 1) * 1000);
       } catch (_) {
+        index = null;  // read it again before going on
         await sleep(2000);
       }
     }
