@@ -206,3 +206,15 @@ def write_section(name: str, body: str) -> None:
         text = text.rstrip() + "\n\n" + block + "\n"
     RESULTS.write_text(text)
     print(f"[bench] wrote the {name} section of {RESULTS}")
+
+
+NGINX = "/usr/sbin/nginx"
+
+
+def nginx_version() -> str:
+    """nginx's version, as `nginx -v` prints it ('' if it cannot be run)."""
+    try:
+        out = subprocess.run([NGINX, "-v"], capture_output=True, text=True, timeout=10).stderr
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.strip().split("/", 1)[-1]

@@ -32,7 +32,6 @@ import httpx
 
 from podium.whip_client import Publisher, SampleTrack, publish, tone
 
-NGINX = "/usr/sbin/nginx"
 WRK = "/usr/bin/wrk"
 LUA = harness.BENCH_DIR / "throughput.lua"
 GOAL_RATIO = 0.5
@@ -174,7 +173,7 @@ def start_nginx(snapshot: Snapshot, prefix: Path, workers: int) -> tuple[subproc
     config = prefix / "nginx.conf"
     config.write_text(nginx_config(snapshot, port, prefix, workers))
     log = (prefix / "stderr.log").open("wb")
-    proc = subprocess.Popen([NGINX, "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(config)],
+    proc = subprocess.Popen([harness.NGINX, "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(config)],
                             stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     base = f"http://{harness.HOST}:{port}"
     deadline = time.monotonic() + 15
@@ -351,7 +350,7 @@ def report(runs: list[WrkRun], snapshot: Snapshot, notes: list[str], args: argpa
     lines = ["## Throughput: Podium's origin against nginx, same requests", "", *harness.header_lines()]
     lines += [
         f"- wrk: `{wrk_command_text(args, args.duration)}`, each server in turn, {args.rounds} round(s), "
-        f"after a {args.warmup} s warm-up each; nginx {_nginx_version()} with {args.nginx_workers} worker(s); "
+        f"after a {args.warmup} s warm-up each; nginx {harness.nginx_version()} with {args.nginx_workers} worker(s); "
         f"Podium is one process",
         "",
         f"Requests alternate between `live.m3u8` (no query: answered at once) and the newest {KEEP_PARTS} parts "
@@ -411,14 +410,6 @@ def report(runs: list[WrkRun], snapshot: Snapshot, notes: list[str], args: argpa
     return "\n".join(lines) + "\n"
 
 
-def _nginx_version() -> str:
-    try:
-        out = subprocess.run([NGINX, "-v"], capture_output=True, text=True, timeout=10).stderr
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return out.strip().split("/", 1)[-1]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a CI smoke run: one 5 s round")
@@ -435,7 +426,7 @@ def main() -> int:
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
     if args.duration > 120 or args.rounds > 5:
         parser.error("keep it bounded: --duration ≤ 120 and --rounds ≤ 5")
-    for tool in (NGINX, WRK):
+    for tool in (harness.NGINX, WRK):
         if not os.path.exists(tool) and shutil.which(Path(tool).name) is None:
             parser.error(f"{tool} is not installed")
     runs, snapshot, notes = asyncio.run(measure(args))

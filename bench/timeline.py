@@ -53,7 +53,6 @@ import httptools
 import httpx
 import uvloop
 
-NGINX = "/usr/sbin/nginx"
 SHIPPED = harness.BENCH_DIR.parent / "deploy" / "nginx" / "podium.conf"
 GOAL_RATIO = 1.2
 GOAL_P95_S = 2.0
@@ -504,7 +503,7 @@ def start_cache_tier(origin_port: int, prefix: Path, workers: int, connections: 
         f"    include {prefix}/podium.conf;\n"
         "}\n"
     )
-    command = [NGINX, "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(prefix / "nginx.conf")]
+    command = [harness.NGINX, "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(prefix / "nginx.conf")]
     check = subprocess.run([*command, "-t"], capture_output=True, text=True, timeout=30)
     if check.returncode != 0:
         raise RuntimeError(f"nginx rejects the configuration:\n{check.stderr}")
@@ -955,7 +954,7 @@ def report(outcome: Outcome, args: argparse.Namespace) -> str:
     lines = ["## Timeline: origin load at 100 and at 10,000 readers behind nginx; post → visible", ""]
     lines += harness.header_lines()
     lines += [
-        f"- Cache tier: nginx {_nginx_version()}, {args.nginx_workers} worker(s), the shipped "
+        f"- Cache tier: nginx {harness.nginx_version()}, {args.nginx_workers} worker(s), the shipped "
         "`deploy/nginx/podium.conf` (upstream, `listen` and cache path rewritten) plus a log of the requests "
         "that had an upstream (`log_subrequest on`, so background updates count); Podium is one process",
         f"- Readers: asyncio tasks on uvloop with a small httptools HTTP/1.1 client, one keep-alive connection "
@@ -1118,14 +1117,6 @@ def report(outcome: Outcome, args: argparse.Namespace) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _nginx_version() -> str:
-    try:
-        out = subprocess.run([NGINX, "-v"], capture_output=True, text=True, timeout=10).stderr
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return out.strip().split("/", 1)[-1]
-
-
 def main() -> int:
     if len(sys.argv) == 3 and sys.argv[1] == "--worker":
         return worker_main(sys.argv[2])
@@ -1157,8 +1148,8 @@ def main() -> int:
         parser.error("keep it bounded: 0 ≤ --direct-readers ≤ 200")
     if max(args.window_a, args.window_b, args.window_c) > 300 or args.ramp > 120 or not 1 <= args.workers <= 8:
         parser.error("keep it bounded: windows ≤ 300 s, --ramp ≤ 120 s, 1 ≤ --workers ≤ 8")
-    if not os.path.exists(NGINX) and shutil.which("nginx") is None:
-        parser.error(f"{NGINX} is not installed")
+    if not os.path.exists(harness.NGINX) and shutil.which("nginx") is None:
+        parser.error(f"{harness.NGINX} is not installed")
     # A connection per reader: file descriptors per process, and source ports towards nginx's one address.
     fd_limit = raise_fd_limit()
     per_process = max(args.base_readers + args.direct_readers, -(-(args.readers - args.base_readers) // args.workers))
