@@ -5,6 +5,7 @@ Every wait here is bounded in time; every process started here is stopped by its
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 import os
@@ -218,3 +219,14 @@ def nginx_version() -> str:
     except (OSError, subprocess.SubprocessError):
         return ""
     return out.strip().split("/", 1)[-1]
+
+
+async def wait_for_segments(client: httpx.AsyncClient, url: str, count: int, timeout_s: float = 30.0) -> None:
+    """Until the media playlist lists `count` complete segments."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        response = await client.get(url)
+        if response.status_code == 200 and response.text.count("#EXTINF") >= count:
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError(f"fewer than {count} complete segment(s) in {url} after {timeout_s:.0f} s")

@@ -445,17 +445,6 @@ def _fmt(value: Any) -> str:
 # -- the run -----------------------------------------------------------------------------------
 
 
-async def wait_for_segments(client: httpx.AsyncClient, url: str, count: int, timeout_s: float = 30.0) -> None:
-    """Until the media playlist lists `count` complete segments."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        response = await client.get(url)
-        if response.status_code == 200 and response.text.count("#EXTINF") >= count:
-            return
-        await asyncio.sleep(0.1)
-    raise RuntimeError(f"fewer than {count} complete segment(s) in {url} after {timeout_s:.0f} s")
-
-
 async def measure(args: argparse.Namespace) -> tuple[list[Listening], dict[int, float], list[str]]:
     listenings: list[Listening] = []
     notes: list[str] = []
@@ -469,7 +458,7 @@ async def measure(args: argparse.Namespace) -> tuple[list[Listening], dict[int, 
                 # By default listeners join once two segments are complete: hls.js 1.7.4 joining during the
                 # first one can stall for seconds (see README); --early-join measures exactly that case.
                 media_url = server.base + urls["hls"].replace("index.m3u8", "live.m3u8")
-                await wait_for_segments(client, media_url, 1 if args.early_join else 2)
+                await harness.wait_for_segments(client, media_url, 1 if args.early_join else 2)
                 timeout_s = args.clicks * 3 + 45
                 if not args.no_ffmpeg:
                     print(f"[latency] ffmpeg listening for {args.clicks} clicks…", flush=True)

@@ -298,7 +298,7 @@ async def measure(args: argparse.Namespace) -> tuple[list[WrkRun], Snapshot, lis
             nginx: subprocess.Popen[bytes] | None = None
             try:
                 live_url = server.base + urls["hls"].replace("index.m3u8", "live.m3u8")
-                await _wait_for_segments(client, live_url, 2)
+                await harness.wait_for_segments(client, live_url, 2)
                 snapshot = await take_snapshot(client, server.base, urls["hls"], tmp_path / "www")
                 nginx, nginx_base = start_nginx(snapshot, tmp_path, args.nginx_workers)
                 nginx_pids = [nginx.pid, *harness.children(nginx.pid)]
@@ -331,16 +331,6 @@ async def measure(args: argparse.Namespace) -> tuple[list[WrkRun], Snapshot, lis
         if behind:
             notes.append(f"Podium's stage fell behind real time {behind} time(s) under load (see its log)")
     return runs, snapshot, notes
-
-
-async def _wait_for_segments(client: httpx.AsyncClient, url: str, count: int, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        response = await client.get(url)
-        if response.status_code == 200 and response.text.count("#EXTINF") >= count:
-            return
-        await asyncio.sleep(0.2)
-    raise RuntimeError(f"fewer than {count} segments in {url} after {timeout_s:.0f} s")
 
 
 # -- report ------------------------------------------------------------------------------------
