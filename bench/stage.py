@@ -34,11 +34,9 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-import av
 import harness
 import httpx
 import numpy as np
@@ -47,6 +45,7 @@ import numpy.typing as npt
 from podium.backends.files import FileMediaStore
 from podium.ids import new_space_id
 from podium.media.mixer import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, Mixer
+from podium.media.opus import OpusDecoder, OpusEncoder
 from podium.media.stage import Stage
 from podium.whip_client import Publisher, SampleTrack, publish, tone
 
@@ -157,10 +156,9 @@ async def stage_delay_trial(
 
     async def read_returns() -> None:
         for _ in range(int(60 / FRAME_S)):  # bounded: a trial lasts far less than 60 s
-            frame = await back.recv()
+            samples = await back.next_samples()
             now = loop.time()
             returned.append(now)
-            samples = frame.to_ndarray().reshape(-1)
             if peak(samples) >= ONSET:
                 heard.setdefault(int(samples[-1]), now)
             if done_at and now > done_at:
@@ -263,7 +261,7 @@ async def stage_core_cpu(speakers: int, window_s: float, store_dir: Path) -> Cor
 
     async def drain(track: Any) -> None:
         while not stop:
-            await track.recv()
+            await track.recv()  # the mix-minus, Opus-encoded as aiortc would send it
 
     await stage.start()
     readers = [asyncio.create_task(drain(track)) for track in returns]
@@ -303,25 +301,16 @@ async def measure_stage_core(window_s: float) -> list[CoreStep]:
     return steps
 
 
-def opus_cost_pct(seconds: float = 2.0) -> float:
-    """CPU, in % of one core, of aiortc's Opus encoder and decoder on one speaker's audio in real time.
-
-    What the server does per speaker besides mixing: decode what they send, encode their mix-minus."""
-    from aiortc.codecs.opus import OpusDecoder, OpusEncoder
-    from aiortc.jitterbuffer import JitterFrame
-
+def opus_decode_pct(seconds: float = 2.0) -> float:
+    """CPU, in % of one core, of decoding one speaker's Opus in real time, as the server does it
+    (`podium.media.opus.OpusDecoder`, on the event loop). The mix-minus encoding is part of the
+    stage core above (`ReturnTrack.recv()` encodes)."""
     encoder, decoder, source = OpusEncoder(), OpusDecoder(), tone(440.0, 0.3)
     frames = int(seconds / FRAME_S)
-    made = []
-    for n in range(frames):
-        frame = av.AudioFrame.from_ndarray(source(n).reshape(1, -1), format="s16", layout="mono")
-        frame.sample_rate, frame.pts, frame.time_base = SAMPLE_RATE, n * FRAME_SAMPLES, Fraction(1, SAMPLE_RATE)
-        made.append(frame)
+    payloads = [bytes(packet) for n in range(frames) for packet in encoder.encode(source(n))]
     start = time.process_time()
-    for frame in made:
-        payloads, timestamp = encoder.encode(frame)
-        for payload in payloads:
-            decoder.decode(JitterFrame(payload, timestamp))
+    for payload in payloads:
+        decoder.decode(payload)
     return 100 * (time.process_time() - start) / seconds
 
 
@@ -599,7 +588,7 @@ class Results:
     e2e: EndToEnd | None
     cpu: list[CpuStep]
     idle_pct: float
-    opus_pct: float  # aiortc Opus encode + decode of one speaker in real time, % of one core
+    decode_pct: float  # decoding one speaker's Opus in real time, % of one core
     notes: list[str]
 
 
@@ -619,8 +608,8 @@ async def measure(args: argparse.Namespace) -> Results:
             hiccups.append(trial)
     say("the stage's own work in-process")
     core = await measure_stage_core(args.core_window)
-    opus_pct = opus_cost_pct()
-    say(f"aiortc Opus encode + decode of one speaker: {opus_pct:.1f} % CPU")
+    decode_pct = opus_decode_pct()
+    say(f"Opus decode of one speaker: {decode_pct:.1f} % CPU")
     e2e: EndToEnd | None = None
     with harness.podium_server(env={"PODIUM_MAX_SPEAKERS": str(MAX_SPEAKERS)}) as server:
         async with httpx.AsyncClient(timeout=30) as client:
@@ -637,7 +626,7 @@ async def measure(args: argparse.Namespace) -> Results:
         count = log.count(pattern)
         if count:
             notes.append(f"the server's log has {count} line(s) with `{pattern}`")
-    return Results(trials, hiccups, args.hiccup_after, core, e2e, cpu, idle_pct, opus_pct, notes)
+    return Results(trials, hiccups, args.hiccup_after, core, e2e, cpu, idle_pct, decode_pct, notes)
 
 
 def plot(results: Results) -> str | None:
@@ -747,7 +736,8 @@ def report(results: Results, args: argparse.Namespace, plot_name: str | None) ->
         f"one core. Real time = media time added to `live.m3u8` (EXTINF and EXT-X-PART durations, followed part by "
         f"part with blocking reloads) / wall time. Sent and received = frames the speakers sent and mix-minus chunks "
         f"they got / frames due. Stage core = an in-process `Stage` with as many inputs, each pushed a tone and each "
-        f"mix-minus read back, no WebRTC and no Opus ({args.core_window:g} s window). "
+        f"mix-minus read back Opus-encoded as the server sends it "
+        f"(`ReturnTrack.recv()`), no WebRTC and no decoding ({args.core_window:g} s window). "
         f"**Goal: ≤ {GOAL_CPU_PCT:.0f} % of one core at {GOAL_CPU_SPEAKERS} speakers.**",
         "",
         "| speakers | podium serve CPU (%) | stage core alone (%) | speakers' process CPU (%) | real time "
@@ -900,9 +890,8 @@ def delay_notes(results: Results) -> list[str]:
             f"- End to end: {e.chunks} chunks received, {e.unmatched} onset(s) matched no sent click; arrivals were "
             f"stamped by polling `Publisher.received` every 1 ms (longest gap between polls "
             f"{e.max_poll_gap_s * 1000:.1f} ms). A click sent at 0.90 of full scale came back at {e.click_level:.2f} "
-            f"(about {20 * np.log10(max(e.click_level, 1e-6) / 0.9):.1f} dB): aiortc's Opus encoder turns a mono "
-            "frame into stereo at -3 dB per channel, once in the speaker and once for the mono mix-minus the stage "
-            "sends back, and Podium's downmix averages the two channels."
+            f"(about {20 * np.log10(max(e.click_level, 1e-6) / 0.9):.1f} dB) after two lossy Opus codecs: the "
+            "speaker's (stereo, equal channels) and the stage's mono mix-minus."
         )
     return notes
 
@@ -919,11 +908,12 @@ def cpu_notes(results: Results) -> list[str]:
         notes.append(
             f"- Where the server's CPU goes: each speaker beyond the first adds about {per_speaker:.1f} % of a core "
             f"({first.speakers} → {goal.speakers} speakers). At {GOAL_CPU_SPEAKERS} speakers, of "
-            f"{goal.server_pct:.1f} %, {core_text} (mixer, {GOAL_CPU_SPEAKERS} mix-minus, AAC, packager, as "
-            f"measured in-process); aiortc's Opus encode + decode of one speaker costs {results.opus_pct:.1f} % "
-            f"(measured here on the same audio), so {GOAL_CPU_SPEAKERS} speakers' codecs take about "
-            f"{GOAL_CPU_SPEAKERS * results.opus_pct:.0f} %; the rest is aiortc's per-packet work in Python (RTP, "
-            "SRTP, RTCP, DTLS, ICE, the decoder and encoder threads and queues)."
+            f"{goal.server_pct:.1f} %, {core_text} (mixer, {GOAL_CPU_SPEAKERS} mix-minus with their Opus encoding, "
+            f"AAC, packager, as measured in-process); decoding one speaker's Opus costs {results.decode_pct:.1f} % "
+            f"(measured here on the same audio), so {GOAL_CPU_SPEAKERS} speakers' decoding takes about "
+            f"{GOAL_CPU_SPEAKERS * results.decode_pct:.0f} %; the rest is aiortc's per-packet work in Python (RTP "
+            "parsing and building, SRTP, RTCP, the jitter buffer, ICE). Measured on a shared machine, where the "
+            "speakers' process runs beside the server: repeated runs of the 13-speaker step vary by several points."
         )
     notes.append(
         "- The speakers' process (aiortc, the benchmark's own process) needs about as much CPU as the server: on "

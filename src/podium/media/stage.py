@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Hashable
 from datetime import datetime
-from fractions import Fraction
+from typing import Any
 
 import av
-import numpy as np
 from aiortc import MediaStreamTrack
 
 from podium.backends.interfaces import MediaStore
@@ -23,6 +23,7 @@ from podium.ids import SpaceId
 from podium.media.aac import AacEncoder
 from podium.media.fmp4 import init_section
 from podium.media.mixer import FRAME_MS, SAMPLE_RATE, Mixer, Samples
+from podium.media.opus import OpusEncoder
 from podium.media.packager import INIT_NAME, Packager, Part, Segment, SegmentRecord
 
 log = logging.getLogger(__name__)
@@ -38,30 +39,33 @@ RETURN_QUEUE_FRAMES = 10
 
 
 class ReturnTrack(MediaStreamTrack):
-    """What a speaker hears back: their mix-minus, 20 ms mono frames, paced by the stage."""
+    """What a speaker hears back: their mix-minus, 20 ms mono frames, paced by the stage.
+
+    `recv()` hands aiortc Opus packets it sends as they are (see `podium.media.opus`);
+    `next_samples()` gives the same audio as samples, for in-process readers."""
 
     kind = "audio"
 
     def __init__(self) -> None:
         super().__init__()
         self._queue: asyncio.Queue[Samples] = asyncio.Queue(RETURN_QUEUE_FRAMES)
-        self._pts = 0
+        self._encoder: OpusEncoder | None = None
+        self._pending: deque[av.Packet[Any]] = deque()
 
     def feed(self, samples: Samples) -> None:
         if self._queue.full():
             self._queue.get_nowait()  # late listener: keep the newest audio, not a growing delay
         self._queue.put_nowait(samples)
 
-    async def recv(self) -> av.AudioFrame:
-        samples = await self._queue.get()
-        # Sent as stereo with both channels equal: aiortc's Opus encoder is stereo, and a mono frame
-        # would be upmixed at -3 dB per channel, so speakers would hear each other too quietly.
-        frame = av.AudioFrame.from_ndarray(np.repeat(samples, 2).reshape(1, -1), format="s16", layout="stereo")
-        frame.sample_rate = SAMPLE_RATE
-        frame.time_base = Fraction(1, SAMPLE_RATE)
-        frame.pts = self._pts
-        self._pts += len(samples)
-        return frame
+    async def next_samples(self) -> Samples:
+        return await self._queue.get()
+
+    async def recv(self) -> av.Packet[Any]:
+        if self._encoder is None:
+            self._encoder = OpusEncoder()
+        while not self._pending:
+            self._pending.extend(self._encoder.encode(await self._queue.get()))
+        return self._pending.popleft()
 
 
 class Stage:
