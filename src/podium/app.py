@@ -28,6 +28,7 @@ from podium.delivery.hls import hls_routes
 from podium.domain.tokens import TokenSigner
 from podium.errors import PodiumError
 from podium.media import ice
+from podium.recording import Recordings, load_or_create_signing_key
 from podium.service import Podium
 from podium.settings import Settings
 from podium.web.accounts_api import account_routes
@@ -35,6 +36,7 @@ from podium.web.api import api_routes
 from podium.web.http import error_response
 from podium.web.pages import page_routes
 from podium.web.posts_api import post_routes
+from podium.web.replay_api import replay_routes
 from podium.web.stage_api import stage_routes
 from podium.web.timeline_api import timeline_routes
 
@@ -60,7 +62,7 @@ def load_or_create_secret(data_dir: Path) -> str:
     return secret
 
 
-def build(settings: Settings, clock: Clock | None = None) -> tuple[Podium, Accounts, Posting, Feed]:
+def build(settings: Settings, clock: Clock | None = None) -> tuple[Podium, Accounts, Posting, Feed, Recordings]:
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     ice.configure(settings.ice_loopback)
@@ -74,7 +76,8 @@ def build(settings: Settings, clock: Clock | None = None) -> tuple[Podium, Accou
     posting = Posting(database, podium, limits, clock, bus)
     feed = Feed(podium, bus, media, clock, posting, max_comments=settings.comments_per_interval)
     accounts = Accounts(database, signer, limits, clock, settings.signup_limit_per_address)
-    return podium, accounts, posting, feed
+    recordings = Recordings(podium, load_or_create_signing_key(data_dir), limits)
+    return podium, accounts, posting, feed, recordings
 
 
 async def _podium_error(request: Request, error: Exception) -> Response:
@@ -95,16 +98,18 @@ async def _http_error(request: Request, error: Exception) -> Response:
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
     settings = settings or Settings.load()
-    podium, accounts, posting, feed = build(settings, clock)
+    podium, accounts, posting, feed, recordings = build(settings, clock)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await recordings.start()
         await podium.start()
         await feed.start()
         try:
             yield
         finally:
             await feed.stop()
+            await recordings.stop()
             await podium.stop()
             await podium.spaces.close()
             await podium.bus.close()
@@ -116,6 +121,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             *account_routes(),
             *post_routes(),
             *timeline_routes(),
+            *replay_routes(),
             *hls_routes(),
             *page_routes(settings),
         ],
@@ -126,6 +132,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.accounts = accounts
     app.state.posting = posting
     app.state.feed = feed
+    app.state.recordings = recordings
     return app
 
 

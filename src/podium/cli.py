@@ -42,6 +42,12 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify(args: argparse.Namespace) -> int:
+    from podium.verify_cli import run
+
+    return run(args.clip, args.instance)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="podium", description="Live audio conversations for an audience of any size.")
     parser.add_argument("--version", action="version", version=f"podium {__version__}")
@@ -53,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir", type=Path, help="where the database, media and secret live (default ./podium-data)"
     )
     serve.set_defaults(run=_serve)
+    verify = commands.add_parser(
+        "verify", help="check that a clip is an unaltered excerpt of the official recording (exit 0 if so, 1 if not)"
+    )
+    verify.add_argument("clip", type=Path, help="the clip's .m4a file, as downloaded")
+    verify.add_argument("--instance", help="the Podium instance to check against (default: the one the clip names)")
+    verify.set_defaults(run=_verify)
     return parser
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from podium.audience.presence import Counts, Presence
@@ -28,14 +29,12 @@ from podium.ids import (
 from podium.media import ingest, sdp
 from podium.media.ingest import IngestSession
 from podium.media.packager import Packager
-from podium.media.stage import Stage
+from podium.media.stage import SPEAKING_LEVEL, Stage
 from podium.settings import Settings
 
 log = logging.getLogger(__name__)
 
 PEAK_FLUSH_INTERVAL_S = 5.0
-# A level (0..1 peak) above about -34 dBFS counts as speaking.
-SPEAKING_LEVEL = 0.02
 
 
 @dataclass(frozen=True)
@@ -68,6 +67,9 @@ class Podium:
         self._locks: dict[SpaceId, asyncio.Lock] = {}
         self._rules: dict[SpaceId, StageRules] = {}
         self._peak_task: asyncio.Task[None] | None = None
+        # Awaited when a space ends, before the end is answered (the recording's download is made
+        # here, so that it is there when the host sees "ended"). A failing hook is logged, not fatal.
+        self.end_hooks: list[Callable[[Space], Awaitable[None]]] = []
 
     # -- life of the instance ---------------------------------------------------------------
 
@@ -90,11 +92,11 @@ class Podium:
 
     # -- spaces -----------------------------------------------------------------------------
 
-    async def create_space(self, title: object, starts_at: object) -> Created:
+    async def create_space(self, title: object, starts_at: object, record: object = True) -> Created:
         now = self.clock.now()
         clean = space_rules.clean_title(title, self.settings.max_title_chars)
         when = space_rules.parse_starts_at(starts_at, now)
-        space = space_rules.new_space(new_space_id(), clean, when, now)
+        space = space_rules.new_space(new_space_id(), clean, when, now, space_rules.parse_record(record))
         await self.spaces.add(space)
         self._cache[space.id] = space
         await self.bus.publish("spaces", {"type": "space.scheduled", "space": space.id})
@@ -115,6 +117,21 @@ class Podium:
         self._cache[space.id] = space
         return space
 
+    async def set_recording(self, space_id: str, token: str, record: object) -> Space:
+        """The host (only) switches recording on or off, before going live."""
+        space = await self.get_space(space_id)
+        member = self.authorize(space, token)
+        if member.role is not Role.HOST:
+            raise Forbidden("only the host decides whether the space is recorded")
+        wanted = space_rules.parse_record(record)
+        async with self._lock(space.id):
+            space = await self.get_space(space_id)
+            changed = space_rules.set_recording(space, wanted)
+            if changed != space:
+                await self.spaces.save(changed)
+                self._cache[space.id] = changed
+        return changed
+
     async def end_space(self, space_id: str, token: str) -> Space:
         space = await self.get_space(space_id)
         self.rules(space).end(self.authorize(space, token).id)
@@ -132,6 +149,11 @@ class Podium:
             ended = space_rules.end(space_rules.with_peak(space, self.counts(space.id).peak), self.clock.now())
             await self.spaces.save(ended)
             self._cache[space.id] = ended
+            for hook in self.end_hooks:
+                try:
+                    await hook(ended)
+                except Exception:
+                    log.exception("space %s: an end hook failed", space.id)
         await self.bus.publish("spaces", {"type": "space.ended", "space": space.id})
         return ended
 
@@ -357,6 +379,14 @@ class Podium:
         return packager
 
     async def _start_stage(self, space: Space) -> Stage:
+        recovered = await self.media.recover(space.id)
+        if recovered is not None:
+            log.warning(
+                "space %s: segment %d was cut short by a crash; its %.3f s kept",
+                space.id,
+                recovered.msn,
+                recovered.duration_s,
+            )
         history = await self.media.records(space.id)
         stage = Stage(space.id, self.media, self.clock.now(), history)
         await stage.start()

@@ -5,13 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 from datetime import datetime
 from pathlib import Path
 
 from podium.ids import SpaceId, is_space_id
-from podium.media.packager import SegmentRecord
+from podium.media import m4a
+from podium.media.packager import INIT_NAME, Part, SegmentRecord, part_name
 
 RECORDS_NAME = "segments.jsonl"
+# The head of the segment being made (its number, start time, discontinuity), written with its
+# first part: with the parts on disk, enough to make the segment whole after a crash.
+OPEN_SEGMENT_NAME = "open-segment.json"
 
 
 class FileMediaStore:
@@ -40,21 +45,88 @@ class FileMediaStore:
         os.replace(temp, final)
         _fsync_dir(folder)
 
+    async def write_part(self, space_id: SpaceId, part: Part) -> None:
+        folder = self._folder(space_id)
+        if part.index == 0 and part.segment_start is not None:
+            head = {"msn": part.msn, "pdt": part.segment_start.isoformat(), "discontinuity": part.discontinuity}
+            await asyncio.to_thread(self._write, folder, OPEN_SEGMENT_NAME, json.dumps(head).encode())
+        await asyncio.to_thread(self._write, folder, part.name, part.data)
+
+    async def forget_parts(self, space_id: SpaceId, msn: int) -> None:
+        folder = self._folder(space_id)
+
+        def remove() -> None:
+            for path in folder.glob(f"p{msn}-*.m4s"):
+                path.unlink(missing_ok=True)
+
+        await asyncio.to_thread(remove)
+
+    async def recover(self, space_id: SpaceId) -> SegmentRecord | None:
+        """After a crash: the parts of the segment that was being made become that segment (short),
+        durable and recorded like any other, so at most the part in the making was lost."""
+        return await asyncio.to_thread(self._recover, self._folder(space_id))
+
+    def _recover(self, folder: Path) -> SegmentRecord | None:
+        head_path = folder / OPEN_SEGMENT_NAME
+        init_path = folder / INIT_NAME
+        if not head_path.exists() or not init_path.exists():
+            return None
+        records = self._records(folder)
+        next_msn = records[-1].msn + 1 if records else 0
+        try:
+            head = json.loads(head_path.read_text(encoding="utf-8"))
+            msn, start, discontinuity = (
+                int(head["msn"]),
+                datetime.fromisoformat(head["pdt"]),
+                bool(head["discontinuity"]),
+            )
+        except (ValueError, KeyError, TypeError):
+            return None
+        if msn != next_msn:
+            return None  # the segment it names was completed (or is older): nothing to do
+        parts = []
+        for index in range(64):
+            path = folder / part_name(msn, index)
+            if not path.exists():
+                break
+            parts.append(path.read_bytes())
+        if not parts:
+            return None
+        data = b"".join(parts)
+        try:
+            _stsd, timescale = m4a.sample_description(init_path.read_bytes())
+            duration = m4a.fragment_samples([data]).total_duration / timescale
+        except (m4a.NotAFragment, KeyError):
+            return None  # not ours to mend: leave the files as they are
+        record = SegmentRecord(msn, round(duration, 6), start, discontinuity)
+        self._write(folder, record.name, data)
+        self._append(folder, RECORDS_NAME, _record_line(record))
+        for index in range(len(parts)):
+            (folder / part_name(msn, index)).unlink(missing_ok=True)
+        return record
+
     async def append_record(self, space_id: SpaceId, record: SegmentRecord) -> None:
-        line = json.dumps(
-            {
-                "msn": record.msn,
-                "duration_s": record.duration_s,
-                "pdt": record.program_date_time.isoformat(),
-                "discontinuity": record.discontinuity,
-            }
-        )
-        await asyncio.to_thread(self._append, self._folder(space_id), line)
+        await asyncio.to_thread(self._append, self._folder(space_id), RECORDS_NAME, _record_line(record))
+
+    async def append_line(self, space_id: SpaceId, name: str, line: str) -> None:
+        await asyncio.to_thread(self._append, self._folder(space_id), name, line)
+
+    async def lines(self, space_id: SpaceId, name: str) -> list[str]:
+        """The whole lines of an appended file (a torn last line after a crash is left out)."""
+        path = self._folder(space_id) / name
+
+        def read() -> list[str]:
+            if not path.exists():
+                return []
+            text = path.read_text(encoding="utf-8")
+            return text.split("\n")[:-1]
+
+        return await asyncio.to_thread(read)
 
     @staticmethod
-    def _append(folder: Path, line: str) -> None:
+    def _append(folder: Path, name: str, line: str) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / RECORDS_NAME, "a", encoding="utf-8") as handle:
+        with open(folder / name, "a", encoding="utf-8") as handle:
             handle.write(line + "\n")
             handle.flush()
             os.fsync(handle.fileno())
@@ -91,9 +163,27 @@ class FileMediaStore:
             return None
         return await asyncio.to_thread(path.read_bytes)
 
+    async def read_many(self, space_id: SpaceId, names: list[str]) -> list[bytes]:
+        folder = self._folder(space_id)
+        return await asyncio.to_thread(lambda: [(folder / name).read_bytes() for name in names])
+
+    async def remove_space(self, space_id: SpaceId) -> None:
+        await asyncio.to_thread(shutil.rmtree, self._folder(space_id), True)
+
     def local_path(self, space_id: SpaceId, name: str) -> Path | None:
         path = self._folder(space_id) / name
         return path if path.is_file() else None
+
+
+def _record_line(record: SegmentRecord) -> str:
+    return json.dumps(
+        {
+            "msn": record.msn,
+            "duration_s": record.duration_s,
+            "pdt": record.program_date_time.isoformat(),
+            "discontinuity": record.discontinuity,
+        }
+    )
 
 
 def _fsync_dir(folder: Path) -> None:

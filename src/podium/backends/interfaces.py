@@ -10,7 +10,7 @@ from podium.domain.accounts import Account
 from podium.domain.posts import Post, PostKind, PostState
 from podium.domain.space import Space
 from podium.ids import PostId, SpaceId, UserId
-from podium.media.packager import SegmentRecord
+from podium.media.packager import Part, SegmentRecord
 
 
 class SpaceStore(Protocol):
@@ -23,6 +23,8 @@ class SpaceStore(Protocol):
     async def save(self, space: Space) -> None: ...
 
     async def live(self) -> list[Space]: ...
+
+    async def recent(self, limit: int) -> list[Space]: ...
 
     async def save_stage(self, space_id: SpaceId, stage: dict[str, Any]) -> None:
         """The stage's members, roles, generations and used invites, committed before returning."""
@@ -81,11 +83,37 @@ class MediaStore(Protocol):
 
     async def append_record(self, space_id: SpaceId, record: SegmentRecord) -> None: ...
 
+    async def write_part(self, space_id: SpaceId, part: Part) -> None:
+        """A part, durable on return (so that a crash loses at most the part being made)."""
+        ...
+
+    async def forget_parts(self, space_id: SpaceId, msn: int) -> None:
+        """The parts of segment `msn`, once the segment itself is durable."""
+        ...
+
+    async def recover(self, space_id: SpaceId) -> SegmentRecord | None:
+        """Makes the segment that a crash left in parts whole; returns its record, if any."""
+        ...
+
     async def records(self, space_id: SpaceId) -> list[SegmentRecord]: ...
+
+    async def append_line(self, space_id: SpaceId, name: str, line: str) -> None:
+        """Appends one line (durable on return) to a log of the space's, such as who spoke when."""
+        ...
+
+    async def lines(self, space_id: SpaceId, name: str) -> list[str]: ...
 
     async def read(self, space_id: SpaceId, name: str) -> bytes | None: ...
 
     def local_path(self, space_id: SpaceId, name: str) -> Path | None: ...
+
+    async def read_many(self, space_id: SpaceId, names: list[str]) -> list[bytes]:
+        """Several files at once, in order; raises FileNotFoundError if one is missing."""
+        ...
+
+    async def remove_space(self, space_id: SpaceId) -> None:
+        """Everything stored for the space (a space that was not to be recorded has ended)."""
+        ...
 
 
 Unsubscribe = Callable[[], None]

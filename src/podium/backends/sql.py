@@ -28,6 +28,7 @@ spaces = sa.Table(
     sa.Column("started_at", sa.String(40)),
     sa.Column("ended_at", sa.String(40)),
     sa.Column("peak_listeners", sa.Integer, nullable=False, default=0),
+    sa.Column("record", sa.Boolean, nullable=False, default=True, server_default=sa.true()),
 )
 
 
@@ -117,6 +118,7 @@ def _row(space: Space) -> dict[str, Any]:
         "started_at": _dump(space.started_at),
         "ended_at": _dump(space.ended_at),
         "peak_listeners": space.peak_listeners,
+        "record": space.record,
     }
 
 
@@ -132,6 +134,7 @@ def _space(row: Any) -> Space:
         started_at=_load(row.started_at),
         ended_at=_load(row.ended_at),
         peak_listeners=row.peak_listeners,
+        record=bool(row.record),
     )
 
 
@@ -151,6 +154,14 @@ class SqlSpaceStore:
                 cursor.close()
 
         metadata.create_all(self._engine)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """Databases made before a column existed get it, with its default (until issue 7's migrations)."""
+        present = {c["name"] for c in sa.inspect(self._engine).get_columns("spaces")}
+        if "record" not in present:
+            with self._engine.begin() as conn:
+                conn.execute(sa.text("ALTER TABLE spaces ADD COLUMN record BOOLEAN NOT NULL DEFAULT TRUE"))
 
     async def add(self, space: Space) -> None:
         await asyncio.to_thread(self._execute, spaces.insert().values(**_row(space)))
@@ -163,6 +174,11 @@ class SqlSpaceStore:
     async def get(self, space_id: SpaceId) -> Space | None:
         rows = await asyncio.to_thread(self._fetch, spaces.select().where(spaces.c.id == space_id))
         return _space(rows[0]) if rows else None
+
+    async def recent(self, limit: int) -> list[Space]:
+        """The newest spaces first, whatever their state (for feeds and listings)."""
+        query = spaces.select().order_by(spaces.c.created_at.desc()).limit(limit)
+        return [_space(r) for r in await asyncio.to_thread(self._fetch, query)]
 
     async def live(self) -> list[Space]:
         rows = await asyncio.to_thread(self._fetch, spaces.select().where(spaces.c.state == SpaceState.LIVE.value))

@@ -27,6 +27,9 @@ class Space:
     started_at: datetime | None = None
     ended_at: datetime | None = None
     peak_listeners: int = 0
+    # Recording is on unless the host switched it off before going live (then nothing is kept
+    # after the end: no replay, no download, no clips).
+    record: bool = True
 
 
 # A start more than a year ahead is almost always a typo in the year.
@@ -53,14 +56,29 @@ def parse_starts_at(raw: object, now: datetime) -> datetime | None:
     return value.astimezone(UTC)
 
 
-def new_space(space_id: SpaceId, title: str, starts_at: datetime | None, now: datetime) -> Space:
+def new_space(space_id: SpaceId, title: str, starts_at: datetime | None, now: datetime, record: bool = True) -> Space:
     return Space(
         id=space_id,
         title=title,
         state=SpaceState.SCHEDULED,
         created_at=now,
         starts_at=starts_at,
+        record=record,
     )
+
+
+def parse_record(raw: object) -> bool:
+    if not isinstance(raw, bool):
+        raise InvalidInput("record must be true or false")
+    return raw
+
+
+def set_recording(space: Space, record: bool) -> Space:
+    """Recording is chosen before going live: switching it off later would break the promise of a
+    replay to the audience already listening, and switching it on would leave the start unrecorded."""
+    if space.state is not SpaceState.SCHEDULED and record != space.record:
+        raise Conflict("recording can be switched on or off only before the space goes live")
+    return replace(space, record=record)
 
 
 def go_live(space: Space, now: datetime) -> Space:

@@ -74,7 +74,7 @@ async def open_session(
     @pc.on("track")
     def _on_track(track: MediaStreamTrack) -> None:
         if track.kind == "audio":
-            stage.add_input(session.id)
+            stage.add_input(session.id, label=str(member_id))
             receiver = next((r for r in pc.getReceivers() if r.track is track), None)
             if receiver is not None:
                 session.inline_decoding = InlineDecoding.install(

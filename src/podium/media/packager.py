@@ -66,6 +66,10 @@ class Part:
     index: int
     duration_s: float
     data: bytes
+    # Of the segment the part opens or continues: what its record will say, so that a crash
+    # before the segment is whole can still turn its stored parts into a segment on restart.
+    segment_start: datetime | None = None
+    discontinuity: bool = False
 
     @property
     def name(self) -> str:
@@ -168,7 +172,14 @@ class Packager:
         base = self._base_samples() + sum(round(p.duration_s * layout.sample_rate) for p in seg.parts)
         sequence_number = seg.msn * layout.parts_per_segment + index + 1
         data = fmp4.fragment(sequence_number, base, frames, layout.frame_samples)
-        part = Part(seg.msn, index, len(frames) * layout.frame_samples / layout.sample_rate, data)
+        part = Part(
+            seg.msn,
+            index,
+            len(frames) * layout.frame_samples / layout.sample_rate,
+            data,
+            seg.program_date_time,
+            seg.discontinuity,
+        )
         seg.parts.append(part)
         out: list[Part | Segment] = [part]
         if force_segment or len(seg.parts) == layout.parts_per_segment:

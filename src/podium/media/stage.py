@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import deque
 from collections.abc import Hashable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -36,6 +38,18 @@ MAX_CATCH_UP_FRAMES = 50
 LEVEL_DECAY = 0.86
 # Frames a speaker's return track may queue before the oldest go (their connection is slow).
 RETURN_QUEUE_FRAMES = 10
+# A level (0..1 peak) above about -34 dBFS counts as speaking.
+SPEAKING_LEVEL = 0.02
+# Who is speaking changes (for the replay's markers) once another input has been the loudest
+# speaking one for this many frames in a row (0.6 s): short interjections do not count.
+SPEAKER_HOLD_FRAMES = 30
+SPEAKERS_NAME = "speakers.jsonl"
+
+
+@dataclass(frozen=True)
+class SpeakerChange:
+    at_s: float  # media time in the recording
+    member: str
 
 
 class ReturnTrack(MediaStreamTrack):
@@ -77,13 +91,19 @@ class Stage:
         self.init = init_section(self._encoder.audio_specific_config, SAMPLE_RATE, bitrate=BITRATE)
         self.packager = Packager(start, history=history)
         self._changed = asyncio.Event()
-        self._writes: asyncio.Queue[Part | Segment | None] = asyncio.Queue()
+        self._writes: asyncio.Queue[Part | Segment | SpeakerChange | None] = asyncio.Queue()
         self._tick_task: asyncio.Task[None] | None = None
         self._write_task: asyncio.Task[None] | None = None
         self.frames_mixed = 0
         # Per input: peak level with a ~300 ms decay, for speaking indicators.
         self.levels: dict[Hashable, float] = {}
         self._returns: dict[Hashable, ReturnTrack] = {}
+        # Who spoke when, in media time since the recording began (continuing after a restart).
+        self._labels: dict[Hashable, str] = {}
+        self._media_base_s = sum(record.duration_s for record in history)
+        self.speaker: str | None = None
+        self._candidate: tuple[str | None, int] = (None, 0)
+        self.speaker_changes: list[tuple[float, str]] = []
 
     async def start(self) -> None:
         # The init section reaches the disk before any playlist names it.
@@ -93,8 +113,11 @@ class Stage:
 
     # -- speakers --------------------------------------------------------------------------
 
-    def add_input(self, key: Hashable) -> None:
+    def add_input(self, key: Hashable, label: str | None = None) -> None:
+        """`label` names the speaker in who-spoke-when (a member id); the key is the connection."""
         self.mixer.add_input(key)
+        if label is not None:
+            self._labels[key] = label
 
     def remove_input(self, key: Hashable) -> None:
         self.mixer.remove_input(key)
@@ -186,11 +209,27 @@ class Stage:
 
     def _update_levels(self, levels: dict[Hashable, float]) -> None:
         self.levels = {key: max(level, self.levels.get(key, 0.0) * LEVEL_DECAY) for key, level in levels.items()}
+        speaking = [
+            (level, key) for key, level in self.levels.items() if level >= SPEAKING_LEVEL and key in self._labels
+        ]
+        loudest = self._labels[max(speaking, key=lambda pair: pair[0])[1]] if speaking else None
+        if loudest is None or loudest == self.speaker:
+            self._candidate = (None, 0)
+            return
+        name, frames = self._candidate
+        frames = frames + 1 if name == loudest else 1
+        self._candidate = (loudest, frames)
+        if frames >= SPEAKER_HOLD_FRAMES:
+            self.speaker = loudest
+            self._candidate = (None, 0)
+            at_s = round(self._media_base_s + (self.frames_mixed - SPEAKER_HOLD_FRAMES) * FRAME_MS / 1000, 3)
+            self.speaker_changes.append((at_s, loudest))
+            self._writes.put_nowait(SpeakerChange(at_s, loudest))
 
     def _publish(self, made: list[Part | Segment]) -> None:
         for item in made:
-            if isinstance(item, Segment):
-                self._writes.put_nowait(item)
+            # Parts too reach the disk as they are made: a crash loses at most the part in the making.
+            self._writes.put_nowait(item)
         event, self._changed = self._changed, asyncio.Event()
         event.set()
 
@@ -200,9 +239,16 @@ class Stage:
             if item is None:
                 return
             try:
-                if isinstance(item, Segment):
+                if isinstance(item, Part):
+                    await self._store.write_part(self.space_id, item)
+                elif isinstance(item, Segment):
                     await self._store.write(self.space_id, item.record.name, item.data)
                     await self._store.append_record(self.space_id, item.record)
+                    # Only now, with the segment durable, are its parts' files redundant.
+                    await self._store.forget_parts(self.space_id, item.record.msn)
+                elif isinstance(item, SpeakerChange):
+                    line = json.dumps({"at_s": item.at_s, "member": item.member})
+                    await self._store.append_line(self.space_id, SPEAKERS_NAME, line)
             except Exception:
                 # Never stop recording over one failed write: log it and keep the rest coming.
                 log.exception("stage %s could not store %s", self.space_id, item)

@@ -22,12 +22,18 @@ def _iso(moment: datetime | None) -> str | None:
 
 def space_urls(podium: Podium, space: Space) -> dict[str, str]:
     base = podium.settings.base_url
-    return {
+    urls = {
         "page": f"{base}/s/{space.id}",
         "host": f"{base}/host/{space.id}",
         "whip": f"{base}/whip/{space.id}",
         "hls": f"{base}/hls/{space.id}/index.m3u8",
     }
+    if space.state is SpaceState.ENDED and space.record:
+        # The live playlist, now closed with EXT-X-ENDLIST, is the replay; the download is its remux.
+        urls["replay"] = f"{base}/hls/{space.id}/index.m3u8"
+        urls["replay_page"] = f"{base}/s/{space.id}"
+        urls["download"] = f"{base}/media/{space.id}/recording.m4a"
+    return urls
 
 
 def listeners_view(counts: Counts) -> dict[str, Any]:
@@ -44,6 +50,7 @@ def space_view(podium: Podium, space: Space, counts: Counts) -> dict[str, Any]:
         "starts_at": _iso(space.starts_at),
         "started_at": _iso(space.started_at),
         "ended_at": _iso(space.ended_at),
+        "record": space.record,
         "listeners": listeners_view(counts),
         "speakers": podium.speakers_connected(space.id),
         "heartbeat_interval_s": podium.settings.heartbeat_interval_s,
@@ -59,12 +66,12 @@ def _podium(request: Request) -> Podium:
 async def create_space(request: Request) -> Response:
     podium = _podium(request)
     body = await read_json(request, podium.settings.max_json_bytes)
-    unknown = set(body) - {"title", "starts_at"}
+    unknown = set(body) - {"title", "starts_at", "record"}
     if unknown:
-        raise InvalidInput(f"unknown field(s): {', '.join(sorted(unknown))}; expected title and starts_at")
+        raise InvalidInput(f"unknown field(s): {', '.join(sorted(unknown))}; expected title, starts_at and record")
     if "title" not in body:
         raise InvalidInput("title is required")
-    created = await podium.create_space(body["title"], body.get("starts_at"))
+    created = await podium.create_space(body["title"], body.get("starts_at"), body.get("record", True))
     view = space_view(podium, created.space, podium.counts(created.space.id))
     view["host_token"] = created.host_token
     return json_response(view, status=201, headers={"Location": view["urls"]["page"]})

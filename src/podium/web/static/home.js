@@ -5,7 +5,7 @@ document.getElementById("create").addEventListener("submit", async (event) => {
   event.preventDefault();
   const error = document.getElementById("error");
   error.textContent = "";
-  const body = { title: document.getElementById("title").value };
+  const body = { title: document.getElementById("title").value, record: document.getElementById("record").checked };
   const starts = document.getElementById("starts").value;
   if (starts) body.starts_at = new Date(starts).toISOString();
   try {

@@ -19,13 +19,16 @@ function render() {
   document.title = `${space.title} — Podium`;
   $("state").textContent = space.state;
   $("state").dataset.state = space.state;
-  $("play").disabled = space.state !== "live" && !player.playing;
+  $("play").disabled = space.state === "scheduled" && !player.playing;
   if (space.state === "scheduled") {
     $("when").textContent = space.starts_at ? `Starts ${new Date(space.starts_at).toLocaleString()}` : "Starts soon";
     if (!player.playing) $("status").textContent = "Waiting for the host to go live.";
   } else if (space.state === "ended") {
-    $("when").textContent = "This space has ended.";
-    $("status").textContent = "The live stream is over.";
+    $("when").textContent = space.urls.replay ? "This space has ended. The replay is below." : "This space has ended; it was not recorded.";
+    $("play").disabled = !space.urls.replay;
+    if (!player.playing) $("status").textContent = space.urls.replay ? "Press play to hear the replay." : "The live stream is over.";
+    if (space.urls.download) { $("download").href = space.urls.download; $("download-line").hidden = false; }
+    $("hand-form").hidden = true;
   } else {
     $("when").textContent = "";
     if (!player.playing) $("status").textContent = "Live now. Press play to listen.";
@@ -127,19 +130,24 @@ $("play").addEventListener("click", async () => {
   if (!player.hls && !audio.src && !start()) return;
   attachAnalyser();
   if (player.audioContext.state === "suspended") await player.audioContext.resume();
-  if (player.hls && player.hls.liveSyncPosition) audio.currentTime = player.hls.liveSyncPosition;
+  const startAt = window.podiumReplay && window.podiumReplay.startAt();
+  if (startAt !== null && startAt !== undefined) audio.currentTime = startAt;
+  else if (player.hls && player.hls.liveSyncPosition && player.space.state === "live") audio.currentTime = player.hls.liveSyncPosition;
   try {
     await audio.play();
     player.playing = true;
     $("play").textContent = "❚❚";
     $("play").setAttribute("aria-label", "Pause");
-    $("status").textContent = "Playing live.";
+    $("status").textContent = player.space.state === "live" ? "Playing live." : "Playing the replay.";
   } catch (e) {
     $("error").textContent = `Could not play: ${e.message}`;
   }
 });
 audio.addEventListener("waiting", () => { if (player.playing) $("status").textContent = "Buffering…"; });
-audio.addEventListener("playing", () => { $("status").textContent = "Playing live."; });
+audio.addEventListener("playing", () => {
+  const live = player.space && player.space.state === "live";
+  $("status").textContent = live ? (window.podiumReplay && window.podiumReplay.behind() > 8 ? "Playing, behind live." : "Playing live.") : "Playing the replay.";
+});
 window.addEventListener("pagehide", () => beat(true));
 
 // The way up: a named guest raises a hand; once accepted, the speaker view takes over.

@@ -1,0 +1,254 @@
+"""One-file `.m4a` from the recording's fragments: a remux, never a re-encode.
+
+Pure functions over bytes. The recording is an init section (`ftyp` + `moov` with the AAC sample
+description) and segments of `moof` + `mdat` fragments. A progressive MP4 holds the same AAC
+access units once, in one `mdat`, described by a sample table in a `moov` placed first, so a
+player can start before the download ends ("fast start"). The sample description (`stsd`) is
+copied from the init section byte for byte.
+
+Deterministic: the same fragments and times give the same bytes, which is what lets anyone cut
+a clip again from the official recording and compare (see `podium.media.clips`).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+
+from podium.media.fmp4 import TRACK_ID, box, full_box
+
+_MP4_EPOCH = datetime(1904, 1, 1, tzinfo=UTC)
+_UNITY_MATRIX = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
+# Samples per chunk in the output: one chunk per 0.5 s or so, as muxers commonly write audio.
+CHUNK_SAMPLES = 24
+
+
+@dataclass(frozen=True)
+class Samples:
+    """AAC access units in decode order: their sizes, durations (in the track's timescale) and bytes."""
+
+    sizes: np.ndarray  # uint32
+    durations: np.ndarray  # uint32
+    data: bytes
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    @property
+    def total_duration(self) -> int:
+        return int(self.durations.sum())
+
+    def slice(self, first: int, count: int) -> Samples:
+        """Access units [first, first + count)."""
+        offsets = np.concatenate(([0], np.cumsum(self.sizes, dtype=np.uint64)))
+        start, end = int(offsets[first]), int(offsets[first + count])
+        return Samples(self.sizes[first : first + count], self.durations[first : first + count], self.data[start:end])
+
+
+class NotAFragment(ValueError):
+    pass
+
+
+def _children(payload: bytes, offset: int = 0) -> dict[bytes, bytes]:
+    out: dict[bytes, bytes] = {}
+    while offset + 8 <= len(payload):
+        size, kind = struct.unpack_from(">I4s", payload, offset)
+        if size < 8 or offset + size > len(payload):
+            raise NotAFragment(f"malformed box at byte {offset}")
+        out.setdefault(kind, payload[offset + 8 : offset + size])
+        offset += size
+    return out
+
+
+def sample_description(init: bytes) -> tuple[bytes, int]:
+    """The `stsd` box (whole, header included) and the timescale, from an init section."""
+    moov = _children(init).get(b"moov")
+    if moov is None:
+        raise NotAFragment("the init section has no moov")
+    mdia = _children(_children(moov)[b"trak"])[b"mdia"]
+    mdhd = _children(mdia)[b"mdhd"]
+    version = mdhd[0]
+    timescale = struct.unpack_from(">I", mdhd, 4 + (16 if version == 1 else 8))[0]
+    stbl = _children(_children(mdia)[b"minf"])[b"stbl"]
+    stsd = _children(stbl)[b"stsd"]
+    return box(b"stsd", stsd), int(timescale)
+
+
+def fragment_samples(fragments: Iterable[bytes]) -> Samples:
+    """The access units of concatenated `moof` + `mdat` pairs (segments or parts), in order."""
+    sizes: list[np.ndarray] = []
+    durations: list[np.ndarray] = []
+    payloads: list[bytes] = []
+    for data in fragments:
+        offset = 0
+        while offset + 8 <= len(data):
+            size, kind = struct.unpack_from(">I4s", data, offset)
+            if size < 8 or offset + size > len(data):
+                raise NotAFragment(f"malformed box at byte {offset}")
+            if kind == b"moof":
+                moof_start = offset
+                frame_sizes, frame_durations, data_offset = _read_traf(
+                    _children(data[offset + 8 : offset + size])[b"traf"]
+                )
+                start = moof_start + data_offset
+                end = start + int(frame_sizes.sum())
+                if end > len(data):
+                    raise NotAFragment("a fragment's samples run past its end")
+                sizes.append(frame_sizes)
+                durations.append(frame_durations)
+                payloads.append(data[start:end])
+            offset += size
+    if not sizes:
+        return Samples(np.zeros(0, np.uint32), np.zeros(0, np.uint32), b"")
+    return Samples(np.concatenate(sizes), np.concatenate(durations), b"".join(payloads))
+
+
+def _read_traf(traf: bytes) -> tuple[np.ndarray, np.ndarray, int]:
+    boxes = _children(traf)
+    tfhd, trun = boxes[b"tfhd"], boxes[b"trun"]
+    tf_flags = int.from_bytes(tfhd[1:4], "big")
+    pos = 8  # version/flags + track id
+    pos += 8 if tf_flags & 0x01 else 0  # base data offset
+    pos += 4 if tf_flags & 0x02 else 0  # sample description index
+    default_duration = default_size = 0
+    if tf_flags & 0x08:
+        default_duration = struct.unpack_from(">I", tfhd, pos)[0]
+        pos += 4
+    if tf_flags & 0x10:
+        default_size = struct.unpack_from(">I", tfhd, pos)[0]
+    flags = int.from_bytes(trun[1:4], "big")
+    count = struct.unpack_from(">I", trun, 4)[0]
+    pos = 8
+    data_offset = 0
+    if flags & 0x001:
+        data_offset = struct.unpack_from(">i", trun, pos)[0]
+        pos += 4
+    pos += 4 if flags & 0x004 else 0  # first sample flags
+    fields = [bit for bit in (0x100, 0x200, 0x400, 0x800) if flags & bit]
+    table = np.frombuffer(trun, dtype=">u4", count=count * len(fields), offset=pos).reshape(count, len(fields))
+    column = {bit: i for i, bit in enumerate(fields)}
+    durations = table[:, column[0x100]] if 0x100 in column else np.full(count, default_duration)
+    sizes = table[:, column[0x200]] if 0x200 in column else np.full(count, default_size)
+    return sizes.astype(np.uint32), durations.astype(np.uint32), data_offset
+
+
+def _mp4_time(moment: datetime) -> int:
+    return int((moment - _MP4_EPOCH).total_seconds())
+
+
+def progressive(stsd: bytes, timescale: int, samples: Samples, created: datetime, title: str = "") -> bytes:
+    """`ftyp` + `moov` + `mdat`: the `.m4a` of `samples`, playable from its first bytes."""
+    ftyp = box(b"ftyp", b"M4A ", struct.pack(">I", 0), b"M4A ", b"mp42", b"isom")
+    count = len(samples)
+    chunk_counts = [CHUNK_SAMPLES] * (count // CHUNK_SAMPLES) + (
+        [count % CHUNK_SAMPLES] if count % CHUNK_SAMPLES else []
+    )
+    # The moov's size does not depend on the offsets' values, so build it once to measure it.
+    moov = _moov(stsd, timescale, samples, created, title, chunk_counts, mdat_payload_at=0)
+    mdat_header = 16 if len(samples.data) + 8 > 0xFFFFFFFF else 8
+    first = len(ftyp) + len(moov) + mdat_header
+    moov = _moov(stsd, timescale, samples, created, title, chunk_counts, mdat_payload_at=first)
+    if mdat_header == 16:
+        mdat = struct.pack(">I4sQ", 1, b"mdat", 16 + len(samples.data))
+    else:
+        mdat = struct.pack(">I4s", 8 + len(samples.data), b"mdat")
+    return ftyp + moov + mdat + samples.data
+
+
+def _moov(
+    stsd: bytes,
+    timescale: int,
+    samples: Samples,
+    created: datetime,
+    title: str,
+    chunk_counts: Sequence[int],
+    mdat_payload_at: int,
+) -> bytes:
+    when = _mp4_time(created)
+    media_duration = samples.total_duration
+    movie_duration = media_duration * 1000 // max(timescale, 1)
+    mvhd = full_box(
+        b"mvhd",
+        1,
+        0,
+        struct.pack(">QQIQ", when, when, 1000, movie_duration),
+        struct.pack(">IH", 0x00010000, 0x0100),
+        b"\x00" * 10,
+        _UNITY_MATRIX,
+        b"\x00" * 24,
+        struct.pack(">I", TRACK_ID + 1),
+    )
+    tkhd = full_box(
+        b"tkhd",
+        1,
+        0x3,
+        struct.pack(">QQIIQ", when, when, TRACK_ID, 0, movie_duration),
+        b"\x00" * 8,
+        struct.pack(">hhhH", 0, 0, 0x0100, 0),
+        _UNITY_MATRIX,
+        struct.pack(">II", 0, 0),
+    )
+    mdhd = full_box(b"mdhd", 1, 0, struct.pack(">QQIQHH", when, when, timescale, media_duration, 0x55C4, 0))
+    hdlr = full_box(b"hdlr", 0, 0, struct.pack(">I", 0), b"soun", b"\x00" * 12, b"Podium audio\x00")
+    # Time to sample: runs of equal durations.
+    runs: list[tuple[int, int]] = []
+    for duration in samples.durations.tolist():
+        if runs and runs[-1][1] == duration:
+            runs[-1] = (runs[-1][0] + 1, duration)
+        else:
+            runs.append((1, duration))
+    stts = full_box(b"stts", 0, 0, struct.pack(">I", len(runs)), b"".join(struct.pack(">II", n, d) for n, d in runs))
+    # Sample to chunk: all chunks hold CHUNK_SAMPLES but perhaps the last.
+    stsc_entries = []
+    if chunk_counts:
+        stsc_entries.append((1, chunk_counts[0]))
+        if chunk_counts[-1] != chunk_counts[0]:
+            stsc_entries.append((len(chunk_counts), chunk_counts[-1]))
+    stsc = full_box(
+        b"stsc",
+        0,
+        0,
+        struct.pack(">I", len(stsc_entries)),
+        b"".join(struct.pack(">III", f, n, 1) for f, n in stsc_entries),
+    )
+    stsz = full_box(b"stsz", 0, 0, struct.pack(">II", 0, len(samples)), samples.sizes.astype(">u4").tobytes())
+    sizes64 = samples.sizes.astype(np.uint64)
+    ends = np.cumsum(sizes64)
+    first_samples = np.cumsum([0, *chunk_counts[:-1]], dtype=np.int64) if chunk_counts else np.zeros(0, np.int64)
+    starts_of_chunks: np.ndarray = np.concatenate((np.zeros(1, np.uint64), ends))[first_samples]
+    offsets = starts_of_chunks.astype(np.uint64) + np.uint64(mdat_payload_at)
+    if len(offsets) and int(offsets[-1]) > 0xFFFFFFFF:
+        stco = full_box(b"co64", 0, 0, struct.pack(">I", len(offsets)), offsets.astype(">u8").tobytes())
+    else:
+        stco = full_box(b"stco", 0, 0, struct.pack(">I", len(offsets)), offsets.astype(">u4").tobytes())
+    stbl = box(b"stbl", stsd, stts, stsc, stsz, stco)
+    minf = box(
+        b"minf",
+        full_box(b"smhd", 0, 0, struct.pack(">hH", 0, 0)),
+        box(b"dinf", full_box(b"dref", 0, 0, struct.pack(">I", 1), full_box(b"url ", 0, 1))),
+        stbl,
+    )
+    trak = box(b"trak", tkhd, box(b"mdia", mdhd, hdlr, minf))
+    parts = [mvhd, trak]
+    if title:
+        parts.append(_udta_title(title))
+    return box(b"moov", *parts)
+
+
+def _udta_title(title: str) -> bytes:
+    """iTunes-style metadata (`udta/meta/ilst/©nam`), which players show as the title."""
+    text = title.encode("utf-8")[:1000]
+    data = box(b"data", struct.pack(">II", 1, 0), text)  # type 1: UTF-8
+    ilst = box(b"ilst", box(b"\xa9nam", data))
+    hdlr = full_box(b"hdlr", 0, 0, struct.pack(">I", 0), b"mdir", b"appl", b"\x00" * 8, b"\x00")
+    return box(b"udta", full_box(b"meta", 0, 0, hdlr, ilst))
+
+
+def remux(init: bytes, fragments: Iterable[bytes], created: datetime, title: str = "") -> bytes:
+    """The whole recording as one `.m4a`."""
+    stsd, timescale = sample_description(init)
+    return progressive(stsd, timescale, fragment_samples(fragments), created, title)

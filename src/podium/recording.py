@@ -1,0 +1,313 @@
+"""Replay, download and clips: what is kept of a space once (and while) it is live.
+
+The recording is the HLS recording itself (bet 4): the init section and the durable segments the
+stage wrote. This module turns it into the downloadable `.m4a` the moment the space ends (a remux
+that takes well under a second for two hours), cuts signed clips from it, checks clips, and lays
+out the replay's who-spoke-when and posts on the recording's own time axis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, load_pem_private_key
+
+from podium.admission.limits import Policy, RateLimits
+from podium.domain.space import Space, SpaceState
+from podium.errors import Conflict, InvalidInput, NotFound, PodiumError
+from podium.ids import SpaceId
+from podium.media import clips, m4a
+from podium.media.packager import INIT_NAME, SegmentRecord
+from podium.media.stage import SPEAKERS_NAME
+from podium.service import Podium
+
+log = logging.getLogger(__name__)
+
+DOWNLOAD_NAME = "recording.m4a"
+KEY_NAME = "clip-signing-key.pem"
+CLIP_PER_ADDRESS = Policy("clip-address", "10/minute", "too many clips from your network")
+
+
+def load_or_create_signing_key(data_dir: Path) -> Ed25519PrivateKey:
+    """The instance's Ed25519 key for clip provenance: generated on first start, kept (0600)."""
+    path = data_dir / KEY_NAME
+    if path.exists():
+        key = load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise PodiumError(f"{path} is not an Ed25519 key; remove it to have a new one generated")
+        return key
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(pem)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return key
+
+
+@dataclass(frozen=True)
+class Verdict:
+    valid: bool
+    checks: list[clips.Check]
+    facts: dict[str, Any]
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "valid": self.valid,
+            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks],
+            "facts": self.facts,
+        }
+
+
+def media_offset(records: list[SegmentRecord], moment: datetime) -> float:
+    """Where a wall-clock moment falls in the recording's media time (segments laid end to end).
+    A moment in a gap (the server was down) maps to the start of the next segment."""
+    at = 0.0
+    for record in records:
+        start = record.program_date_time
+        if moment < start:
+            return at
+        if moment < start + timedelta(seconds=record.duration_s):
+            return at + (moment - start).total_seconds()
+        at += record.duration_s
+    return at
+
+
+class Recordings:
+    def __init__(self, podium: Podium, key: Ed25519PrivateKey, limits: RateLimits) -> None:
+        self.podium = podium
+        self.media = podium.media
+        self.key = key
+        self.public_key: Ed25519PublicKey = key.public_key()
+        self.limits = limits
+        self._builds: dict[SpaceId, asyncio.Task[None]] = {}
+
+    @property
+    def key_id(self) -> str:
+        return clips.key_id(self.public_key)
+
+    def key_view(self) -> dict[str, str]:
+        return {
+            "algorithm": "Ed25519",
+            "key_id": self.key_id,
+            "public_key": base64.b64encode(clips.public_raw(self.public_key)).decode("ascii"),
+            "instance": self.podium.settings.base_url,
+        }
+
+    # -- life -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.podium.end_hooks.append(self.finish)
+
+    async def stop(self) -> None:
+        for task in list(self._builds.values()):
+            task.cancel()
+
+    async def finish(self, space: Space) -> None:
+        """At the end: the download is made now (not on the first request), or, for a space that
+        was not to be recorded, everything stored for it goes."""
+        if not space.record:
+            await self.media.remove_space(space.id)
+            return
+        await self._build(space)
+
+    # -- download ---------------------------------------------------------------------------
+
+    def _ready(self, space: Space) -> None:
+        if not space.record:
+            raise NotFound("this space was not recorded")
+        if space.state is not SpaceState.ENDED:
+            raise Conflict("the download is made when the space ends; while live, listen or rewind instead")
+
+    async def download_path(self, space: Space) -> Path:
+        self._ready(space)
+        path = self.media.local_path(space.id, DOWNLOAD_NAME)
+        if path is None:
+            await self._build(space)
+            path = self.media.local_path(space.id, DOWNLOAD_NAME)
+        if path is None:
+            raise NotFound("the recording could not be made; see the server's log")
+        return path
+
+    async def _build(self, space: Space) -> None:
+        """One build per space at a time; callers arriving meanwhile wait for the same one."""
+        task = self._builds.get(space.id)
+        if task is None:
+            task = self._builds[space.id] = asyncio.create_task(self._make_download(space))
+            task.add_done_callback(lambda _t: self._builds.pop(space.id, None))
+        await asyncio.shield(task)
+
+    async def _make_download(self, space: Space) -> None:
+        if self.media.local_path(space.id, DOWNLOAD_NAME) is not None:
+            return
+        records = await self.media.records(space.id)
+        files = await self.media.read_many(space.id, [INIT_NAME] + [r.name for r in records])
+        created = space.started_at or space.created_at
+        data = await asyncio.to_thread(m4a.remux, files[0], files[1:], created, space.title)
+        await self.media.write(space.id, DOWNLOAD_NAME, data)
+        log.info("space %s: download ready (%d bytes, %d segments)", space.id, len(data), len(records))
+
+    # -- the recording ------------------------------------------------------------------------
+
+    async def _recording(self, space: Space) -> tuple[list[SegmentRecord], bytes, list[bytes]]:
+        if not space.record:
+            raise NotFound("this space is not recorded")
+        if space.state is SpaceState.SCHEDULED:
+            raise Conflict("this space has not started yet")
+        records = await self.media.records(space.id)
+        if not records:
+            raise Conflict("nothing is recorded yet; try again in a few seconds")
+        files = await self.media.read_many(space.id, [INIT_NAME] + [r.name for r in records])
+        return records, files[0], files[1:]
+
+    async def fingerprint(self, space: Space) -> dict[str, Any]:
+        records, init, segments = await self._recording(space)
+        return {
+            "sha256": clips.recording_digest(init, segments),
+            "segments": len(records),
+            "duration_s": round(sum(r.duration_s for r in records), 3),
+            "complete": space.state is SpaceState.ENDED,
+        }
+
+    async def replay(self, space: Space) -> dict[str, Any]:
+        """Who spoke when and every shown post, on the recording's time axis (seconds from its start)."""
+        records = await self.media.records(space.id) if space.record else []
+        rules = self.podium.rules(space)
+        speakers = []
+        for line in await self.media.lines(space.id, SPEAKERS_NAME):
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            member = rules.members.get(item.get("member"))
+            name = member.name if member is not None else "A former speaker"
+            speakers.append({"at_s": item["at_s"], "member": item.get("member"), "name": name})
+        return {
+            "duration_s": round(sum(r.duration_s for r in records), 3),
+            "ended": space.state is SpaceState.ENDED,
+            "speakers": speakers,
+            "first_program_date_time": records[0].program_date_time.isoformat() if records else None,
+        }
+
+    def offset_of(self, records: list[SegmentRecord], moment: datetime) -> float:
+        return round(media_offset(records, moment), 3)
+
+    # -- clips ------------------------------------------------------------------------------
+
+    async def create_clip(
+        self, space: Space, start_s: object, duration_s: object, address: str, instance: str
+    ) -> dict[str, Any]:
+        """`instance`: this instance's public address (PODIUM_PUBLIC_URL, else the one the request came to)."""
+        if not isinstance(start_s, int | float) or isinstance(start_s, bool):
+            raise InvalidInput("start_s must be a number of seconds from the start of the recording")
+        if not isinstance(duration_s, int | float) or isinstance(duration_s, bool):
+            raise InvalidInput(
+                f"duration_s must be a number of seconds ({clips.MIN_CLIP_S:.0f} to {clips.MAX_CLIP_S:.0f})"
+            )
+        if not clips.MIN_CLIP_S <= duration_s <= clips.MAX_CLIP_S:
+            raise InvalidInput(f"a clip lasts {clips.MIN_CLIP_S:.0f} to {clips.MAX_CLIP_S:.0f} seconds")
+        self.limits.hit(CLIP_PER_ADDRESS, address)
+        records, init, segments = await self._recording(space)
+        _stsd, timescale = m4a.sample_description(init)
+        samples = m4a.fragment_samples(segments)
+        try:
+            cut = clips.plan_cut(float(start_s), float(duration_s), samples, timescale)
+        except ValueError as error:
+            raise InvalidInput(str(error)) from None
+        # Only the segments the clip needs are named in its recording hash, so a clip of a live
+        # space can be checked against the recording as it grows.
+        frames_before = 0
+        needed = 0
+        for index, segment in enumerate(segments):
+            frames_before += len(m4a.fragment_samples([segment]))
+            if frames_before >= cut.first_frame + cut.frames:
+                needed = index + 1
+                break
+        segments = segments[:needed]
+        created = records[0].program_date_time
+        title = f"{space.title} (clip)"
+        media = clips.cut_media(init, segments, cut, created, title)
+        clip_id = "c" + secrets.token_hex(6)
+        base = self.podium.settings.base_url or instance.rstrip("/")
+        facts = {
+            "format": clips.FORMAT,
+            "instance": base,
+            "key_id": self.key_id,
+            "space": space.id,
+            "title": title,
+            "clip": clip_id,
+            "first_frame": cut.first_frame,
+            "frames": cut.frames,
+            "timescale": cut.timescale,
+            "frame_duration": cut.frame_duration,
+            "offset_s": round(cut.offset_s, 3),
+            "duration_s": round(cut.duration_s, 3),
+            "clip_sha256": hashlib.sha256(media).hexdigest(),
+            "recording_sha256": clips.recording_digest(init, segments),
+            "recording_segments": len(segments),
+            "media_created": created.isoformat(),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "context_url": f"{base}/s/{space.id}?t={cut.offset_s:.1f}",
+        }
+        data = clips.seal(media, facts, self.key)
+        await self.media.write(space.id, f"{clip_id}.m4a", data)
+        return self.clip_view(space.id, clips.open_clip(data)[1])
+
+    def clip_view(self, space_id: SpaceId, envelope: dict[str, Any]) -> dict[str, Any]:
+        facts = envelope["facts"]
+        base = str(facts.get("instance", self.podium.settings.base_url))
+        clip_id = facts["clip"]
+        return {
+            "id": clip_id,
+            "facts": facts,
+            "key_id": envelope.get("key_id"),
+            "signature": envelope.get("signature"),
+            "urls": {
+                "page": f"{base}/c/{space_id}/{clip_id}",
+                "file": f"{base}/media/{space_id}/clips/{clip_id}.m4a",
+                "context": facts["context_url"],
+                "verify": f"{base}/verify",
+            },
+        }
+
+    async def clip(self, space: Space, clip_id: str) -> tuple[dict[str, Any], Path]:
+        if not (clip_id.startswith("c") and len(clip_id) == 13 and all(c in "0123456789abcdef" for c in clip_id[1:])):
+            raise NotFound("no such clip")
+        path = self.media.local_path(space.id, f"{clip_id}.m4a")
+        if path is None:
+            raise NotFound("no such clip")
+        data = await asyncio.to_thread(path.read_bytes)
+        _media, envelope = clips.open_clip(data)
+        return self.clip_view(space.id, envelope), path
+
+    async def verify(self, data: bytes) -> Verdict:
+        """Checks a clip file against this instance: its key, and its own copy of the recording."""
+        try:
+            media, envelope = clips.open_clip(data)
+        except clips.NotAClip as error:
+            return Verdict(False, [clips.Check("provenance", False, str(error))], {})
+        facts = envelope["facts"]
+        checks = clips.check_sealed(media, envelope, self.public_key)
+        space_id = str(facts.get("space", ""))
+        try:
+            space = await self.podium.get_space(space_id)
+            records, init, segments = await self._recording(space)
+            wanted = int(facts.get("recording_segments", -1))
+            if not 0 < wanted <= len(records):
+                raise NotFound("the clip names more of the recording than this instance holds")
+            checks += clips.check_against_recording(media, facts, init, segments[:wanted])
+        except (NotFound, Conflict, ValueError, TypeError) as error:
+            checks.append(clips.Check("recording", False, f"the recording the clip names is not here: {error}"))
+        return Verdict(all(c.ok for c in checks), checks, facts)

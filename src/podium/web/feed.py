@@ -1,0 +1,108 @@
+"""The instance's podcast feed: RSS 2.0 with the Podcasting 2.0 namespace.
+
+Scheduled and live spaces are `podcast:liveItem`s (status pending, live or ended, with start and
+end), so podcast apps that follow live items can announce and play them; every recorded space
+that has ended is an ordinary `item` whose enclosure is its `.m4a`.
+"""
+
+from __future__ import annotations
+
+import uuid
+import xml.etree.ElementTree as ET
+from datetime import datetime, timedelta
+from email.utils import format_datetime
+
+from podium.domain.space import Space, SpaceState
+from podium.recording import DOWNLOAD_NAME
+from podium.service import Podium
+
+PODCAST_NS = "https://podcastindex.org/namespace/1.0"
+ITUNES_NS = "http://www.itunes.com/dtds/podcast-1.0.dtd"
+ATOM_NS = "http://www.w3.org/2005/Atom"
+# A live item must say when it ends; a space has no set length, so an hour is announced.
+ANNOUNCED_LENGTH = timedelta(hours=1)
+
+ET.register_namespace("podcast", PODCAST_NS)
+ET.register_namespace("itunes", ITUNES_NS)
+ET.register_namespace("atom", ATOM_NS)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _text(parent: ET.Element, tag: str, text: str, **attrs: str) -> ET.Element:
+    element = ET.SubElement(parent, tag, attrs)
+    element.text = text
+    return element
+
+
+def _live_item(channel: ET.Element, base: str, space: Space) -> None:
+    start = space.started_at or space.starts_at or space.created_at
+    if space.state is SpaceState.ENDED:
+        status, end = "ended", space.ended_at or start
+    else:
+        status = "live" if space.state is SpaceState.LIVE else "pending"
+        end = start + ANNOUNCED_LENGTH
+    item = ET.SubElement(
+        channel, f"{{{PODCAST_NS}}}liveItem", {"status": status, "start": _iso(start), "end": _iso(end)}
+    )
+    _text(item, "title", space.title)
+    _text(item, "guid", f"{space.id}-live", isPermaLink="false")
+    _text(item, "link", f"{base}/s/{space.id}")
+    _text(item, "description", f"Live audio on Podium: {space.title}")
+    ET.SubElement(
+        item,
+        "enclosure",
+        {"url": f"{base}/hls/{space.id}/index.m3u8", "type": "application/vnd.apple.mpegurl", "length": "0"},
+    )
+    _text(item, f"{{{PODCAST_NS}}}contentLink", "Listen in the browser", href=f"{base}/s/{space.id}")
+
+
+def _replay_item(channel: ET.Element, podium: Podium, base: str, space: Space, duration_s: float) -> None:
+    item = ET.SubElement(channel, "item")
+    _text(item, "title", space.title)
+    _text(item, "guid", space.id, isPermaLink="false")
+    _text(item, "link", f"{base}/s/{space.id}")
+    _text(item, "description", f"The recording of the live space “{space.title}”.")
+    _text(item, "pubDate", format_datetime(space.ended_at or space.created_at))
+    path = podium.media.local_path(space.id, DOWNLOAD_NAME)
+    ET.SubElement(
+        item,
+        "enclosure",
+        {
+            "url": f"{base}/media/{space.id}/{DOWNLOAD_NAME}",
+            "type": "audio/mp4",
+            "length": str(path.stat().st_size if path is not None else 0),
+        },
+    )
+    _text(item, f"{{{ITUNES_NS}}}duration", str(round(duration_s)))
+
+
+async def podcast_feed(podium: Podium, spaces: list[Space], base: str) -> bytes:
+    """`base`: the instance's public address (feeds need absolute links)."""
+    rss = ET.Element("rss", {"version": "2.0"})
+    channel = ET.SubElement(rss, "channel")
+    _text(channel, "title", f"Podium at {base.split('://', 1)[-1]}")
+    _text(channel, "link", f"{base}/")
+    _text(channel, "description", "Live audio conversations and their recordings.")
+    _text(channel, "language", "en")
+    _text(channel, "generator", "Podium")
+    ET.SubElement(
+        channel, f"{{{ATOM_NS}}}link", {"href": f"{base}/feed.xml", "rel": "self", "type": "application/rss+xml"}
+    )
+    # podcast:guid: a UUIDv5 of the feed's address without its scheme, as the namespace asks.
+    feed_guid = uuid.uuid5(uuid.UUID("ead4c236-bf58-58c6-a2c6-a6b28d128cb6"), f"{base.split('://', 1)[-1]}/feed.xml")
+    _text(channel, f"{{{PODCAST_NS}}}guid", str(feed_guid))
+    _text(channel, f"{{{PODCAST_NS}}}medium", "podcast")
+    _text(channel, f"{{{ITUNES_NS}}}author", "Podium")
+    for space in spaces:
+        _live_item(channel, base, space)
+    for space in spaces:
+        if space.state is SpaceState.ENDED and space.record:
+            records = await podium.media.records(space.id)
+            if records:
+                _replay_item(channel, podium, base, space, sum(r.duration_s for r in records))
+    ET.indent(rss)
+    body: bytes = ET.tostring(rss, encoding="utf-8", xml_declaration=False)
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body

@@ -1,0 +1,169 @@
+"""Replay, download, clips and their checking, and the instance's podcast feed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Route
+
+from podium.audience.posts import Posting
+from podium.domain.posts import public_view
+from podium.domain.space import SpaceState
+from podium.errors import InvalidInput
+from podium.media import clips
+from podium.recording import Recordings
+from podium.service import Podium
+from podium.web.accounts_api import client_address
+from podium.web.feed import podcast_feed
+from podium.web.http import CORS_HEADERS, bearer_token, json_response, read_body, read_json
+from podium.web.pages import PAGE_HEADERS, STATIC
+
+M4A_TYPE = "audio/mp4"
+
+
+def _recordings(request: Request) -> Recordings:
+    recordings: Recordings = request.app.state.recordings
+    return recordings
+
+
+def _podium(request: Request) -> Podium:
+    podium: Podium = request.app.state.podium
+    return podium
+
+
+async def set_recording(request: Request) -> Response:
+    """PATCH /api/spaces/{id} {"record": false}: the host's choice, before going live."""
+    podium = _podium(request)
+    body = await read_json(request, 1024)
+    unknown = set(body) - {"record"}
+    if unknown or "record" not in body:
+        raise InvalidInput('send {"record": true} or {"record": false}; nothing else can be changed here')
+    space = await podium.set_recording(request.path_params["space_id"], bearer_token(request), body["record"])
+    from podium.web.api import space_view
+
+    return json_response(space_view(podium, space, podium.counts(space.id)))
+
+
+async def download(request: Request) -> Response:
+    podium = _podium(request)
+    space = await podium.get_space(request.path_params["space_id"])
+    path = await _recordings(request).download_path(space)
+    filename = "".join(c if c.isalnum() or c in " -_" else "_" for c in space.title)[:80].strip() or space.id
+    return FileResponse(
+        path,
+        media_type=M4A_TYPE,
+        headers={
+            "Cache-Control": "public, max-age=31536000, immutable",
+            "Content-Disposition": f'inline; filename="{filename}.m4a"',
+            **CORS_HEADERS,
+        },
+    )
+
+
+async def replay(request: Request) -> Response:
+    """Who spoke when and the shown posts, placed on the recording's time axis."""
+    podium = _podium(request)
+    space = await podium.get_space(request.path_params["space_id"])
+    recordings = _recordings(request)
+    body = await recordings.replay(space)
+    posting: Posting = request.app.state.posting
+    records = await podium.media.records(space.id) if space.record else []
+    posts: list[dict[str, Any]] = []
+    for post in [*await posting.questions(space.id), *await posting.comments(space.id)]:
+        posts.append({**public_view(post), "at_s": recordings.offset_of(records, post.created_at)})
+    body["posts"] = sorted(posts, key=lambda p: (p["at_s"], p["id"]))
+    cache = "public, max-age=60" if space.state is SpaceState.ENDED else "public, max-age=2"
+    return json_response(body, cache=cache)
+
+
+async def recording_fingerprint(request: Request) -> Response:
+    podium = _podium(request)
+    space = await podium.get_space(request.path_params["space_id"])
+    return json_response(await _recordings(request).fingerprint(space), cache="public, max-age=2")
+
+
+async def create_clip(request: Request) -> Response:
+    podium = _podium(request)
+    space = await podium.get_space(request.path_params["space_id"])
+    body = await read_json(request, 1024)
+    unknown = set(body) - {"start_s", "duration_s"}
+    if unknown:
+        raise InvalidInput(f"unknown field(s): {', '.join(sorted(unknown))}; expected start_s and duration_s")
+    view = await _recordings(request).create_clip(
+        space, body.get("start_s"), body.get("duration_s"), client_address(request), str(request.base_url)
+    )
+    return json_response(view, status=201, headers={"Location": view["urls"]["page"]})
+
+
+async def get_clip(request: Request) -> Response:
+    podium = _podium(request)
+    space = await podium.get_space(request.path_params["space_id"])
+    view, _path = await _recordings(request).clip(space, request.path_params["clip_id"])
+    return json_response(view, cache="public, max-age=3600")
+
+
+async def clip_file(request: Request) -> Response:
+    podium = _podium(request)
+    space = await podium.get_space(request.path_params["space_id"])
+    view, path = await _recordings(request).clip(space, request.path_params["clip_id"])
+    return FileResponse(
+        path,
+        media_type=M4A_TYPE,
+        headers={
+            "Cache-Control": "public, max-age=31536000, immutable",
+            "Content-Disposition": f'attachment; filename="{view["id"]}.m4a"',
+            **CORS_HEADERS,
+        },
+    )
+
+
+async def verify(request: Request) -> Response:
+    """POST a clip file (the bytes as they are): is it an unaltered excerpt of this instance's recording?"""
+    data = await read_body(request, clips.MAX_CLIP_BYTES)
+    if not data:
+        raise InvalidInput("send the clip file as the request body")
+    verdict = await _recordings(request).verify(data)
+    return json_response(verdict.view())
+
+
+async def public_key(request: Request) -> Response:
+    return json_response(_recordings(request).key_view(), cache="public, max-age=3600")
+
+
+async def feed(request: Request) -> Response:
+    podium = _podium(request)
+    spaces = await podium.spaces.recent(100)
+    xml = await podcast_feed(podium, spaces, podium.settings.base_url or str(request.base_url).rstrip("/"))
+    return Response(
+        xml,
+        media_type="application/rss+xml; charset=utf-8",
+        headers={"Cache-Control": "public, max-age=30", **CORS_HEADERS},
+    )
+
+
+async def clip_page(request: Request) -> Response:
+    await get_clip(request)  # 404 for a clip that is not there
+    return FileResponse(STATIC / "clip.html", media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+
+
+async def verify_page(request: Request) -> Response:
+    return FileResponse(STATIC / "verify.html", media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+
+
+def replay_routes() -> list[Route]:
+    return [
+        Route("/api/spaces/{space_id}", set_recording, methods=["PATCH"]),
+        Route("/api/spaces/{space_id}/replay", replay, methods=["GET"]),
+        Route("/api/spaces/{space_id}/recording", recording_fingerprint, methods=["GET"]),
+        Route("/api/spaces/{space_id}/clips", create_clip, methods=["POST"]),
+        Route("/api/spaces/{space_id}/clips/{clip_id}", get_clip, methods=["GET"]),
+        Route("/api/verify", verify, methods=["POST"]),
+        Route("/.well-known/podium-clip-key", public_key, methods=["GET"]),
+        Route("/media/{space_id}/recording.m4a", download, methods=["GET", "HEAD"]),
+        Route("/media/{space_id}/clips/{clip_id}.m4a", clip_file, methods=["GET", "HEAD"]),
+        Route("/feed.xml", feed, methods=["GET", "HEAD"]),
+        Route("/c/{space_id}/{clip_id}", clip_page, methods=["GET", "HEAD"]),
+        Route("/verify", verify_page, methods=["GET", "HEAD"]),
+    ]

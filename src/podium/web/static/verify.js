@@ -1,0 +1,28 @@
+"use strict";
+// Sends a clip file to /api/verify and shows each check the instance made.
+$("verify-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const file = $("clip-file").files[0];
+  if (!file) return;
+  $("verdict").textContent = "Checking…";
+  $("verdict").dataset.valid = "";
+  $("checks").replaceChildren();
+  try {
+    const response = await fetch("/api/verify", { method: "POST", headers: { "Content-Type": "audio/mp4" }, body: file });
+    const data = await response.json();
+    if (!response.ok) throw new Error(data.error || `error ${response.status}`);
+    $("verdict").dataset.valid = String(data.valid);
+    $("verdict").textContent = data.valid
+      ? `Valid: an unaltered excerpt of “${data.facts.title}”, ${data.facts.offset_s} s into the recording.`
+      : "Not valid: this file is not an unaltered excerpt of the recording it names.";
+    $("checks").replaceChildren(...data.checks.map((c) => {
+      const item = document.createElement("li");
+      item.dataset.ok = String(c.ok);
+      item.textContent = `${c.ok ? "✓" : "✗"} ${c.detail}`;
+      return item;
+    }));
+    if (data.valid && data.facts.context_url) { $("context").href = data.facts.context_url; $("context-line").hidden = false; }
+  } catch (e) {
+    $("verdict").textContent = `Could not check the file: ${e.message}`;
+  }
+});
