@@ -43,6 +43,7 @@ async def test_public_state_never_shows_the_host_token(client: httpx.AsyncClient
         ({"title": 7}, 400, "must be a string"),
         ({"title": "ok", "starts_at": "soon"}, 400, "ISO 8601"),
         ({"title": "ok", "colour": "red"}, 400, "unknown field"),
+        ({"title": "ok", "record": "yes"}, 400, "record must be true or false"),
     ],
 )
 async def test_bad_space_requests_are_refused_clearly(
@@ -179,3 +180,37 @@ async def test_pages_are_served(client: httpx.AsyncClient) -> None:
         assert "default-src 'self'" in response.headers["content-security-policy"]
     assert (await client.get("/static/vendor/hls.min.js")).status_code == 200
     assert (await client.get("/s/not-an-id")).status_code == 404
+
+
+async def test_recording_is_on_by_default_and_only_the_host_switches_it(client: httpx.AsyncClient) -> None:
+    space = await create(client)
+    assert space["record"] is True
+    off = await create(client, record=False)
+    assert off["record"] is False
+    url = f"/api/spaces/{space['id']}"
+    assert (await client.patch(url, json={"record": False})).status_code == 401
+    guest = await client.post(f"{url}/guests", json={"name": "Ann"})
+    refused = await client.patch(
+        url, json={"record": False}, headers={"Authorization": f"Bearer {guest.json()['token']}"}
+    )
+    assert refused.status_code == 403 and "host" in refused.json()["error"]
+    host = {"Authorization": f"Bearer {space['host_token']}"}
+    assert (await client.patch(url, json={"title": "x"}, headers=host)).status_code == 400
+    switched = await client.patch(url, json={"record": False}, headers=host)
+    assert switched.status_code == 200 and switched.json()["record"] is False
+    assert (await client.get(url)).json()["record"] is False
+
+
+async def test_replay_things_before_the_space_is_live(client: httpx.AsyncClient) -> None:
+    space = await create(client)
+    sid = space["id"]
+    assert (await client.get(f"/media/{sid}/recording.m4a")).status_code == 409
+    clip = await client.post(f"/api/spaces/{sid}/clips", json={"start_s": 0, "duration_s": 10})
+    assert clip.status_code == 409 and "not started" in clip.json()["error"]
+    assert (await client.get(f"/api/spaces/{sid}/clips/c0123456789ab")).status_code == 404
+    assert (await client.get(f"/api/spaces/{sid}/clips/..%2fsecret")).status_code == 404
+    replay = await client.get(f"/api/spaces/{sid}/replay")
+    assert replay.status_code == 200 and replay.json()["speakers"] == [] and replay.json()["posts"] == []
+    assert (await client.post("/api/verify", content=b"")).status_code == 400
+    key = await client.get("/.well-known/podium-clip-key")
+    assert key.status_code == 200 and key.json()["algorithm"] == "Ed25519"
