@@ -70,6 +70,9 @@ async def test_the_end_publishes_replay_and_download_at_once(server: Server, tmp
         await wait_for_media(server, space, 1)
         went_live = time.monotonic()
         await wait_for_media(server, space, 9)
+        for _ in range(3):
+            assert (await client.post(f"/api/spaces/{space['id']}/reactions", json={"emoji": "👏"})).status_code < 300
+        await asyncio.sleep(1.5)  # the timeline closes one interval a second
         # While live, the download is not there yet, and says why.
         early = await client.get(f"/media/{space['id']}/recording.m4a")
         assert early.status_code == 409 and "ends" in early.json()["error"]
@@ -82,6 +85,10 @@ async def test_the_end_publishes_replay_and_download_at_once(server: Server, tmp
         replay_ready = time.monotonic() - ended_at
         download = await client.get(view["urls"]["download"])
         download_ready = time.monotonic() - ended_at
+        replay = (await client.get(f"/api/spaces/{space['id']}/replay")).json()
+    # The reactions come back in the replay, at the moment of the recording they were sent.
+    assert sum(r["counts"].get("👏", 0) for r in replay["reactions"]) == 3
+    assert all(0 < r["at_s"] <= replay["duration_s"] for r in replay["reactions"])
     assert playlist.status_code == 200 and playlist.text.rstrip().endswith("#EXT-X-ENDLIST")
     assert download.status_code == 200 and download.headers["content-type"] == "audio/mp4"
     assert replay_ready < 2 and download_ready < 2, (replay_ready, download_ready)

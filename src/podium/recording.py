@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, load_pem_private_key
 
 from podium.admission.limits import Policy, RateLimits
+from podium.audience.feed import REACTIONS_NAME
 from podium.domain.space import Space, SpaceState
 from podium.errors import Conflict, InvalidInput, NotFound, PodiumError
 from podium.ids import SpaceId
@@ -194,10 +195,19 @@ class Recordings:
             member = rules.members.get(item.get("member"))
             name = member.name if member is not None else "A former speaker"
             speakers.append({"at_s": item["at_s"], "member": item.get("member"), "name": name})
+        reactions = []
+        for line in await self.media.lines(space.id, REACTIONS_NAME):
+            try:
+                item = json.loads(line)
+                at = datetime.fromisoformat(item["at"].replace("Z", "+00:00"))
+            except (json.JSONDecodeError, KeyError, ValueError, AttributeError):
+                continue
+            reactions.append({"at_s": self.offset_of(records, at), "counts": item.get("reactions", {})})
         return {
             "duration_s": round(sum(r.duration_s for r in records), 3),
             "ended": space.state is SpaceState.ENDED,
             "speakers": speakers,
+            "reactions": reactions,
             "first_program_date_time": records[0].program_date_time.isoformat() if records else None,
         }
 

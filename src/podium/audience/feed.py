@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 QUESTIONS_SHOWN = 20
 POINTER_NAME = "timeline.json"
+REACTIONS_NAME = "reactions.jsonl"
 CACHED_ITEMS = 120  # per space, in memory; older ones are read from storage
 
 
@@ -189,6 +190,10 @@ class Feed:
         if event is not None:
             event.set()
         await self._media.write(space.id, item_name(item["seq"]), data)
+        if item.get("reactions"):
+            # A compact log of the reactions alone, for the replay to show them in step with the audio.
+            line = json.dumps({"at": item["at"], "reactions": item["reactions"]}, ensure_ascii=False)
+            await self._media.append_line(space.id, REACTIONS_NAME, line)
         pointer = {"latest": item["seq"], "recent": timeline.recent_comments}
         await self._media.write(space.id, POINTER_NAME, json.dumps(pointer, ensure_ascii=False).encode())
         if space.state is SpaceState.ENDED or (space.id not in self._podium.live_space_ids() and not news):
