@@ -241,11 +241,10 @@ async def test_a_space_not_recorded_keeps_nothing(server: Server) -> None:
         view = (await client.get(f"/api/spaces/{space['id']}")).json()
         assert "replay" not in view["urls"] and "download" not in view["urls"]
         assert (await client.get(f"/media/{space['id']}/recording.m4a")).status_code == 404
-        for _ in range(50):  # the media goes right after the end
-            if not (server.data_dir / "media" / space["id"]).exists():
-                break
-            await asyncio.sleep(0.1)
-        assert not (server.data_dir / "media" / space["id"]).exists()
+        # The audio went before the end was answered; the timeline's text (posts) stays.
+        folder = server.data_dir / "media" / space["id"]
+        left = sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+        assert not [n for n in left if n.endswith((".m4s", ".m4a", ".mp4")) or n == "segments.jsonl"], left
 
 
 async def test_kill_9_in_the_middle_loses_at_most_a_part_and_the_replay_plays_through(server: Server) -> None:

@@ -118,9 +118,9 @@ class Recordings:
 
     async def finish(self, space: Space) -> None:
         """At the end: the download is made now (not on the first request), or, for a space that
-        was not to be recorded, everything stored for it goes."""
+        was not to be recorded, its audio goes (what listeners wrote stays, as for any space)."""
         if not space.record:
-            await self.media.remove_space(space.id)
+            await self.media.remove_recording(space.id)
             return
         await self._build(space)
 

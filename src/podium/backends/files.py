@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 from datetime import datetime
 from pathlib import Path
 
@@ -17,6 +16,9 @@ RECORDS_NAME = "segments.jsonl"
 # The head of the segment being made (its number, start time, discontinuity), written with its
 # first part: with the parts on disk, enough to make the segment whole after a crash.
 OPEN_SEGMENT_NAME = "open-segment.json"
+# What a recording is made of (audio, its records, who spoke when, downloads and clips); the
+# timeline objects (text) are not part of it.
+RECORDING_FILES = ("*.m4s", "*.m4a", INIT_NAME, RECORDS_NAME, OPEN_SEGMENT_NAME, "speakers.jsonl", ".*.tmp")
 
 
 class FileMediaStore:
@@ -167,8 +169,15 @@ class FileMediaStore:
         folder = self._folder(space_id)
         return await asyncio.to_thread(lambda: [(folder / name).read_bytes() for name in names])
 
-    async def remove_space(self, space_id: SpaceId) -> None:
-        await asyncio.to_thread(shutil.rmtree, self._folder(space_id), True)
+    async def remove_recording(self, space_id: SpaceId) -> None:
+        folder = self._folder(space_id)
+
+        def remove() -> None:
+            for pattern in RECORDING_FILES:
+                for path in folder.glob(pattern):
+                    path.unlink(missing_ok=True)
+
+        await asyncio.to_thread(remove)
 
     def local_path(self, space_id: SpaceId, name: str) -> Path | None:
         path = self._folder(space_id) / name

@@ -111,8 +111,8 @@ class MediaStore(Protocol):
         """Several files at once, in order; raises FileNotFoundError if one is missing."""
         ...
 
-    async def remove_space(self, space_id: SpaceId) -> None:
-        """Everything stored for the space (a space that was not to be recorded has ended)."""
+    async def remove_recording(self, space_id: SpaceId) -> None:
+        """The audio of a space and all made from it (a space that was not to be recorded has ended)."""
         ...
 
 
