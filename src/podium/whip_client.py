@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fractions
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
 
 import av
 import httpx
@@ -18,8 +19,10 @@ from aiortc.mediastreams import MediaStreamError
 
 from podium.media import ice, sdp
 from podium.media.mixer import FRAME_SAMPLES, SAMPLE_RATE, downmix
+from podium.media.opus import OpusEncoder
 
 SampleSource = Callable[[int], npt.NDArray[np.int16]]
+SPEAKER_BITRATE = 32_000
 
 
 def tone(frequency_hz: float, amplitude: float = 0.3) -> SampleSource:
@@ -33,33 +36,44 @@ def tone(frequency_hz: float, amplitude: float = 0.3) -> SampleSource:
 
 
 class SampleTrack(MediaStreamTrack):
-    """An audio track producing 20 ms mono frames from `source`, paced in real time."""
+    """An audio track producing 20 ms mono frames from `source`, paced in real time, sent as mono
+    Opus at 32 kb/s as browsers send a microphone (Chromium: mono unless asked for stereo).
+
+    The frames are encoded here and handed to aiortc as packets: its own encoder would send
+    stereo at 96 kb/s, and a process running a dozen test speakers would spend its CPU on that.
+    With `encode=False` the track gives aiortc raw frames instead, for codecs other than Opus."""
 
     kind = "audio"
 
-    def __init__(self, source: SampleSource) -> None:
+    def __init__(self, source: SampleSource, encode: bool = True) -> None:
         super().__init__()
         self._source = source
+        self._encode = encode
         self._n = 0
         self._start: float | None = None
+        self._encoder = OpusEncoder(bitrate=SPEAKER_BITRATE)
+        self._pending: list[av.Packet[Any]] = []
         # Wall-clock time (time.time()) at which each frame was handed to the encoder.
         self.sent_at: dict[int, float] = {}
 
-    async def recv(self) -> av.AudioFrame:
-        if self._start is None:
-            self._start = time.monotonic()
-        wait = self._start + self._n * FRAME_SAMPLES / SAMPLE_RATE - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        samples = self._source(self._n)
-        # Stereo with equal channels: aiortc's encoder would upmix mono at -3 dB per channel.
-        frame = av.AudioFrame.from_ndarray(np.repeat(samples, 2).reshape(1, -1), format="s16", layout="stereo")
-        frame.sample_rate = SAMPLE_RATE
-        frame.pts = self._n * FRAME_SAMPLES
-        frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
-        self.sent_at[self._n] = time.time()
-        self._n += 1
-        return frame
+    async def recv(self) -> av.Packet[Any] | av.AudioFrame:
+        while not self._pending:
+            if self._start is None:
+                self._start = time.monotonic()
+            wait = self._start + self._n * FRAME_SAMPLES / SAMPLE_RATE - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self.sent_at[self._n] = time.time()
+            samples = self._source(self._n)
+            if not self._encode:
+                frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+                frame.sample_rate, frame.time_base = SAMPLE_RATE, Fraction(1, SAMPLE_RATE)
+                frame.pts = self._n * FRAME_SAMPLES
+                self._n += 1
+                return frame
+            self._pending.extend(self._encoder.encode(samples))
+            self._n += 1
+        return self._pending.pop(0)
 
 
 @dataclass

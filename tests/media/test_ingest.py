@@ -52,7 +52,8 @@ async def speaker_on(stage: Stage, codecs: list[str] | None = None) -> AsyncIter
     """An aiortc speaker sending 440 Hz, connected over loopback to an ingest session on `stage`."""
     ice.configure("only")
     pc = RTCPeerConnection(ice.rtc_configuration())
-    transceiver = pc.addTransceiver(SampleTrack(tone(440)), direction="sendonly")
+    track = SampleTrack(tone(440), encode=codecs is None)  # raw frames when another codec may be chosen
+    transceiver = pc.addTransceiver(track, direction="sendonly")
     if codecs is not None:
         available = RTCRtpSender.getCapabilities("audio").codecs
         transceiver.setCodecPreferences([c for name in codecs for c in available if c.mimeType.lower() == name])
