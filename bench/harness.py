@@ -72,31 +72,41 @@ def podium_server(startup_timeout_s: float = 30.0, env: Mapping[str, str] | None
     """`podium serve` on a free loopback port with a throw-away data dir; stopped on exit.
 
     `env` adds `PODIUM_*` settings (or overrides the defaults set here)."""
-    with tempfile.TemporaryDirectory(prefix="podium-bench-") as tmp:
-        port = free_port()
-        data_dir = Path(tmp) / "data"
-        log_path = Path(tmp) / "podium.log"
-        server_env = {**os.environ, "PODIUM_ICE_LOOPBACK": "only", "PODIUM_LOG_LEVEL": "warning", **(env or {})}
-        command = [
-            sys.executable, "-m", "podium", "serve",
-            "--host", HOST, "--port", str(port), "--data-dir", str(data_dir),
-        ]  # fmt: skip
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=server_env)
-        server = Server(f"http://{HOST}:{port}", data_dir, log_path, proc)
-        try:
-            _wait_until_up(server, startup_timeout_s)
-            yield server
-        finally:
-            # SIGTERM: uvicorn shuts down gracefully (SIGINT makes `podium serve` print a KeyboardInterrupt traceback).
-            stop_process(proc, "podium serve")
-            # Keep the server's complaints visible: a benchmark over a failing server is no benchmark.
-            log_lines = server.log_text().splitlines()
-            noisy = [i for i, line in enumerate(log_lines) if re.search(r"WARNING|ERROR|Traceback", line)]
-            if noisy:
-                print(f"[bench] the podium log has {len(noisy)} warning/error line(s):", file=sys.stderr)
-                for line in log_lines[noisy[0] : noisy[0] + 40]:
-                    print("    " + line, file=sys.stderr)
+    with (
+        tempfile.TemporaryDirectory(prefix="podium-bench-") as tmp,
+        serve(Path(tmp) / "data", Path(tmp) / "podium.log", startup_timeout_s, env) as server,
+    ):
+        yield server
+
+
+@contextlib.contextmanager
+def serve(
+    data_dir: Path, log_path: Path, startup_timeout_s: float = 30.0, env: Mapping[str, str] | None = None
+) -> Iterator[Server]:
+    """`podium serve` on a free loopback port over `data_dir`, which stays after the stop (a benchmark
+    may write into it and start the server again); its log is appended to `log_path`."""
+    port = free_port()
+    server_env = {**os.environ, "PODIUM_ICE_LOOPBACK": "only", "PODIUM_LOG_LEVEL": "warning", **(env or {})}
+    command = [
+        sys.executable, "-m", "podium", "serve",
+        "--host", HOST, "--port", str(port), "--data-dir", str(data_dir),
+    ]  # fmt: skip
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=server_env)
+    server = Server(f"http://{HOST}:{port}", data_dir, log_path, proc)
+    try:
+        _wait_until_up(server, startup_timeout_s)
+        yield server
+    finally:
+        # SIGTERM: uvicorn shuts down gracefully (SIGINT makes `podium serve` print a KeyboardInterrupt traceback).
+        stop_process(proc, "podium serve")
+        # Keep the server's complaints visible: a benchmark over a failing server is no benchmark.
+        log_lines = server.log_text().splitlines()
+        noisy = [i for i, line in enumerate(log_lines) if re.search(r"WARNING|ERROR|Traceback", line)]
+        if noisy:
+            print(f"[bench] the podium log has {len(noisy)} warning/error line(s):", file=sys.stderr)
+            for line in log_lines[noisy[0] : noisy[0] + 40]:
+                print("    " + line, file=sys.stderr)
 
 
 def _wait_until_up(server: Server, timeout_s: float) -> None:

@@ -1,9 +1,10 @@
 """Replay, download and clips: what is kept of a space once (and while) it is live.
 
 The recording is the HLS recording itself (bet 4): the init section and the durable segments the
-stage wrote. This module turns it into the downloadable `.m4a` the moment the space ends (a remux
-that takes well under a second for two hours), cuts signed clips from it, checks clips, and lays
-out the replay's who-spoke-when and posts on the recording's own time axis.
+stage wrote. This module turns it into the downloadable `.m4a` the moment the space ends (a remux:
+about 0.3 s for an hour, 0.5-0.8 s for two, on a 2-core machine; see bench/RESULTS.md), cuts signed
+clips from it, checks clips, and lays out the replay's who-spoke-when, posts and reactions on the
+recording's own time axis.
 """
 
 from __future__ import annotations

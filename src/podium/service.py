@@ -142,13 +142,16 @@ class Podium:
                 return space
             for session in [s for s in self._sessions.values() if s.space_id == space.id]:
                 await self._drop_session(session)
-            stage = self._stages.pop(space.id, None)
+            # The stage stays in place until the space is stored as ended: listeners reloading the
+            # playlist meanwhile get the stage's (closing) playlist, never a "not running" error.
+            stage = self._stages.get(space.id)
             if stage is not None:
                 await stage.finish()
                 self._ended_playlists[space.id] = stage.packager
             ended = space_rules.end(space_rules.with_peak(space, self.counts(space.id).peak), self.clock.now())
             await self.spaces.save(ended)
             self._cache[space.id] = ended
+            self._stages.pop(space.id, None)
             for hook in self.end_hooks:
                 try:
                     await hook(ended)
