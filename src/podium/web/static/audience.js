@@ -83,6 +83,7 @@
           index = await readIndex();
           if (next === null) next = index.keyframe;
         }
+        if (index.state === "ended" && next > index.latest) return;  // the whole timeline is read
         const response = await fetch(index.item_url.replace("{seq}", String(next)));
         if (response.ok) {
           applyItem(await response.json());

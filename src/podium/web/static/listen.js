@@ -28,7 +28,9 @@ function render() {
     $("play").disabled = !space.urls.replay;
     if (!player.playing) $("status").textContent = space.urls.replay ? "Press play to hear the replay." : "The live stream is over.";
     if (space.urls.download) { $("download").href = space.urls.download; $("download-line").hidden = false; }
-    $("hand-form").hidden = true;
+    // Nobody is on stage any more, and the server refuses reactions, posts and hands: the replay
+    // page keeps only what can still be used (the questions and comments stay, as a record).
+    for (const card of ["stage-card", "react-card", "post-card", "hand-card"]) $(card).hidden = true;
   } else {
     $("when").textContent = "";
     if (!player.playing) $("status").textContent = "Live now. Press play to listen.";
@@ -121,10 +123,7 @@ function start() {
 $("play").addEventListener("click", async () => {
   if (player.playing) {
     audio.pause();
-    player.playing = false;
-    $("play").textContent = "▶";
-    $("play").setAttribute("aria-label", "Play");
-    $("status").textContent = "Paused.";
+    showPaused("Paused.");
     return;
   }
   if (!player.hls && !audio.src && !start()) return;
@@ -143,7 +142,16 @@ $("play").addEventListener("click", async () => {
     $("error").textContent = `Could not play: ${e.message}`;
   }
 });
+function showPaused(status) {
+  player.playing = false;
+  $("play").textContent = "▶";
+  $("play").setAttribute("aria-label", "Play");
+  $("status").textContent = status;
+}
 audio.addEventListener("waiting", () => { if (player.playing) $("status").textContent = "Buffering…"; });
+// The end of the recording (a replay, or a live space that ended while we listened): the button
+// plays it again, from the start, as media elements do.
+audio.addEventListener("ended", () => showPaused("That was the end. Press play to hear it from the start."));
 audio.addEventListener("playing", () => {
   const live = player.space && player.space.state === "live";
   $("status").textContent = live ? (window.podiumReplay && window.podiumReplay.behind() > 8 ? "Playing, behind live." : "Playing live.") : "Playing the replay.";

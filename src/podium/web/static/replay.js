@@ -30,12 +30,23 @@
   // listen.js asks where to start (a shared link's ?t=) and how far behind live we are.
   window.podiumReplay = { startAt: () => { const t = wanted; wanted = null; return t; }, behind, seek };
 
+  // Loaded as soon as listen.js knows the space, again every 10 s while it is live, and once
+  // more when its state changes (the end makes the final duration and posts).
+  let loading = false;
+  let loadedAt = 0;
+  let loadedState = null;
   async function load() {
-    if (!player.space || player.space.state === "scheduled") return;
+    if (loading || !player.space || player.space.state === "scheduled") return;
+    const state = player.space.state;
+    const changed = loadedState !== null && loadedState !== state;
+    if (!changed && loadedAt && (Date.now() - loadedAt < 10000 || (state !== "live" && replay.duration_s))) return;
+    loading = true;
     try {
-      const response = await fetch(`/api/spaces/${spaceId}/replay`);
-      if (response.ok) replay = await response.json();
+      const response = await fetch(`/api/spaces/${spaceId}/replay`, changed ? { cache: "no-cache" } : {});
+      if (response.ok) { replay = await response.json(); loadedState = state; }
     } catch (_) { /* the next round tries again */ }
+    loadedAt = Date.now();
+    loading = false;
   }
 
   function drawMarkers(total) {
@@ -63,18 +74,24 @@
     if (list.dataset.ids === ids) return;
     list.dataset.ids = ids;
     list.replaceChildren(...said.map((p) => {
+      // The same shape as the live comments (audience.js): who, when, then the text, as text.
       const item = document.createElement("li");
-      const who = document.createElement("strong");
-      who.textContent = `${p.username} `;
-      const when = document.createElement("small");
-      when.className = "muted";
-      when.textContent = ` ${clock(p.at_s)}${p.kind === "question" ? " · question" : ""}`;
-      item.append(who, document.createTextNode(p.text), when);
+      item.dataset.post = p.id;
+      const body = document.createElement("div");
+      body.className = "text";
+      const who = document.createElement("span");
+      who.className = "author";
+      who.textContent = `${p.author} · ${clock(p.at_s)}${p.kind === "question" ? " · question" : ""}`;
+      const text = document.createElement("span");
+      text.textContent = p.text;
+      body.append(who, text);
+      item.append(body);
       return item;
     }));
   }
 
   function tick() {
+    load();
     const started = Boolean(player.hls || audio.src);
     $("seek").hidden = !started;
     if (!started) return;
@@ -91,6 +108,15 @@
     drawMarkers(total);
     const current = replay.speakers.filter((c) => c.at_s <= audio.currentTime).pop();
     $("speaker-now").textContent = current ? `Speaking: ${current.name}` : "";
+    // The audience's reactions of the last few seconds of the recording, as they came live.
+    const recent = {};
+    for (const r of live() ? [] : replay.reactions || []) {
+      if (r.at_s > audio.currentTime - 3 && r.at_s <= audio.currentTime) {
+        for (const [emoji, n] of Object.entries(r.counts)) recent[emoji] = (recent[emoji] || 0) + n;
+      }
+    }
+    const shown = Object.entries(recent).map(([emoji, n]) => `${emoji} ${n}`).join("  ");
+    $("replay-reactions").textContent = shown ? `Reactions: ${shown}` : "";
     showPosts(audio.currentTime);
   }
 
@@ -111,7 +137,5 @@
     } catch (e) { $("clip-status").textContent = `Could not cut a clip: ${e.message}`; }
   });
 
-  load();
-  setInterval(() => { if (live() || !replay.duration_s) load(); }, 10000);
   setInterval(tick, 250);
 })();

@@ -7,6 +7,7 @@ $("verify-form").addEventListener("submit", async (event) => {
   $("verdict").textContent = "Checking…";
   $("verdict").dataset.valid = "";
   $("checks").replaceChildren();
+  $("context-line").hidden = true;  // a link from an earlier, valid file must not vouch for this one
   try {
     const response = await fetch("/api/verify", { method: "POST", headers: { "Content-Type": "audio/mp4" }, body: file });
     const data = await response.json();
