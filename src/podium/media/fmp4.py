@@ -44,32 +44,54 @@ def _esds(audio_specific_config: bytes, bitrate: int) -> bytes:
     return full_box(b"esds", 0, 0, es)
 
 
-def init_section(audio_specific_config: bytes, sample_rate: int, channels: int = 1, bitrate: int = 64_000) -> bytes:
-    """`ftyp` + `moov` describing one AAC track with timescale = sample rate."""
-    ftyp = box(b"ftyp", b"iso6", struct.pack(">I", 0), b"iso6", b"cmfc", b"mp41", b"isom")
-    mvhd = full_box(
+def movie_header(version: int, times: bytes) -> bytes:
+    """`mvhd`; `times`: creation, modification, timescale and duration, 32-bit (version 0) or 64-bit (1)."""
+    return full_box(
         b"mvhd",
+        version,
         0,
-        0,
-        struct.pack(">IIII", 0, 0, 1000, 0),
-        struct.pack(">IH", 0x00010000, 0x0100),
+        times,
+        struct.pack(">IH", 0x00010000, 0x0100),  # rate 1.0, volume 1.0
         b"\x00" * 10,
         _UNITY_MATRIX,
         b"\x00" * 24,
         struct.pack(">I", TRACK_ID + 1),
     )
-    tkhd = full_box(
+
+
+def track_header(version: int, times: bytes, alternate_group: int = 0) -> bytes:
+    """`tkhd` of the audio track; `times`: creation, modification, track id, reserved, duration."""
+    return full_box(
         b"tkhd",
-        0,
-        0x3,
-        struct.pack(">IIIII", 0, 0, TRACK_ID, 0, 0),
+        version,
+        0x3,  # enabled, in movie
+        times,
         b"\x00" * 8,
-        struct.pack(">hhhH", 0, 1, 0x0100, 0),  # layer, alternate group, volume, reserved
+        struct.pack(">hhhH", 0, alternate_group, 0x0100, 0),  # layer, alternate group, volume, reserved
         _UNITY_MATRIX,
         struct.pack(">II", 0, 0),
     )
+
+
+SOUND_HANDLER = full_box(b"hdlr", 0, 0, struct.pack(">I", 0), b"soun", b"\x00" * 12, b"Podium audio\x00")
+
+
+def media_information(stbl: bytes) -> bytes:
+    """`minf` of a sound track: its header, data in the same file, and the sample table."""
+    return box(
+        b"minf",
+        full_box(b"smhd", 0, 0, struct.pack(">hH", 0, 0)),
+        box(b"dinf", full_box(b"dref", 0, 0, struct.pack(">I", 1), full_box(b"url ", 0, 1))),
+        stbl,
+    )
+
+
+def init_section(audio_specific_config: bytes, sample_rate: int, channels: int = 1, bitrate: int = 64_000) -> bytes:
+    """`ftyp` + `moov` describing one AAC track with timescale = sample rate."""
+    ftyp = box(b"ftyp", b"iso6", struct.pack(">I", 0), b"iso6", b"cmfc", b"mp41", b"isom")
+    mvhd = movie_header(0, struct.pack(">IIII", 0, 0, 1000, 0))
+    tkhd = track_header(0, struct.pack(">IIIII", 0, 0, TRACK_ID, 0, 0), alternate_group=1)
     mdhd = full_box(b"mdhd", 0, 0, struct.pack(">IIIIHH", 0, 0, sample_rate, 0, 0x55C4, 0))  # 'und'
-    hdlr = full_box(b"hdlr", 0, 0, struct.pack(">I", 0), b"soun", b"\x00" * 12, b"Podium audio\x00")
     mp4a = box(
         b"mp4a",
         b"\x00" * 6,
@@ -87,13 +109,7 @@ def init_section(audio_specific_config: bytes, sample_rate: int, channels: int =
         full_box(b"stsz", 0, 0, struct.pack(">II", 0, 0)),
         full_box(b"stco", 0, 0, struct.pack(">I", 0)),
     )
-    minf = box(
-        b"minf",
-        full_box(b"smhd", 0, 0, struct.pack(">hH", 0, 0)),
-        box(b"dinf", full_box(b"dref", 0, 0, struct.pack(">I", 1), full_box(b"url ", 0, 1))),
-        stbl,
-    )
-    trak = box(b"trak", tkhd, box(b"mdia", mdhd, hdlr, minf))
+    trak = box(b"trak", tkhd, box(b"mdia", mdhd, SOUND_HANDLER, media_information(stbl)))
     trex = full_box(b"trex", 0, 0, struct.pack(">IIIII", TRACK_ID, 1, 1024, 0, 0))
     moov = box(b"moov", mvhd, trak, box(b"mvex", trex))
     return ftyp + moov

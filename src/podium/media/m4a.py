@@ -19,10 +19,9 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from podium.media.fmp4 import TRACK_ID, box, full_box
+from podium.media.fmp4 import SOUND_HANDLER, TRACK_ID, box, full_box, media_information, movie_header, track_header
 
 _MP4_EPOCH = datetime(1904, 1, 1, tzinfo=UTC)
-_UNITY_MATRIX = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
 # Samples per chunk in the output: one chunk per 0.5 s or so, as muxers commonly write audio.
 CHUNK_SAMPLES = 24
 
@@ -171,29 +170,9 @@ def _moov(
     when = _mp4_time(created)
     media_duration = samples.total_duration
     movie_duration = media_duration * 1000 // max(timescale, 1)
-    mvhd = full_box(
-        b"mvhd",
-        1,
-        0,
-        struct.pack(">QQIQ", when, when, 1000, movie_duration),
-        struct.pack(">IH", 0x00010000, 0x0100),
-        b"\x00" * 10,
-        _UNITY_MATRIX,
-        b"\x00" * 24,
-        struct.pack(">I", TRACK_ID + 1),
-    )
-    tkhd = full_box(
-        b"tkhd",
-        1,
-        0x3,
-        struct.pack(">QQIIQ", when, when, TRACK_ID, 0, movie_duration),
-        b"\x00" * 8,
-        struct.pack(">hhhH", 0, 0, 0x0100, 0),
-        _UNITY_MATRIX,
-        struct.pack(">II", 0, 0),
-    )
+    mvhd = movie_header(1, struct.pack(">QQIQ", when, when, 1000, movie_duration))
+    tkhd = track_header(1, struct.pack(">QQIIQ", when, when, TRACK_ID, 0, movie_duration))
     mdhd = full_box(b"mdhd", 1, 0, struct.pack(">QQIQHH", when, when, timescale, media_duration, 0x55C4, 0))
-    hdlr = full_box(b"hdlr", 0, 0, struct.pack(">I", 0), b"soun", b"\x00" * 12, b"Podium audio\x00")
     # Time to sample: runs of equal durations.
     runs: list[tuple[int, int]] = []
     for duration in samples.durations.tolist():
@@ -226,13 +205,7 @@ def _moov(
     else:
         stco = full_box(b"stco", 0, 0, struct.pack(">I", len(offsets)), offsets.astype(">u4").tobytes())
     stbl = box(b"stbl", stsd, stts, stsc, stsz, stco)
-    minf = box(
-        b"minf",
-        full_box(b"smhd", 0, 0, struct.pack(">hH", 0, 0)),
-        box(b"dinf", full_box(b"dref", 0, 0, struct.pack(">I", 1), full_box(b"url ", 0, 1))),
-        stbl,
-    )
-    trak = box(b"trak", tkhd, box(b"mdia", mdhd, hdlr, minf))
+    trak = box(b"trak", tkhd, box(b"mdia", mdhd, SOUND_HANDLER, media_information(stbl)))
     parts = [mvhd, trak]
     if title:
         parts.append(_udta_title(title))

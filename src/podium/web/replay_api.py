@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
@@ -28,6 +29,12 @@ def _recordings(request: Request) -> Recordings:
     return recordings
 
 
+def _m4a(path: Path, disposition: str) -> Response:
+    """A finished recording or clip: never changes once made, so caches keep it for good."""
+    headers = {"Cache-Control": "public, max-age=31536000, immutable", "Content-Disposition": disposition}
+    return FileResponse(path, media_type=M4A_TYPE, headers={**headers, **CORS_HEADERS})
+
+
 def _podium(request: Request) -> Podium:
     podium: Podium = request.app.state.podium
     return podium
@@ -51,15 +58,7 @@ async def download(request: Request) -> Response:
     space = await podium.get_space(request.path_params["space_id"])
     path = await _recordings(request).download_path(space)
     filename = "".join(c if c.isalnum() or c in " -_" else "_" for c in space.title)[:80].strip() or space.id
-    return FileResponse(
-        path,
-        media_type=M4A_TYPE,
-        headers={
-            "Cache-Control": "public, max-age=31536000, immutable",
-            "Content-Disposition": f'inline; filename="{filename}.m4a"',
-            **CORS_HEADERS,
-        },
-    )
+    return _m4a(path, f'inline; filename="{filename}.m4a"')
 
 
 async def replay(request: Request) -> Response:
@@ -108,15 +107,7 @@ async def clip_file(request: Request) -> Response:
     podium = _podium(request)
     space = await podium.get_space(request.path_params["space_id"])
     view, path = await _recordings(request).clip(space, request.path_params["clip_id"])
-    return FileResponse(
-        path,
-        media_type=M4A_TYPE,
-        headers={
-            "Cache-Control": "public, max-age=31536000, immutable",
-            "Content-Disposition": f'attachment; filename="{view["id"]}.m4a"',
-            **CORS_HEADERS,
-        },
-    )
+    return _m4a(path, f'attachment; filename="{view["id"]}.m4a"')
 
 
 async def verify(request: Request) -> Response:
