@@ -214,3 +214,15 @@ async def test_replay_things_before_the_space_is_live(client: httpx.AsyncClient)
     assert (await client.post("/api/verify", content=b"")).status_code == 400
     key = await client.get("/.well-known/podium-clip-key")
     assert key.status_code == 200 and key.json()["algorithm"] == "Ed25519"
+
+
+async def test_clips_are_limited_per_address_before_any_work(client: httpx.AsyncClient) -> None:
+    space = await create(client)
+    answers = [
+        (await client.post(f"/api/spaces/{space['id']}/clips", json={"start_s": 0, "duration_s": 10})).status_code
+        for _ in range(11)
+    ]
+    # Ten go through to the recording (not started: 409); the eleventh in the minute is refused first.
+    assert answers[:10] == [409] * 10 and answers[10] == 429
+    refused = await client.post(f"/api/spaces/{space['id']}/clips", json={"start_s": 0, "duration_s": 10})
+    assert "too many clips" in refused.json()["error"] and int(refused.headers["retry-after"]) > 0
