@@ -191,7 +191,11 @@ async def test_the_podcast_feed_lists_live_items_and_replays(server: Server) -> 
         await speakers[1].close()
         await end(client, ended)
         response = await client.get("/feed.xml")
+        listing = (await client.get("/api/spaces")).json()
         await speakers[0].close()
+    # What is on: the live one, and the scheduled one; the ended one is in the feed only.
+    assert [s["title"] for s in listing["live"]] == ["On air"]
+    assert [s["title"] for s in listing["upcoming"]] == ["Later <today> & more"]
     assert response.status_code == 200 and response.headers["content-type"].startswith("application/rss+xml")
     feed = feedparser.parse(response.content)
     assert not feed.bozo, feed.bozo_exception

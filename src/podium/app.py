@@ -37,6 +37,7 @@ from podium.web.http import error_response
 from podium.web.pages import page_routes
 from podium.web.posts_api import post_routes
 from podium.web.replay_api import replay_routes
+from podium.web.schedule_api import schedule_routes
 from podium.web.stage_api import stage_routes
 from podium.web.timeline_api import timeline_routes
 
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             *post_routes(),
             *timeline_routes(),
             *replay_routes(),
+            *schedule_routes(),
             *hls_routes(),
             *page_routes(settings),
         ],

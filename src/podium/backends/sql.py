@@ -180,6 +180,16 @@ class SqlSpaceStore:
         query = spaces.select().order_by(spaces.c.created_at.desc()).limit(limit)
         return [_space(r) for r in await asyncio.to_thread(self._fetch, query)]
 
+    async def upcoming(self, limit: int) -> list[Space]:
+        """Scheduled spaces with a start time, soonest first."""
+        query = (
+            spaces.select()
+            .where(spaces.c.state == SpaceState.SCHEDULED.value, spaces.c.starts_at.is_not(None))
+            .order_by(spaces.c.starts_at)
+            .limit(limit)
+        )
+        return [_space(r) for r in await asyncio.to_thread(self._fetch, query)]
+
     async def live(self) -> list[Space]:
         rows = await asyncio.to_thread(self._fetch, spaces.select().where(spaces.c.state == SpaceState.LIVE.value))
         return [_space(r) for r in rows]

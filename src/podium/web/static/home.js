@@ -22,3 +22,34 @@ document.getElementById("create").addEventListener("submit", async (event) => {
     error.textContent = `Could not create the space: ${e.message}`;
   }
 });
+
+// What is on: live spaces first, then the scheduled ones, soonest first.
+async function showListing() {
+  try {
+    const response = await fetch("/api/spaces");
+    if (!response.ok) return;
+    const { live, upcoming } = await response.json();
+    const entry = (space, note) => {
+      const item = document.createElement("li");
+      const link = document.createElement("a");
+      link.href = space.urls.page;
+      link.textContent = space.title;
+      const badge = document.createElement("span");
+      badge.className = "badge";
+      badge.dataset.state = space.state;
+      badge.textContent = space.state === "live" ? "live" : "soon";
+      const small = document.createElement("small");
+      small.className = "muted";
+      small.textContent = note;
+      item.append(badge, link, small);
+      return item;
+    };
+    document.getElementById("live-list").replaceChildren(
+      ...live.map((s) => entry(s, `${s.listeners.now} listening`)));
+    document.getElementById("upcoming-list").replaceChildren(
+      ...upcoming.map((s) => entry(s, new Date(s.starts_at).toLocaleString())));
+    document.getElementById("nothing-on").hidden = live.length + upcoming.length > 0;
+  } catch (_) { /* the next round tries again */ }
+}
+showListing();
+setInterval(showListing, 15000);

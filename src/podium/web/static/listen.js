@@ -20,8 +20,12 @@ function render() {
   $("state").textContent = space.state;
   $("state").dataset.state = space.state;
   $("play").disabled = space.state === "scheduled" && !player.playing;
-  if (space.state === "scheduled") {
+  const waiting = space.state === "scheduled";
+  $("remind-line").hidden = !(waiting && space.starts_at);
+  if (!waiting) $("countdown").hidden = true;
+  if (waiting) {
     $("when").textContent = space.starts_at ? `Starts ${new Date(space.starts_at).toLocaleString()}` : "Starts soon";
+    $("remind").href = `/api/spaces/${space.id}/calendar.ics`;
     if (!player.playing) $("status").textContent = "Waiting for the host to go live.";
   } else if (space.state === "ended") {
     $("when").textContent = space.urls.replay ? "This space has ended. The replay is below." : "This space has ended; it was not recorded.";
@@ -197,3 +201,18 @@ refreshStage();
 setInterval(refreshStage, 1500);
 refresh();
 setInterval(refresh, 10000);
+
+// The countdown to a scheduled start, to the second; at zero the page looks for the stream.
+function countdown() {
+  const space = player.space;
+  if (!space || space.state !== "scheduled" || !space.starts_at) return;
+  const left = Math.round((new Date(space.starts_at) - Date.now()) / 1000);
+  const box = $("countdown");
+  box.hidden = false;
+  if (left <= 0) { box.textContent = "Starting…"; return; }
+  const d = Math.floor(left / 86400), h = Math.floor((left % 86400) / 3600), m = Math.floor((left % 3600) / 60), s = left % 60;
+  const two = (n) => String(n).padStart(2, "0");
+  box.textContent = `Starts in ${d ? `${d} d ` : ""}${h ? `${h} h ` : ""}${two(m)} min ${two(s)} s`;
+}
+setInterval(countdown, 1000);
+setInterval(() => { if (player.space && player.space.state === "scheduled" && new Date(player.space.starts_at) <= Date.now()) refresh(); }, 3000);

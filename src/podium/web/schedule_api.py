@@ -1,0 +1,91 @@
+"""What is on: the live and upcoming spaces, and a calendar file to be reminded of one."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import icalendar
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from podium.domain.space import Space, SpaceState
+from podium.errors import Conflict
+from podium.service import Podium
+from podium.web.api import space_view
+from podium.web.http import CORS_HEADERS, json_response
+
+LISTED = 50
+# A calendar entry needs an end; a space has none set, so an hour is announced.
+ANNOUNCED_LENGTH = timedelta(hours=1)
+# The reminder rings this long before the start (the pre-show opens then, too).
+REMIND_BEFORE = timedelta(minutes=15)
+
+
+def _podium(request: Request) -> Podium:
+    podium: Podium = request.app.state.podium
+    return podium
+
+
+async def listing(request: Request) -> Response:
+    podium = _podium(request)
+    live = sorted(await podium.spaces.live(), key=lambda s: s.started_at or s.created_at, reverse=True)[:LISTED]
+    upcoming = await podium.spaces.upcoming(LISTED)
+    body = {
+        "live": [space_view(podium, s, podium.counts(s.id)) for s in live],
+        "upcoming": [space_view(podium, s, podium.counts(s.id)) for s in upcoming],
+    }
+    return json_response(body, cache="public, max-age=5")
+
+
+def calendar_file(space: Space, page_url: str, instance: str, now: datetime) -> bytes:
+    """One VEVENT (RFC 5545) with a display alarm before the start."""
+    if space.starts_at is None:
+        raise Conflict("this space has no start time to put in a calendar")
+    calendar = icalendar.Calendar()
+    calendar.add("prodid", "-//Podium//live audio//EN")
+    calendar.add("version", "2.0")
+    calendar.add("method", "PUBLISH")
+    event = icalendar.Event()
+    host = instance.split("://", 1)[-1].split("/", 1)[0] or "podium"
+    event.add("uid", f"{space.id}@{host}")
+    event.add("dtstamp", now)
+    event.add("dtstart", space.starts_at)
+    event.add("dtend", space.starts_at + ANNOUNCED_LENGTH)
+    event.add("summary", space.title)
+    event.add("description", f"Live audio on Podium. Listen in the browser: {page_url}")
+    event.add("url", page_url)
+    event.add("location", page_url)
+    alarm = icalendar.Alarm()
+    alarm.add("action", "DISPLAY")
+    alarm.add("description", f"{space.title} starts in {REMIND_BEFORE.seconds // 60} minutes")
+    alarm.add("trigger", -REMIND_BEFORE)
+    event.add_component(alarm)
+    calendar.add_component(event)
+    data: bytes = calendar.to_ical()
+    return data
+
+
+async def calendar(request: Request) -> Response:
+    podium = _podium(request)
+    space = await podium.get_space(request.path_params["space_id"])
+    if space.state is SpaceState.ENDED:
+        raise Conflict("this space has ended; there is nothing to be reminded of")
+    instance = podium.settings.base_url or str(request.base_url).rstrip("/")
+    data = calendar_file(space, f"{instance}/s/{space.id}", instance, podium.clock.now())
+    return Response(
+        data,
+        media_type="text/calendar; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="podium-{space.id}.ics"',
+            "Cache-Control": "public, max-age=60",
+            **CORS_HEADERS,
+        },
+    )
+
+
+def schedule_routes() -> list[Route]:
+    return [
+        Route("/api/spaces", listing, methods=["GET"]),
+        Route("/api/spaces/{space_id}/calendar.ics", calendar, methods=["GET", "HEAD"]),
+    ]
