@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 DOWNLOAD_NAME = "recording.m4a"
 KEY_NAME = "clip-signing-key.pem"
 CLIP_PER_ADDRESS = Policy("clip-address", "10/minute", "too many clips from your network")
+VERIFY_PER_ADDRESS = Policy("verify-address", "30/minute", "too many clips checked from your network")
 
 
 def load_or_create_signing_key(data_dir: Path) -> Ed25519PrivateKey:
@@ -303,8 +304,10 @@ class Recordings:
         _media, envelope = clips.open_clip(data)
         return self.clip_view(space.id, envelope), path
 
-    async def verify(self, data: bytes) -> Verdict:
-        """Checks a clip file against this instance: its key, and its own copy of the recording."""
+    async def verify(self, data: bytes, address: str) -> Verdict:
+        """Checks a clip file against this instance: its key, and its own copy of the recording.
+        Reading and hashing the recording is work: limited per address, like cutting clips."""
+        self.limits.hit(VERIFY_PER_ADDRESS, address)
         try:
             media, envelope = clips.open_clip(data)
         except clips.NotAClip as error:
@@ -314,11 +317,15 @@ class Recordings:
         space_id = str(facts.get("space", ""))
         try:
             space = await self.podium.get_space(space_id)
-            records, init, segments = await self._recording(space)
+            if not space.record or space.state is SpaceState.SCHEDULED:
+                raise NotFound("this space has no recording")
+            records = await self.media.records(space.id)
             wanted = int(facts.get("recording_segments", -1))
             if not 0 < wanted <= len(records):
                 raise NotFound("the clip names more of the recording than this instance holds")
-            checks += clips.check_against_recording(media, facts, init, segments[:wanted])
+            # Only the part of the recording the clip names is read and hashed.
+            files = await self.media.read_many(space.id, [INIT_NAME] + [r.name for r in records[:wanted]])
+            checks += clips.check_against_recording(media, facts, files[0], files[1:])
         except (NotFound, Conflict, ValueError, TypeError) as error:
             checks.append(clips.Check("recording", False, f"the recording the clip names is not here: {error}"))
         return Verdict(all(c.ok for c in checks), checks, facts)

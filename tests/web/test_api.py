@@ -226,3 +226,8 @@ async def test_clips_are_limited_per_address_before_any_work(client: httpx.Async
     assert answers[:10] == [409] * 10 and answers[10] == 429
     refused = await client.post(f"/api/spaces/{space['id']}/clips", json={"start_s": 0, "duration_s": 10})
     assert "too many clips" in refused.json()["error"] and int(refused.headers["retry-after"]) > 0
+
+
+async def test_checking_clips_is_limited_per_address(client: httpx.AsyncClient) -> None:
+    answers = [(await client.post("/api/verify", content=b"not a clip")).status_code for _ in range(31)]
+    assert answers[:30] == [200] * 30 and answers[30] == 429

@@ -115,7 +115,7 @@ async def verify(request: Request) -> Response:
     data = await read_body(request, clips.MAX_CLIP_BYTES)
     if not data:
         raise InvalidInput("send the clip file as the request body")
-    verdict = await _recordings(request).verify(data)
+    verdict = await _recordings(request).verify(data, client_address(request))
     return json_response(verdict.view())
 
 
