@@ -48,6 +48,12 @@ def _verify(args: argparse.Namespace) -> int:
     return run(args.clip, args.instance)
 
 
+def _rehearse(args: argparse.Namespace) -> int:
+    from podium.rehearse import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="podium", description="Live audio conversations for an audience of any size.")
     parser.add_argument("--version", action="version", version=f"podium {__version__}")
@@ -65,6 +71,23 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("clip", type=Path, help="the clip's .m4a file, as downloaded")
     verify.add_argument("--instance", help="the Podium instance to check against (default: the one the clip names)")
     verify.set_defaults(run=_verify)
+    rehearse = commands.add_parser(
+        "rehearse",
+        help="a load test of your deployment before the crowd: a flash crowd of listeners, optionally a flood "
+        "(exit 0 on GO, 1 on NO-GO)",
+    )
+    rehearse.add_argument("url", help="the live space's page address, e.g. https://podium.example/s/ID")
+    rehearse.add_argument("--space", help="the space id, if the address is the instance's base")
+    rehearse.add_argument("--listeners", type=int, default=100, help="simulated listeners (default 100)")
+    rehearse.add_argument(
+        "--peak-joins-per-s", type=float, default=20.0, help="the join rate the crowd climbs to (default 20)"
+    )
+    rehearse.add_argument("--flood", type=float, default=0.0, help="forged tokens and random paths per second")
+    rehearse.add_argument("--slow", type=int, default=0, help="slow connections that send headers a byte a second")
+    rehearse.add_argument("--stay", type=float, default=10.0, help="seconds each listener stays after joining")
+    rehearse.add_argument("--report", default="rehearsal.json", help="where the JSON report goes")
+    rehearse.add_argument("--quiet", action="store_true", help="no progress bar")
+    rehearse.set_defaults(run=_rehearse)
     return parser
 
 

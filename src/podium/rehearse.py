@@ -1,0 +1,387 @@
+"""`podium rehearse URL`: a dress rehearsal of a deployment before the crowd comes.
+
+Simulated listeners join a live space along a flash-crowd curve (the join rate climbs to its peak
+in the first third of the joins, then holds), each as a player does: the space's state, the
+multivariant and media playlists, the init section, then the newest part; time to first audio is
+from the start of its join to the last byte of that part. Joined listeners stay: a heartbeat
+and a blocking playlist reload now and then. Optionally a flood runs alongside: forged WHIP tokens,
+random paths, and slow connections that send their headers a byte at a time.
+
+The report counts requests and answers by class, what was shed (429/503), the origin's answers per
+second, and gives a verdict: GO when joins succeed (≥ 99 % by default), first audio comes fast
+enough (p95 ≤ 3 s by default) and no legitimate request got a 5xx. Loopback or a host you run:
+the command refuses nothing, so point it only at your own deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import random
+import re
+import secrets
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+# Classes of requests, as the admission control (issue 6) will rank them.
+JOIN, PLAYLIST, MEDIA, BEAT, FLOOD = "join", "playlist", "media", "heartbeat", "flood"
+MAX_LISTENERS = 20_000
+MAX_DURATION_S = 600.0
+
+
+@dataclass
+class Plan:
+    base: str
+    space: str
+    listeners: int
+    peak_joins_per_s: float
+    flood_per_s: float = 0.0
+    stay_s: float = 10.0
+    slow_connections: int = 0
+    success_goal: float = 0.99
+    ttfa_p95_goal_s: float = 3.0
+    timeout_s: float = 10.0
+
+    def join_times(self) -> list[float]:
+        """When each listener starts joining, seconds from the start: the rate rises linearly to its
+        peak over the first third of the joins, then holds."""
+        ramp_joins = self.listeners / 3
+        # Joins during a linear ramp from 0 to R over T seconds: R*T/2; so T = 2*ramp_joins/R.
+        ramp_s = 2 * ramp_joins / self.peak_joins_per_s
+        times = []
+        for k in range(self.listeners):
+            if k < ramp_joins:
+                times.append(math.sqrt(2 * k * ramp_s / self.peak_joins_per_s))
+            else:
+                times.append(ramp_s + (k - ramp_joins) / self.peak_joins_per_s)
+        return times
+
+
+@dataclass
+class Tally:
+    answers: dict[str, Counter[str]] = field(default_factory=dict)
+    ttfa_s: list[float] = field(default_factory=list)
+    joined: int = 0
+    failed: int = 0
+    failures: Counter[str] = field(default_factory=Counter)
+    flood_sent: int = 0
+    slow_closed: int = 0
+    slow_open_at_end: int = 0
+    answered_per_s: Counter[int] = field(default_factory=Counter)
+
+    def note(self, klass: str, status: int | str, started: float) -> None:
+        self.answers.setdefault(klass, Counter())[str(status)] += 1
+        self.answered_per_s[int(time.monotonic() - started)] += 1
+
+
+def parse_target(url: str, space: str | None) -> tuple[str, str]:
+    """The instance's base address and the space id, from a space's page URL or a base and --space."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{url!r} is not an http(s) address")
+    base = f"{parts.scheme}://{parts.netloc}"
+    found = re.fullmatch(r"/(?:s|host)/([A-Za-z0-9_-]+)/?", parts.path)
+    space_id = space or (found.group(1) if found else None)
+    if not space_id:
+        raise ValueError("give the space's page address (…/s/ID) or --space ID")
+    return base, space_id
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+class Rehearsal:
+    def __init__(self, plan: Plan, progress: bool = True) -> None:
+        self.plan = plan
+        self.tally = Tally()
+        self.progress = progress
+        self._started = 0.0
+        self._stop = asyncio.Event()
+
+    async def _get(self, client: httpx.AsyncClient, klass: str, url: str) -> httpx.Response | None:
+        try:
+            response = await client.get(url)
+        except httpx.HTTPError as error:
+            self.tally.note(klass, type(error).__name__, self._started)
+            return None
+        self.tally.note(klass, response.status_code, self._started)
+        return response
+
+    async def listener(self, client: httpx.AsyncClient, start_at: float) -> None:
+        plan = self.plan
+        await asyncio.sleep(max(0.0, start_at - (time.monotonic() - self._started)))
+        began = time.monotonic()
+        listener_id = secrets.token_hex(12)
+        hls = f"{plan.base}/hls/{plan.space}"
+        state = await self._get(client, JOIN, f"{plan.base}/api/spaces/{plan.space}")
+        if state is None or state.status_code != 200 or state.json().get("state") != "live":
+            self._fail("the space's state" if state is None or state.status_code != 200 else "the space is not live")
+            return
+        for name in ("index.m3u8",):
+            if (answer := await self._get(client, PLAYLIST, f"{hls}/{name}")) is None or answer.status_code != 200:
+                self._fail("the multivariant playlist")
+                return
+        playlist = await self._get(client, PLAYLIST, f"{hls}/live.m3u8")
+        if playlist is None or playlist.status_code != 200:
+            self._fail("the media playlist")
+            return
+        init = await self._get(client, MEDIA, f"{hls}/init.mp4")
+        if init is None or init.status_code != 200:
+            self._fail("the init section")
+            return
+        parts = re.findall(r'#EXT-X-PART:[^\n]*URI="([^"]+)"', playlist.text)
+        segments = re.findall(r"^(s\d+\.m4s)$", playlist.text, re.M)
+        newest = parts[-1] if parts else (segments[-1] if segments else None)
+        media = await self._get(client, MEDIA, f"{hls}/{newest}") if newest else None
+        if media is None or media.status_code != 200 or not media.content:
+            self._fail("the first part")
+            return
+        self.tally.ttfa_s.append(time.monotonic() - began)
+        self.tally.joined += 1
+        # Staying: a heartbeat and a playlist reload every few seconds, until the run ends.
+        until = time.monotonic() + plan.stay_s
+        while time.monotonic() < until and not self._stop.is_set():
+            try:
+                beat = await client.post(
+                    f"{plan.base}/api/spaces/{plan.space}/heartbeat", json={"listener_id": listener_id}
+                )
+                self.tally.note(BEAT, beat.status_code, self._started)
+            except httpx.HTTPError as error:
+                self.tally.note(BEAT, type(error).__name__, self._started)
+            await self._get(client, PLAYLIST, f"{hls}/live.m3u8?_HLS_skip=YES")
+            await asyncio.sleep(random.uniform(2.0, 4.0))
+
+    def _fail(self, what: str) -> None:
+        self.tally.failed += 1
+        self.tally.failures[what] += 1
+
+    async def flood(self, client: httpx.AsyncClient, until: float) -> None:
+        """Forged WHIP tokens and random paths, at the planned rate, until `until` (run time)."""
+        plan = self.plan
+        if plan.flood_per_s <= 0:
+            return
+        interval = 1 / plan.flood_per_s
+        n = 0
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def one(k: int) -> None:
+            try:
+                if k % 2:
+                    forged = "m." + secrets.token_urlsafe(48)
+                    response = await client.post(
+                        f"{plan.base}/whip/{plan.space}",
+                        content=b"v=0\r\n",
+                        headers={"Authorization": f"Bearer {forged}", "Content-Type": "application/sdp"},
+                    )
+                else:
+                    response = await client.get(f"{plan.base}/{secrets.token_hex(6)}/{secrets.token_hex(4)}")
+                self.tally.note(FLOOD, response.status_code, self._started)
+            except httpx.HTTPError as error:
+                self.tally.note(FLOOD, type(error).__name__, self._started)
+
+        while time.monotonic() - self._started < until and not self._stop.is_set():
+            task = asyncio.create_task(one(n))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            n += 1
+            self.tally.flood_sent += 1
+            await asyncio.sleep(interval)
+        if tasks:
+            await asyncio.wait(tasks, timeout=plan.timeout_s)
+
+    async def slow_connection(self, until: float) -> None:
+        """Opens a connection and sends a request's headers a byte a second; notes if the server closes it."""
+        parts = urlsplit(self.plan.base)
+        host = parts.hostname or "127.0.0.1"
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            reader, writer = await asyncio.open_connection(host, port, ssl=parts.scheme == "https" or None)
+        except OSError:
+            return
+        request = f"GET /api/spaces/{self.plan.space} HTTP/1.1\r\nHost: {host}\r\nX-Slow: ".encode()
+        try:
+            for byte in request + b"x" * 600:
+                if time.monotonic() - self._started >= until:
+                    self.tally.slow_open_at_end += 1
+                    return
+                writer.write(bytes([byte]))
+                await writer.drain()
+                with contextlib.suppress(TimeoutError):
+                    if await asyncio.wait_for(reader.read(1), 1.0) == b"":
+                        self.tally.slow_closed += 1
+                        return
+        except (ConnectionError, OSError):
+            self.tally.slow_closed += 1
+        finally:
+            writer.close()
+
+    async def run(self) -> dict[str, Any]:
+        plan = self.plan
+        times = plan.join_times()
+        last_join = times[-1] if times else 0.0
+        run_s = min(MAX_DURATION_S, last_join + plan.stay_s + plan.timeout_s)
+        limits = httpx.Limits(max_connections=min(max(plan.listeners, 10), 1000), max_keepalive_connections=200)
+        self._started = time.monotonic()
+        async with httpx.AsyncClient(timeout=plan.timeout_s, limits=limits) as client:
+            listeners = [asyncio.create_task(self.listener(client, t)) for t in times]
+            side = [asyncio.create_task(self.flood(client, last_join + plan.stay_s))]
+            side += [
+                asyncio.create_task(self.slow_connection(last_join + plan.stay_s)) for _ in range(plan.slow_connections)
+            ]
+            shower = asyncio.create_task(self._show_progress(len(times))) if self.progress else None
+            _done, pending = await asyncio.wait(listeners + side, timeout=run_s)
+            self._stop.set()
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            if shower is not None:
+                shower.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await shower
+        elapsed = time.monotonic() - self._started
+        return self.report(elapsed)
+
+    async def _show_progress(self, total: int) -> None:
+        while True:
+            done = self.tally.joined + self.tally.failed
+            width = 30
+            filled = width * done // max(total, 1)
+            p95 = percentile(self.tally.ttfa_s, 95)
+            print(
+                f"\r  joins [{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+                f"  failed {self.tally.failed}  first audio p95 {p95 or 0:.2f} s"
+                f"  flood {self.tally.flood_sent}   ",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+            if done >= total:
+                print(file=sys.stderr)
+                return
+            await asyncio.sleep(0.5)
+
+    def report(self, elapsed_s: float) -> dict[str, Any]:
+        plan, tally = self.plan, self.tally
+        attempted = tally.joined + tally.failed
+        success = tally.joined / attempted if attempted else 0.0
+        legit = [JOIN, PLAYLIST, MEDIA, BEAT]
+        server_errors = {
+            k: sum(n for status, n in tally.answers.get(k, Counter()).items() if status.startswith("5")) for k in legit
+        }
+        shed = {
+            k: sum(n for status, n in counts.items() if status in ("429", "503")) for k, counts in tally.answers.items()
+        }
+        ttfa = {f"p{p}": percentile(tally.ttfa_s, p) for p in (50, 95, 99)}
+        reasons = []
+        if success < plan.success_goal:
+            reasons.append(f"joins succeeded {success:.1%} < {plan.success_goal:.0%}")
+        if ttfa["p95"] is None or ttfa["p95"] > plan.ttfa_p95_goal_s:
+            reasons.append(f"first audio p95 {ttfa['p95'] or float('nan'):.2f} s > {plan.ttfa_p95_goal_s:.1f} s")
+        if sum(server_errors.values()):
+            reasons.append(f"{sum(server_errors.values())} legitimate request(s) got a 5xx")
+        per_s = [tally.answered_per_s.get(s, 0) for s in range(int(elapsed_s) + 1)]
+        return {
+            "verdict": "GO" if not reasons else "NO-GO",
+            "reasons": reasons,
+            "target": {"base": plan.base, "space": plan.space},
+            "plan": {
+                "listeners": plan.listeners,
+                "peak_joins_per_s": plan.peak_joins_per_s,
+                "flood_per_s": plan.flood_per_s,
+                "slow_connections": plan.slow_connections,
+                "stay_s": plan.stay_s,
+            },
+            "elapsed_s": round(elapsed_s, 2),
+            "joins": {
+                "attempted": attempted,
+                "succeeded": tally.joined,
+                "success": round(success, 4),
+                "failures": dict(tally.failures),
+            },
+            "time_to_first_audio_s": {k: None if v is None else round(v, 3) for k, v in ttfa.items()},
+            "requests": {k: dict(v) for k, v in sorted(tally.answers.items())},
+            "shed": shed,
+            "legitimate_5xx": server_errors,
+            "origin_answers_per_s": {"mean": round(sum(per_s) / max(elapsed_s, 1e-9), 1), "max": max(per_s or [0])},
+            "flood": {
+                "sent": tally.flood_sent,
+                "slow_connections_closed": tally.slow_closed,
+                "slow_open_at_end": tally.slow_open_at_end,
+            },
+        }
+
+
+def render(report: dict[str, Any]) -> str:
+    ttfa = report["time_to_first_audio_s"]
+
+    def s(v: float | None) -> str:
+        return "-" if v is None else f"{v:.2f} s"
+
+    lines = [
+        f"Rehearsal of {report['target']['base']}/s/{report['target']['space']} ({report['elapsed_s']:.0f} s)",
+        f"  joins: {report['joins']['succeeded']}/{report['joins']['attempted']} ({report['joins']['success']:.1%})"
+        + (f"; failed at: {report['joins']['failures']}" if report["joins"]["failures"] else ""),
+        f"  time to first audio: p50 {s(ttfa['p50'])}, p95 {s(ttfa['p95'])}, p99 {s(ttfa['p99'])}",
+        "  requests by class: " + "; ".join(f"{k} {dict(sorted(v.items()))}" for k, v in report["requests"].items()),
+        f"  shed (429/503): {report['shed']}",
+        "  origin answers/s: mean {mean}, max {max}".format(**report["origin_answers_per_s"]),
+    ]
+    if report["plan"]["flood_per_s"] or report["plan"]["slow_connections"]:
+        flood = report["flood"]
+        lines.append(
+            f"  flood: {flood['sent']} forged/random requests; slow connections closed by the server: "
+            f"{flood['slow_connections_closed']}, still open at the end: {flood['slow_open_at_end']}"
+        )
+    verdict = report["verdict"]
+    lines.append(f"VERDICT: {verdict}" + (f" ({'; '.join(report['reasons'])})" if report["reasons"] else ""))
+    return "\n".join(lines)
+
+
+def run(args: Any) -> int:
+    try:
+        base, space = parse_target(args.url, args.space)
+    except ValueError as error:
+        print(f"podium rehearse: {error}", file=sys.stderr)
+        return 2
+    if not 1 <= args.listeners <= MAX_LISTENERS:
+        print(f"podium rehearse: --listeners must be 1 to {MAX_LISTENERS}", file=sys.stderr)
+        return 2
+    if args.peak_joins_per_s <= 0 or args.flood < 0 or args.stay <= 0:
+        print("podium rehearse: rates and --stay must be positive", file=sys.stderr)
+        return 2
+    plan = Plan(
+        base,
+        space,
+        args.listeners,
+        args.peak_joins_per_s,
+        flood_per_s=args.flood,
+        stay_s=args.stay,
+        slow_connections=args.slow,
+    )
+    print(
+        f"Rehearsing {base}/s/{space}: {plan.listeners} listeners, joins climbing to {plan.peak_joins_per_s:g}/s"
+        + (f", a flood of {plan.flood_per_s:g}/s" if plan.flood_per_s else "")
+        + (f", {plan.slow_connections} slow connections" if plan.slow_connections else ""),
+        file=sys.stderr,
+    )
+    report = asyncio.run(Rehearsal(plan, progress=not args.quiet).run())
+    print(render(report))
+    path = Path(args.report)
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"report: {path}")
+    return 0 if report["verdict"] == "GO" else 1
