@@ -177,7 +177,7 @@ def header_lines() -> list[str]:
         f"- Date: {now}",
         f"- Machine: {machine()}",
         f"- Podium: commit {revision()}",
-        f"- Command: `{command_line()}` (from `{Path.cwd()}`)",
+        f"- Command: `{command_line()}` (from the checkout's root)",
     ]
 
 
