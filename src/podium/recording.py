@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, load_pem_private_key
 
@@ -232,25 +233,21 @@ class Recordings:
             raise InvalidInput(f"a clip lasts {clips.MIN_CLIP_S:.0f} to {clips.MAX_CLIP_S:.0f} seconds")
         self.limits.hit(CLIP_PER_ADDRESS, address)
         records, init, segments = await self._recording(space)
-        _stsd, timescale = m4a.sample_description(init)
-        samples = m4a.fragment_samples(segments)
+        stsd, timescale = m4a.sample_description(init)
+        samples = m4a.fragment_samples(segments)  # parsed once: planned, counted and cut from this
         try:
             cut = clips.plan_cut(float(start_s), float(duration_s), samples, timescale)
         except ValueError as error:
             raise InvalidInput(str(error)) from None
         # Only the segments the clip needs are named in its recording hash, so a clip of a live
-        # space can be checked against the recording as it grows.
-        frames_before = 0
-        needed = 0
-        for index, segment in enumerate(segments):
-            frames_before += len(m4a.fragment_samples([segment]))
-            if frames_before >= cut.first_frame + cut.frames:
-                needed = index + 1
-                break
+        # space can be checked against the recording as it grows. A record's duration is a whole
+        # number of frames, so the records alone say where each segment ends.
+        ends = np.cumsum([round(r.duration_s * timescale / cut.frame_duration) for r in records])
+        needed = int(np.searchsorted(ends, cut.first_frame + cut.frames)) + 1
         segments = segments[:needed]
         created = records[0].program_date_time
         title = f"{space.title} (clip)"
-        media = clips.cut_media(init, segments, cut, created, title)
+        media = clips.cut_samples(stsd, timescale, samples, cut, created, title)
         clip_id = "c" + secrets.token_hex(6)
         base = self.podium.settings.base_url or instance.rstrip("/")
         facts = {

@@ -130,10 +130,10 @@ class Rehearsal:
         if state is None or state.status_code != 200 or state.json().get("state") != "live":
             self._fail("the space's state" if state is None or state.status_code != 200 else "the space is not live")
             return
-        for name in ("index.m3u8",):
-            if (answer := await self._get(client, PLAYLIST, f"{hls}/{name}")) is None or answer.status_code != 200:
-                self._fail("the multivariant playlist")
-                return
+        multivariant = await self._get(client, PLAYLIST, f"{hls}/index.m3u8")
+        if multivariant is None or multivariant.status_code != 200:
+            self._fail("the multivariant playlist")
+            return
         playlist = await self._get(client, PLAYLIST, f"{hls}/live.m3u8")
         if playlist is None or playlist.status_code != 200:
             self._fail("the media playlist")

@@ -32,6 +32,9 @@ class Space:
     record: bool = True
 
 
+# A space has no set length; where one must be announced (a calendar entry, a podcast live item),
+# it is this.
+ANNOUNCED_LENGTH = timedelta(hours=1)
 # A start more than a year ahead is almost always a typo in the year.
 MAX_SCHEDULE_AHEAD = timedelta(days=366)
 

@@ -101,8 +101,12 @@ def plan_cut(start_s: float, duration_s: float, available: m4a.Samples, timescal
 def cut_media(init: bytes, segments: Sequence[bytes], cut: Cut, created: datetime, title: str) -> bytes:
     """The clip's media bytes: the same arguments always give the same bytes."""
     stsd, timescale = m4a.sample_description(init)
-    samples = m4a.fragment_samples(segments).slice(cut.first_frame, cut.frames)
-    return m4a.progressive(stsd, timescale, samples, created, title)
+    return cut_samples(stsd, timescale, m4a.fragment_samples(segments), cut, created, title)
+
+
+def cut_samples(stsd: bytes, timescale: int, recording: m4a.Samples, cut: Cut, created: datetime, title: str) -> bytes:
+    """`cut_media` over a recording already read: its frames from the first on."""
+    return m4a.progressive(stsd, timescale, recording.slice(cut.first_frame, cut.frames), created, title)
 
 
 def seal(media: bytes, facts: dict[str, Any], private_key: Ed25519PrivateKey) -> bytes:

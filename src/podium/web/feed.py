@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import uuid
 import xml.etree.ElementTree as ET
-from datetime import datetime, timedelta
+from datetime import datetime
 from email.utils import format_datetime
 
-from podium.domain.space import Space, SpaceState
+from podium.domain.space import ANNOUNCED_LENGTH, Space, SpaceState
 from podium.recording import DOWNLOAD_NAME
 from podium.service import Podium
 
 PODCAST_NS = "https://podcastindex.org/namespace/1.0"
 ITUNES_NS = "http://www.itunes.com/dtds/podcast-1.0.dtd"
 ATOM_NS = "http://www.w3.org/2005/Atom"
-# A live item must say when it ends; a space has no set length, so an hour is announced.
-ANNOUNCED_LENGTH = timedelta(hours=1)
 
 ET.register_namespace("podcast", PODCAST_NS)
 ET.register_namespace("itunes", ITUNES_NS)

@@ -9,15 +9,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from podium.domain.space import Space, SpaceState
+from podium.domain.space import ANNOUNCED_LENGTH, Space, SpaceState
 from podium.errors import Conflict
 from podium.service import Podium
 from podium.web.api import space_view
 from podium.web.http import CORS_HEADERS, json_response
 
 LISTED = 50
-# A calendar entry needs an end; a space has none set, so an hour is announced.
-ANNOUNCED_LENGTH = timedelta(hours=1)
 # The reminder rings this long before the start (the pre-show opens then, too).
 REMIND_BEFORE = timedelta(minutes=15)
 
