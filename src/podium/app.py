@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -16,7 +18,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
 
 from podium.accounts import Accounts
-from podium.admission.limits import RateLimits
+from podium.admission.gate import Gate, sample_lag
+from podium.admission.joins import Joins
+from podium.admission.limits import RateLimits, storage_for
+from podium.admission.load import Capacity, Governor
+from podium.admission.tickets import TicketSigner
 from podium.audience.feed import Feed
 from podium.audience.posts import Posting
 from podium.backends.files import FileMediaStore
@@ -34,6 +40,7 @@ from podium.settings import Settings
 from podium.web.accounts_api import account_routes
 from podium.web.api import api_routes
 from podium.web.http import error_response
+from podium.web.join_api import join_routes
 from podium.web.pages import page_routes
 from podium.web.posts_api import post_routes
 from podium.web.replay_api import replay_routes
@@ -63,22 +70,45 @@ def load_or_create_secret(data_dir: Path) -> str:
     return secret
 
 
-def build(settings: Settings, clock: Clock | None = None) -> tuple[Podium, Accounts, Posting, Feed, Recordings]:
+@dataclass
+class Parts:
+    podium: Podium
+    accounts: Accounts
+    posting: Posting
+    feed: Feed
+    recordings: Recordings
+    governor: Governor
+    joins: Joins
+
+
+def build(settings: Settings, clock: Clock | None = None) -> Parts:
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     ice.configure(settings.ice_loopback)
     clock = clock or SystemClock()
     database = SqlSpaceStore(f"sqlite:///{(data_dir / 'podium.db').resolve()}")
-    signer = TokenSigner(load_or_create_secret(data_dir))
+    secret = load_or_create_secret(data_dir)
+    signer = TokenSigner(secret)
     bus = MemoryBus()
     media = FileMediaStore(data_dir / "media")
     podium = Podium(settings=settings, spaces=database, bus=bus, media=media, signer=signer, clock=clock)
-    limits = RateLimits()
+    limits = RateLimits(storage_for(settings.limits_url))
     posting = Posting(database, podium, limits, clock, bus)
     feed = Feed(podium, bus, media, clock, posting, max_comments=settings.comments_per_interval)
     accounts = Accounts(database, signer, limits, clock, settings.signup_limit_per_address)
     recordings = Recordings(podium, load_or_create_signing_key(data_dir), limits)
-    return podium, accounts, posting, feed, recordings
+    governor = Governor(Capacity(settings.max_in_flight, settings.max_lag_ms), clock)
+    joins = Joins(
+        TicketSigner(secret),
+        governor,
+        limits,
+        clock,
+        settings.join_rate_per_s,
+        settings.join_burst,
+        settings.under_attack_surge,
+        settings.join_limit_per_address,
+    )
+    return Parts(podium, accounts, posting, feed, recordings, governor, joins)
 
 
 async def _podium_error(request: Request, error: Exception) -> Response:
@@ -99,16 +129,19 @@ async def _http_error(request: Request, error: Exception) -> Response:
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
     settings = settings or Settings.load()
-    podium, accounts, posting, feed, recordings = build(settings, clock)
+    parts = build(settings, clock)
+    podium, feed, recordings = parts.podium, parts.feed, parts.recordings
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await recordings.start()
         await podium.start()
         await feed.start()
+        lag = asyncio.create_task(sample_lag(parts.governor), name="lag-sampler")
         try:
             yield
         finally:
+            lag.cancel()
             await feed.stop()
             await recordings.stop()
             await podium.stop()
@@ -124,6 +157,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             *timeline_routes(),
             *replay_routes(),
             *schedule_routes(),
+            *join_routes(),
             *hls_routes(),
             *page_routes(settings),
         ],
@@ -131,14 +165,17 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         lifespan=lifespan,
     )
     app.state.podium = podium
-    app.state.accounts = accounts
-    app.state.posting = posting
+    app.state.accounts = parts.accounts
+    app.state.posting = parts.posting
     app.state.feed = feed
     app.state.recordings = recordings
+    app.state.governor = parts.governor
+    app.state.joins = parts.joins
     return app
 
 
 def create_asgi(settings: Settings | None = None, clock: Clock | None = None) -> ASGIApp:
     """The application as served: the listener hot path in front of the full router."""
     app = create_app(settings, clock)
-    return HlsFastPath(app, app.state.podium)
+    # Outermost first: the door (body cap, shedding by class), then the listener hot path.
+    return Gate(HlsFastPath(app, app.state.podium), app.state.governor, app.state.podium.settings.max_body_bytes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -74,11 +75,13 @@ class Podium:
     # -- life of the instance ---------------------------------------------------------------
 
     async def start(self) -> None:
-        """Resume the stages of spaces that were live when the process stopped."""
-        for space in await self.spaces.live():
+        """Resume the stages of spaces that were live when the process stopped; keep every space
+        that has not ended in memory, so that joins never need the database."""
+        for space in await self.spaces.unfinished():
             self._cache[space.id] = space
-            await self._start_stage(space)
-            log.info("resumed live space %s", space.id)
+            if space.state is SpaceState.LIVE:
+                await self._start_stage(space)
+                log.info("resumed live space %s", space.id)
         self._peak_task = asyncio.create_task(self._flush_peaks_forever(), name="peak-flush")
 
     async def stop(self) -> None:
@@ -115,6 +118,13 @@ class Podium:
         if stored is not None and space.id not in self._rules:
             self._rules[space.id] = StageRules.from_dict(stored, self.settings.max_cohosts, self.settings.max_speakers)
         self._cache[space.id] = space
+        return space
+
+    def open_space(self, space_id: SpaceId) -> Space:
+        """A scheduled or live space, from memory only (a flood of joins never reaches the database)."""
+        space = self._cache.get(space_id)
+        if space is None or space.state is SpaceState.ENDED:
+            raise NotFound("there is no live or upcoming space here (it may have ended: see its page for the replay)")
         return space
 
     async def set_recording(self, space_id: str, token: str, record: object) -> Space:
@@ -369,6 +379,20 @@ class Podium:
         view = self.stage_view(space)
         flags = {s["id"]: bool(s["speaking"]) for s in view["speakers"]}  # type: ignore[attr-defined]
         return [(m, flags.get(m.id, False)) for m in self.rules(space).on_stage()]
+
+    def stream_health(self, space_id: SpaceId) -> dict[str, object]:
+        """For the host's board: is the program being made, on time?"""
+        stage = self._stages.get(space_id)
+        if stage is None:
+            return {"running": False}
+        age = None if stage.last_made_at is None else round(time.monotonic() - stage.last_made_at, 3)
+        return {
+            "running": True,
+            "parts_made": stage.parts_made,
+            "last_part_age_s": age,
+            "frames_skipped": stage.frames_skipped,
+            "speakers": self.speakers_connected(space_id),
+        }
 
     def stage(self, space_id: SpaceId) -> Stage | None:
         return self._stages.get(space_id)

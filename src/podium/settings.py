@@ -45,6 +45,21 @@ class Settings:
     signup_limit_per_address: str = "10/hour"
     # Comments shown per timeline interval (about a second), chosen fairly; all are stored.
     comments_per_interval: int = 20
+    # Admission: new listeners per second per space (and how many may come at once) before the
+    # rest wait in line; joins per address; the surge (x the rate) that turns the puzzle on.
+    join_rate_per_s: float = 200.0
+    join_burst: int = 200
+    join_limit_per_address: str = "120/minute"
+    under_attack_surge: float = 5.0
+    # Capacity: requests being worked on, and event-loop lag, at which the node counts as full.
+    max_in_flight: int = 256
+    max_lag_ms: float = 150.0
+    # Against slow and oversized requests: the whole request head must arrive within this time,
+    # and no body may be larger than this.
+    header_timeout_s: float = 10.0
+    max_body_bytes: int = 16 * 1024 * 1024
+    # Where rate-limit counters live: "memory://" (one node) or "redis://host:port" (shared).
+    limits_url: str = "memory://"
     # How long a blocking playlist reload or a preload-hinted part may be held open.
     hls_hold_s: float = 6.0
     # Where hls.js was installed by `npm install` (node_modules/hls.js/dist); found by default.
@@ -71,11 +86,22 @@ class Settings:
             )
         if not 0 < self.port < 65536:
             raise InvalidInput(f"port must be between 1 and 65535, not {self.port}")
-        for name in ("post_limit_per_user", "post_limit_per_address", "signup_limit_per_address"):
+        for name in (
+            "post_limit_per_user",
+            "post_limit_per_address",
+            "signup_limit_per_address",
+            "join_limit_per_address",
+        ):
             try:
                 limits.parse(getattr(self, name))
             except ValueError:
                 raise InvalidInput(f"PODIUM_{name.upper()} must read like '10/minute'") from None
+        if self.join_rate_per_s <= 0 or self.join_burst < 1 or self.under_attack_surge <= 0:
+            raise InvalidInput("the join rate, burst and surge factor must be positive")
+        if self.max_in_flight < 1 or self.max_lag_ms <= 0 or self.header_timeout_s <= 0 or self.max_body_bytes < 1024:
+            raise InvalidInput("capacity, header timeout and body limit must be positive (body limit at least 1024)")
+        if not self.limits_url.startswith(("memory://", "redis://", "rediss://")):
+            raise InvalidInput("PODIUM_LIMITS_URL must be memory:// or redis://host:port")
         if self.heartbeat_interval_s <= 0 or self.heartbeat_missed_limit < 1:
             raise InvalidInput("heartbeat interval and missed-beat limit must be positive")
 

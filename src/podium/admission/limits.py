@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage, Storage
+from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from podium.errors import RateLimited
@@ -37,6 +37,16 @@ def with_limit(policy: Policy, limit: str) -> Policy:
 
 REACTION_PER_ADDRESS = Policy("reaction-address", "20/10seconds", "too many reactions from your network")
 VOTE_PER_USER = Policy("vote-user", "60/minute", "you are voting too fast")
+
+
+def storage_for(url: str) -> Storage:
+    """Counters in this process ("memory://") or shared in Redis ("redis://host:port")."""
+    if url.startswith("memory://"):
+        return MemoryStorage()
+    storage = storage_from_string(url)
+    if not isinstance(storage, Storage):
+        raise TypeError(f"{url} names an asynchronous storage; use a synchronous one")
+    return storage
 
 
 class RateLimits:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass
@@ -95,6 +96,9 @@ class Stage:
         self._tick_task: asyncio.Task[None] | None = None
         self._write_task: asyncio.Task[None] | None = None
         self.frames_mixed = 0
+        self.frames_skipped = 0
+        self.parts_made = 0
+        self.last_made_at: float | None = None  # time.monotonic() of the newest part
         # Per input: peak level with a ~300 ms decay, for speaking indicators.
         self.levels: dict[Hashable, float] = {}
         self._returns: dict[Hashable, ReturnTrack] = {}
@@ -184,6 +188,7 @@ class Stage:
                 due = int((loop.time() - origin) / frame_s) + 1
                 if due - done > MAX_CATCH_UP_FRAMES:
                     log.warning("stage %s fell %d frames behind; skipping ahead", self.space_id, due - done)
+                    self.frames_skipped += due - 1 - done
                     done = due - 1
                 made: list[Part | Segment] = []
                 while done < due:
@@ -227,6 +232,8 @@ class Stage:
             self._writes.put_nowait(SpeakerChange(at_s, loudest))
 
     def _publish(self, made: list[Part | Segment]) -> None:
+        self.parts_made += sum(1 for item in made if isinstance(item, Part))
+        self.last_made_at = time.monotonic()
         for item in made:
             # Parts too reach the disk as they are made: a crash loses at most the part in the making.
             self._writes.put_nowait(item)

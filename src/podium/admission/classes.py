@@ -1,0 +1,66 @@
+"""Request classes: who suffers first when a node is past its capacity.
+
+Lower is more important. Under pressure the highest classes are shed first (`503`/`429` with
+`Retry-After`); the stage is never shed and listeners already in are shed only past everything
+else. New joins are not shed with an error: they wait in the waiting room (`202`).
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class RequestClass(enum.IntEnum):
+    STAGE = 0  # WHIP, the host's and speakers' control: the conversation itself
+    LISTENING = 1  # listeners already in: playlists, parts, segments, the timeline
+    JOIN = 2  # new listeners: the join call, the pages and their assets
+    POST = 3  # comments, questions, votes, heartbeats: listeners' writes
+    REACTION = 4  # reactions: many, small, and the first thing nobody misses
+    OTHER = 5  # everything else: replay API, clips, feed, accounts, listings
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+_STAGE_ACTIONS = (
+    "invites",
+    "stage",
+    "hands",
+    "hand",
+    "leave",
+    "members",
+    "end",
+    "moderation",
+    "blocked",
+    "board",
+    "me",
+    "pre-show",
+    "under-attack",
+)
+_LISTENING_PREFIXES = ("/hls/", "/timeline/")
+_JOIN_PREFIXES = ("/s/", "/static/", "/join/")
+
+
+def classify(method: str, path: str) -> RequestClass:
+    """The class of a request, from its method and path alone (no body, no lookup)."""
+    if path.startswith("/whip/") or path.startswith("/host/"):
+        return RequestClass.STAGE
+    if path.startswith(_LISTENING_PREFIXES):
+        return RequestClass.LISTENING
+    if path.startswith(_JOIN_PREFIXES) or path == "/":
+        return RequestClass.JOIN
+    if path.startswith("/api/spaces/"):
+        parts = path.split("/")  # ["", "api", "spaces", id, action, ...]
+        action = parts[4] if len(parts) > 4 else ""
+        if action in ("join", "challenge"):
+            return RequestClass.JOIN
+        if action in _STAGE_ACTIONS or method == "PATCH":
+            return RequestClass.STAGE
+        if action == "reactions":
+            return RequestClass.REACTION
+        if action in ("posts", "questions", "heartbeat", "guests") and method == "POST":
+            return RequestClass.POST
+        if action == "" and method == "GET":
+            return RequestClass.LISTENING  # the space's own state, which players poll
+    return RequestClass.OTHER

@@ -1,0 +1,207 @@
+"""Joining a space as a listener: signature checks first, then the per-address limit, the puzzle of
+under-attack mode, and the waiting room. Everything here is in memory; nothing touches a database.
+
+The answers:
+- `200 {"admitted": true, "pass"}`: in; the pass lets a reload back in without queueing again;
+- `202 {"admitted": false, "position", "ticket"}` + `Retry-After`: in line; come back with the ticket;
+- `202 {"admitted": false, "challenge", "difficulty_bits"}`: solve the puzzle first (under attack).
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from podium.admission.classes import RequestClass
+from podium.admission.limits import Policy, RateLimits
+from podium.admission.load import Governor
+from podium.admission.tickets import TICKET_TTL_S, TicketSigner, client_hash
+from podium.admission.waiting_room import Admitted, WaitingRoom
+from podium.clock import Clock
+from podium.errors import InvalidInput
+from podium.ids import SpaceId, is_client_id
+
+JOIN_PER_ADDRESS = Policy("join-address", "60/minute", "too many joins from your network")
+BASE_DIFFICULTY_BITS = 12  # about 4,000 hashes: a few tenths of a second on a phone
+MAX_DIFFICULTY_BITS = 16  # about 65,000 hashes: still about a second on a phone
+SURGE_WINDOW_S = 10
+SURGE_HOLD_S = 60.0
+ATTACK_MODES = ("auto", "on", "off")
+
+
+@dataclass
+class Surge:
+    """Fresh join arrivals per second over the last `SURGE_WINDOW_S`, and under-attack mode.
+
+    In "auto", the mode switches on when arrivals reach `factor` x the admission rate and stays on
+    until they have been below it for `SURGE_HOLD_S`. The puzzle grows one bit per doubling of the
+    surge past that point.
+    """
+
+    rate_per_s: float
+    factor: float
+    mode: str = "auto"
+    _buckets: deque[list[int]] = field(default_factory=deque)  # [second, arrivals]
+    _on_until: float = -math.inf
+
+    def note(self, now: float) -> None:
+        second = int(now)
+        if self._buckets and self._buckets[-1][0] == second:
+            self._buckets[-1][1] += 1
+        else:
+            self._buckets.append([second, 1])
+        self._trim(now)
+
+    def arrivals_per_s(self, now: float) -> float:
+        self._trim(now)
+        return sum(count for _, count in self._buckets) / SURGE_WINDOW_S
+
+    def active(self, now: float) -> bool:
+        if self.mode != "auto":
+            return self.mode == "on"
+        if self.arrivals_per_s(now) >= self.factor * self.rate_per_s:
+            self._on_until = now + SURGE_HOLD_S
+        return now < self._on_until
+
+    def difficulty_bits(self, now: float) -> int:
+        surge = self.arrivals_per_s(now) / (self.factor * self.rate_per_s)
+        extra = round(math.log2(surge)) if surge > 1 else 0
+        return max(BASE_DIFFICULTY_BITS, min(MAX_DIFFICULTY_BITS, BASE_DIFFICULTY_BITS + extra))
+
+    def _trim(self, now: float) -> None:
+        while self._buckets and self._buckets[0][0] <= now - SURGE_WINDOW_S:
+            self._buckets.popleft()
+
+
+@dataclass(frozen=True)
+class JoinAnswer:
+    status: int
+    body: dict[str, Any]
+    retry_after_s: int | None = None
+
+
+class Joins:
+    def __init__(
+        self,
+        signer: TicketSigner,
+        governor: Governor,
+        limits: RateLimits,
+        clock: Clock,
+        rate_per_s: float,
+        burst: int,
+        surge_factor: float,
+        limit_per_address: str,
+    ) -> None:
+        self.signer = signer
+        self.governor = governor
+        self.limits = limits
+        self.clock = clock
+        self.rate_per_s = rate_per_s
+        self.burst = burst
+        self.surge_factor = surge_factor
+        self.policy = Policy(JOIN_PER_ADDRESS.name, limit_per_address, JOIN_PER_ADDRESS.message)
+        self.epoch = secrets.token_urlsafe(6)  # this process's waiting rooms
+        self._rooms: dict[SpaceId, WaitingRoom] = {}
+        self._surges: dict[SpaceId, Surge] = {}
+        self.admitted = 0
+        self.queued = 0
+
+    def room(self, space_id: SpaceId) -> WaitingRoom:
+        room = self._rooms.get(space_id)
+        if room is None:
+            room = WaitingRoom(self.rate_per_s, self.burst, self.clock.monotonic(), TICKET_TTL_S)
+            self._rooms[space_id] = room
+        return room
+
+    def surge(self, space_id: SpaceId) -> Surge:
+        surge = self._surges.get(space_id)
+        if surge is None:
+            surge = self._surges[space_id] = Surge(self.rate_per_s, self.surge_factor)
+        return surge
+
+    def set_mode(self, space_id: SpaceId, mode: object) -> str:
+        if mode not in ATTACK_MODES:
+            raise InvalidInput(f"mode must be one of {', '.join(ATTACK_MODES)}")
+        self.surge(space_id).mode = str(mode)
+        return str(mode)
+
+    def check(self, space_id: SpaceId, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The signature checks, before the space is even looked up. Returns the client's hash and
+        what verified: {"pass": True} | {"ticket": Ticket} | {"solved": token}."""
+        client_id = body.get("client_id")
+        if not is_client_id(client_id):
+            raise InvalidInput("client_id must be 8 to 64 letters, digits, '-' or '_' (the page makes one)")
+        assert isinstance(client_id, str)
+        client = client_hash(client_id)
+        verified: dict[str, Any] = {}
+        if body.get("pass") is not None:
+            self.signer.open_pass(body["pass"], space_id, client)
+            verified["pass"] = True
+            return client, verified
+        if body.get("ticket") is not None:
+            verified["ticket"] = self.signer.open_ticket(body["ticket"], space_id, client)
+        if body.get("challenge") is not None:
+            verified["solved"] = self.signer.open_solution(body["challenge"], body.get("counter"), space_id, client)
+        elif body.get("solved") is not None:
+            self.signer.open_solved(body["solved"], space_id, client)
+            verified["solved"] = body["solved"]
+        return client, verified
+
+    def join(self, space_id: SpaceId, client: str, verified: dict[str, Any], address: str) -> JoinAnswer:
+        """After `check` and after the space was found live or upcoming."""
+        if verified.get("pass"):
+            return self._admitted(space_id, client, None)
+        now = self.clock.monotonic()
+        room = self.room(space_id)
+        surge = self.surge(space_id)
+        ticket = verified.get("ticket")
+        solved = verified.get("solved")
+        if ticket is None or ticket.epoch != self.epoch:
+            self.limits.hit(self.policy, address)
+            surge.note(now)
+            if surge.active(now) and solved is None:
+                challenge = self.signer.challenge(space_id, client, surge.difficulty_bits(now))
+                return JoinAnswer(
+                    202,
+                    {
+                        "admitted": False,
+                        "challenge": challenge.token,
+                        "difficulty_bits": challenge.difficulty_bits,
+                        "message": "Many people are joining right now: your browser solves a small puzzle first.",
+                    },
+                    0,
+                )
+        paused = self.governor.shedding(RequestClass.JOIN)
+        if ticket is not None and ticket.epoch == self.epoch:
+            outcome = room.redeem(ticket.seq, now, paused)
+        else:
+            outcome = room.arrive(now, paused)
+        if isinstance(outcome, Admitted):
+            return self._admitted(space_id, client, solved)
+        if paused:
+            self.governor.count_shed(RequestClass.JOIN)
+        self.queued += 1
+        body: dict[str, Any] = {
+            "admitted": False,
+            "position": outcome.position,
+            "ticket": self.signer.ticket(space_id, self.epoch, outcome.seq, client),
+            "retry_after_s": outcome.retry_after_s,
+            "message": f"You are number {outcome.position} in line; you are let in automatically.",
+        }
+        if solved is not None:
+            body["solved"] = solved
+        return JoinAnswer(202, body, outcome.retry_after_s)
+
+    def _admitted(self, space_id: SpaceId, client: str, solved: str | None) -> JoinAnswer:
+        self.admitted += 1
+        body: dict[str, Any] = {"admitted": True, "pass": self.signer.pass_(space_id, client)}
+        if solved is not None:
+            body["solved"] = solved
+        return JoinAnswer(200, body)
+
+    def waiting(self, space_id: SpaceId) -> int:
+        room = self._rooms.get(space_id)
+        return 0 if room is None else room.waiting

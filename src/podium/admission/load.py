@@ -1,0 +1,107 @@
+"""How full the node is, and which request classes it sheds. Sans-IO: the shell feeds it event-loop
+lag samples and request starts and ends; time comes from an injected clock.
+
+Pressure is the larger of two measured ratios: requests being worked on / `max_in_flight`, and
+event-loop lag / `max_lag_ms`. 1.0 means full. A class is shed from the moment pressure reaches its
+threshold until pressure has stayed below it for `hold_s` (so shedding does not flap every tick).
+Held blocking playlist reloads are not work: the LISTENING class is not counted in flight.
+
+Invariants: STAGE and LISTENING are never shed; a lower class is never shed while a higher one is
+served (the thresholds rise with importance).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+
+from podium.admission.classes import RequestClass
+from podium.clock import Clock
+
+# Pressure at which each class starts to be shed. JOIN is not refused with an error: at its
+# threshold the waiting room stops admitting and every joiner waits in line (202).
+SHED_AT: dict[RequestClass, float] = {
+    RequestClass.OTHER: 0.5,
+    RequestClass.REACTION: 0.6,
+    RequestClass.POST: 0.7,
+    RequestClass.JOIN: 0.85,
+    RequestClass.LISTENING: math.inf,
+    RequestClass.STAGE: math.inf,
+}
+LAG_DECAY_PER_SAMPLE = 0.7  # a lag spike counts fully at once and fades over a few samples
+
+
+@dataclass(frozen=True)
+class Capacity:
+    max_in_flight: int = 256
+    max_lag_ms: float = 150.0
+    hold_s: float = 2.0
+
+
+@dataclass
+class ClassStats:
+    served: Counter[RequestClass] = field(default_factory=Counter)
+    shed: Counter[RequestClass] = field(default_factory=Counter)
+
+
+class Governor:
+    def __init__(self, capacity: Capacity, clock: Clock) -> None:
+        self.capacity = capacity
+        self._clock = clock
+        self._in_flight = 0
+        self._lag_ms = 0.0
+        self._shed_until: dict[RequestClass, float] = {}
+        self.stats = ClassStats()
+
+    # -- what the shell reports ------------------------------------------------------------
+
+    def observe_lag(self, lag_ms: float) -> None:
+        self._lag_ms = max(lag_ms, self._lag_ms * LAG_DECAY_PER_SAMPLE)
+        self._update()
+
+    def admit(self, kind: RequestClass) -> bool:
+        """A request of `kind` arrives: True if it is to be served (then call `done` after it)."""
+        self._update()
+        if self.shedding(kind) and kind is not RequestClass.JOIN:
+            self.stats.shed[kind] += 1
+            return False
+        self.stats.served[kind] += 1
+        if kind is not RequestClass.LISTENING:
+            self._in_flight += 1
+            self._update()
+        return True
+
+    def done(self, kind: RequestClass) -> None:
+        if kind is not RequestClass.LISTENING:
+            self._in_flight -= 1
+
+    def count_shed(self, kind: RequestClass) -> None:
+        """A request the shell turned away itself (a join sent to the waiting room by pressure)."""
+        self.stats.shed[kind] += 1
+
+    # -- what the shell asks ---------------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    @property
+    def lag_ms(self) -> float:
+        return self._lag_ms
+
+    def pressure(self) -> float:
+        return max(self._in_flight / self.capacity.max_in_flight, self._lag_ms / self.capacity.max_lag_ms)
+
+    def shedding(self, kind: RequestClass) -> bool:
+        return self._clock.monotonic() < self._shed_until.get(kind, -math.inf)
+
+    def shed_classes(self) -> list[RequestClass]:
+        return [kind for kind in RequestClass if self.shedding(kind)]
+
+    def _update(self) -> None:
+        pressure = self.pressure()
+        now = self._clock.monotonic()
+        for kind, threshold in SHED_AT.items():
+            if pressure >= threshold:
+                self._shed_until[kind] = now + self.capacity.hold_s

@@ -1,0 +1,107 @@
+"""Joining as a listener (the waiting room), under-attack mode, and the host's go/no-go board."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from podium.admission.classes import RequestClass
+from podium.admission.joins import Joins
+from podium.admission.load import Governor
+from podium.domain.stage import Role
+from podium.errors import Forbidden, NotFound
+from podium.ids import SpaceId, is_space_id
+from podium.service import Podium
+from podium.web.api import space_urls
+from podium.web.http import bearer_token, json_response, read_json
+
+MAX_JOIN_BYTES = 2048
+
+
+def _parts(request: Request) -> tuple[Podium, Joins, Governor]:
+    state = request.app.state
+    return state.podium, state.joins, state.governor
+
+
+def _client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def join(request: Request) -> Response:
+    podium, joins, _ = _parts(request)
+    space_id = request.path_params["space_id"]
+    if not is_space_id(space_id):
+        raise NotFound("no such space")
+    body = await read_json(request, MAX_JOIN_BYTES)
+    # Signatures first: a forged, expired or foreign token ends here, before any lookup.
+    client, verified = joins.check(SpaceId(space_id), body)
+    space = podium.open_space(SpaceId(space_id))
+    answer = joins.join(space.id, client, verified, _client_address(request))
+    result: dict[str, Any] = dict(answer.body)
+    if answer.status == 200:
+        result["urls"] = space_urls(podium, space)
+        result["state"] = space.state.value
+    headers = {"Retry-After": str(answer.retry_after_s)} if answer.retry_after_s is not None else None
+    return json_response(result, status=answer.status, headers=headers)
+
+
+async def _host_of(request: Request) -> tuple[Podium, Joins, Governor, SpaceId]:
+    podium, joins, governor = _parts(request)
+    space = await podium.get_space(request.path_params["space_id"])
+    member = podium.authorize(space, bearer_token(request))
+    if member.role not in (Role.HOST, Role.COHOST):
+        raise Forbidden("only the host and co-hosts can do this")
+    return podium, joins, governor, space.id
+
+
+async def under_attack(request: Request) -> Response:
+    """The host switches the joiners' puzzle on or off, or leaves it to the node ("auto")."""
+    _, joins, _, space_id = await _host_of(request)
+    body = await read_json(request, 256)
+    mode = joins.set_mode(space_id, body.get("mode"))
+    return json_response({"mode": mode, "active": joins.surge(space_id).active(joins.clock.monotonic())})
+
+
+async def board(request: Request) -> Response:
+    """What the host watches before and during the show: is it a go?"""
+    podium, joins, governor, space_id = await _host_of(request)
+    now = joins.clock.monotonic()
+    surge = joins.surge(space_id)
+    room = joins.room(space_id)
+    counts = podium.counts(space_id)
+    stats = governor.stats
+    body = {
+        "listeners": {"now": counts.now, "peak": counts.peak},
+        "joins": {
+            "arrivals_per_s": round(surge.arrivals_per_s(now), 2),
+            "admitted": room.admitted,
+            "waiting": room.waiting,
+            "rate_per_s": room.rate_per_s,
+        },
+        "under_attack": {
+            "mode": surge.mode,
+            "active": surge.active(now),
+            "difficulty_bits": surge.difficulty_bits(now),
+        },
+        "load": {
+            "pressure": round(governor.pressure(), 3),
+            "lag_ms": round(governor.lag_ms, 1),
+            "in_flight": governor.in_flight,
+            "shedding": [kind.label for kind in governor.shed_classes()],
+        },
+        "requests": {kind.label: {"served": stats.served[kind], "shed": stats.shed[kind]} for kind in RequestClass},
+        "refused_by_signature": joins.signer.refused,
+        "stream": podium.stream_health(space_id),
+    }
+    return json_response(body)
+
+
+def join_routes() -> list[Route]:
+    return [
+        Route("/api/spaces/{space_id}/join", join, methods=["POST"]),
+        Route("/api/spaces/{space_id}/under-attack", under_attack, methods=["POST"]),
+        Route("/api/spaces/{space_id}/board", board, methods=["GET"]),
+    ]
