@@ -31,7 +31,7 @@ from podium.domain.space import Space, SpaceState
 from podium.errors import Conflict, InvalidInput, NotFound, PodiumError
 from podium.ids import SpaceId
 from podium.media import clips, m4a
-from podium.media.packager import INIT_NAME, SegmentRecord
+from podium.media.packager import INIT_NAME, SegmentRecord, program_records
 from podium.media.stage import SPEAKERS_NAME
 from podium.service import Podium
 
@@ -156,7 +156,7 @@ class Recordings:
     async def _make_download(self, space: Space) -> None:
         if self.media.local_path(space.id, DOWNLOAD_NAME) is not None:
             return
-        records = await self.media.records(space.id)
+        records = program_records(await self.media.records(space.id))
         files = await self.media.read_many(space.id, [INIT_NAME] + [r.name for r in records])
         created = space.started_at or space.created_at
         data = await asyncio.to_thread(m4a.remux, files[0], files[1:], created, space.title)
@@ -170,7 +170,7 @@ class Recordings:
             raise NotFound("this space is not recorded")
         if space.state is SpaceState.SCHEDULED:
             raise Conflict("this space has not started yet")
-        records = await self.media.records(space.id)
+        records = program_records(await self.media.records(space.id))
         if not records:
             raise Conflict("nothing is recorded yet; try again in a few seconds")
         files = await self.media.read_many(space.id, [INIT_NAME] + [r.name for r in records])
@@ -187,7 +187,7 @@ class Recordings:
 
     async def replay(self, space: Space) -> dict[str, Any]:
         """Who spoke when and every shown post, on the recording's time axis (seconds from its start)."""
-        records = await self.media.records(space.id) if space.record else []
+        records = program_records(await self.media.records(space.id)) if space.record else []
         rules = self.podium.rules(space)
         speakers = []
         for line in await self.media.lines(space.id, SPEAKERS_NAME):
@@ -316,7 +316,7 @@ class Recordings:
             space = await self.podium.get_space(space_id)
             if not space.record or space.state is SpaceState.SCHEDULED:
                 raise NotFound("this space has no recording")
-            records = await self.media.records(space.id)
+            records = program_records(await self.media.records(space.id))
             wanted = int(facts.get("recording_segments", -1))
             if not 0 < wanted <= len(records):
                 raise NotFound("the clip names more of the recording than this instance holds")

@@ -8,6 +8,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
+
+import numpy as np
 
 from podium.audience.presence import Counts, Presence
 from podium.backends.interfaces import Bus, MediaStore, SpaceStore
@@ -27,13 +30,17 @@ from podium.ids import (
     new_member_id,
     new_space_id,
 )
-from podium.media import ingest, sdp
+from podium.media import hold, ingest, sdp
 from podium.media.ingest import IngestSession
-from podium.media.packager import Packager
+from podium.media.mixer import SAMPLE_RATE
+from podium.media.packager import Packager, program_records
 from podium.media.stage import SPEAKING_LEVEL, Stage
 from podium.settings import Settings
 
 log = logging.getLogger(__name__)
+
+SCHEDULE_TICK_S = 0.25  # how often the schedule is looked at: the start is on the quarter second
+HOLD_NAME = "hold.pcm"  # the host's hold audio, decoded: 48 kHz mono s16
 
 PEAK_FLUSH_INTERVAL_S = 5.0
 
@@ -68,6 +75,7 @@ class Podium:
         self._locks: dict[SpaceId, asyncio.Lock] = {}
         self._rules: dict[SpaceId, StageRules] = {}
         self._peak_task: asyncio.Task[None] | None = None
+        self._preshow_task: asyncio.Task[None] | None = None
         # Awaited when a space ends, before the end is answered (the recording's download is made
         # here, so that it is there when the host sees "ended"). A failing hook is logged, not fatal.
         self.end_hooks: list[Callable[[Space], Awaitable[None]]] = []
@@ -83,10 +91,12 @@ class Podium:
                 await self._start_stage(space)
                 log.info("resumed live space %s", space.id)
         self._peak_task = asyncio.create_task(self._flush_peaks_forever(), name="peak-flush")
+        self._preshow_task = asyncio.create_task(self._run_schedule_forever(), name="schedule")
 
     async def stop(self) -> None:
-        if self._peak_task is not None:
-            self._peak_task.cancel()
+        for task in (self._peak_task, self._preshow_task):
+            if task is not None:
+                task.cancel()
         for session in list(self._sessions.values()):
             await session.close()
         for stage in list(self._stages.values()):
@@ -157,7 +167,11 @@ class Podium:
             stage = self._stages.get(space.id)
             if stage is not None:
                 await stage.finish()
-                self._ended_playlists[space.id] = stage.packager
+                records = stage.packager.segments
+                # The replay is the show: a pre-show's hold audio is left out of it.
+                program = program_records(records)
+                replay = stage.packager if len(program) == len(records) else Packager.from_records(program)
+                self._ended_playlists[space.id] = replay
             ended = space_rules.end(space_rules.with_peak(space, self.counts(space.id).peak), self.clock.now())
             await self.spaces.save(ended)
             self._cache[space.id] = ended
@@ -185,7 +199,8 @@ class Podium:
             member = self.authorize(space, token)
             if not rules.may_publish(member.id, member.generation):
                 raise Forbidden("only speakers on stage can publish audio")
-        if space.state is SpaceState.SCHEDULED and grant.role is not Role.HOST:
+        in_preshow = space.id in self._stages and self._stages[space.id].preshow
+        if space.state is SpaceState.SCHEDULED and grant.role is not Role.HOST and not in_preshow:
             raise Conflict("the host goes live first")
         # Check the offer before anything changes: a bad one leaves the space (and an invite) as they were.
         parsed = sdp.parse_offer(offer, self.settings.max_offer_bytes)
@@ -219,13 +234,83 @@ class Podium:
             for earlier in [s for s in self._sessions.values() if s.space_id == space.id and s.member_id == member.id]:
                 await self._drop_session(earlier)
             self._sessions[session.id] = session
-            live = space_rules.go_live(space, self.clock.now())
-            if live is not space:
-                await self.spaces.save(live)
-                self._cache[space.id] = live
-                await self.bus.publish("spaces", {"type": "space.started", "space": space.id})
+            # In the pre-show, connecting is not going live: the host goes live with the switch
+            # (or at the start time, if connected). Without a pre-show, the host's mic is the start.
+            if not stage.preshow:
+                await self._went_live(space)
         await self._enforce(space.id)
         return session, answer
+
+    async def _went_live(self, space: Space) -> None:
+        live = space_rules.go_live(space, self.clock.now())
+        if live is not space:
+            await self.spaces.save(live)
+            self._cache[space.id] = live
+            await self.bus.publish("spaces", {"type": "space.started", "space": space.id})
+
+    async def go_live(self, space_id: str, token: str) -> Space:
+        """The host's switch from the pre-show to the stage, now."""
+        space = await self.get_space(space_id)
+        member = self.authorize(space, token)
+        if member.role is not Role.HOST:
+            raise Forbidden("only the host goes live")
+        if space.state is not SpaceState.SCHEDULED:
+            raise Conflict(f"this space is {space.state.value}; only a scheduled space goes live")
+        if not any(s.space_id == space.id and s.member_id == HOST_ID for s in self._sessions.values()):
+            raise Conflict("connect your microphone first: the pre-show goes on until you go live")
+        async with self._lock(space.id):
+            stage = self._stages.get(space.id)
+            if stage is not None:
+                stage.go_live()
+            await self._went_live(await self.get_space(space_id))
+        return await self.get_space(space_id)
+
+    def in_preshow(self, space_id: SpaceId) -> bool:
+        stage = self._stages.get(space_id)
+        return stage is not None and stage.preshow
+
+    async def set_hold_audio(self, space_id: str, token: str, data: bytes) -> float:
+        """The host's own hold audio for the pre-show; returns its length in seconds."""
+        space = await self.get_space(space_id)
+        if self.authorize(space, token).role is not Role.HOST:
+            raise Forbidden("only the host chooses the hold audio")
+        if space.state is not SpaceState.SCHEDULED:
+            raise Conflict("hold audio is for the pre-show, before the space goes live")
+        samples = await asyncio.to_thread(hold.decode_hold_file, data)
+        await self.media.write(space.id, HOLD_NAME, samples.tobytes())
+        stage = self._stages.get(space.id)
+        if stage is not None and stage.preshow:
+            stage.hold = hold.HoldAudio(samples)  # a pre-show already on plays the new audio next frame
+        return len(samples) / SAMPLE_RATE
+
+    async def _run_schedule_forever(self) -> None:
+        while True:
+            await asyncio.sleep(SCHEDULE_TICK_S)
+            try:
+                await self._run_schedule()
+            except Exception:
+                log.exception("the schedule could not be run; will try again")
+
+    async def _run_schedule(self) -> None:
+        """Open the pre-show of spaces about to start; at the start time, switch to the stage if
+        the host is connected (start on the second), else keep the pre-show on."""
+        now = self.clock.now()
+        lead = timedelta(seconds=self.settings.preshow_lead_s)
+        for space in list(self._cache.values()):
+            if space.state is not SpaceState.SCHEDULED or space.starts_at is None:
+                continue
+            stage = self._stages.get(space.id)
+            if stage is None and now >= space.starts_at - lead:
+                async with self._lock(space.id):
+                    if space.id not in self._stages:
+                        await self._start_stage(space, preshow=True)
+                        log.info("space %s: pre-show open", space.id)
+            elif stage is not None and stage.preshow and now >= space.starts_at:
+                host_in = any(s.space_id == space.id and s.member_id == HOST_ID for s in self._sessions.values())
+                if host_in:
+                    async with self._lock(space.id):
+                        stage.go_live()
+                        await self._went_live(space)
 
     async def unpublish(self, session_id: str, token: str) -> None:
         session = self._sessions.get(SessionId(session_id))
@@ -401,11 +486,11 @@ class Podium:
         """The finished playlist of an ended space, built once from the stored records."""
         packager = self._ended_playlists.get(space.id)
         if packager is None:
-            packager = Packager.from_records(await self.media.records(space.id))
+            packager = Packager.from_records(program_records(await self.media.records(space.id)))
             self._ended_playlists[space.id] = packager
         return packager
 
-    async def _start_stage(self, space: Space) -> Stage:
+    async def _start_stage(self, space: Space, preshow: bool = False) -> Stage:
         recovered = await self.media.recover(space.id)
         if recovered is not None:
             log.warning(
@@ -415,7 +500,12 @@ class Podium:
                 recovered.duration_s,
             )
         history = await self.media.records(space.id)
-        stage = Stage(space.id, self.media, self.clock.now(), history)
+        hold_audio = None
+        if preshow:
+            stored = await self.media.read(space.id, HOLD_NAME)
+            samples = np.frombuffer(stored, dtype=np.int16) if stored else hold.tone_bed()
+            hold_audio = hold.HoldAudio(samples)
+        stage = Stage(space.id, self.media, self.clock.now(), history, hold_audio)
         await stage.start()
         self._stages[space.id] = stage
         return stage

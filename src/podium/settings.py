@@ -45,6 +45,8 @@ class Settings:
     signup_limit_per_address: str = "10/hour"
     # Comments shown per timeline interval (about a second), chosen fairly; all are stored.
     comments_per_interval: int = 20
+    # The pre-show opens the stream this long before a scheduled start, with hold audio.
+    preshow_lead_s: float = 900.0
     # Admission: new listeners per second per space (and how many may come at once) before the
     # rest wait in line; joins per address; the surge (x the rate) that turns the puzzle on.
     join_rate_per_s: float = 200.0

@@ -50,7 +50,12 @@ class FileMediaStore:
     async def write_part(self, space_id: SpaceId, part: Part) -> None:
         folder = self._folder(space_id)
         if part.index == 0 and part.segment_start is not None:
-            head = {"msn": part.msn, "pdt": part.segment_start.isoformat(), "discontinuity": part.discontinuity}
+            head = {
+                "msn": part.msn,
+                "pdt": part.segment_start.isoformat(),
+                "discontinuity": part.discontinuity,
+                "preshow": part.preshow,
+            }
             await asyncio.to_thread(self._write, folder, OPEN_SEGMENT_NAME, json.dumps(head).encode())
         await asyncio.to_thread(self._write, folder, part.name, part.data)
 
@@ -77,10 +82,11 @@ class FileMediaStore:
         next_msn = records[-1].msn + 1 if records else 0
         try:
             head = json.loads(head_path.read_text(encoding="utf-8"))
-            msn, start, discontinuity = (
+            msn, start, discontinuity, preshow = (
                 int(head["msn"]),
                 datetime.fromisoformat(head["pdt"]),
                 bool(head["discontinuity"]),
+                bool(head.get("preshow", False)),
             )
         except (ValueError, KeyError, TypeError):
             return None
@@ -100,7 +106,7 @@ class FileMediaStore:
             duration = m4a.fragment_samples([data]).total_duration / timescale
         except (m4a.NotAFragment, KeyError):
             return None  # not ours to mend: leave the files as they are
-        record = SegmentRecord(msn, round(duration, 6), start, discontinuity)
+        record = SegmentRecord(msn, round(duration, 6), start, discontinuity, preshow)
         self._write(folder, record.name, data)
         self._append(folder, RECORDS_NAME, _record_line(record))
         for index in range(len(parts)):
@@ -150,6 +156,7 @@ class FileMediaStore:
                     float(item["duration_s"]),
                     datetime.fromisoformat(item["pdt"]),
                     bool(item["discontinuity"]),
+                    bool(item.get("preshow", False)),
                 )
             except (ValueError, KeyError, TypeError):
                 break  # a torn last line after a crash: everything before it is whole
@@ -185,14 +192,15 @@ class FileMediaStore:
 
 
 def _record_line(record: SegmentRecord) -> str:
-    return json.dumps(
-        {
-            "msn": record.msn,
-            "duration_s": record.duration_s,
-            "pdt": record.program_date_time.isoformat(),
-            "discontinuity": record.discontinuity,
-        }
-    )
+    line: dict[str, object] = {
+        "msn": record.msn,
+        "duration_s": record.duration_s,
+        "pdt": record.program_date_time.isoformat(),
+        "discontinuity": record.discontinuity,
+    }
+    if record.preshow:
+        line["preshow"] = True
+    return json.dumps(line)
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -57,9 +57,10 @@ def _int_param(request: Request, name: str) -> int | None:
 async def _space_media(request: Request) -> tuple[Podium, Space, Stage | None]:
     podium = _podium(request)
     space = await podium.get_space(request.path_params["space_id"])
-    if space.state is SpaceState.SCHEDULED:
-        raise NotFound("this space is not live yet")
-    return podium, space, podium.stage(space.id)
+    stage = podium.stage(space.id)
+    if space.state is SpaceState.SCHEDULED and stage is None:
+        raise NotFound("this space is not live yet (its pre-show opens before the start)")
+    return podium, space, stage
 
 
 async def _packager(podium: Podium, space: Space, stage: Stage | None) -> Packager:

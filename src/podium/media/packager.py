@@ -70,6 +70,7 @@ class Part:
     # before the segment is whole can still turn its stored parts into a segment on restart.
     segment_start: datetime | None = None
     discontinuity: bool = False
+    preshow: bool = False
 
     @property
     def name(self) -> str:
@@ -84,6 +85,7 @@ class SegmentRecord:
     duration_s: float
     program_date_time: datetime
     discontinuity: bool = False
+    preshow: bool = False  # hold audio before the show: streamed, never part of the recording
 
     @property
     def name(self) -> str:
@@ -109,19 +111,27 @@ class _OpenSegment:
     msn: int
     program_date_time: datetime
     discontinuity: bool
+    preshow: bool = False
     parts: list[Part] = field(default_factory=list)
 
 
 class Packager:
-    def __init__(self, start: datetime, layout: Layout | None = None, history: Sequence[SegmentRecord] = ()) -> None:
+    def __init__(
+        self,
+        start: datetime,
+        layout: Layout | None = None,
+        history: Sequence[SegmentRecord] = (),
+        preshow: bool = False,
+    ) -> None:
         self.layout = layout or Layout()
+        self.preshow = preshow
         self._history: list[SegmentRecord] = list(history)
         self._recent: list[tuple[SegmentRecord, list[Part]]] = []
         self._pending_frames: list[bytes] = []
         self._ended = False
         next_msn = self._history[-1].msn + 1 if self._history else 0
         # A run after a restart continues the numbering and is marked as a discontinuity.
-        self._open = _OpenSegment(next_msn, start, discontinuity=bool(self._history))
+        self._open = _OpenSegment(next_msn, start, discontinuity=bool(self._history), preshow=preshow)
         self._run_start = start
         self._samples_in_run = 0
         self._lines_cache: dict[int, str] = {}
@@ -149,6 +159,19 @@ class Packager:
                 out.extend(self._close_part())
         if out:
             self._playlist_cache.clear()
+        return out
+
+    def go_live(self) -> list[Part | Segment]:
+        """The pre-show ends here: what is buffered closes as a short part and segment, and the
+        next segment, the recording's first, starts with the next frame (no gap, no overlap)."""
+        self.preshow = False
+        out: list[Part | Segment] = []
+        if self._pending_frames:
+            out.extend(self._close_part(force_segment=True))
+        elif self._open.parts:
+            out.append(self._close_segment())
+        self._open.preshow = False
+        self._playlist_cache.clear()
         return out
 
     def finish(self) -> list[Part | Segment]:
@@ -179,6 +202,7 @@ class Packager:
             data,
             seg.program_date_time,
             seg.discontinuity,
+            seg.preshow,
         )
         seg.parts.append(part)
         out: list[Part | Segment] = [part]
@@ -189,13 +213,13 @@ class Packager:
     def _close_segment(self) -> Segment:
         seg = self._open
         duration_s = sum(p.duration_s for p in seg.parts)
-        record = SegmentRecord(seg.msn, round(duration_s, 6), seg.program_date_time, seg.discontinuity)
+        record = SegmentRecord(seg.msn, round(duration_s, 6), seg.program_date_time, seg.discontinuity, seg.preshow)
         self._history.append(record)
         self._recent.append((record, seg.parts))
         del self._recent[: -self.layout.segments_with_parts - 1]
         self._samples_in_run += sum(round(p.duration_s * self.layout.sample_rate) for p in seg.parts)
         next_start = self._run_start + timedelta(seconds=self._samples_in_run / self.layout.sample_rate)
-        self._open = _OpenSegment(seg.msn + 1, next_start, discontinuity=False)
+        self._open = _OpenSegment(seg.msn + 1, next_start, discontinuity=False, preshow=self.preshow)
         return Segment(record, b"".join(p.data for p in seg.parts))
 
     def _base_samples(self) -> int:
@@ -275,7 +299,7 @@ class Packager:
             f"CAN-SKIP-UNTIL={skip_until_s:.1f},PART-HOLD-BACK={layout.part_hold_back_s:.3f}",
             f"#EXT-X-PART-INF:PART-TARGET={layout.part_s:.3f}",
             "#EXT-X-PLAYLIST-TYPE:EVENT",
-            "#EXT-X-MEDIA-SEQUENCE:0",
+            f"#EXT-X-MEDIA-SEQUENCE:{self._history[0].msn if self._history else self._open.msn}",
             f'#EXT-X-MAP:URI="{INIT_NAME}"',
         ]
         history = self._history
@@ -327,6 +351,11 @@ class Packager:
     @staticmethod
     def _part_line(part: Part) -> str:
         return f'#EXT-X-PART:DURATION={part.duration_s:.3f},URI="{part.name}",INDEPENDENT=YES'
+
+
+def program_records(records: Sequence[SegmentRecord]) -> list[SegmentRecord]:
+    """The recording: every segment but the pre-show's hold audio."""
+    return [record for record in records if not record.preshow]
 
 
 def _iso(moment: datetime) -> str:

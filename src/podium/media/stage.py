@@ -25,6 +25,7 @@ from podium.backends.interfaces import MediaStore
 from podium.ids import SpaceId
 from podium.media.aac import AacEncoder
 from podium.media.fmp4 import init_section
+from podium.media.hold import HoldAudio
 from podium.media.mixer import FRAME_MS, SAMPLE_RATE, Mixer, Samples
 from podium.media.opus import OpusEncoder
 from podium.media.packager import INIT_NAME, Packager, Part, Segment, SegmentRecord
@@ -84,13 +85,23 @@ class ReturnTrack(MediaStreamTrack):
 
 
 class Stage:
-    def __init__(self, space_id: SpaceId, store: MediaStore, start: datetime, history: list[SegmentRecord]) -> None:
+    def __init__(
+        self,
+        space_id: SpaceId,
+        store: MediaStore,
+        start: datetime,
+        history: list[SegmentRecord],
+        hold: HoldAudio | None = None,
+    ) -> None:
         self.space_id = space_id
+        # In the pre-show the program is the hold audio; speakers already connected are backstage
+        # (they hear each other, listeners do not hear them) until `go_live`.
+        self.hold = hold
         self._store = store
         self.mixer = Mixer()
         self._encoder = AacEncoder(bitrate=BITRATE)
         self.init = init_section(self._encoder.audio_specific_config, SAMPLE_RATE, bitrate=BITRATE)
-        self.packager = Packager(start, history=history)
+        self.packager = Packager(start, history=history, preshow=hold is not None)
         self._changed = asyncio.Event()
         self._writes: asyncio.Queue[Part | Segment | SpeakerChange | None] = asyncio.Queue()
         self._tick_task: asyncio.Task[None] | None = None
@@ -104,10 +115,27 @@ class Stage:
         self._returns: dict[Hashable, ReturnTrack] = {}
         # Who spoke when, in media time since the recording began (continuing after a restart).
         self._labels: dict[Hashable, str] = {}
-        self._media_base_s = sum(record.duration_s for record in history)
+        self._media_base_s = sum(record.duration_s for record in history if not record.preshow)
         self.speaker: str | None = None
         self._candidate: tuple[str | None, int] = (None, 0)
         self.speaker_changes: list[tuple[float, str]] = []
+
+    @property
+    def preshow(self) -> bool:
+        return self.hold is not None
+
+    def go_live(self) -> None:
+        """The switch from hold audio to the stage, between two ticks: the next 20 ms frame is the
+        stage's. The pre-show's last segment closes short here, so the recording starts exactly
+        at the switch (up to the AAC encoder's own delay of a frame or two of hold audio)."""
+        if self.hold is None:
+            return
+        self.hold = None
+        # Who-spoke-when is in recording time: it starts now.
+        self._media_base_s -= self.frames_mixed * FRAME_MS / 1000
+        made = self.packager.go_live()
+        if made:
+            self._publish(made)
 
     async def start(self) -> None:
         # The init section reaches the disk before any playlist names it.
@@ -198,7 +226,8 @@ class Stage:
                         minus = result.minus.get(key)
                         if minus is not None:
                             track.feed(minus)
-                    made.extend(self.packager.push(self._encoder.encode(result.program)))
+                    program = result.program if self.hold is None else self.hold.next_frame()
+                    made.extend(self.packager.push(self._encoder.encode(program)))
                     done += 1
                     self.frames_mixed += 1
                 if made:
@@ -217,6 +246,8 @@ class Stage:
         speaking = [
             (level, key) for key, level in self.levels.items() if level >= SPEAKING_LEVEL and key in self._labels
         ]
+        if self.hold is not None:
+            return  # backstage in the pre-show: nobody is on the air, nothing to note
         loudest = self._labels[max(speaking, key=lambda pair: pair[0])[1]] if speaking else None
         if loudest is None or loudest == self.speaker:
             self._candidate = (None, 0)

@@ -51,6 +51,7 @@ def space_view(podium: Podium, space: Space, counts: Counts) -> dict[str, Any]:
         "started_at": _iso(space.started_at),
         "ended_at": _iso(space.ended_at),
         "record": space.record,
+        "preshow": podium.in_preshow(space.id),
         "listeners": listeners_view(counts),
         "speakers": podium.speakers_connected(space.id),
         "heartbeat_interval_s": podium.settings.heartbeat_interval_s,

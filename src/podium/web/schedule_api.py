@@ -10,12 +10,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from podium.domain.space import ANNOUNCED_LENGTH, Space, SpaceState
-from podium.errors import Conflict
+from podium.errors import Conflict, InvalidInput
 from podium.service import Podium
 from podium.web.api import space_view
-from podium.web.http import CORS_HEADERS, json_response
+from podium.web.http import CORS_HEADERS, bearer_token, json_response, read_body
 
 LISTED = 50
+MAX_HOLD_FILE_BYTES = 12 * 1024 * 1024
 # The reminder rings this long before the start (the pre-show opens then, too).
 REMIND_BEFORE = timedelta(minutes=15)
 
@@ -82,8 +83,27 @@ async def calendar(request: Request) -> Response:
     )
 
 
+async def go_live(request: Request) -> Response:
+    """The host's switch from the pre-show to the stage."""
+    podium = _podium(request)
+    space = await podium.go_live(request.path_params["space_id"], bearer_token(request))
+    return json_response(space_view(podium, space, podium.counts(space.id)))
+
+
+async def hold_audio(request: Request) -> Response:
+    """The host's own hold audio (any audio file FFmpeg reads, up to 10 minutes)."""
+    podium = _podium(request)
+    data = await read_body(request, MAX_HOLD_FILE_BYTES)
+    if not data:
+        raise InvalidInput("send the audio file as the request body")
+    seconds = await podium.set_hold_audio(request.path_params["space_id"], bearer_token(request), data)
+    return json_response({"hold_audio_s": round(seconds, 3)})
+
+
 def schedule_routes() -> list[Route]:
     return [
         Route("/api/spaces", listing, methods=["GET"]),
         Route("/api/spaces/{space_id}/calendar.ics", calendar, methods=["GET", "HEAD"]),
+        Route("/api/spaces/{space_id}/go-live", go_live, methods=["POST"]),
+        Route("/api/spaces/{space_id}/hold-audio", hold_audio, methods=["PUT"]),
     ]

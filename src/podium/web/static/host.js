@@ -18,7 +18,7 @@ function render() {
   if (!space) return;
   $("title").textContent = space.title;
   document.title = `${space.title} — host console`;
-  $("state").textContent = space.state;
+  $("state").textContent = space.state === "scheduled" && space.preshow ? "pre-show" : space.state;
   $("state").dataset.state = space.state;
   $("now").textContent = space.listeners.now;
   $("peak").textContent = space.listeners.peak;
@@ -29,6 +29,10 @@ function render() {
   $("when").textContent = space.starts_at ? `Scheduled for ${new Date(space.starts_at).toLocaleString()}` : "";
   const ended = space.state === "ended";
   $("golive").disabled = ended || pc !== null;
+  // In the pre-show the microphone connects backstage; the switch puts the stage on the air.
+  $("golive").textContent = space.preshow ? "Connect microphone (backstage)" : "Go live";
+  $("switch").hidden = !(space.preshow && pc !== null && space.state === "scheduled");
+  if (space.preshow && pc !== null) setStatus(`Backstage: listeners hear the pre-show${space.starts_at ? "; you go on the air at the start time" : ""}, or switch now.`);
   $("end").disabled = ended;
   if (ended) setStatus("This space has ended.");
 }
@@ -159,6 +163,10 @@ async function endSpace() {
 }
 
 $("golive").addEventListener("click", goLive);
+$("switch").addEventListener("click", async () => {
+  try { space = await api(`/api/spaces/${spaceId}/go-live`, { method: "POST", token }); setStatus("You are live on stage."); render(); }
+  catch (e) { showError(`Could not switch: ${e.message}`); }
+});
 $("end").addEventListener("click", endSpace);
 $("invite-speaker").addEventListener("click", () => invite("speaker"));
 $("moderation-form").addEventListener("submit", (event) => {

@@ -9,7 +9,7 @@ if (!listenerId) {
   sessionStorage.setItem(listenerKey, listenerId);
 }
 // What the page knows about its player; the level meter and anyone debugging read it.
-const player = (window.podium = { space: null, hls: null, analyser: null, playing: false });
+const player = (window.podium = { space: null, hls: null, analyser: null, playing: false, admitted: null });
 let beatTimer = null;
 
 function render() {
@@ -17,16 +17,19 @@ function render() {
   if (!space) return;
   $("title").textContent = space.title;
   document.title = `${space.title} — Podium`;
-  $("state").textContent = space.state;
+  $("state").textContent = space.state === "scheduled" && space.preshow ? "pre-show" : space.state;
   $("state").dataset.state = space.state;
-  $("play").disabled = space.state === "scheduled" && !player.playing;
+  const open = space.state === "live" || (space.state === "scheduled" && space.preshow);
+  // Live (or in its pre-show), the stream is for those let in: the button waits for the join.
+  $("play").disabled = (space.state === "scheduled" && !space.preshow && !player.playing) || (open && !player.admitted);
   const waiting = space.state === "scheduled";
   $("remind-line").hidden = !(waiting && space.starts_at);
   if (!waiting) $("countdown").hidden = true;
   if (waiting) {
     $("when").textContent = space.starts_at ? `Starts ${new Date(space.starts_at).toLocaleString()}` : "Starts soon";
     $("remind").href = `/api/spaces/${space.id}/calendar.ics`;
-    if (!player.playing) $("status").textContent = "Waiting for the host to go live.";
+    if (!player.playing && player.admitted) $("status").textContent = space.preshow ? "The pre-show is on. Press play; the show starts on the second." : "Waiting for the host to go live.";
+    else if (!player.playing && !space.preshow) $("status").textContent = "Waiting for the host to go live.";
   } else if (space.state === "ended") {
     $("when").textContent = space.urls.replay ? "This space has ended. The replay is below." : "This space has ended; it was not recorded.";
     $("play").disabled = !space.urls.replay;
@@ -37,7 +40,7 @@ function render() {
     for (const card of ["stage-card", "react-card", "post-card", "hand-card"]) $(card).hidden = true;
   } else {
     $("when").textContent = "";
-    if (!player.playing) $("status").textContent = "Live now. Press play to listen.";
+    if (!player.playing && player.admitted) $("status").textContent = "Live now. Press play to listen.";
   }
 }
 
@@ -54,8 +57,21 @@ async function refresh() {
     showCounts(player.space.listeners);
     render();
     if (player.space.state !== "ended" && beatTimer === null) beat();
+    if (admitting === null && (player.space.state === "live" || player.space.preshow)) admitting = admit();
   } catch (e) {
     $("error").textContent = `Could not load the space: ${e.message}`;
+  }
+}
+
+// Live or in the pre-show: take our place (the waiting room may hold us a while), then play.
+let admitting = null;
+async function admit() {
+  try {
+    player.admitted = await window.podiumAdmit(spaceId, listenerId, (text) => { $("status").textContent = text; });
+    render();
+  } catch (e) {
+    admitting = null;
+    $("error").textContent = `Could not get in: ${e.message}`;
   }
 }
 

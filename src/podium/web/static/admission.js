@@ -1,0 +1,93 @@
+"use strict";
+// Getting in: the join call, the waiting room and, when the node is under attack, the puzzle.
+// podiumAdmit resolves once the server lets this browser in; meanwhile onUpdate(text) says where
+// we are ("number 12 in line", "solving a small puzzle"). Never an error page: the line moves.
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function leadingZeroBits(bytes) {
+  let bits = 0;
+  for (const byte of bytes) {
+    if (byte === 0) { bits += 8; continue; }
+    return bits + Math.clz32(byte) - 24;
+  }
+  return bits;
+}
+
+// The counter n for which SHA-256("<challenge>:<n>") starts with `bits` zero bits; in batches,
+// so that the browser hashes in parallel and the page stays responsive.
+async function solvePuzzle(challenge, bits, onProgress) {
+  const encoder = new TextEncoder();
+  const batch = 512;
+  for (let base = 0; base < 2 ** 30; base += batch) {
+    const work = [];
+    for (let n = base; n < base + batch; n++) work.push(crypto.subtle.digest("SHA-256", encoder.encode(`${challenge}:${n}`)));
+    const digests = await Promise.all(work);
+    for (let i = 0; i < digests.length; i++) {
+      if (leadingZeroBits(new Uint8Array(digests[i])) >= bits) return base + i;
+    }
+    onProgress(base + batch);
+  }
+  throw new Error("could not solve the puzzle");
+}
+
+async function podiumAdmit(space, clientId, onUpdate) {
+  const passKey = `podium.pass.${space}`;
+  const solvedKey = `podium.solved.${space}`;
+  const fresh = () => {
+    const body = { client_id: clientId };
+    const solved = sessionStorage.getItem(solvedKey);
+    if (solved) body.solved = solved;
+    return body;
+  };
+  let body = fresh();
+  const pass = sessionStorage.getItem(passKey);
+  if (pass) body = { client_id: clientId, pass };
+  let startedOver = 0;
+  for (;;) {
+    let response, data;
+    try {
+      response = await fetch(`/api/spaces/${space}/join`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body), cache: "no-store" });
+      data = await response.json().catch(() => ({}));
+    } catch (_) {
+      onUpdate("The connection dropped; trying again…");
+      await sleep(2000);
+      continue;
+    }
+    const retry = Number(response.headers.get("Retry-After") || data.retry_after_s || 1);
+    if (data.solved) sessionStorage.setItem(solvedKey, data.solved);
+    if (response.status === 200) {
+      sessionStorage.setItem(passKey, data.pass);
+      return data;
+    }
+    if (response.status === 202 && data.challenge) {
+      onUpdate("Many people are joining right now: your browser is solving a small puzzle to get in…");
+      const counter = await solvePuzzle(data.challenge, data.difficulty_bits, (tries) => onUpdate(`Solving a small puzzle to get in… (${tries.toLocaleString()} tries)`));
+      body = { client_id: clientId, challenge: data.challenge, counter };
+      continue;
+    }
+    if (response.status === 202) {
+      onUpdate(`You are number ${data.position.toLocaleString()} in line. You will be let in automatically.`);
+      body = { client_id: clientId, ticket: data.ticket };
+      if (data.solved) body.solved = data.solved;
+      // A little jitter, so that a line does not come back in one burst.
+      await sleep(retry * 1000 + Math.random() * 300);
+      continue;
+    }
+    if (response.status === 429 || response.status === 503) {
+      onUpdate(`Very busy right now; trying again in ${retry} s…`);
+      await sleep(retry * 1000 + Math.random() * 500);
+      continue;
+    }
+    if (response.status >= 400 && response.status < 500 && startedOver < 3 && (body.pass || body.ticket || body.challenge || body.solved)) {
+      // An expired or used ticket or pass: take a new place in line.
+      startedOver += 1;
+      sessionStorage.removeItem(passKey);
+      sessionStorage.removeItem(solvedKey);
+      body = { client_id: clientId };
+      continue;
+    }
+    throw new Error(data.error || `error ${response.status}`);
+  }
+}
+window.podiumAdmit = podiumAdmit;
