@@ -1,11 +1,14 @@
 """`podium rehearse URL`: a dress rehearsal of a deployment before the crowd comes.
 
-Simulated listeners join a live space along a flash-crowd curve (the join rate climbs to its peak
-in the first third of the joins, then holds), each as a player does: the space's state, the
-multivariant and media playlists, the init section, then the newest part; time to first audio is
-from the start of its join to the last byte of that part. Joined listeners stay: a heartbeat
+Simulated listeners join a live space (or one in its pre-show) along a flash-crowd curve (the join
+rate climbs to its peak in the first third of the joins, then holds), each as the listener page
+does: the space's state, the join call (waiting in line with its ticket when told to, solving the
+puzzle when the space is under attack), the multivariant and media playlists, the init section,
+then the newest part; time to first audio is from the start of its join to the last byte of that
+part, waiting room included. Joined listeners stay: a heartbeat
 and a blocking playlist reload now and then. Optionally a flood runs alongside: forged WHIP tokens,
-random paths, and slow connections that send their headers a byte at a time.
+random paths, forged, expired-looking and replayed join tickets, and slow connections that send
+their headers a byte at a time.
 
 The report counts requests and answers by class, what was shed (429/503), the origin's answers per
 second, and gives a verdict: GO when joins succeed (≥ 99 % by default), first audio comes fast
@@ -17,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import itertools
 import json
 import math
 import random
@@ -36,6 +41,7 @@ import httpx
 JOIN, PLAYLIST, MEDIA, BEAT, FLOOD = "join", "playlist", "media", "heartbeat", "flood"
 MAX_LISTENERS = 20_000
 MAX_DURATION_S = 600.0
+MAX_WAIT_S = 300.0  # a simulated listener gives up after this long in line
 
 
 @dataclass
@@ -77,6 +83,12 @@ class Tally:
     slow_closed: int = 0
     slow_open_at_end: int = 0
     answered_per_s: Counter[int] = field(default_factory=Counter)
+    admitted_per_s: Counter[int] = field(default_factory=Counter)
+    waited_s: list[float] = field(default_factory=list)  # of those who were told to wait
+    max_position: int = 0
+    puzzles: int = 0
+    no_retry_after: int = 0  # 202/429/503 answers without Retry-After (there should be none)
+    used_tickets: list[tuple[str, str]] = field(default_factory=list)  # (client id, ticket) for the flood
 
     def note(self, klass: str, status: int | str, started: float) -> None:
         self.answers.setdefault(klass, Counter())[str(status)] += 1
@@ -94,6 +106,29 @@ def parse_target(url: str, space: str | None) -> tuple[str, str]:
     if not space_id:
         raise ValueError("give the space's page address (…/s/ID) or --space ID")
     return base, space_id
+
+
+def solve_puzzle(challenge: str, bits: int) -> int:
+    """The counter whose SHA-256 with the challenge starts with `bits` zero bits (as the page finds it)."""
+    for counter in itertools.count():
+        digest = int.from_bytes(hashlib.sha256(f"{challenge}:{counter}".encode()).digest()[:8], "big")
+        if digest >> (64 - bits) == 0:
+            return counter
+    raise AssertionError("unreachable")
+
+
+def junk_join(k: int, used: list[tuple[str, str]]) -> dict[str, Any]:
+    """What a flood sends to the join call: forged tickets and passes, tickets of another space's
+    shape, and replays of tickets real listeners already used."""
+    client_id = secrets.token_hex(12)
+    kind = k % 3
+    if kind == 0 and used:
+        owner, ticket = used[k % len(used)]
+        return {"client_id": owner, "ticket": ticket}  # replayed: already used once
+    if kind == 1:
+        return {"client_id": client_id, "pass": secrets.token_urlsafe(40) + "." + secrets.token_urlsafe(8)}
+    forged = f"eyJzIjoi{secrets.token_urlsafe(30)}.{secrets.token_urlsafe(6)}.{secrets.token_urlsafe(20)}"
+    return {"client_id": client_id, "ticket": forged}
 
 
 def percentile(values: list[float], p: float) -> float | None:
@@ -127,8 +162,14 @@ class Rehearsal:
         listener_id = secrets.token_hex(12)
         hls = f"{plan.base}/hls/{plan.space}"
         state = await self._get(client, JOIN, f"{plan.base}/api/spaces/{plan.space}")
-        if state is None or state.status_code != 200 or state.json().get("state") != "live":
-            self._fail("the space's state" if state is None or state.status_code != 200 else "the space is not live")
+        if state is None or state.status_code != 200:
+            self._fail("the space's state")
+            return
+        view = state.json()
+        if view.get("state") != "live" and not view.get("preshow"):
+            self._fail("the space is not live")
+            return
+        if not await self.join(client, listener_id, began):
             return
         multivariant = await self._get(client, PLAYLIST, f"{hls}/index.m3u8")
         if multivariant is None or multivariant.status_code != 200:
@@ -164,6 +205,50 @@ class Rehearsal:
             await self._get(client, PLAYLIST, f"{hls}/live.m3u8?_HLS_skip=YES")
             await asyncio.sleep(random.uniform(2.0, 4.0))
 
+    async def join(self, client: httpx.AsyncClient, client_id: str, began: float) -> bool:
+        """The join call as the page makes it: in line until let in, the puzzle when asked."""
+        plan = self.plan
+        url = f"{plan.base}/api/spaces/{plan.space}/join"
+        body: dict[str, Any] = {"client_id": client_id}
+        waited = False
+        deadline = time.monotonic() + MAX_WAIT_S
+        while time.monotonic() < deadline and not self._stop.is_set():
+            try:
+                response = await client.post(url, json=body)
+            except httpx.HTTPError as error:
+                self.tally.note(JOIN, type(error).__name__, self._started)
+                await asyncio.sleep(1.0)
+                continue
+            self.tally.note(JOIN, response.status_code, self._started)
+            data = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+            retry = response.headers.get("retry-after")
+            if response.status_code in (202, 429, 503) and retry is None:
+                self.tally.no_retry_after += 1
+            if response.status_code == 200:
+                self.tally.admitted_per_s[int(time.monotonic() - self._started)] += 1
+                if waited:
+                    self.tally.waited_s.append(time.monotonic() - began)
+                if "ticket" in body and len(self.tally.used_tickets) < 1000:
+                    self.tally.used_tickets.append((client_id, body["ticket"]))
+                return True
+            if response.status_code == 202 and "challenge" in data:
+                self.tally.puzzles += 1
+                counter = await asyncio.to_thread(solve_puzzle, data["challenge"], int(data["difficulty_bits"]))
+                body = {"client_id": client_id, "challenge": data["challenge"], "counter": counter}
+                continue
+            if response.status_code == 202:
+                waited = True
+                self.tally.max_position = max(self.tally.max_position, int(data.get("position", 0)))
+                body = {"client_id": client_id, "ticket": data["ticket"]}
+                if "solved" in data:
+                    body["solved"] = data["solved"]
+            elif response.status_code not in (429, 503):
+                self._fail(f"the join ({response.status_code})")
+                return False
+            await asyncio.sleep(float(retry or 1) + random.uniform(0, 0.3))
+        self._fail("the join (still in line at the end)")
+        return False
+
     def _fail(self, what: str) -> None:
         self.tally.failed += 1
         self.tally.failures[what] += 1
@@ -179,7 +264,11 @@ class Rehearsal:
 
         async def one(k: int) -> None:
             try:
-                if k % 2:
+                if k % 4 == 2:
+                    response = await client.post(
+                        f"{plan.base}/api/spaces/{plan.space}/join", json=junk_join(k, self.tally.used_tickets)
+                    )
+                elif k % 2:
                     forged = "m." + secrets.token_urlsafe(48)
                     response = await client.post(
                         f"{plan.base}/whip/{plan.space}",
@@ -292,6 +381,8 @@ class Rehearsal:
             reasons.append(f"joins succeeded {success:.1%} < {plan.success_goal:.0%}")
         if ttfa["p95"] is None or ttfa["p95"] > plan.ttfa_p95_goal_s:
             reasons.append(f"first audio p95 {ttfa['p95'] or float('nan'):.2f} s > {plan.ttfa_p95_goal_s:.1f} s")
+        if tally.no_retry_after:
+            reasons.append(f"{tally.no_retry_after} wait or shed answer(s) without Retry-After")
         if sum(server_errors.values()):
             reasons.append(f"{sum(server_errors.values())} legitimate request(s) got a 5xx")
         per_s = [tally.answered_per_s.get(s, 0) for s in range(int(elapsed_s) + 1)]
@@ -314,6 +405,14 @@ class Rehearsal:
                 "failures": dict(tally.failures),
             },
             "time_to_first_audio_s": {k: None if v is None else round(v, 3) for k, v in ttfa.items()},
+            "waiting_room": {
+                "waited": len(tally.waited_s),
+                "max_position": tally.max_position,
+                "wait_s": {f"p{p}": percentile(tally.waited_s, p) for p in (50, 95)},
+                "puzzles_solved": tally.puzzles,
+                "answers_without_retry_after": tally.no_retry_after,
+                "admitted_per_s": [tally.admitted_per_s.get(s, 0) for s in range(int(elapsed_s) + 1)],
+            },
             "requests": {k: dict(v) for k, v in sorted(tally.answers.items())},
             "shed": shed,
             "legitimate_5xx": server_errors,
@@ -341,6 +440,13 @@ def render(report: dict[str, Any]) -> str:
         f"  shed (429/503): {report['shed']}",
         "  origin answers/s: mean {mean}, max {max}".format(**report["origin_answers_per_s"]),
     ]
+    room = report["waiting_room"]
+    if room["waited"] or room["puzzles_solved"]:
+        lines.append(
+            f"  waiting room: {room['waited']} waited (longest line {room['max_position']}, "
+            f"wait p50 {s(room['wait_s']['p50'])}, p95 {s(room['wait_s']['p95'])}); puzzles solved: "
+            f"{room['puzzles_solved']}"
+        )
     if report["plan"]["flood_per_s"] or report["plan"]["slow_connections"]:
         flood = report["flood"]
         lines.append(

@@ -476,6 +476,7 @@ class Podium:
             "parts_made": stage.parts_made,
             "last_part_age_s": age,
             "frames_skipped": stage.frames_skipped,
+            "input_gap_ms": stage.input_gaps(),
             "speakers": self.speakers_connected(space_id),
         }
 

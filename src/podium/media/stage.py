@@ -110,6 +110,9 @@ class Stage:
         self.frames_skipped = 0
         self.parts_made = 0
         self.last_made_at: float | None = None  # time.monotonic() of the newest part
+        # Gaps between a speaker's frames arriving (the last minute or so of all speakers).
+        self.input_gaps_ms: deque[float] = deque(maxlen=3000)
+        self._last_push: dict[Hashable, float] = {}
         # Per input: peak level with a ~300 ms decay, for speaking indicators.
         self.levels: dict[Hashable, float] = {}
         self._returns: dict[Hashable, ReturnTrack] = {}
@@ -152,10 +155,27 @@ class Stage:
             self._labels[key] = label
 
     def remove_input(self, key: Hashable) -> None:
+        self._last_push.pop(key, None)
         self.mixer.remove_input(key)
 
     def push(self, key: Hashable, samples: Samples) -> None:
+        now = time.monotonic()
+        last = self._last_push.get(key)
+        if last is not None:
+            self.input_gaps_ms.append((now - last) * 1000)
+        self._last_push[key] = now
         self.mixer.push(key, samples)
+
+    def input_gaps(self) -> dict[str, float] | None:
+        """Time between a speaker's frames as they reach the stage, over the recent ones (ms)."""
+        if not self.input_gaps_ms:
+            return None
+        ordered = sorted(self.input_gaps_ms)
+
+        def pick(p: float) -> float:
+            return round(ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))], 1)
+
+        return {"p50": pick(50), "p99": pick(99), "max": round(ordered[-1], 1), "frames": len(ordered)}
 
     def set_muted(self, key: Hashable, muted: bool) -> None:
         self.mixer.set_muted(key, muted)
