@@ -17,6 +17,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from podium.app import create_asgi
+    from podium.web.protocol import protocol_with_header_deadline
 
     settings = Settings.load(host=args.host, port=args.port, data_dir=args.data_dir)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -35,6 +36,7 @@ def _serve(args: argparse.Namespace) -> int:
         # Keep-alive for players polling playlists; idle connections go after this.
         timeout_keep_alive=15,
         timeout_graceful_shutdown=5,
+        http=protocol_with_header_deadline(settings.header_timeout_s),
     )
     # Ctrl-C: uvicorn shuts down cleanly by itself; people need no traceback after it.
     with contextlib.suppress(KeyboardInterrupt):
