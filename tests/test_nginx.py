@@ -38,7 +38,7 @@ def cache_tier(server: Server, tmp_path: Path) -> Iterator[str]:
     user = "user root;\n" if os.geteuid() == 0 else ""
     (tmp_path / "nginx.conf").write_text(
         f"{user}worker_processes 1;\npid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\n"
-        "events { worker_connections 1024; }\n"
+        "events { worker_connections 4096; }\n"
         f"http {{ access_log {tmp_path}/access.log; include {tmp_path}/podium.conf; }}\n"
     )
     check = subprocess.run([NGINX, "-t", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")], capture_output=True)

@@ -41,7 +41,6 @@ import httpx
 JOIN, PLAYLIST, MEDIA, BEAT, FLOOD = "join", "playlist", "media", "heartbeat", "flood"
 MAX_LISTENERS = 20_000
 MAX_DURATION_S = 600.0
-MAX_WAIT_S = 300.0  # a simulated listener gives up after this long in line
 
 
 @dataclass
@@ -56,6 +55,7 @@ class Plan:
     success_goal: float = 0.99
     ttfa_p95_goal_s: float = 3.0
     timeout_s: float = 10.0
+    max_wait_s: float = 120.0  # how long a simulated listener stays in line before giving up
 
     def join_times(self) -> list[float]:
         """When each listener starts joining, seconds from the start: the rate rises linearly to its
@@ -211,7 +211,7 @@ class Rehearsal:
         url = f"{plan.base}/api/spaces/{plan.space}/join"
         body: dict[str, Any] = {"client_id": client_id}
         waited = False
-        deadline = time.monotonic() + MAX_WAIT_S
+        deadline = time.monotonic() + plan.max_wait_s
         while time.monotonic() < deadline and not self._stop.is_set():
             try:
                 response = await client.post(url, json=body)
@@ -309,9 +309,11 @@ class Rehearsal:
                 writer.write(bytes([byte]))
                 await writer.drain()
                 with contextlib.suppress(TimeoutError):
-                    if await asyncio.wait_for(reader.read(1), 1.0) == b"":
-                        self.tally.slow_closed += 1
-                        return
+                    await asyncio.wait_for(reader.read(1024), 1.0)
+                    # Anything back before our head is whole is the server cutting us: end of
+                    # stream, or a 408 and then the end.
+                    self.tally.slow_closed += 1
+                    return
         except (ConnectionError, OSError):
             self.tally.slow_closed += 1
         finally:
@@ -321,7 +323,8 @@ class Rehearsal:
         plan = self.plan
         times = plan.join_times()
         last_join = times[-1] if times else 0.0
-        run_s = min(MAX_DURATION_S, last_join + plan.stay_s + plan.timeout_s)
+        # Room for the last to wait in line, then stay: the run ends earlier once all are done.
+        run_s = min(MAX_DURATION_S, last_join + plan.max_wait_s + plan.stay_s + plan.timeout_s)
         limits = httpx.Limits(max_connections=min(max(plan.listeners, 10), 1000), max_keepalive_connections=200)
         self._started = time.monotonic()
         async with httpx.AsyncClient(timeout=plan.timeout_s, limits=limits) as client:

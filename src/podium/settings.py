@@ -55,7 +55,7 @@ class Settings:
     under_attack_surge: float = 5.0
     # Capacity: requests being worked on, and event-loop lag, at which the node counts as full.
     max_in_flight: int = 256
-    max_lag_ms: float = 150.0
+    max_lag_ms: float = 250.0
     # Against slow and oversized requests: the whole request head must arrive within this time,
     # and no body may be larger than this.
     header_timeout_s: float = 10.0

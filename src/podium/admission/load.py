@@ -35,7 +35,7 @@ LAG_DECAY_PER_SAMPLE = 0.7  # a lag spike counts fully at once and fades over a 
 @dataclass(frozen=True)
 class Capacity:
     max_in_flight: int = 256
-    max_lag_ms: float = 150.0
+    max_lag_ms: float = 250.0
     hold_s: float = 2.0
 
 

@@ -16,6 +16,8 @@ from podium.media.packager import Part, SegmentRecord
 class SpaceStore(Protocol):
     """Durable spaces. Every write is committed before the call returns."""
 
+    statements: int  # sent to the database so far (the board shows it; floods must not move it)
+
     async def add(self, space: Space) -> None: ...
 
     async def get(self, space_id: SpaceId) -> Space | None: ...

@@ -94,6 +94,7 @@ async def board(request: Request) -> Response:
         },
         "requests": {kind.label: {"served": stats.served[kind], "shed": stats.shed[kind]} for kind in RequestClass},
         "refused_by_signature": joins.signer.refused,
+        "database_statements": podium.spaces.statements,
         "stream": podium.stream_health(space_id),
     }
     return json_response(body)
