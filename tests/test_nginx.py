@@ -33,6 +33,7 @@ def cache_tier(server: Server, tmp_path: Path) -> Iterator[str]:
     site = site.replace("server 127.0.0.1:8000;", f"server 127.0.0.1:{server.port};")
     site = site.replace("listen 80;", f"listen 127.0.0.1:{port};")
     site = site.replace("/var/cache/nginx/podium", str(tmp_path / "cache"))
+    site = site.replace("/var/lib/podium/", f"{server.data_dir}/")
     (tmp_path / "podium.conf").write_text(site)
     # Workers run as the test's own user, so they can write the cache in the test's folder.
     user = "user root;\n" if os.geteuid() == 0 else ""
@@ -93,5 +94,61 @@ async def test_the_cache_tier_absorbs_a_crowd(server: Server, cache_tier: str, t
                 f"/api/spaces/{space['id']}/heartbeat", json={"listener_id": "listener-behind-nginx"}
             )
             assert beat.status_code == 200 and "x-cache-status" not in beat.headers
+    finally:
+        await speaker.close()
+
+
+async def test_a_private_space_is_heard_only_through_signed_links_checked_at_the_edge(
+    server: Server, cache_tier: str
+) -> None:
+    from podium.delivery.links import LinkSigner
+
+    async with httpx.AsyncClient(base_url=server.base, timeout=20) as origin:
+        space = (await origin.post("/api/spaces", json={"title": "Members only", "private": True})).json()
+        host = {"Authorization": f"Bearer {space['host_token']}"}
+        assert (await origin.post(f"/api/spaces/{space['id']}/listener-links", json={})).status_code == 401
+        link = await origin.post(f"/api/spaces/{space['id']}/listener-links", json={"valid_for_s": 3600}, headers=host)
+        assert link.status_code == 201
+        signed = link.json()["hls"].replace("index.m3u8", "live.m3u8")
+        assert link.json()["page"].endswith(f"#key={link.json()['token']}")
+    speaker = await publish(server.base + space["urls"]["whip"], space["host_token"], SampleTrack(tone(440)))
+    try:
+        async with httpx.AsyncClient(base_url=cache_tier, timeout=20) as edge:
+            for _ in range(100):
+                if "#EXT-X-PART" in (playlist := await edge.get(signed)).text:
+                    break
+                await asyncio.sleep(0.1)
+            assert playlist.status_code == 200
+            part = next(
+                line.split('URI="')[1].split('"')[0] for line in playlist.text.splitlines() if "EXT-X-PART:" in line
+            )
+            assert (await edge.get(signed.replace("live.m3u8", part))).status_code == 200
+            # Without a link: Podium refuses (a JSON answer that says why).
+            unsigned = await edge.get(space["urls"]["hls"].replace("index.m3u8", "live.m3u8"))
+            assert unsigned.status_code == 403 and "private" in unsigned.json()["error"]
+            # An altered link never reaches Podium: nginx's secure_link answers (an HTML page, not ours).
+            nbf, exp, mac, md5 = link.json()["token"].split(".")
+            altered = signed.replace(link.json()["token"], f"{nbf}.{int(exp) + 3600}.{mac}.{md5}")
+            refused = await edge.get(altered)
+            assert refused.status_code == 403 and "nginx" in refused.text
+            # An expired link (signed with the instance's own key) is 410 at the edge.
+            key_line = (server.data_dir / "link-key.nginx.conf").read_text().split('"')[1]
+            signer = LinkSigner(key_line)
+            now = int(time.time())
+            old = signer.token(space["id"], now - 7200, now - 3600)
+            assert (await edge.get(signed.replace(link.json()["token"], old))).status_code == 410
+            # A link for later passes the edge and is refused by Podium, which checks not-before.
+            early = signer.token(space["id"], now + 3600, now + 7200)
+            too_early = await edge.get(signed.replace(link.json()["token"], early))
+            assert too_early.status_code == 403 and "not valid yet" in too_early.json()["error"]
+            # Joining needs the link too; with it, the answer gives the signed stream.
+            path = f"/api/spaces/{space['id']}/join"
+            assert (await edge.post(path, json={"client_id": "listener-000001"})).status_code == 403
+            joined = await edge.post(path, json={"client_id": "listener-000001", "key": link.json()["token"]})
+            assert joined.status_code == 200 and joined.json()["urls"]["hls"] == link.json()["hls"]
+            # A burst of joins from one address meets the edge's limit, with a Retry-After.
+            answers = [await edge.post(path, json={"client_id": f"burst-{n:06d}"}) for n in range(40)]
+            limited = [a for a in answers if a.status_code == 429]
+            assert limited and all(a.headers["retry-after"] == "5" for a in limited)
     finally:
         await speaker.close()

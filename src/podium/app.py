@@ -31,6 +31,7 @@ from podium.backends.sql import SqlSpaceStore
 from podium.clock import Clock, SystemClock
 from podium.delivery.fast import HlsFastPath
 from podium.delivery.hls import hls_routes
+from podium.delivery.links import LinkSigner, link_key, nginx_include
 from podium.domain.tokens import TokenSigner
 from podium.errors import PodiumError
 from podium.media import ice
@@ -51,6 +52,17 @@ from podium.web.timeline_api import timeline_routes
 log = logging.getLogger(__name__)
 
 SECRET_NAME = "secret"
+# The key of signed listener links, as an nginx include (deploy/nginx/podium.conf includes it).
+LINK_KEY_NGINX = "link-key.nginx.conf"
+
+
+def write_private(path: Path, text: str) -> None:
+    """A file only this user may read (mode 0600), written whole or not at all."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(text)
+    os.replace(temporary, path)
 
 
 def load_or_create_secret(data_dir: Path) -> str:
@@ -91,7 +103,9 @@ def build(settings: Settings, clock: Clock | None = None) -> Parts:
     signer = TokenSigner(secret)
     bus = MemoryBus()
     media = FileMediaStore(data_dir / "media")
-    podium = Podium(settings=settings, spaces=database, bus=bus, media=media, signer=signer, clock=clock)
+    links = LinkSigner(link_key(secret))
+    write_private(data_dir / LINK_KEY_NGINX, nginx_include(links.key))
+    podium = Podium(settings=settings, spaces=database, bus=bus, media=media, signer=signer, clock=clock, links=links)
     limits = RateLimits(storage_for(settings.limits_url))
     posting = Posting(database, podium, limits, clock, bus)
     feed = Feed(podium, bus, media, clock, posting, max_comments=settings.comments_per_interval)

@@ -15,6 +15,7 @@ import numpy as np
 from podium.audience.presence import Counts, Presence
 from podium.backends.interfaces import Bus, MediaStore, SpaceStore
 from podium.clock import Clock
+from podium.delivery.links import LinkSigner
 from podium.domain import space as space_rules
 from podium.domain.space import Space, SpaceState
 from podium.domain.stage import HOST_ID, Member, Role, StageRules, enforce
@@ -60,12 +61,14 @@ class Podium:
         media: MediaStore,
         signer: TokenSigner,
         clock: Clock,
+        links: LinkSigner,
     ) -> None:
         self.settings = settings
         self.spaces = spaces
         self.bus = bus
         self.media = media
         self.signer = signer
+        self.links = links
         self.clock = clock
         self._cache: dict[SpaceId, Space] = {}
         self._stages: dict[SpaceId, Stage] = {}
@@ -105,11 +108,15 @@ class Podium:
 
     # -- spaces -----------------------------------------------------------------------------
 
-    async def create_space(self, title: object, starts_at: object, record: object = True) -> Created:
+    async def create_space(
+        self, title: object, starts_at: object, record: object = True, private: object = False
+    ) -> Created:
         now = self.clock.now()
         clean = space_rules.clean_title(title, self.settings.max_title_chars)
         when = space_rules.parse_starts_at(starts_at, now)
-        space = space_rules.new_space(new_space_id(), clean, when, now, space_rules.parse_record(record))
+        space = space_rules.new_space(
+            new_space_id(), clean, when, now, space_rules.parse_record(record), space_rules.parse_private(private)
+        )
         await self.spaces.add(space)
         self._cache[space.id] = space
         await self.bus.publish("spaces", {"type": "space.scheduled", "space": space.id})
@@ -264,6 +271,11 @@ class Podium:
                 stage.go_live()
             await self._went_live(await self.get_space(space_id))
         return await self.get_space(space_id)
+
+    def is_private(self, space_id: SpaceId) -> bool:
+        """From memory (the listener hot path asks): unknown spaces count as not private."""
+        space = self._cache.get(space_id)
+        return space is not None and space.private
 
     def in_preshow(self, space_id: SpaceId) -> bool:
         stage = self._stages.get(space_id)

@@ -160,3 +160,35 @@ async def test_the_board_is_for_the_host_and_shows_the_line(slow_door: tuple[Sta
     data = board.json()
     assert data["joins"]["admitted"] == 2 and data["joins"]["waiting"] == 2
     assert data["under_attack"]["mode"] == "auto" and data["stream"] == {"running": False}
+
+
+async def test_a_private_space_needs_its_listener_link_and_is_never_advertised(
+    slow_door: tuple[Starlette, httpx.AsyncClient],
+) -> None:
+    _, client = slow_door
+    response = await client.post("/api/spaces", json={"title": "Members only", "private": True})
+    space = response.json()
+    assert response.status_code == 201 and space["private"] is True
+    headers = {"Authorization": f"Bearer {space['host_token']}"}
+    links = f"/api/spaces/{space['id']}/listener-links"
+    assert (await client.post(links, json={"valid_for_s": 5}, headers=headers)).status_code == 400
+    link = (await client.post(links, json={"valid_for_s": 7200}, headers=headers)).json()
+    assert link["hls"] == f"/hls/{space['id']}/k/{link['token']}/index.m3u8"
+    assert link["expires"] - link["not_before"] >= 7200
+
+    refused = await join(client, space["id"], "listener-aaa")
+    assert refused.status_code == 403 and "listener link" in refused.json()["error"]
+    forged = await join(client, space["id"], "listener-aaa", key=link["token"][:-1] + "x")
+    assert forged.status_code == 403
+    admitted = await join(client, space["id"], "listener-aaa", key=link["token"])
+    assert admitted.status_code == 200 and admitted.json()["urls"]["hls"] == link["hls"]
+
+    assert (await client.get(f"/hls/{space['id']}/index.m3u8")).status_code == 403
+    listing = (await client.get("/api/spaces")).json()
+    assert space["id"] not in str(listing)
+    assert space["id"] not in (await client.get("/feed.xml")).text
+    clip = await client.post(f"/api/spaces/{space['id']}/clips", json={"start_s": 0, "duration_s": 10})
+    assert clip.status_code == 403 and "private" in clip.json()["error"]
+    assert (await client.get(f"/media/{space['id']}/recording.m4a")).status_code == 403
+    bad = await client.post("/api/spaces", json={"title": "x", "private": "yes"})
+    assert bad.status_code == 400 and "private must be true or false" in bad.json()["error"]

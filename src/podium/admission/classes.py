@@ -37,6 +37,7 @@ _STAGE_ACTIONS = (
     "me",
     "pre-show",
     "under-attack",
+    "listener-links",
 )
 _LISTENING_PREFIXES = ("/hls/", "/timeline/")
 _JOIN_PREFIXES = ("/s/", "/static/", "/join/")

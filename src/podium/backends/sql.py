@@ -29,6 +29,7 @@ spaces = sa.Table(
     sa.Column("ended_at", sa.String(40)),
     sa.Column("peak_listeners", sa.Integer, nullable=False, default=0),
     sa.Column("record", sa.Boolean, nullable=False, default=True, server_default=sa.true()),
+    sa.Column("private", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
 )
 
 
@@ -119,6 +120,7 @@ def _row(space: Space) -> dict[str, Any]:
         "ended_at": _dump(space.ended_at),
         "peak_listeners": space.peak_listeners,
         "record": space.record,
+        "private": space.private,
     }
 
 
@@ -135,6 +137,7 @@ def _space(row: Any) -> Space:
         ended_at=_load(row.ended_at),
         peak_listeners=row.peak_listeners,
         record=bool(row.record),
+        private=bool(row.private),
     )
 
 
@@ -170,6 +173,9 @@ class SqlSpaceStore:
         if "record" not in present:
             with self._engine.begin() as conn:
                 conn.execute(sa.text("ALTER TABLE spaces ADD COLUMN record BOOLEAN NOT NULL DEFAULT TRUE"))
+        if "private" not in present:
+            with self._engine.begin() as conn:
+                conn.execute(sa.text("ALTER TABLE spaces ADD COLUMN private BOOLEAN NOT NULL DEFAULT FALSE"))
 
     async def add(self, space: Space) -> None:
         await asyncio.to_thread(self._execute, spaces.insert().values(**_row(space)))

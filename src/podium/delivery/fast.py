@@ -47,8 +47,8 @@ class HlsFastPath:
     def _answer(self, scope: Scope) -> tuple[list[tuple[bytes, bytes]], bytes] | None:
         space_id, _, name = scope["path"][len(_PREFIX) :].partition("/")
         stage = self.podium.stage(SpaceId(space_id))
-        if stage is None:
-            return None
+        if stage is None or self.podium.is_private(SpaceId(space_id)):
+            return None  # a private space's audio needs its signed link: the full path checks it
         packager = stage.packager
         if name == "live.m3u8":
             query: Any = scope.get("query_string", b"")

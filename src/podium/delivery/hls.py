@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from podium.domain.space import Space, SpaceState
-from podium.errors import InvalidInput, NotFound
+from podium.errors import Forbidden, InvalidInput, NotFound
 from podium.media.packager import INIT_NAME, Block, Packager, multivariant_playlist, segment_name
 from podium.media.stage import BITRATE, Stage
 from podium.service import Podium
@@ -57,6 +58,12 @@ def _int_param(request: Request, name: str) -> int | None:
 async def _space_media(request: Request) -> tuple[Podium, Space, Stage | None]:
     podium = _podium(request)
     space = await podium.get_space(request.path_params["space_id"])
+    key = request.path_params.get("key")
+    if key is not None or space.private:
+        # A signed listener link: its signature and window, no lookup (see delivery.links).
+        if key is None:
+            raise Forbidden("this space is private: listen from the listener link the host gave you")
+        podium.links.check(key, space.id, time.time())
     stage = podium.stage(space.id)
     if space.state is SpaceState.SCHEDULED and stage is None:
         raise NotFound("this space is not live yet (its pre-show opens before the start)")
@@ -166,7 +173,12 @@ def _file(podium: Podium, space: Space, name: str, media_type: str) -> Response:
 
 
 def hls_routes() -> list[Route]:
+    signed = "/hls/{space_id}/k/{key}/"
     return [
+        Route(signed + "index.m3u8", multivariant, methods=["GET", "HEAD"]),
+        Route(signed + "live.m3u8", media_playlist, methods=["GET", "HEAD"]),
+        Route(signed + INIT_NAME, init_section, methods=["GET", "HEAD"]),
+        Route(signed + "{name}", media_file, methods=["GET", "HEAD"]),
         Route("/hls/{space_id}/index.m3u8", multivariant, methods=["GET", "HEAD"]),
         Route("/hls/{space_id}/live.m3u8", media_playlist, methods=["GET", "HEAD"]),
         Route("/hls/{space_id}/" + INIT_NAME, init_section, methods=["GET", "HEAD"]),

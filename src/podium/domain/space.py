@@ -30,6 +30,9 @@ class Space:
     # Recording is on unless the host switched it off before going live (then nothing is kept
     # after the end: no replay, no download, no clips).
     record: bool = True
+    # A private space's audio (stream, replay, download) is only for holders of a signed listener
+    # link; its page and timeline stay reachable by its (unguessable) id.
+    private: bool = False
 
 
 # A space has no set length; where one must be announced (a calendar entry, a podcast live item),
@@ -59,7 +62,14 @@ def parse_starts_at(raw: object, now: datetime) -> datetime | None:
     return value.astimezone(UTC)
 
 
-def new_space(space_id: SpaceId, title: str, starts_at: datetime | None, now: datetime, record: bool = True) -> Space:
+def new_space(
+    space_id: SpaceId,
+    title: str,
+    starts_at: datetime | None,
+    now: datetime,
+    record: bool = True,
+    private: bool = False,
+) -> Space:
     return Space(
         id=space_id,
         title=title,
@@ -67,12 +77,19 @@ def new_space(space_id: SpaceId, title: str, starts_at: datetime | None, now: da
         created_at=now,
         starts_at=starts_at,
         record=record,
+        private=private,
     )
 
 
 def parse_record(raw: object) -> bool:
     if not isinstance(raw, bool):
         raise InvalidInput("record must be true or false")
+    return raw
+
+
+def parse_private(raw: object) -> bool:
+    if not isinstance(raw, bool):
+        raise InvalidInput("private must be true or false")
     return raw
 
 

@@ -51,6 +51,7 @@ def space_view(podium: Podium, space: Space, counts: Counts) -> dict[str, Any]:
         "started_at": _iso(space.started_at),
         "ended_at": _iso(space.ended_at),
         "record": space.record,
+        "private": space.private,
         "preshow": podium.in_preshow(space.id),
         "listeners": listeners_view(counts),
         "speakers": podium.speakers_connected(space.id),
@@ -67,12 +68,15 @@ def _podium(request: Request) -> Podium:
 async def create_space(request: Request) -> Response:
     podium = _podium(request)
     body = await read_json(request, podium.settings.max_json_bytes)
-    unknown = set(body) - {"title", "starts_at", "record"}
+    unknown = set(body) - {"title", "starts_at", "record", "private"}
     if unknown:
-        raise InvalidInput(f"unknown field(s): {', '.join(sorted(unknown))}; expected title, starts_at and record")
+        expected = "title, starts_at, record and private"
+        raise InvalidInput(f"unknown field(s): {', '.join(sorted(unknown))}; expected {expected}")
     if "title" not in body:
         raise InvalidInput("title is required")
-    created = await podium.create_space(body["title"], body.get("starts_at"), body.get("record", True))
+    created = await podium.create_space(
+        body["title"], body.get("starts_at"), body.get("record", True), body.get("private", False)
+    )
     view = space_view(podium, created.space, podium.counts(created.space.id))
     view["host_token"] = created.host_token
     return json_response(view, status=201, headers={"Location": view["urls"]["page"]})

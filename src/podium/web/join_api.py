@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from starlette.requests import Request
@@ -12,13 +13,14 @@ from podium.admission.classes import RequestClass
 from podium.admission.joins import Joins
 from podium.admission.load import Governor
 from podium.domain.stage import Role
-from podium.errors import Forbidden, NotFound
+from podium.errors import Forbidden, InvalidInput, NotFound
 from podium.ids import SpaceId, is_space_id
 from podium.service import Podium
 from podium.web.api import space_urls
 from podium.web.http import bearer_token, json_response, read_json
 
 MAX_JOIN_BYTES = 2048
+MIN_LINK_S, MAX_LINK_S = 60, 31 * 24 * 3600
 
 
 def _parts(request: Request) -> tuple[Podium, Joins, Governor]:
@@ -39,10 +41,18 @@ async def join(request: Request) -> Response:
     # Signatures first: a forged, expired or foreign token ends here, before any lookup.
     client, verified = joins.check(SpaceId(space_id), body)
     space = podium.open_space(SpaceId(space_id))
+    key = body.get("key")
+    if space.private:
+        if not isinstance(key, str):
+            raise Forbidden("this space is private: open it from the listener link the host gave you")
+        podium.links.check(key, space.id, time.time())
     answer = joins.join(space.id, client, verified, _client_address(request))
     result: dict[str, Any] = dict(answer.body)
     if answer.status == 200:
         result["urls"] = space_urls(podium, space)
+        if space.private:
+            assert isinstance(key, str)
+            result["urls"]["hls"] = signed_hls(podium, space.id, key)
         result["state"] = space.state.value
     headers = {"Retry-After": str(answer.retry_after_s)} if answer.retry_after_s is not None else None
     return json_response(result, status=answer.status, headers=headers)
@@ -55,6 +65,36 @@ async def _host_of(request: Request) -> tuple[Podium, Joins, Governor, SpaceId]:
     if member.role not in (Role.HOST, Role.COHOST):
         raise Forbidden("only the host and co-hosts can do this")
     return podium, joins, governor, space.id
+
+
+def signed_hls(podium: Podium, space_id: SpaceId, token: str) -> str:
+    return f"{podium.settings.base_url}/hls/{space_id}/k/{token}/index.m3u8"
+
+
+async def listener_link(request: Request) -> Response:
+    """A signed listener link for a private space (for ticket holders): the page and the stream."""
+    podium, _, _, space_id = await _host_of(request)
+    body = await read_json(request, 256)
+    valid_for = body.get("valid_for_s", 24 * 3600)
+    if not isinstance(valid_for, int) or not MIN_LINK_S <= valid_for <= MAX_LINK_S:
+        raise InvalidInput(f"valid_for_s must be a whole number of seconds from {MIN_LINK_S} to {MAX_LINK_S}")
+    not_before = body.get("not_before")
+    if not_before is not None and (not isinstance(not_before, int) or not_before < 0):
+        raise InvalidInput("not_before must be a Unix time in seconds")
+    now = time.time()
+    token = podium.links.rounded_token(space_id, now, valid_for, not_before)
+    window = podium.links.check(token, space_id, max(now, not_before or 0))
+    base = podium.settings.base_url
+    return json_response(
+        {
+            "token": token,
+            "page": f"{base}/s/{space_id}#key={token}",
+            "hls": signed_hls(podium, space_id, token),
+            "not_before": window.not_before,
+            "expires": window.expires,
+        },
+        status=201,
+    )
 
 
 async def under_attack(request: Request) -> Response:
@@ -105,4 +145,5 @@ def join_routes() -> list[Route]:
         Route("/api/spaces/{space_id}/join", join, methods=["POST"]),
         Route("/api/spaces/{space_id}/under-attack", under_attack, methods=["POST"]),
         Route("/api/spaces/{space_id}/board", board, methods=["GET"]),
+        Route("/api/spaces/{space_id}/listener-links", listener_link, methods=["POST"]),
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from starlette.routing import Route
 from podium.audience.posts import Posting
 from podium.domain.posts import public_view
 from podium.domain.space import SpaceState
-from podium.errors import InvalidInput
+from podium.errors import Forbidden, InvalidInput
 from podium.media import clips
 from podium.recording import Recordings
 from podium.service import Podium
@@ -56,6 +57,11 @@ async def set_recording(request: Request) -> Response:
 async def download(request: Request) -> Response:
     podium = _podium(request)
     space = await podium.get_space(request.path_params["space_id"])
+    if space.private:
+        key = request.query_params.get("key")
+        if not key:
+            raise Forbidden("this space is private: download it from your listener link")
+        podium.links.check(key, space.id, time.time())
     path = await _recordings(request).download_path(space)
     filename = "".join(c if c.isalnum() or c in " -_" else "_" for c in space.title)[:80].strip() or space.id
     return _m4a(path, f'inline; filename="{filename}.m4a"')
@@ -86,6 +92,8 @@ async def recording_fingerprint(request: Request) -> Response:
 async def create_clip(request: Request) -> Response:
     podium = _podium(request)
     space = await podium.get_space(request.path_params["space_id"])
+    if space.private:
+        raise Forbidden("clips are made of public spaces only (this one is private)")
     body = await read_json(request, 1024)
     unknown = set(body) - {"start_s", "duration_s"}
     if unknown:
@@ -125,7 +133,7 @@ async def public_key(request: Request) -> Response:
 
 async def feed(request: Request) -> Response:
     podium = _podium(request)
-    spaces = await podium.spaces.recent(100)
+    spaces = [s for s in await podium.spaces.recent(100) if not s.private]
     xml = await podcast_feed(podium, spaces, podium.settings.base_url or str(request.base_url).rstrip("/"))
     return Response(
         xml,

@@ -28,8 +28,13 @@ def _podium(request: Request) -> Podium:
 
 async def listing(request: Request) -> Response:
     podium = _podium(request)
-    live = sorted(await podium.spaces.live(), key=lambda s: s.started_at or s.created_at, reverse=True)[:LISTED]
-    upcoming = await podium.spaces.upcoming(LISTED)
+    # Private spaces are never advertised.
+    live = sorted(
+        (s for s in await podium.spaces.live() if not s.private),
+        key=lambda s: s.started_at or s.created_at,
+        reverse=True,
+    )[:LISTED]
+    upcoming = [s for s in await podium.spaces.upcoming(LISTED) if not s.private]
     body = {
         "live": [space_view(podium, s, podium.counts(s.id)) for s in live],
         "upcoming": [space_view(podium, s, podium.counts(s.id)) for s in upcoming],

@@ -31,7 +31,7 @@ async function solvePuzzle(challenge, bits, onProgress) {
   throw new Error("could not solve the puzzle");
 }
 
-async function podiumAdmit(space, clientId, onUpdate) {
+async function podiumAdmit(space, clientId, onUpdate, linkKey = null) {
   const passKey = `podium.pass.${space}`;
   const solvedKey = `podium.solved.${space}`;
   const fresh = () => {
@@ -43,11 +43,13 @@ async function podiumAdmit(space, clientId, onUpdate) {
   let body = fresh();
   const pass = sessionStorage.getItem(passKey);
   if (pass) body = { client_id: clientId, pass };
+  // A private space: the signed listener link's key goes with every join call.
+  const withKey = (b) => (linkKey ? { ...b, key: linkKey } : b);
   let startedOver = 0;
   for (;;) {
     let response, data;
     try {
-      response = await fetch(`/api/spaces/${space}/join`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body), cache: "no-store" });
+      response = await fetch(`/api/spaces/${space}/join`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(withKey(body)), cache: "no-store" });
       data = await response.json().catch(() => ({}));
     } catch (_) {
       onUpdate("The connection dropped; trying again…");

@@ -8,6 +8,13 @@ if (!listenerId) {
   listenerId = Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => b.toString(16).padStart(2, "0")).join("");
   sessionStorage.setItem(listenerKey, listenerId);
 }
+// A private space's listener link carries its key in the fragment (never sent to a server log).
+const linkKeyName = `podium.key.${location.pathname.split("/").pop()}`;
+const linkKey = new URLSearchParams(location.hash.slice(1)).get("key") || sessionStorage.getItem(linkKeyName);
+if (linkKey) {
+  sessionStorage.setItem(linkKeyName, linkKey);
+  history.replaceState(null, "", location.pathname + location.search);
+}
 // What the page knows about its player; the level meter and anyone debugging read it.
 const player = (window.podium = { space: null, hls: null, analyser: null, playing: false, admitted: null });
 let beatTimer = null;
@@ -34,7 +41,7 @@ function render() {
     $("when").textContent = space.urls.replay ? "This space has ended. The replay is below." : "This space has ended; it was not recorded.";
     $("play").disabled = !space.urls.replay;
     if (!player.playing) $("status").textContent = space.urls.replay ? "Press play to hear the replay." : "The live stream is over.";
-    if (space.urls.download) { $("download").href = space.urls.download; $("download-line").hidden = false; }
+    if (space.urls.download) { $("download").href = space.urls.download + (linkKey ? `?key=${encodeURIComponent(linkKey)}` : ""); $("download-line").hidden = false; }
     // Nobody is on stage any more, and the server refuses reactions, posts and hands: the replay
     // page keeps only what can still be used (the questions and comments stay, as a record).
     for (const card of ["stage-card", "react-card", "post-card", "hand-card"]) $(card).hidden = true;
@@ -67,7 +74,7 @@ async function refresh() {
 let admitting = null;
 async function admit() {
   try {
-    player.admitted = await window.podiumAdmit(spaceId, listenerId, (text) => { $("status").textContent = text; });
+    player.admitted = await window.podiumAdmit(spaceId, listenerId, (text) => { $("status").textContent = text; }, linkKey);
     render();
   } catch (e) {
     admitting = null;
@@ -116,7 +123,9 @@ function attachAnalyser() {
 }
 
 function start() {
-  const url = player.space.urls.hls;
+  // Let in: the stream the join gave us (signed for a private space); a private replay: the link's.
+  const url = (player.admitted && player.admitted.urls && player.admitted.urls.hls)
+    || (linkKey ? `/hls/${spaceId}/k/${linkKey}/index.m3u8` : player.space.urls.hls);
   if (window.Hls && window.Hls.isSupported()) {
     // maxLiveSyncPlaybackRate: a player that fell behind (a stall, a slow start) catches up by
     // playing slightly faster instead of staying seconds behind the room.
