@@ -32,7 +32,7 @@ async def test_a_rehearsal_of_a_live_space_says_go_and_writes_its_report(server:
     await wait_for_media(server, space, 3)
     report_path = tmp_path / "report.json"
     args = ("--listeners", "40", "--peak-joins-per-s", "20", "--flood", "10", "--slow", "3", "--stay", "3")
-    run = rehearse(server, space["id"], report_path, *args)
+    run = rehearse(server, space["id"], report_path, *args, "--host-token", space["host_token"])
     await speaker.close()
     assert run.returncode == 0, run.stdout + run.stderr
     assert "VERDICT: GO" in run.stdout and "joins [" in run.stderr  # a progress bar while it runs
@@ -52,6 +52,14 @@ async def test_a_rehearsal_of_a_live_space_says_go_and_writes_its_report(server:
     assert sum(requests["flood"].values()) == report["flood"]["sent"]
     assert report["legitimate_5xx"] == {"join": 0, "playlist": 0, "media": 0, "heartbeat": 0}
     assert report["origin_answers_per_s"]["max"] > 0
+    # The verdict is on the host's board.
+    assert "host's go/no-go board" in run.stdout
+    async with httpx.AsyncClient(base_url=server.base) as client:
+        board = await client.get(
+            f"/api/spaces/{space['id']}/board", headers={"Authorization": f"Bearer {space['host_token']}"}
+        )
+    last = board.json()["last_rehearsal"]
+    assert last["verdict"] == "GO" and last["listeners"] == 40 and last["success"] == 1.0
 
 
 async def test_a_space_that_is_not_live_gets_a_no_go_with_the_reason(server: Server, tmp_path: Path) -> None:

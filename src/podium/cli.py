@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     rehearse.add_argument("--stay", type=float, default=10.0, help="seconds each listener stays after joining")
     rehearse.add_argument("--report", default="rehearsal.json", help="where the JSON report goes")
     rehearse.add_argument("--quiet", action="store_true", help="no progress bar")
+    rehearse.add_argument("--host-token", help="the host's token: leaves the verdict on the host's go/no-go board")
     rehearse.set_defaults(run=_rehearse)
     return parser
 

@@ -493,4 +493,15 @@ def run(args: Any) -> int:
     path = Path(args.report)
     path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"report: {path}")
+    if args.host_token:
+        answer = httpx.post(
+            f"{base}/api/spaces/{space}/rehearsals",
+            json=report,
+            headers={"Authorization": f"Bearer {args.host_token}"},
+            timeout=plan.timeout_s,
+        )
+        if answer.status_code == 201:
+            print("the verdict is on the host's go/no-go board")
+        else:
+            print(f"podium rehearse: the board did not take the report ({answer.status_code})", file=sys.stderr)
     return 0 if report["verdict"] == "GO" else 1

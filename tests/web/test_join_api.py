@@ -147,6 +147,27 @@ async def test_under_attack_joiners_solve_a_puzzle_first_and_keep_the_answer(
     assert back.status_code == 200
 
 
+async def test_only_a_rehearsal_report_is_taken_for_the_board(slow_door: tuple[Starlette, httpx.AsyncClient]) -> None:
+    _, client = slow_door
+    space = await new_space(client)
+    path = f"/api/spaces/{space['id']}/rehearsals"
+    headers = {"Authorization": f"Bearer {space['host_token']}"}
+    assert (await client.post(path, json={"verdict": "GO"})).status_code == 401
+    bad = await client.post(path, json={"verdict": "GO"}, headers=headers)
+    assert bad.status_code == 400 and "podium rehearse" in bad.json()["error"]
+    report = {
+        "verdict": "MAYBE",
+        "joins": {"success": 1.0},
+        "plan": {"listeners": 5, "peak_joins_per_s": 1},
+        "time_to_first_audio_s": {"p50": 0.1, "p95": 0.2, "p99": 0.3},
+    }
+    assert (await client.post(path, json=report, headers=headers)).status_code == 400
+    taken = await client.post(path, json={**report, "verdict": "NO-GO", "reasons": ["slow"]}, headers=headers)
+    assert taken.status_code == 201
+    board = (await client.get(f"/api/spaces/{space['id']}/board", headers=headers)).json()
+    assert board["last_rehearsal"]["verdict"] == "NO-GO" and board["last_rehearsal"]["reasons"] == ["slow"]
+
+
 async def test_the_board_is_for_the_host_and_shows_the_line(slow_door: tuple[Starlette, httpx.AsyncClient]) -> None:
     _, client = slow_door
     space = await new_space(client)

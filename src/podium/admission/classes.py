@@ -38,6 +38,7 @@ _STAGE_ACTIONS = (
     "pre-show",
     "under-attack",
     "listener-links",
+    "rehearsals",
 )
 _LISTENING_PREFIXES = ("/hls/", "/timeline/")
 _JOIN_PREFIXES = ("/s/", "/static/", "/join/")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -20,6 +21,8 @@ from podium.web.api import space_urls
 from podium.web.http import bearer_token, json_response, read_json
 
 MAX_JOIN_BYTES = 2048
+MAX_REPORT_BYTES = 64 * 1024
+REHEARSAL_NAME = "rehearsal.json"  # the last rehearsal's summary, beside the space's media
 MIN_LINK_S, MAX_LINK_S = 60, 31 * 24 * 3600
 
 
@@ -97,6 +100,44 @@ async def listener_link(request: Request) -> Response:
     )
 
 
+def rehearsal_summary(report: dict[str, Any], at: float) -> dict[str, Any]:
+    """What the board keeps of a rehearsal's report (checked: it comes from outside)."""
+    try:
+        verdict = report["verdict"]
+        joins, plan, ttfa = report["joins"], report["plan"], report["time_to_first_audio_s"]
+        summary = {
+            "at": int(at),
+            "verdict": str(verdict),
+            "reasons": [str(r)[:200] for r in report.get("reasons", [])][:10],
+            "listeners": int(plan["listeners"]),
+            "peak_joins_per_s": float(plan["peak_joins_per_s"]),
+            "flood_per_s": float(plan.get("flood_per_s", 0)),
+            "success": float(joins["success"]),
+            "ttfa_s": {k: None if ttfa.get(k) is None else float(ttfa[k]) for k in ("p50", "p95", "p99")},
+        }
+    except (KeyError, TypeError, ValueError):
+        raise InvalidInput("send the JSON report that `podium rehearse` wrote") from None
+    if summary["verdict"] not in ("GO", "NO-GO"):
+        raise InvalidInput("a rehearsal's verdict is GO or NO-GO")
+    return summary
+
+
+async def rehearsal(request: Request) -> Response:
+    """`podium rehearse --host-token` leaves its result on the host's board."""
+    podium, _, _, space_id = await _host_of(request)
+    summary = rehearsal_summary(await read_json(request, MAX_REPORT_BYTES), time.time())
+    await podium.media.write(space_id, REHEARSAL_NAME, json.dumps(summary).encode())
+    return json_response(summary, status=201)
+
+
+async def _last_rehearsal(podium: Podium, space_id: SpaceId) -> dict[str, Any] | None:
+    stored = await podium.media.read(space_id, REHEARSAL_NAME)
+    if stored is None:
+        return None
+    loaded: dict[str, Any] = json.loads(stored)
+    return loaded
+
+
 async def under_attack(request: Request) -> Response:
     """The host switches the joiners' puzzle on or off, or leaves it to the node ("auto")."""
     _, joins, _, space_id = await _host_of(request)
@@ -136,6 +177,7 @@ async def board(request: Request) -> Response:
         "refused_by_signature": joins.signer.refused,
         "database_statements": podium.spaces.statements,
         "stream": podium.stream_health(space_id),
+        "last_rehearsal": await _last_rehearsal(podium, space_id),
     }
     return json_response(body)
 
@@ -146,4 +188,5 @@ def join_routes() -> list[Route]:
         Route("/api/spaces/{space_id}/under-attack", under_attack, methods=["POST"]),
         Route("/api/spaces/{space_id}/board", board, methods=["GET"]),
         Route("/api/spaces/{space_id}/listener-links", listener_link, methods=["POST"]),
+        Route("/api/spaces/{space_id}/rehearsals", rehearsal, methods=["POST"]),
     ]

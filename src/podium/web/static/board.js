@@ -14,6 +14,7 @@
     else if (stream.last_part_age_s !== null && stream.last_part_age_s > 1.5) problems.push("the stream is late");
     if (board.load.shedding.includes("join")) problems.push("new listeners are held in line by load");
     if (board.load.pressure >= 0.85) problems.push("the node is near its capacity");
+    if (board.last_rehearsal && board.last_rehearsal.verdict !== "GO") problems.push("the last rehearsal said NO-GO");
     return problems;
   }
 
@@ -52,6 +53,10 @@
         + `Refused by signature: ${board.refused_by_signature.toLocaleString()}. `
         + (board.under_attack.active ? `Puzzle on (${board.under_attack.difficulty_bits} bits).` : "Puzzle off.");
       if (document.activeElement !== $("attack-mode")) $("attack-mode").value = board.under_attack.mode;
+      const last = board.last_rehearsal;
+      $("b-rehearsal").textContent = last
+        ? `Last rehearsal ${new Date(last.at * 1000).toLocaleString()}: ${last.verdict}, ${last.listeners.toLocaleString()} listeners at up to ${last.peak_joins_per_s} joins/s, ${(last.success * 100).toFixed(1)} % got in, first audio p95 ${last.ttfa_s.p95 === null ? "–" : `${last.ttfa_s.p95.toFixed(2)} s`}${last.reasons.length ? ` (${last.reasons.join("; ")})` : ""}.`
+        : "No rehearsal yet: run `podium rehearse <page address> --host-token <token>` before the crowd comes.";
       const problems = verdict(board);
       $("verdict").textContent = problems.length ? "NO-GO" : "GO";
       $("verdict").dataset.verdict = problems.length ? "no-go" : "go";
