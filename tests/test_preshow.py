@@ -117,3 +117,22 @@ async def test_hold_audio_then_the_hosts_switch_and_a_recording_without_the_pres
     assert band_energy(audio[48000:], 660.0) > 0.5
     assert band_energy(audio, 500.0) < 0.01 and sum(band_energy(audio, hz) for hz in BED_HZ) < 0.01
     assert "#EXT-X-ENDLIST" in replay and "#EXT-X-MEDIA-SEQUENCE:0" not in replay
+
+
+async def test_a_space_ended_in_its_preshow_keeps_no_recording(server: Server) -> None:
+    starts = (datetime.now(UTC) + timedelta(minutes=5)).replace(microsecond=0)
+    async with httpx.AsyncClient(base_url=server.base, timeout=30) as client:
+        space = (await client.post("/api/spaces", json={"title": "Called off", "starts_at": starts.isoformat()})).json()
+        for _ in range(40):
+            if (await client.get(f"/api/spaces/{space['id']}")).json()["preshow"]:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(2.5)  # a segment or so of hold audio
+        ended = await client.post(
+            f"/api/spaces/{space['id']}/end", headers={"Authorization": f"Bearer {space['host_token']}"}
+        )
+        assert ended.status_code == 200 and ended.json()["state"] == "ended"
+        assert "download" not in ended.json()["urls"] and ended.json()["started_at"] is None
+        download = await client.get(f"/media/{space['id']}/recording.m4a")
+        assert download.status_code == 404 and "not recorded" in download.json()["error"]
+    assert not list((server.data_dir / "media" / space["id"]).glob("*.m4s"))

@@ -37,6 +37,8 @@ def _serve(args: argparse.Namespace) -> int:
         timeout_keep_alive=15,
         timeout_graceful_shutdown=5,
         http=protocol_with_header_deadline(settings.header_timeout_s),
+        # Podium has no WebSocket endpoint: upgrade requests are refused, not parsed.
+        ws="none",
     )
     # Ctrl-C: uvicorn shuts down cleanly by itself; people need no traceback after it.
     with contextlib.suppress(KeyboardInterrupt):

@@ -122,7 +122,8 @@ class Recordings:
     async def finish(self, space: Space) -> None:
         """At the end: the download is made now (not on the first request), or, for a space that
         was not to be recorded, its audio goes (what listeners wrote stays, as for any space)."""
-        if not space.record:
+        if not space.record or space.started_at is None:
+            # Not to be recorded, or ended before it went live (only a pre-show's hold audio).
             await self.media.remove_recording(space.id)
             return
         await self._build(space)
@@ -130,7 +131,7 @@ class Recordings:
     # -- download ---------------------------------------------------------------------------
 
     def _ready(self, space: Space) -> None:
-        if not space.record:
+        if not space.record or (space.state is SpaceState.ENDED and space.started_at is None):
             raise NotFound("this space was not recorded")
         if space.state is not SpaceState.ENDED:
             raise Conflict("the download is made when the space ends; while live, listen or rewind instead")

@@ -28,7 +28,7 @@ def space_urls(podium: Podium, space: Space) -> dict[str, str]:
         "whip": f"{base}/whip/{space.id}",
         "hls": f"{base}/hls/{space.id}/index.m3u8",
     }
-    if space.state is SpaceState.ENDED and space.record:
+    if space.state is SpaceState.ENDED and space.record and space.started_at is not None:
         # The live playlist, now closed with EXT-X-ENDLIST, is the replay; the download is its remux.
         urls["replay"] = f"{base}/hls/{space.id}/index.m3u8"
         urls["replay_page"] = f"{base}/s/{space.id}"
