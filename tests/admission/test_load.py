@@ -77,3 +77,11 @@ def test_event_loop_lag_sheds_and_shedding_stops_after_the_hold() -> None:
     clock.advance(1.1)
     assert governor.shed_classes() == []
     assert governor.admit(C.POST)
+
+
+def test_in_flight_shedding_lifts_as_soon_as_the_work_is_done() -> None:
+    governor = Governor(Capacity(max_in_flight=10), FakeClock())
+    fill(governor, C.STAGE, 7)
+    assert not governor.admit(C.POST)
+    governor.done(C.STAGE)
+    assert governor.admit(C.POST), "a node below a class's share serves it at once"

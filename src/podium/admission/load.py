@@ -2,9 +2,11 @@
 lag samples and request starts and ends; time comes from an injected clock.
 
 Pressure is the larger of two measured ratios: requests being worked on / `max_in_flight`, and
-event-loop lag / `max_lag_ms`. 1.0 means full. A class is shed from the moment pressure reaches its
-threshold until pressure has stayed below it for `hold_s` (so shedding does not flap every tick).
-Held blocking playlist reloads are not work: the LISTENING class is not counted in flight.
+event-loop lag / `max_lag_ms`. 1.0 means full. A class is shed while the requests in flight are
+past its threshold (so the node keeps serving that class up to its share, no less), and, because
+lag is seen only after the fact, from the moment lag reaches the threshold until it has stayed
+below it for `hold_s` (so shedding does not flap every tick). Held blocking playlist reloads are
+not work: the LISTENING class is not counted in flight.
 
 Invariants: STAGE and LISTENING are never shed; a lower class is never shed while a higher one is
 served (the thresholds rise with importance).
@@ -58,18 +60,16 @@ class Governor:
 
     def observe_lag(self, lag_ms: float) -> None:
         self._lag_ms = max(lag_ms, self._lag_ms * LAG_DECAY_PER_SAMPLE)
-        self._update()
+        self._update_lag()
 
     def admit(self, kind: RequestClass) -> bool:
         """A request of `kind` arrives: True if it is to be served (then call `done` after it)."""
-        self._update()
         if self.shedding(kind) and kind is not RequestClass.JOIN:
             self.stats.shed[kind] += 1
             return False
         self.stats.served[kind] += 1
         if kind is not RequestClass.LISTENING:
             self._in_flight += 1
-            self._update()
         return True
 
     def done(self, kind: RequestClass) -> None:
@@ -94,14 +94,16 @@ class Governor:
         return max(self._in_flight / self.capacity.max_in_flight, self._lag_ms / self.capacity.max_lag_ms)
 
     def shedding(self, kind: RequestClass) -> bool:
+        if self._in_flight / self.capacity.max_in_flight >= SHED_AT[kind]:
+            return True
         return self._clock.monotonic() < self._shed_until.get(kind, -math.inf)
 
     def shed_classes(self) -> list[RequestClass]:
         return [kind for kind in RequestClass if self.shedding(kind)]
 
-    def _update(self) -> None:
-        pressure = self.pressure()
+    def _update_lag(self) -> None:
+        lagging = self._lag_ms / self.capacity.max_lag_ms
         now = self._clock.monotonic()
         for kind, threshold in SHED_AT.items():
-            if pressure >= threshold:
+            if lagging >= threshold:
                 self._shed_until[kind] = now + self.capacity.hold_s
