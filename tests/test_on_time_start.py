@@ -23,6 +23,7 @@ from tests.conftest import Server
 from tests.rawhttp import RawConnection
 from tests.test_live_media import dominant_hz
 from tests.test_nginx import cache_tier  # noqa: F401 - the fixture
+from tests.test_preshow import wait_for_preshow
 
 pytestmark = pytest.mark.media
 
@@ -81,10 +82,7 @@ async def test_a_thousand_listeners_in_the_preshow_hear_the_stage_within_two_sec
     starts = (datetime.now(UTC) + timedelta(seconds=25)).replace(microsecond=0)
     async with httpx.AsyncClient(base_url=server.base, timeout=30) as client:
         space = (await client.post("/api/spaces", json={"title": "On time", "starts_at": starts.isoformat()})).json()
-        for _ in range(40):
-            if (await client.get(f"/api/spaces/{space['id']}")).json()["preshow"]:
-                break
-            await asyncio.sleep(0.1)
+        await wait_for_preshow(client, space["id"])
         # The host is backstage before the start; listeners hear the hold audio meanwhile.
         host = await publish(server.base + space["urls"]["whip"], space["host_token"], SampleTrack(tone(660.0)))
         stop = asyncio.Event()

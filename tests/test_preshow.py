@@ -21,6 +21,16 @@ from tests.test_replay import decode_m4a
 pytestmark = pytest.mark.media
 
 
+async def wait_for_preshow(client: httpx.AsyncClient, space_id: str) -> dict:
+    """The space's state once its pre-show is open (the schedule looks every quarter second)."""
+    for _ in range(40):
+        state = (await client.get(f"/api/spaces/{space_id}")).json()
+        if state["preshow"]:
+            return dict(state)
+        await asyncio.sleep(0.1)
+    raise AssertionError("the pre-show did not open")
+
+
 def band_energy(audio: np.ndarray, hz: float, width_hz: float = 8.0) -> float:
     """The share of the signal's energy within `width_hz` of `hz`."""
     spectrum = np.abs(np.fft.rfft(audio * np.hanning(len(audio)))) ** 2
@@ -58,12 +68,8 @@ async def test_hold_audio_then_the_hosts_switch_and_a_recording_without_the_pres
     async with httpx.AsyncClient(base_url=server.base, timeout=30) as client:
         space = (await client.post("/api/spaces", json={"title": "Pre-show", "starts_at": starts.isoformat()})).json()
         host = {"Authorization": f"Bearer {space['host_token']}"}
-        for _ in range(40):  # the schedule opens the pre-show within a quarter second or so
-            state = (await client.get(f"/api/spaces/{space['id']}")).json()
-            if state["preshow"]:
-                break
-            await asyncio.sleep(0.1)
-        assert state["preshow"] and state["state"] == "scheduled"
+        state = await wait_for_preshow(client, space["id"])
+        assert state["state"] == "scheduled"
         hls = server.base + space["urls"]["hls"]
 
         # Listeners hear the tone bed before the start.
@@ -123,10 +129,7 @@ async def test_a_space_ended_in_its_preshow_keeps_no_recording(server: Server) -
     starts = (datetime.now(UTC) + timedelta(minutes=5)).replace(microsecond=0)
     async with httpx.AsyncClient(base_url=server.base, timeout=30) as client:
         space = (await client.post("/api/spaces", json={"title": "Called off", "starts_at": starts.isoformat()})).json()
-        for _ in range(40):
-            if (await client.get(f"/api/spaces/{space['id']}")).json()["preshow"]:
-                break
-            await asyncio.sleep(0.1)
+        await wait_for_preshow(client, space["id"])
         await asyncio.sleep(2.5)  # a segment or so of hold audio
         ended = await client.post(
             f"/api/spaces/{space['id']}/end", headers={"Authorization": f"Bearer {space['host_token']}"}

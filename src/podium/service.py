@@ -93,8 +93,12 @@ class Podium:
             if space.state is SpaceState.LIVE:
                 await self._start_stage(space)
                 log.info("resumed live space %s", space.id)
-        self._peak_task = asyncio.create_task(self._flush_peaks_forever(), name="peak-flush")
-        self._preshow_task = asyncio.create_task(self._run_schedule_forever(), name="schedule")
+        self._peak_task = asyncio.create_task(
+            self._repeat(PEAK_FLUSH_INTERVAL_S, self._flush_peaks, "storing listener peaks"), name="peak-flush"
+        )
+        self._preshow_task = asyncio.create_task(
+            self._repeat(SCHEDULE_TICK_S, self._run_schedule, "running the schedule"), name="schedule"
+        )
 
     async def stop(self) -> None:
         for task in (self._peak_task, self._preshow_task):
@@ -294,14 +298,6 @@ class Podium:
         if stage is not None and stage.preshow:
             stage.hold = hold.HoldAudio(samples)  # a pre-show already on plays the new audio next frame
         return len(samples) / SAMPLE_RATE
-
-    async def _run_schedule_forever(self) -> None:
-        while True:
-            await asyncio.sleep(SCHEDULE_TICK_S)
-            try:
-                await self._run_schedule()
-            except Exception:
-                log.exception("the schedule could not be run; will try again")
 
     async def _run_schedule(self) -> None:
         """Open the pre-show of spaces about to start; at the start time, switch to the stage if
@@ -559,13 +555,16 @@ class Podium:
             self._presence[space.id] = presence
         return presence
 
-    async def _flush_peaks_forever(self) -> None:
+    @staticmethod
+    async def _repeat(interval_s: float, work: Callable[[], Awaitable[None]], what: str) -> None:
+        """`work` every `interval_s`, for ever: the boundary of a background task (a failed round
+        is logged and the next one goes on)."""
         while True:
-            await asyncio.sleep(PEAK_FLUSH_INTERVAL_S)
+            await asyncio.sleep(interval_s)
             try:
-                await self._flush_peaks()
+                await work()
             except Exception:
-                log.exception("could not store listener peaks; will try again")
+                log.exception("%s failed; will try again", what)
 
     async def _flush_peaks(self) -> None:
         for space_id, presence in list(self._presence.items()):

@@ -89,10 +89,13 @@ async def get_space(request: Request) -> Response:
     return json_response(space_view(podium, space, podium.counts(space.id)), cache="public, max-age=1")
 
 
+def space_response(podium: Podium, space: Space) -> Response:
+    return json_response(space_view(podium, space, podium.counts(space.id)))
+
+
 async def end_space(request: Request) -> Response:
     podium = _podium(request)
-    space = await podium.end_space(request.path_params["space_id"], bearer_token(request))
-    return json_response(space_view(podium, space, podium.counts(space.id)))
+    return space_response(podium, await podium.end_space(request.path_params["space_id"], bearer_token(request)))
 
 
 async def heartbeat(request: Request) -> Response:

@@ -12,7 +12,7 @@ from starlette.routing import Route
 from podium.domain.space import ANNOUNCED_LENGTH, Space, SpaceState
 from podium.errors import Conflict, InvalidInput
 from podium.service import Podium
-from podium.web.api import space_view
+from podium.web.api import space_response, space_view
 from podium.web.http import CORS_HEADERS, bearer_token, json_response, read_body
 
 LISTED = 50
@@ -91,8 +91,7 @@ async def calendar(request: Request) -> Response:
 async def go_live(request: Request) -> Response:
     """The host's switch from the pre-show to the stage."""
     podium = _podium(request)
-    space = await podium.go_live(request.path_params["space_id"], bearer_token(request))
-    return json_response(space_view(podium, space, podium.counts(space.id)))
+    return space_response(podium, await podium.go_live(request.path_params["space_id"], bearer_token(request)))
 
 
 async def hold_audio(request: Request) -> Response:
