@@ -57,14 +57,21 @@ def test_the_line_the_puzzle_the_preshow_and_the_switch(slow_door: Server, brows
     page.screenshot(path=str(artifacts / "waiting-room.png"), full_page=True)
     expect(status).to_contain_text("The pre-show is on", timeout=15_000)
     page.locator("#play").click()
-    expect(status).to_have_text(re.compile("Playing"), timeout=15_000)
+    expect(status).to_have_text("Playing the pre-show. The show starts on the second.", timeout=15_000)
+    expect(page.locator("#state")).to_have_text("pre-show")
+    expect(page.locator("#seek")).to_be_hidden()  # hold audio is not the show: nothing to rewind or clip
     page.wait_for_function("() => window.podium.analyser !== null", timeout=10_000)
+    # The bed swells and fades every 8 s: its loudest moment over 8 s.
     level = page.evaluate(
-        """() => new Promise((resolve) => setTimeout(() => {
+        """() => new Promise((resolve) => {
             const data = new Float32Array(window.podium.analyser.fftSize);
-            window.podium.analyser.getFloatTimeDomainData(data);
-            resolve(Math.max(...data.map(Math.abs)));
-        }, 2500))"""
+            let loudest = 0;
+            const timer = setInterval(() => {
+                window.podium.analyser.getFloatTimeDomainData(data);
+                loudest = Math.max(loudest, ...data.map(Math.abs));
+            }, 100);
+            setTimeout(() => { clearInterval(timer); resolve(loudest); }, 8000);
+        })"""
     )
     assert level > 0.02, "the pre-show's hold audio is heard"
     page.screenshot(path=str(artifacts / "preshow.png"), full_page=True)
@@ -91,6 +98,8 @@ def test_the_line_the_puzzle_the_preshow_and_the_switch(slow_door: Server, brows
     assert httpx.get(f"{base}/api/spaces/{space['id']}").json()["state"] == "scheduled"
     console.locator("#switch").click()
     expect(console.locator("#state")).to_have_text("live", timeout=10_000)
+    assert console.locator("#error").text_content() == ""
     expect(page.locator("#state")).to_have_text("live", timeout=15_000)
+    expect(status).to_have_text(re.compile("Playing live|Playing, behind live"), timeout=15_000)
     console.screenshot(path=str(artifacts / "board-live.png"), full_page=True)
     context.close()

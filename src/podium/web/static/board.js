@@ -19,23 +19,28 @@
   }
 
   function draw() {
+    // Newest at the right edge, two minutes and a half across; each line scaled to its own top.
     const canvas = $("b-chart");
     const g = canvas.getContext("2d");
     const w = canvas.width, h = canvas.height;
+    const step = w / (keep - 1);
     g.clearRect(0, 0, w, h);
-    const series = [[0, "#2f6fde"], [1, "#d9822b"]];
-    for (const [index, color] of series) {
-      const values = history.map((row) => row[index]);
+    g.font = "11px sans-serif";
+    const series = [[0, "#2f6fde", "listening"], [1, "#d9822b", "joins/s"]];
+    series.forEach(([index, color, name], row) => {
+      const values = history.map((entry) => entry[index]);
       const top = Math.max(1, ...values);
       g.strokeStyle = color;
+      g.fillStyle = color;
       g.lineWidth = 2;
       g.beginPath();
       values.forEach((v, i) => {
-        const x = (i / (keep - 1)) * w, y = h - 4 - (v / top) * (h - 8);
+        const x = w - (values.length - 1 - i) * step, y = h - 4 - (v / top) * (h - 18);
         if (i === 0) g.moveTo(x, y); else g.lineTo(x, y);
       });
       g.stroke();
-    }
+      g.fillText(`${name} max ${top.toLocaleString()}`, 6 + row * 150, 12);
+    });
   }
 
   async function poll() {

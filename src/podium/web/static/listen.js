@@ -27,6 +27,7 @@ function render() {
   $("state").textContent = space.state === "scheduled" && space.preshow ? "pre-show" : space.state;
   $("state").dataset.state = space.state;
   const open = space.state === "live" || (space.state === "scheduled" && space.preshow);
+  if (player.playing && space.state === "live" && $("status").textContent.startsWith("Playing the pre-show")) $("status").textContent = "Playing live.";
   // Live (or in its pre-show), the stream is for those let in: the button waits for the join.
   $("play").disabled = (space.state === "scheduled" && !space.preshow && !player.playing) || (open && !player.admitted);
   const waiting = space.state === "scheduled";
@@ -166,11 +167,16 @@ $("play").addEventListener("click", async () => {
     player.playing = true;
     $("play").textContent = "❚❚";
     $("play").setAttribute("aria-label", "Pause");
-    $("status").textContent = player.space.state === "live" ? "Playing live." : "Playing the replay.";
+    $("status").textContent = playingText();
   } catch (e) {
     $("error").textContent = `Could not play: ${e.message}`;
   }
 });
+function playingText() {
+  const state = player.space && player.space.state;
+  if (state === "scheduled") return "Playing the pre-show. The show starts on the second.";
+  return state === "live" ? "Playing live." : "Playing the replay.";
+}
 function showPaused(status) {
   player.playing = false;
   $("play").textContent = "▶";
@@ -183,7 +189,7 @@ audio.addEventListener("waiting", () => { if (player.playing) $("status").textCo
 audio.addEventListener("ended", () => showPaused("That was the end. Press play to hear it from the start."));
 audio.addEventListener("playing", () => {
   const live = player.space && player.space.state === "live";
-  $("status").textContent = live ? (window.podiumReplay && window.podiumReplay.behind() > 8 ? "Playing, behind live." : "Playing live.") : "Playing the replay.";
+  $("status").textContent = live && window.podiumReplay && window.podiumReplay.behind() > 8 ? "Playing, behind live." : playingText();
 });
 window.addEventListener("pagehide", () => beat(true));
 

@@ -92,7 +92,8 @@
 
   function tick() {
     load();
-    const started = Boolean(player.hls || audio.src);
+    // In the pre-show there is nothing to move in yet: hold audio is not the show.
+    const started = Boolean(player.hls || audio.src) && !(player.space && player.space.state === "scheduled");
     $("seek").hidden = !started;
     if (!started) return;
     const [start, end] = seekable();
