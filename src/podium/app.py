@@ -93,12 +93,20 @@ class Parts:
     joins: Joins
 
 
+def database_url(settings: Settings) -> str:
+    """SQLite in the data folder unless PostgreSQL is named (through the psycopg driver)."""
+    url = settings.database_url or f"sqlite:///{(settings.data_dir / 'podium.db').resolve()}"
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return url
+
+
 def build(settings: Settings, clock: Clock | None = None) -> Parts:
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     ice.configure(settings.ice_loopback)
     clock = clock or SystemClock()
-    database = SqlSpaceStore(f"sqlite:///{(data_dir / 'podium.db').resolve()}")
+    database = SqlSpaceStore(database_url(settings))
     secret = load_or_create_secret(data_dir)
     signer = TokenSigner(secret)
     bus = MemoryBus()

@@ -22,6 +22,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings.load(host=args.host, port=args.port, data_dir=args.data_dir)
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aioice").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     app = create_asgi(settings)
     shown_host = "[" + settings.host + "]" if ":" in settings.host else settings.host
     url = settings.public_url or f"http://{shown_host}:{settings.port}/"

@@ -60,6 +60,9 @@ class Settings:
     # and no body may be larger than this.
     header_timeout_s: float = 10.0
     max_body_bytes: int = 16 * 1024 * 1024
+    # Where durable data lives: empty for SQLite in the data folder, or a PostgreSQL URL
+    # (postgresql://user@host:5432/db) shared by every node.
+    database_url: str = ""
     # Where rate-limit counters live: "memory://" (one node) or "redis://host:port" (shared).
     limits_url: str = "memory://"
     # How long a blocking playlist reload or a preload-hinted part may be held open.
@@ -102,6 +105,8 @@ class Settings:
             raise InvalidInput("the join rate, burst and surge factor must be positive")
         if self.max_in_flight < 1 or self.max_lag_ms <= 0 or self.header_timeout_s <= 0 or self.max_body_bytes < 1024:
             raise InvalidInput("capacity, header timeout and body limit must be positive (body limit at least 1024)")
+        if self.database_url and not self.database_url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
+            raise InvalidInput("PODIUM_DATABASE_URL must be a postgresql://… or sqlite:///… URL (or empty)")
         if not self.limits_url.startswith(("memory://", "redis://", "rediss://")):
             raise InvalidInput("PODIUM_LIMITS_URL must be memory:// or redis://host:port")
         if self.heartbeat_interval_s <= 0 or self.heartbeat_missed_limit < 1:

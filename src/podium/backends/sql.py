@@ -1,4 +1,5 @@
-"""Spaces in a relational database through SQLAlchemy Core (SQLite embedded, PostgreSQL later)."""
+"""Spaces, accounts and posts in a relational database through SQLAlchemy Core: SQLite embedded,
+PostgreSQL for more than one node (`PODIUM_DATABASE_URL`). The schema comes from the migrations."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from podium.backends.migrations import migrate
 from podium.domain.accounts import Account
 from podium.domain.posts import Post, PostKind, PostState
 from podium.domain.space import Space, SpaceState
@@ -164,18 +166,7 @@ class SqlSpaceStore:
         def _count(*_args: Any) -> None:
             self.statements += 1
 
-        metadata.create_all(self._engine)
-        self._add_missing_columns()
-
-    def _add_missing_columns(self) -> None:
-        """Databases made before a column existed get it, with its default (until issue 7's migrations)."""
-        present = {c["name"] for c in sa.inspect(self._engine).get_columns("spaces")}
-        if "record" not in present:
-            with self._engine.begin() as conn:
-                conn.execute(sa.text("ALTER TABLE spaces ADD COLUMN record BOOLEAN NOT NULL DEFAULT TRUE"))
-        if "private" not in present:
-            with self._engine.begin() as conn:
-                conn.execute(sa.text("ALTER TABLE spaces ADD COLUMN private BOOLEAN NOT NULL DEFAULT FALSE"))
+        migrate(self._engine)
 
     async def add(self, space: Space) -> None:
         await asyncio.to_thread(self._execute, spaces.insert().values(**_row(space)))

@@ -1,0 +1,152 @@
+"""One contract for the durable stores, run unchanged over SQLite and PostgreSQL (a real server on
+loopback, a database of its own made for the run and dropped after)."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from podium.backends.sql import SqlSpaceStore
+from podium.domain.accounts import Account
+from podium.domain.posts import Post, PostKind, PostState
+from podium.domain.space import Space, SpaceState
+from podium.ids import PostId, SpaceId, UserId
+
+POSTGRES = "postgresql://postgres@127.0.0.1:5432"
+NOW = datetime(2026, 12, 1, 19, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def postgres_database() -> Iterator[str]:
+    name = f"podium_contract_{secrets.token_hex(4)}"
+    try:
+        admin = psycopg.connect(f"{POSTGRES}/test", autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as error:
+        pytest.fail(f"PostgreSQL is not running at {POSTGRES} ({error}); .ci/run starts it")
+    with admin:
+        admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(f"{POSTGRES}/test", autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqlSpaceStore]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'podium.db'}"
+    else:
+        url = request.getfixturevalue("postgres_database")
+    instance = SqlSpaceStore(url)
+    yield instance
+    await instance.close()
+
+
+def space(title: str = "Talk", state: SpaceState = SpaceState.SCHEDULED, **extra: object) -> Space:
+    return Space(SpaceId(secrets.token_hex(6)), title, state, NOW, **extra)  # type: ignore[arg-type]
+
+
+async def test_spaces_round_trip_and_are_found_by_state(store: SqlSpaceStore) -> None:
+    soon = space("Soon", starts_at=NOW + timedelta(hours=1), private=True)
+    later = space("Later", starts_at=NOW + timedelta(hours=2), record=False)
+    live = space("On air", SpaceState.LIVE, started_at=NOW)
+    ended = space("Over", SpaceState.ENDED, started_at=NOW, ended_at=NOW + timedelta(hours=1), peak_listeners=7)
+    for s in (later, soon, live, ended):
+        await store.add(s)
+    assert await store.get(soon.id) == soon and await store.get(ended.id) == ended
+    assert await store.get(SpaceId("nosuchspace0")) is None
+    assert [s.id for s in await store.upcoming(10)][-2:] == [soon.id, later.id]
+    assert live.id in {s.id for s in await store.live()}
+    assert {soon.id, later.id, live.id} <= {s.id for s in await store.unfinished()}
+    assert ended.id not in {s.id for s in await store.unfinished()}
+    saved = Space(soon.id, "Soon, renamed", SpaceState.LIVE, NOW, started_at=NOW, private=True)
+    await store.save(saved)
+    assert await store.get(soon.id) == saved
+
+
+async def test_json_states_are_replaced_whole(store: SqlSpaceStore) -> None:
+    s = space()
+    await store.add(s)
+    assert await store.load_stage(s.id) is None
+    await store.save_stage(s.id, {"members": {"a": 1}})
+    await store.save_stage(s.id, {"members": {"b": 2}})
+    assert await store.load_stage(s.id) == {"members": {"b": 2}}
+    await store.save_moderation(s.id, {"slow_mode_s": 5})
+    assert await store.load_moderation(s.id) == {"slow_mode_s": 5}
+
+
+async def test_a_username_is_taken_once(store: SqlSpaceStore) -> None:
+    name = f"ada{secrets.token_hex(3)}"
+    assert await store.add_account(Account(UserId("u" + secrets.token_hex(6)), name, NOW), "hash-1")
+    assert not await store.add_account(Account(UserId("u" + secrets.token_hex(6)), name, NOW), "hash-2")
+    found = await store.account_by_name(name)
+    assert found is not None and found[1] == "hash-1"
+    await store.set_password_hash(found[0].id, "hash-3")
+    assert (await store.account_by_name(name) or (None, ""))[1] == "hash-3"
+
+
+async def test_a_retried_post_is_the_same_post_and_a_vote_counts_once(store: SqlSpaceStore) -> None:
+    s = space()
+    await store.add(s)
+    post = Post(
+        PostId("p" + secrets.token_hex(6)), s.id, UserId("u1"), "ada", PostKind.QUESTION, "Why?", "c-1", NOW,
+        PostState.OPEN,
+    )  # fmt: skip
+    assert await store.add_post(post) == (post, True)
+    retry = Post(PostId("p" + secrets.token_hex(6)), s.id, UserId("u1"), "ada", PostKind.QUESTION, "Why?", "c-1", NOW)
+    stored, created = await store.add_post(retry)
+    assert not created and stored.id == post.id
+    assert await store.vote(post.id, UserId("u2")) and not await store.vote(post.id, UserId("u2"))
+    await store.set_post_state(post.id, PostState.HIDDEN)
+    found = await store.post(post.id)
+    assert found is not None and found.votes == 1 and found.state is PostState.HIDDEN
+    assert [p.id for p in await store.posts(s.id, PostKind.QUESTION, 10, newest_first=True)] == [post.id]
+
+
+def test_a_database_from_before_migrations_is_mended_and_kept(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:  # what Podium 0.1 created, before `record` and `private`
+        old.execute(
+            "CREATE TABLE spaces (id VARCHAR(32) PRIMARY KEY, title VARCHAR(400) NOT NULL, state VARCHAR(16) NOT NULL,"
+            " created_at VARCHAR(40) NOT NULL, starts_at VARCHAR(40), started_at VARCHAR(40), ended_at VARCHAR(40),"
+            " peak_listeners INTEGER NOT NULL)"
+        )
+        old.execute(
+            "INSERT INTO spaces VALUES ('oldspace0001', 'Kept', 'ended', ?, NULL, NULL, NULL, 3)", (NOW.isoformat(),)
+        )
+    store = SqlSpaceStore(f"sqlite:///{path}")
+    kept = asyncio.run(store.get(SpaceId("oldspace0001")))
+    assert kept is not None and kept.title == "Kept" and kept.record and not kept.private and kept.peak_listeners == 3
+    SqlSpaceStore(f"sqlite:///{path}")  # a second start finds it current
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
+
+
+def test_podium_serve_keeps_its_spaces_in_postgresql_across_a_restart(postgres_database: str, tmp_path: Path) -> None:
+    import httpx
+
+    from tests.conftest import Server, free_port
+
+    url = postgres_database.replace("postgresql+psycopg://", "postgresql://")
+    server = Server(tmp_path / "data", free_port(), tmp_path / "podium.log", env={"PODIUM_DATABASE_URL": url})
+    server.start()
+    try:
+        created = httpx.post(f"{server.base}/api/spaces", json={"title": "In PostgreSQL"}).json()
+    finally:
+        server.stop()
+    (tmp_path / "data" / "podium.db").unlink(missing_ok=True)  # nothing of it is in SQLite
+    server.start()
+    try:
+        again = httpx.get(f"{server.base}/api/spaces/{created['id']}")
+        assert again.status_code == 200 and again.json()["title"] == "In PostgreSQL"
+    finally:
+        server.stop()
+    assert not (tmp_path / "data" / "podium.db").exists()
