@@ -26,7 +26,9 @@ from podium.admission.tickets import TicketSigner
 from podium.audience.feed import Feed
 from podium.audience.posts import Posting
 from podium.backends.files import FileMediaStore
+from podium.backends.interfaces import Bus
 from podium.backends.memory_bus import MemoryBus
+from podium.backends.redis_bus import RedisBus
 from podium.backends.sql import SqlSpaceStore
 from podium.clock import Clock, SystemClock
 from podium.delivery.fast import HlsFastPath
@@ -109,7 +111,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Parts:
     database = SqlSpaceStore(database_url(settings))
     secret = load_or_create_secret(data_dir)
     signer = TokenSigner(secret)
-    bus = MemoryBus()
+    bus: Bus = RedisBus(settings.bus_url) if settings.bus_url else MemoryBus()
     media = FileMediaStore(data_dir / "media")
     links = LinkSigner(link_key(secret))
     write_private(data_dir / LINK_KEY_NGINX, nginx_include(links.key))

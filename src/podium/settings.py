@@ -63,6 +63,8 @@ class Settings:
     # Where durable data lives: empty for SQLite in the data folder, or a PostgreSQL URL
     # (postgresql://user@host:5432/db) shared by every node.
     database_url: str = ""
+    # The bus between the parts of Podium: empty for in-process, or redis://host:port between nodes.
+    bus_url: str = ""
     # Where rate-limit counters live: "memory://" (one node) or "redis://host:port" (shared).
     limits_url: str = "memory://"
     # How long a blocking playlist reload or a preload-hinted part may be held open.
@@ -107,6 +109,8 @@ class Settings:
             raise InvalidInput("capacity, header timeout and body limit must be positive (body limit at least 1024)")
         if self.database_url and not self.database_url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
             raise InvalidInput("PODIUM_DATABASE_URL must be a postgresql://… or sqlite:///… URL (or empty)")
+        if self.bus_url and not self.bus_url.startswith(("redis://", "rediss://")):
+            raise InvalidInput("PODIUM_BUS_URL must be redis://host:port (or empty for one process)")
         if not self.limits_url.startswith(("memory://", "redis://", "rediss://")):
             raise InvalidInput("PODIUM_LIMITS_URL must be memory:// or redis://host:port")
         if self.heartbeat_interval_s <= 0 or self.heartbeat_missed_limit < 1:

@@ -5,14 +5,30 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from pathlib import Path
 
 import httpx
 from starlette.applications import Starlette
 
+from podium.app import create_app
+from podium.settings import Settings
 from tests.web.test_posts_api import user
 
 
 async def test_a_question_reaches_the_timeline(client: httpx.AsyncClient, app: Starlette) -> None:
+    await question_reaches_the_timeline(client, app)
+
+
+async def test_a_question_reaches_the_timeline_through_redis(tmp_path: Path) -> None:
+    """The same, with the bus between the parts of Podium in Redis (as between nodes)."""
+    app = create_app(Settings.load({}, data_dir=tmp_path / "data", bus_url="redis://127.0.0.1:6379"))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://podium.test") as client:
+            await question_reaches_the_timeline(client, app)
+
+
+async def question_reaches_the_timeline(client: httpx.AsyncClient, app: Starlette) -> None:
     space = (await client.post("/api/spaces", json={"title": "Timeline"})).json()
     ada = await user(client, "ada")
     posted = await client.post(
