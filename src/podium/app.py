@@ -25,6 +25,7 @@ from podium.admission.load import Capacity, Governor
 from podium.admission.tickets import TicketSigner
 from podium.audience.feed import Feed
 from podium.audience.posts import Posting
+from podium.backends.counts import RedisCounts
 from podium.backends.files import FileMediaStore
 from podium.backends.interfaces import Bus
 from podium.backends.memory_bus import MemoryBus
@@ -38,7 +39,7 @@ from podium.domain.tokens import TokenSigner
 from podium.errors import PodiumError
 from podium.media import ice
 from podium.recording import Recordings, load_or_create_signing_key
-from podium.service import Podium
+from podium.service import COUNTS_SHARE_S, Podium
 from podium.settings import Settings
 from podium.web.accounts_api import account_routes
 from podium.web.api import api_routes
@@ -115,7 +116,19 @@ def build(settings: Settings, clock: Clock | None = None) -> Parts:
     media = FileMediaStore(data_dir / "media")
     links = LinkSigner(link_key(secret))
     write_private(data_dir / LINK_KEY_NGINX, nginx_include(links.key))
-    podium = Podium(settings=settings, spaces=database, bus=bus, media=media, signer=signer, clock=clock, links=links)
+    # Between nodes (a Redis bus), listener counts are summed in the same Redis.
+    shared = RedisCounts(settings.bus_url, ttl_s=3 * COUNTS_SHARE_S) if settings.bus_url else None
+    podium = Podium(
+        settings=settings,
+        spaces=database,
+        bus=bus,
+        media=media,
+        signer=signer,
+        clock=clock,
+        links=links,
+        shared_counts=shared,
+        node_id=settings.node_id or secrets.token_hex(4),
+    )
     limits = RateLimits(storage_for(settings.limits_url))
     posting = Posting(database, podium, limits, clock, bus)
     feed = Feed(podium, bus, media, clock, posting, max_comments=settings.comments_per_interval)
@@ -171,6 +184,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             await podium.stop()
             await podium.spaces.close()
             await podium.bus.close()
+            if podium.shared_counts is not None:
+                await podium.shared_counts.close()
 
     app = Starlette(
         routes=[

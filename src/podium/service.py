@@ -13,7 +13,8 @@ from datetime import timedelta
 import numpy as np
 
 from podium.audience.presence import Counts, Presence
-from podium.backends.interfaces import Bus, MediaStore, SpaceStore
+from podium.backends.counts import Share
+from podium.backends.interfaces import Bus, MediaStore, SharedCounts, SpaceStore
 from podium.clock import Clock
 from podium.delivery.links import LinkSigner
 from podium.domain import space as space_rules
@@ -40,6 +41,7 @@ from podium.settings import Settings
 
 log = logging.getLogger(__name__)
 
+COUNTS_SHARE_S = 1.0  # how often a node reports its listeners and reads the sum over nodes
 SCHEDULE_TICK_S = 0.25  # how often the schedule is looked at: the start is on the quarter second
 HOLD_NAME = "hold.pcm"  # the host's hold audio, decoded: 48 kHz mono s16
 
@@ -62,6 +64,8 @@ class Podium:
         signer: TokenSigner,
         clock: Clock,
         links: LinkSigner,
+        shared_counts: SharedCounts | None = None,
+        node_id: str = "node",
     ) -> None:
         self.settings = settings
         self.spaces = spaces
@@ -79,6 +83,12 @@ class Podium:
         self._rules: dict[SpaceId, StageRules] = {}
         self._peak_task: asyncio.Task[None] | None = None
         self._preshow_task: asyncio.Task[None] | None = None
+        self._counts_task: asyncio.Task[None] | None = None
+        # Between nodes (None on one node): listener counts summed over every node's report.
+        self.shared_counts = shared_counts
+        self.node_id = node_id
+        self._shared_totals: dict[SpaceId, Share] = {}
+        self._shared_peaks: dict[SpaceId, int] = {}
         # Awaited when a space ends, before the end is answered (the recording's download is made
         # here, so that it is there when the host sees "ended"). A failing hook is logged, not fatal.
         self.end_hooks: list[Callable[[Space], Awaitable[None]]] = []
@@ -99,9 +109,12 @@ class Podium:
         self._preshow_task = asyncio.create_task(
             self._repeat(SCHEDULE_TICK_S, self._run_schedule, "running the schedule"), name="schedule"
         )
+        self._counts_task = asyncio.create_task(
+            self._repeat(COUNTS_SHARE_S, self.share_counts, "sharing listener counts"), name="counts"
+        )
 
     async def stop(self) -> None:
-        for task in (self._peak_task, self._preshow_task):
+        for task in (self._peak_task, self._preshow_task, self._counts_task):
             if task is not None:
                 task.cancel()
         for session in list(self._sessions.values()):
@@ -529,10 +542,33 @@ class Podium:
             return self.counts(space.id)
         presence = self._presence_of(space)
         if leaving:
-            return presence.leave(ListenerId(listener_id))
-        return presence.beat(ListenerId(listener_id))
+            presence.leave(ListenerId(listener_id))
+        else:
+            presence.beat(ListenerId(listener_id))
+        return self.counts(space.id)
 
     def counts(self, space_id: SpaceId) -> Counts:
+        """The listener counts: this node's, or, with shared counts, the sum over every node's."""
+        local = self._local_counts(space_id)
+        shared = self._shared_totals.get(space_id)
+        if shared is None:
+            return local
+        ended = (space := self._cache.get(space_id)) is not None and space.state is SpaceState.ENDED
+        now = 0 if ended else shared.now
+        peak = max(local.peak, now, self._shared_peaks.get(space_id, 0))
+        self._shared_peaks[space_id] = peak
+        return Counts(now, peak, max(shared.unique, local.unique), local.sample_rate)
+
+    async def share_counts(self) -> None:
+        """Report this node's listeners of each space and read the sum over all nodes (every second)."""
+        if self.shared_counts is None:
+            return
+        for space_id in list(self._presence):
+            local = self._local_counts(space_id)
+            await self.shared_counts.report(space_id, self.node_id, Share(local.now, local.unique))
+            self._shared_totals[space_id] = await self.shared_counts.total(space_id)
+
+    def _local_counts(self, space_id: SpaceId) -> Counts:
         presence = self._presence.get(space_id)
         if presence is None:
             cached = self._cache.get(space_id)

@@ -63,6 +63,8 @@ class Settings:
     # Where durable data lives: empty for SQLite in the data folder, or a PostgreSQL URL
     # (postgresql://user@host:5432/db) shared by every node.
     database_url: str = ""
+    # This node's name among several (listener counts are reported under it); random by default.
+    node_id: str = ""
     # The bus between the parts of Podium: empty for in-process, or redis://host:port between nodes.
     bus_url: str = ""
     # Where rate-limit counters live: "memory://" (one node) or "redis://host:port" (shared).

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from podium.backends.counts import Share
 from podium.domain.accounts import Account
 from podium.domain.posts import Post, PostKind, PostState
 from podium.domain.space import Space
@@ -67,6 +68,16 @@ class PostStore(Protocol):
     async def save_moderation(self, space_id: SpaceId, state: dict[str, Any]) -> None: ...
 
     async def load_moderation(self, space_id: SpaceId) -> dict[str, Any] | None: ...
+
+
+class SharedCounts(Protocol):
+    """Listener counts summed over nodes: each reports its own, all read the sum of fresh reports."""
+
+    async def report(self, space_id: SpaceId, node: str, share: Share) -> None: ...
+
+    async def total(self, space_id: SpaceId) -> Share: ...
+
+    async def close(self) -> None: ...
 
 
 class Bus(Protocol):
