@@ -29,6 +29,7 @@ from podium.backends.counts import RedisCounts
 from podium.backends.files import FileMediaStore
 from podium.backends.interfaces import Bus
 from podium.backends.memory_bus import MemoryBus
+from podium.backends.placement import RedisPlacement
 from podium.backends.redis_bus import RedisBus
 from podium.backends.sql import SqlSpaceStore
 from podium.clock import Clock, SystemClock
@@ -110,7 +111,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Parts:
     ice.configure(settings.ice_loopback)
     clock = clock or SystemClock()
     database = SqlSpaceStore(database_url(settings))
-    secret = load_or_create_secret(data_dir)
+    secret = settings.secret or load_or_create_secret(data_dir)
     signer = TokenSigner(secret)
     bus: Bus = RedisBus(settings.bus_url) if settings.bus_url else MemoryBus()
     media = FileMediaStore(data_dir / "media")
@@ -127,6 +128,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Parts:
         clock=clock,
         links=links,
         shared_counts=shared,
+        placement=RedisPlacement(settings.bus_url) if settings.bus_url else None,
         node_id=settings.node_id or secrets.token_hex(4),
     )
     limits = RateLimits(storage_for(settings.limits_url))
@@ -186,6 +188,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             await podium.bus.close()
             if podium.shared_counts is not None:
                 await podium.shared_counts.close()
+            if podium.placement is not None:
+                await podium.placement.close()
 
     app = Starlette(
         routes=[

@@ -14,7 +14,7 @@ import numpy as np
 
 from podium.audience.presence import Counts, Presence
 from podium.backends.counts import Share
-from podium.backends.interfaces import Bus, MediaStore, SharedCounts, SpaceStore
+from podium.backends.interfaces import Bus, MediaStore, Placement, SharedCounts, SpaceStore
 from podium.clock import Clock
 from podium.delivery.links import LinkSigner
 from podium.domain import space as space_rules
@@ -41,6 +41,7 @@ from podium.settings import Settings
 
 log = logging.getLogger(__name__)
 
+STAGE_LEASE_S = 10.0  # a dead node's stages can move to another node after this
 COUNTS_SHARE_S = 1.0  # how often a node reports its listeners and reads the sum over nodes
 SCHEDULE_TICK_S = 0.25  # how often the schedule is looked at: the start is on the quarter second
 HOLD_NAME = "hold.pcm"  # the host's hold audio, decoded: 48 kHz mono s16
@@ -66,6 +67,7 @@ class Podium:
         links: LinkSigner,
         shared_counts: SharedCounts | None = None,
         node_id: str = "node",
+        placement: Placement | None = None,
     ) -> None:
         self.settings = settings
         self.spaces = spaces
@@ -89,6 +91,9 @@ class Podium:
         self.node_id = node_id
         self._shared_totals: dict[SpaceId, Share] = {}
         self._shared_peaks: dict[SpaceId, int] = {}
+        # Between nodes: which node mixes which space (a lease per stage, renewed while it runs).
+        self.placement = placement
+        self._lease_task: asyncio.Task[None] | None = None
         # Awaited when a space ends, before the end is answered (the recording's download is made
         # here, so that it is there when the host sees "ended"). A failing hook is logged, not fatal.
         self.end_hooks: list[Callable[[Space], Awaitable[None]]] = []
@@ -100,7 +105,8 @@ class Podium:
         that has not ended in memory, so that joins never need the database."""
         for space in await self.spaces.unfinished():
             self._cache[space.id] = space
-            if space.state is SpaceState.LIVE:
+            # Between nodes a stage is resumed where the host reconnects (it claims the lease then).
+            if space.state is SpaceState.LIVE and self.placement is None:
                 await self._start_stage(space)
                 log.info("resumed live space %s", space.id)
         self._peak_task = asyncio.create_task(
@@ -112,15 +118,19 @@ class Podium:
         self._counts_task = asyncio.create_task(
             self._repeat(COUNTS_SHARE_S, self.share_counts, "sharing listener counts"), name="counts"
         )
+        self._lease_task = asyncio.create_task(
+            self._repeat(STAGE_LEASE_S / 3, self.renew_stage_leases, "renewing stage leases"), name="leases"
+        )
 
     async def stop(self) -> None:
-        for task in (self._peak_task, self._preshow_task, self._counts_task):
+        for task in (self._peak_task, self._preshow_task, self._counts_task, self._lease_task):
             if task is not None:
                 task.cancel()
         for session in list(self._sessions.values()):
             await session.close()
-        for stage in list(self._stages.values()):
+        for space_id, stage in list(self._stages.items()):
             await stage.stop()
+            await self._release_stage(space_id)
         await self._flush_peaks()
 
     # -- spaces -----------------------------------------------------------------------------
@@ -199,7 +209,8 @@ class Podium:
             ended = space_rules.end(space_rules.with_peak(space, self.counts(space.id).peak), self.clock.now())
             await self.spaces.save(ended)
             self._cache[space.id] = ended
-            self._stages.pop(space.id, None)
+            if self._stages.pop(space.id, None) is not None:
+                await self._release_stage(space.id)
             for hook in self.end_hooks:
                 try:
                     await hook(ended)
@@ -253,6 +264,7 @@ class Podium:
                 if new_stage:
                     self._stages.pop(space.id, None)
                     await stage.stop()
+                    await self._release_stage(space.id)
                 raise
             # A reconnect replaces the member's earlier session.
             for earlier in [s for s in self._sessions.values() if s.space_id == space.id and s.member_id == member.id]:
@@ -324,7 +336,10 @@ class Podium:
             if stage is None and now >= space.starts_at - lead:
                 async with self._lock(space.id):
                     if space.id not in self._stages:
-                        await self._start_stage(space, preshow=True)
+                        try:
+                            await self._start_stage(space, preshow=True)
+                        except Conflict:
+                            continue  # another node opened it
                         log.info("space %s: pre-show open", space.id)
             elif stage is not None and stage.preshow and now >= space.starts_at:
                 host_in = any(s.space_id == space.id and s.member_id == HOST_ID for s in self._sessions.values())
@@ -512,7 +527,34 @@ class Podium:
             self._ended_playlists[space.id] = packager
         return packager
 
+    async def _claim_stage(self, space_id: SpaceId) -> None:
+        """Between nodes, one mixes a space: claim its lease, or say which node has it."""
+        if self.placement is None:
+            return
+        if not await self.placement.claim(space_id, self.node_id, STAGE_LEASE_S):
+            owner = await self.placement.owner(space_id)
+            raise Conflict(f"this space's stage runs on another node ({owner}); speakers connect there")
+
+    async def _release_stage(self, space_id: SpaceId) -> None:
+        if self.placement is not None:
+            await self.placement.release(space_id, self.node_id)
+
+    async def renew_stage_leases(self) -> None:
+        """Keep this node's stages; one whose lease was lost (this node was cut off past its TTL and
+        another took over) stops here, so that two nodes never mix the same space for long."""
+        if self.placement is None:
+            return
+        for space_id, stage in list(self._stages.items()):
+            if await self.placement.renew(space_id, self.node_id, STAGE_LEASE_S):
+                continue
+            log.error("space %s: this node lost the stage's lease; stopping its stage here", space_id)
+            for session in [s for s in self._sessions.values() if s.space_id == space_id]:
+                await self._drop_session(session)
+            self._stages.pop(space_id, None)
+            await stage.stop()
+
     async def _start_stage(self, space: Space, preshow: bool = False) -> Stage:
+        await self._claim_stage(space.id)
         recovered = await self.media.recover(space.id)
         if recovered is not None:
             log.warning(

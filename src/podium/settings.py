@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,9 @@ class Settings:
     # Where durable data lives: empty for SQLite in the data folder, or a PostgreSQL URL
     # (postgresql://user@host:5432/db) shared by every node.
     database_url: str = ""
+    # The instance secret every token is signed with. Empty: generated into the data folder on
+    # first start (one node). Several nodes must share one: give each the same (32+ characters).
+    secret: str = field(default="", repr=False)
     # This node's name among several (listener counts are reported under it); random by default.
     node_id: str = ""
     # The bus between the parts of Podium: empty for in-process, or redis://host:port between nodes.
@@ -111,6 +114,8 @@ class Settings:
             raise InvalidInput("capacity, header timeout and body limit must be positive (body limit at least 1024)")
         if self.database_url and not self.database_url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
             raise InvalidInput("PODIUM_DATABASE_URL must be a postgresql://… or sqlite:///… URL (or empty)")
+        if self.secret and len(self.secret) < 32:
+            raise InvalidInput("PODIUM_SECRET must be at least 32 characters (e.g. `openssl rand -base64 48`)")
         if self.bus_url and not self.bus_url.startswith(("redis://", "rediss://")):
             raise InvalidInput("PODIUM_BUS_URL must be redis://host:port (or empty for one process)")
         if not self.limits_url.startswith(("memory://", "redis://", "rediss://")):

@@ -80,6 +80,20 @@ class SharedCounts(Protocol):
     async def close(self) -> None: ...
 
 
+class Placement(Protocol):
+    """Which node owns a space's stage: a lease with a time to live (see backends.placement)."""
+
+    async def claim(self, space_id: SpaceId, node: str, ttl_s: float) -> bool: ...
+
+    async def renew(self, space_id: SpaceId, node: str, ttl_s: float) -> bool: ...
+
+    async def owner(self, space_id: SpaceId) -> str | None: ...
+
+    async def release(self, space_id: SpaceId, node: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
 class Bus(Protocol):
     """Fire-and-forget events between parts of Podium (and, later, between nodes)."""
 

@@ -1,0 +1,84 @@
+"""Which node owns a space's stage: a lease with a time to live, claimed, renewed and released.
+
+One node mixes a space at a time. It claims the lease when its stage starts and renews it while
+the stage runs; if the node dies, the lease runs out and another node may claim it (the host
+reconnects there, and the recording goes on with a discontinuity). In memory (one process, the
+contract tests) and in Redis (SET NX PX; renew and release only by the holder, in Lua).
+"""
+
+from __future__ import annotations
+
+import time
+
+import redis.asyncio as redis
+
+from podium.ids import SpaceId
+
+PREFIX = "podium:stage:"
+
+# Renew or release only a lease this node holds: compare and act in one step.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class MemoryPlacement:
+    def __init__(self) -> None:
+        self._leases: dict[SpaceId, tuple[str, float]] = {}
+
+    async def claim(self, space_id: SpaceId, node: str, ttl_s: float) -> bool:
+        holder = await self.owner(space_id)
+        if holder not in (None, node):
+            return False
+        self._leases[space_id] = (node, time.monotonic() + ttl_s)
+        return True
+
+    async def renew(self, space_id: SpaceId, node: str, ttl_s: float) -> bool:
+        if await self.owner(space_id) != node:
+            return False
+        self._leases[space_id] = (node, time.monotonic() + ttl_s)
+        return True
+
+    async def owner(self, space_id: SpaceId) -> str | None:
+        lease = self._leases.get(space_id)
+        if lease is None or lease[1] <= time.monotonic():
+            self._leases.pop(space_id, None)
+            return None
+        return lease[0]
+
+    async def release(self, space_id: SpaceId, node: str) -> None:
+        if await self.owner(space_id) == node:
+            del self._leases[space_id]
+
+    async def close(self) -> None:
+        self._leases.clear()
+
+
+class RedisPlacement:
+    def __init__(self, url: str) -> None:
+        self._redis = redis.Redis.from_url(url, socket_connect_timeout=2, decode_responses=True)
+
+    async def claim(self, space_id: SpaceId, node: str, ttl_s: float) -> bool:
+        key = PREFIX + space_id
+        if await self._redis.set(key, node, nx=True, px=int(ttl_s * 1000)):
+            return True
+        return await self.renew(space_id, node, ttl_s)  # already ours (a restart within the lease)
+
+    async def renew(self, space_id: SpaceId, node: str, ttl_s: float) -> bool:
+        renewed = await self._redis.eval(_RENEW, 1, PREFIX + space_id, node, str(int(ttl_s * 1000)))
+        return bool(renewed)
+
+    async def owner(self, space_id: SpaceId) -> str | None:
+        holder = await self._redis.get(PREFIX + space_id)
+        return None if holder is None else str(holder)
+
+    async def release(self, space_id: SpaceId, node: str) -> None:
+        await self._redis.eval(_RELEASE, 1, PREFIX + space_id, node)
+
+    async def close(self) -> None:
+        await self._redis.aclose()

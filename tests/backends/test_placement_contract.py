@@ -1,0 +1,100 @@
+"""Stage placement: one contract for the in-memory and Redis leases."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import httpx
+import pytest
+
+from podium.app import create_app
+from podium.backends.interfaces import Placement
+from podium.backends.placement import MemoryPlacement, RedisPlacement
+from podium.ids import SpaceId
+from podium.settings import Settings
+from tests.backends.test_sql_contract import postgres_database  # noqa: F401 - the fixture
+from tests.media.test_sdp import OFFER
+
+REDIS = "redis://127.0.0.1:6379"
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def placement(request: pytest.FixtureRequest) -> AsyncIterator[Placement]:
+    instance: Placement = MemoryPlacement() if request.param == "memory" else RedisPlacement("redis://127.0.0.1:6379")
+    yield instance
+    await instance.close()
+
+
+async def test_one_node_holds_a_stage_until_its_lease_runs_out(placement: Placement) -> None:
+    space = SpaceId(secrets.token_hex(6))
+    assert await placement.owner(space) is None
+    assert await placement.claim(space, "a", 0.4)
+    assert not await placement.claim(space, "b", 0.4), "held by a"
+    assert await placement.claim(space, "a", 0.4), "a's own claim again is a renewal"
+    assert await placement.renew(space, "a", 0.4) and not await placement.renew(space, "b", 0.4)
+    assert await placement.owner(space) == "a"
+    await asyncio.sleep(0.5)  # a died: its lease ran out
+    assert await placement.owner(space) is None
+    assert await placement.claim(space, "b", 0.4) and await placement.owner(space) == "b"
+    await placement.release(space, "a")  # not a's to release
+    assert await placement.owner(space) == "b"
+    await placement.release(space, "b")
+    assert await placement.owner(space) is None
+
+
+async def test_one_of_two_nodes_runs_a_stage_and_the_other_takes_over_when_it_stops(
+    tmp_path: Path,
+    postgres_database: str,  # noqa: F811
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    starts = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
+    stacks = {name: AsyncExitStack() for name in ("a", "b")}
+    secret = secrets.token_urlsafe(40)  # the nodes of one instance share its secret
+    clients: dict[str, httpx.AsyncClient] = {}
+    apps = {}
+    for name, stack in stacks.items():
+        settings = Settings.load(
+            {},
+            data_dir=tmp_path / name,
+            database_url=postgres_database,
+            bus_url=REDIS,
+            node_id=f"node-{name}",
+            secret=secret,
+        )
+        app = apps[name] = create_app(settings)
+        await stack.enter_async_context(app.router.lifespan_context(app))
+        transport = httpx.ASGITransport(app=app)
+        clients[name] = await stack.enter_async_context(httpx.AsyncClient(transport=transport, base_url="http://n"))
+    try:
+        space = (await clients["a"].post("/api/spaces", json={"title": "Placed", "starts_at": starts})).json()
+        await clients["b"].get(f"/api/spaces/{space['id']}")  # b learns of it (its schedule looks in memory)
+        owner = None
+        for _ in range(40):
+            running = [n for n in apps if apps[n].state.podium.stage(SpaceId(space["id"])) is not None]
+            if running:
+                owner = running
+                break
+            await asyncio.sleep(0.1)
+        assert owner is not None and len(owner) == 1, "exactly one node opened the pre-show"
+        holder = owner[0]
+        other = "b" if holder == "a" else "a"
+        refused = await clients[other].post(
+            f"/whip/{space['id']}",
+            content=OFFER.encode(),
+            headers={"Authorization": f"Bearer {space['host_token']}", "Content-Type": "application/sdp"},
+        )
+        assert refused.status_code == 409 and f"node-{holder}" in refused.json()["error"]
+        await stacks[holder].aclose()  # the owner stops (and lets go of its lease)
+        for _ in range(40):
+            if apps[other].state.podium.stage(SpaceId(space["id"])) is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert apps[other].state.podium.stage(SpaceId(space["id"])) is not None, "the other node took the stage"
+    finally:
+        for stack in stacks.values():
+            await stack.aclose()
