@@ -104,7 +104,7 @@ class Podium:
         """Resume the stages of spaces that were live when the process stopped; keep every space
         that has not ended in memory, so that joins never need the database."""
         for space in await self.spaces.unfinished():
-            self._cache[space.id] = space
+            await self._remember(space)
             # Between nodes a stage is resumed where the host reconnects (it claims the lease then).
             if space.state is SpaceState.LIVE and self.placement is None:
                 await self._start_stage(space)
@@ -158,11 +158,16 @@ class Podium:
         space = await self.spaces.get(SpaceId(space_id))
         if space is None:
             raise NotFound("no such space")
+        await self._remember(space)
+        return space
+
+    async def _remember(self, space: Space) -> None:
+        """Keep a stored space in memory, with its stage rules as they were stored (who was invited,
+        removed, blocked: a restart gives back no right that was taken or used)."""
         stored = await self.spaces.load_stage(space.id)
         if stored is not None and space.id not in self._rules:
             self._rules[space.id] = StageRules.from_dict(stored, self.settings.max_cohosts, self.settings.max_speakers)
         self._cache[space.id] = space
-        return space
 
     def open_space(self, space_id: SpaceId) -> Space:
         """A scheduled or live space, from memory only (a flood of joins never reaches the database)."""

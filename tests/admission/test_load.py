@@ -21,6 +21,10 @@ C = RequestClass
         ("GET", "/hls/abcdefghijkl/live.m3u8", C.LISTENING),
         ("GET", "/timeline/abcdefghijkl/index.json", C.LISTENING),
         ("GET", "/api/spaces/abcdefghijkl", C.LISTENING),
+        ("GET", "/api/spaces/abcdefghijkl/questions", C.LISTENING),
+        ("GET", "/api/spaces/abcdefghijkl/stage", C.STAGE),
+        ("GET", "/api/spaces", C.JOIN),
+        ("GET", "/api/sessions/me", C.JOIN),
         ("POST", "/api/spaces/abcdefghijkl/join", C.JOIN),
         ("GET", "/s/abcdefghijkl", C.JOIN),
         ("GET", "/static/listen.js", C.JOIN),
@@ -59,6 +63,13 @@ def test_lower_classes_are_shed_first_as_requests_pile_up() -> None:
     assert governor.stats.shed[C.STAGE] == governor.stats.shed[C.LISTENING] == 0
 
 
+def test_one_hiccup_of_the_event_loop_sheds_nothing() -> None:
+    governor = Governor(Capacity(max_lag_ms=100), FakeClock())
+    governor.observe_lag(0)
+    governor.observe_lag(300)  # one 300 ms stall (a garbage collection, a page of the disk)
+    assert governor.shed_classes() == []
+
+
 def test_held_playlist_reloads_are_not_counted_as_work() -> None:
     governor = Governor(Capacity(max_in_flight=10), FakeClock())
     fill(governor, C.LISTENING, 1000)
@@ -68,9 +79,10 @@ def test_held_playlist_reloads_are_not_counted_as_work() -> None:
 def test_event_loop_lag_sheds_and_shedding_stops_after_the_hold() -> None:
     clock = FakeClock()
     governor = Governor(Capacity(max_in_flight=100, max_lag_ms=100, hold_s=2), clock)
-    governor.observe_lag(80)  # 0.8
+    for _ in range(10):  # half a second 80 ms late: 0.8
+        governor.observe_lag(80)
     assert governor.shed_classes() == [C.POST, C.REACTION, C.OTHER]
-    for _ in range(20):  # the loop is back on time: the lag estimate fades
+    for _ in range(10):  # the loop is back on time
         governor.observe_lag(0)
     clock.advance(1.0)
     assert governor.shedding(C.POST), "shedding holds for hold_s, so that it does not flap"

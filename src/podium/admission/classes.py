@@ -41,6 +41,7 @@ _STAGE_ACTIONS = (
     "rehearsals",
 )
 _LISTENING_PREFIXES = ("/hls/", "/timeline/")
+_LISTENER_READS = ("", "questions", "comments", "replay", "recording", "calendar.ics")
 _JOIN_PREFIXES = ("/s/", "/static/", "/join/")
 
 
@@ -52,6 +53,8 @@ def classify(method: str, path: str) -> RequestClass:
         return RequestClass.LISTENING
     if path.startswith(_JOIN_PREFIXES) or path == "/":
         return RequestClass.JOIN
+    if method in ("GET", "HEAD") and path in ("/api/spaces", "/api/sessions/me"):
+        return RequestClass.JOIN  # what the pages ask as they open
     if path.startswith("/api/spaces/"):
         parts = path.split("/")  # ["", "api", "spaces", id, action, ...]
         action = parts[4] if len(parts) > 4 else ""
@@ -63,6 +66,6 @@ def classify(method: str, path: str) -> RequestClass:
             return RequestClass.REACTION
         if action in ("posts", "questions", "heartbeat", "guests") and method == "POST":
             return RequestClass.POST
-        if action == "" and method == "GET":
-            return RequestClass.LISTENING  # the space's own state, which players poll
+        if method in ("GET", "HEAD") and action in _LISTENER_READS:
+            return RequestClass.LISTENING  # what a listener's page reads (cacheable, cheap)
     return RequestClass.OTHER

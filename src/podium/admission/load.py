@@ -15,7 +15,7 @@ served (the thresholds rise with importance).
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from podium.admission.classes import RequestClass
@@ -31,7 +31,7 @@ SHED_AT: dict[RequestClass, float] = {
     RequestClass.LISTENING: math.inf,
     RequestClass.STAGE: math.inf,
 }
-LAG_DECAY_PER_SAMPLE = 0.7  # a lag spike counts fully at once and fades over a few samples
+LAG_WINDOW_SAMPLES = 10  # lag is the mean of the last samples (0.5 s): a sustained lag, not one hiccup
 
 
 @dataclass(frozen=True)
@@ -53,13 +53,16 @@ class Governor:
         self._clock = clock
         self._in_flight = 0
         self._lag_ms = 0.0
+        self._lag_samples: deque[float] = deque(maxlen=LAG_WINDOW_SAMPLES)
         self._shed_until: dict[RequestClass, float] = {}
         self.stats = ClassStats()
 
     # -- what the shell reports ------------------------------------------------------------
 
     def observe_lag(self, lag_ms: float) -> None:
-        self._lag_ms = max(lag_ms, self._lag_ms * LAG_DECAY_PER_SAMPLE)
+        self._lag_samples.append(lag_ms)
+        # Over the whole window (a short history counts as on time): one stall is one sample.
+        self._lag_ms = sum(self._lag_samples) / LAG_WINDOW_SAMPLES
         self._update_lag()
 
     def admit(self, kind: RequestClass) -> bool:
