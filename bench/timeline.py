@@ -477,10 +477,13 @@ def start_cache_tier(origin_port: int, prefix: Path, workers: int, connections: 
         site.replace("server 127.0.0.1:8000;", f"server {harness.HOST}:{origin_port};")
         .replace("listen 80;", f"listen {harness.HOST}:{port};")
         .replace("/var/cache/nginx/podium", str(prefix / "cache"))
+        .replace("/var/lib/podium/", f"{prefix}/")
     )
     if rewritten.count(str(origin_port)) != 1 or f"{harness.HOST}:{port}" not in rewritten:
         raise RuntimeError(f"{SHIPPED} no longer has the lines this benchmark rewrites")
     (prefix / "podium.conf").write_text(rewritten)
+    # The key of signed links (no private space here: any key will do).
+    (prefix / "link-key.nginx.conf").write_text('set $podium_link_key "bench-without-private-spaces";\n')
     user = "user root;\n" if os.geteuid() == 0 else ""
     temp_paths = "".join(f"    {name}_temp_path {prefix}/{name};\n" for name in
                          ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))  # fmt: skip

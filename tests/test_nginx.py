@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import shutil
 import subprocess
 import time
@@ -89,11 +90,20 @@ async def test_the_cache_tier_absorbs_a_crowd(server: Server, cache_tier: str, t
             statuses = [a.headers["x-cache-status"] for a in answers]
             assert statuses.count("MISS") == 1, statuses
 
-            # Writes pass through: a heartbeat is answered by Podium, never from the cache.
+            # Made-up query strings do not bust the cache.
+            busted = [await edge.get(live, params={"junk": secrets.token_hex(4)}) for _ in range(3)]
+            assert [b.headers["x-cache-status"] for b in busted][1:] != ["MISS", "MISS"]
+
+            # Writes pass through: a heartbeat is answered by Podium, never from the cache; a flood
+            # of other requests from one address meets the per-address limit at the edge.
             beat = await edge.post(
                 f"/api/spaces/{space['id']}/heartbeat", json={"listener_id": "listener-behind-nginx"}
             )
             assert beat.status_code == 200 and "x-cache-status" not in beat.headers
+            junk = [await edge.get(f"/api/{secrets.token_hex(4)}") for _ in range(150)]
+            limited = [j for j in junk if j.status_code == 429]
+            assert limited and {j.status_code for j in junk} == {404, 429}
+            assert all(j.headers["retry-after"] == "5" for j in limited)
     finally:
         await speaker.close()
 
