@@ -66,6 +66,8 @@ import uvloop
 from podium.rehearse import Plan, solve_puzzle
 
 SHIPPED = harness.BENCH_DIR.parent / "deploy" / "nginx" / "podium.conf"
+# The idle connections the shipped config keeps to Podium, as it says.
+UPSTREAM_KEEPALIVE = int(re.search(r"keepalive (\d+);", SHIPPED.read_text()).group(1))  # type: ignore[union-attr]
 PLOT = harness.BENCH_DIR / "flash-crowd.png"
 WORKER_TAG = "FLASH-CROWD-WORKER "
 GOAL_P50_S, GOAL_P99_S = 1.0, 3.0
@@ -1146,7 +1148,7 @@ async def check_edge(edge: Edge, space_id: str) -> list[str]:
                 found.append(
                     f"the listener page loads {len(assets)} file(s) from `/static/` ("
                     + ", ".join(f"`{a.decode()}`" for a in assets)
-                    + "), which the shipped config also sends to Podium (`location /`, no cache)"
+                    + "), which the shipped config caches at the edge (its pages location)"
                 )
     finally:
         client.close()
@@ -1672,8 +1674,9 @@ def notes(outcome: Outcome, args: argparse.Namespace, figs: dict[int, Figures]) 
                            for k in flooded.board_after["requests"])  # fmt: skip
             found.append(
                 f"- **Where the joins waited, with the flood.** Podium's accept queue reached "
-                f"{f.accept_queue_max:,.0f} (its backlog is uvicorn's {UVICORN_BACKLOG:,}). nginx keeps 64 idle "
-                "connections to Podium (`keepalive 64`); with the flood's requests held at Podium it opened about "
+                f"{f.accept_queue_max:,.0f} (its backlog is uvicorn's {UVICORN_BACKLOG:,}). nginx keeps "
+                f"{UPSTREAM_KEEPALIVE} idle connections to Podium (`keepalive {UPSTREAM_KEEPALIVE}` in the shipped "
+                "config); with the flood's requests held at Podium it opened about "
                 f"{f.upstream_opened or 0:,.0f} more, and each waited in the kernel until Podium accepted it. "
                 f"Of the {len(f.origin_times):,} requests nginx sent to Podium, nginx's `$request_time` was p50 "
                 f"{_s(_pct(f.origin_times, 50), 3)} s, p99 {_s(_pct(f.origin_times, 99), 2)} s, max "
@@ -1831,12 +1834,12 @@ def notes(outcome: Outcome, args: argparse.Namespace, figs: dict[int, Figures]) 
             "machine, not Podium's alone"
         )
     found += [
-        "- Junk that reached Podium: the shipped config passes every path outside its cached locations to Podium "
-        "(`location /`, no limit per address), the HLS location caches by the full query (`$args`), so "
-        "`live.m3u8?<anything>` is a miss each time, and 404s carry no Cache-Control, so nginx caches none of them; "
-        "only the join URL is limited per address (2/s, burst 20), which is why nginx answered nearly all forged "
-        "tickets and passes from 127.0.0.1 (a flood from many addresses would reach Podium, whose signature check "
-        "refuses it: `refused by signature`)",
+        "- Junk that reached Podium: the shipped config limits joins per address (2/s, burst 20) and every path "
+        "outside the listener and page locations (20/s, burst 100), caches listener objects by the path and "
+        "LL-HLS's own arguments only (a made-up query is a hit) and caches a missing object for 2 s; from "
+        "127.0.0.1 what still reaches Podium is what passes those bursts and HLS junk with made-up part names "
+        "(each a new object, a 404 from Podium). A flood from many addresses would reach Podium past the limits, "
+        "where tokens are refused by their signature (`refused by signature`) and random paths get a 404",
         "- How this benchmark differs from the first plan, and why: a phase without the flood was added, to tell "
         "what the crowd costs from what the flood costs; "
         + (
