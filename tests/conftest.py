@@ -71,6 +71,7 @@ class Server:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self._close_log()
                 raise RuntimeError(f"podium serve exited: {self.log_path.read_text()[-2000:]}")
             try:
                 if httpx.get(self.base + "/", timeout=1).status_code == 200:

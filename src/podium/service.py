@@ -104,7 +104,13 @@ class Podium:
         """Resume the stages of spaces that were live when the process stopped; keep every space
         that has not ended in memory, so that joins never need the database."""
         for space in await self.spaces.unfinished():
-            await self._remember(space)
+            try:
+                await self._remember(space)
+            except (ValueError, KeyError, TypeError):
+                # One unreadable stage state must not keep the node from starting: the space is
+                # kept, its stage rules start afresh, and the log says so.
+                log.exception("space %s: its stored stage state cannot be read; starting it afresh", space.id)
+                self._cache[space.id] = space
             # Between nodes a stage is resumed where the host reconnects (it claims the lease then).
             if space.state is SpaceState.LIVE and self.placement is None:
                 await self._start_stage(space)

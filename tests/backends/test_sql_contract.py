@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 
@@ -23,8 +24,7 @@ POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 NOW = datetime(2026, 12, 1, 19, 0, tzinfo=UTC)
 
 
-@pytest.fixture(scope="module")
-def postgres_database() -> Iterator[str]:
+def _new_database() -> Iterator[str]:
     name = f"podium_contract_{secrets.token_hex(4)}"
     try:
         admin = psycopg.connect(f"{POSTGRES}/test", autocommit=True, connect_timeout=3)
@@ -37,6 +37,18 @@ def postgres_database() -> Iterator[str]:
     finally:
         with psycopg.connect(f"{POSTGRES}/test", autocommit=True) as admin:
             admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="module")
+def postgres_database() -> Iterator[str]:
+    """A database shared by one module's tests (each test makes its own rows)."""
+    yield from _new_database()
+
+
+@pytest.fixture
+def own_postgres_database() -> Iterator[str]:
+    """A database for one test alone (a node that loads everything at start)."""
+    yield from _new_database()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -130,12 +142,14 @@ def test_a_database_from_before_migrations_is_mended_and_kept(tmp_path: Path) ->
         assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
 
 
-def test_podium_serve_keeps_its_spaces_in_postgresql_across_a_restart(postgres_database: str, tmp_path: Path) -> None:
+def test_podium_serve_keeps_its_spaces_in_postgresql_across_a_restart(
+    own_postgres_database: str, tmp_path: Path
+) -> None:
     import httpx
 
     from tests.conftest import Server, free_port
 
-    url = postgres_database.replace("postgresql+psycopg://", "postgresql://")
+    url = own_postgres_database.replace("postgresql+psycopg://", "postgresql://")
     server = Server(tmp_path / "data", free_port(), tmp_path / "podium.log", env={"PODIUM_DATABASE_URL": url})
     server.start()
     try:
@@ -150,3 +164,21 @@ def test_podium_serve_keeps_its_spaces_in_postgresql_across_a_restart(postgres_d
     finally:
         server.stop()
     assert not (tmp_path / "data" / "podium.db").exists()
+
+
+async def test_a_node_starts_even_when_a_stored_stage_state_cannot_be_read(tmp_path: Path) -> None:
+    from podium.app import create_app
+    from podium.settings import Settings
+
+    settings = Settings.load({}, data_dir=tmp_path / "data")
+    first = create_app(settings)
+    async with first.router.lifespan_context(first):
+        transport = httpx.ASGITransport(app=first)
+        async with httpx.AsyncClient(transport=transport, base_url="http://n") as client:
+            space = (await client.post("/api/spaces", json={"title": "Kept"})).json()
+        await first.state.podium.spaces.save_stage(SpaceId(space["id"]), {"members": {"x": "not a member"}})
+    again = create_app(settings)
+    async with again.router.lifespan_context(again):
+        transport = httpx.ASGITransport(app=again)
+        async with httpx.AsyncClient(transport=transport, base_url="http://n") as client:
+            assert (await client.get(f"/api/spaces/{space['id']}")).json()["title"] == "Kept"
