@@ -56,12 +56,12 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import harness
-import httptools
 import httpx
 import uvloop
+from lean_http import Answer, LeanConnection, parse_time, raise_fd_limit
 
 from podium.rehearse import Plan, solve_puzzle
 
@@ -91,71 +91,7 @@ def listener_address(n: int) -> str:
     return f"127.1.{n // 250}.{n % 250 + 1}"
 
 
-def raise_fd_limit() -> int:
-    """Lift the soft limit on open files to the hard one (a connection per listener); returns it."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
 # -- a lean HTTP/1.1 client ---------------------------------------------------------------------
-
-
-class _Connection(asyncio.Protocol):
-    """One keep-alive connection, one request at a time, parsed by httptools."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpResponseParser(self)
-        self.waiter: asyncio.Future[tuple[int, dict[bytes, bytes], bytes]] | None = None
-        self.alive = True
-        self.keep_alive = True
-        self.got_bytes = False
-        self._headers: dict[bytes, bytes] = {}
-        self._body: list[bytes] = []
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.alive = False
-        self._fail(ConnectionError(f"connection lost: {exc}"))
-
-    def data_received(self, data: bytes) -> None:
-        self.got_bytes = True
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._fail(ConnectionError(f"bad response: {exc}"))
-            self.close()
-
-    def _fail(self, exc: Exception) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(exc)
-
-    def close(self) -> None:
-        self.alive = False
-        if self.transport is not None:
-            self.transport.close()
-
-    def on_message_begin(self) -> None:
-        self._headers = {}
-        self._body = []
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        name = name.lower()
-        if name in (b"retry-after", b"x-cache-status"):
-            self._headers[name] = value
-
-    def on_body(self, body: bytes) -> None:
-        self._body.append(body)
-
-    def on_message_complete(self) -> None:
-        self.keep_alive = self.parser.should_keep_alive()
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result((self.parser.get_status_code(), self._headers, b"".join(self._body)))
 
 
 class Client:
@@ -163,10 +99,10 @@ class Client:
 
     def __init__(self, host: str, port: int, local: str | None) -> None:
         self.host, self.port, self.local = host, port, local
-        self.conn: _Connection | None = None
+        self.conn: LeanConnection | None = None
         self._host_header = f"Host: {host}:{port}\r\n".encode()
 
-    async def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, dict[bytes, bytes], bytes]:
+    async def request(self, method: str, path: str, body: bytes | None = None) -> Answer:
         loop = asyncio.get_running_loop()
         head = f"{method} {path} HTTP/1.1\r\n".encode() + self._host_header
         if body is not None:
@@ -177,11 +113,11 @@ class Client:
             if not reused:
                 local = (self.local, 0) if self.local else None
                 _, self.conn = await asyncio.wait_for(
-                    loop.create_connection(_Connection, self.host, self.port, local_addr=local), REQUEST_TIMEOUT_S
+                    loop.create_connection(LeanConnection, self.host, self.port, local_addr=local), REQUEST_TIMEOUT_S
                 )
             conn = self.conn
             assert conn is not None and conn.transport is not None
-            waiter: asyncio.Future[tuple[int, dict[bytes, bytes], bytes]] = loop.create_future()
+            waiter: asyncio.Future[Answer] = loop.create_future()
             conn.waiter, conn.got_bytes = waiter, False
             conn.transport.write(data)
             timer = loop.call_later(
@@ -1038,13 +974,13 @@ async def podium_phase(
         phase.board_before, phase.board_after = board_before, await board()
         view = (await client.get(f"/api/spaces/{space_id}")).json()
         phase.starts_at = starts_at
-        phase.started_at = _parse_time(view["started_at"]) if view.get("started_at") else None
+        phase.started_at = parse_time(view["started_at"]) if view.get("started_at") else None
         lines = (server.data_dir / "media" / space_id / "segments.jsonl").read_text().splitlines()
         records = [json.loads(line) for line in lines]
         stage = [r for r in records if not r.get("preshow")]
         phase.last_preshow_msn = max((r["msn"] for r in records if r.get("preshow")), default=-1)
         if stage:
-            phase.first_stage_msn, phase.first_stage_pdt = stage[0]["msn"], _parse_time(stage[0]["pdt"])
+            phase.first_stage_msn, phase.first_stage_pdt = stage[0]["msn"], parse_time(stage[0]["pdt"])
         if snapshot is not None:
             join_answer = await take_snapshot(client, server.base, space_id, snapshot)
     finally:
@@ -1166,10 +1102,6 @@ async def take_snapshot(client: httpx.AsyncClient, base: str, space_id: str, fol
         (hls / name).write_bytes((await client.get(f"{base}/hls/{space_id}/{name}")).content)
     joined = await client.post(f"{base}/api/spaces/{space_id}/join", json={"client_id": "static-peer-0001"})
     return joined.text
-
-
-def _parse_time(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 # -- analysis --------------------------------------------------------------------------------------

@@ -44,14 +44,13 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import harness
-import httptools
 import httpx
 import uvloop
+from lean_http import Answer, LeanConnection, parse_time, raise_fd_limit
 
 SHIPPED = harness.BENCH_DIR.parent / "deploy" / "nginx" / "podium.conf"
 GOAL_RATIO = 1.2
@@ -74,59 +73,6 @@ FD_MARGIN = 256  # file descriptors a process needs besides its readers' connect
 
 
 # -- a lean HTTP/1.1 client ---------------------------------------------------------------------
-
-
-class _Connection(asyncio.Protocol):
-    """One keep-alive connection; one request at a time (no pipelining), parsed by httptools."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpResponseParser(self)
-        self.waiter: asyncio.Future[tuple[int, bytes, bytes]] | None = None
-        self.alive = True
-        self.keep_alive = True
-        self._cache = b""
-        self._body: list[bytes] = []
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.alive = False
-        self._fail(ConnectionError(f"connection lost: {exc}"))
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._fail(ConnectionError(f"bad response: {exc}"))
-            self.close()
-
-    def _fail(self, exc: Exception) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(exc)
-
-    def close(self) -> None:
-        self.alive = False
-        if self.transport is not None:
-            self.transport.close()
-
-    # httptools callbacks
-    def on_message_begin(self) -> None:
-        self._cache = b""
-        self._body = []
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if len(name) == 14 and name.lower() == b"x-cache-status":
-            self._cache = value
-
-    def on_body(self, body: bytes) -> None:
-        self._body.append(body)
-
-    def on_message_complete(self) -> None:
-        self.keep_alive = self.parser.should_keep_alive()
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result((self.parser.get_status_code(), self._cache, b"".join(self._body)))
 
 
 def _bucket(value_ms: float) -> int:
@@ -208,22 +154,22 @@ class Pool:
 
     def __init__(self, host: str, port: int, size: int, stats: Stats) -> None:
         self.host, self.port, self.size, self.stats = host, port, size, stats
-        self._idle: list[_Connection] = []
-        self._waiters: collections.deque[asyncio.Future[_Connection | None]] = collections.deque()
+        self._idle: list[LeanConnection] = []
+        self._waiters: collections.deque[asyncio.Future[LeanConnection | None]] = collections.deque()
         self._open = 0
         self._host_header = f"Host: {host}:{port}\r\n".encode()
 
-    async def _connect(self) -> _Connection:
+    async def _connect(self) -> LeanConnection:
         loop = asyncio.get_running_loop()
         try:
-            _, conn = await loop.create_connection(_Connection, self.host, self.port)
+            _, conn = await loop.create_connection(LeanConnection, self.host, self.port)
         except BaseException:
             self._open -= 1
             self._hand_over(None)
             raise
         return conn
 
-    async def _acquire(self) -> _Connection:
+    async def _acquire(self) -> LeanConnection:
         while self._idle:
             conn = self._idle.pop()
             if conn.alive:
@@ -232,13 +178,13 @@ class Pool:
         if self._open < self.size:
             self._open += 1
             return await self._connect()
-        waiter: asyncio.Future[_Connection | None] = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[LeanConnection | None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         conn = await waiter
         # None: a connection was dropped and its slot passed on (already counted in `_open`).
         return conn if conn is not None else await self._connect()
 
-    def _hand_over(self, conn: _Connection | None) -> None:
+    def _hand_over(self, conn: LeanConnection | None) -> None:
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
@@ -249,7 +195,7 @@ class Pool:
         if conn is not None:
             self._idle.append(conn)
 
-    def _release(self, conn: _Connection, reusable: bool) -> None:
+    def _release(self, conn: LeanConnection, reusable: bool) -> None:
         if reusable and conn.alive and conn.keep_alive:
             self._hand_over(conn)
         else:
@@ -266,7 +212,7 @@ class Pool:
         except OSError as exc:
             self.stats.error(kind, exc, time.time())
             raise
-        waiter: asyncio.Future[tuple[int, bytes, bytes]] = loop.create_future()
+        waiter: asyncio.Future[Answer] = loop.create_future()
         conn.waiter = waiter
         assert conn.transport is not None
         conn.transport.write(b"GET " + path + b" HTTP/1.1\r\n" + self._host_header + b"\r\n")
@@ -275,7 +221,8 @@ class Pool:
         )
         ok = False
         try:
-            status, cache, body = await waiter
+            status, headers, body = await waiter
+            cache = headers.get(b"x-cache-status", b"")
             ok = True
         except (OSError, TimeoutError) as exc:
             self.stats.error(kind, exc, time.time())
@@ -401,15 +348,6 @@ async def watch_lag(stats: Stats, stop_at: float, period_s: float = 0.05) -> Non
 
 
 # -- worker processes: the bulk of the readers --------------------------------------------------
-
-
-def raise_fd_limit() -> int:
-    """Lift the soft limit on open files to the hard one (a connection per reader); returns it."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def worker_main(config_json: str) -> int:
@@ -606,7 +544,7 @@ class Watcher:
                 self.seen[text][reader] = now
                 if text not in self.tick_at:
                     with contextlib.suppress(ValueError, KeyError, TypeError):
-                        self.tick_at[text] = _parse_time(item["at"])
+                        self.tick_at[text] = parse_time(item["at"])
 
         return got
 
@@ -619,10 +557,6 @@ class Watcher:
         for text, at in data["tick_at"].items():
             self.tick_at.setdefault(text, at)
         self.bad_items += data["bad_items"]
-
-
-def _parse_time(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 async def sign_in(client: httpx.AsyncClient, base: str) -> str:

@@ -1,0 +1,86 @@
+"""What the edge benchmarks share: a lean keep-alive HTTP/1.1 client connection (httptools parses;
+httpx would spend the load generator's CPU on itself), the open-files limit, ISO times.
+
+A connection carries one request at a time and keeps only the answer headers asked for."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import resource
+from datetime import datetime
+from typing import cast
+
+import httptools
+
+Answer = tuple[int, dict[bytes, bytes], bytes]  # status, the kept headers (lower-case names), body
+
+
+class LeanConnection(asyncio.Protocol):
+    keep_headers: tuple[bytes, ...] = (b"x-cache-status", b"retry-after")
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.waiter: asyncio.Future[Answer] | None = None
+        self.alive = True
+        self.keep_alive = True
+        self.got_bytes = False  # since the last request was sent (a reused connection may be stale)
+        self._headers: dict[bytes, bytes] = {}
+        self._body: list[bytes] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not subclasses
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.alive = False
+        self._fail(ConnectionError(f"connection lost: {exc}"))
+
+    def data_received(self, data: bytes) -> None:
+        self.got_bytes = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._fail(ConnectionError(f"bad response: {exc}"))
+            self.close()
+
+    def _fail(self, exc: Exception) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(exc)
+
+    def close(self) -> None:
+        self.alive = False
+        if self.transport is not None:
+            self.transport.close()
+
+    # httptools callbacks
+    def on_message_begin(self) -> None:
+        self._headers = {}
+        self._body = []
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        name = name.lower()
+        if name in self.keep_headers:
+            self._headers[name] = value
+
+    def on_body(self, body: bytes) -> None:
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        self.keep_alive = self.parser.should_keep_alive()
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result((self.parser.get_status_code(), self._headers, b"".join(self._body)))
+
+
+def raise_fd_limit() -> int:
+    """Lift the soft limit on open files to the hard one (a connection per client); returns it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def parse_time(text: str) -> float:
+    """An ISO 8601 time as Podium writes it ("…Z"), in Unix seconds."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
