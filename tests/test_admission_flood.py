@@ -42,7 +42,11 @@ def serve(tmp_path: Path, env: dict[str, str]) -> Iterator[Server]:
 
 @pytest.fixture
 def ramp_server(tmp_path: Path) -> Iterator[Server]:
-    yield from serve(tmp_path, {"PODIUM_JOIN_RATE_PER_S": "50", "PODIUM_JOIN_BURST": "10"})
+    # What is measured is the waiting room's rate: the load governor (which would rightly hold
+    # joins back while this machine's two cores also run the 2,000 simulated listeners) is given
+    # room here; test_overload_... tests it.
+    env = {"PODIUM_JOIN_RATE_PER_S": "50", "PODIUM_JOIN_BURST": "10", "PODIUM_MAX_IN_FLIGHT": "4096"}
+    yield from serve(tmp_path, {**env, "PODIUM_MAX_LAG_MS": "5000"})
 
 
 @pytest.fixture
@@ -73,12 +77,21 @@ async def test_a_join_ramp_is_admitted_at_the_rate_and_the_rest_wait_in_line(
             # 2,000 joins in 20 s on rehearse's flash-crowd curve: (4/3) N / T = 134 joins/s at the peak.
             process = await asyncio.create_subprocess_exec(
                 *(sys.executable, "-m", "podium", "rehearse", f"{server.base}/s/{space['id']}"),
-                *("--listeners", "2000", "--peak-joins-per-s", "134", "--stay", "2", "--quiet"),
+                *("--listeners", "2000", "--peak-joins-per-s", "134", "--stay", "0.5", "--quiet"),
                 *("--report", str(report_path)),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
             )
-            out, err = await asyncio.wait_for(process.communicate(), timeout=240)
+            # The room's admissions as the server makes them (it calls places in line at R; a
+            # caller's own return may come later, on this busy machine), sampled every 0.2 s.
+            called: list[tuple[float, int]] = []
+            done = asyncio.ensure_future(process.communicate())
+            for _ in range(1200):  # at most 240 s
+                if done.done():
+                    break
+                called.append((time.monotonic(), (await board(client, space))["joins"]["called"]))
+                await asyncio.sleep(0.2)
+            out, err = await asyncio.wait_for(done, timeout=30)
             state = await board(client, space)
         finally:
             await speaker.close()
@@ -90,12 +103,13 @@ async def test_a_join_ramp_is_admitted_at_the_rate_and_the_rest_wait_in_line(
     assert room["answers_without_retry_after"] == 0
     assert report["requests"]["join"].get("202", 0) > 500 and room["max_position"] > 100
     # The admitted rate while a line stood: from when it formed to when it was nearly gone.
+    # While the line stood (from its 100th call to 100 before its last): the room's rate.
+    assert called[-1][1] > 1000, called[-1]
+    first = next((t, n) for t, n in called if n >= 100)
+    last = next((t, n) for t, n in called if n >= called[-1][1] - 100)
+    rate = (last[1] - first[1]) / (last[0] - first[0])
     per_s = room["admitted_per_s"]
-    cumulative = [sum(per_s[: i + 1]) for i in range(len(per_s))]
-    start = next(i for i, total in enumerate(cumulative) if total >= 100)
-    end = next(i for i, total in enumerate(cumulative) if total >= 1900)
-    rate = (cumulative[end] - cumulative[start]) / (end - start)
-    print(f"admitted {rate:.1f}/s over seconds {start}..{end} (R = 50/s); speaker gaps {state['stream']}")
+    print(f"admitted {rate:.1f}/s (R = 50/s); joiners back in per second: {per_s}; speaker gaps {state['stream']}")
     assert 45 <= rate <= 55
     gaps = state["stream"]["input_gap_ms"]
     assert gaps is not None and gaps["p99"] < 100, gaps

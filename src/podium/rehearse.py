@@ -183,10 +183,15 @@ class Rehearsal:
         if init is None or init.status_code != 200:
             self._fail("the init section")
             return
-        parts = re.findall(r'#EXT-X-PART:[^\n]*URI="([^"]+)"', playlist.text)
-        segments = re.findall(r"^(s\d+\.m4s)$", playlist.text, re.M)
-        newest = parts[-1] if parts else (segments[-1] if segments else None)
-        media = await self._get(client, MEDIA, f"{hls}/{newest}") if newest else None
+        media = await self._newest_part(client, hls, playlist.text)
+        if media is not None and media.status_code == 404:
+            # The playlist was older than its parts (a slow client, a stale cache; parts are kept
+            # for the last few segments only): like a player, this listener reloads it and asks
+            # for the newest part again, then falls back to the newest whole segment.
+            playlist = await self._get(client, PLAYLIST, f"{hls}/live.m3u8")
+            media = await self._newest_part(client, hls, playlist.text) if playlist is not None else None
+            if playlist is not None and (media is None or media.status_code == 404):
+                media = await self._newest_part(client, hls, playlist.text, whole_segment=True)
         if media is None or media.status_code != 200 or not media.content:
             self._fail("the first part")
             return
@@ -204,6 +209,14 @@ class Rehearsal:
                 self.tally.note(BEAT, type(error).__name__, self._started)
             await self._get(client, PLAYLIST, f"{hls}/live.m3u8?_HLS_skip=YES")
             await asyncio.sleep(random.uniform(2.0, 4.0))
+
+    async def _newest_part(
+        self, client: httpx.AsyncClient, hls: str, playlist: str, whole_segment: bool = False
+    ) -> httpx.Response | None:
+        parts = [] if whole_segment else re.findall(r'#EXT-X-PART:[^\n]*URI="([^"]+)"', playlist)
+        segments = re.findall(r"^(s\d+\.m4s)$", playlist, re.M)
+        newest = parts[-1] if parts else (segments[-1] if segments else None)
+        return await self._get(client, MEDIA, f"{hls}/{newest}") if newest else None
 
     async def join(self, client: httpx.AsyncClient, client_id: str, began: float) -> bool:
         """The join call as the page makes it: in line until let in, the puzzle when asked."""

@@ -53,6 +53,11 @@ class WaitingRoom:
         """Numbers taken and not yet called (some holders may have given up)."""
         return self._issued - self._called
 
+    @property
+    def called(self) -> int:
+        """Places in line whose turn has come (the room's admissions, whenever their holders return)."""
+        return self._called
+
     def used_remembered(self) -> int:
         return len(self._redeemed)
 

@@ -159,6 +159,7 @@ async def board(request: Request) -> Response:
         "joins": {
             "arrivals_per_s": round(surge.arrivals_per_s(now), 2),
             "admitted": room.admitted,
+            "called": room.called,
             "waiting": room.waiting,
             "rate_per_s": room.rate_per_s,
         },
