@@ -26,16 +26,17 @@ from podium.admission.tickets import TicketSigner
 from podium.audience.feed import Feed
 from podium.audience.posts import Posting
 from podium.backends.counts import RedisCounts
-from podium.backends.files import FileMediaStore
 from podium.backends.interfaces import Bus
 from podium.backends.memory_bus import MemoryBus
-from podium.backends.placement import RedisPlacement
+from podium.backends.placement import TIMELINE_PREFIX, RedisPlacement
 from podium.backends.redis_bus import RedisBus
 from podium.backends.sql import SqlSpaceStore
+from podium.backends.storage import media_store_for
 from podium.clock import Clock, SystemClock
 from podium.delivery.fast import HlsFastPath
 from podium.delivery.hls import hls_routes
 from podium.delivery.links import LinkSigner, link_key, nginx_include
+from podium.delivery.relay import OwnerRouter
 from podium.domain.tokens import TokenSigner
 from podium.errors import PodiumError
 from podium.media import ice
@@ -44,6 +45,7 @@ from podium.service import COUNTS_SHARE_S, Podium
 from podium.settings import Settings
 from podium.web.accounts_api import account_routes
 from podium.web.api import api_routes
+from podium.web.health_api import health_routes
 from podium.web.http import error_response
 from podium.web.join_api import join_routes
 from podium.web.pages import page_routes
@@ -114,7 +116,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Parts:
     secret = settings.secret or load_or_create_secret(data_dir)
     signer = TokenSigner(secret)
     bus: Bus = RedisBus(settings.bus_url) if settings.bus_url else MemoryBus()
-    media = FileMediaStore(data_dir / "media")
+    media = media_store_for(settings.storage_url, data_dir)
     links = LinkSigner(link_key(secret))
     write_private(data_dir / LINK_KEY_NGINX, nginx_include(links.key))
     # Between nodes (a Redis bus), listener counts are summed in the same Redis.
@@ -130,10 +132,13 @@ def build(settings: Settings, clock: Clock | None = None) -> Parts:
         shared_counts=shared,
         placement=RedisPlacement(settings.bus_url) if settings.bus_url else None,
         node_id=settings.node_id or secrets.token_hex(4),
+        node_url=settings.own_url,
     )
     limits = RateLimits(storage_for(settings.limits_url))
     posting = Posting(database, podium, limits, clock, bus)
-    feed = Feed(podium, bus, media, clock, posting, max_comments=settings.comments_per_interval)
+    # Between nodes, one node at a time makes a space's timeline (the stage's, while it runs).
+    timeline_leases = RedisPlacement(settings.bus_url, TIMELINE_PREFIX) if settings.bus_url else None
+    feed = Feed(podium, bus, media, clock, posting, max_comments=settings.comments_per_interval, leases=timeline_leases)
     accounts = Accounts(database, signer, limits, clock, settings.signup_limit_per_address)
     recordings = Recordings(podium, load_or_create_signing_key(data_dir), limits)
     governor = Governor(Capacity(settings.max_in_flight, settings.max_lag_ms), clock)
@@ -193,6 +198,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     app = Starlette(
         routes=[
+            *health_routes(),
             *api_routes(),
             *stage_routes(),
             *account_routes(),
@@ -220,5 +226,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 def create_asgi(settings: Settings | None = None, clock: Clock | None = None) -> ASGIApp:
     """The application as served: the listener hot path in front of the full router."""
     app = create_app(settings, clock)
+    podium: Podium = app.state.podium
+    inner: ASGIApp = HlsFastPath(app, podium)
+    if podium.placement is not None:
+        # Between nodes: what belongs to a stage on another node is answered by that node.
+        inner = OwnerRouter(inner, podium, timeout_s=podium.settings.hls_hold_s + 5)
     # Outermost first: the door (body cap, shedding by class), then the listener hot path.
-    return Gate(HlsFastPath(app, app.state.podium), app.state.governor, app.state.podium.settings.max_body_bytes)
+    return Gate(inner, app.state.governor, podium.settings.max_body_bytes)

@@ -136,15 +136,21 @@ class Recordings:
         if space.state is not SpaceState.ENDED:
             raise Conflict("the download is made when the space ends; while live, listen or rewind instead")
 
-    async def download_path(self, space: Space) -> Path:
+    async def download(self, space: Space) -> Path | bytes:
+        """The `.m4a`: its local file when the store has one (streamed, with ranges), else its bytes."""
         self._ready(space)
-        path = self.media.local_path(space.id, DOWNLOAD_NAME)
-        if path is None:
+        found = await self._stored(space.id, DOWNLOAD_NAME)
+        if found is None:
             await self._build(space)
-            path = self.media.local_path(space.id, DOWNLOAD_NAME)
-        if path is None:
+            found = await self._stored(space.id, DOWNLOAD_NAME)
+        if found is None:
             raise NotFound("the recording could not be made; see the server's log")
-        return path
+        return found
+
+    async def _stored(self, space_id: SpaceId, name: str) -> Path | bytes | None:
+        # An object store has no local path: read the object itself.
+        path = self.media.local_path(space_id, name)
+        return path if path is not None else await self.media.read(space_id, name)
 
     async def _build(self, space: Space) -> None:
         """One build per space at a time; callers arriving meanwhile wait for the same one."""
@@ -155,7 +161,7 @@ class Recordings:
         await asyncio.shield(task)
 
     async def _make_download(self, space: Space) -> None:
-        if self.media.local_path(space.id, DOWNLOAD_NAME) is not None:
+        if await self._stored(space.id, DOWNLOAD_NAME) is not None:
             return
         records = program_records(await self.media.records(space.id))
         files = await self.media.read_many(space.id, [INIT_NAME] + [r.name for r in records])
@@ -292,15 +298,16 @@ class Recordings:
             },
         }
 
-    async def clip(self, space: Space, clip_id: str) -> tuple[dict[str, Any], Path]:
+    async def clip(self, space: Space, clip_id: str) -> tuple[dict[str, Any], Path | bytes]:
+        """The clip's view, and its file: a local path when the store has one, else its bytes."""
         if not (clip_id.startswith("c") and len(clip_id) == 13 and all(c in "0123456789abcdef" for c in clip_id[1:])):
             raise NotFound("no such clip")
-        path = self.media.local_path(space.id, f"{clip_id}.m4a")
-        if path is None:
+        found = await self._stored(space.id, f"{clip_id}.m4a")
+        if found is None:
             raise NotFound("no such clip")
-        data = await asyncio.to_thread(path.read_bytes)
+        data = await asyncio.to_thread(found.read_bytes) if isinstance(found, Path) else found
         _media, envelope = clips.open_clip(data)
-        return self.clip_view(space.id, envelope), path
+        return self.clip_view(space.id, envelope), found
 
     async def verify(self, data: bytes, address: str) -> Verdict:
         """Checks a clip file against this instance: its key, and its own copy of the recording.

@@ -42,6 +42,7 @@ from podium.settings import Settings
 log = logging.getLogger(__name__)
 
 STAGE_LEASE_S = 10.0  # a dead node's stages can move to another node after this
+OWNER_MEMORY_S = 1.0  # how long a node remembers which other node runs a stage (and where it is)
 COUNTS_SHARE_S = 1.0  # how often a node reports its listeners and reads the sum over nodes
 SCHEDULE_TICK_S = 0.25  # how often the schedule is looked at: the start is on the quarter second
 HOLD_NAME = "hold.pcm"  # the host's hold audio, decoded: 48 kHz mono s16
@@ -68,6 +69,7 @@ class Podium:
         shared_counts: SharedCounts | None = None,
         node_id: str = "node",
         placement: Placement | None = None,
+        node_url: str = "",
     ) -> None:
         self.settings = settings
         self.spaces = spaces
@@ -93,7 +95,11 @@ class Podium:
         self._shared_peaks: dict[SpaceId, int] = {}
         # Between nodes: which node mixes which space (a lease per stage, renewed while it runs).
         self.placement = placement
+        self.node_url = node_url
         self._lease_task: asyncio.Task[None] | None = None
+        # Stages running on other nodes: space → (that node's address or None, when looked up).
+        self._elsewhere: dict[SpaceId, tuple[str | None, float]] = {}
+        self._follow_tasks: list[asyncio.Task[None]] = []
         # Awaited when a space ends, before the end is answered (the recording's download is made
         # here, so that it is there when the host sees "ended"). A failing hook is logged, not fatal.
         self.end_hooks: list[Callable[[Space], Awaitable[None]]] = []
@@ -127,9 +133,17 @@ class Podium:
         self._lease_task = asyncio.create_task(
             self._repeat(STAGE_LEASE_S / 3, self.renew_stage_leases, "renewing stage leases"), name="leases"
         )
+        if self.placement is not None:
+            await self.placement.announce(self.node_id, self.node_url, STAGE_LEASE_S)
+            # Between nodes, what another node changed (a space started or ended, a speaker
+            # removed) reaches this one through the bus, and is read again from the database.
+            self._follow_tasks = [
+                asyncio.create_task(self._follow("spaces"), name="follow-spaces"),
+                asyncio.create_task(self._follow("stage"), name="follow-stage"),
+            ]
 
     async def stop(self) -> None:
-        for task in (self._peak_task, self._preshow_task, self._counts_task, self._lease_task):
+        for task in (self._peak_task, self._preshow_task, self._counts_task, self._lease_task, *self._follow_tasks):
             if task is not None:
                 task.cancel()
         for session in list(self._sessions.values()):
@@ -152,7 +166,7 @@ class Podium:
         )
         await self.spaces.add(space)
         self._cache[space.id] = space
-        await self.bus.publish("spaces", {"type": "space.scheduled", "space": space.id})
+        await self.bus.publish("spaces", {"type": "space.scheduled", "space": space.id, "node": self.node_id})
         return Created(space, self.signer.issue(space.id, HOST_ID, 0, Role.HOST))
 
     async def get_space(self, space_id: str) -> Space:
@@ -227,7 +241,7 @@ class Podium:
                     await hook(ended)
                 except Exception:
                     log.exception("space %s: an end hook failed", space.id)
-        await self.bus.publish("spaces", {"type": "space.ended", "space": space.id})
+        await self.bus.publish("spaces", {"type": "space.ended", "space": space.id, "node": self.node_id})
         return ended
 
     # -- speakers ---------------------------------------------------------------------------
@@ -293,7 +307,7 @@ class Podium:
         if live is not space:
             await self.spaces.save(live)
             self._cache[space.id] = live
-            await self.bus.publish("spaces", {"type": "space.started", "space": space.id})
+            await self.bus.publish("spaces", {"type": "space.started", "space": space.id, "node": self.node_id})
 
     async def go_live(self, space_id: str, token: str) -> Space:
         """The host's switch from the pre-show to the stage, now."""
@@ -440,7 +454,9 @@ class Podium:
         # Stored before it is acknowledged; enforced on the media at once.
         await self._save_rules(space.id)
         await self._enforce(space.id)
-        await self.bus.publish("stage", {"type": "stage.changed", "space": space.id, "action": action})
+        await self.bus.publish(
+            "stage", {"type": "stage.changed", "space": space.id, "action": action, "node": self.node_id}
+        )
         return member
 
     def stage_view(self, space: Space) -> dict[str, object]:
@@ -550,11 +566,67 @@ class Podium:
         if self.placement is not None:
             await self.placement.release(space_id, self.node_id)
 
+    async def stage_elsewhere(self, space_id: SpaceId) -> str | None:
+        """The address of the node that runs this space's stage, if that is another node (and it
+        has said where it is); None when the stage runs here, nowhere, or on one node alone.
+        Remembered for a second: a crowd's requests make one lookup per space per second."""
+        if self.placement is None or space_id in self._stages:
+            return None
+        now = time.monotonic()
+        known = self._elsewhere.get(space_id)
+        if known is not None and now - known[1] < OWNER_MEMORY_S:
+            return known[0]
+        owner = await self.placement.owner(space_id)
+        address = None
+        if owner is not None and owner != self.node_id:
+            address = await self.placement.address(owner)
+        self._elsewhere[space_id] = (address, now)
+        return address
+
+    def forget_elsewhere(self, space_id: SpaceId) -> None:
+        """The owner did not answer: look it up again next time (the stage may have moved)."""
+        self._elsewhere.pop(space_id, None)
+
+    async def _follow(self, topic: str) -> None:
+        async for event in self.bus.subscribe(topic):
+            if event.get("node") == self.node_id or not is_space_id(str(event.get("space", ""))):
+                continue
+            try:
+                await self._changed_elsewhere(SpaceId(str(event["space"])), str(event.get("type", "")))
+            except Exception:
+                log.exception("could not follow %r from another node", event)
+
+    async def _changed_elsewhere(self, space_id: SpaceId, kind: str) -> None:
+        """Another node changed a space: read it again (state, stage rules), and act on it here."""
+        async with self._lock(space_id):
+            space = await self.spaces.get(space_id)
+            if space is None:
+                return
+            stored = await self.spaces.load_stage(space_id)
+            if stored is not None:
+                self._rules[space_id] = StageRules.from_dict(
+                    stored, self.settings.max_cohosts, self.settings.max_speakers
+                )
+            self._cache[space_id] = space
+            self._elsewhere.pop(space_id, None)
+            stage = self._stages.get(space_id)
+            if stage is not None and space.state is SpaceState.ENDED:
+                # Ended through a node that could not reach this one: finish the stage here too.
+                for session in [s for s in self._sessions.values() if s.space_id == space_id]:
+                    await self._drop_session(session)
+                await stage.finish()
+                self._ended_playlists[space_id] = Packager.from_records(program_records(stage.packager.segments))
+                self._stages.pop(space_id, None)
+                await self._release_stage(space_id)
+        if kind == "stage.changed" and space_id in self._stages:
+            await self._enforce(space_id)
+
     async def renew_stage_leases(self) -> None:
         """Keep this node's stages; one whose lease was lost (this node was cut off past its TTL and
         another took over) stops here, so that two nodes never mix the same space for long."""
         if self.placement is None:
             return
+        await self.placement.announce(self.node_id, self.node_url, STAGE_LEASE_S)
         for space_id, stage in list(self._stages.items()):
             if await self.placement.renew(space_id, self.node_id, STAGE_LEASE_S):
                 continue
@@ -616,9 +688,13 @@ class Podium:
         """Report this node's listeners of each space and read the sum over all nodes (every second)."""
         if self.shared_counts is None:
             return
+        live = [space.id for space in self._cache.values() if space.state is SpaceState.LIVE]
         for space_id in list(self._presence):
             local = self._local_counts(space_id)
             await self.shared_counts.report(space_id, self.node_id, Share(local.now, local.unique))
+        # The sums: of spaces with listeners here, and of every live one (its page shows them,
+        # even on a node where nobody listens).
+        for space_id in {*self._presence, *live}:
             self._shared_totals[space_id] = await self.shared_counts.total(space_id)
 
     def _local_counts(self, space_id: SpaceId) -> Counts:
@@ -659,6 +735,10 @@ class Podium:
         for space_id, presence in list(self._presence.items()):
             async with self._lock(space_id):
                 space = self._cache.get(space_id)
+                if space is not None and self.placement is not None:
+                    # Between nodes, another may have changed the space meanwhile: never write
+                    # back a state older than the stored one, only a higher peak.
+                    space = await self.spaces.get(space_id)
                 if space is None:
                     continue
                 updated = space_rules.with_peak(space, presence.counts().peak)

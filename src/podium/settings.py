@@ -68,6 +68,13 @@ class Settings:
     secret: str = field(default="", repr=False)
     # This node's name among several (listener counts are reported under it); random by default.
     node_id: str = ""
+    # This node's own address, as the other nodes and speakers reach it (http://10.0.0.5:8000).
+    # Between nodes: listeners' requests for a stage that runs elsewhere are fetched from it, and
+    # speakers who reach another node are sent to it. Empty: http://HOST:PORT.
+    node_url: str = ""
+    # Where media (segments, recordings, timeline objects) lives: empty for the data folder,
+    # file:///path for a folder every node shares, or s3://bucket/prefix?endpoint=... (S3-compatible).
+    storage_url: str = ""
     # The bus between the parts of Podium: empty for in-process, or redis://host:port between nodes.
     bus_url: str = ""
     # Where rate-limit counters live: "memory://" (one node) or "redis://host:port" (shared).
@@ -120,12 +127,22 @@ class Settings:
             raise InvalidInput("PODIUM_BUS_URL must be redis://host:port (or empty for one process)")
         if not self.limits_url.startswith(("memory://", "redis://", "rediss://")):
             raise InvalidInput("PODIUM_LIMITS_URL must be memory:// or redis://host:port")
+        if self.node_url and not self.node_url.startswith(("http://", "https://")):
+            raise InvalidInput("PODIUM_NODE_URL must be this node's own http(s):// address, as other nodes reach it")
         if self.heartbeat_interval_s <= 0 or self.heartbeat_missed_limit < 1:
             raise InvalidInput("heartbeat interval and missed-beat limit must be positive")
 
     @property
     def base_url(self) -> str:
         return self.public_url.rstrip("/")
+
+    @property
+    def own_url(self) -> str:
+        """This node's address for the other nodes: PODIUM_NODE_URL, or the address it listens on."""
+        if self.node_url:
+            return self.node_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
 
 def _parse(name: str, kind: Any, raw: str) -> Any:

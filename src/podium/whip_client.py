@@ -92,9 +92,14 @@ class Publisher:
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()
-        async with httpx.AsyncClient() as client:
-            await client.delete(self.resource_url, headers={"Authorization": f"Bearer {self.token}"})
-        await self.pc.close()
+        try:
+            # Telling the server is a courtesy: a server that is gone has nothing left to end.
+            async with httpx.AsyncClient() as client:
+                await client.delete(self.resource_url, headers={"Authorization": f"Bearer {self.token}"})
+        except httpx.HTTPError:
+            pass
+        finally:
+            await self.pc.close()
 
 
 class WhipRefused(Exception):

@@ -13,7 +13,7 @@ import pytest
 
 from podium.app import create_app
 from podium.backends.interfaces import Placement
-from podium.backends.placement import MemoryPlacement, RedisPlacement
+from podium.backends.placement import TIMELINE_PREFIX, MemoryPlacement, RedisPlacement
 from podium.ids import SpaceId
 from podium.settings import Settings
 from tests.backends.test_sql_contract import postgres_database  # noqa: F401 - the fixture
@@ -44,6 +44,31 @@ async def test_one_node_holds_a_stage_until_its_lease_runs_out(placement: Placem
     assert await placement.owner(space) == "b"
     await placement.release(space, "b")
     assert await placement.owner(space) is None
+
+
+async def test_a_node_says_where_it_is_while_it_runs(placement: Placement) -> None:
+    node = "node-" + secrets.token_hex(4)
+    assert await placement.address(node) is None
+    await placement.announce(node, "http://10.0.0.5:8000", 0.4)
+    assert await placement.address(node) == "http://10.0.0.5:8000"
+    await placement.announce(node, "http://10.0.0.6:8000", 0.4)  # moved: the newest address counts
+    assert await placement.address(node) == "http://10.0.0.6:8000"
+    await asyncio.sleep(0.5)  # it stopped announcing (it died): nobody is sent there any more
+    assert await placement.address(node) is None
+
+
+async def test_timeline_leases_are_apart_from_stage_leases() -> None:
+    space = SpaceId(secrets.token_hex(6))
+    stages, timelines = RedisPlacement(REDIS), RedisPlacement(REDIS, TIMELINE_PREFIX)
+    try:
+        assert await stages.claim(space, "a", 1.0)
+        assert await timelines.claim(space, "b", 1.0), "the same space, another kind of lease"
+        assert await stages.owner(space) == "a" and await timelines.owner(space) == "b"
+    finally:
+        await stages.release(space, "a")
+        await timelines.release(space, "b")
+        await stages.close()
+        await timelines.close()
 
 
 async def test_one_of_two_nodes_runs_a_stage_and_the_other_takes_over_when_it_stops(

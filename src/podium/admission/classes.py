@@ -47,8 +47,8 @@ _JOIN_PREFIXES = ("/s/", "/static/", "/join/")
 
 def classify(method: str, path: str) -> RequestClass:
     """The class of a request, from its method and path alone (no body, no lookup)."""
-    if path.startswith("/whip/") or path.startswith("/host/"):
-        return RequestClass.STAGE
+    if path.startswith("/whip/") or path.startswith("/host/") or path in ("/healthz", "/readyz"):
+        return RequestClass.STAGE  # the probes too: a busy node is not a dead one
     if path.startswith(_LISTENING_PREFIXES):
         return RequestClass.LISTENING
     if path.startswith(_JOIN_PREFIXES) or path == "/":

@@ -1,5 +1,9 @@
 """Runs the timelines: collects audience events from the bus, closes one interval per second for
-every active space, stores each object durably and serves them (immutable) with a short index."""
+every active space, stores each object durably and serves them (immutable) with a short index.
+
+Between nodes, every node hears every event, but one node at a time makes a space's timeline: the
+node running its stage, or, while no stage runs, whichever holds the space's timeline lease. The
+others forget what they heard at each tick and read the objects from the shared storage."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from typing import Any
 
 from podium.audience.posts import TOPIC, Posting
 from podium.audience.timeline import Timeline, index
-from podium.backends.interfaces import Bus, MediaStore
+from podium.backends.interfaces import Bus, MediaStore, Placement
 from podium.clock import Clock
 from podium.domain.posts import public_view
 from podium.domain.space import SpaceState
@@ -26,6 +30,8 @@ QUESTIONS_SHOWN = 20
 POINTER_NAME = "timeline.json"
 REACTIONS_NAME = "reactions.jsonl"
 CACHED_ITEMS = 120  # per space, in memory; older ones are read from storage
+TIMELINE_LEASE_S = 3.0  # a node that stopped making a timeline gives it up after this
+ELSEWHERE_POLL_S = 0.25  # how often a reader waits to look again for an object another node makes
 
 
 def item_name(seq: int) -> str:
@@ -42,6 +48,7 @@ class Feed:
         posting: Posting,
         interval_s: float = 1.0,
         max_comments: int = 20,
+        leases: Placement | None = None,
     ) -> None:
         self._podium = podium
         self._bus = bus
@@ -57,6 +64,10 @@ class Feed:
         self._ticked: dict[SpaceId, asyncio.Event] = {}
         self._items: dict[SpaceId, OrderedDict[int, bytes]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        # Between nodes (None on one): which node makes which space's timeline, and the spaces
+        # whose timeline this node makes now.
+        self._leases = leases
+        self._making: set[SpaceId] = set()
 
     async def start(self) -> None:
         self._tasks = [
@@ -104,6 +115,8 @@ class Feed:
             if remaining <= 0:
                 break
             event = self._ticked.setdefault(space.id, asyncio.Event())
+            if self._leases is not None and space.id not in self._making:
+                remaining = min(remaining, ELSEWHERE_POLL_S)  # made elsewhere: no tick wakes us
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), remaining)
             found = await self._find(space.id, seq)
@@ -138,6 +151,8 @@ class Feed:
                     timeline.react(event["emoji"], int(event.get("count", 1)))
                 elif kind == "pinned":
                     timeline.pinned_changed()
+                if kind in ("pinned", "moderation") and self._leases is not None:
+                    self._posting.forget_moderation(SpaceId(event["space"]))
             except Exception:
                 log.exception("could not take timeline event %r", event)
 
@@ -161,9 +176,40 @@ class Feed:
             await asyncio.sleep(max(0.0, next_at - loop.time()))
             for space_id in list(self._active()):
                 try:
-                    await self.tick(space_id)
+                    if await self._makes(space_id):
+                        await self.tick(space_id)
                 except Exception:
                     log.exception("timeline of %s could not tick", space_id)
+
+    async def _makes(self, space_id: SpaceId) -> bool:
+        """Whether this node makes `space_id`'s timeline now (always, on one node). A node that does
+        not forgets what it heard: the maker heard it too."""
+        if self._leases is None:
+            return True
+        node = self._podium.node_id
+        here = self._podium.stage(space_id) is not None
+        stage_owner = None if here or self._podium.placement is None else await self._podium.placement.owner(space_id)
+        if (here or stage_owner is None) and await self._leases.claim(space_id, node, TIMELINE_LEASE_S):
+            if space_id not in self._making:
+                await self._catch_up(space_id)
+                self._making.add(space_id)
+            return True
+        if space_id in self._making:
+            self._making.discard(space_id)
+            await self._leases.release(space_id, node)
+        self._timelines.pop(space_id, None)
+        self._ticking.discard(space_id)
+        return False
+
+    async def _catch_up(self, space_id: SpaceId) -> None:
+        """Taking over a timeline: go on from the last object another node stored."""
+        timeline = await self._timeline(space_id)
+        pointer = await self._media.read(space_id, POINTER_NAME)
+        if pointer is not None:
+            stored = json.loads(pointer)
+            if int(stored["latest"]) > timeline.seq:
+                timeline.seq = int(stored["latest"])
+                timeline.restore_recent(stored.get("recent", []))
 
     async def tick(self, space_id: SpaceId) -> dict[str, Any] | None:
         """Close one interval of `space_id`'s timeline; an ended space gets one last object, then stops."""

@@ -174,6 +174,8 @@ class Posting:
         self._moderation[space.id] = trial
         if trial.pinned != moderation.pinned:
             await self._announce(space.id, {"type": "pinned"})
+        else:
+            await self._announce(space.id, {"type": "moderation"})
         return trial
 
     async def block_user(self, space_id: str, token: str, user_id: str, blocked: bool) -> Moderation:
@@ -185,7 +187,12 @@ class Posting:
             trial.blocked.discard(user_id[:40])
         await self._store.save_moderation(space.id, trial.to_dict())
         self._moderation[space.id] = trial
+        await self._announce(space.id, {"type": "moderation"})
         return trial
+
+    def forget_moderation(self, space_id: SpaceId) -> None:
+        """Another node changed the rules: read them again from the database when next needed."""
+        self._moderation.pop(space_id, None)
 
     async def all_posts(self, space_id: str, token: str) -> list[Post]:
         """Every post, hidden ones included, newest first: what moderators review."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 from datetime import datetime
 from pathlib import Path
 
@@ -39,7 +40,8 @@ class FileMediaStore:
     def _write(folder: Path, name: str, data: bytes) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         final = folder / name
-        temp = folder / f".{name}.tmp"
+        # A temporary name of its own: two writers of one name never rename each other's file.
+        temp = folder / f".{name}.{secrets.token_hex(4)}.tmp"
         with open(temp, "wb") as handle:
             handle.write(data)
             handle.flush()

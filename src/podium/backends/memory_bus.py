@@ -33,5 +33,8 @@ class MemoryBus:
     def subscriber_count(self, topic: str) -> int:
         return len(self._subscribers.get(topic, ()))
 
+    async def ready(self) -> bool:
+        return True
+
     async def close(self) -> None:
         self._subscribers.clear()

@@ -4,6 +4,10 @@ One node mixes a space at a time. It claims the lease when its stage starts and 
 the stage runs; if the node dies, the lease runs out and another node may claim it (the host
 reconnects there, and the recording goes on with a discontinuity). In memory (one process, the
 contract tests) and in Redis (SET NX PX; renew and release only by the holder, in Lua).
+
+Nodes also announce their own address (with the same kind of time to live), so that a node that
+does not run a stage can reach the one that does. The same leases, under another prefix, say which
+node makes a space's timeline while no stage runs.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import redis.asyncio as redis
 from podium.ids import SpaceId
 
 PREFIX = "podium:stage:"
+TIMELINE_PREFIX = "podium:timeline:"
+NODE_PREFIX = "podium:node:"
 
 # Renew or release only a lease this node holds: compare and act in one step.
 _RENEW = """
@@ -30,6 +36,7 @@ return 0
 class MemoryPlacement:
     def __init__(self) -> None:
         self._leases: dict[SpaceId, tuple[str, float]] = {}
+        self._addresses: dict[str, tuple[str, float]] = {}
 
     async def claim(self, space_id: SpaceId, node: str, ttl_s: float) -> bool:
         holder = await self.owner(space_id)
@@ -55,30 +62,45 @@ class MemoryPlacement:
         if await self.owner(space_id) == node:
             del self._leases[space_id]
 
+    async def announce(self, node: str, address: str, ttl_s: float) -> None:
+        self._addresses[node] = (address, time.monotonic() + ttl_s)
+
+    async def address(self, node: str) -> str | None:
+        known = self._addresses.get(node)
+        return known[0] if known is not None and known[1] > time.monotonic() else None
+
     async def close(self) -> None:
         self._leases.clear()
 
 
 class RedisPlacement:
-    def __init__(self, url: str) -> None:
-        self._redis = redis.Redis.from_url(url, socket_connect_timeout=2, decode_responses=True)
+    def __init__(self, url: str, prefix: str = PREFIX) -> None:
+        self._redis = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2, decode_responses=True)
+        self._prefix = prefix
 
     async def claim(self, space_id: SpaceId, node: str, ttl_s: float) -> bool:
-        key = PREFIX + space_id
+        key = self._prefix + space_id
         if await self._redis.set(key, node, nx=True, px=int(ttl_s * 1000)):
             return True
         return await self.renew(space_id, node, ttl_s)  # already ours (a restart within the lease)
 
     async def renew(self, space_id: SpaceId, node: str, ttl_s: float) -> bool:
-        renewed = await self._redis.eval(_RENEW, 1, PREFIX + space_id, node, str(int(ttl_s * 1000)))
+        renewed = await self._redis.eval(_RENEW, 1, self._prefix + space_id, node, str(int(ttl_s * 1000)))
         return bool(renewed)
 
     async def owner(self, space_id: SpaceId) -> str | None:
-        holder = await self._redis.get(PREFIX + space_id)
+        holder = await self._redis.get(self._prefix + space_id)
         return None if holder is None else str(holder)
 
     async def release(self, space_id: SpaceId, node: str) -> None:
-        await self._redis.eval(_RELEASE, 1, PREFIX + space_id, node)
+        await self._redis.eval(_RELEASE, 1, self._prefix + space_id, node)
+
+    async def announce(self, node: str, address: str, ttl_s: float) -> None:
+        await self._redis.set(NODE_PREFIX + node, address, px=int(ttl_s * 1000))
+
+    async def address(self, node: str) -> str | None:
+        known = await self._redis.get(NODE_PREFIX + node)
+        return None if known is None else str(known)
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -322,6 +322,14 @@ class SqlSpaceStore:
         rows = await asyncio.to_thread(self._fetch, posts.select().where(posts.c.id == post_id))
         return _post(rows[0]) if rows else None
 
+    async def ready(self) -> bool:
+        """Whether the database answers a trivial query now (the readiness probe asks)."""
+        try:
+            await asyncio.wait_for(asyncio.to_thread(self._fetch, sa.select(1)), timeout=3)
+        except (sa.exc.SQLAlchemyError, OSError, TimeoutError):
+            return False
+        return True
+
     async def close(self) -> None:
         await asyncio.to_thread(self._engine.dispose)
 

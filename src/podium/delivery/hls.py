@@ -123,7 +123,7 @@ async def init_section(request: Request) -> Response:
     podium, space, stage = await _space_media(request)
     if stage is not None:
         return Response(stage.init, media_type=INIT_TYPE, headers=_headers(IMMUTABLE))
-    return _file(podium, space, INIT_NAME, INIT_TYPE)
+    return await _file(podium, space, INIT_NAME, INIT_TYPE)
 
 
 async def media_file(request: Request) -> Response:
@@ -149,7 +149,7 @@ async def media_file(request: Request) -> Response:
             data = _segment_from_parts(stage.packager, msn)
             if data is not None:
                 return Response(data, media_type=MEDIA_TYPE, headers=_headers(IMMUTABLE))
-        return _file(podium, space, segment_name(msn), MEDIA_TYPE)
+        return await _file(podium, space, segment_name(msn), MEDIA_TYPE)
     raise NotFound("no such file")
 
 
@@ -165,11 +165,14 @@ def _segment_from_parts(packager: Packager, msn: int) -> bytes | None:
     return b"".join(parts) or None
 
 
-def _file(podium: Podium, space: Space, name: str, media_type: str) -> Response:
+async def _file(podium: Podium, space: Space, name: str, media_type: str) -> Response:
     path = podium.media.local_path(space.id, name)
-    if path is None:
+    if path is not None:
+        return FileResponse(path, media_type=media_type, headers=_headers(IMMUTABLE))
+    data = await podium.media.read(space.id, name)  # object storage: no local file to send
+    if data is None:
         raise NotFound("no such file")
-    return FileResponse(path, media_type=media_type, headers=_headers(IMMUTABLE))
+    return Response(data, media_type=media_type, headers=_headers(IMMUTABLE))
 
 
 def hls_routes() -> list[Route]:

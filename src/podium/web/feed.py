@@ -64,6 +64,9 @@ def _replay_item(channel: ET.Element, podium: Podium, base: str, space: Space, d
     _text(item, "link", f"{base}/s/{space.id}")
     _text(item, "description", f"The recording of the live space “{space.title}”.")
     _text(item, "pubDate", format_datetime(space.ended_at or space.created_at))
+    # The file's size from the local disk. A store without local files (S3) gives 0, the RSS advice for
+    # a size that cannot be determined: reading every listed recording whole (tens of MB each) only to
+    # count its bytes would make one feed request cost gigabytes.
     path = podium.media.local_path(space.id, DOWNLOAD_NAME)
     ET.SubElement(
         item,

@@ -30,10 +30,13 @@ def _recordings(request: Request) -> Recordings:
     return recordings
 
 
-def _m4a(path: Path, disposition: str) -> Response:
-    """A finished recording or clip: never changes once made, so caches keep it for good."""
+def _m4a(file: Path | bytes, disposition: str) -> Response:
+    """A finished recording or clip: never changes once made, so caches keep it for good.
+    A local file is streamed (with ranges); a store without one gives its bytes."""
     headers = {"Cache-Control": "public, max-age=31536000, immutable", "Content-Disposition": disposition}
-    return FileResponse(path, media_type=M4A_TYPE, headers={**headers, **CORS_HEADERS})
+    if isinstance(file, bytes):
+        return Response(file, media_type=M4A_TYPE, headers={**headers, **CORS_HEADERS})
+    return FileResponse(file, media_type=M4A_TYPE, headers={**headers, **CORS_HEADERS})
 
 
 def _podium(request: Request) -> Podium:
@@ -62,9 +65,9 @@ async def download(request: Request) -> Response:
         if not key:
             raise Forbidden("this space is private: download it from your listener link")
         podium.links.check(key, space.id, time.time())
-    path = await _recordings(request).download_path(space)
+    file = await _recordings(request).download(space)
     filename = "".join(c if c.isalnum() or c in " -_" else "_" for c in space.title)[:80].strip() or space.id
-    return _m4a(path, f'inline; filename="{filename}.m4a"')
+    return _m4a(file, f'inline; filename="{filename}.m4a"')
 
 
 async def replay(request: Request) -> Response:
@@ -107,15 +110,15 @@ async def create_clip(request: Request) -> Response:
 async def get_clip(request: Request) -> Response:
     podium = _podium(request)
     space = await podium.get_space(request.path_params["space_id"])
-    view, _path = await _recordings(request).clip(space, request.path_params["clip_id"])
+    view, _file = await _recordings(request).clip(space, request.path_params["clip_id"])
     return json_response(view, cache="public, max-age=3600")
 
 
 async def clip_file(request: Request) -> Response:
     podium = _podium(request)
     space = await podium.get_space(request.path_params["space_id"])
-    view, path = await _recordings(request).clip(space, request.path_params["clip_id"])
-    return _m4a(path, f'attachment; filename="{view["id"]}.m4a"')
+    view, file = await _recordings(request).clip(space, request.path_params["clip_id"])
+    return _m4a(file, f'attachment; filename="{view["id"]}.m4a"')
 
 
 async def verify(request: Request) -> Response:

@@ -1,0 +1,45 @@
+"""Probes for whatever runs the nodes (systemd, a load balancer, an orchestrator).
+
+`/healthz`: the process answers (alive); restart it if not. `/readyz`: it can do its work now,
+its database and bus answer; send it no traffic while not (a node whose Redis is restarting is
+not ready, and it is not dead either: it recovers by itself).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from podium.service import Podium
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _podium(request: Request) -> Podium:
+    podium: Podium = request.app.state.podium
+    return podium
+
+
+async def alive(request: Request) -> Response:
+    return JSONResponse({"alive": True, "node": _podium(request).node_id}, headers=NO_STORE)
+
+
+async def ready(request: Request) -> Response:
+    podium = _podium(request)
+    database, bus = await asyncio.gather(podium.spaces.ready(), podium.bus.ready())
+    checks = {"database": database, "bus": bus}
+    failing = [name for name, fine in checks.items() if not fine]
+    body: dict[str, object] = {"ready": not failing, "node": podium.node_id, "checks": checks}
+    if failing:
+        body["error"] = f"not ready: the {' and the '.join(failing)} cannot be reached"
+    return JSONResponse(body, status_code=503 if failing else 200, headers=NO_STORE)
+
+
+def health_routes() -> list[Route]:
+    return [
+        Route("/healthz", alive, methods=["GET", "HEAD"]),
+        Route("/readyz", ready, methods=["GET", "HEAD"]),
+    ]
