@@ -9,8 +9,8 @@ import secrets
 from datetime import datetime
 from pathlib import Path
 
+from podium.backends.mending import MAX_PARTS, head_of, mended_record, parse_head
 from podium.ids import SpaceId, is_space_id
-from podium.media import m4a
 from podium.media.packager import INIT_NAME, Part, SegmentRecord, part_name
 
 RECORDS_NAME = "segments.jsonl"
@@ -51,14 +51,9 @@ class FileMediaStore:
 
     async def write_part(self, space_id: SpaceId, part: Part) -> None:
         folder = self._folder(space_id)
-        if part.index == 0 and part.segment_start is not None:
-            head = {
-                "msn": part.msn,
-                "pdt": part.segment_start.isoformat(),
-                "discontinuity": part.discontinuity,
-                "preshow": part.preshow,
-            }
-            await asyncio.to_thread(self._write, folder, OPEN_SEGMENT_NAME, json.dumps(head).encode())
+        head = head_of(part)
+        if head is not None:
+            await asyncio.to_thread(self._write, folder, OPEN_SEGMENT_NAME, head)
         await asyncio.to_thread(self._write, folder, part.name, part.data)
 
     async def forget_parts(self, space_id: SpaceId, msn: int) -> None:
@@ -81,38 +76,25 @@ class FileMediaStore:
         if not head_path.exists() or not init_path.exists():
             return None
         records = self._records(folder)
-        next_msn = records[-1].msn + 1 if records else 0
-        try:
-            head = json.loads(head_path.read_text(encoding="utf-8"))
-            msn, start, discontinuity, preshow = (
-                int(head["msn"]),
-                datetime.fromisoformat(head["pdt"]),
-                bool(head["discontinuity"]),
-                bool(head.get("preshow", False)),
-            )
-        except (ValueError, KeyError, TypeError):
-            return None
-        if msn != next_msn:
-            return None  # the segment it names was completed (or is older): nothing to do
+        head = parse_head(head_path.read_bytes())
+        if head is None or head.msn != (records[-1].msn + 1 if records else 0):
+            return None  # unreadable, or the segment it names was completed (or is older)
         parts = []
-        for index in range(64):
-            path = folder / part_name(msn, index)
+        for index in range(MAX_PARTS):
+            path = folder / part_name(head.msn, index)
             if not path.exists():
                 break
             parts.append(path.read_bytes())
         if not parts:
             return None
         data = b"".join(parts)
-        try:
-            _stsd, timescale = m4a.sample_description(init_path.read_bytes())
-            duration = m4a.fragment_samples([data]).total_duration / timescale
-        except (m4a.NotAFragment, KeyError):
+        record = mended_record(head, init_path.read_bytes(), data)
+        if record is None:
             return None  # not ours to mend: leave the files as they are
-        record = SegmentRecord(msn, round(duration, 6), start, discontinuity, preshow)
         self._write(folder, record.name, data)
         self._append(folder, RECORDS_NAME, _record_line(record))
         for index in range(len(parts)):
-            (folder / part_name(msn, index)).unlink(missing_ok=True)
+            (folder / part_name(head.msn, index)).unlink(missing_ok=True)
         return record
 
     async def append_record(self, space_id: SpaceId, record: SegmentRecord) -> None:

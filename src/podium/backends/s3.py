@@ -27,7 +27,6 @@ import re
 import secrets
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -39,9 +38,9 @@ from obstore.exceptions import NotFoundError
 from obstore.store import S3Store
 
 from podium.backends.files import OPEN_SEGMENT_NAME, RECORDING_FILES, RECORDS_NAME
+from podium.backends.mending import MAX_PARTS, head_of, mended_record, parse_head
 from podium.errors import InvalidInput
 from podium.ids import SpaceId, is_space_id
-from podium.media import m4a
 from podium.media.packager import INIT_NAME, Part, SegmentRecord, part_name
 
 if TYPE_CHECKING:
@@ -50,7 +49,6 @@ if TYPE_CHECKING:
 # GETs in flight at once for one call (a recording of two hours is about 3,500 segments).
 READ_CONCURRENCY = 16
 # The most parts a segment is looked for in (as FileMediaStore's recovery): a segment has 4.
-MAX_PARTS = 64
 DEFAULT_REGION = "us-east-1"
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _PDT_FORMAT = "%Y%m%dT%H%M%S.%fZ"
@@ -113,14 +111,9 @@ class S3MediaStore:
     # -- parts and their recovery -------------------------------------------------------------
 
     async def write_part(self, space_id: SpaceId, part: Part) -> None:
-        if part.index == 0 and part.segment_start is not None:
-            head = {
-                "msn": part.msn,
-                "pdt": part.segment_start.isoformat(),
-                "discontinuity": part.discontinuity,
-                "preshow": part.preshow,
-            }
-            await self.write(space_id, OPEN_SEGMENT_NAME, json.dumps(head).encode())
+        head = head_of(part)
+        if head is not None:
+            await self.write(space_id, OPEN_SEGMENT_NAME, head)
         await self.write(space_id, part.name, part.data)
 
     async def forget_parts(self, space_id: SpaceId, msn: int) -> None:
@@ -137,7 +130,7 @@ class S3MediaStore:
             return None
         names = set(await self._names(space_id))
         records = _whole_records(names)
-        head = _parse_head(head_data)
+        head = parse_head(head_data)
         if head is None or head.msn != (records[-1].msn + 1 if records else 0):
             return None  # unreadable, or the segment it names was completed (or is older)
         count = 0
@@ -146,12 +139,9 @@ class S3MediaStore:
         if count == 0:
             return None
         data = b"".join(await self.read_many(space_id, [part_name(head.msn, index) for index in range(count)]))
-        try:
-            _stsd, timescale = m4a.sample_description(init)
-            duration = m4a.fragment_samples([data]).total_duration / timescale
-        except (m4a.NotAFragment, KeyError):
+        record = mended_record(head, init, data)
+        if record is None:
             return None  # not ours to mend: leave the objects as they are
-        record = SegmentRecord(head.msn, round(duration, 6), head.program_date_time, head.discontinuity, head.preshow)
         await self.write(space_id, record.name, data)
         await self.append_record(space_id, record)
         await self.forget_parts(space_id, record.msn)
@@ -324,26 +314,3 @@ def _record_json(record: SegmentRecord) -> str:
             "preshow": record.preshow,
         }
     )
-
-
-@dataclass(frozen=True)
-class _Head:
-    """The head of the segment being made (`open-segment.json`), as written with its first part."""
-
-    msn: int
-    program_date_time: datetime
-    discontinuity: bool
-    preshow: bool
-
-
-def _parse_head(data: bytes) -> _Head | None:
-    try:
-        head = json.loads(data)
-        return _Head(
-            int(head["msn"]),
-            datetime.fromisoformat(head["pdt"]),
-            bool(head["discontinuity"]),
-            bool(head.get("preshow", False)),
-        )
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return None
