@@ -355,6 +355,11 @@ async def test_the_stage_moves_when_its_node_dies_and_the_recording_goes_on(clus
 async def test_nodes_are_not_ready_while_redis_restarts_and_recover_by_themselves(cluster: Cluster) -> None:
     async with cluster.node("a") as a, cluster.node("b") as b, cluster.node("c") as c:
         space = (await a.post("/api/spaces", json={"title": "Redis restarts"})).json()
+        live = (await a.post("/api/spaces", json={"title": "On stage meanwhile"})).json()
+        speaker = await publish(
+            f"{cluster.nodes['a'].base}/whip/{live['id']}", live["host_token"], SampleTrack(tone(440))
+        )
+        await wait_for_stream(cluster.nodes["a"].base, live["id"])
         for node in (a, b, c):
             assert (await node.get("/readyz")).status_code == 200
         cluster.stop_redis()
@@ -370,6 +375,14 @@ async def test_nodes_are_not_ready_while_redis_restarts_and_recover_by_themselve
                 await asyncio.sleep(0.1)
             else:
                 raise AssertionError("a node stayed not ready after Redis came back")
+        # Redis came back empty: A claimed its stage's lease again, and B finds the stage there.
+        for _ in range(100):
+            playlist = await b.get(f"/hls/{live['id']}/live.m3u8")
+            if playlist.status_code == 200:
+                break
+            await asyncio.sleep(0.1)
+        assert playlist.status_code == 200 and playlist.headers["x-podium-stage-node"] == "a", playlist.text
+        await speaker.close()
         # The nodes' subscriptions resumed: a space ended through A is ended on B and C at once
         # (they keep open spaces in memory and learn of the end only through the bus).
         await asyncio.sleep(2.5)  # the subscriptions' back-off is at most 2 s

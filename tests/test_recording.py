@@ -6,6 +6,7 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -60,3 +61,21 @@ async def test_the_stage_marks_who_speaks_and_ignores_short_interjections(tmp_pa
     lines = [json.loads(line) for line in await store.lines(space, SPEAKERS_NAME)]
     assert [(line["member"], line["at_s"]) for line in lines] == [(n, at) for at, n in stage.speaker_changes]
     assert SPEAKER_HOLD_FRAMES * 0.02 > 0.2  # the interjection was shorter than the hold
+
+
+def test_nodes_sharing_a_secret_sign_clips_with_one_key(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from podium.recording import load_or_create_signing_key
+
+    def public(key: Any) -> bytes:
+        return bytes(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+
+    secret = "s" * 48
+    a = load_or_create_signing_key(tmp_path / "a", secret)
+    b = load_or_create_signing_key(tmp_path / "b", secret)
+    assert public(a) == public(b), "a clip made on one node verifies on the other"
+    assert public(load_or_create_signing_key(tmp_path / "c", "t" * 48)) != public(a)
+    (tmp_path / "d").mkdir()
+    alone = load_or_create_signing_key(tmp_path / "d")  # one node, no secret given: a kept file
+    assert public(load_or_create_signing_key(tmp_path / "d")) == public(alone) != public(a)

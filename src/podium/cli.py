@@ -40,6 +40,9 @@ def _serve(args: argparse.Namespace) -> int:
         http=protocol_with_header_deadline(settings.header_timeout_s),
         # Podium has no WebSocket endpoint: upgrade requests are refused, not parsed.
         ws="none",
+        # Behind the cache tier, a listener's own address (for the per-address limits).
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
     # Ctrl-C: uvicorn shuts down cleanly by itself; people need no traceback after it.
     with contextlib.suppress(KeyboardInterrupt):
@@ -55,6 +58,12 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _rehearse(args: argparse.Namespace) -> int:
     from podium.rehearse import run
+
+    return run(args)
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from podium.plan import run
 
     return run(args)
 
@@ -94,6 +103,38 @@ def build_parser() -> argparse.ArgumentParser:
     rehearse.add_argument("--quiet", action="store_true", help="no progress bar")
     rehearse.add_argument("--host-token", help="the host's token: leaves the verdict on the host's go/no-go board")
     rehearse.set_defaults(run=_rehearse)
+    plan = commands.add_parser(
+        "plan",
+        help="size a deployment for an audience from measured figures, showing the arithmetic line by line",
+    )
+    plan.add_argument("--listeners", required=True, help="listeners at once, all spaces together (1300000 or 1.3M)")
+    plan.add_argument("--bitrate", default="64k", help="the listeners' audio bitrate, 16k to 320k (default 64k)")
+    plan.add_argument("--spaces", type=int, default=1, help="spaces live at once (default 1)")
+    plan.add_argument("--speakers", type=int, default=4, help="people on each stage (default 4)")
+    plan.add_argument(
+        "--posts-per-listener-per-hour", type=float, default=0.5, help="comments and questions (assumed; default 0.5)"
+    )
+    plan.add_argument("--votes-per-listener-per-hour", type=float, default=1.0, help="assumed; default 1")
+    plan.add_argument("--reactions-per-listener-per-hour", type=float, default=6.0, help="assumed; default 6")
+    plan.add_argument(
+        "--join-window-s", type=float, default=600.0, help="how long the crowd takes to arrive (default 600 s)"
+    )
+    plan.add_argument("--headroom", type=float, default=1.5, help="provision this many times the need (default 1.5)")
+    plan.add_argument("--edge-cores-per-machine", type=int, default=16, help="cores of one cache machine (default 16)")
+    plan.add_argument(
+        "--origin-requests-per-node",
+        type=float,
+        default=1500.0,
+        help="requests per second one node answers (joins, heartbeats, posts; assumed, default 1500)",
+    )
+    plan.add_argument(
+        "--stage-cpu-percent",
+        type=float,
+        help="CPU of one core a space's stage takes (default: measured, from bench/RESULTS.md)",
+    )
+    plan.add_argument("--figures", help="the measured figures (default bench/figures.json, here or in the repository)")
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    plan.set_defaults(run=_plan)
     return parser
 
 

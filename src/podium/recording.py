@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, load_pem_private_key
 
 from podium.admission.limits import Policy, RateLimits
@@ -43,8 +45,15 @@ CLIP_PER_ADDRESS = Policy("clip-address", "10/minute", "too many clips from your
 VERIFY_PER_ADDRESS = Policy("verify-address", "30/minute", "too many clips checked from your network")
 
 
-def load_or_create_signing_key(data_dir: Path) -> Ed25519PrivateKey:
-    """The instance's Ed25519 key for clip provenance: generated on first start, kept (0600)."""
+def load_or_create_signing_key(data_dir: Path, shared_secret: str = "") -> Ed25519PrivateKey:
+    """The instance's Ed25519 key for clip provenance: generated on first start, kept (0600).
+    Nodes given the instance's shared secret derive the same key from it (HKDF-SHA256), so a clip
+    made on one node verifies on every other."""
+    if shared_secret:
+        seed = HKDF(algorithm=SHA256(), length=32, salt=None, info=b"podium clip signing key").derive(
+            shared_secret.encode()
+        )
+        return Ed25519PrivateKey.from_private_bytes(seed)
     path = data_dir / KEY_NAME
     if path.exists():
         key = load_pem_private_key(path.read_bytes(), password=None)

@@ -630,6 +630,10 @@ class Podium:
         for space_id, stage in list(self._stages.items()):
             if await self.placement.renew(space_id, self.node_id, STAGE_LEASE_S):
                 continue
+            if await self.placement.claim(space_id, self.node_id, STAGE_LEASE_S):
+                # The lease was gone, not taken (Redis came back empty): this node holds it again.
+                log.warning("space %s: the stage's lease had vanished; claimed again", space_id)
+                continue
             log.error("space %s: this node lost the stage's lease; stopping its stage here", space_id)
             for session in [s for s in self._sessions.values() if s.space_id == space_id]:
                 await self._drop_session(session)

@@ -84,6 +84,9 @@ class Settings:
     # Where hls.js was installed by `npm install` (node_modules/hls.js/dist); found by default.
     hlsjs_dir: Path | None = None
     log_level: str = "info"
+    # The proxies (the cache tier) whose X-Forwarded-For is believed: comma-separated addresses
+    # or networks, or "*". A listener's address behind them counts for the per-address limits.
+    forwarded_allow_ips: str = "127.0.0.1,::1"
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

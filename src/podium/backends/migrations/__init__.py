@@ -22,10 +22,17 @@ _ADDED_BEFORE = {
 }
 
 
+MIGRATION_LOCK = 0x706F6469756D  # "podium": the advisory lock nodes migrate under
+
+
 def migrate(engine: Engine) -> None:
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # Nodes starting together on an older schema: one migrates, the others wait for it
+            # (the lock is the transaction's, let go at its end).
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = connection
         tables = set(sa.inspect(connection).get_table_names())
         if "spaces" in tables and "alembic_version" not in tables:
