@@ -33,6 +33,7 @@ SHIPPED = Path(__file__).parent.parent / "deploy" / "nginx" / "podium.conf"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 PASSWORD = "correct horse battery staple"
 _PART_URI = re.compile(r'#EXT-X-PART:[^\n]*URI="(p(\d+)-(\d+)\.m4s)"')
+LISTENERS = 20  # each from its own loopback address: nginx spreads them over the nodes by address
 _HINT = re.compile(r'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="p(\d+)-(\d+)\.m4s"')
 
 
@@ -132,10 +133,12 @@ class Heard:
     discontinuity: bool = False
 
 
-async def follow(base: str, space_id: str, seconds: float, heard: Heard, key: str = "") -> None:
-    """Follow the live stream for `seconds` like a player, through `base` (the edge, or a node)."""
+async def follow(base: str, space_id: str, seconds: float, heard: Heard, address: str = "127.0.0.1") -> None:
+    """Follow the live stream for `seconds` like a player from `address`, through `base` (the edge,
+    or a node)."""
     prefix = f"/hls/{space_id}/"
-    async with httpx.AsyncClient(base_url=base, timeout=15) as client:
+    transport = httpx.AsyncHTTPTransport(local_address=address)
+    async with httpx.AsyncClient(base_url=base, timeout=15, transport=transport) as client:
         first = await client.get(prefix + "live.m3u8")
         assert first.status_code == 200, first.text
         hint = _HINT.search(first.text)
@@ -160,6 +163,29 @@ async def follow(base: str, space_id: str, seconds: float, heard: Heard, key: st
             hint = _HINT.search(playlist.text)
             assert hint is not None
             msn, index = int(hint.group(1)), int(hint.group(2))
+
+
+def address(n: int) -> str:
+    return f"127.0.0.{10 + n}"
+
+
+async def beat(base: str, space_id: str, n: int) -> str:
+    """Listener `n`'s heartbeat from its own address; returns the node that counted it."""
+    transport = httpx.AsyncHTTPTransport(local_address=address(n))
+    async with httpx.AsyncClient(base_url=base, timeout=10, transport=transport) as client:
+        answer = await client.post(f"/api/spaces/{space_id}/heartbeat", json={"listener_id": f"listener-{n:04d}"})
+    assert answer.status_code == 200, answer.text
+    return answer.headers["x-podium-node"]
+
+
+async def listeners_on(node: httpx.AsyncClient, space_id: str, expected: int) -> int:
+    """The listener count `node` shows, once it reaches `expected` (bounded wait: 10 s)."""
+    for _ in range(50):
+        now = int((await node.get(f"/api/spaces/{space_id}")).json()["listeners"]["now"])
+        if now == expected:
+            break
+        await asyncio.sleep(0.2)
+    return now
 
 
 async def _get(client: httpx.AsyncClient, url: str, heard: Heard) -> httpx.Response | None:
@@ -237,15 +263,21 @@ async def test_listeners_on_any_node_hear_the_stage_and_nothing_is_lost_when_a_n
                 assert playlist.headers["x-podium-node"] == name
                 assert playlist.headers["x-podium-stage-node"] == "a"
 
-            # Listeners through nginx land on every node, B and C included, and hear 440 Hz.
+            # Listeners through nginx, each from its own address, are spread over the nodes by
+            # address (their heartbeats, never cached, say where they landed): B and C included.
+            # They hear 440 Hz, and the count read on A is the sum over the nodes, once each.
+            landed = [await beat(cluster.edge, space_id, n) for n in range(LISTENERS)]
+            assert {"b", "c"} <= set(landed), landed
+            assert [await beat(cluster.edge, space_id, n) for n in range(LISTENERS)] == landed, "each stays"
             init = await init_section(cluster.edge, space_id)
-            crowd = [Heard() for _ in range(6)]
-            await asyncio.gather(*(follow(cluster.edge, space_id, 4, heard) for heard in crowd))
-            answered = set().union(*(heard.nodes for heard in crowd))
-            assert {"b", "c"} <= answered, answered
+            crowd = [Heard() for _ in range(LISTENERS)]
+            await asyncio.gather(
+                *(follow(cluster.edge, space_id, 4, heard, address(n)) for n, heard in enumerate(crowd))
+            )
             for heard in crowd:
                 assert not heard.missed and len(heard.parts) >= 5, heard
                 assert band_energy(decode(init, b"".join(heard.audio)), 440) > 0.5
+            assert await listeners_on(a, space_id, LISTENERS) == LISTENERS
 
             # A question asked through B is in the timeline read through C.
             question = f"Will it scale, {uuid.uuid4().hex[:6]}?"
@@ -259,22 +291,9 @@ async def test_listeners_on_any_node_hear_the_stage_and_nothing_is_lost_when_a_n
             await timeline_text(c, space_id, question, within_s=10)
             assert question in (await c.get(f"/api/spaces/{space_id}/questions")).text
 
-            # Listener counts add up across nodes: 3 on B, 2 on C, read on A.
-            for other, count in ((b, 3), (c, 2)):
-                for n in range(count):
-                    beat = await other.post(
-                        f"/api/spaces/{space_id}/heartbeat", json={"listener_id": f"listener-{count}-{n}"}
-                    )
-                    assert beat.status_code == 200, beat.text
-            for _ in range(50):
-                listeners = (await a.get(f"/api/spaces/{space_id}")).json()["listeners"]["now"]
-                if listeners == 5:
-                    break
-                await asyncio.sleep(0.2)
-            assert listeners == 5
-
-            # Kill B while listeners follow through nginx: nginx goes on with A and C, no listener
-            # loses more than one part, and the comments B acknowledged are all there.
+            # Kill B while the listeners follow through nginx: nginx goes on with A and C, no
+            # listener loses more than one part, B's listeners beat on another node and the count
+            # comes back whole, and the comments B acknowledged are all there.
             comments = []
             for n in range(5):
                 text = f"comment {n} through B"
@@ -285,14 +304,20 @@ async def test_listeners_on_any_node_hear_the_stage_and_nothing_is_lost_when_a_n
                 )
                 assert posted.status_code in (200, 201), posted.text
                 comments.append(text)
-            crowd = [Heard() for _ in range(6)]
-            following = [asyncio.create_task(follow(cluster.edge, space_id, 6, heard)) for heard in crowd]
+            crowd = [Heard() for _ in range(LISTENERS)]
+            following = [
+                asyncio.create_task(follow(cluster.edge, space_id, 6, heard, address(n)))
+                for n, heard in enumerate(crowd)
+            ]
             await asyncio.sleep(2)
             cluster.nodes["b"].kill()
             await asyncio.gather(*following)
             for heard in crowd:
                 assert len(heard.missed) <= 1, heard.missed
                 assert len(heard.parts) >= 10
+            after = [await beat(cluster.edge, space_id, n) for n in range(LISTENERS)]
+            assert "b" not in after and all(was == now for was, now in zip(landed, after, strict=True) if was != "b")
+            assert await listeners_on(a, space_id, LISTENERS) == LISTENERS
             shown = (await c.get(f"/api/spaces/{space_id}/comments")).text
             assert all(text in shown for text in comments)
         finally:
