@@ -151,6 +151,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Parts:
         settings.join_burst,
         settings.under_attack_surge,
         settings.join_limit_per_address,
+        settings.bus_url or None,
     )
     return Parts(podium, accounts, posting, feed, recordings, governor, joins)
 
@@ -195,6 +196,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 await podium.shared_counts.close()
             if podium.placement is not None:
                 await podium.placement.close()
+            await parts.joins.close()
 
     app = Starlette(
         routes=[

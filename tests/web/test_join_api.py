@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import secrets
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import httpx
@@ -14,6 +17,9 @@ from podium.admission.tickets import leading_zero_bits, pow_digest
 from podium.app import create_app
 from podium.clock import FakeClock
 from podium.settings import Settings
+from tests.backends.test_sql_contract import postgres_database  # noqa: F401 - the fixture
+
+REDIS = "redis://127.0.0.1:6379"
 
 
 @pytest.fixture
@@ -213,3 +219,54 @@ async def test_a_private_space_needs_its_listener_link_and_is_never_advertised(
     assert (await client.get(f"/media/{space['id']}/recording.m4a")).status_code == 403
     bad = await client.post("/api/spaces", json={"title": "x", "private": "yes"})
     assert bad.status_code == 400 and "private must be true or false" in bad.json()["error"]
+
+
+async def test_a_joiner_in_line_on_one_node_is_let_in_by_another(
+    tmp_path: Path,
+    postgres_database: str,  # noqa: F811
+) -> None:
+    """Two nodes of one instance (one database, one secret, one Redis) keep one line per space."""
+    secret = secrets.token_urlsafe(40)
+    async with AsyncExitStack() as stack:
+        nodes: list[httpx.AsyncClient] = []
+        apps: list[Starlette] = []
+        for name in ("a", "b"):
+            settings = Settings.load(
+                {},
+                data_dir=tmp_path / name,
+                database_url=postgres_database,
+                bus_url=REDIS,
+                node_id=f"node-{name}",
+                secret=secret,
+                join_rate_per_s=2.0,
+                join_burst=1,
+            )
+            app = create_app(settings)
+            apps.append(app)
+            stack.push_async_callback(app.state.joins.close)  # after the app's own shutdown
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            transport = httpx.ASGITransport(app=app)
+            nodes.append(await stack.enter_async_context(httpx.AsyncClient(transport=transport, base_url="http://n")))
+        a, b = nodes
+        space = await new_space(a)
+        assert (await b.get(f"/api/spaces/{space['id']}")).status_code == 200  # b learns of it
+
+        assert (await join(a, space["id"], "listener-aaa")).status_code == 200  # the burst
+        queued = await join(a, space["id"], "listener-bbb")
+        behind = await join(b, space["id"], "listener-ccc")
+        assert queued.status_code == 202 and queued.json()["position"] == 1
+        assert behind.status_code == 202 and behind.json()["position"] == 2, "one line, whichever node"
+
+        await asyncio.sleep(float(queued.headers["retry-after"]))
+        ticket = queued.json()["ticket"]
+        admitted = await join(b, space["id"], "listener-bbb", ticket=ticket)
+        assert admitted.status_code == 200 and admitted.json()["admitted"] is True, admitted.text
+        assert admitted.json()["urls"]["hls"].endswith(f"/hls/{space['id']}/index.m3u8")
+        replay = await join(a, space["id"], "listener-bbb", ticket=ticket)
+        assert replay.status_code == 409 and "already used" in replay.json()["error"]
+
+        host = {"Authorization": f"Bearer {space['host_token']}"}
+        boards = [(await node.get(f"/api/spaces/{space['id']}/board", headers=host)).json() for node in nodes]
+        counts = [{k: board["joins"][k] for k in ("admitted", "called", "waiting")} for board in boards]
+        assert counts[0] == counts[1], "both nodes show the one room"
+        assert counts[0]["admitted"] == 2 and counts[0]["called"] >= 1

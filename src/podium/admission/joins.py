@@ -1,5 +1,6 @@
 """Joining a space as a listener: signature checks first, then the per-address limit, the puzzle of
-under-attack mode, and the waiting room. Everything here is in memory; nothing touches a database.
+under-attack mode, and the waiting room. Nothing here touches a database: the rooms are in memory,
+or, between nodes (`rooms_url`), in Redis, one room per space for the whole instance.
 
 The answers:
 - `200 {"admitted": true, "pass"}`: in; the pass lets a reload back in without queueing again;
@@ -18,7 +19,8 @@ from typing import Any
 from podium.admission.classes import RequestClass
 from podium.admission.limits import Policy, RateLimits
 from podium.admission.load import Governor
-from podium.admission.tickets import TICKET_TTL_S, TicketSigner, client_hash
+from podium.admission.shared_room import MemoryRoom, RedisWaitingRoom, Room, SharedEpoch, rooms_client
+from podium.admission.tickets import TICKET_TTL_S, Ticket, TicketSigner, client_hash
 from podium.admission.waiting_room import Admitted, WaitingRoom
 from podium.clock import Clock
 from podium.errors import InvalidInput
@@ -94,6 +96,7 @@ class Joins:
         burst: int,
         surge_factor: float,
         limit_per_address: str,
+        rooms_url: str | None = None,
     ) -> None:
         self.signer = signer
         self.governor = governor
@@ -103,16 +106,26 @@ class Joins:
         self.burst = burst
         self.surge_factor = surge_factor
         self.policy = Policy(JOIN_PER_ADDRESS.name, limit_per_address, JOIN_PER_ADDRESS.message)
-        self.epoch = secrets.token_urlsafe(6)  # this process's waiting rooms
-        self._rooms: dict[SpaceId, WaitingRoom] = {}
+        # Tickets carry their room's epoch: this process's for rooms in memory, the instance's
+        # (kept in Redis) for shared rooms, so that a ticket from any node is good on every node.
+        self._epoch = secrets.token_urlsafe(6)
+        self._redis = rooms_client(rooms_url) if rooms_url else None
+        self._shared_epoch = SharedEpoch(self._redis) if self._redis is not None else None
+        self._rooms: dict[SpaceId, Room] = {}
         self._surges: dict[SpaceId, Surge] = {}
         self.admitted = 0
         self.queued = 0
 
-    def room(self, space_id: SpaceId) -> WaitingRoom:
+    def room(self, space_id: SpaceId) -> Room:
         room = self._rooms.get(space_id)
         if room is None:
-            room = WaitingRoom(self.rate_per_s, self.burst, self.clock.monotonic(), TICKET_TTL_S)
+            if self._redis is not None:
+                room = RedisWaitingRoom(
+                    self._redis, space_id, self.rate_per_s, self.burst, TICKET_TTL_S, self._shared_epoch
+                )
+            else:
+                local = WaitingRoom(self.rate_per_s, self.burst, self.clock.monotonic(), TICKET_TTL_S)
+                room = MemoryRoom(local, self.clock, self._epoch)
             self._rooms[space_id] = room
         return room
 
@@ -150,7 +163,7 @@ class Joins:
             verified["solved"] = body["solved"]
         return client, verified
 
-    def join(self, space_id: SpaceId, client: str, verified: dict[str, Any], address: str) -> JoinAnswer:
+    async def join(self, space_id: SpaceId, client: str, verified: dict[str, Any], address: str) -> JoinAnswer:
         """After `check` and after the space was found live or upcoming."""
         if verified.get("pass"):
             return self._admitted(space_id, client, None)
@@ -159,7 +172,9 @@ class Joins:
         surge = self.surge(space_id)
         ticket = verified.get("ticket")
         solved = verified.get("solved")
-        if ticket is None or ticket.epoch != self.epoch:
+        # A ticket from this room's line keeps its place; one from another life of it is a fresh arrival.
+        held: Ticket | None = ticket if ticket is not None and ticket.epoch == await room.epoch() else None
+        if held is None:
             self.limits.hit(self.policy, address)
             surge.note(now)
             if surge.active(now) and solved is None:
@@ -175,10 +190,10 @@ class Joins:
                     0,
                 )
         paused = self.governor.shedding(RequestClass.JOIN)
-        if ticket is not None and ticket.epoch == self.epoch:
-            outcome = room.redeem(ticket.seq, now, paused)
+        if held is not None:
+            outcome = await room.redeem(held.seq, paused)
         else:
-            outcome = room.arrive(now, paused)
+            outcome = await room.arrive(paused)
         if isinstance(outcome, Admitted):
             return self._admitted(space_id, client, solved)
         if paused:
@@ -187,7 +202,7 @@ class Joins:
         body: dict[str, Any] = {
             "admitted": False,
             "position": outcome.position,
-            "ticket": self.signer.ticket(space_id, self.epoch, outcome.seq, client),
+            "ticket": self.signer.ticket(space_id, await room.epoch(), outcome.seq, client),
             "retry_after_s": outcome.retry_after_s,
             "message": f"You are number {outcome.position} in line; you are let in automatically.",
         }
@@ -202,6 +217,9 @@ class Joins:
             body["solved"] = solved
         return JoinAnswer(200, body)
 
-    def waiting(self, space_id: SpaceId) -> int:
-        room = self._rooms.get(space_id)
-        return 0 if room is None else room.waiting
+    async def waiting(self, space_id: SpaceId) -> int:
+        return await self.room(space_id).waiting()
+
+    async def close(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()

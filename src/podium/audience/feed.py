@@ -81,6 +81,8 @@ class Feed:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._leases is not None:
+            await self._leases.close()
 
     # -- reading ------------------------------------------------------------------------------
 

@@ -49,7 +49,7 @@ async def join(request: Request) -> Response:
         if not isinstance(key, str):
             raise Forbidden("this space is private: open it from the listener link the host gave you")
         podium.links.check(key, space.id, time.time())
-    answer = joins.join(space.id, client, verified, _client_address(request))
+    answer = await joins.join(space.id, client, verified, _client_address(request))
     result: dict[str, Any] = dict(answer.body)
     if answer.status == 200:
         result["urls"] = space_urls(podium, space)
@@ -158,10 +158,10 @@ async def board(request: Request) -> Response:
         "listeners": {"now": counts.now, "peak": counts.peak},
         "joins": {
             "arrivals_per_s": round(surge.arrivals_per_s(now), 2),
-            "admitted": room.admitted,
-            "called": room.called,
-            "waiting": room.waiting,
-            "rate_per_s": room.rate_per_s,
+            "admitted": await room.admitted(),
+            "called": await room.called(),
+            "waiting": await room.waiting(),
+            "rate_per_s": joins.rate_per_s,
         },
         "under_attack": {
             "mode": surge.mode,
