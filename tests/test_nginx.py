@@ -162,3 +162,11 @@ async def test_a_private_space_is_heard_only_through_signed_links_checked_at_the
             assert limited and all(a.headers["retry-after"] == "5" for a in limited)
     finally:
         await speaker.close()
+
+
+async def test_the_edge_keeps_a_nodes_metrics_to_its_operators(server: Server, cache_tier: str) -> None:
+    async with httpx.AsyncClient(timeout=10) as client:
+        assert (await client.get(cache_tier + "/metrics")).status_code == 404
+        direct = await client.get(server.base + "/metrics")
+        assert direct.status_code == 200 and "podium_listeners" in direct.text
+        assert (await client.get(cache_tier + "/readyz")).status_code == 200

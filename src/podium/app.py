@@ -54,6 +54,8 @@ from podium.web.replay_api import replay_routes
 from podium.web.schedule_api import schedule_routes
 from podium.web.stage_api import stage_routes
 from podium.web.timeline_api import timeline_routes
+from podium.web.webhooks_api import webhook_routes
+from podium.webhooks import Webhooks
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +99,7 @@ class Parts:
     recordings: Recordings
     governor: Governor
     joins: Joins
+    webhooks: Webhooks
 
 
 def database_url(settings: Settings) -> str:
@@ -153,7 +156,8 @@ def build(settings: Settings, clock: Clock | None = None) -> Parts:
         settings.join_limit_per_address,
         settings.bus_url or None,
     )
-    return Parts(podium, accounts, posting, feed, recordings, governor, joins)
+    webhooks = Webhooks(podium, database, allow_private=settings.webhooks_allow_private)
+    return Parts(podium, accounts, posting, feed, recordings, governor, joins, webhooks)
 
 
 async def _podium_error(request: Request, error: Exception) -> Response:
@@ -182,12 +186,14 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         await recordings.start()
         await podium.start()
         await feed.start()
+        await parts.webhooks.start()
         lag = asyncio.create_task(sample_lag(parts.governor), name="lag-sampler")
         try:
             yield
         finally:
             lag.cancel()
             await feed.stop()
+            await parts.webhooks.stop()
             await recordings.stop()
             await podium.stop()
             await podium.spaces.close()
@@ -209,6 +215,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             *replay_routes(),
             *schedule_routes(),
             *join_routes(),
+            *webhook_routes(),
             *hls_routes(),
             *page_routes(settings),
         ],
@@ -222,6 +229,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.recordings = recordings
     app.state.governor = parts.governor
     app.state.joins = parts.joins
+    app.state.webhooks = parts.webhooks
     return app
 
 

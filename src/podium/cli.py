@@ -20,7 +20,15 @@ def _serve(args: argparse.Namespace) -> int:
     from podium.web.protocol import protocol_with_header_deadline
 
     settings = Settings.load(host=args.host, port=args.port, data_dir=args.data_dir)
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    json_logs = settings.log_format == "json"
+    if json_logs:
+        from podium.logs import JsonFormatter
+
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonFormatter())
+        logging.basicConfig(level=settings.log_level.upper(), handlers=[handler])
+    else:
+        logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aioice").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     app = create_asgi(settings)
@@ -33,6 +41,8 @@ def _serve(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        # JSON: uvicorn's own lines go through the root handler too, not uvicorn's text handlers.
+        log_config=None if json_logs else uvicorn.config.LOGGING_CONFIG,
         access_log=False,
         # Keep-alive for players polling playlists; idle connections go after this.
         timeout_keep_alive=15,

@@ -136,6 +136,9 @@ class Recordings:
             await self.media.remove_recording(space.id)
             return
         await self._build(space)
+        # Webhooks (and anyone else on the bus) learn that the download is there.
+        ready = {"type": "replay.ready", "space": space.id, "node": self.podium.node_id}
+        await self.podium.bus.publish("spaces", ready)
 
     # -- download ---------------------------------------------------------------------------
 

@@ -236,12 +236,13 @@ class Podium:
             self._cache[space.id] = ended
             if self._stages.pop(space.id, None) is not None:
                 await self._release_stage(space.id)
+            # Told before the hooks run: what they announce (the replay is ready) comes after it.
+            await self.bus.publish("spaces", {"type": "space.ended", "space": space.id, "node": self.node_id})
             for hook in self.end_hooks:
                 try:
                     await hook(ended)
                 except Exception:
                     log.exception("space %s: an end hook failed", space.id)
-        await self.bus.publish("spaces", {"type": "space.ended", "space": space.id, "node": self.node_id})
         return ended
 
     # -- speakers ---------------------------------------------------------------------------

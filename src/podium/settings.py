@@ -13,6 +13,7 @@ import limits
 from podium.errors import InvalidInput
 
 ICE_LOOPBACK_MODES = ("0", "1", "only")
+LOG_FORMATS = ("text", "json")
 
 
 @dataclass(frozen=True)
@@ -84,9 +85,14 @@ class Settings:
     # Where hls.js was installed by `npm install` (node_modules/hls.js/dist); found by default.
     hlsjs_dir: Path | None = None
     log_level: str = "info"
+    # "text": lines for people; "json": one JSON object per line, for a log collector.
+    log_format: str = "text"
     # The proxies (the cache tier) whose X-Forwarded-For is believed: comma-separated addresses
     # or networks, or "*". A listener's address behind them counts for the per-address limits.
     forwarded_allow_ips: str = "127.0.0.1,::1"
+    # Webhooks may go to loopback and private addresses (refused by default: a host must not reach
+    # what sits behind this node, such as Redis or a cloud's metadata service).
+    webhooks_allow_private: bool = False
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -106,6 +112,8 @@ class Settings:
             raise InvalidInput(
                 f"PODIUM_ICE_LOOPBACK must be one of {', '.join(ICE_LOOPBACK_MODES)}, not {self.ice_loopback!r}"
             )
+        if self.log_format not in LOG_FORMATS:
+            raise InvalidInput(f"PODIUM_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {self.log_format!r}")
         if not 0 < self.port < 65536:
             raise InvalidInput(f"port must be between 1 and 65535, not {self.port}")
         for name in (
@@ -150,6 +158,12 @@ class Settings:
 
 def _parse(name: str, kind: Any, raw: str) -> Any:
     kind = str(kind)
+    if kind == "bool":
+        if raw.strip().lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.strip().lower() in ("0", "false", "no", "off"):
+            return False
+        raise InvalidInput(f"PODIUM_{name.upper()}={raw!r} must be 1 or 0 (true or false)")
     try:
         if kind.startswith("int"):
             return int(raw)

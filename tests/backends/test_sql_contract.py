@@ -18,6 +18,7 @@ from podium.backends.sql import SqlSpaceStore
 from podium.domain.accounts import Account
 from podium.domain.posts import Post, PostKind, PostState
 from podium.domain.space import Space, SpaceState
+from podium.domain.webhooks import Attempt, Hook
 from podium.ids import PostId, SpaceId, UserId
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432"
@@ -139,7 +140,9 @@ def test_a_database_from_before_migrations_is_mended_and_kept(tmp_path: Path) ->
     assert kept is not None and kept.title == "Kept" and kept.record and not kept.private and kept.peak_listeners == 3
     SqlSpaceStore(f"sqlite:///{path}")  # a second start finds it current
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0001",)]
+        # Stamped with the first revision, then upgraded to the newest (0002: webhooks).
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
+        assert db.execute("SELECT count(*) FROM webhook_attempts").fetchall() == [(0,)]
 
 
 def test_podium_serve_keeps_its_spaces_in_postgresql_across_a_restart(
@@ -182,3 +185,21 @@ async def test_a_node_starts_even_when_a_stored_stage_state_cannot_be_read(tmp_p
         transport = httpx.ASGITransport(app=again)
         async with httpx.AsyncClient(transport=transport, base_url="http://n") as client:
             assert (await client.get(f"/api/spaces/{space['id']}")).json()["title"] == "Kept"
+
+
+async def test_webhooks_are_limited_per_space_and_their_log_keeps_the_newest(store: SqlSpaceStore) -> None:
+    s = space()
+    await store.add(s)
+    hooks = [
+        Hook(f"wh_{n}{secrets.token_hex(4)}", s.id, f"https://example.org/{n}", "whsec_AAAA", NOW) for n in range(3)
+    ]
+    assert [await store.add_webhook(hook, limit=2) for hook in hooks] == [True, True, False]
+    assert await store.webhooks(s.id) == hooks[:2]
+    assert await store.remove_webhook(s.id, hooks[0].id) and not await store.remove_webhook(s.id, hooks[0].id)
+    assert await store.webhooks(s.id) == hooks[1:2]
+    for n in range(1, 8):
+        attempt = Attempt("msg_1", "space.ended", hooks[1].id, hooks[1].url, n, 500 if n < 7 else 200, None, n, NOW)
+        await store.add_attempt(s.id, attempt, keep=5)
+    logged = await store.attempts(s.id, 100)
+    assert [a.attempt for a in logged] == [7, 6, 5, 4, 3] and logged[0].delivered and not logged[1].delivered
+    assert await store.attempts(space().id, 100) == []

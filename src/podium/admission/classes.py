@@ -39,6 +39,7 @@ _STAGE_ACTIONS = (
     "under-attack",
     "listener-links",
     "rehearsals",
+    "webhooks",
 )
 _LISTENING_PREFIXES = ("/hls/", "/timeline/")
 _LISTENER_READS = ("", "questions", "comments", "replay", "recording", "calendar.ics")
@@ -47,7 +48,7 @@ _JOIN_PREFIXES = ("/s/", "/static/", "/join/")
 
 def classify(method: str, path: str) -> RequestClass:
     """The class of a request, from its method and path alone (no body, no lookup)."""
-    if path.startswith("/whip/") or path.startswith("/host/") or path in ("/healthz", "/readyz"):
+    if path.startswith("/whip/") or path.startswith("/host/") or path in ("/healthz", "/readyz", "/metrics"):
         return RequestClass.STAGE  # the probes too: a busy node is not a dead one
     if path.startswith(_LISTENING_PREFIXES):
         return RequestClass.LISTENING

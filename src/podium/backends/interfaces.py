@@ -10,6 +10,7 @@ from podium.backends.counts import Share
 from podium.domain.accounts import Account
 from podium.domain.posts import Post, PostKind, PostState
 from podium.domain.space import Space
+from podium.domain.webhooks import Attempt, Hook
 from podium.ids import PostId, SpaceId, UserId
 from podium.media.packager import Part, SegmentRecord
 
@@ -72,6 +73,26 @@ class PostStore(Protocol):
     async def save_moderation(self, space_id: SpaceId, state: dict[str, Any]) -> None: ...
 
     async def load_moderation(self, space_id: SpaceId) -> dict[str, Any] | None: ...
+
+
+class WebhookStore(Protocol):
+    """The host's webhook subscriptions and the log of delivery attempts; writes committed on return."""
+
+    async def add_webhook(self, hook: Hook, limit: int) -> bool:
+        """False (and nothing stored) when the space has `limit` subscriptions already."""
+        ...
+
+    async def webhooks(self, space_id: SpaceId) -> list[Hook]: ...
+
+    async def remove_webhook(self, space_id: SpaceId, hook_id: str) -> bool: ...
+
+    async def add_attempt(self, space_id: SpaceId, attempt: Attempt, keep: int) -> None:
+        """Logs an attempt; only the space's newest `keep` attempts are kept."""
+        ...
+
+    async def attempts(self, space_id: SpaceId, limit: int) -> list[Attempt]:
+        """Newest first."""
+        ...
 
 
 class SharedCounts(Protocol):

@@ -15,6 +15,7 @@ from podium.backends.migrations import migrate
 from podium.domain.accounts import Account
 from podium.domain.posts import Post, PostKind, PostState
 from podium.domain.space import Space, SpaceState
+from podium.domain.webhooks import Attempt, Hook
 from podium.ids import PostId, SpaceId, UserId
 
 metadata = sa.MetaData()
@@ -85,6 +86,34 @@ votes = sa.Table(
     sa.Column("user_id", sa.String(32), primary_key=True),
 )
 
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("space_id", sa.String(32), sa.ForeignKey("spaces.id"), nullable=False, index=True),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("secret", sa.String(80), nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+)
+
+# Every delivery attempt, newest kept (a bounded number per space); `seq` orders them.
+webhook_attempts = sa.Table(
+    "webhook_attempts",
+    metadata,
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("space_id", sa.String(32), nullable=False),
+    sa.Column("hook_id", sa.String(32), nullable=False),
+    sa.Column("event_id", sa.String(40), nullable=False),
+    sa.Column("event_type", sa.String(32), nullable=False),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("status", sa.Integer),
+    sa.Column("error", sa.String(300)),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+    sa.Column("at", sa.String(40), nullable=False),
+    sa.Index("webhook_attempts_by_space", "space_id", "seq"),
+)
+
 
 def _dump(moment: datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(UTC).isoformat()
@@ -108,6 +137,20 @@ def _post(row: Any) -> Post:
         created_at=created,
         state=PostState(row.state),
         votes=row.votes,
+    )
+
+
+def _hook(row: Any) -> Hook:
+    created = _load(row.created_at)
+    assert created is not None
+    return Hook(row.id, SpaceId(row.space_id), row.url, row.secret, created)
+
+
+def _attempt(row: Any) -> Attempt:
+    at = _load(row.at)
+    assert at is not None
+    return Attempt(
+        row.event_id, row.event_type, row.hook_id, row.url, row.attempt, row.status, row.error, row.duration_ms, at
     )
 
 
@@ -322,6 +365,86 @@ class SqlSpaceStore:
         rows = await asyncio.to_thread(self._fetch, posts.select().where(posts.c.id == post_id))
         return _post(rows[0]) if rows else None
 
+    # -- webhooks ----------------------------------------------------------------------------
+
+    async def add_webhook(self, hook: Hook, limit: int) -> bool:
+        """Stores a subscription unless the space has `limit` already (False then)."""
+        return await asyncio.to_thread(self._add_webhook, hook, limit)
+
+    def _add_webhook(self, hook: Hook, limit: int) -> bool:
+        with self._engine.begin() as conn:
+            # PostgreSQL: the space's row is locked, so two nodes registering at once count in turn
+            # (SQLite has one writer at a time anyway, and one node).
+            conn.execute(sa.select(spaces.c.id).where(spaces.c.id == hook.space_id).with_for_update())
+            count = conn.execute(
+                sa.select(sa.func.count()).select_from(webhooks).where(webhooks.c.space_id == hook.space_id)
+            ).scalar_one()
+            if count >= limit:
+                return False
+            row = {
+                "id": hook.id,
+                "space_id": hook.space_id,
+                "url": hook.url,
+                "secret": hook.secret,
+                "created_at": _dump(hook.created_at),
+            }
+            conn.execute(webhooks.insert().values(**row))
+            return True
+
+    async def webhooks(self, space_id: SpaceId) -> list[Hook]:
+        statement = (
+            webhooks.select().where(webhooks.c.space_id == space_id).order_by(webhooks.c.created_at, webhooks.c.id)
+        )
+        return [_hook(r) for r in await asyncio.to_thread(self._fetch, statement)]
+
+    async def remove_webhook(self, space_id: SpaceId, hook_id: str) -> bool:
+        statement = webhooks.delete().where((webhooks.c.space_id == space_id) & (webhooks.c.id == hook_id))
+        return await asyncio.to_thread(self._count_changed, statement) > 0
+
+    async def add_attempt(self, space_id: SpaceId, attempt: Attempt, keep: int) -> None:
+        """Logs an attempt, and forgets the space's attempts older than the newest `keep`."""
+        await asyncio.to_thread(self._add_attempt, space_id, attempt, keep)
+
+    def _add_attempt(self, space_id: SpaceId, attempt: Attempt, keep: int) -> None:
+        row = {
+            "space_id": space_id,
+            "hook_id": attempt.hook_id,
+            "event_id": attempt.event_id,
+            "event_type": attempt.event_type,
+            "url": attempt.url,
+            "attempt": attempt.attempt,
+            "status": attempt.status,
+            "error": None if attempt.error is None else attempt.error[:300],
+            "duration_ms": attempt.duration_ms,
+            "at": _dump(attempt.at),
+        }
+        # The oldest `seq` still kept (NULL while fewer are logged: nothing goes then).
+        oldest_kept = (
+            sa.select(webhook_attempts.c.seq)
+            .where(webhook_attempts.c.space_id == space_id)
+            .order_by(webhook_attempts.c.seq.desc())
+            .limit(1)
+            .offset(keep - 1)
+            .scalar_subquery()
+        )
+        with self._engine.begin() as conn:
+            conn.execute(webhook_attempts.insert().values(**row))
+            conn.execute(
+                webhook_attempts.delete().where(
+                    (webhook_attempts.c.space_id == space_id) & (webhook_attempts.c.seq < oldest_kept)
+                )
+            )
+
+    async def attempts(self, space_id: SpaceId, limit: int) -> list[Attempt]:
+        """The space's delivery attempts, newest first."""
+        statement = (
+            webhook_attempts.select()
+            .where(webhook_attempts.c.space_id == space_id)
+            .order_by(webhook_attempts.c.seq.desc())
+            .limit(limit)
+        )
+        return [_attempt(r) for r in await asyncio.to_thread(self._fetch, statement)]
+
     async def ready(self) -> bool:
         """Whether the database answers a trivial query now (the readiness probe asks)."""
         try:
@@ -336,6 +459,10 @@ class SqlSpaceStore:
     def _execute(self, statement: Any) -> None:
         with self._engine.begin() as conn:
             conn.execute(statement)
+
+    def _count_changed(self, statement: Any) -> int:
+        with self._engine.begin() as conn:
+            return int(conn.execute(statement).rowcount)
 
     def _fetch(self, statement: Any) -> list[Any]:
         with self._engine.connect() as conn:

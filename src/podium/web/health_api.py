@@ -2,7 +2,8 @@
 
 `/healthz`: the process answers (alive); restart it if not. `/readyz`: it can do its work now,
 its database and bus answer; send it no traffic while not (a node whose Redis is restarting is
-not ready, and it is not dead either: it recovers by itself).
+not ready, and it is not dead either: it recovers by itself). `/metrics`: what Prometheus scrapes
+(see podium.metrics).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from podium import metrics as node_metrics
 from podium.service import Podium
 
 NO_STORE = {"Cache-Control": "no-store"}
@@ -38,8 +40,18 @@ async def ready(request: Request) -> Response:
     return JSONResponse(body, status_code=503 if failing else 200, headers=NO_STORE)
 
 
+async def metrics(request: Request) -> Response:
+    state = request.app.state
+    registry = getattr(state, "metrics_registry", None)
+    if registry is None:  # the first scrape: one registry per app, kept for its lifetime
+        registry = state.metrics_registry = node_metrics.metrics_registry(state.podium, state.joins, state.governor)
+    body = node_metrics.exposition(registry)
+    return Response(body, media_type=node_metrics.CONTENT_TYPE, headers=NO_STORE)
+
+
 def health_routes() -> list[Route]:
     return [
         Route("/healthz", alive, methods=["GET", "HEAD"]),
         Route("/readyz", ready, methods=["GET", "HEAD"]),
+        Route("/metrics", metrics, methods=["GET", "HEAD"]),
     ]

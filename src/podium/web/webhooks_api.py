@@ -1,0 +1,56 @@
+"""The host's webhooks: register a URL (its secret is shown once), list them with the delivery log,
+delete one. Host only: the secrets sign what receivers will trust as Podium's word."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from podium.domain.space import Space
+from podium.domain.stage import Role
+from podium.errors import Forbidden, InvalidInput
+from podium.service import Podium
+from podium.web.http import bearer_token, json_response, read_json
+from podium.webhooks import Webhooks, hook_view
+
+MAX_BODY_BYTES = 4096
+
+
+async def _host_space(request: Request) -> tuple[Webhooks, Space]:
+    podium: Podium = request.app.state.podium
+    space = await podium.get_space(request.path_params["space_id"])
+    if podium.authorize(space, bearer_token(request)).role is not Role.HOST:
+        raise Forbidden("only the host manages the space's webhooks")
+    webhooks: Webhooks = request.app.state.webhooks
+    return webhooks, space
+
+
+async def register(request: Request) -> Response:
+    webhooks, space = await _host_space(request)
+    body = await read_json(request, MAX_BODY_BYTES)
+    unknown = sorted(set(body) - {"url"})
+    if unknown:
+        raise InvalidInput(f'unknown field: {unknown[0]} (send {{"url": "https://…"}})')
+    hook = await webhooks.register(space, body.get("url"))
+    # The secret is shown here, once: Podium never shows it again.
+    return json_response({**hook_view(hook), "secret": hook.secret}, status=201)
+
+
+async def listing(request: Request) -> Response:
+    webhooks, space = await _host_space(request)
+    return json_response(await webhooks.view(space.id))
+
+
+async def remove(request: Request) -> Response:
+    webhooks, space = await _host_space(request)
+    await webhooks.remove(space.id, request.path_params["hook_id"])
+    return Response(status_code=204, headers={"Cache-Control": "no-store"})
+
+
+def webhook_routes() -> list[Route]:
+    return [
+        Route("/api/spaces/{space_id}/webhooks", register, methods=["POST"]),
+        Route("/api/spaces/{space_id}/webhooks", listing, methods=["GET"]),
+        Route("/api/spaces/{space_id}/webhooks/{hook_id}", remove, methods=["DELETE"]),
+    ]

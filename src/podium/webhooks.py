@@ -1,0 +1,246 @@
+"""Webhooks: a space's events (`space.scheduled`, `space.started`, `space.ended`, `replay.ready`)
+as signed JSON POSTs to the URLs its host registered, retried with backoff, every attempt logged.
+
+- **Signature** (Standard Webhooks): headers `webhook-id` (the event's id, the same on every
+  retry), `webhook-timestamp` (Unix seconds of this attempt) and `webhook-signature`
+  (`v1,<base64 HMAC-SHA256 of "id.timestamp.body">`, keyed with the subscription's `whsec_…`
+  secret, which is shown once, at registration).
+- **Retries**: `backoff_s` holds the wait before each try (by default at once, then 1, 2, 4 and
+  8 s: five tries); a try is a 2xx answer within `timeout_s`, anything else (another status, a
+  redirect, no answer, a refused connection) is a failure. Tries run in background tasks, at most
+  `max_concurrent` at once, never on the bus loop. A subscription deleted meanwhile gets no more.
+- **Once between nodes**: every node hears every event on the bus, so each must pick. The node
+  that published an event delivers it (events carry their node's id, `podium.node_id`); the others
+  let it pass. No coordination is needed (no Redis key per event); the price is that the tries
+  still to come are lost if that node stops before they are made (the log shows how far it got).
+- **Private addresses (SSRF)**: a URL whose host resolves to a loopback, private, link-local,
+  shared or reserved address is refused at registration and again before every try (its DNS may
+  change), unless PODIUM_WEBHOOKS_ALLOW_PRIVATE is set. Redirects are never followed. (A name that
+  changes its answer between Podium's lookup and the connection is not caught: narrow, not closed.)
+- **Scheduled**: the bus's `space.scheduled` is published when a space is created, before its host
+  can register anything; so it is not taken from the bus: a subscription made while its space is
+  scheduled gets `space.scheduled` at once (once per subscription), and that is the only way it comes.
+
+Events are sent in the order they happen (`space.ended` is published before the end hooks make
+the download and announce `replay.ready`), but a retried one may arrive after a later one; each
+body carries its `timestamp`. The log keeps the newest LOG_KEEP attempts of each space.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import time
+from collections.abc import Coroutine, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from podium.backends.interfaces import WebhookStore
+from podium.domain import webhooks as rules
+from podium.domain.space import Space, SpaceState
+from podium.domain.webhooks import Attempt, Hook
+from podium.errors import Conflict, InvalidInput, NotFound
+from podium.ids import SpaceId, is_space_id
+from podium.service import Podium
+
+log = logging.getLogger(__name__)
+
+TOPIC = "spaces"
+DEFAULT_BACKOFF_S = (0.0, 1.0, 2.0, 4.0, 8.0)  # the wait before each try
+ATTEMPT_TIMEOUT_S = 10.0
+MAX_CONCURRENT = 16  # tries in flight at once, over every space
+LOG_KEEP = 200  # attempts kept per space
+# Taken from the bus; space.scheduled is sent at registration instead (see above).
+FROM_BUS = ("space.started", "space.ended", "replay.ready")
+
+
+class Webhooks:
+    def __init__(
+        self,
+        podium: Podium,
+        store: WebhookStore,
+        *,
+        backoff_s: Sequence[float] = DEFAULT_BACKOFF_S,
+        timeout_s: float = ATTEMPT_TIMEOUT_S,
+        max_concurrent: int = MAX_CONCURRENT,
+        allow_private: bool = False,
+    ) -> None:
+        if not backoff_s or any(delay < 0 for delay in backoff_s):
+            raise ValueError("backoff_s needs at least one try, and no negative wait")
+        self.podium = podium
+        self.store = store
+        self.backoff_s = tuple(backoff_s)
+        self.timeout_s = timeout_s
+        self.allow_private = allow_private
+        self._slots = asyncio.Semaphore(max_concurrent)
+        self._locks: dict[SpaceId, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._listener: asyncio.Task[None] | None = None
+        self._client: httpx.AsyncClient | None = None
+
+    # -- life -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._client = httpx.AsyncClient(follow_redirects=False, trust_env=False)
+        self._listener = asyncio.create_task(self._listen(), name="webhooks")
+
+    async def stop(self) -> None:
+        """Tries still waiting are dropped (the log shows the ones made)."""
+        tasks = [*self._tasks, *([self._listener] if self._listener else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._client is not None:
+            await self._client.aclose()
+
+    # -- the host's subscriptions -----------------------------------------------------------
+
+    async def register(self, space: Space, url: object) -> Hook:
+        checked = rules.check_url(url)
+        await self._check_destination(checked)
+        hook = Hook(rules.new_hook_id(), space.id, checked, rules.new_secret(), self.podium.clock.now())
+        # One node: this lock; between nodes: the store counts under a lock on the space's row.
+        async with self._locks.setdefault(space.id, asyncio.Lock()):
+            if not await self.store.add_webhook(hook, rules.MAX_HOOKS_PER_SPACE):
+                raise Conflict(f"a space has at most {rules.MAX_HOOKS_PER_SPACE} webhooks; delete one first")
+        if space.state is SpaceState.SCHEDULED:
+            body = self._body("space.scheduled", space)
+            self._spawn(self._deliver(hook, rules.new_event_id(), "space.scheduled", body))
+        return hook
+
+    async def remove(self, space_id: SpaceId, hook_id: str) -> None:
+        if not await self.store.remove_webhook(space_id, hook_id):
+            raise NotFound("no such webhook on this space")
+
+    async def view(self, space_id: SpaceId) -> dict[str, Any]:
+        """The subscriptions (never their secrets) and the delivery log, newest first."""
+        hooks = await self.store.webhooks(space_id)
+        attempts = await self.store.attempts(space_id, LOG_KEEP)
+        return {
+            "webhooks": [hook_view(hook) for hook in hooks],
+            "deliveries": [attempt_view(attempt) for attempt in attempts],
+        }
+
+    # -- delivery ---------------------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        async for event in self.podium.bus.subscribe(TOPIC):
+            kind, space_id = event.get("type"), str(event.get("space", ""))
+            # Delivered once between nodes: by the node that published the event.
+            if event.get("node") != self.podium.node_id or kind not in FROM_BUS or not is_space_id(space_id):
+                continue
+            self._spawn(self._fan_out(SpaceId(space_id), str(kind)))
+
+    async def _fan_out(self, space_id: SpaceId, event_type: str) -> None:
+        hooks = await self.store.webhooks(space_id)
+        if not hooks:
+            return
+        body = self._body(event_type, await self.podium.get_space(space_id))
+        event_id = rules.new_event_id()
+        for hook in hooks:
+            self._spawn(self._deliver(hook, event_id, event_type, body))
+
+    def _body(self, event_type: str, space: Space) -> bytes:
+        content = rules.payload(event_type, space, self.podium.settings.base_url, self.podium.clock.now())
+        return json.dumps(content, separators=(",", ":")).encode()
+
+    async def _deliver(self, hook: Hook, event_id: str, event_type: str, body: bytes) -> None:
+        for number, wait_s in enumerate(self.backoff_s, start=1):
+            await asyncio.sleep(wait_s)
+            if number > 1 and hook.id not in {h.id for h in await self.store.webhooks(hook.space_id)}:
+                return  # deleted meanwhile
+            attempt = await self._try(hook, event_id, event_type, body, number)
+            await self.store.add_attempt(hook.space_id, attempt, LOG_KEEP)
+            if attempt.delivered:
+                return
+        log.warning("webhook %s: %s %s not delivered after %d tries", hook.id, event_type, event_id, number)
+
+    async def _try(self, hook: Hook, event_id: str, event_type: str, body: bytes, number: int) -> Attempt:
+        assert self._client is not None, "start() first"
+        async with self._slots:
+            at = self.podium.clock.now()
+            started = time.monotonic()
+            status: int | None = None
+            error: str | None = None
+            try:
+                await self._check_destination(hook.url)
+                timestamp = int(at.timestamp())
+                headers = {
+                    "content-type": "application/json",
+                    "user-agent": "Podium-Webhooks/1",
+                    "webhook-id": event_id,
+                    "webhook-timestamp": str(timestamp),
+                    "webhook-signature": rules.sign(hook.secret, event_id, timestamp, body),
+                }
+                # The whole try is bounded (httpx's timeouts are per read); the answer's body is
+                # never read, so a receiver cannot make Podium hold a large one.
+                async with asyncio.timeout(self.timeout_s):
+                    async with self._client.stream("POST", hook.url, content=body, headers=headers) as response:
+                        status = response.status_code
+            except InvalidInput as refused:
+                error = refused.message
+            except TimeoutError:
+                error = f"no answer within {self.timeout_s:g} s"
+            except httpx.HTTPError as failure:
+                error = f"{type(failure).__name__}: {failure}" if str(failure) else type(failure).__name__
+            duration_ms = round((time.monotonic() - started) * 1000)
+        return Attempt(event_id, event_type, hook.id, hook.url, number, status, error, duration_ms, at)
+
+    async def _check_destination(self, url: str) -> None:
+        """Refuses a host that is, or resolves to, an address off the public internet (SSRF)."""
+        if self.allow_private:
+            return
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        try:
+            found = await asyncio.get_running_loop().getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError):
+            raise InvalidInput(f"the host {host} cannot be found (no DNS answer)") from None
+        for *_, sockaddr in found:
+            address = str(sockaddr[0])
+            if not rules.is_public(address):
+                raise InvalidInput(
+                    f"the host {host} is at {address}, a private or local address; webhooks go to "
+                    "addresses on the internet (PODIUM_WEBHOOKS_ALLOW_PRIVATE=1 allows others)"
+                )
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(self._guarded(work))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _guarded(work: Coroutine[Any, Any, None]) -> None:
+        """The boundary of each background delivery: a failure is logged, never raised."""
+        try:
+            await work
+        except Exception:
+            log.exception("webhooks: a delivery failed")
+
+
+def hook_view(hook: Hook) -> dict[str, Any]:
+    return {
+        "id": hook.id,
+        "url": hook.url,
+        "events": list(rules.EVENTS),
+        "created_at": hook.created_at.isoformat().replace("+00:00", "Z"),
+    }
+
+
+def attempt_view(attempt: Attempt) -> dict[str, Any]:
+    return {
+        "event_id": attempt.event_id,
+        "type": attempt.event_type,
+        "webhook": attempt.hook_id,
+        "url": attempt.url,
+        "attempt": attempt.attempt,
+        "status": attempt.status,
+        "error": attempt.error,
+        "delivered": attempt.delivered,
+        "duration_ms": attempt.duration_ms,
+        "at": attempt.at.isoformat().replace("+00:00", "Z"),
+    }
