@@ -11,6 +11,7 @@ import datetime
 import os
 import platform
 import re
+import resource
 import shlex
 import signal
 import socket
@@ -240,3 +241,83 @@ async def wait_for_segments(client: httpx.AsyncClient, url: str, count: int, tim
             return
         await asyncio.sleep(0.1)
     raise RuntimeError(f"fewer than {count} complete segment(s) in {url} after {timeout_s:.0f} s")
+
+
+# -- nginx running the shipped config ----------------------------------------------------------
+
+SHIPPED_NGINX = BENCH_DIR.parent / "deploy" / "nginx" / "podium.conf"
+NGINX_FD_MARGIN = 256  # file descriptors nginx needs besides its connections and cache files
+
+
+def shipped_site(origin_port: int, listen: str, cache_dir: Path, data_dir: Path) -> str:
+    """`deploy/nginx/podium.conf` rewritten as tests/test_nginx.py does: the upstream, `listen` (its whole
+    argument, e.g. "127.0.0.1:8080 backlog=4096"), the cache path and the folder of the link-key include."""
+    rewritten = (
+        SHIPPED_NGINX.read_text()
+        .replace("server 127.0.0.1:8000;", f"server {HOST}:{origin_port};")
+        .replace("listen 80;", f"listen {listen};")
+        .replace("/var/cache/nginx/podium", str(cache_dir))
+        .replace("/var/lib/podium/", f"{data_dir}/")
+    )
+    upstream = f"server {HOST}:{origin_port};"
+    if rewritten.count(upstream) != 1 or f"listen {listen};" not in rewritten or "/var/" in rewritten:
+        raise RuntimeError(f"{SHIPPED_NGINX} no longer has the lines the benchmarks rewrite")
+    return rewritten
+
+
+def nginx_main_conf(prefix: Path, workers: int, connections: int, http_lines: str) -> str:
+    """A whole nginx.conf around `http_lines` (the inside of `http { }`), everything kept in `prefix`.
+
+    `connections`: how many connections a worker must hold at once (clients and upstream); nginx gets as many
+    open files as that needs, within this process's hard limit (which nginx inherits)."""
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    temp_paths = "".join(f"    {name}_temp_path {prefix}/{name};\n" for name in
+                         ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))  # fmt: skip
+    open_files = min(2 * connections + NGINX_FD_MARGIN, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+    return (
+        f"{user}worker_processes {workers};\npid {prefix}/nginx.pid;\nerror_log {prefix}/error.log warn;\n"
+        f"worker_rlimit_nofile {open_files};\n"
+        f"events {{ worker_connections {max(1024, min(connections, open_files - NGINX_FD_MARGIN))}; }}\n"
+        f"http {{\n{temp_paths}{http_lines}}}\n"
+    )
+
+
+@dataclass
+class Nginx:
+    proc: subprocess.Popen[bytes]
+    port: int
+    prefix: Path
+
+    @property
+    def base(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def pids(self) -> list[int]:
+        """The master and its workers."""
+        return [self.proc.pid, *children(self.proc.pid)]
+
+    def worker_pids(self) -> list[int]:
+        return children(self.proc.pid)
+
+
+def start_nginx(prefix: Path, port: int, conf: str, timeout_s: float = 15.0) -> Nginx:
+    """`/usr/sbin/nginx` in the foreground with `conf` as its nginx.conf (checked first), until it answers on `port`.
+
+    Stop it with `stop_process(nginx.proc, "nginx")` (SIGTERM to the master: its workers go with it)."""
+    (prefix / "nginx.conf").write_text(conf)
+    command = [NGINX, "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(prefix / "nginx.conf")]
+    check = subprocess.run([*command, "-t"], capture_output=True, text=True, timeout=30)
+    if check.returncode != 0:
+        raise RuntimeError(f"nginx rejects the configuration:\n{check.stderr}")
+    with (prefix / "stderr.log").open("wb") as log:
+        proc = subprocess.Popen([*command, "-g", "daemon off;"], stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"nginx exited with {proc.returncode}: {(prefix / 'error.log').read_text()}")
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.get(f"http://{HOST}:{port}/", timeout=1)
+            return Nginx(proc, port, prefix)
+        time.sleep(0.1)
+    stop_process(proc, "nginx")
+    raise RuntimeError(f"nginx did not answer within {timeout_s:.0f} s")

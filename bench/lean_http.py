@@ -84,3 +84,61 @@ def raise_fd_limit() -> int:
 def parse_time(text: str) -> float:
     """An ISO 8601 time as Podium writes it ("…Z"), in Unix seconds."""
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+class LeanClient:
+    """One client's keep-alive connection (optionally from its own source address), opened when needed and
+    opened again when the server closed it; one request at a time."""
+
+    def __init__(self, host: str, port: int, local: str | None = None, timeout_s: float = 15.0) -> None:
+        self.host, self.port, self.local, self.timeout_s = host, port, local, timeout_s
+        self.conn: LeanConnection | None = None
+        self._host_header = f"Host: {host}:{port}\r\n".encode()
+
+    async def request(self, method: str, path: str, body: bytes | None = None) -> Answer:
+        """Send a request, wait for the whole answer (up to `timeout_s`); raises OSError, TimeoutError or
+        ConnectionError. A kept-alive connection the server closed meanwhile is replaced once."""
+        loop = asyncio.get_running_loop()
+        head = f"{method} {path} HTTP/1.1\r\n".encode() + self._host_header
+        if body is not None:
+            head += b"Content-Type: application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\n"
+        data = head + b"\r\n" + (body or b"")
+        for attempt in range(2):
+            reused = self.conn is not None and self.conn.alive
+            if not reused:
+                local = (self.local, 0) if self.local else None
+                _, self.conn = await asyncio.wait_for(
+                    loop.create_connection(LeanConnection, self.host, self.port, local_addr=local), self.timeout_s
+                )
+            conn = self.conn
+            assert conn is not None and conn.transport is not None
+            waiter: asyncio.Future[Answer] = loop.create_future()
+            conn.waiter, conn.got_bytes = waiter, False
+            conn.transport.write(data)
+            timer = loop.call_later(self.timeout_s, _expire, waiter)
+            try:
+                answer = await waiter
+            except ConnectionError:
+                conn.close()
+                if reused and not conn.got_bytes and attempt == 0:
+                    continue
+                raise
+            except TimeoutError:
+                conn.close()
+                raise
+            finally:
+                timer.cancel()
+                conn.waiter = None
+            if not conn.keep_alive:
+                conn.close()
+            return answer
+        raise ConnectionError("unreachable")
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+
+def _expire(waiter: asyncio.Future[Answer]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError("no answer in time"))

@@ -95,13 +95,14 @@ async def media_playlist(request: Request) -> Response:
     if part is not None and msn is None:
         raise InvalidInput("_HLS_part needs _HLS_msn")
     packager = await _packager(podium, space, stage)
-    cache = PLAYLIST_FRESH
+    # A plain reload lives about one part; a blocking reload's answer holds what it asked for.
+    cache = PLAYLIST_FRESH if msn is None else BLOCKING_FRESH
     if msn is None and not packager.segments:
         # In the first seconds of a stream there is no whole segment yet, and some players
-        # (ffmpeg) give up on a playlist without one: hold the answer until the first exists.
+        # (ffmpeg) give up on a playlist without one: hold the answer until the first exists
+        # (still a plain reload's answer: cached for a second, not like a blocking one).
         msn, part = 0, None
     if msn is not None:
-        cache = BLOCKING_FRESH
         deadline = asyncio.get_running_loop().time() + podium.settings.hls_hold_s
         while True:
             state = packager.block(msn, part)
