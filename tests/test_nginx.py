@@ -170,3 +170,16 @@ async def test_the_edge_keeps_a_nodes_metrics_to_its_operators(server: Server, c
         direct = await client.get(server.base + "/metrics")
         assert direct.status_code == 200 and "podium_listeners" in direct.text
         assert (await client.get(cache_tier + "/readyz")).status_code == 200
+
+
+async def test_the_edge_caches_each_language_of_a_page_apart(server: Server, cache_tier: str) -> None:
+    german = {"Accept-Language": "de-DE,de;q=0.9,en;q=0.8"}
+    english = {"Accept-Language": "en-US,en;q=0.9"}
+    async with httpx.AsyncClient(base_url=cache_tier, timeout=20) as edge:
+        answers = [await edge.get("/", headers=h) for h in (german, english, german, english)]
+        asked = await edge.get("/?lang=de", headers=english)
+    assert [a.headers["content-language"] for a in answers] == ["de", "en", "de", "en"]
+    assert "Einen Live-Space starten" in answers[2].text and "Start a live space" in answers[3].text
+    # The second reader of each language is served from the cache, in their language.
+    assert [a.headers["x-cache-status"] for a in answers[2:]] == ["HIT", "HIT"]
+    assert asked.headers["content-language"] == "de" and "Einen Live-Space starten" in asked.text

@@ -1,19 +1,26 @@
-"""The pages: plain HTML, CSS and JavaScript files; the space pages read everything from the API."""
+"""The pages: HTML templates in the reader's language, plain CSS and JavaScript; the space pages read
+everything else from the API."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from podium.errors import NotFound
 from podium.ids import is_space_id
 from podium.settings import Settings
+from podium.web import i18n
 
 STATIC = Path(__file__).parent / "static"
+TEMPLATES = Path(__file__).parent / "templates"
 PAGE_CACHE = "public, max-age=60"
 # Pages load only from this origin; hls.js runs its transmuxer in a blob: worker.
 CSP = (
@@ -43,30 +50,62 @@ def find_hlsjs(configured: Path | None) -> Path | None:
     return None
 
 
-def _page(name: str) -> Response:
-    return FileResponse(STATIC / name, media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+_templates = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=select_autoescape(default=True),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def _strings_json(language: i18n.Language) -> Markup:
+    """The strings for the page's scripts, safe inside <script type="application/json">."""
+    text = json.dumps({"lang": language.tag, "strings": language.strings}, ensure_ascii=False, separators=(",", ":"))
+    return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
+
+
+def render_page(request: Request, name: str, headers: dict[str, str] | None = None, **context: Any) -> Response:
+    """A page from `templates/`, in the language the browser asks for first (or `?lang=`)."""
+    language = i18n.choose(request.headers.get("accept-language"), request.query_params.get("lang"))
+
+    def text(key: str, **fields: object) -> str | Markup:
+        value = language.text(key, **fields)
+        # Keys ending in _html hold markup from Podium's own locale files; every other string is escaped.
+        return Markup(value) if key.endswith("_html") else value
+
+    def plural(key: str, count: int, **fields: object) -> str:
+        return language.plural(key, count, **fields)
+
+    html = _templates.get_template(name).render(
+        lang=language.tag, t=text, tn=plural, i18n_json=_strings_json(language), **context
+    )
+    # The edge keys its page cache on ?lang= and the first language the browser asks for, which is
+    # all the choice depends on (deploy/nginx/podium.conf); Vary tells every other cache the same.
+    merged = {**PAGE_HEADERS, "Content-Language": language.tag, "Vary": "Accept-Language", **(headers or {})}
+    return HTMLResponse(html, headers=merged)
 
 
 async def home(request: Request) -> Response:
-    return _page("index.html")
+    return render_page(request, "index.html")
 
 
 async def listener_page(request: Request) -> Response:
     if not is_space_id(request.path_params["space_id"]):
         raise NotFound("no such space")
-    return _page("listen.html")
+    return render_page(request, "listen.html")
 
 
 async def speaker_page(request: Request) -> Response:
     if not is_space_id(request.path_params["space_id"]):
         raise NotFound("no such space")
-    return _page("join.html")
+    return render_page(request, "join.html")
 
 
 async def host_page(request: Request) -> Response:
     if not is_space_id(request.path_params["space_id"]):
         raise NotFound("no such space")
-    return _page("host.html")
+    return render_page(request, "host.html")
 
 
 def page_routes(settings: Settings) -> list[BaseRoute]:

@@ -20,7 +20,7 @@ from podium.service import Podium
 from podium.web.accounts_api import client_address
 from podium.web.feed import podcast_feed
 from podium.web.http import CORS_HEADERS, bearer_token, json_response, read_body, read_json
-from podium.web.pages import PAGE_HEADERS, STATIC
+from podium.web.pages import render_page
 
 M4A_TYPE = "audio/mp4"
 
@@ -147,11 +147,11 @@ async def feed(request: Request) -> Response:
 
 async def clip_page(request: Request) -> Response:
     await get_clip(request)  # 404 for a clip that is not there
-    return FileResponse(STATIC / "clip.html", media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+    return render_page(request, "clip.html")
 
 
 async def verify_page(request: Request) -> Response:
-    return FileResponse(STATIC / "verify.html", media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+    return render_page(request, "verify.html")
 
 
 def replay_routes() -> list[Route]:

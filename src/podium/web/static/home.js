@@ -19,7 +19,7 @@ document.getElementById("create").addEventListener("submit", async (event) => {
     localStorage.setItem(`podium.host.${data.id}`, data.host_token);
     location.href = `${data.urls.host}#token=${encodeURIComponent(data.host_token)}`;
   } catch (e) {
-    error.textContent = `Could not create the space: ${e.message}`;
+    error.textContent = t("home.create_failed", { message: e.message });
   }
 });
 
@@ -37,7 +37,7 @@ async function showListing() {
       const badge = document.createElement("span");
       badge.className = "badge";
       badge.dataset.state = space.state;
-      badge.textContent = space.state === "live" ? "live" : "soon";
+      badge.textContent = t(space.state === "live" ? "home.badge_live" : "home.badge_soon");
       const small = document.createElement("small");
       small.className = "muted";
       small.textContent = note;
@@ -45,9 +45,9 @@ async function showListing() {
       return item;
     };
     document.getElementById("live-list").replaceChildren(
-      ...live.map((s) => entry(s, `${s.listeners.now} listening`)));
+      ...live.map((s) => entry(s, tn("home.listening", s.listeners.now))));
     document.getElementById("upcoming-list").replaceChildren(
-      ...upcoming.map((s) => entry(s, new Date(s.starts_at).toLocaleString())));
+      ...upcoming.map((s) => entry(s, new Date(s.starts_at).toLocaleString(podiumI18n.lang))));
     document.getElementById("nothing-on").hidden = live.length + upcoming.length > 0;
   } catch (_) { /* the next round tries again */ }
 }
