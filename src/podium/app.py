@@ -113,7 +113,7 @@ def database_url(settings: Settings) -> str:
 def build(settings: Settings, clock: Clock | None = None) -> Parts:
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
-    ice.configure(settings.ice_loopback)
+    ice.configure(settings.ice_loopback, settings.ice_server_list())
     clock = clock or SystemClock()
     database = SqlSpaceStore(database_url(settings))
     secret = settings.secret or load_or_create_secret(data_dir)

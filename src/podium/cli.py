@@ -78,6 +78,12 @@ def _plan(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from podium.doctor import run
+
+    return run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="podium", description="Live audio conversations for an audience of any size.")
     parser.add_argument("--version", action="version", version=f"podium {__version__}")
@@ -145,6 +151,21 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--figures", help="the measured figures (default bench/figures.json, here or in the repository)")
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
     plan.set_defaults(run=_plan)
+    doctor = commands.add_parser(
+        "doctor",
+        help="check what breaks deployments (UDP for WebRTC, TURN, public URL, CORS, clock, disk) and say how to "
+        "fix each (exit 0 if nothing failed, 1 if something did)",
+    )
+    doctor.add_argument("--url", help="the running Podium to check, on this machine (default: its own address)")
+    doctor.add_argument("--host", help="as for `podium serve` (default 127.0.0.1, or PODIUM_HOST)")
+    doctor.add_argument("--port", type=int, help="as for `podium serve` (default 8000, or PODIUM_PORT)")
+    doctor.add_argument("--data-dir", type=Path, help="as for `podium serve` (default ./podium-data)")
+    doctor.add_argument("--space", help="a space id whose API answer and playlist the CORS checks read")
+    doctor.add_argument(
+        "--min-free-gib", type=float, default=2.0, help="free disk below which the disk check fails (default 2)"
+    )
+    doctor.add_argument("--json", action="store_true", help="print the results as JSON")
+    doctor.set_defaults(run=_doctor)
     return parser
 
 

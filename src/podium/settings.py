@@ -11,6 +11,7 @@ from typing import Any
 import limits
 
 from podium.errors import InvalidInput
+from podium.media.ice_servers import IceServer, parse_ice_servers
 
 ICE_LOOPBACK_MODES = ("0", "1", "only")
 LOG_FORMATS = ("text", "json")
@@ -27,6 +28,11 @@ class Settings:
     # "0": ICE offers the machine's interface addresses, as aiortc does. "1": also loopback,
     # so speakers on the same machine can connect. "only": loopback alone, both ways (tests, CI).
     ice_loopback: str = "0"
+    # STUN/TURN servers for speakers behind NAT, given to the stage's peer connections and to the
+    # browsers: comma-separated stun:host:port, turn:user:password@host:port?transport=udp and
+    # turns:user:password@host:443 entries, or a JSON array of {urls, username, credential}.
+    # Empty: none (Podium contacts no outside host). See podium.media.ice_servers.
+    ice_servers: str = field(default="", repr=False)
     # Listeners beat every `heartbeat_interval_s`; one who misses `heartbeat_missed_limit`
     # beats in a row is no longer counted.
     heartbeat_interval_s: float = 5.0
@@ -112,6 +118,7 @@ class Settings:
             raise InvalidInput(
                 f"PODIUM_ICE_LOOPBACK must be one of {', '.join(ICE_LOOPBACK_MODES)}, not {self.ice_loopback!r}"
             )
+        self.ice_server_list()  # raises InvalidInput naming the entry that is wrong
         if self.log_format not in LOG_FORMATS:
             raise InvalidInput(f"PODIUM_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {self.log_format!r}")
         if not 0 < self.port < 65536:
@@ -142,6 +149,9 @@ class Settings:
             raise InvalidInput("PODIUM_NODE_URL must be this node's own http(s):// address, as other nodes reach it")
         if self.heartbeat_interval_s <= 0 or self.heartbeat_missed_limit < 1:
             raise InvalidInput("heartbeat interval and missed-beat limit must be positive")
+
+    def ice_server_list(self) -> tuple[IceServer, ...]:
+        return parse_ice_servers(self.ice_servers)
 
     @property
     def base_url(self) -> str:

@@ -3,27 +3,48 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import aioice.ice
-from aiortc import RTCConfiguration
+from aiortc import RTCConfiguration, RTCIceServer
+
+from podium.media.ice_servers import IceServer
 
 _original_get_host_addresses = aioice.ice.get_host_addresses
+# The STUN/TURN servers every peer connection of this process uses (PODIUM_ICE_SERVERS).
+_servers: tuple[IceServer, ...] = ()
 
 
-def configure(mode: str) -> None:
+def configure(mode: str, servers: Sequence[IceServer] = ()) -> None:
     """mode "0": interface addresses (aiortc's default); "1": those and loopback; "only": loopback alone.
+    `servers`: the STUN/TURN servers peer connections gather candidates from.
 
     aioice reads its address list through a module-level function; Podium swaps that function,
     for the whole process, once at start-up."""
+    global _servers
+    _servers = tuple(servers)
 
     def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        loopback = (["127.0.0.1"] if use_ipv4 else []) + (["::1"] if use_ipv6 else [])
-        if mode == "only":
-            return loopback[:1] or loopback
-        return list(_original_get_host_addresses(use_ipv4, use_ipv6)) + loopback
+        return offered_addresses(mode, use_ipv4, use_ipv6)
 
     aioice.ice.get_host_addresses = _original_get_host_addresses if mode == "0" else host_addresses
 
 
+def offered_addresses(mode: str, use_ipv4: bool = True, use_ipv6: bool = True) -> list[str]:
+    """The addresses ICE offers as host candidates in `mode`, as `configure(mode)` makes aioice see them."""
+    loopback = (["127.0.0.1"] if use_ipv4 else []) + (["::1"] if use_ipv6 else [])
+    if mode == "only":
+        return loopback[:1]
+    found = list(_original_get_host_addresses(use_ipv4, use_ipv6))
+    return found + loopback if mode == "1" else found
+
+
 def rtc_configuration() -> RTCConfiguration:
     # No STUN/TURN servers by default: Podium contacts no outside host unless configured to.
-    return RTCConfiguration(iceServers=[])
+    # aiortc uses the first STUN and the first TURN server it is given (browsers use them all).
+    return RTCConfiguration(
+        iceServers=[
+            RTCIceServer(urls=server.uri, username=server.username or None, credential=server.credential or None)
+            for server in _servers
+        ]
+    )

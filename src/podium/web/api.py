@@ -146,8 +146,23 @@ async def whip_publish(request: Request) -> Response:
         answer,
         status_code=201,
         media_type="application/sdp",
-        headers={**WHIP_CORS, "Location": location, "ETag": f'"{session.id}"'},
+        headers={**WHIP_CORS, "Location": location, "ETag": f'"{session.id}"', **ice_server_links(podium)},
     )
+
+
+def ice_server_links(podium: Podium) -> dict[str, str]:
+    # RFC 9725 §4.6: a WHIP client (OBS) learns the STUN/TURN servers from the answer's Link headers.
+    links = [server.link_header() for server in podium.settings.ice_server_list()]
+    return {"Link": ", ".join(links)} if links else {}
+
+
+async def ice_servers(request: Request) -> Response:
+    """GET /api/spaces/{id}/ice-servers: the STUN/TURN servers for a speaker's browser (its token
+    required: TURN credentials are for the stage's people, not for every listener)."""
+    podium = _podium(request)
+    space = await podium.get_space(request.path_params["space_id"])
+    podium.authorize(space, bearer_token(request))
+    return json_response({"ice_servers": [server.browser_view() for server in podium.settings.ice_server_list()]})
 
 
 async def whip_delete(request: Request) -> Response:
@@ -171,6 +186,7 @@ def api_routes() -> list[Route]:
         Route("/api/spaces/{space_id}", get_space, methods=["GET"]),
         Route("/api/spaces/{space_id}/end", end_space, methods=["POST"]),
         Route("/api/spaces/{space_id}/heartbeat", heartbeat, methods=["POST"]),
+        Route("/api/spaces/{space_id}/ice-servers", ice_servers, methods=["GET"]),
         Route("/whip/{space_id}", whip_publish, methods=["POST"]),
         Route("/whip/{space_id}", whip_options, methods=["OPTIONS"]),
         Route("/whip/{space_id}/{session_id}", whip_delete, methods=["DELETE"]),

@@ -47,7 +47,7 @@ async function publishMicrophone(whipUrl, token, onState) {
   const stream = await navigator.mediaDevices.getUserMedia({
     audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
   });
-  const pc = new RTCPeerConnection();
+  const pc = new RTCPeerConnection({ iceServers: await api(`/api/spaces/${spaceId}/ice-servers`, { token }).then((answer) => answer.ice_servers, () => []) });
   const session = { pc, stream, resource: null, returnAnalyser: null };
   for (const track of stream.getAudioTracks()) pc.addTransceiver(track, { direction: "sendrecv", streams: [stream] });
   pc.addEventListener("track", (event) => {

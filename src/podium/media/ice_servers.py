@@ -1,0 +1,159 @@
+"""STUN and TURN servers (PODIUM_ICE_SERVERS): parsed once, checked with clear errors, then handed
+to aiortc's peer connections, to the browsers' and to WHIP clients (RFC 9725 Link headers).
+
+Sans-IO: no aiortc import here, so the settings can check the value cheaply.
+
+The setting is either a comma-separated list of URIs, credentials in the TURN ones' user part::
+
+    stun:stun.example.org:3478, turn:alice:s3cret@turn.example.org:3478?transport=udp,
+    turns:alice:s3cret@turn.example.org:443
+
+(percent-encode a `:`, `@` or `,` inside a user name or password), or a JSON array in the browsers'
+RTCIceServer form: `[{"urls": ["turn:turn.example.org:3478"], "username": "alice", "credential": "s3cret"}]`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+from podium.errors import InvalidInput
+
+SCHEMES = ("stun", "turn", "turns")
+DEFAULT_PORTS = {"stun": 3478, "turn": 3478, "turns": 5349}
+# What aiortc's ICE agent accepts: TURN over UDP or TCP, TURN-over-TLS over TCP only.
+TRANSPORTS = {"turn": ("udp", "tcp"), "turns": ("tcp",)}
+_HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?")
+FORMAT_HINT = (
+    "write PODIUM_ICE_SERVERS as comma-separated stun:host:port and turn:user:password@host:port?transport=udp "
+    "(or turns:…) entries, or as a JSON array of {urls, username, credential}"
+)
+
+
+@dataclass(frozen=True)
+class IceServer:
+    """One STUN or TURN server: `uri` carries no credentials (stun:host:port, turn:host:port?transport=udp)."""
+
+    scheme: str
+    host: str
+    port: int
+    transport: str = ""  # TURN only: "udp" or "tcp"
+    username: str = ""
+    credential: str = ""
+
+    @property
+    def uri(self) -> str:
+        query = f"?transport={self.transport}" if self.transport else ""
+        return f"{self.scheme}:{self.host}:{self.port}{query}"
+
+    @property
+    def is_turn(self) -> bool:
+        return self.scheme in ("turn", "turns")
+
+    def browser_view(self) -> dict[str, Any]:
+        """The RTCIceServer a browser's `new RTCPeerConnection({iceServers})` takes."""
+        view: dict[str, Any] = {"urls": [self.uri]}
+        if self.is_turn:
+            view["username"] = self.username
+            view["credential"] = self.credential
+        return view
+
+    def link_header(self) -> str:
+        """RFC 9725 §4.6: the WHIP answer's Link header value for this server."""
+        link = f'<{self.uri}>; rel="ice-server"'
+        if self.is_turn:
+            link += f'; username="{_quoted(self.username)}"; credential="{_quoted(self.credential)}"'
+            link += '; credential-type="password"'
+        return link
+
+
+def parse_ice_servers(raw: str) -> tuple[IceServer, ...]:
+    """Every server the setting names, in order; InvalidInput naming the entry that is wrong."""
+    text = raw.strip()
+    if not text:
+        return ()
+    if text.startswith("["):
+        return _parse_json(text)
+    return tuple(_parse_uri(entry.strip(), "", "") for entry in text.split(",") if entry.strip())
+
+
+def _parse_json(text: str) -> tuple[IceServer, ...]:
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise InvalidInput(f"PODIUM_ICE_SERVERS is not valid JSON ({error}); {FORMAT_HINT}") from None
+    servers: list[IceServer] = []
+    for item in value:
+        if not isinstance(item, dict) or "urls" not in item:
+            raise InvalidInput(f"PODIUM_ICE_SERVERS: each JSON entry needs urls, not {item!r}; {FORMAT_HINT}")
+        urls = item["urls"] if isinstance(item["urls"], list) else [item["urls"]]
+        username, credential = item.get("username", ""), item.get("credential", "")
+        if not all(isinstance(v, str) for v in (*urls, username, credential)):
+            raise InvalidInput("PODIUM_ICE_SERVERS: urls, username and credential must be strings")
+        servers.extend(_parse_uri(url.strip(), username, credential) for url in urls)
+    return tuple(servers)
+
+
+def _parse_uri(entry: str, username: str, credential: str) -> IceServer:
+    shown = _hide_credentials(entry)
+    scheme, colon, rest = entry.partition(":")
+    scheme = scheme.lower()
+    if not colon or scheme not in SCHEMES:
+        raise InvalidInput(f"PODIUM_ICE_SERVERS entry {shown!r} must start with stun:, turn: or turns:; {FORMAT_HINT}")
+    rest = rest.removeprefix("//")
+    address, _, query = rest.partition("?")
+    if "@" in address:
+        if scheme == "stun":
+            raise InvalidInput(f"PODIUM_ICE_SERVERS entry {shown!r}: a STUN server takes no user name or password")
+        userinfo, _, address = address.rpartition("@")
+        user, has_password, password = userinfo.partition(":")
+        if not has_password:
+            raise InvalidInput(f"PODIUM_ICE_SERVERS entry {shown!r}: write the credentials as user:password@host")
+        username, credential = unquote(user), unquote(password)
+    host, _, port_text = address.partition(":")
+    if not _HOST.fullmatch(host):
+        raise InvalidInput(f"PODIUM_ICE_SERVERS entry {shown!r}: {host!r} is not a host name or IPv4 address")
+    port = DEFAULT_PORTS[scheme]
+    if port_text:
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise InvalidInput(f"PODIUM_ICE_SERVERS entry {shown!r}: the port must be a number from 1 to 65535")
+        port = int(port_text)
+    transport = _transport(scheme, query, shown)
+    if scheme != "stun" and not (username and credential):
+        raise InvalidInput(
+            f"PODIUM_ICE_SERVERS entry {shown!r}: a TURN server needs a user name and a password "
+            f"({scheme}:user:password@{host}:{port})"
+        )
+    if scheme == "stun":
+        username = credential = ""
+    return IceServer(scheme, host.lower(), port, transport, username, credential)
+
+
+def _transport(scheme: str, query: str, shown: str) -> str:
+    params = dict(part.partition("=")[::2] for part in query.split("&") if part)
+    unknown = set(params) - {"transport"}
+    if unknown or (scheme == "stun" and params):
+        raise InvalidInput(f"PODIUM_ICE_SERVERS entry {shown!r}: only TURN entries take ?transport=udp or tcp")
+    if scheme == "stun":
+        return ""
+    transport = params.get("transport", TRANSPORTS[scheme][0]).lower()
+    if transport not in TRANSPORTS[scheme]:
+        allowed = " or ".join(TRANSPORTS[scheme])
+        raise InvalidInput(f"PODIUM_ICE_SERVERS entry {shown!r}: {scheme}: takes transport={allowed}")
+    return transport
+
+
+def _hide_credentials(entry: str) -> str:
+    # Errors and logs name the entry, never its password.
+    head, at, tail = entry.rpartition("@")
+    if not at:
+        return entry
+    scheme, _, userinfo = head.partition(":")
+    return f"{scheme}:{userinfo.partition(':')[0]}:***@{tail}"
+
+
+def _quoted(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
