@@ -57,9 +57,12 @@ def parse_starts_at(raw: object, now: datetime) -> datetime | None:
         raise InvalidInput(f"starts_at {raw[:40]!r} is not an ISO 8601 time such as 2026-12-01T20:00:00Z") from None
     if value.tzinfo is None:
         raise InvalidInput("starts_at needs a time zone, for example 2026-12-01T20:00:00Z")
-    if value > now + MAX_SCHEDULE_AHEAD:
-        raise InvalidInput("starts_at is more than a year ahead")
-    return value.astimezone(UTC)
+    try:
+        if value > now + MAX_SCHEDULE_AHEAD:
+            raise InvalidInput("starts_at is more than a year ahead")
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+14:00 is a year 0 in UTC, which datetime cannot hold
+        raise InvalidInput(f"starts_at {raw[:40]!r} is out of range") from None
 
 
 def new_space(

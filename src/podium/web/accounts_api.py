@@ -53,7 +53,8 @@ def signed_in_user(request: Request) -> tuple[UserId, str]:
     if request.method not in SAFE_METHODS:
         expected = request.cookies.get(CSRF_COOKIE, "")
         sent = request.headers.get(CSRF_HEADER, "")
-        if not expected or not hmac.compare_digest(expected, sent):
+        # As bytes: compare_digest refuses str with non-ASCII characters (a header may carry any).
+        if not expected or not hmac.compare_digest(expected.encode(), sent.encode()):
             raise Forbidden("missing or wrong X-CSRF-Token header (reload the page and try again)")
     return accounts.authenticate(cookie)
 

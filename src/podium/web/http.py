@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from starlette.requests import Request
@@ -62,6 +63,36 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _refuse_constant(name: str) -> float:
+    raise errors.InvalidInput(f"the body is not valid JSON: {name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # 1e999: valid JSON, but no number Podium could use
+        raise errors.InvalidInput(f"the number {text[:20]} is too large")
+    return value
+
+
+def parse_json(body: bytes) -> Any:
+    """Strict JSON: no NaN or Infinity (Python's json takes them), no number that overflows to
+    infinity, no lone surrogate (\\ud800 is valid JSON but no Unicode text), bounded nesting."""
+    try:
+        value = json.loads(body, parse_constant=_refuse_constant, parse_float=_finite)
+    except RecursionError:
+        raise errors.InvalidInput("the body is not valid JSON: it is nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as error:
+        raise errors.InvalidInput(f"the body is not valid JSON: {error}") from None
+    try:
+        # Lone surrogates cannot be encoded: one pass in C finds any, in keys and values alike.
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise errors.InvalidInput("the body is not valid Unicode text (a lone surrogate escape)") from None
+    except RecursionError:
+        raise errors.InvalidInput("the body is not valid JSON: it is nested too deeply") from None
+    return value
+
+
 async def read_json(request: Request, limit: int) -> dict[str, Any]:
     content_type = request.headers.get("content-type", "")
     if content_type and not content_type.split(";")[0].strip().lower().endswith("json"):
@@ -69,10 +100,7 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
     body = await read_body(request, limit)
     if not body.strip():
         return {}
-    try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise errors.InvalidInput(f"the body is not valid JSON: {error}") from None
+    value = parse_json(body)
     if not isinstance(value, dict):
         raise errors.InvalidInput("the body must be a JSON object")
     return value

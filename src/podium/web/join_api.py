@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from typing import Any
 
@@ -82,9 +83,11 @@ async def listener_link(request: Request) -> Response:
     if not isinstance(valid_for, int) or not MIN_LINK_S <= valid_for <= MAX_LINK_S:
         raise InvalidInput(f"valid_for_s must be a whole number of seconds from {MIN_LINK_S} to {MAX_LINK_S}")
     not_before = body.get("not_before")
-    if not_before is not None and (not isinstance(not_before, int) or not_before < 0):
-        raise InvalidInput("not_before must be a Unix time in seconds")
     now = time.time()
+    if not_before is not None and (
+        not isinstance(not_before, int) or isinstance(not_before, bool) or not 0 <= not_before <= now + MAX_LINK_S
+    ):
+        raise InvalidInput("not_before must be a Unix time in seconds, at most 31 days ahead")
     token = podium.links.rounded_token(space_id, now, valid_for, not_before)
     window = podium.links.check(token, space_id, max(now, not_before or 0))
     base = podium.settings.base_url
@@ -100,20 +103,31 @@ async def listener_link(request: Request) -> Response:
     )
 
 
+def _number(value: object) -> float:
+    """A finite JSON number (not a bool, not a string such as "nan" that float() would take)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(value)
+    return float(value)
+
+
 def rehearsal_summary(report: dict[str, Any], at: float) -> dict[str, Any]:
     """What the board keeps of a rehearsal's report (checked: it comes from outside)."""
     try:
         verdict = report["verdict"]
         joins, plan, ttfa = report["joins"], report["plan"], report["time_to_first_audio_s"]
+        reasons = report.get("reasons", [])
+        if not all(isinstance(part, dict) for part in (joins, plan, ttfa)) or not isinstance(reasons, list):
+            raise TypeError("the report's parts are objects, its reasons a list")
+        listeners = _number(plan["listeners"])
         summary = {
             "at": int(at),
             "verdict": str(verdict),
-            "reasons": [str(r)[:200] for r in report.get("reasons", [])][:10],
-            "listeners": int(plan["listeners"]),
-            "peak_joins_per_s": float(plan["peak_joins_per_s"]),
-            "flood_per_s": float(plan.get("flood_per_s", 0)),
-            "success": float(joins["success"]),
-            "ttfa_s": {k: None if ttfa.get(k) is None else float(ttfa[k]) for k in ("p50", "p95", "p99")},
+            "reasons": [str(r)[:200] for r in reasons][:10],
+            "listeners": int(listeners),
+            "peak_joins_per_s": _number(plan["peak_joins_per_s"]),
+            "flood_per_s": _number(plan.get("flood_per_s", 0)),
+            "success": _number(joins["success"]),
+            "ttfa_s": {k: None if ttfa.get(k) is None else _number(ttfa[k]) for k in ("p50", "p95", "p99")},
         }
     except (KeyError, TypeError, ValueError):
         raise InvalidInput("send the JSON report that `podium rehearse` wrote") from None
