@@ -48,6 +48,7 @@ from podium.web.api import api_routes
 from podium.web.health_api import health_routes
 from podium.web.http import error_response
 from podium.web.join_api import join_routes
+from podium.web.openapi import openapi_routes
 from podium.web.pages import page_routes
 from podium.web.posts_api import post_routes
 from podium.web.replay_api import replay_routes
@@ -216,6 +217,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             *schedule_routes(),
             *join_routes(),
             *webhook_routes(),
+            *openapi_routes(),
             *hls_routes(),
             *page_routes(settings),
         ],
