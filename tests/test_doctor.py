@@ -15,7 +15,7 @@ import pytest
 from starlette.applications import Starlette
 
 from podium.app import create_app
-from podium.doctor import (
+from podium.diagnosis import (
     ClockSync,
     HttpAnswer,
     Result,
@@ -33,8 +33,8 @@ from podium.doctor import (
     check_udp_round_trip,
     check_writable,
     hours_of_recording,
-    udp_round_trip,
 )
+from podium.doctor import udp_round_trip
 from podium.errors import InvalidInput
 from podium.media import ice
 from podium.media.ice_servers import IceServer, parse_ice_servers
