@@ -16,7 +16,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, Serializer, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_encode
 
 from podium.errors import Forbidden, Unauthenticated
 from podium.ids import SpaceId
@@ -45,6 +46,14 @@ class Challenge:
     difficulty_bits: int
 
 
+class _Serializer(URLSafeTimedSerializer):
+    """itsdangerous's URL-safe timed tokens, without trying zlib on every one: these payloads are a
+    few dozen bytes, which compression never shortens, and a crowd's joins each sign one."""
+
+    def dump_payload(self, obj: Any) -> bytes:
+        return base64_encode(Serializer.dump_payload(self, obj))
+
+
 class BadToken(Unauthenticated):
     """A token that does not verify: forged, truncated, or from another instance."""
 
@@ -55,10 +64,10 @@ class ExpiredToken(Forbidden):
 
 class TicketSigner:
     def __init__(self, secret: str) -> None:
-        self._tickets = URLSafeTimedSerializer(secret, salt="podium.ticket.v1")
-        self._passes = URLSafeTimedSerializer(secret, salt="podium.pass.v1")
-        self._challenges = URLSafeTimedSerializer(secret, salt="podium.challenge.v1")
-        self._solved = URLSafeTimedSerializer(secret, salt="podium.solved.v1")
+        self._tickets = _Serializer(secret, salt="podium.ticket.v1")
+        self._passes = _Serializer(secret, salt="podium.pass.v1")
+        self._challenges = _Serializer(secret, salt="podium.challenge.v1")
+        self._solved = _Serializer(secret, salt="podium.solved.v1")
         # Counted for the board and the flood test: refusals by signature alone.
         self.refused = 0
 
