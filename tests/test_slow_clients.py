@@ -230,3 +230,26 @@ async def test_connections_cut_are_counted() -> None:
         await server.wait_closed()
     assert answer.startswith(b"HTTP/1.1 408 ")
     assert connections_closed_at_header_deadline() == before + 1
+
+
+def test_podium_serve_listens_with_the_configured_backlog(tmp_path: Path) -> None:
+    """The kernel's accept queue in front of Podium is as deep as PODIUM_LISTEN_BACKLOG says (`ss`
+    shows a listening socket's backlog as its Send-Q), so a cache tier's burst of new connections
+    waits there instead of having its SYNs dropped."""
+    import shutil
+    import subprocess
+
+    if shutil.which("ss") is None:
+        pytest.fail("ss (iproute2) is needed to read the listening socket's backlog")
+    server = Server(tmp_path / "data", free_port(), tmp_path / "podium.log", env={"PODIUM_LISTEN_BACKLOG": "333"})
+    server.start()
+    try:
+        shown = subprocess.run(
+            ["ss", "-Hltn", f"sport = :{server.port}"], capture_output=True, text=True, check=True
+        ).stdout.split()
+        assert shown[0] == "LISTEN" and shown[2] == "333", shown
+    finally:
+        server.stop()
+    refused = Server(tmp_path / "data2", free_port(), tmp_path / "refused.log", env={"PODIUM_LISTEN_BACKLOG": "0"})
+    with pytest.raises(RuntimeError, match="PODIUM_LISTEN_BACKLOG must be between 1 and 1,000,000"):
+        refused.start()

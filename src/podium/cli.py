@@ -47,6 +47,7 @@ def _serve(args: argparse.Namespace) -> int:
         # Keep-alive for players polling playlists; idle connections go after this.
         timeout_keep_alive=15,
         timeout_graceful_shutdown=5,
+        backlog=settings.listen_backlog,
         http=protocol_with_header_deadline(settings.header_timeout_s),
         # Podium has no WebSocket endpoint: upgrade requests are refused, not parsed.
         ws="none",

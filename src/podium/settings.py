@@ -63,6 +63,10 @@ class Settings:
     # Capacity: requests being worked on, and event-loop lag, at which the node counts as full.
     max_in_flight: int = 256
     max_lag_ms: float = 250.0
+    # Connections the kernel holds for Podium before it accepts them (capped by net.core.somaxconn).
+    # A cache tier opens its connections in bursts when a crowd arrives; a full queue drops their SYNs,
+    # and each dropped one comes back a second later (then 2 s, 4 s): 2,048, uvicorn's own, filled up.
+    listen_backlog: int = 4096
     # Against slow and oversized requests: the whole request head must arrive within this time,
     # and no body may be larger than this.
     header_timeout_s: float = 10.0
@@ -137,6 +141,8 @@ class Settings:
             raise InvalidInput("the join rate, burst and surge factor must be positive")
         if self.max_in_flight < 1 or self.max_lag_ms <= 0 or self.header_timeout_s <= 0 or self.max_body_bytes < 1024:
             raise InvalidInput("capacity, header timeout and body limit must be positive (body limit at least 1024)")
+        if not 1 <= self.listen_backlog <= 1_000_000:
+            raise InvalidInput("PODIUM_LISTEN_BACKLOG must be between 1 and 1,000,000 connections")
         if self.database_url and not self.database_url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
             raise InvalidInput("PODIUM_DATABASE_URL must be a postgresql://… or sqlite:///… URL (or empty)")
         if self.secret and len(self.secret) < 32:
