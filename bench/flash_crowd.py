@@ -64,6 +64,7 @@ import uvloop
 from lean_http import Answer, LeanConnection, parse_time, raise_fd_limit
 
 from podium.rehearse import Plan, solve_puzzle
+from podium.settings import Settings
 
 SHIPPED = harness.BENCH_DIR.parent / "deploy" / "nginx" / "podium.conf"
 # The idle connections the shipped config keeps to Podium, as it says.
@@ -1334,10 +1335,11 @@ def on_time(phase: Phase) -> dict[str, Any]:
 
 # -- report --------------------------------------------------------------------------------------
 
-UVICORN_BACKLOG = 2048  # uvicorn's default `backlog`, which `podium serve` keeps
+# `podium serve`'s listen backlog (PODIUM_LISTEN_BACKLOG), as the kernel caps it.
+PODIUM_BACKLOG = min(Settings().listen_backlog, int(Path("/proc/sys/net/core/somaxconn").read_text()))
 
 
-def _queue(value: float | None, backlog: int = UVICORN_BACKLOG) -> str:
+def _queue(value: float | None, backlog: int = PODIUM_BACKLOG) -> str:
     """An accept queue's longest length; Linux lets one more in than the backlog before it drops SYNs."""
     if value is None:
         return "-"
@@ -1606,7 +1608,7 @@ def notes(outcome: Outcome, args: argparse.Namespace, figs: dict[int, Figures]) 
                            for k in flooded.board_after["requests"])  # fmt: skip
             found.append(
                 f"- **Where the joins waited, with the flood.** Podium's accept queue reached "
-                f"{f.accept_queue_max:,.0f} (its backlog is uvicorn's {UVICORN_BACKLOG:,}). nginx keeps "
+                f"{f.accept_queue_max:,.0f} (its backlog: {PODIUM_BACKLOG:,}). nginx keeps "
                 f"{UPSTREAM_KEEPALIVE} idle connections to Podium (`keepalive {UPSTREAM_KEEPALIVE}` in the shipped "
                 "config); with the flood's requests held at Podium it opened about "
                 f"{f.upstream_opened or 0:,.0f} more, and each waited in the kernel until Podium accepted it. "
