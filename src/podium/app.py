@@ -45,6 +45,7 @@ from podium.service import COUNTS_SHARE_S, Podium
 from podium.settings import Settings
 from podium.web.accounts_api import account_routes
 from podium.web.api import api_routes
+from podium.web.embed_api import embed_routes
 from podium.web.health_api import health_routes
 from podium.web.http import error_response
 from podium.web.join_api import join_routes
@@ -219,6 +220,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             *webhook_routes(),
             *openapi_routes(),
             *hls_routes(),
+            *embed_routes(),
             *page_routes(settings),
         ],
         exception_handlers={PodiumError: _podium_error, HTTPException: _http_error},

@@ -108,6 +108,21 @@ async def host_page(request: Request) -> Response:
     return render_page(request, "host.html")
 
 
+# The embeddable player (/embed/{id}) is framed by other sites: any ancestor may frame it, and it
+# never asks for the microphone. Everything else is as strict as the pages.
+EMBED_HEADERS = {
+    "Content-Security-Policy": CSP.replace("frame-ancestors 'self'", "frame-ancestors *"),
+    "Permissions-Policy": "microphone=(), camera=()",
+}
+
+
+async def embed_page(request: Request) -> Response:
+    if not is_space_id(request.path_params["space_id"]):
+        raise NotFound("no such space")
+    # The layout is read by the page's script from ?layout=, so one cached copy per language serves all.
+    return render_page(request, "embed.html", headers=EMBED_HEADERS)
+
+
 def page_routes(settings: Settings) -> list[BaseRoute]:
     hlsjs = find_hlsjs(settings.hlsjs_dir)
 
@@ -123,6 +138,7 @@ def page_routes(settings: Settings) -> list[BaseRoute]:
         Route("/s/{space_id}", listener_page, methods=["GET", "HEAD"]),
         Route("/host/{space_id}", host_page, methods=["GET", "HEAD"]),
         Route("/join/{space_id}", speaker_page, methods=["GET", "HEAD"]),
+        Route("/embed/{space_id}", embed_page, methods=["GET", "HEAD"]),
         Route("/static/vendor/hls.min.js", hlsjs_file, methods=["GET", "HEAD"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
