@@ -231,6 +231,10 @@ async def _join(client: Client, tally: Tally, cfg: dict[str, Any], n: int, recor
             if "solved" in data:
                 body["solved"] = data["solved"]
             tally.waiting += 1
+            # When the place is due, to the millisecond, as the page does (Retry-After is whole seconds).
+            due_ms = data.get("retry_after_ms")
+            if isinstance(due_ms, int):
+                retry = due_ms / 1000
             try:
                 await asyncio.sleep(retry + random.uniform(0, 0.3))
             finally:
@@ -1650,9 +1654,9 @@ def notes(outcome: Outcome, args: argparse.Namespace, figs: dict[int, Figures]) 
                 f"- **The waiting room, without the flood.** Joins come at up to "
                 f"{crowd_times(args.listeners, args.ramp)[1]:,.0f}/s at the crowd's peak against a rate of "
                 f"{args.join_rate:g}/s (burst {args.join_burst:,}), so "
-                f"{len(waiters):,} listeners were told to wait (longest line {f.max_position:,}). Retry-After is in "
-                "whole seconds, `ceil(position / rate)` and at least 1, so even the first in line comes back a second "
-                f"later (plus the page's 0-0.3 s jitter): their first audio p50 {_s(_pct(waiters, 50))} s, max "
+                f"{len(waiters):,} listeners were told to wait (longest line {f.max_position:,}). They come back "
+                "when their place is due (`retry_after_ms`, position / rate, at least 0.1 s; Retry-After itself is "
+                f"whole seconds), plus the page's 0-0.3 s jitter: their first audio p50 {_s(_pct(waiters, 50))} s, max "
                 f"{_s(_pct(waiters, 100))} s, while at {args.join_rate:g}/s their turn came within "
                 f"{f.max_position / args.join_rate:.2f} s"
             )

@@ -258,7 +258,10 @@ class Rehearsal:
             elif response.status_code not in (429, 503):
                 self._fail(f"the join ({response.status_code})")
                 return False
-            await asyncio.sleep(float(retry or 1) + random.uniform(0, 0.3))
+            # In line: when the place is due, to the millisecond, as the page does; else Retry-After.
+            due_ms = data.get("retry_after_ms") if response.status_code == 202 else None
+            wait_s = due_ms / 1000 if isinstance(due_ms, int) else float(retry or 1)
+            await asyncio.sleep(wait_s + random.uniform(0, 0.3))
         self._fail("the join (still in line at the end)")
         return False
 

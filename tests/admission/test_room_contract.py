@@ -72,14 +72,14 @@ async def test_a_burst_goes_straight_in_and_then_a_line_forms(make_room: MakeRoo
     assert [await room.arrive() for _ in range(3)] == [Admitted(None)] * 3
     line = [await room.arrive() for _ in range(3)]
     assert all(isinstance(w, Waiting) for w in line)
-    assert [(w.seq, w.position, w.retry_after_s) for w in line if isinstance(w, Waiting)] == [
-        (0, 1, 1),
-        (1, 2, 2),
-        (2, 3, 3),
+    assert [(w.seq, w.position, w.retry_after_s, w.retry_after_ms) for w in line if isinstance(w, Waiting)] == [
+        (0, 1, 1, 1000),
+        (1, 2, 2, 2000),
+        (2, 3, 3, 3000),
     ]
     assert (await room.waiting(), await room.called(), await room.admitted()) == (3, 0, 3)
     # Coming back too early keeps the place; a long line is told to check at least every 30 s.
-    assert await room.redeem(1) == Waiting(1, 2, 2)
+    assert await room.redeem(1) == Waiting(1, 2, 2, 2000)
     far = [await room.arrive() for _ in range(40)][-1]
     assert isinstance(far, Waiting) and far.position == 43 and far.retry_after_s == MAX_RETRY_AFTER_S
     assert await room.epoch() == await room.epoch()
@@ -175,7 +175,7 @@ async def test_two_nodes_share_one_line_and_one_rate(clients: list[redis.Redis])
     on_c = await c.arrive()
     assert isinstance(on_b, Waiting) and isinstance(on_c, Waiting)
     assert (on_b.position, on_c.position) == (1, 2), "one line, whichever node they came through"
-    assert await c.redeem(on_b.seq) == Waiting(on_b.seq, 1, 1)
+    assert await c.redeem(on_b.seq) == Waiting(on_b.seq, 1, 1, 100)
     await asyncio.sleep(0.11)
     assert await c.redeem(on_b.seq) == Admitted(on_b.seq)
     with pytest.raises(Conflict, match="already used"):

@@ -15,6 +15,10 @@ def test_joiners_go_straight_in_while_the_bucket_holds_tokens() -> None:
     assert [room.arrive(0.0) for _ in range(3)] == [Admitted(None)] * 3
     fourth = room.arrive(0.0)
     assert isinstance(fourth, Waiting) and fourth.position == 1 and fourth.retry_after_s == 1
+    # Retry-After is whole seconds; the page is told to the millisecond when its turn comes (0.1 s at 10/s).
+    assert fourth.retry_after_ms == 100
+    fifteenth = [room.arrive(0.0) for _ in range(14)][-1]
+    assert isinstance(fifteenth, Waiting) and (fifteenth.retry_after_s, fifteenth.retry_after_ms) == (2, 1500)
 
 
 def test_the_line_is_served_in_order_at_the_rate() -> None:
@@ -23,7 +27,7 @@ def test_the_line_is_served_in_order_at_the_rate() -> None:
     tickets = [room.arrive(0.0) for _ in range(4)]
     assert [t.position for t in tickets if isinstance(t, Waiting)] == [1, 2, 3, 4]
     # After 1 s two numbers are called: the first two get in, the third is now first in line.
-    assert room.redeem(2, 1.0) == Waiting(2, 1, 1)
+    assert room.redeem(2, 1.0) == Waiting(2, 1, 1, 500)
     assert room.redeem(0, 1.0) == Admitted(0)
     assert room.redeem(1, 1.0) == Admitted(1)
     # A newcomer queues behind those still waiting, even when the bucket has refilled.

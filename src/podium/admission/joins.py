@@ -204,6 +204,7 @@ class Joins:
             "position": outcome.position,
             "ticket": self.signer.ticket(space_id, await room.epoch(), outcome.seq, client),
             "retry_after_s": outcome.retry_after_s,
+            "retry_after_ms": outcome.retry_after_ms,
             "message": f"You are number {outcome.position} in line; you are let in automatically.",
         }
         if solved is not None:

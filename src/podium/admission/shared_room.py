@@ -17,7 +17,6 @@ in Redis it is one value per instance, set once (and set anew if Redis lost it, 
 
 from __future__ import annotations
 
-import math
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +29,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from podium.admission.waiting_room import MAX_RETRY_AFTER_S, Admitted, Waiting, WaitingRoom
+from podium.admission.waiting_room import Admitted, Waiting, WaitingRoom, waiting
 from podium.clock import Clock
 from podium.errors import Conflict, RateLimited
 from podium.ids import SpaceId
@@ -293,8 +292,7 @@ class RedisWaitingRoom:
             raise RateLimited("the waiting room is starting over; trying again", UNREACHABLE_RETRY_S)
         # The same maths as WaitingRoom's: 1 = next to be called; come back when it should be.
         position = seq - called + 1
-        retry = math.ceil(position / self.rate_per_s)
-        return Waiting(seq, position, max(1, min(MAX_RETRY_AFTER_S, retry)))
+        return waiting(seq, position, self.rate_per_s)
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from podium.errors import Conflict
 
 MAX_RETRY_AFTER_S = 30  # a long line is checked at least this often (the position moves)
+MIN_RETRY_AFTER_MS = 100  # a place about to be called is still not asked again at once
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,14 @@ class Admitted:
 class Waiting:
     seq: int
     position: int  # 1 = next to be called
-    retry_after_s: int
+    retry_after_s: int  # whole seconds, as the Retry-After header carries them
+    retry_after_ms: int  # when the place should be called: a page need not wait for the next second
+
+
+def waiting(seq: int, position: int, rate_per_s: float) -> Waiting:
+    """A place in line and when to come back: when the room, calling at its rate, reaches it."""
+    due_s = min(float(MAX_RETRY_AFTER_S), position / rate_per_s)
+    return Waiting(seq, position, max(1, math.ceil(due_s)), max(MIN_RETRY_AFTER_MS, round(due_s * 1000)))
 
 
 class WaitingRoom:
@@ -89,8 +97,7 @@ class WaitingRoom:
 
     def _waiting(self, seq: int) -> Waiting:
         position = seq - self._called + 1
-        retry = math.ceil(position / self.rate_per_s)
-        return Waiting(seq, position, max(1, min(MAX_RETRY_AFTER_S, retry)))
+        return waiting(seq, position, self.rate_per_s)
 
     def _refill(self, now: float, paused: bool) -> None:
         elapsed = max(0.0, now - self._last)

@@ -188,6 +188,11 @@ def admission_routes() -> dict[str, Any]:
             "position": INTEGER,
             "ticket": string(),
             "retry_after_s": INTEGER,
+            "retry_after_ms": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "when to come back, to the millisecond (Retry-After is whole seconds)",
+            },
             "challenge": string(),
             "difficulty_bits": INTEGER,
             "solved": string(),
