@@ -208,6 +208,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     app = Starlette(
         routes=[
+            # Routes are tried in order: a crowd's joins first, so that each is not matched against
+            # fifty other routes before its own.
+            *join_routes(),
             *health_routes(),
             *api_routes(),
             *stage_routes(),
@@ -216,7 +219,6 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             *timeline_routes(),
             *replay_routes(),
             *schedule_routes(),
-            *join_routes(),
             *webhook_routes(),
             *openapi_routes(),
             *hls_routes(),
