@@ -5,6 +5,7 @@ loads by itself); oEmbed's frame plays; the keyboard alone starts the player."""
 from __future__ import annotations
 
 import html
+import re
 import threading
 from collections.abc import Iterator
 from functools import partial
@@ -17,7 +18,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Frame, Page, Request, expect
 
 from tests.conftest import Server
-from tests.test_browser_replay import Speakers, speakers
+from tests.test_browser_replay import Speakers, end, speakers
 from tests.test_live_media import create_space, wait_for_media
 
 pytestmark = [pytest.mark.browser, pytest.mark.media]
@@ -260,8 +261,13 @@ def test_the_oembed_frame_plays_and_the_keyboard_alone_starts_it(
     for lang in ("en", "de"):
         for layout, height in (("compact", 100), ("full", 460)):
             src = html.escape(f"{server.base}/embed/{space['id']}?layout={layout}&lang={lang}")
-            name = article(folder, f"{layout}-{lang}.html", f'<iframe src="{src}" width="600" height="{height}" '
-                           f'style="border:0;border-radius:14px" title="Podium"></iframe>', lang)
+            name = article(
+                folder,
+                f"{layout}-{lang}.html",
+                f'<iframe src="{src}" width="600" height="{height}" '
+                f'style="border:0;border-radius:14px" title="Podium"></iframe>',
+                lang,
+            )
             view = browser.new_context(viewport={"width": 680, "height": height + 260}, locale=lang)
             look = view.new_page()
             look.goto(f"{site}/{name}")
@@ -277,7 +283,9 @@ def test_the_oembed_frame_plays_and_the_keyboard_alone_starts_it(
             view.close()
 
 
-def test_the_player_fits_a_320_px_frame(server: Server, browser: Browser, publisher: tuple[str, Path]) -> None:
+def test_the_player_fits_a_320_px_frame(
+    server: Server, browser: Browser, publisher: tuple[str, Path], artifacts: Path
+) -> None:
     site, folder = publisher
     space = httpx.post(server.base + "/api/spaces", json={"title": "A rather long title for a narrow frame"}).json()
     src = html.escape(f"{server.base}/embed/{space['id']}")
@@ -292,4 +300,29 @@ def test_the_player_fits_a_320_px_frame(server: Server, browser: Browser, publis
     frame_box = page.locator("iframe").bounding_box()
     assert box is not None and frame_box is not None
     assert box["x"] + box["width"] <= frame_box["x"] + 320
+    page.locator("iframe").screenshot(path=str(artifacts / "embed-compact-320.png"))
+    page.close()
+
+
+def test_the_player_plays_the_replay_and_shows_where_it_is(
+    server: Server, browser: Browser, speakers: Speakers, publisher: tuple[str, Path], artifacts: Path
+) -> None:
+    site, folder = publisher
+    space = live_space(server, speakers, "Yesterday's interview")
+    speakers.run(wait_for_media(server, space, 6))
+    ended = end(server, space)
+    assert "replay" in ended["urls"]
+    src = html.escape(f"{server.base}/embed/{space['id']}?layout=compact&lang=en")
+    article(folder, "replay.html", f'<iframe src="{src}" width="600" height="100" style="border:0"></iframe>')
+    page = browser.new_page(viewport={"width": 680, "height": 360})
+    page.goto(f"{site}/replay.html")
+    frame = player_frame(page)
+    expect(frame.locator("#state")).to_have_text("Replay")
+    # The length is known before playing (from the playlist alone), and the seek bar has it.
+    expect(frame.locator("#position")).to_have_text(re.compile(r"^0:00 / 0:0[5-9]$"), timeout=20000)
+    expect(frame.get_by_label("Position in the recording")).to_be_visible()
+    frame.get_by_role("button", name="Play").click()
+    assert_plays_the_tone(frame)
+    expect(frame.locator("#position")).not_to_have_text(re.compile(r"^0:00 /"), timeout=10000)
+    page.locator("iframe").screenshot(path=str(artifacts / "embed-replay-en.png"))
     page.close()

@@ -143,9 +143,20 @@
     return hls;
   }
 
-  // A replay's playlist (not its audio) is read at once, for its length.
+  // A replay's playlists (not its audio) are read at once: the length shows before playing. The
+  // player loads no level until it starts, so the length is summed from the media playlist here.
   function prepareReplay() {
-    if (window.Hls && window.Hls.isSupported()) makeHls(player.space.urls.replay, false);
+    if (!window.Hls || !window.Hls.isSupported()) return;
+    const hls = makeHls(player.space.urls.replay, false);
+    hls.once(window.Hls.Events.MANIFEST_PARSED, async (_event, data) => {
+      try {
+        const level = data.levels[0];
+        const response = await fetch(level.uri);
+        const text = await response.text();
+        const seconds = [...text.matchAll(/^#EXTINF:([0-9.]+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+        if (player.duration === null && seconds > 0) { player.duration = seconds; showPosition(); }
+      } catch (_) { /* the length shows once the audio loads */ }
+    });
   }
 
   function startStream() {
