@@ -28,7 +28,7 @@ async function solvePuzzle(challenge, bits, onProgress) {
     }
     onProgress(base + batch);
   }
-  throw new Error("could not solve the puzzle");
+  throw new Error(t("listen.puzzle_failed"));
 }
 
 async function podiumAdmit(space, clientId, onUpdate, linkKey = null) {
@@ -52,7 +52,7 @@ async function podiumAdmit(space, clientId, onUpdate, linkKey = null) {
       response = await fetch(`/api/spaces/${space}/join`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(withKey(body)), cache: "no-store" });
       data = await response.json().catch(() => ({}));
     } catch (_) {
-      onUpdate("The connection dropped; trying again…");
+      onUpdate(t("listen.connection_dropped"));
       await sleep(2000);
       continue;
     }
@@ -63,13 +63,13 @@ async function podiumAdmit(space, clientId, onUpdate, linkKey = null) {
       return data;
     }
     if (response.status === 202 && data.challenge) {
-      onUpdate("Many people are joining right now: your browser is solving a small puzzle to get in…");
-      const counter = await solvePuzzle(data.challenge, data.difficulty_bits, (tries) => onUpdate(`Solving a small puzzle to get in… (${tries.toLocaleString()} tries)`));
+      onUpdate(t("listen.solving_puzzle"));
+      const counter = await solvePuzzle(data.challenge, data.difficulty_bits, (tries) => onUpdate(tn("listen.puzzle_tries", tries)));
       body = { client_id: clientId, challenge: data.challenge, counter };
       continue;
     }
     if (response.status === 202) {
-      onUpdate(`You are number ${data.position.toLocaleString()} in line. You will be let in automatically.`);
+      onUpdate(t("listen.in_line", { position: data.position.toLocaleString(podiumI18n.lang) }));
       body = { client_id: clientId, ticket: data.ticket };
       if (data.solved) body.solved = data.solved;
       // A little jitter, so that a line does not come back in one burst.
@@ -77,7 +77,7 @@ async function podiumAdmit(space, clientId, onUpdate, linkKey = null) {
       continue;
     }
     if (response.status === 429 || response.status === 503) {
-      onUpdate(`Very busy right now; trying again in ${retry} s…`);
+      onUpdate(t("listen.busy", { seconds: retry.toLocaleString(podiumI18n.lang) }));
       await sleep(retry * 1000 + Math.random() * 500);
       continue;
     }
@@ -89,7 +89,7 @@ async function podiumAdmit(space, clientId, onUpdate, linkKey = null) {
       body = { client_id: clientId };
       continue;
     }
-    throw new Error(data.error || `error ${response.status}`);
+    throw new Error(data.error || t("common.error_status", { status: response.status }));
   }
 }
 window.podiumAdmit = podiumAdmit;

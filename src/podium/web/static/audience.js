@@ -22,8 +22,8 @@
       const item = document.createElement("li");
       item.dataset.post = q.id;
       if (q.state === "answered") item.classList.add("answered");
-      const votes = button(`▲ ${q.votes}`, () => vote(q.id), "small secondary votes");
-      votes.setAttribute("aria-label", `Vote for this question (${q.votes} votes)`);
+      const votes = button(`▲ ${q.votes.toLocaleString(podiumI18n.lang)}`, () => vote(q.id), "small secondary votes");
+      votes.setAttribute("aria-label", tn("listen.vote", q.votes));
       const body = document.createElement("div");
       body.className = "text";
       body.append(textNode("span", "author", q.author), textNode("span", "", q.text));
@@ -62,7 +62,7 @@
     if ("pinned" in item) showPinned(item.pinned);
     for (const [emoji, count] of Object.entries(item.reactions)) reactionCounts[emoji] = (reactionCounts[emoji] || 0) + count;
     renderReactions();
-    if (item.listeners) { $("now").textContent = item.listeners.now; $("peak").textContent = item.listeners.peak; }
+    if (item.listeners) { $("now").textContent = item.listeners.now.toLocaleString(podiumI18n.lang); $("peak").textContent = item.listeners.peak.toLocaleString(podiumI18n.lang); }
     if (item.speakers) renderStage($("stage"), { speakers: item.speakers.map((s) => ({ ...s, role: "", connected: true })) });
   }
 
@@ -104,8 +104,8 @@
   function renderReactions() {
     $("reactions").replaceChildren(...REACTIONS.map((emoji) => {
       const b = button("", () => react(emoji), "");
-      b.setAttribute("aria-label", `React ${emoji}`);
-      b.append(textNode("span", "", emoji), textNode("span", "count", String(reactionCounts[emoji] || 0)));
+      b.setAttribute("aria-label", t("listen.react", { emoji }));
+      b.append(textNode("span", "", emoji), textNode("span", "count", (reactionCounts[emoji] || 0).toLocaleString(podiumI18n.lang)));
       return b;
     }));
   }
@@ -115,7 +115,7 @@
   }
 
   async function vote(postId) {
-    if (!session) { $("post-status").textContent = "Sign in to vote."; return; }
+    if (!session) { $("post-status").textContent = t("listen.sign_in_to_vote"); return; }
     try { await api(`/api/spaces/${spaceId}/questions/${postId}/vote`, { method: "POST", token: session.token }); }
     catch (e) { $("post-status").textContent = e.message; }
   }
@@ -125,7 +125,7 @@
     sessionStorage.setItem("podium.session", JSON.stringify(data));
     $("signin-form").hidden = true;
     $("post-form").hidden = false;
-    $("signed-in-as").textContent = `Signed in as ${data.user.username}.`;
+    $("signed-in-as").textContent = t("listen.signed_in_as", { name: data.user.username });
   }
 
   async function signIn(create) {
@@ -148,7 +148,7 @@
       try {
         await api(`/api/spaces/${spaceId}/posts`, { method: "POST", token: session.token, body });
         $("post-text").value = "";
-        $("post-status").textContent = body.kind === "question" ? "Question sent." : "Comment sent.";
+        $("post-status").textContent = t(body.kind === "question" ? "listen.question_sent" : "listen.comment_sent");
         break;
       } catch (e) {
         $("post-status").textContent = e.message;

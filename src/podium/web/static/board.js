@@ -6,15 +6,16 @@
   if (!hostToken) { $("board-card").hidden = true; return; }
   const history = [];  // [listeners, arrivals per second], one per poll
   const keep = 150;
+  const lang = podiumI18n.lang;
 
   function verdict(board) {
     const stream = board.stream;
     const problems = [];
-    if (!stream.running) problems.push("the stream is not running yet");
-    else if (stream.last_part_age_s !== null && stream.last_part_age_s > 1.5) problems.push("the stream is late");
-    if (board.load.shedding.includes("join")) problems.push("new listeners are held in line by load");
-    if (board.load.pressure >= 0.85) problems.push("the node is near its capacity");
-    if (board.last_rehearsal && board.last_rehearsal.verdict !== "GO") problems.push("the last rehearsal said NO-GO");
+    if (!stream.running) problems.push(t("board.not_running"));
+    else if (stream.last_part_age_s !== null && stream.last_part_age_s > 1.5) problems.push(t("board.late"));
+    if (board.load.shedding.includes("join")) problems.push(t("board.joins_held"));
+    if (board.load.pressure >= 0.85) problems.push(t("board.near_capacity"));
+    if (board.last_rehearsal && board.last_rehearsal.verdict !== "GO") problems.push(t("board.rehearsal_no_go"));
     return problems;
   }
 
@@ -26,7 +27,7 @@
     const step = w / (keep - 1);
     g.clearRect(0, 0, w, h);
     g.font = "11px sans-serif";
-    const series = [[0, "#2f6fde", "listening"], [1, "#d9822b", "joins/s"]];
+    const series = [[0, "#2f6fde", t("board.chart_listening")], [1, "#d9822b", t("board.chart_joins")]];
     series.forEach(([index, color, name], row) => {
       const values = history.map((entry) => entry[index]);
       const top = Math.max(1, ...values);
@@ -39,38 +40,50 @@
         if (i === 0) g.moveTo(x, y); else g.lineTo(x, y);
       });
       g.stroke();
-      g.fillText(`${name} max ${top.toLocaleString()}`, 6 + row * 150, 12);
+      g.fillText(t("board.chart_max", { name, top: top.toLocaleString(podiumI18n.lang) }), 6 + row * 150, 12);
     });
   }
 
   async function poll() {
     try {
       const board = await api(`/api/spaces/${spaceId}/board`, { token: hostToken });
-      $("b-listeners").textContent = board.listeners.now.toLocaleString();
-      $("b-waiting").textContent = board.joins.waiting.toLocaleString();
-      $("b-arrivals").textContent = board.joins.arrivals_per_s.toLocaleString();
-      $("b-admitted").textContent = board.joins.admitted.toLocaleString();
-      $("b-stream").textContent = board.stream.running ? (board.stream.last_part_age_s !== null && board.stream.last_part_age_s > 1.5 ? "late" : "on time") : "off";
-      $("b-load").textContent = `${Math.round(board.load.pressure * 100)} %`;
-      const shed = Object.entries(board.requests).filter(([, c]) => c.shed > 0).map(([name, c]) => `${name}: ${c.shed.toLocaleString()}`);
-      $("b-shedding").textContent = (board.load.shedding.length ? `Shedding now: ${board.load.shedding.join(", ")}. ` : "Nothing is being shed. ")
-        + (shed.length ? `Shed so far: ${shed.join(", ")}. ` : "")
-        + `Refused by signature: ${board.refused_by_signature.toLocaleString()}. `
-        + (board.under_attack.active ? `Puzzle on (${board.under_attack.difficulty_bits} bits).` : "Puzzle off.");
+      const number = (n) => n.toLocaleString(lang);
+      $("b-listeners").textContent = number(board.listeners.now);
+      $("b-waiting").textContent = number(board.joins.waiting);
+      $("b-arrivals").textContent = number(board.joins.arrivals_per_s);
+      $("b-admitted").textContent = number(board.joins.admitted);
+      $("b-stream").textContent = t(board.stream.running ? (board.stream.last_part_age_s !== null && board.stream.last_part_age_s > 1.5 ? "board.stream_late" : "board.stream_on_time") : "board.stream_off");
+      $("b-load").textContent = `${number(Math.round(board.load.pressure * 100))} %`;
+      const shed = Object.entries(board.requests).filter(([, c]) => c.shed > 0).map(([name, c]) => `${name}: ${number(c.shed)}`);
+      $("b-shedding").textContent = [
+        board.load.shedding.length ? t("board.shedding_now", { list: board.load.shedding.join(", ") }) : t("board.nothing_shed"),
+        shed.length ? t("board.shed_so_far", { list: shed.join(", ") }) : "",
+        t("board.refused_by_signature", { count: number(board.refused_by_signature) }),
+        board.under_attack.active ? t("board.puzzle_on", { bits: board.under_attack.difficulty_bits }) : t("board.puzzle_off"),
+      ].filter(Boolean).join(" ");
       if (document.activeElement !== $("attack-mode")) $("attack-mode").value = board.under_attack.mode;
       const last = board.last_rehearsal;
+      const fixed = (n, digits) => n.toLocaleString(lang, { minimumFractionDigits: digits, maximumFractionDigits: digits, useGrouping: false });
       $("b-rehearsal").textContent = last
-        ? `Last rehearsal ${new Date(last.at * 1000).toLocaleString()}: ${last.verdict}, ${last.listeners.toLocaleString()} listeners at up to ${last.peak_joins_per_s} joins/s, ${(last.success * 100).toFixed(1)} % got in, first audio p95 ${last.ttfa_s.p95 === null ? "–" : `${last.ttfa_s.p95.toFixed(2)} s`}${last.reasons.length ? ` (${last.reasons.join("; ")})` : ""}.`
-        : "No rehearsal yet: run `podium rehearse <page address> --host-token <token>` before the crowd comes.";
+        ? t("board.last_rehearsal", {
+          time: new Date(last.at * 1000).toLocaleString(lang),
+          verdict: last.verdict,
+          listeners: number(last.listeners),
+          rate: number(last.peak_joins_per_s),
+          success: fixed(last.success * 100, 1),
+          p95: last.ttfa_s.p95 === null ? "–" : `${fixed(last.ttfa_s.p95, 2)} s`,
+          reasons: last.reasons.length ? ` (${last.reasons.join("; ")})` : "",
+        })
+        : t("board.no_rehearsal");
       const problems = verdict(board);
       $("verdict").textContent = problems.length ? "NO-GO" : "GO";
       $("verdict").dataset.verdict = problems.length ? "no-go" : "go";
-      $("verdict").title = problems.join("; ") || "everything is on time";
+      $("verdict").title = problems.join("; ") || t("board.all_on_time");
       history.push([board.listeners.now, board.joins.arrivals_per_s]);
       if (history.length > keep) history.shift();
       draw();
     } catch (e) {
-      $("b-shedding").textContent = `The board could not be read: ${e.message}`;
+      $("b-shedding").textContent = t("board.read_failed", { message: e.message });
     }
   }
   $("attack-mode").addEventListener("change", async () => {

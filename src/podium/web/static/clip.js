@@ -2,6 +2,11 @@
 // A clip's page: play it, go to the same moment in the full replay, and show what was signed.
 (async function () {
   const [, , space, clip] = location.pathname.split("/");
+  // Seconds with the page's decimal separator, `digits` after it (as many as there are if not given).
+  function seconds(value, digits) {
+    const fraction = digits === undefined ? {} : { minimumFractionDigits: digits, maximumFractionDigits: digits };
+    return value.toLocaleString(podiumI18n.lang, { useGrouping: false, maximumFractionDigits: 20, ...fraction });
+  }
   function fact(label, value, mono = false) {
     const term = document.createElement("dt");
     term.textContent = label;
@@ -14,19 +19,19 @@
     const view = await api(`/api/spaces/${space}/clips/${clip}`);
     const f = view.facts;
     $("title").textContent = f.title;
-    document.title = `${f.title} — Podium`;
-    $("where").textContent = `${f.duration_s.toFixed(1)} s from ${f.offset_s.toFixed(1)} s into the recording`;
+    document.title = t("listen.page_title", { title: f.title });
+    $("where").textContent = t("clip.where", { duration: seconds(f.duration_s, 1), offset: seconds(f.offset_s, 1) });
     $("audio").src = view.urls.file;
     $("file").href = view.urls.file;
     $("context").href = view.urls.context;
-    fact("Clip SHA-256", f.clip_sha256, true);
-    fact("Recording SHA-256", `${f.recording_sha256} (first ${f.recording_segments} segments)`, true);
-    fact("Offset", `${f.offset_s} s (AAC frame ${f.first_frame}), ${f.frames} frames`);
-    fact("Instance", f.instance);
-    fact("Signing key", f.key_id, true);
-    fact("Cut at", new Date(f.created_at).toLocaleString());
-    if (view.signature) fact("Signature", view.signature, true);
+    fact(t("clip.clip_sha256"), f.clip_sha256, true);
+    fact(t("clip.recording_sha256"), t("clip.recording_value", { sha256: f.recording_sha256, segments: f.recording_segments.toLocaleString(podiumI18n.lang) }), true);
+    fact(t("clip.offset"), t("clip.offset_value", { offset: seconds(f.offset_s), frame: f.first_frame.toLocaleString(podiumI18n.lang), frames: f.frames.toLocaleString(podiumI18n.lang) }));
+    fact(t("clip.instance"), f.instance);
+    fact(t("clip.signing_key"), f.key_id, true);
+    fact(t("clip.cut_at"), new Date(f.created_at).toLocaleString(podiumI18n.lang));
+    if (view.signature) fact(t("clip.signature"), view.signature, true);
   } catch (e) {
-    $("error").textContent = `Could not load the clip: ${e.message}`;
+    $("error").textContent = t("clip.load_failed", { message: e.message });
   }
 })();

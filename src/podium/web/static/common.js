@@ -27,7 +27,7 @@ async function api(path, { method = "GET", token = null, body = undefined } = {}
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: "no-store" });
   const data = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(data.error || `error ${response.status}`);
+  if (!response.ok) throw new Error(data.error || t("common.error_status", { status: response.status }));
   return data;
 }
 
@@ -76,7 +76,7 @@ async function publishMicrophone(whipUrl, token, onState) {
     stream.getTracks().forEach((t) => t.stop());
     let message = text;
     try { message = JSON.parse(text).error; } catch (_) { /* plain text */ }
-    throw new Error(message || `error ${response.status}`);
+    throw new Error(message || t("common.error_status", { status: response.status }));
   }
   session.resource = response.headers.get("Location");
   await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
@@ -92,6 +92,17 @@ function micMeter(stream, meterId, barId) {
     $(barId).style.width = `${percent}%`;
     $(meterId).setAttribute("aria-valuenow", String(percent));
   });
+}
+
+// A space's state and a person's role as badges and the stage show them, in the page's language.
+function stateName(space) {
+  if (space.state === "scheduled" && space.preshow) return t("common.state_preshow");
+  const names = { scheduled: t("common.state_scheduled"), live: t("common.state_live"), ended: t("common.state_ended") };
+  return names[space.state] || space.state;
+}
+function roleName(role) {
+  const names = { host: t("common.role_host"), cohost: t("common.role_cohost"), speaker: t("common.role_speaker"), listener: t("common.role_listener") };
+  return names[role] || role;
 }
 
 // Draws the stage: one card per person on it, with a ring while they speak. `controls(person)`
@@ -111,10 +122,10 @@ function renderStage(container, stage, controls) {
     name.textContent = person.name;
     const detail = document.createElement("span");
     detail.className = "detail";
-    const states = person.role ? [person.role] : [];
-    if (person.muted) states.push("muted");
-    else if (person.speaking) states.push("speaking");
-    if (!person.connected) states.push("not connected");
+    const states = person.role ? [roleName(person.role)] : [];
+    if (person.muted) states.push(t("common.muted"));
+    else if (person.speaking) states.push(t("common.speaking"));
+    if (!person.connected) states.push(t("common.not_connected"));
     detail.textContent = states.join(" · ");
     item.append(avatar, name, detail);
     if (controls) {

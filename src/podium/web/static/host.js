@@ -17,24 +17,24 @@ function setStatus(message) { $("status").textContent = message; }
 function render() {
   if (!space) return;
   $("title").textContent = space.title;
-  document.title = `${space.title} — host console`;
-  $("state").textContent = space.state === "scheduled" && space.preshow ? "pre-show" : space.state;
+  document.title = t("host.title", { title: space.title });
+  $("state").textContent = stateName(space);
   $("state").dataset.state = space.state;
-  $("now").textContent = space.listeners.now;
-  $("peak").textContent = space.listeners.peak;
+  $("now").textContent = space.listeners.now.toLocaleString(podiumI18n.lang);
+  $("peak").textContent = space.listeners.peak.toLocaleString(podiumI18n.lang);
   const page = new URL(space.urls.page, location.href).href;
   $("listen-link").textContent = page;
   $("listen-link").href = page;
   $("hls-url").textContent = new URL(space.urls.hls, location.href).href;
-  $("when").textContent = space.starts_at ? `Scheduled for ${new Date(space.starts_at).toLocaleString()}` : "";
+  $("when").textContent = space.starts_at ? t("host.scheduled_for", { time: new Date(space.starts_at).toLocaleString(podiumI18n.lang) }) : "";
   const ended = space.state === "ended";
   $("golive").disabled = ended || pc !== null;
   // In the pre-show the microphone connects backstage; the switch puts the stage on the air.
-  $("golive").textContent = space.preshow ? "Connect microphone (backstage)" : "Go live";
+  $("golive").textContent = t(space.preshow ? "host.connect_backstage" : "common.go_live");
   $("switch").hidden = !(space.preshow && pc !== null && space.state === "scheduled");
-  if (space.preshow && pc !== null) setStatus(`Backstage: listeners hear the pre-show${space.starts_at ? "; you go on the air at the start time" : ""}, or switch now.`);
+  if (space.preshow && pc !== null) setStatus(t(space.starts_at ? "host.backstage_timed" : "host.backstage"));
   $("end").disabled = ended;
-  if (ended) setStatus("This space has ended.");
+  if (ended) setStatus(t("host.ended"));
 }
 
 async function refresh() {
@@ -44,25 +44,25 @@ async function refresh() {
     space = await response.json();
     render();
   } catch (e) {
-    showError(`Could not load the space: ${e.message}`);
+    showError(t("common.load_space_failed", { message: e.message }));
   }
 }
 
 async function goLive() {
   showError("");
-  if (!token) { showError("This browser does not hold the host token for this space."); return; }
+  if (!token) { showError(t("host.no_token")); return; }
   $("golive").disabled = true;
   try {
-    setStatus("Asking for the microphone…");
+    setStatus(t("common.asking_microphone"));
     session = await publishMicrophone(space.urls.whip, token, (state) => {
-      setStatus({ connected: "You are live on stage.", connecting: "Connecting to the stage…", failed: "The connection to the stage failed.", disconnected: "Reconnecting…" }[state] || state);
+      setStatus({ connected: t("common.stage_connected"), connecting: t("common.stage_connecting"), failed: t("common.stage_failed"), disconnected: t("common.stage_reconnecting") }[state] || state);
     });
     pc = session.pc;
     micMeter(session.stream, "meter", "meter-bar");
     whipResource = session.resource;
     await refresh();
   } catch (e) {
-    showError(`Could not go live: ${e.message}`);
+    showError(t("common.go_live_failed", { message: e.message }));
     pc = null;
     render();
   }
@@ -73,7 +73,7 @@ function moderate(person, action, label) {
     try {
       await api(`/api/spaces/${spaceId}/members/${person.id}/${action}`, { method: "POST", token });
       refreshStage();
-    } catch (e) { showError(`${label}: ${e.message}`); }
+    } catch (e) { showError(t("host.action_failed", { action: label, message: e.message })); }
   });
 }
 
@@ -81,22 +81,31 @@ async function refreshStage() {
   try {
     const stage = await api(`/api/spaces/${spaceId}/stage`);
     renderStage($("stage"), stage, (person) => person.role === "host" ? [] : [
-      person.muted ? null : moderate(person, "mute", "Mute"),
-      moderate(person, "audience", "To audience"),
-      moderate(person, "remove", "Remove"),
-      moderate(person, "block", "Block"),
+      person.muted ? null : moderate(person, "mute", t("common.mute")),
+      moderate(person, "audience", t("host.to_audience")),
+      moderate(person, "remove", t("host.remove")),
+      moderate(person, "block", t("host.block")),
     ].filter(Boolean));
     const { hands } = await api(`/api/spaces/${spaceId}/hands`, { token });
-    $("hands-count").textContent = hands.length ? `(${hands.length})` : "";
+    $("hands-count").textContent = hands.length ? `(${hands.length.toLocaleString(podiumI18n.lang)})` : "";
     $("no-hands").hidden = hands.length > 0;
     $("hands").replaceChildren(...hands.map((hand) => {
       const item = document.createElement("li");
       const name = document.createElement("span");
       name.textContent = hand.name;
-      item.append(name, moderate(hand, "accept", "Bring up"), moderate(hand, "decline", "Decline"));
+      item.append(name, moderate(hand, "accept", t("host.bring_up")), moderate(hand, "decline", t("host.decline")));
       return item;
     }));
   } catch (e) { /* shown on the next successful refresh */ }
+}
+
+// A post's kind and state, as the moderation list names them.
+function kindName(kind) {
+  return { question: t("host.kind_question"), comment: t("host.kind_comment") }[kind] || kind;
+}
+function postStateName(state) {
+  const names = { open: t("host.post_open"), answered: t("host.post_answered"), hidden: t("host.post_hidden"), deleted: t("host.post_deleted") };
+  return names[state] || state;
 }
 
 // Every post, hidden ones included, with what a moderator can do to it.
@@ -111,21 +120,21 @@ async function refreshPosts() {
       body.className = "text";
       const meta = document.createElement("span");
       meta.className = "author";
-      meta.textContent = `${post.author} · ${post.kind} · ${post.state}${post.kind === "question" ? ` · ${post.votes} votes` : ""}`;
+      meta.textContent = `${post.author} · ${kindName(post.kind)} · ${postStateName(post.state)}${post.kind === "question" ? ` · ${tn("host.votes", post.votes)}` : ""}`;
       const text = document.createElement("span");
       text.textContent = post.text;
       body.append(meta, text);
       const act = (action, label) => button(label, async () => {
         try { await api(`/api/spaces/${spaceId}/posts/${post.id}/${action}`, { method: "POST", token }); refreshPosts(); }
-        catch (e) { showError(`${label}: ${e.message}`); }
+        catch (e) { showError(t("host.action_failed", { action: label, message: e.message })); }
       });
       const actions = document.createElement("div");
       actions.className = "actions";
-      if (post.kind === "question" && post.state === "open") actions.append(act("answer", "Answered"));
-      actions.append(post.state === "hidden" ? act("show", "Show") : act("hide", "Hide"), act("delete", "Delete"));
-      actions.append(button("Block author", async () => {
+      if (post.kind === "question" && post.state === "open") actions.append(act("answer", t("host.answered")));
+      actions.append(post.state === "hidden" ? act("show", t("host.show")) : act("hide", t("host.hide")), act("delete", t("host.delete")));
+      actions.append(button(t("host.block_author"), async () => {
         try { await api(`/api/spaces/${spaceId}/blocked/${post.user_id}`, { method: "POST", token }); showError(""); }
-        catch (e) { showError(`Block: ${e.message}`); }
+        catch (e) { showError(t("host.action_failed", { action: t("host.block"), message: e.message })); }
       }));
       item.append(body, actions);
       return item;
@@ -145,11 +154,11 @@ async function invite(role) {
     $("invite-link").textContent = link;
     $("invite-link").hidden = false;
     if (navigator.clipboard) navigator.clipboard.writeText(link).catch(() => {});
-  } catch (e) { showError(`Could not invite: ${e.message}`); }
+  } catch (e) { showError(t("host.invite_failed", { message: e.message })); }
 }
 
 async function endSpace() {
-  if (!confirm("End this space for everyone?")) return;
+  if (!confirm(t("host.confirm_end"))) return;
   try {
     const response = await fetch(`/api/spaces/${spaceId}/end`, { method: "POST", headers: { Authorization: `Bearer ${token}` } });
     if (!response.ok) throw new Error((await response.json()).error);
@@ -158,14 +167,14 @@ async function endSpace() {
     space = await response.json();
     render();
   } catch (e) {
-    showError(`Could not end the space: ${e.message}`);
+    showError(t("host.end_failed", { message: e.message }));
   }
 }
 
 $("golive").addEventListener("click", goLive);
 $("switch").addEventListener("click", async () => {
-  try { space = await api(`/api/spaces/${spaceId}/go-live`, { method: "POST", token }); setStatus("You are live on stage."); render(); }
-  catch (e) { showError(`Could not switch: ${e.message}`); }
+  try { space = await api(`/api/spaces/${spaceId}/go-live`, { method: "POST", token }); setStatus(t("common.stage_connected")); render(); }
+  catch (e) { showError(t("host.switch_failed", { message: e.message })); }
 });
 $("end").addEventListener("click", endSpace);
 $("invite-speaker").addEventListener("click", () => invite("speaker"));

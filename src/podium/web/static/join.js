@@ -17,17 +17,17 @@ function setStatus(message) { $("status").textContent = message; }
 function render() {
   if (space) {
     $("title").textContent = space.title;
-    document.title = `${space.title} — speaker`;
-    $("state").textContent = space.state;
+    document.title = t("join.title", { title: space.title });
+    $("state").textContent = stateName(space);
     $("state").dataset.state = space.state;
   }
   const onStage = me && ["host", "cohost", "speaker"].includes(me.role);
   $("name-form").hidden = Boolean(token);
   $("controls").hidden = !onStage;
-  if (me) $("who").textContent = onStage ? `You are on stage as ${me.name} (${me.role}).` : `You are in the audience as ${me.name}.`;
+  if (me) $("who").textContent = onStage ? t("join.on_stage_as", { name: me.name, role: roleName(me.role) }) : t("join.in_audience_as", { name: me.name });
   $("golive").disabled = !onStage || session !== null || (space && space.state === "ended");
   $("mute").disabled = session === null;
-  $("mute").textContent = me && me.muted ? "Unmute" : "Mute";
+  $("mute").textContent = t(me && me.muted ? "common.unmute" : "common.mute");
   $("mute").setAttribute("aria-pressed", String(Boolean(me && me.muted)));
 }
 
@@ -36,12 +36,12 @@ async function refresh() {
     space = await api(`/api/spaces/${spaceId}`);
     if (token) {
       me = await api(`/api/spaces/${spaceId}/me`, { token });
-      if (session && !["host", "cohost", "speaker"].includes(me.role)) stopPublishing("You were moved to the audience.");
+      if (session && !["host", "cohost", "speaker"].includes(me.role)) stopPublishing(t("join.moved_to_audience"));
     }
     render();
   } catch (e) {
     if (token && /revoked|blocked/.test(e.message)) {
-      stopPublishing(`You are no longer on stage: ${e.message}.`);
+      stopPublishing(t("join.no_longer_on_stage", { message: e.message }));
       localStorage.removeItem(memberKey);
       token = null;
       me = null;
@@ -69,7 +69,7 @@ $("name-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   showError("");
   const invite = sessionStorage.getItem(`podium.invite.${spaceId}`);
-  if (!invite) { showError("This page needs an invite link from the host."); return; }
+  if (!invite) { showError(t("join.needs_invite")); return; }
   try {
     const data = await api(`/api/spaces/${spaceId}/invites/redeem`, { method: "POST", token: invite, body: { name: $("name").value } });
     token = data.token;
@@ -77,21 +77,21 @@ $("name-form").addEventListener("submit", async (event) => {
     sessionStorage.removeItem(`podium.invite.${spaceId}`);
     me = data.member;
     render();
-  } catch (e) { showError(`Could not join: ${e.message}`); }
+  } catch (e) { showError(t("join.join_failed", { message: e.message })); }
 });
 
 $("golive").addEventListener("click", async () => {
   showError("");
   $("golive").disabled = true;
   try {
-    setStatus("Asking for the microphone…");
+    setStatus(t("common.asking_microphone"));
     session = await publishMicrophone(space.urls.whip, token, (state) => {
-      setStatus({ connected: "You are live on stage.", connecting: "Connecting to the stage…", failed: "The connection to the stage failed." }[state] || state);
+      setStatus({ connected: t("common.stage_connected"), connecting: t("common.stage_connecting"), failed: t("common.stage_failed") }[state] || state);
     });
     micMeter(session.stream, "meter", "meter-bar");
     render();
   } catch (e) {
-    showError(`Could not go live: ${e.message}`);
+    showError(t("common.go_live_failed", { message: e.message }));
     session = null;
     render();
   }
@@ -109,7 +109,7 @@ $("mute").addEventListener("click", async () => {
 $("leave").addEventListener("click", async () => {
   try {
     me = await api(`/api/spaces/${spaceId}/leave`, { method: "POST", token });
-    stopPublishing("You left the stage.");
+    stopPublishing(t("join.left"));
     render();
   } catch (e) { showError(e.message); }
 });

@@ -23,38 +23,38 @@ function render() {
   const space = player.space;
   if (!space) return;
   $("title").textContent = space.title;
-  document.title = `${space.title} — Podium`;
-  $("state").textContent = space.state === "scheduled" && space.preshow ? "pre-show" : space.state;
+  document.title = t("listen.page_title", { title: space.title });
+  $("state").textContent = stateName(space);
   $("state").dataset.state = space.state;
   const open = space.state === "live" || (space.state === "scheduled" && space.preshow);
-  if (player.playing && space.state === "live" && $("status").textContent.startsWith("Playing the pre-show")) $("status").textContent = "Playing live.";
+  if (player.playing && space.state === "live" && $("status").textContent === t("listen.playing_preshow")) $("status").textContent = t("listen.playing_live");
   // Live (or in its pre-show), the stream is for those let in: the button waits for the join.
   $("play").disabled = (space.state === "scheduled" && !space.preshow && !player.playing) || (open && !player.admitted);
   const waiting = space.state === "scheduled";
   $("remind-line").hidden = !(waiting && space.starts_at);
   if (!waiting) $("countdown").hidden = true;
   if (waiting) {
-    $("when").textContent = space.starts_at ? `Starts ${new Date(space.starts_at).toLocaleString()}` : "Starts soon";
+    $("when").textContent = space.starts_at ? t("listen.starts_at", { time: new Date(space.starts_at).toLocaleString(podiumI18n.lang) }) : t("listen.starts_soon");
     $("remind").href = `/api/spaces/${space.id}/calendar.ics`;
-    if (!player.playing && player.admitted) $("status").textContent = space.preshow ? "The pre-show is on. Press play; the show starts on the second." : "Waiting for the host to go live.";
-    else if (!player.playing && !space.preshow) $("status").textContent = "Waiting for the host to go live.";
+    if (!player.playing && player.admitted) $("status").textContent = t(space.preshow ? "listen.preshow_on" : "listen.waiting_for_host");
+    else if (!player.playing && !space.preshow) $("status").textContent = t("listen.waiting_for_host");
   } else if (space.state === "ended") {
-    $("when").textContent = space.urls.replay ? "This space has ended. The replay is below." : "This space has ended; it was not recorded.";
+    $("when").textContent = t(space.urls.replay ? "listen.ended_replay_below" : "listen.ended_not_recorded");
     $("play").disabled = !space.urls.replay;
-    if (!player.playing) $("status").textContent = space.urls.replay ? "Press play to hear the replay." : "The live stream is over.";
+    if (!player.playing) $("status").textContent = t(space.urls.replay ? "listen.press_play_replay" : "listen.stream_over");
     if (space.urls.download) { $("download").href = space.urls.download + (linkKey ? `?key=${encodeURIComponent(linkKey)}` : ""); $("download-line").hidden = false; }
     // Nobody is on stage any more, and the server refuses reactions, posts and hands: the replay
     // page keeps only what can still be used (the questions and comments stay, as a record).
     for (const card of ["stage-card", "react-card", "post-card", "hand-card"]) $(card).hidden = true;
   } else {
     $("when").textContent = "";
-    if (!player.playing && player.admitted) $("status").textContent = "Live now. Press play to listen.";
+    if (!player.playing && player.admitted) $("status").textContent = t("listen.live_press_play");
   }
 }
 
 function showCounts(listeners) {
-  $("now").textContent = listeners.now;
-  $("peak").textContent = listeners.peak;
+  $("now").textContent = listeners.now.toLocaleString(podiumI18n.lang);
+  $("peak").textContent = listeners.peak.toLocaleString(podiumI18n.lang);
 }
 
 async function refresh() {
@@ -67,7 +67,7 @@ async function refresh() {
     if (player.space.state !== "ended" && beatTimer === null) beat();
     if (admitting === null && (player.space.state === "live" || player.space.preshow)) admitting = admit();
   } catch (e) {
-    $("error").textContent = `Could not load the space: ${e.message}`;
+    $("error").textContent = t("common.load_space_failed", { message: e.message });
   }
 }
 
@@ -79,7 +79,7 @@ async function admit() {
     render();
   } catch (e) {
     admitting = null;
-    $("error").textContent = `Could not get in: ${e.message}`;
+    $("error").textContent = t("listen.admit_failed", { message: e.message });
   }
 }
 
@@ -134,7 +134,7 @@ function start() {
     player.hls = hls;
     hls.on(window.Hls.Events.ERROR, (_event, data) => {
       if (data.fatal) {
-        $("status").textContent = "The stream stalled; reconnecting…";
+        $("status").textContent = t("listen.stalled");
         if (data.type === window.Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
         else setTimeout(() => hls.startLoad(), 1000);
       }
@@ -144,7 +144,7 @@ function start() {
   } else if (audio.canPlayType("application/vnd.apple.mpegurl")) {
     audio.src = url;  // Safari plays LL-HLS natively
   } else {
-    $("error").textContent = "This browser cannot play the stream.";
+    $("error").textContent = t("listen.cannot_play");
     return false;
   }
   return true;
@@ -153,7 +153,7 @@ function start() {
 $("play").addEventListener("click", async () => {
   if (player.playing) {
     audio.pause();
-    showPaused("Paused.");
+    showPaused(t("listen.paused"));
     return;
   }
   if (!player.hls && !audio.src && !start()) return;
@@ -166,30 +166,30 @@ $("play").addEventListener("click", async () => {
     await audio.play();
     player.playing = true;
     $("play").textContent = "❚❚";
-    $("play").setAttribute("aria-label", "Pause");
+    $("play").setAttribute("aria-label", t("listen.pause"));
     $("status").textContent = playingText();
   } catch (e) {
-    $("error").textContent = `Could not play: ${e.message}`;
+    $("error").textContent = t("listen.play_failed", { message: e.message });
   }
 });
 function playingText() {
   const state = player.space && player.space.state;
-  if (state === "scheduled") return "Playing the pre-show. The show starts on the second.";
-  return state === "live" ? "Playing live." : "Playing the replay.";
+  if (state === "scheduled") return t("listen.playing_preshow");
+  return t(state === "live" ? "listen.playing_live" : "listen.playing_replay");
 }
 function showPaused(status) {
   player.playing = false;
   $("play").textContent = "▶";
-  $("play").setAttribute("aria-label", "Play");
+  $("play").setAttribute("aria-label", t("listen.play"));
   $("status").textContent = status;
 }
-audio.addEventListener("waiting", () => { if (player.playing) $("status").textContent = "Buffering…"; });
+audio.addEventListener("waiting", () => { if (player.playing) $("status").textContent = t("listen.buffering"); });
 // The end of the recording (a replay, or a live space that ended while we listened): the button
 // plays it again, from the start, as media elements do.
-audio.addEventListener("ended", () => showPaused("That was the end. Press play to hear it from the start."));
+audio.addEventListener("ended", () => showPaused(t("listen.at_end")));
 audio.addEventListener("playing", () => {
   const live = player.space && player.space.state === "live";
-  $("status").textContent = live && window.podiumReplay && window.podiumReplay.behind() > 8 ? "Playing, behind live." : playingText();
+  $("status").textContent = live && window.podiumReplay && window.podiumReplay.behind() > 8 ? t("listen.playing_behind") : playingText();
 });
 window.addEventListener("pagehide", () => beat(true));
 
@@ -203,11 +203,11 @@ async function refreshStage() {
     const me = await api(`/api/spaces/${spaceId}/me`, { token });
     $("hand-form").hidden = true;
     if (["speaker", "cohost"].includes(me.role)) {
-      $("hand-status").textContent = "The host brought you up.";
+      $("hand-status").textContent = t("listen.brought_up");
       $("go-up").hidden = false;
       $("go-up-link").href = `/join/${spaceId}`;
     } else {
-      $("hand-status").textContent = me.hand_raised ? `Your hand is raised, ${me.name}. The host will see it.` : `You are listening as ${me.name}.`;
+      $("hand-status").textContent = t(me.hand_raised ? "listen.hand_raised" : "listen.listening_as", { name: me.name });
     }
   } catch (e) {
     localStorage.removeItem(memberKey);
@@ -226,7 +226,7 @@ $("hand-form").addEventListener("submit", async (event) => {
     }
     await api(`/api/spaces/${spaceId}/hand`, { method: "POST", token });
     refreshStage();
-  } catch (e) { $("hand-status").textContent = `Could not raise your hand: ${e.message}`; }
+  } catch (e) { $("hand-status").textContent = t("listen.hand_failed", { message: e.message }); }
 });
 refreshStage();
 setInterval(refreshStage, 1500);
@@ -240,10 +240,11 @@ function countdown() {
   const left = Math.round((new Date(space.starts_at) - Date.now()) / 1000);
   const box = $("countdown");
   box.hidden = false;
-  if (left <= 0) { box.textContent = "Starting…"; return; }
+  if (left <= 0) { box.textContent = t("listen.starting"); return; }
   const d = Math.floor(left / 86400), h = Math.floor((left % 86400) / 3600), m = Math.floor((left % 3600) / 60), s = left % 60;
   const two = (n) => String(n).padStart(2, "0");
-  box.textContent = `Starts in ${d ? `${d} d ` : ""}${h ? `${h} h ` : ""}${two(m)} min ${two(s)} s`;
+  const parts = [d ? t("listen.days", { n: d }) : "", h ? t("listen.hours", { n: h }) : "", t("listen.minutes_seconds", { m: two(m), s: two(s) })];
+  box.textContent = t("listen.starts_in", { time: parts.filter(Boolean).join(" ") });
 }
 setInterval(countdown, 1000);
 setInterval(() => { if (player.space && player.space.state === "scheduled" && new Date(player.space.starts_at) <= Date.now()) refresh(); }, 3000);

@@ -81,7 +81,7 @@
       body.className = "text";
       const who = document.createElement("span");
       who.className = "author";
-      who.textContent = `${p.author} · ${clock(p.at_s)}${p.kind === "question" ? " · question" : ""}`;
+      who.textContent = `${p.author} · ${clock(p.at_s)}${p.kind === "question" ? ` · ${t("listen.question_tag")}` : ""}`;
       const text = document.createElement("span");
       text.textContent = p.text;
       body.append(who, text);
@@ -103,12 +103,12 @@
     position.max = String(total);
     if (!dragging) position.value = String(audio.currentTime);
     $("at").textContent = clock(audio.currentTime);
-    $("length").textContent = live() ? (behind() > 5 ? `${clock(behind())} behind live` : "live") : clock(total);
+    $("length").textContent = live() ? (behind() > 5 ? t("listen.behind_live", { time: clock(behind()) }) : t("common.state_live")) : clock(total);
     $("golive").hidden = !(live() && behind() > 5);
     $("fwd30").hidden = live() && behind() <= 5;
     drawMarkers(total);
     const current = replay.speakers.filter((c) => c.at_s <= audio.currentTime).pop();
-    $("speaker-now").textContent = current ? `Speaking: ${current.name}` : "";
+    $("speaker-now").textContent = current ? t("listen.speaking_now", { name: current.name }) : "";
     // The audience's reactions of the last few seconds of the recording, as they came live.
     const recent = {};
     for (const r of live() ? [] : replay.reactions || []) {
@@ -116,8 +116,8 @@
         for (const [emoji, n] of Object.entries(r.counts)) recent[emoji] = (recent[emoji] || 0) + n;
       }
     }
-    const shown = Object.entries(recent).map(([emoji, n]) => `${emoji} ${n}`).join("  ");
-    $("replay-reactions").textContent = shown ? `Reactions: ${shown}` : "";
+    const shown = Object.entries(recent).map(([emoji, n]) => `${emoji} ${n.toLocaleString(podiumI18n.lang)}`).join("  ");
+    $("replay-reactions").textContent = shown ? t("listen.reactions", { list: shown }) : "";
     showPosts(audio.currentTime);
   }
 
@@ -131,11 +131,11 @@
     const recorded = live() ? Math.max(0, liveEdge() - 4) : seekable()[1];
     const end = Math.min(audio.currentTime, recorded);
     const start = Math.max(0, end - 30);
-    $("clip-status").textContent = "Cutting the clip…";
+    $("clip-status").textContent = t("listen.cutting_clip");
     try {
       const clip = await api(`/api/spaces/${spaceId}/clips`, { method: "POST", body: { start_s: start, duration_s: Math.max(10, end - start) } });
-      $("clip-status").replaceChildren(document.createTextNode("Clip ready: "), Object.assign(document.createElement("a"), { href: clip.urls.page, textContent: "open it" }));
-    } catch (e) { $("clip-status").textContent = `Could not cut a clip: ${e.message}`; }
+      $("clip-status").replaceChildren(document.createTextNode(t("listen.clip_ready")), Object.assign(document.createElement("a"), { href: clip.urls.page, textContent: t("listen.open_clip") }));
+    } catch (e) { $("clip-status").textContent = t("listen.clip_failed", { message: e.message }); }
   });
 
   setInterval(tick, 250);

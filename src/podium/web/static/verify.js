@@ -4,18 +4,18 @@ $("verify-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   const file = $("clip-file").files[0];
   if (!file) return;
-  $("verdict").textContent = "Checking…";
+  $("verdict").textContent = t("verify.checking");
   $("verdict").dataset.valid = "";
   $("checks").replaceChildren();
   $("context-line").hidden = true;  // a link from an earlier, valid file must not vouch for this one
   try {
     const response = await fetch("/api/verify", { method: "POST", headers: { "Content-Type": "audio/mp4" }, body: file });
     const data = await response.json();
-    if (!response.ok) throw new Error(data.error || `error ${response.status}`);
+    if (!response.ok) throw new Error(data.error || t("common.error_status", { status: response.status }));
     $("verdict").dataset.valid = String(data.valid);
     $("verdict").textContent = data.valid
-      ? `Valid: an unaltered excerpt of “${data.facts.title}”, ${data.facts.offset_s} s into the recording.`
-      : "Not valid: this file is not an unaltered excerpt of the recording it names.";
+      ? t("verify.valid", { title: data.facts.title, offset: data.facts.offset_s.toLocaleString(podiumI18n.lang, { useGrouping: false, maximumFractionDigits: 20 }) })
+      : t("verify.not_valid");
     $("checks").replaceChildren(...data.checks.map((c) => {
       const item = document.createElement("li");
       item.dataset.ok = String(c.ok);
@@ -24,6 +24,6 @@ $("verify-form").addEventListener("submit", async (event) => {
     }));
     if (data.valid && data.facts.context_url) { $("context").href = data.facts.context_url; $("context-line").hidden = false; }
   } catch (e) {
-    $("verdict").textContent = `Could not check the file: ${e.message}`;
+    $("verdict").textContent = t("verify.failed", { message: e.message });
   }
 });
