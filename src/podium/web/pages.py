@@ -4,8 +4,10 @@ everything else from the API."""
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
@@ -14,8 +16,10 @@ from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from podium.domain.space import Space, SpaceState
 from podium.errors import NotFound
 from podium.ids import is_space_id
+from podium.service import Podium
 from podium.settings import Settings
 from podium.web import i18n
 
@@ -65,9 +69,14 @@ def _strings_json(language: i18n.Language) -> Markup:
     return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
 
 
+def page_language(request: Request) -> i18n.Language:
+    """The language a page is rendered in: `?lang=` if we have it, else the browser's first."""
+    return i18n.choose(request.headers.get("accept-language"), request.query_params.get("lang"))
+
+
 def render_page(request: Request, name: str, headers: dict[str, str] | None = None, **context: Any) -> Response:
     """A page from `templates/`, in the language the browser asks for first (or `?lang=`)."""
-    language = i18n.choose(request.headers.get("accept-language"), request.query_params.get("lang"))
+    language = page_language(request)
 
     def text(key: str, **fields: object) -> str | Markup:
         value = language.text(key, **fields)
@@ -90,10 +99,72 @@ async def home(request: Request) -> Response:
     return render_page(request, "index.html")
 
 
+# The card image shared pages show (1200x630, made by scripts/make_card.py) and the size the
+# embedded player asks for in a Twitter player card.
+CARD_IMAGE = "/static/card.png"
+PLAYER_WIDTH_PX, PLAYER_HEIGHT_PX = 480, 160
+
+
+def absolute_base(request: Request, settings: Settings) -> str:
+    """This instance's address as the world sees it: PODIUM_PUBLIC_URL, else the request's own."""
+    return settings.base_url or str(request.base_url).rstrip("/")
+
+
+def _card_description(space: Space, language: i18n.Language) -> str:
+    if space.private:
+        return language.text("listen.card_private")
+    if space.state is SpaceState.LIVE:
+        return language.text("listen.card_live")
+    if space.state is SpaceState.SCHEDULED:
+        if space.starts_at is None:
+            return language.text("listen.card_scheduled")
+        when = space.starts_at.astimezone(UTC).strftime(language.text("listen.card_date_format"))
+        return language.text("listen.card_scheduled_at", when=when)
+    recorded = space.record and space.started_at is not None
+    return language.text("listen.card_replay" if recorded else "listen.card_ended")
+
+
+def space_card(request: Request, space: Space, language: i18n.Language) -> dict[str, Any]:
+    """What a link preview shows of a space (Open Graph, Twitter card, oEmbed discovery).
+
+    A private space's card says no more than its title: no stream, no player, no state.
+    """
+    settings: Settings = request.app.state.podium.settings
+    base = absolute_base(request, settings)
+    url = f"{base}/s/{space.id}"
+    card: dict[str, Any] = {
+        "title": space.title,
+        "description": _card_description(space, language),
+        "url": url,
+        "image": base + CARD_IMAGE,
+        "locale": language.text("language.locale"),
+        "alternate_locales": [
+            other.text("language.locale") for tag, other in i18n.languages().items() if tag != language.tag
+        ],
+        "audio": None,
+        "audio_type": None,
+        "player": None,
+        "oembed": None,
+    }
+    if space.private:
+        return card
+    if space.state is SpaceState.LIVE:
+        card["audio"], card["audio_type"] = f"{base}/hls/{space.id}/index.m3u8", "application/vnd.apple.mpegurl"
+    elif space.state is SpaceState.ENDED and space.record and space.started_at is not None:
+        card["audio"], card["audio_type"] = f"{base}/media/{space.id}/recording.m4a", "audio/mp4"
+    card["player"] = f"{base}/embed/{space.id}"
+    card["player_width"], card["player_height"] = PLAYER_WIDTH_PX, PLAYER_HEIGHT_PX
+    card["oembed"] = f"{base}/oembed?{urlencode({'url': url, 'format': 'json'})}"
+    return card
+
+
 async def listener_page(request: Request) -> Response:
-    if not is_space_id(request.path_params["space_id"]):
-        raise NotFound("no such space")
-    return render_page(request, "listen.html")
+    # Rendered with the space's title and card, so that a shared link previews it; an unknown
+    # space is a 404 (NotFound), as is an id that cannot be one.
+    podium: Podium = request.app.state.podium
+    space = await podium.get_space(request.path_params["space_id"])
+    language = page_language(request)
+    return render_page(request, "listen.html", space_title=space.title, card=space_card(request, space, language))
 
 
 async def speaker_page(request: Request) -> Response:
