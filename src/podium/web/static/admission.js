@@ -72,8 +72,10 @@ async function podiumAdmit(space, clientId, onUpdate, linkKey = null) {
       onUpdate(t("listen.in_line", { position: data.position.toLocaleString(podiumI18n.lang) }));
       body = { client_id: clientId, ticket: data.ticket };
       if (data.solved) body.solved = data.solved;
-      // A little jitter, so that a line does not come back in one burst.
-      await sleep(retry * 1000 + Math.random() * 300);
+      // Back when the place is due (Retry-After has whole seconds only), with a little jitter so
+      // that a line does not come back in one burst.
+      const dueMs = Number.isInteger(data.retry_after_ms) ? data.retry_after_ms : retry * 1000;
+      await sleep(dueMs + Math.random() * 300);
       continue;
     }
     if (response.status === 429 || response.status === 503) {
