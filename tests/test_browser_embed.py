@@ -157,8 +157,20 @@ def test_the_consent_snippet_loads_nothing_before_the_click_then_plays_and_remem
 ) -> None:
     site, folder = publisher
     space = live_space(server, speakers, "Tonight: the interview, live")
+    # The host copies the snippet from the console's embed box, in each language.
+    console = browser.new_context(viewport={"width": 900, "height": 1400}, locale="en-GB")
+    host = console.new_page()
+    host.goto(f"{server.base}/host/{space['id']}#token={space['host_token']}")
     for lang in ("en", "de"):
-        article(folder, f"consent-{lang}.html", embed_code(server, space, lang=lang)["html"], lang)
+        host.select_option("#embed-lang", lang)
+        code = host.locator("#embed-code")
+        expect(code).to_have_value(re.compile("podium-consent"))
+        expect(code).to_have_value(re.compile('lang="de"' if lang == "de" else 'lang="en"'))
+        assert code.input_value() == embed_code(server, space, lang=lang)["html"]
+        article(folder, f"consent-{lang}.html", code.input_value(), lang)
+    host.locator("#embed-heading").scroll_into_view_if_needed()
+    host.locator("#embed-heading").locator("xpath=..").screenshot(path=str(artifacts / "host-embed-box.png"))
+    console.close()
 
     context = browser.new_context(viewport={"width": 700, "height": 520}, locale="en-GB")
     requests = podium_requests(context, server)

@@ -62,7 +62,8 @@ def foreign_strings(shown: str, lang: str) -> list[str]:
         if other_tag == lang:
             continue
         for key, text in other.strings.items():
-            if key.endswith("_html") or key.startswith("embed.") or text == own[key] or "{" in text:
+            # A language's own name ("English" in a list of languages) is written in that language.
+            if key.endswith("_html") or key.startswith(("embed.", "language.")) or text == own[key] or "{" in text:
                 continue
             # Single short words ("on", "off") say nothing about which language is shown.
             if len(text) < 6 and " " not in text:

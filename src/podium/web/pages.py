@@ -87,7 +87,12 @@ def render_page(request: Request, name: str, headers: dict[str, str] | None = No
         return language.plural(key, count, **fields)
 
     html = _templates.get_template(name).render(
-        lang=language.tag, t=text, tn=plural, i18n_json=_strings_json(language), **context
+        lang=language.tag,
+        languages=[(known.tag, known.name) for known in i18n.languages().values()],
+        t=text,
+        tn=plural,
+        i18n_json=_strings_json(language),
+        **context,
     )
     # The edge keys its page cache on ?lang= and the first language the browser asks for, which is
     # all the choice depends on (deploy/nginx/podium.conf); Vary tells every other cache the same.

@@ -190,6 +190,33 @@ $("pin-form").addEventListener("submit", (event) => {
 });
 $("unpin").addEventListener("click", () => configure({ pinned: null }));
 $("invite-cohost").addEventListener("click", () => invite("cohost"));
+// The consent-first snippet for articles, in the layout and language the host picks.
+async function refreshEmbed() {
+  const query = new URLSearchParams({ layout: $("embed-layout").value, lang: $("embed-lang").value });
+  try {
+    const { html } = await api(`/api/spaces/${spaceId}/embed-code?${query}`);
+    $("embed-code").value = html;
+    $("embed-code").hidden = false;
+    $("embed-copy").disabled = false;
+    $("embed-status").textContent = "";
+  } catch (e) {
+    $("embed-code").hidden = true;
+    $("embed-copy").disabled = true;
+    $("embed-status").textContent = t("host.embed_unavailable", { message: e.message });
+  }
+}
+$("embed-layout").addEventListener("change", refreshEmbed);
+$("embed-lang").addEventListener("change", refreshEmbed);
+$("embed-copy").addEventListener("click", async () => {
+  $("embed-code").select();
+  try {
+    await navigator.clipboard.writeText($("embed-code").value);
+    $("embed-status").textContent = t("host.embed_copied");
+  } catch (_) {
+    $("embed-status").textContent = t("host.embed_select");  // no clipboard access: the code stays selected
+  }
+});
+refreshEmbed();
 window.addEventListener("pagehide", () => {
   if (whipResource && token) fetch(whipResource, { method: "DELETE", headers: { Authorization: `Bearer ${token}` }, keepalive: true });
 });
