@@ -226,8 +226,10 @@ def _pixels(request: Request, name: str) -> int | None:
 async def oembed(request: Request) -> Response:
     """oEmbed 1.0 (https://oembed.com/): a space's page or player URL becomes a `rich` player frame."""
     fmt = request.query_params.get("format", "json")
+    if fmt == "xml":  # oEmbed's answer for a format the provider does not offer
+        return _oembed_error(501, "format xml is not offered; ask for format=json")
     if fmt != "json":
-        return _oembed_error(501, f"format {fmt[:20]!r} is not supported; ask for format=json")
+        return _oembed_error(400, "format must be json (or xml, which this instance does not offer)")
     url = request.query_params.get("url")
     if not url:
         return _oembed_error(400, "url is required: the address of a space's page (/s/<id>) or player (/embed/<id>)")

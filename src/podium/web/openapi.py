@@ -19,6 +19,7 @@ from podium.web.http import json_response
 from podium.web.openapi_paths import (
     admission_routes,
     audience_routes,
+    embed_routes,
     probe_routes,
     recording_routes,
     space_routes,
@@ -40,6 +41,7 @@ def document() -> dict[str, Any]:
         audience_routes(),
         recording_routes(),
         webhook_routes(),
+        embed_routes(),
         stream_routes(),
         probe_routes(),
     ):
@@ -55,7 +57,7 @@ def document() -> dict[str, Any]:
         },
         "tags": [
             {"name": name}
-            for name in ("spaces", "admission", "stage", "audience", "recording", "webhooks", "operations")
+            for name in ("spaces", "admission", "stage", "audience", "recording", "webhooks", "embedding", "operations")
         ],
         "paths": paths,
         "components": {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from podium.web import i18n
 from podium.web.openapi_shapes import (
     ACCOUNT,
     BOOLEAN,
@@ -23,6 +24,7 @@ from podium.web.openapi_shapes import (
     obj,
     operation,
     path_param,
+    query_param,
     ref,
     retry_after,
     string,
@@ -796,6 +798,59 @@ def stream_routes() -> dict[str, Any]:
                 (401, 403, 404),
                 security=SPACE_TOKEN,
                 shed=False,
+            ),
+        },
+    }
+
+
+def embed_routes() -> dict[str, Any]:
+    layout = query_param("layout", "the player's layout", string(enum=["compact", "full"]))
+    code = obj({"html": string(), "iframe": string()}, required=["html", "iframe"])
+    languages = string(enum=sorted(i18n.languages()))
+    oembed = obj(
+        {
+            "type": {"const": "rich"},
+            "version": {"const": "1.0"},
+            "title": string(),
+            "provider_name": string(),
+            "provider_url": URL,
+            "html": string(),
+            "width": INTEGER,
+            "height": INTEGER,
+            "cache_age": INTEGER,
+        },
+        required=["type", "version", "html", "width", "height"],
+    )
+    pixels = {"type": "string", "pattern": "^[0-9]+$"}
+    return {
+        "/api/spaces/{space_id}/embed-code": {
+            "parameters": [SPACE_ID],
+            "get": operation(
+                "embedCode",
+                "The consent-first snippet for an article (it loads nothing from this instance before the "
+                "reader's click) and the plain player frame",
+                "embedding",
+                {200: answer("the snippet and the frame", code)},
+                (400, 403, 404),
+                parameters=[
+                    layout,
+                    query_param("lang", "the snippet's language", languages),
+                ],
+            ),
+        },
+        "/oembed": {
+            "get": operation(
+                "oembed",
+                "oEmbed 1.0: a space's page or player URL as a rich player frame",
+                "embedding",
+                {200: answer("the oEmbed answer", oembed)},
+                (400, 401, 404, 501),
+                parameters=[
+                    query_param("url", "a space's page (/s/<id>) or player (/embed/<id>) on this instance", URL, True),
+                    query_param("format", "json (xml is not offered: 501)", string(enum=["json", "xml"])),
+                    query_param("maxwidth", "the widest frame the consumer takes, in pixels", pixels),
+                    query_param("maxheight", "the tallest frame the consumer takes, in pixels", pixels),
+                ],
             ),
         },
     }

@@ -18,6 +18,7 @@ ERRORS: dict[int, str] = {
     409: "the action does not fit the space's state now",
     413: "the body is larger than this endpoint takes",
     429: "too many requests from this address or account; try again after Retry-After",
+    501: "this form of the answer is not offered (oEmbed: only format=json)",
     503: "the node is shedding this class of request under load; try again after Retry-After",
 }
 RETRY_AFTER = {429, 503}
@@ -130,6 +131,10 @@ def operation(
 
 def path_param(name: str, description: str, schema: Schema | None = None) -> Schema:
     return {"name": name, "in": "path", "required": True, "description": description, "schema": schema or string()}
+
+
+def query_param(name: str, description: str, schema: Schema, required: bool = False) -> Schema:
+    return {"name": name, "in": "query", "required": required, "description": description, "schema": schema}
 
 
 # -- the shapes --------------------------------------------------------------------------------
