@@ -5,6 +5,22 @@
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+// The tab's session storage, or memory where the browser refuses it: a player framed by another
+// site with third-party storage blocked throws on the mere read. A pass then lasts this page.
+const sessionStore = (() => {
+  try {
+    window.sessionStorage.getItem("podium.probe");
+    return window.sessionStorage;
+  } catch (_) {
+    const kept = new Map();
+    return {
+      getItem: (key) => (kept.has(key) ? kept.get(key) : null),
+      setItem: (key, value) => { kept.set(key, String(value)); },
+      removeItem: (key) => { kept.delete(key); },
+    };
+  }
+})();
+
 function leadingZeroBits(bytes) {
   let bits = 0;
   for (const byte of bytes) {
@@ -36,12 +52,12 @@ async function podiumAdmit(space, clientId, onUpdate, linkKey = null) {
   const solvedKey = `podium.solved.${space}`;
   const fresh = () => {
     const body = { client_id: clientId };
-    const solved = sessionStorage.getItem(solvedKey);
+    const solved = sessionStore.getItem(solvedKey);
     if (solved) body.solved = solved;
     return body;
   };
   let body = fresh();
-  const pass = sessionStorage.getItem(passKey);
+  const pass = sessionStore.getItem(passKey);
   if (pass) body = { client_id: clientId, pass };
   // A private space: the signed listener link's key goes with every join call.
   const withKey = (b) => (linkKey ? { ...b, key: linkKey } : b);
@@ -57,9 +73,9 @@ async function podiumAdmit(space, clientId, onUpdate, linkKey = null) {
       continue;
     }
     const retry = Number(response.headers.get("Retry-After") || data.retry_after_s || 1);
-    if (data.solved) sessionStorage.setItem(solvedKey, data.solved);
+    if (data.solved) sessionStore.setItem(solvedKey, data.solved);
     if (response.status === 200) {
-      sessionStorage.setItem(passKey, data.pass);
+      sessionStore.setItem(passKey, data.pass);
       return data;
     }
     if (response.status === 202 && data.challenge) {
@@ -86,8 +102,8 @@ async function podiumAdmit(space, clientId, onUpdate, linkKey = null) {
     if (response.status >= 400 && response.status < 500 && startedOver < 3 && (body.pass || body.ticket || body.challenge || body.solved)) {
       // An expired or used ticket or pass: take a new place in line.
       startedOver += 1;
-      sessionStorage.removeItem(passKey);
-      sessionStorage.removeItem(solvedKey);
+      sessionStore.removeItem(passKey);
+      sessionStore.removeItem(solvedKey);
       body = { client_id: clientId };
       continue;
     }

@@ -15,21 +15,11 @@
   $("open").href = `/s/${encodeURIComponent(spaceId)}`;
 
   const audio = $("audio");
-  // A framed page may be refused storage (browsers that block third-party storage throw on the
-  // mere read). The join (admission.js) keeps its pass there: it gets one that lasts this page.
-  try { window.sessionStorage.getItem("podium.listener"); } catch (_) {
-    const kept = new Map();
-    const memory = {
-      getItem: (key) => (kept.has(key) ? kept.get(key) : null),
-      setItem: (key, value) => { kept.set(key, String(value)); },
-      removeItem: (key) => { kept.delete(key); },
-    };
-    Object.defineProperty(window, "sessionStorage", { value: memory, configurable: true });
-  }
-  let listenerId = sessionStorage.getItem("podium.listener");
+  // sessionStore (admission.js): session storage, or memory in a frame that is refused it.
+  let listenerId = sessionStore.getItem("podium.listener");
   if (!listenerId) {
     listenerId = Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => b.toString(16).padStart(2, "0")).join("");
-    sessionStorage.setItem("podium.listener", listenerId);
+    sessionStore.setItem("podium.listener", listenerId);
   }
   // What the player knows; the browser tests (and anyone debugging) read it.
   const player = (window.podium = { space: null, hls: null, analyser: null, playing: false, admitted: null, duration: null });
