@@ -29,11 +29,7 @@ def used_keys() -> dict[str, str]:
 
 def test_every_string_a_page_uses_is_in_english() -> None:
     english = i18n.languages()["en"].strings
-    missing = {
-        key: where
-        for key, where in used_keys().items()
-        if key not in english and f"{key}.other" not in english
-    }
+    missing = {key: where for key, where in used_keys().items() if key not in english and f"{key}.other" not in english}
     assert not missing, f"strings used but not in en.json: {missing}"
 
 
