@@ -836,7 +836,13 @@ async def run_phase(
         if not lines:
             notes.append(f"worker {number} gave no result")
             continue
-        data = json.loads(lines[-1][len(WORKER_TAG) :])
+        try:
+            data = json.loads(lines[-1][len(WORKER_TAG) :])
+        except ValueError as error:
+            kept = Path(tempfile.gettempdir()) / f"flash-crowd-worker-{number}.out"
+            kept.write_bytes(out)
+            notes.append(f"worker {number}'s result did not parse ({error}); its output is in {kept}")
+            continue
         records += data["records"]
         for key, bins in data["counts"].items():
             counts[key].update({int(s): c for s, c in bins.items()})
