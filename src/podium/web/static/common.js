@@ -146,3 +146,36 @@ function button(label, onClick, className = "small secondary") {
   element.addEventListener("click", onClick);
   return element;
 }
+
+// -- What the listener page and the embedded player share ------------------------------------
+
+// This tab's random listener id, kept in `store`. Its first 8 hex digits are a uniform point in
+// [0, 1), the same one the server computes: the listener beats when it falls below the announced
+// sample rate (samplePointOf).
+function listenerIdIn(store, key = "podium.listener") {
+  let id = store.getItem(key);
+  if (!id) {
+    id = Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => b.toString(16).padStart(2, "0")).join("");
+    store.setItem(key, id);
+  }
+  return id;
+}
+const samplePointOf = (listenerId) => parseInt(listenerId.slice(0, 8), 16) / 2 ** 32;
+
+// hls.js for live listening: low latency, and a player that fell behind (a stall, a slow start)
+// catches up by playing slightly faster instead of staying seconds behind the room.
+const LIVE_HLS_OPTIONS = { lowLatencyMode: true, backBufferLength: 30, maxLiveSyncPlaybackRate: 1.5 };
+
+// Routes the audio element through an analyser (once), so that `meter` shows its level and the
+// tests can read what is heard (player.analyser).
+function attachLevelMeter(audio, player, meter) {
+  if (player.analyser) return;
+  const context = new AudioContext();
+  const analyser = context.createAnalyser();
+  analyser.fftSize = 4096;
+  context.createMediaElementSource(audio).connect(analyser);
+  analyser.connect(context.destination);
+  player.analyser = analyser;
+  player.audioContext = context;
+  watchLevel(analyser, (percent) => { meter.style.width = `${percent}%`; });
+}

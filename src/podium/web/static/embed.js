@@ -16,11 +16,7 @@
 
   const audio = $("audio");
   // sessionStore (admission.js): session storage, or memory in a frame that is refused it.
-  let listenerId = sessionStore.getItem("podium.listener");
-  if (!listenerId) {
-    listenerId = Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => b.toString(16).padStart(2, "0")).join("");
-    sessionStore.setItem("podium.listener", listenerId);
-  }
+  const listenerId = listenerIdIn(sessionStore);
   // What the player knows; the browser tests (and anyone debugging) read it.
   const player = (window.podium = { space: null, hls: null, analyser: null, playing: false, admitted: null, duration: null });
   let status = "";
@@ -117,7 +113,7 @@
 
   function makeHls(url, autoStartLoad) {
     // As on the listener page: low-latency mode, and a player that fell behind catches up.
-    const hls = new window.Hls({ lowLatencyMode: true, backBufferLength: 30, maxLiveSyncPlaybackRate: 1.5, autoStartLoad });
+    const hls = new window.Hls({ ...LIVE_HLS_OPTIONS, autoStartLoad });
     player.hls = hls;
     hls.on(window.Hls.Events.LEVEL_LOADED, (_event, data) => {
       if (data.details && !data.details.live) { player.duration = data.details.totalduration; showPosition(); }
@@ -159,18 +155,6 @@
     return false;
   }
 
-  function attachAnalyser() {
-    if (player.analyser) return;
-    const context = new AudioContext();
-    const analyser = context.createAnalyser();
-    analyser.fftSize = 4096;
-    context.createMediaElementSource(audio).connect(analyser);
-    analyser.connect(context.destination);
-    player.analyser = analyser;
-    player.audioContext = context;
-    watchLevel(analyser, (percent) => { $("level").style.width = `${percent}%`; });
-  }
-
   function showPlaying(playing) {
     player.playing = playing;
     $("play-icon").textContent = playing ? "❚❚" : "▶";
@@ -193,7 +177,7 @@
       return;
     }
     $("error").textContent = "";
-    attachAnalyser();  // within the click: browsers let audio start only from a gesture
+    attachLevelMeter(audio, player, $("level"));  // within the click: browsers let audio start only from a gesture
     if (player.audioContext.state === "suspended") player.audioContext.resume();
     if (isOpen(space) && !player.admitted) {
       // The button stays enabled (a disabled one would drop the keyboard's focus); presses wait.
@@ -240,7 +224,7 @@
 
   // -- Counting (only while playing; sampled as the server asks) -------------------------------
 
-  const samplePoint = parseInt(listenerId.slice(0, 8), 16) / 2 ** 32;
+  const samplePoint = samplePointOf(listenerId);
   let beatTimer = null;
   async function beat(leaving = false) {
     if (!player.space) return;

@@ -2,12 +2,7 @@
 // The listener page: play the space's LL-HLS stream (native on Safari, hls.js elsewhere),
 // beat so the host knows we are here, and show the live listener count.
 const audio = $("audio");
-const listenerKey = "podium.listener";
-let listenerId = sessionStorage.getItem(listenerKey);
-if (!listenerId) {
-  listenerId = Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => b.toString(16).padStart(2, "0")).join("");
-  sessionStorage.setItem(listenerKey, listenerId);
-}
+const listenerId = listenerIdIn(sessionStorage);
 // A private space's listener link carries its key in the fragment (never sent to a server log).
 const linkKeyName = `podium.key.${location.pathname.split("/").pop()}`;
 const linkKey = new URLSearchParams(location.hash.slice(1)).get("key") || sessionStorage.getItem(linkKeyName);
@@ -84,9 +79,8 @@ async function admit() {
 }
 
 // The server announces a sample rate; a listener whose id falls below it beats, the others stay
-// silent (they are counted through the sample). The id is random hex, so its first 8 digits are
-// a uniform point in [0, 1), the same one the server computes.
-const samplePoint = parseInt(listenerId.slice(0, 8), 16) / 2 ** 32;
+// silent (they are counted through the sample).
+const samplePoint = samplePointOf(listenerId);
 let sampleRate = 1;
 
 async function beat(leaving = false) {
@@ -110,27 +104,12 @@ async function beat(leaving = false) {
   beatTimer = setTimeout(beat, interval * 1000);
 }
 
-function attachAnalyser() {
-  if (player.analyser) return;
-  const context = new AudioContext();
-  const source = context.createMediaElementSource(audio);
-  const analyser = context.createAnalyser();
-  analyser.fftSize = 4096;
-  source.connect(analyser);
-  analyser.connect(context.destination);
-  player.analyser = analyser;
-  player.audioContext = context;
-  watchLevel(analyser, (percent) => { $("level").style.width = `${percent}%`; });
-}
-
 function start() {
   // Let in: the stream the join gave us (signed for a private space); a private replay: the link's.
   const url = (player.admitted && player.admitted.urls && player.admitted.urls.hls)
     || (linkKey ? `/hls/${spaceId}/k/${linkKey}/index.m3u8` : player.space.urls.hls);
   if (window.Hls && window.Hls.isSupported()) {
-    // maxLiveSyncPlaybackRate: a player that fell behind (a stall, a slow start) catches up by
-    // playing slightly faster instead of staying seconds behind the room.
-    const hls = new window.Hls({ lowLatencyMode: true, backBufferLength: 30, maxLiveSyncPlaybackRate: 1.5 });
+    const hls = new window.Hls(LIVE_HLS_OPTIONS);
     player.hls = hls;
     hls.on(window.Hls.Events.ERROR, (_event, data) => {
       if (data.fatal) {
@@ -157,7 +136,7 @@ $("play").addEventListener("click", async () => {
     return;
   }
   if (!player.hls && !audio.src && !start()) return;
-  attachAnalyser();
+  attachLevelMeter(audio, player, $("level"));
   if (player.audioContext.state === "suspended") await player.audioContext.resume();
   const startAt = window.podiumReplay && window.podiumReplay.startAt();
   if (startAt !== null && startAt !== undefined) audio.currentTime = startAt;
