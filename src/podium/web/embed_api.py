@@ -24,7 +24,7 @@ from podium.errors import Forbidden, InvalidInput, NotFound
 from podium.ids import is_space_id
 from podium.service import Podium
 from podium.web import i18n
-from podium.web.http import CORS_HEADERS, json_response
+from podium.web.http import CORS_HEADERS, json_response, public_base
 
 Layout = Literal["compact", "full"]
 LAYOUTS: tuple[Layout, ...] = ("compact", "full")
@@ -179,12 +179,6 @@ def _podium(request: Request) -> Podium:
     return podium
 
 
-def instance_base(request: Request) -> str:
-    """The instance's public URL: as configured, else the one this request came in at."""
-    configured = _podium(request).settings.base_url
-    return configured or f"{request.url.scheme}://{request.url.netloc}"
-
-
 def _layout(raw: str | None) -> Layout:
     if not raw:
         return "compact"
@@ -205,7 +199,7 @@ async def embed_code(request: Request) -> Response:
     if asked is not None and asked not in i18n.languages():
         raise InvalidInput(f"lang must be one of {', '.join(sorted(i18n.languages()))}")
     lang = asked or i18n.choose(request.headers.get("accept-language")).tag
-    embed = Embed(space, instance_base(request), layout, lang)
+    embed = Embed(space, public_base(request), layout, lang)
     body = {"html": consent_snippet(embed), "iframe": iframe_html(embed)}
     return json_response(body, cache="public, max-age=60")
 
@@ -242,7 +236,7 @@ async def oembed(request: Request) -> Response:
         return _oembed_error(400, "url is not a valid URL")
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return _oembed_error(400, "url must be an absolute http(s) URL")
-    base = instance_base(request)
+    base = public_base(request)
     segments = parts.path.split("/")
     if (
         parts.netloc.lower() != urlsplit(base).netloc.lower()

@@ -119,3 +119,9 @@ def json_response(
 ) -> Response:
     merged = {"Cache-Control": cache, **CORS_HEADERS, **(headers or {})}
     return JSONResponse(body, status_code=status, headers=merged)
+
+
+def public_base(request: Request) -> str:
+    """This instance's address as the world sees it: PODIUM_PUBLIC_URL, else the one the request came in at."""
+    configured: str = request.app.state.podium.settings.base_url
+    return configured or str(request.base_url).rstrip("/")

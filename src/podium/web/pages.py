@@ -22,6 +22,7 @@ from podium.ids import is_space_id
 from podium.service import Podium
 from podium.settings import Settings
 from podium.web import i18n
+from podium.web.http import public_base
 
 STATIC = Path(__file__).parent / "static"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -110,11 +111,6 @@ CARD_IMAGE = "/static/card.png"
 PLAYER_WIDTH_PX, PLAYER_HEIGHT_PX = 480, 160
 
 
-def absolute_base(request: Request, settings: Settings) -> str:
-    """This instance's address as the world sees it: PODIUM_PUBLIC_URL, else the request's own."""
-    return settings.base_url or str(request.base_url).rstrip("/")
-
-
 def _card_description(space: Space, language: i18n.Language) -> str:
     if space.private:
         return language.text("listen.card_private")
@@ -134,8 +130,7 @@ def space_card(request: Request, space: Space, language: i18n.Language) -> dict[
 
     A private space's card says no more than its title: no stream, no player, no state.
     """
-    settings: Settings = request.app.state.podium.settings
-    base = absolute_base(request, settings)
+    base = public_base(request)
     url = f"{base}/s/{space.id}"
     card: dict[str, Any] = {
         "title": space.title,

@@ -19,7 +19,7 @@ from podium.recording import Recordings
 from podium.service import Podium
 from podium.web.accounts_api import client_address
 from podium.web.feed import podcast_feed
-from podium.web.http import CORS_HEADERS, bearer_token, json_response, read_body, read_json
+from podium.web.http import CORS_HEADERS, bearer_token, json_response, public_base, read_body, read_json
 from podium.web.pages import render_page
 
 M4A_TYPE = "audio/mp4"
@@ -137,7 +137,7 @@ async def public_key(request: Request) -> Response:
 async def feed(request: Request) -> Response:
     podium = _podium(request)
     spaces = [s for s in await podium.spaces.recent(100) if not s.private]
-    xml = await podcast_feed(podium, spaces, podium.settings.base_url or str(request.base_url).rstrip("/"))
+    xml = await podcast_feed(podium, spaces, public_base(request))
     return Response(
         xml,
         media_type="application/rss+xml; charset=utf-8",

@@ -13,7 +13,7 @@ from podium.domain.space import ANNOUNCED_LENGTH, Space, SpaceState
 from podium.errors import Conflict, InvalidInput
 from podium.service import Podium
 from podium.web.api import space_response, space_view
-from podium.web.http import CORS_HEADERS, bearer_token, json_response, read_body
+from podium.web.http import CORS_HEADERS, bearer_token, json_response, public_base, read_body
 
 LISTED = 50
 MAX_HOLD_FILE_BYTES = 12 * 1024 * 1024
@@ -75,7 +75,7 @@ async def calendar(request: Request) -> Response:
     space = await podium.get_space(request.path_params["space_id"])
     if space.state is SpaceState.ENDED:
         raise Conflict("this space has ended; there is nothing to be reminded of")
-    instance = podium.settings.base_url or str(request.base_url).rstrip("/")
+    instance = public_base(request)
     data = calendar_file(space, f"{instance}/s/{space.id}", instance, podium.clock.now())
     return Response(
         data,
