@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC
+from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -64,8 +65,11 @@ _templates = Environment(
 )
 
 
-def _strings_json(language: i18n.Language) -> Markup:
-    """The strings for the page's scripts, safe inside <script type="application/json">."""
+@cache
+def _strings_json(tag: str) -> Markup:
+    """The strings for the page's scripts, safe inside <script type="application/json">; made once
+    per language, not on every page a crowd opens."""
+    language = i18n.languages()[tag]
     text = json.dumps({"lang": language.tag, "strings": language.strings}, ensure_ascii=False, separators=(",", ":"))
     return Markup(text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
 
@@ -92,7 +96,7 @@ def render_page(request: Request, name: str, headers: dict[str, str] | None = No
         languages=[(known.tag, known.name) for known in i18n.languages().values()],
         t=text,
         tn=plural,
-        i18n_json=_strings_json(language),
+        i18n_json=_strings_json(language.tag),
         **context,
     )
     # The edge keys its page cache on ?lang= and the first language the browser asks for, which is
