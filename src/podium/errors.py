@@ -2,7 +2,8 @@
 
 PodiumError
 ├── InvalidInput          the caller sent something malformed (400)
-│   └── InvalidOffer      an SDP offer Podium cannot answer (400)
+│   ├── InvalidOffer      an SDP offer Podium cannot answer (400)
+│   └── OpusError         libopus refused a speaker's packet or a setting (media/libopus.py)
 ├── Unauthenticated       no credentials, or credentials that do not verify (401)
 ├── Forbidden             valid credentials without the right for this action (403)
 ├── NotFound              no such space, part or session (404)
