@@ -1,8 +1,9 @@
 """WHIP ingest in-process: a real aiortc speaker, `open_session`, and what reaches the mixer.
 
-Decoding happens on the event loop (`InlineDecoding`) in place of aiortc's decoder thread; these
-tests hold that it is really in use, that the speaker's tone reaches the mixer at its frequency,
-and that the two fallbacks (aiortc's thread, a codec other than Opus) deliver the same audio.
+A speaker's Opus packets go to the stage's own jitter buffer (`RtpTap` in place of aiortc's) and
+are decoded on the stage's tick; these tests hold that it is really in use, that the speaker's tone
+reaches the mixer at its frequency and level, and that the fallbacks (decoding behind aiortc's
+jitter buffer on the loop, aiortc's thread, a codec other than Opus) deliver the same audio.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Hashable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -19,15 +20,17 @@ import pytest
 from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 
 from podium.backends.files import FileMediaStore
-from podium.ids import MemberId, SpaceId
+from podium.ids import MemberId, new_space_id
 from podium.media import ice, ingest, sdp
-from podium.media.ingest import IngestSession, InlineDecoding
-from podium.media.mixer import SAMPLE_RATE
+from podium.media.ingest import IngestSession, InlineDecoding, RtpTap
+from podium.media.mixer import SAMPLE_RATE, Mixer
 from podium.media.opus import OpusDecoder, OpusEncoder
 from podium.media.stage import Stage
 from podium.whip_client import SampleTrack, tone
 
 pytestmark = pytest.mark.media
+
+SPACE = new_space_id()
 
 
 def dominant_hz(samples: np.ndarray) -> float:
@@ -35,16 +38,29 @@ def dominant_hz(samples: np.ndarray) -> float:
     return float(np.fft.rfftfreq(len(samples), 1 / SAMPLE_RATE)[int(np.argmax(spectrum))])
 
 
-class Collecting(Stage):
-    """A stage that also keeps what each speaker pushed, to look at what ingest delivered."""
+class RecordingMixer(Mixer):
+    """A mixer that also keeps what reached it, from the jitter buffer or from a decoder's push."""
 
-    def __init__(self, root: Path) -> None:
-        super().__init__(SpaceId("s-ingest"), FileMediaStore(root), datetime.datetime.now(datetime.UTC), [])
+    def __init__(self) -> None:
+        super().__init__()
         self.pushed: list[np.ndarray] = []
 
-    def push(self, key: object, samples: np.ndarray) -> None:
-        self.pushed.append(samples)
+    def push(self, key: Hashable, samples: np.ndarray) -> None:
+        if self.buffered_samples(key) or samples.any() or self.pushed:  # from the first sound on
+            self.pushed.append(samples)
         super().push(key, samples)
+
+
+class Collecting(Stage):
+    """A running stage that keeps what reached its mixer, to look at what ingest delivered."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(SPACE, FileMediaStore(root), datetime.datetime.now(datetime.UTC), [])
+        self.mixer = self.recording = RecordingMixer()
+
+    @property
+    def pushed(self) -> list[np.ndarray]:
+        return self.recording.pushed
 
 
 @asynccontextmanager
@@ -60,8 +76,9 @@ async def speaker_on(stage: Stage, codecs: list[str] | None = None) -> AsyncIter
     await pc.setLocalDescription(await pc.createOffer())
     offer = sdp.parse_offer(pc.localDescription.sdp.encode(), 64_000)
     closed: list[IngestSession] = []
+    await stage.start()
     session, answer = await ingest.open_session(
-        SpaceId("s-ingest"), MemberId("m-1"), 1, offer, stage, loopback_only=True, on_closed=closed.append
+        SPACE, MemberId("m-1"), 1, offer, stage, loopback_only=True, on_closed=closed.append
     )
     try:
         await pc.setRemoteDescription(RTCSessionDescription(sdp.keep_loopback_candidates(answer), "answer"))
@@ -69,6 +86,7 @@ async def speaker_on(stage: Stage, codecs: list[str] | None = None) -> AsyncIter
     finally:
         await pc.close()
         await session.close()
+        await stage.stop()
         ice.configure("0")
 
 
@@ -80,26 +98,42 @@ async def wait_for_audio(stage: Collecting, seconds: float) -> np.ndarray:
     return np.concatenate(stage.pushed)
 
 
-async def test_opus_is_decoded_on_the_loop_and_the_tone_reaches_the_mixer(tmp_path: Path) -> None:
+async def test_opus_goes_through_the_stages_jitter_buffer_and_the_tone_reaches_the_mixer(tmp_path: Path) -> None:
     stage = Collecting(tmp_path)
-    async with speaker_on(stage) as (session, _):
+    async with speaker_on(stage) as (session, answer):
         audio = await wait_for_audio(stage, 1.0)
-        assert session.inline_decoding
+        assert session.tapped and not session.inline_decoding
+        health = stage.reception_health(session.id)
+        assert health is not None and health.packets >= 50 and health.concealed_ms == 0
+    assert "useinbandfec=1" in answer  # the speaker is asked for FEC
     assert audio.dtype == np.int16 and audio.ndim == 1
     assert abs(dominant_hz(audio[-SAMPLE_RATE // 2 :]) - 440) < 5
     # 0.3 of full scale sent; a lossy codec keeps the level within a few dB.
     assert 0.2 < np.abs(audio[-SAMPLE_RATE // 2 :]).max() / 32767 < 0.4
 
 
-async def test_without_the_private_queue_aiortcs_thread_delivers_the_same(
+async def test_without_aiortcs_jitter_buffer_opus_is_decoded_behind_it_on_the_loop(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # As if a future aiortc kept its decoder queue under another name.
+    # As if a future aiortc kept its jitter buffer under another name.
+    monkeypatch.setattr(RtpTap, "_ATTRIBUTE", "_not_there")
+    stage = Collecting(tmp_path)
+    async with speaker_on(stage) as (session, _):
+        audio = await wait_for_audio(stage, 1.0)
+        assert session.inline_decoding and not session.tapped
+    assert abs(dominant_hz(audio[-SAMPLE_RATE // 2 :]) - 440) < 5
+
+
+async def test_without_either_private_attribute_aiortcs_thread_delivers_the_same(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As if a future aiortc kept its jitter buffer and its decoder queue under other names.
+    monkeypatch.setattr(RtpTap, "_ATTRIBUTE", "_not_there")
     monkeypatch.setattr(InlineDecoding, "_ATTRIBUTE", "_not_there")
     stage = Collecting(tmp_path)
     async with speaker_on(stage) as (session, _):
         audio = await wait_for_audio(stage, 1.0)
-        assert not session.inline_decoding
+        assert not session.inline_decoding and not session.tapped
     assert abs(dominant_hz(audio[-SAMPLE_RATE // 2 :]) - 440) < 5
 
 
@@ -107,7 +141,8 @@ async def test_a_codec_other_than_opus_goes_through_aiortcs_thread(tmp_path: Pat
     stage = Collecting(tmp_path)
     async with speaker_on(stage, codecs=["audio/pcmu", "audio/opus"]) as (session, answer):
         audio = await wait_for_audio(stage, 1.0)
-        assert session.inline_decoding  # installed, but G.711 is handed on
+        assert session.tapped  # installed, but G.711 is handed on to aiortc's thread
+        assert stage.reception_health(session.id) is None
     audio_line = next(line for line in answer.splitlines() if line.startswith("m=audio"))
     assert audio_line.split()[3] == "0"  # PCMU was negotiated first
     assert abs(dominant_hz(audio[-SAMPLE_RATE // 2 :]) - 440) < 5

@@ -163,3 +163,19 @@ def test_a_burst_of_late_audio_does_not_leave_lasting_delay() -> None:
     assert max(backlog) > 4 * FRAME_SAMPLES  # the burst was queued, not lost at once
     assert backlog[-1] <= 2 * FRAME_SAMPLES  # and the delay came back down by itself
     assert (mixer.mix().program == (counter - 2) % 30000).all()  # playing the newest audio again
+
+
+def test_a_paced_input_plays_each_frame_in_the_mix_it_was_pushed_for() -> None:
+    # A jitter buffer hands the mixer one frame per tick: no priming delay, no backlog skips.
+    mixer = Mixer(prime_ms=40)
+    mixer.add_input("paced", paced=True)
+    mixer.add_input("pushed")
+    for n in range(60):
+        mixer.push("paced", np.full(FRAME_SAMPLES, n + 1, dtype=np.int16))
+        mixer.push("pushed", np.full(FRAME_SAMPLES, 1000, dtype=np.int16))
+        result = mixer.mix()
+        assert (result.minus["pushed"] == n + 1).all()  # the paced frame, in its own mix
+    # A tick the caller skipped is silence, and the next frame is not held back.
+    assert not mixer.mix().minus["pushed"].any()
+    mixer.push("paced", np.full(FRAME_SAMPLES, 7, dtype=np.int16))
+    assert (mixer.mix().minus["pushed"] == 7).all()

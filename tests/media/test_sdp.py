@@ -74,3 +74,20 @@ def test_declined_sections_come_back_in_place_with_port_zero() -> None:
 def test_loopback_filter_keeps_only_loopback_candidates() -> None:
     kept = sdp.keep_loopback_candidates(OFFER)
     assert "127.0.0.1 50000" in kept and "192.0.2.7" not in kept
+
+
+def test_the_answer_asks_for_opus_fec_on_every_opus_payload_type() -> None:
+    answer = (
+        "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111 109 0\r\n"
+        "a=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=0\r\n"
+        "a=rtpmap:109 OPUS/48000/2\r\n"
+        "a=rtpmap:0 PCMU/8000\r\na=fmtp:0 something=1\r\n"
+    )
+    asked = sdp.ask_for_fec(answer)
+    lines = asked.split("\r\n")
+    # A sender's own "no" is replaced, other parameters kept; an Opus type without fmtp gets one.
+    assert "a=fmtp:111 minptime=10;useinbandfec=1" in lines
+    assert lines[lines.index("a=rtpmap:109 OPUS/48000/2") + 1] == "a=fmtp:109 useinbandfec=1"
+    assert "a=fmtp:0 something=1" in lines and asked.count("useinbandfec") == 2
+    assert sdp.ask_for_fec(asked) == asked  # asking twice changes nothing

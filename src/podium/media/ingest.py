@@ -14,12 +14,14 @@ import av
 import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
+from aiortc.rtp import RtpPacket
 
 from podium.errors import InvalidOffer
 from podium.ids import MemberId, SessionId, SpaceId, new_session_id
 from podium.media import ice, sdp
 from podium.media.mixer import SAMPLE_RATE, Samples, downmix
 from podium.media.opus import OpusDecoder
+from podium.media.reception import SpeakerReception
 from podium.media.stage import Stage
 
 log = logging.getLogger(__name__)
@@ -40,7 +42,10 @@ class IngestSession:
     stage: Stage
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     closed: bool = False
-    # Whether the speaker's Opus is decoded on the loop (see `InlineDecoding`) or by aiortc's thread.
+    # Whether the speaker's Opus packets reach the stage's own jitter buffer (see `RtpTap`); if not,
+    # whether they are decoded on the loop behind aiortc's jitter buffer (`InlineDecoding`) or by
+    # aiortc's thread.
+    tapped: bool = False
     inline_decoding: bool = False
 
     async def close(self) -> None:
@@ -74,12 +79,23 @@ async def open_session(
     @pc.on("track")
     def _on_track(track: MediaStreamTrack) -> None:
         if track.kind == "audio":
-            stage.add_input(session.id, label=str(member_id))
             receiver = next((r for r in pc.getReceivers() if r.track is track), None)
-            if receiver is not None:
-                session.inline_decoding = InlineDecoding.install(
-                    receiver, lambda samples: stage.push(session.id, samples), str(session.id)
-                )
+            reception = SpeakerReception()
+            if receiver is not None and RtpTap.install(
+                receiver,
+                lambda packet: stage.receive(session.id, *packet),
+                lambda: stage.release_reception(session.id),
+                str(session.id),
+            ):
+                session.tapped = True
+                stage.add_input(session.id, label=str(member_id), reception=reception)
+            else:
+                reception.close()
+                stage.add_input(session.id, label=str(member_id))
+                if receiver is not None:
+                    session.inline_decoding = InlineDecoding.install(
+                        receiver, lambda samples: stage.push(session.id, samples), str(session.id)
+                    )
             task = asyncio.create_task(_pump(track, session), name=f"ingest-{session.id}")
             session.tasks.add(task)
 
@@ -101,7 +117,80 @@ async def open_session(
         raise InvalidOffer(f"the SDP offer could not be used: {error}") from None
     watchdog = asyncio.create_task(_expire_if_unconnected(session, on_closed))
     session.tasks.add(watchdog)
-    return session, sdp.answer_with_declined(pc.localDescription.sdp, offer)
+    return session, sdp.answer_with_declined(sdp.ask_for_fec(pc.localDescription.sdp), offer)
+
+
+RtpFields = tuple[int, int, bytes, tuple[bool, int] | None]
+
+
+class RtpTap:
+    """Takes a speaker's Opus RTP packets as they arrive, for the stage's own jitter buffer.
+
+    aiortc's receiver puts each packet (after SRTP, RTCP statistics, NACKs and depayloading) into a
+    jitter buffer of its own that holds audio until a packet is complete and hands on what it has,
+    with no concealment and no FEC. This object takes that buffer's place, in the private attribute
+    aiortc keeps it in: Opus packets go to `on_packet` (sequence number, timestamp, payload, RFC 6464
+    level) with nothing handed to aiortc's decoder; packets of any other codec go to aiortc's buffer
+    and decoder thread as before, the first of them calling `on_other_codec` (the stage then takes
+    this speaker's decoded samples instead of pulling frames). aiortc's receiver reports (the loss
+    the sender is told about) are untouched. If a future aiortc keeps its buffer elsewhere,
+    `install` says so and the session falls back to `InlineDecoding` (no concealment).
+    """
+
+    _ATTRIBUTE = "_RTCRtpReceiver__jitter_buffer"
+    _CODECS = "_RTCRtpReceiver__codecs"
+
+    def __init__(
+        self,
+        receiver: RTCRtpReceiver,
+        original: Any,
+        on_packet: Callable[[RtpFields], None],
+        on_other_codec: Callable[[], None],
+    ) -> None:
+        self._receiver = receiver
+        self._original = original
+        self._on_packet = on_packet
+        self._on_other_codec: Callable[[], None] | None = on_other_codec
+        self._opus: dict[int, bool] = {}
+
+    @classmethod
+    def install(
+        cls,
+        receiver: RTCRtpReceiver,
+        on_packet: Callable[[RtpFields], None],
+        on_other_codec: Callable[[], None],
+        name: str,
+    ) -> bool:
+        original = getattr(receiver, cls._ATTRIBUTE, None)
+        if original is None or not callable(getattr(original, "add", None)):
+            log.warning("aiortc's receiver keeps no jitter buffer where expected; ingest %s cannot conceal loss", name)
+            return False
+        setattr(receiver, cls._ATTRIBUTE, cls(receiver, original, on_packet, on_other_codec))
+        return True
+
+    @property
+    def capacity(self) -> int:
+        return int(self._original.capacity)
+
+    def add(self, packet: RtpPacket) -> tuple[bool, Any]:
+        if not self._is_opus(packet.payload_type):
+            if self._on_other_codec is not None:
+                self._on_other_codec()
+                self._on_other_codec = None
+            pli, frame = self._original.add(packet)
+            return pli, frame
+        self._on_packet((packet.sequence_number, packet.timestamp, packet.payload, packet.extensions.audio_level))
+        return False, None
+
+    def _is_opus(self, payload_type: int) -> bool:
+        known = self._opus.get(payload_type)
+        if known is None:
+            # The negotiated codecs, by payload type, as aiortc's receiver keeps them once receiving.
+            codec = getattr(self._receiver, self._CODECS, {}).get(payload_type)
+            if codec is None:
+                return False  # not negotiated (yet): aiortc's buffer sees it, as it would have
+            known = self._opus[payload_type] = str(codec.mimeType).lower() == "audio/opus"
+        return known
 
 
 class InlineDecoding:

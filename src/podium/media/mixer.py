@@ -9,7 +9,10 @@ on the stage's clock. Invariants:
 - a backlog does not last: an input that has held more than `high_water_ms` (by default: more
   than its steady state after priming) for `settle_frames` frames in a row (a burst of late
   packets, all queued) drops its oldest audio down to the prime level, once, so a network
-  hiccup costs one short skip instead of lasting delay.
+  hiccup costs one short skip instead of lasting delay;
+- a *paced* input (one whose caller pushes exactly one frame before each `mix()`, as a speaker's
+  jitter buffer does) is mixed as pushed: no priming and no backlog rule, which would only add
+  delay on top of the jitter buffer's own.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ class _Input:
     backlogged_frames: int = 0
     # A muted input keeps being read (so unmuting is not late) but adds nothing to any mix.
     muted: bool = False
+    # Fed one frame per mix by its caller (see the module docstring).
+    paced: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,8 +76,8 @@ class Mixer:
     def inputs(self) -> list[Hashable]:
         return list(self._inputs)
 
-    def add_input(self, key: Hashable) -> None:
-        self._inputs.setdefault(key, _Input())
+    def add_input(self, key: Hashable, *, paced: bool = False) -> None:
+        self._inputs.setdefault(key, _Input(paced=paced))
 
     def remove_input(self, key: Hashable) -> None:
         """The input leaves the very next frame: nothing it buffered is mixed afterwards."""
@@ -83,6 +88,12 @@ class Mixer:
         state = self._inputs.get(key)
         if state is not None:
             state.muted = muted
+
+    def set_paced(self, key: Hashable, paced: bool) -> None:
+        """Takes effect from the next frame; an input that stops being paced primes again."""
+        state = self._inputs.get(key)
+        if state is not None:
+            state.paced, state.primed = paced, False
 
     def push(self, key: Hashable, samples: Samples) -> None:
         state = self._inputs.get(key)
@@ -115,6 +126,12 @@ class Mixer:
         return MixResult(program=program, minus=minus, levels=levels)
 
     def _take(self, state: _Input, n: int) -> npt.NDArray[np.int32]:
+        if state.paced:
+            taken = state.buffer[:n].astype(np.int32)
+            state.buffer = state.buffer[n:]
+            if len(taken) < n:
+                taken = np.concatenate((taken, np.zeros(n - len(taken), dtype=np.int32)))
+            return taken
         if not state.primed:
             if len(state.buffer) < max(self.prime_samples, n):
                 return np.zeros(n, dtype=np.int32)

@@ -135,6 +135,37 @@ def answer_with_declined(answer: str, offer: Offer) -> str:
     return _join(session, out)
 
 
+def ask_for_fec(answer: str) -> str:
+    """Ask the speaker's encoder for Opus in-band FEC: `useinbandfec=1` on every Opus payload type.
+
+    RFC 7587: the parameter says what the *receiver* of a stream can use, so it belongs in the
+    stage's answer; browsers and OBS send FEC (about one frame of speech at low rate, carried in the
+    next packet) only when it is there, and the stage's decoder rebuilds a lost frame from it."""
+    lines = [line for line in answer.replace("\r\n", "\n").split("\n") if line]
+    opus = {_payload_type(line) for line in lines if line.startswith("a=rtpmap:") and _is_opus(line)}
+    stated = {_payload_type(line) for line in lines if line.startswith("a=fmtp:")}
+    out: list[str] = []
+    for line in lines:
+        payload_type = _payload_type(line) if line.startswith(("a=rtpmap:", "a=fmtp:")) else None
+        if line.startswith("a=fmtp:") and payload_type in opus:
+            params = [p for p in line.split(" ", 1)[1].split(";") if p.strip().split("=")[0] != "useinbandfec"]
+            line = f"a=fmtp:{payload_type} " + ";".join([*(p.strip() for p in params if p.strip()), "useinbandfec=1"])
+        out.append(line)
+        if line.startswith("a=rtpmap:") and payload_type in opus and payload_type not in stated:
+            out.append(f"a=fmtp:{payload_type} useinbandfec=1")
+    return "\r\n".join(out) + "\r\n"
+
+
+def _payload_type(line: str) -> str:
+    """ "a=rtpmap:111 opus/48000/2" or "a=fmtp:111 ..." -> "111"."""
+    return line.split(":", 1)[1].split(" ", 1)[0]
+
+
+def _is_opus(rtpmap: str) -> bool:
+    fields = rtpmap.split()
+    return len(fields) > 1 and fields[1].lower().startswith("opus/48000")
+
+
 def keep_loopback_candidates(text: str) -> str:
     """Drop every ICE candidate whose address is not loopback (for loopback-only mode)."""
     kept = []

@@ -29,6 +29,7 @@ from podium.media.hold import HoldAudio
 from podium.media.mixer import FRAME_MS, SAMPLE_RATE, Mixer, Samples
 from podium.media.opus import OpusEncoder
 from podium.media.packager import INIT_NAME, Packager, Part, Segment, SegmentRecord
+from podium.media.reception import ReceptionHealth, SpeakerReception
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,9 @@ class Stage:
         # Gaps between a speaker's frames arriving (the last minute or so of all speakers).
         self.input_gaps_ms: deque[float] = deque(maxlen=3000)
         self._last_push: dict[Hashable, float] = {}
+        # Speakers whose RTP packets reach the stage as they arrive: their jitter buffers and
+        # decoders, pulled once per tick (the others push decoded samples).
+        self._receptions: dict[Hashable, SpeakerReception] = {}
         # Per input: peak level with a ~300 ms decay, for speaking indicators.
         self.levels: dict[Hashable, float] = {}
         self._returns: dict[Hashable, ReturnTrack] = {}
@@ -148,23 +152,55 @@ class Stage:
 
     # -- speakers --------------------------------------------------------------------------
 
-    def add_input(self, key: Hashable, label: str | None = None) -> None:
-        """`label` names the speaker in who-spoke-when (a member id); the key is the connection."""
-        self.mixer.add_input(key)
+    def add_input(self, key: Hashable, label: str | None = None, reception: SpeakerReception | None = None) -> None:
+        """`label` names the speaker in who-spoke-when (a member id); the key is the connection.
+
+        With a `reception`, the speaker's packets come in through `receive()` and the stage pulls one
+        frame from it per tick; without, decoded samples come in through `push()`."""
+        self.mixer.add_input(key, paced=reception is not None)
+        if reception is not None:
+            self._receptions[key] = reception
         if label is not None:
             self._labels[key] = label
 
     def remove_input(self, key: Hashable) -> None:
         self._last_push.pop(key, None)
         self.mixer.remove_input(key)
+        reception = self._receptions.pop(key, None)
+        if reception is not None:
+            reception.close()
+
+    def receive(
+        self, key: Hashable, seq: int, timestamp: int, payload: bytes, audio_level: tuple[bool, int] | None
+    ) -> None:
+        """One RTP Opus packet of `key`'s, as it arrives (on the stage's loop, whose clock it reads)."""
+        reception = self._receptions.get(key)
+        if reception is None:
+            return  # removed while its packets were in flight
+        now = asyncio.get_running_loop().time()
+        self._note_arrival(key, now)
+        reception.push(seq, timestamp, payload, now * 1000, audio_level)
+
+    def release_reception(self, key: Hashable) -> None:
+        """`key`'s audio comes as decoded samples after all (a codec other than Opus): stop pulling."""
+        reception = self._receptions.pop(key, None)
+        if reception is not None:
+            reception.close()
+            self.mixer.set_paced(key, False)
+
+    def reception_health(self, key: Hashable) -> ReceptionHealth | None:
+        reception = self._receptions.get(key)
+        return None if reception is None else reception.health()
 
     def push(self, key: Hashable, samples: Samples) -> None:
-        now = time.monotonic()
+        self._note_arrival(key, time.monotonic())
+        self.mixer.push(key, samples)
+
+    def _note_arrival(self, key: Hashable, now: float) -> None:
         last = self._last_push.get(key)
         if last is not None:
             self.input_gaps_ms.append((now - last) * 1000)
         self._last_push[key] = now
-        self.mixer.push(key, samples)
 
     def input_gaps(self) -> dict[str, float] | None:
         """Time between a speaker's frames as they reach the stage, over the recent ones (ms)."""
@@ -240,6 +276,9 @@ class Stage:
                     done = due - 1
                 made: list[Part | Segment] = []
                 while done < due:
+                    now_ms = loop.time() * 1000
+                    for key, reception in self._receptions.items():
+                        self.mixer.push(key, reception.pull(now_ms))
                     result = self.mixer.mix()
                     self._update_levels(result.levels)
                     for key, track in self._returns.items():

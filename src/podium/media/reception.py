@@ -1,0 +1,140 @@
+"""One speaker's audio as the stage receives it: RTP Opus packets in, exactly one 20 ms frame out
+per stage tick, every missing frame filled.
+
+The jitter buffer (`media/jitter.py`) decides what each 20 ms slot gets; this object carries the
+decision out with libopus (`media/libopus.py`, which, unlike PyAV, decodes in-band FEC and conceals
+a lost frame of a given length):
+- `Play`: decode the packet; a packet longer than 20 ms leaves its later frames for the `Continue`s;
+- `Recover`: rebuild the missing frame from the next packet's in-band FEC (libopus conceals instead
+  when that packet carries none);
+- `Conceal`: libopus's packet-loss concealment, which fades out over an outage;
+- `Silence`: zeros (before the first packet, in the sender's DTX pauses, after a long outage).
+Invariants: `pull()` returns exactly `FRAME_SAMPLES` int16 samples whatever arrived; a packet
+libopus refuses is concealed and counted, never raised to the stage; nothing here reads a clock
+(arrival and tick times come from the caller, in milliseconds).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from podium.media.jitter import Conceal, Continue, JitterBuffer, JitterStats, Packet, Play, Recover, opus_packet_samples
+from podium.media.libopus import Decoder, OpusError
+from podium.media.mixer import FRAME_MS, FRAME_SAMPLES, Samples
+
+# RFC 6464: the level is -dBov, 0 (loudest) to 127 (silence). A packet quieter than -50 dBov with
+# its voice flag clear is a pause: the jitter buffer may skip it to shrink its delay.
+QUIET_DBOV = 50
+# An Opus packet of its TOC byte alone (or one more byte) carries no audio: DTX or comfort noise.
+DTX_BYTES = 2
+
+_SILENCE = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+
+
+@dataclass(frozen=True)
+class ReceptionHealth:
+    """How a speaker's connection treats their audio, for the host's board and /metrics."""
+
+    packets: int  # received, duplicates included
+    loss_fraction: float  # recent share of packets that never arrived (0..1)
+    recovered_ms: int  # audio rebuilt from in-band FEC
+    concealed_ms: int  # audio made up by concealment
+    late: int  # packets that came after their moment had passed
+    decode_errors: int  # packets libopus refused (concealed instead)
+    delay_ms: int  # audio held in the jitter buffer now
+    target_ms: int  # what the jitter buffer aims to hold, from the jitter it measures
+
+
+def packet_voice(payload: bytes, audio_level: tuple[bool, int] | None) -> bool | None:
+    """Whether a packet carries speech, as far as can be told without decoding it; None: unknown.
+
+    Only a clear "no" lets the jitter buffer skip a packet, so doubt answers None: browsers send the
+    RFC 6464 level with a voice flag; aiortc's own senders send no level, or a level with the flag
+    always clear (then only a quiet level counts as a pause)."""
+    if len(payload) <= DTX_BYTES:
+        return False
+    if audio_level is None:
+        return None
+    voice, level = audio_level
+    if voice:
+        return True
+    return False if level >= QUIET_DBOV else None
+
+
+class SpeakerReception:
+    """Jitter buffer and Opus decoder of one speaker (see the module docstring)."""
+
+    def __init__(self, jitter: JitterBuffer | None = None) -> None:
+        self.jitter = jitter if jitter is not None else JitterBuffer()
+        self._decoder = Decoder()
+        # Samples of the last packet played that later slots (its `Continue`s) still owe.
+        self._rest: Samples = _SILENCE[:0]
+        self.decode_errors = 0
+
+    def push(
+        self, seq: int, timestamp: int, payload: bytes, arrival_ms: float, audio_level: tuple[bool, int] | None = None
+    ) -> None:
+        """One RTP packet's Opus payload as it arrives; a packet too broken to place is dropped."""
+        try:
+            samples = opus_packet_samples(payload)
+        except ValueError:
+            self.decode_errors += 1
+            return
+        if samples < FRAME_SAMPLES or samples % FRAME_SAMPLES:
+            # 2.5-10 ms packets (and odd lengths) do not map onto 20 ms slots; WebRTC senders use 20 ms.
+            self.decode_errors += 1
+            return
+        packet = Packet(seq, timestamp, payload, packet_voice(payload, audio_level), samples)
+        self.jitter.push(packet, arrival_ms)
+
+    def pull(self, now_ms: float) -> Samples:
+        """The next 20 ms of this speaker, decided now."""
+        decision = self.jitter.pop(now_ms)
+        try:
+            if isinstance(decision, Play):
+                decoded = self._decoder.decode(decision.payload)
+                self._rest = decoded[FRAME_SAMPLES:]
+                return _whole_frame(decoded[:FRAME_SAMPLES])
+            if isinstance(decision, Continue):
+                frame, self._rest = self._rest[:FRAME_SAMPLES], self._rest[FRAME_SAMPLES:]
+                return _whole_frame(frame)
+            if isinstance(decision, Recover):
+                return _whole_frame(self._decoder.recover(decision.payload, FRAME_SAMPLES))
+            if isinstance(decision, Conceal):
+                return _whole_frame(self._decoder.conceal(FRAME_SAMPLES))
+        except OpusError:
+            self.decode_errors += 1
+            return self._conceal()
+        return _SILENCE.copy()
+
+    def health(self) -> ReceptionHealth:
+        stats: JitterStats = self.jitter.stats()
+        return ReceptionHealth(
+            packets=stats.received,
+            loss_fraction=round(stats.loss_fraction, 4),
+            recovered_ms=stats.recovered * FRAME_MS,
+            concealed_ms=stats.concealed * FRAME_MS,
+            late=stats.late,
+            decode_errors=self.decode_errors,
+            delay_ms=stats.delay_ms,
+            target_ms=stats.target_ms,
+        )
+
+    def close(self) -> None:
+        self._decoder.close()
+
+    def _conceal(self) -> Samples:
+        try:
+            return _whole_frame(self._decoder.conceal(FRAME_SAMPLES))
+        except OpusError:
+            return _SILENCE.copy()
+
+
+def _whole_frame(samples: Samples) -> Samples:
+    if len(samples) == FRAME_SAMPLES:
+        return samples
+    whole: Samples = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+    whole[: min(len(samples), FRAME_SAMPLES)] = samples[:FRAME_SAMPLES]
+    return whole
