@@ -47,6 +47,48 @@ class ReceptionHealth:
     target_ms: int  # what the jitter buffer aims to hold, from the jitter it measures
 
 
+def opus_packet_has_fec(payload: bytes) -> bool:
+    """Whether an Opus packet carries in-band FEC (LBRR) for the frame before it, read from the bits.
+
+    RFC 6716, 4.2.3-4.2.4: a SILK or hybrid frame opens with one voice-activity flag per 20 ms SILK
+    frame and then one LBRR flag, per channel; these are coded at probability 1/2, so they are the
+    leading bits of the first frame's first byte. CELT-only packets never carry FEC."""
+    if len(payload) < 2:
+        return False
+    toc = payload[0]
+    config = toc >> 3
+    if config >= 16:
+        return False  # CELT
+    silk_frames = 1 if config >= 12 else (1, 1, 2, 3)[config % 4]  # hybrid: 10 or 20 ms, one SILK frame
+    start = _first_frame_offset(payload)
+    if start is None or start >= len(payload):
+        return False
+    first = payload[start]
+    channels = 2 if toc & 0x04 else 1
+    return any(first & (0x80 >> ((channel + 1) * (silk_frames + 1) - 1)) for channel in range(channels))
+
+
+def _first_frame_offset(payload: bytes) -> int | None:
+    """Where the first frame's data starts (RFC 6716, 3.2), or None for a packet that lies."""
+    code = payload[0] & 3
+    if code in (0, 1):
+        return 1
+    if code == 2:
+        return 2 if payload[1] < 252 else 3
+    header = payload[1]
+    offset = 2
+    if header & 0x40:  # padding: lengths of 255 mean 254 bytes and another length byte
+        while offset < len(payload) and payload[offset] == 255:
+            offset += 1
+        offset += 1
+    if header & 0x80:  # VBR: the lengths of all frames but the last
+        for _ in range((header & 0x3F) - 1):
+            if offset >= len(payload):
+                return None
+            offset += 1 if payload[offset] < 252 else 2
+    return offset
+
+
 def packet_voice(payload: bytes, audio_level: tuple[bool, int] | None) -> bool | None:
     """Whether a packet carries speech, as far as can be told without decoding it; None: unknown.
 
@@ -72,6 +114,10 @@ class SpeakerReception:
         # Samples of the last packet played that later slots (its `Continue`s) still owe.
         self._rest: Samples = _SILENCE[:0]
         self.decode_errors = 0
+        # Frames rebuilt from FEC, and frames made up by concealment (the jitter buffer asks for a
+        # recovery whenever the next packet is there; only a packet with FEC can give one).
+        self.recovered_frames = 0
+        self.concealed_frames = 0
 
     def push(
         self, seq: int, timestamp: int, payload: bytes, arrival_ms: float, audio_level: tuple[bool, int] | None = None
@@ -101,11 +147,17 @@ class SpeakerReception:
                 frame, self._rest = self._rest[:FRAME_SAMPLES], self._rest[FRAME_SAMPLES:]
                 return _whole_frame(frame)
             if isinstance(decision, Recover):
-                return _whole_frame(self._decoder.recover(decision.payload, FRAME_SAMPLES))
+                if opus_packet_has_fec(decision.payload):
+                    self.recovered_frames += 1
+                    return _whole_frame(self._decoder.recover(decision.payload, FRAME_SAMPLES))
+                self.concealed_frames += 1  # the sender sent no FEC: libopus could only conceal
+                return _whole_frame(self._decoder.conceal(FRAME_SAMPLES))
             if isinstance(decision, Conceal):
+                self.concealed_frames += 1
                 return _whole_frame(self._decoder.conceal(FRAME_SAMPLES))
         except OpusError:
             self.decode_errors += 1
+            self.concealed_frames += 1
             return self._conceal()
         return _SILENCE.copy()
 
@@ -114,8 +166,8 @@ class SpeakerReception:
         return ReceptionHealth(
             packets=stats.received,
             loss_fraction=round(stats.loss_fraction, 4),
-            recovered_ms=stats.recovered * FRAME_MS,
-            concealed_ms=stats.concealed * FRAME_MS,
+            recovered_ms=self.recovered_frames * FRAME_MS,
+            concealed_ms=self.concealed_frames * FRAME_MS,
             late=stats.late,
             decode_errors=self.decode_errors,
             delay_ms=stats.delay_ms,
