@@ -131,8 +131,34 @@ class PodiumCollector(Collector):
             "Time between a speaker's frames reaching the stage (20 ms is on time), over the recent ones.",
             labels=["space", "quantile"],
         )
+        loss = GaugeMetricFamily(
+            "podium_speaker_packet_loss_ratio",
+            "Recent share of a speaker's packets that never reached the stage (0 to 1).",
+            labels=["space", "member"],
+        )
+        recovered = CounterMetricFamily(
+            "podium_speaker_recovered_seconds",
+            "A speaker's audio lost on the way and rebuilt from the next packet's in-band FEC.",
+            labels=["space", "member"],
+        )
+        concealed = CounterMetricFamily(
+            "podium_speaker_concealed_seconds",
+            "A speaker's audio lost on the way and made up by loss concealment.",
+            labels=["space", "member"],
+        )
+        buffered = GaugeMetricFamily(
+            "podium_speaker_jitter_buffer_seconds",
+            "Audio a speaker's jitter buffer holds now (about 20 ms on a clean path; more with jitter).",
+            labels=["space", "member"],
+        )
         now = time.monotonic()
         for space_id in self.podium.live_space_ids():
+            for member_id, _name, health in self.podium.speaker_connections(space_id):
+                labels = [space_id, member_id]
+                loss.add_metric(labels, health.loss_fraction)
+                recovered.add_metric(labels, health.recovered_ms / 1000)
+                concealed.add_metric(labels, health.concealed_ms / 1000)
+                buffered.add_metric(labels, health.delay_ms / 1000)
             stage = self.podium.stage(space_id)
             if stage is None:
                 continue  # stopped between the two looks
@@ -145,7 +171,7 @@ class PodiumCollector(Collector):
             if recent is not None:
                 for quantile, key in INPUT_GAP_QUANTILES:
                     gaps.add_metric([space_id, quantile], recent[key] / 1000)
-        yield from (parts, skipped, age, speakers, gaps)
+        yield from (parts, skipped, age, speakers, gaps, loss, recovered, concealed, buffered)
 
     def _backends(self) -> Iterator[Metric]:
         yield CounterMetricFamily(

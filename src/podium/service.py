@@ -36,6 +36,7 @@ from podium.media import hold, ingest, sdp
 from podium.media.ingest import IngestSession
 from podium.media.mixer import SAMPLE_RATE
 from podium.media.packager import Packager, program_records
+from podium.media.reception import ReceptionHealth, poor_connection
 from podium.media.stage import SPEAKING_LEVEL, Stage
 from podium.settings import Settings
 
@@ -542,7 +543,35 @@ class Podium:
             "frames_skipped": stage.frames_skipped,
             "input_gap_ms": stage.input_gaps(),
             "speakers": self.speakers_connected(space_id),
+            "connections": [
+                {
+                    "member": member_id,
+                    "name": name,
+                    "loss_percent": round(health.loss_fraction * 100, 1),
+                    "recovered_ms": health.recovered_ms,
+                    "concealed_ms": health.concealed_ms,
+                    "jitter_buffer_ms": health.delay_ms,
+                    "poor": poor_connection(health),
+                }
+                for member_id, name, health in self.speaker_connections(space_id)
+            ],
         }
+
+    def speaker_connections(self, space_id: SpaceId) -> list[tuple[MemberId, str, ReceptionHealth]]:
+        """How each connected speaker's audio arrives (those whose packets the stage receives itself)."""
+        stage = self._stages.get(space_id)
+        rules = self._rules.get(space_id)
+        if stage is None:
+            return []
+        found = []
+        for session in self._sessions.values():
+            health = stage.reception_health(session.id) if session.space_id == space_id else None
+            if health is None:
+                continue
+            member = rules.members.get(session.member_id) if rules is not None else None
+            name = member.name if member is not None else str(session.member_id)
+            found.append((session.member_id, name, health))
+        return found
 
     def stage(self, space_id: SpaceId) -> Stage | None:
         return self._stages.get(space_id)

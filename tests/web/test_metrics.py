@@ -66,6 +66,10 @@ async def test_metrics_parse_and_each_says_what_it_measures(client: httpx.AsyncC
         "podium_stage_parts_produced",
         "podium_stage_speakers",
         "podium_stage_last_part_age_seconds",
+        "podium_speaker_packet_loss_ratio",
+        "podium_speaker_recovered_seconds",
+        "podium_speaker_concealed_seconds",
+        "podium_speaker_jitter_buffer_seconds",
         "podium_database_statements",
     }
     for family in families:

@@ -32,6 +32,11 @@ DTX_BYTES = 2
 
 _SILENCE = np.zeros(FRAME_SAMPLES, dtype=np.int16)
 
+# A connection the host should hear about: past 3 % loss speech degrades even with FEC and
+# concealment; a jitter buffer holding 100 ms or more means the network is delaying the speaker.
+POOR_LOSS_FRACTION = 0.03
+POOR_JITTER_BUFFER_MS = 100
+
 
 @dataclass(frozen=True)
 class ReceptionHealth:
@@ -45,6 +50,10 @@ class ReceptionHealth:
     decode_errors: int  # packets libopus refused (concealed instead)
     delay_ms: int  # audio held in the jitter buffer now
     target_ms: int  # what the jitter buffer aims to hold, from the jitter it measures
+
+
+def poor_connection(health: ReceptionHealth) -> bool:
+    return health.loss_fraction >= POOR_LOSS_FRACTION or health.target_ms >= POOR_JITTER_BUFFER_MS
 
 
 def opus_packet_has_fec(payload: bytes) -> bool:

@@ -54,6 +54,17 @@
       $("b-admitted").textContent = number(board.joins.admitted);
       $("b-stream").textContent = t(board.stream.running ? (board.stream.last_part_age_s !== null && board.stream.last_part_age_s > 1.5 ? "board.stream_late" : "board.stream_on_time") : "board.stream_off");
       $("b-load").textContent = `${number(Math.round(board.load.pressure * 100))} %`;
+      const poor = (board.stream.connections || []).filter((c) => c.poor);
+      const connections = poor.length
+        ? poor.map((c) => t("board.connection_poor", {
+          name: c.name,
+          loss: c.loss_percent.toLocaleString(lang),
+          filled: ((c.recovered_ms + c.concealed_ms) / 1000).toLocaleString(lang, { maximumFractionDigits: 1 }),
+        })).join(" ")
+        : t("board.connections_clean");
+      // Rewritten only when it changes: a screen reader is not told the same thing every two seconds.
+      if ($("b-connections").textContent !== connections) $("b-connections").textContent = connections;
+      $("b-connections").classList.toggle("warning", poor.length > 0);
       const shed = Object.entries(board.requests).filter(([, c]) => c.shed > 0).map(([name, c]) => `${name}: ${number(c.shed)}`);
       $("b-shedding").textContent = [
         board.load.shedding.length ? t("board.shedding_now", { list: board.load.shedding.join(", ") }) : t("board.nothing_shed"),
