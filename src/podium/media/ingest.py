@@ -12,7 +12,7 @@ from typing import Any
 
 import av
 import numpy as np
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import RtpPacket
 
@@ -22,12 +22,14 @@ from podium.media import ice, sdp
 from podium.media.mixer import SAMPLE_RATE, Samples, downmix
 from podium.media.opus import OpusDecoder
 from podium.media.reception import SpeakerReception
-from podium.media.stage import Stage
+from podium.media.stage import ReturnTrack, Stage
 
 log = logging.getLogger(__name__)
 
 # ICE and DTLS must complete within this time after the answer, or the session is dropped.
 CONNECT_TIMEOUT_S = 30.0
+# How often the speaker's receiver reports (RTCP, sent every 0.5-1.5 s) are looked at.
+REPORT_POLL_S = 1.0
 
 
 @dataclass
@@ -109,7 +111,10 @@ async def open_session(
         await pc.setRemoteDescription(RTCSessionDescription(offer_text, "offer"))
         if offer.wants_return_audio:
             # The speaker hears everyone but themselves over the same connection.
-            pc.addTrack(stage.add_return(session.id))
+            returned = stage.add_return(session.id)
+            sender = pc.addTrack(returned)
+            reports = asyncio.create_task(_follow_loss_reports(sender, returned), name=f"reports-{session.id}")
+            session.tasks.add(reports)
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
     except (ValueError, TypeError, KeyError, IndexError) as error:
@@ -275,6 +280,24 @@ async def _pump(track: MediaStreamTrack, session: IngestSession) -> None:
         log.exception("ingest %s failed", session.id)
     finally:
         session.stage.remove_input(session.id)
+
+
+async def _follow_loss_reports(sender: RTCRtpSender, track: ReturnTrack) -> None:
+    """Passes each receiver report the speaker sends about their mix-minus on to its encoder."""
+    loop = asyncio.get_running_loop()
+    seen: object = None
+    while True:
+        await asyncio.sleep(REPORT_POLL_S)
+        try:
+            report = await sender.getStats()
+        except Exception:  # the connection is going away; the session's close cancels this task
+            continue
+        for stats in report.values():
+            if getattr(stats, "type", None) != "remote-inbound-rtp" or stats.timestamp == seen:
+                continue
+            seen = stats.timestamp
+            # RFC 3550: the fraction lost since the last report, in 256ths.
+            track.report_loss(min(1.0, float(stats.fractionLost) / 256), loop.time())
 
 
 async def _expire_if_unconnected(session: IngestSession, on_closed: Callable[[IngestSession], None]) -> None:

@@ -65,6 +65,48 @@ class OpusEncoder:
         return packets
 
 
+# A speaker's own reports (RTCP) of the mix-minus they receive: from this loss on, their stream
+# carries in-band FEC; it goes back to the low-delay mode after a clean spell.
+FEC_FROM_LOSS = 0.01
+CLEAN_BELOW_LOSS = 0.005
+CLEAN_SPELL_S = 10.0
+
+
+class LossAdaptation:
+    """When a speaker's mix-minus needs FEC, from the loss their receiver reports (sans-IO).
+
+    On a clean path the stream stays CELT "lowdelay" (the least delay, no FEC possible). Once a
+    report shows `FEC_FROM_LOSS` or more, it switches to Opus VOIP (SILK/hybrid) with in-band FEC
+    sized for the reported loss (libopus's packet_loss_perc), and back only after
+    `CLEAN_SPELL_S` of reports under `CLEAN_BELOW_LOSS`, so a path that loses now and then does not
+    flap between modes."""
+
+    def __init__(self) -> None:
+        self.fec = False
+        self.loss_percent = 0
+        self._clean_since: float | None = None
+
+    def report(self, fraction_lost: float, now_s: float) -> bool:
+        """One receiver report's loss (0..1); True when the encoding must change."""
+        percent = min(100, round(fraction_lost * 100))
+        if fraction_lost >= FEC_FROM_LOSS:
+            self._clean_since = None
+            changed = not self.fec or percent != self.loss_percent
+            self.fec, self.loss_percent = True, percent
+            return changed
+        if not self.fec:
+            return False
+        if fraction_lost >= CLEAN_BELOW_LOSS:
+            self._clean_since = None
+            return False
+        if self._clean_since is None:
+            self._clean_since = now_s
+        if now_s - self._clean_since >= CLEAN_SPELL_S:
+            self.fec, self.loss_percent, self._clean_since = False, 0, None
+            return True
+        return False
+
+
 class OpusDecoder:
     """One speaker's Opus stream to mono int16 samples (libopus folds a stereo stream to mono)."""
 

@@ -23,11 +23,13 @@ from aiortc import MediaStreamTrack
 
 from podium.backends.interfaces import MediaStore
 from podium.ids import SpaceId
+from podium.media import libopus
 from podium.media.aac import AacEncoder
 from podium.media.fmp4 import init_section
 from podium.media.hold import HoldAudio
-from podium.media.mixer import FRAME_MS, SAMPLE_RATE, Mixer, Samples
-from podium.media.opus import OpusEncoder
+from podium.media.mixer import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, Mixer, Samples
+from podium.media.opus import RETURN_BITRATE, LossAdaptation, OpusEncoder
+from podium.media.opus import TIME_BASE as OPUS_TIME_BASE
 from podium.media.packager import INIT_NAME, Packager, Part, Segment, SegmentRecord
 from podium.media.reception import ReceptionHealth, SpeakerReception
 
@@ -59,7 +61,9 @@ class ReturnTrack(MediaStreamTrack):
     """What a speaker hears back: their mix-minus, 20 ms mono frames, paced by the stage.
 
     `recv()` hands aiortc Opus packets it sends as they are (see `podium.media.opus`);
-    `next_samples()` gives the same audio as samples, for in-process readers."""
+    `next_samples()` gives the same audio as samples, for in-process readers. The packets are CELT
+    "lowdelay" on a clean path, and Opus VOIP with in-band FEC while the speaker's receiver reports
+    loss (`report_loss`, see `LossAdaptation`)."""
 
     kind = "audio"
 
@@ -67,7 +71,10 @@ class ReturnTrack(MediaStreamTrack):
         super().__init__()
         self._queue: asyncio.Queue[Samples] = asyncio.Queue(RETURN_QUEUE_FRAMES)
         self._encoder: OpusEncoder | None = None
+        self._fec_encoder: libopus.Encoder | None = None
         self._pending: deque[av.Packet[Any]] = deque()
+        self.adaptation = LossAdaptation()
+        self._pts = 0
 
     def feed(self, samples: Samples) -> None:
         if self._queue.full():
@@ -77,11 +84,33 @@ class ReturnTrack(MediaStreamTrack):
     async def next_samples(self) -> Samples:
         return await self._queue.get()
 
+    def report_loss(self, fraction_lost: float, now_s: float) -> None:
+        """The loss the speaker's receiver reported for this stream (RTCP), 0..1."""
+        if not self.adaptation.report(fraction_lost, now_s):
+            return
+        if self.adaptation.fec:
+            if self._fec_encoder is None:
+                self._fec_encoder = libopus.Encoder(application="voip", bitrate=RETURN_BITRATE, inband_fec=True)
+            self._fec_encoder.set_packet_loss_perc(self.adaptation.loss_percent)
+        elif self._fec_encoder is not None:
+            self._fec_encoder.close()
+            self._fec_encoder = None
+
     async def recv(self) -> av.Packet[Any]:
-        if self._encoder is None:
-            self._encoder = OpusEncoder()
         while not self._pending:
-            self._pending.extend(self._encoder.encode(await self._queue.get()))
+            samples = await self._queue.get()
+            if self._fec_encoder is not None:
+                packets = [av.Packet(self._fec_encoder.encode(samples))]
+            else:
+                if self._encoder is None:
+                    self._encoder = OpusEncoder()
+                packets = self._encoder.encode(samples)
+            for packet in packets:
+                # One timeline (a packet is a frame) whichever encoder made it: aiortc makes the RTP
+                # timestamps of it, which must not jump when the encoding changes.
+                packet.pts, packet.time_base = self._pts, OPUS_TIME_BASE
+                self._pts += FRAME_SAMPLES
+                self._pending.append(packet)
         return self._pending.popleft()
 
 
