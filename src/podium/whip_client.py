@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import av
 import httpx
@@ -17,12 +17,22 @@ import numpy.typing as npt
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-from podium.media import ice, sdp
-from podium.media.mixer import FRAME_SAMPLES, SAMPLE_RATE, downmix
-from podium.media.opus import OpusEncoder
+from podium.media import ice, libopus, sdp
+from podium.media.mixer import FRAME_SAMPLES, SAMPLE_RATE, Samples, downmix
+from podium.media.opus import TIME_BASE, OpusEncoder
+
+if TYPE_CHECKING:
+    # Only the types: podium.testing is for tests and benchmarks, and `podium rehearse` imports this
+    # module; `publish` imports the hook itself when asked to impair.
+    from podium.testing.impair import ImpairedPath, Impairment
 
 SampleSource = Callable[[int], npt.NDArray[np.int16]]
 SPEAKER_BITRATE = 32_000
+# libopus complexity of the FEC track, as Chromium's WebRTC sets it on desktop (9). It matters: at
+# 32 kb/s and 5 % expected loss, libopus 1.3.1 adds no FEC at all below complexity 7 (measured:
+# every decode_fec of its packets equals plain concealment), so a track at libopus's default of 5
+# would claim FEC and send none.
+SPEAKER_COMPLEXITY = 9
 
 
 def tone(frequency_hz: float, amplitude: float = 0.3) -> SampleSource:
@@ -35,23 +45,64 @@ def tone(frequency_hz: float, amplitude: float = 0.3) -> SampleSource:
     return frame
 
 
+def from_samples(samples: Samples, then_silence: bool = True) -> SampleSource:
+    """`samples` (48 kHz mono int16) frame by frame: frame n holds samples [n*960, (n+1)*960), the
+    last one padded with zeros; after them silence, or with `then_silence=False` the samples again."""
+    padded = np.concatenate([samples.astype(np.int16, copy=False), np.zeros(-len(samples) % FRAME_SAMPLES, np.int16)])
+    frames = len(padded) // FRAME_SAMPLES
+    silence = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+
+    def frame(n: int) -> npt.NDArray[np.int16]:
+        if frames == 0 or (then_silence and n >= frames):
+            return silence
+        start = (n % frames) * FRAME_SAMPLES
+        return padded[start : start + FRAME_SAMPLES]
+
+    return frame
+
+
+def fec_encoder(expected_loss_perc: int) -> libopus.Encoder:
+    """The encoder of a `SampleTrack` with `fec=True`: libopus, voip, 32 kb/s, complexity 9, in-band
+    FEC on and `expected_loss_perc` % loss expected (0: no FEC sent). Deterministic, so a test can
+    encode the same packets again to decode them as an ideal receiver would."""
+    return libopus.Encoder(
+        application="voip",
+        bitrate=SPEAKER_BITRATE,
+        complexity=SPEAKER_COMPLEXITY,
+        inband_fec=True,
+        packet_loss_perc=expected_loss_perc,
+    )
+
+
 class SampleTrack(MediaStreamTrack):
     """An audio track producing 20 ms mono frames from `source`, paced in real time, sent as mono
     Opus at 32 kb/s as browsers send a microphone (Chromium: mono unless asked for stereo).
 
     The frames are encoded here and handed to aiortc as packets: its own encoder would send
     stereo at 96 kb/s, and a process running a dozen test speakers would spend its CPU on that.
-    With `encode=False` the track gives aiortc raw frames instead, for codecs other than Opus."""
+    With `encode=False` the track gives aiortc raw frames instead, for codecs other than Opus.
+
+    With `fec`, libopus itself encodes (voip, so SILK or hybrid, which carry in-band FEC) and is
+    told to expect `expected_loss_perc` % loss, as a browser does from its receiver reports: each
+    packet then also carries a coarser copy of the frame before it, which a receiver can decode
+    when that frame's own packet is lost. libopus sends that copy only when told to expect loss:
+    `expected_loss_perc=0` is the same encoder without FEC. One packet per frame: packet i holds
+    frame i."""
 
     kind = "audio"
 
-    def __init__(self, source: SampleSource, encode: bool = True) -> None:
+    def __init__(
+        self, source: SampleSource, encode: bool = True, *, fec: bool = False, expected_loss_perc: int = 0
+    ) -> None:
         super().__init__()
+        if fec and not encode:
+            raise ValueError("in-band FEC is the track's own Opus encoding: fec needs encode=True")
         self._source = source
         self._encode = encode
         self._n = 0
         self._start: float | None = None
         self._encoder = OpusEncoder(bitrate=SPEAKER_BITRATE)
+        self._fec_encoder = fec_encoder(expected_loss_perc) if fec else None
         self._pending: list[av.Packet[Any]] = []
         # Wall-clock time (time.time()) at which each frame was handed to the encoder.
         self.sent_at: dict[int, float] = {}
@@ -71,7 +122,13 @@ class SampleTrack(MediaStreamTrack):
                 frame.pts = self._n * FRAME_SAMPLES
                 self._n += 1
                 return frame
-            self._pending.extend(self._encoder.encode(samples))
+            if self._fec_encoder is not None:
+                packet = av.Packet(self._fec_encoder.encode(samples))
+                packet.pts = self._n * FRAME_SAMPLES
+                packet.time_base = TIME_BASE
+                self._pending.append(packet)
+            else:
+                self._pending.extend(self._encoder.encode(samples))
             self._n += 1
         return self._pending.pop(0)
 
@@ -84,6 +141,8 @@ class Publisher:
     # What the stage sent back (the mix-minus), as mono int16 chunks, when asked to receive.
     received: list[npt.NDArray[np.int16]] = field(default_factory=list)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    # The impaired sending path when published with an `Impairment`: which packets were lost.
+    path: ImpairedPath | None = None
 
     def received_audio(self, last_s: float) -> npt.NDArray[np.int16]:
         audio = np.concatenate(self.received) if self.received else np.zeros(0, dtype=np.int16)
@@ -100,6 +159,8 @@ class Publisher:
             pass
         finally:
             await self.pc.close()
+            if self.path is not None:
+                self.path.close()
 
 
 class WhipRefused(Exception):
@@ -117,12 +178,20 @@ async def publish(
     loopback_only: bool = True,
     timeout_s: float = 20.0,
     receive: bool = False,
+    impairment: Impairment | None = None,
 ) -> Publisher:
-    """Publish `track`; with `receive`, also take the stage's return audio (the mix-minus)."""
+    """Publish `track`; with `receive`, also take the stage's return audio (the mix-minus); with
+    `impairment`, its RTP media packets are lost and delayed on the way out as that says (RTCP is
+    spared), and `Publisher.path` records which."""
     if loopback_only:
         ice.configure("only")
     pc = RTCPeerConnection(ice.rtc_configuration())
-    pc.addTransceiver(track, direction="sendrecv" if receive else "sendonly")
+    transceiver = pc.addTransceiver(track, direction="sendrecv" if receive else "sendonly")
+    path: ImpairedPath | None = None
+    if impairment is not None:
+        from podium.testing.impair import impair_sender
+
+        path = impair_sender(pc, impairment)
     received: list[npt.NDArray[np.int16]] = []
     tasks: set[asyncio.Task[None]] = set()
 
@@ -144,6 +213,13 @@ async def publish(
     if loopback_only:
         answer = sdp.keep_loopback_candidates(answer)
     await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+    if path is not None:
+        from podium.testing.impair import hooked_path
+
+        # Negotiation may swap a sender's transport (BUNDLE): an unimpaired path must not pass unseen.
+        if hooked_path(transceiver.sender.transport) is not path:
+            await pc.close()
+            raise RuntimeError("the negotiated transport is not the impaired one")
     location = str(httpx.URL(whip_url).join(response.headers["location"]))
     deadline = time.monotonic() + timeout_s
     while pc.connectionState != "connected":
@@ -151,7 +227,7 @@ async def publish(
             await pc.close()
             raise ConnectionError(f"the WebRTC connection did not come up ({pc.connectionState})")
         await asyncio.sleep(0.05)
-    return Publisher(pc, location, token, received, tasks)
+    return Publisher(pc, location, token, received, tasks, path)
 
 
 async def _collect(track: MediaStreamTrack, into: list[npt.NDArray[np.int16]]) -> None:

@@ -1,0 +1,1 @@
+"""Helpers for tests and benchmarks (speech, network impairment), imported by them only."""

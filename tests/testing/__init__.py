@@ -1,0 +1,1 @@
+"""Tests of podium.testing: the speech and network-impairment helpers."""
