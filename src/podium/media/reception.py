@@ -9,6 +9,10 @@ a lost frame of a given length):
   when that packet carries none);
 - `Conceal`: libopus's packet-loss concealment, which fades out over an outage;
 - `Silence`: zeros (before the first packet, in the sender's DTX pauses, after a long outage).
+The buffer can only skip packets it knows carry no speech (the sender's RFC 6464 level says so);
+for senders that send no level, a played frame that decodes to a pause is skipped here instead,
+whenever the buffer holds more than its target: so the delay that a burst of jitter or a loss
+added goes away in the next pause, for every sender.
 Invariants: `pull()` returns exactly `FRAME_SAMPLES` int16 samples whatever arrived; a packet
 libopus refuses is concealed and counted, never raised to the stage; nothing here reads a clock
 (arrival and tick times come from the caller, in milliseconds).
@@ -31,6 +35,10 @@ QUIET_DBOV = 50
 DTX_BYTES = 2
 
 _SILENCE = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+
+# A decoded frame quieter than this (RMS, about -50 dBFS) is a pause: when the jitter buffer holds
+# more than it aims to, such a frame is decoded but not played, and the delay shrinks by a frame.
+PAUSE_RMS = 100.0
 
 # A connection the host should hear about: past 3 % loss speech degrades even with FEC and
 # concealment; a jitter buffer holding 100 ms or more means the network is delaying the speaker.
@@ -127,6 +135,7 @@ class SpeakerReception:
         # recovery whenever the next packet is there; only a packet with FEC can give one).
         self.recovered_frames = 0
         self.concealed_frames = 0
+        self.skipped_pauses = 0  # frames of pauses decoded but not played, to shrink the delay
 
     def push(
         self, seq: int, timestamp: int, payload: bytes, arrival_ms: float, audio_level: tuple[bool, int] | None = None
@@ -144,13 +153,16 @@ class SpeakerReception:
         packet = Packet(seq, timestamp, payload, packet_voice(payload, audio_level), samples)
         self.jitter.push(packet, arrival_ms)
 
-    def pull(self, now_ms: float) -> Samples:
+    def pull(self, now_ms: float, *, may_skip: bool = True) -> Samples:
         """The next 20 ms of this speaker, decided now."""
         decision = self.jitter.pop(now_ms)
         try:
             if isinstance(decision, Play):
                 decoded = self._decoder.decode(decision.payload)
                 self._rest = decoded[FRAME_SAMPLES:]
+                if may_skip and self._skippable(decision, decoded):
+                    self.skipped_pauses += 1
+                    return self.pull(now_ms, may_skip=False)  # at most one frame skipped a tick
                 return _whole_frame(decoded[:FRAME_SAMPLES])
             if isinstance(decision, Continue):
                 frame, self._rest = self._rest[:FRAME_SAMPLES], self._rest[FRAME_SAMPLES:]
@@ -169,6 +181,14 @@ class SpeakerReception:
             self.concealed_frames += 1
             return self._conceal()
         return _SILENCE.copy()
+
+    def _skippable(self, decision: Play, decoded: Samples) -> bool:
+        """A pause the buffer could not see (no level sent), played while it holds more than needed."""
+        if decision.packet.voice is not None or len(decoded) != FRAME_SAMPLES or self.jitter.peek() is None:
+            return False
+        if self.jitter.buffered_ms() <= self.jitter.stats().target_ms:
+            return False
+        return float(np.sqrt(np.mean(decoded.astype(np.float32) ** 2))) < PAUSE_RMS
 
     def health(self) -> ReceptionHealth:
         stats: JitterStats = self.jitter.stats()

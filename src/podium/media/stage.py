@@ -28,7 +28,7 @@ from podium.media.aac import AacEncoder
 from podium.media.fmp4 import init_section
 from podium.media.hold import HoldAudio
 from podium.media.mixer import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, Mixer, Samples
-from podium.media.opus import RETURN_BITRATE, LossAdaptation, OpusEncoder
+from podium.media.opus import RETURN_BITRATE, RETURN_FEC_COMPLEXITY, LossAdaptation, OpusEncoder
 from podium.media.opus import TIME_BASE as OPUS_TIME_BASE
 from podium.media.packager import INIT_NAME, Packager, Part, Segment, SegmentRecord
 from podium.media.reception import ReceptionHealth, SpeakerReception
@@ -90,7 +90,9 @@ class ReturnTrack(MediaStreamTrack):
             return
         if self.adaptation.fec:
             if self._fec_encoder is None:
-                self._fec_encoder = libopus.Encoder(application="voip", bitrate=RETURN_BITRATE, inband_fec=True)
+                self._fec_encoder = libopus.Encoder(
+                    application="voip", bitrate=RETURN_BITRATE, complexity=RETURN_FEC_COMPLEXITY, inband_fec=True
+                )
             self._fec_encoder.set_packet_loss_perc(self.adaptation.loss_percent)
         elif self._fec_encoder is not None:
             self._fec_encoder.close()
