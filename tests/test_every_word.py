@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 from podium.media.mixer import FRAME_SAMPLES, SAMPLE_RATE, Samples
-from podium.testing.impair import FixedLoss, ImpairedPath, Impairment
+from podium.testing.impair import BurstLoss, FixedLoss, ImpairedPath, Impairment
 from podium.testing.speech import (
     SENTENCES,
     align,
@@ -203,6 +203,67 @@ async def test_fec_rebuilds_lost_frames_as_well_as_the_codec_can(server: Server,
     )
     assert statistics.median(fec) >= statistics.median(limit) - FEC_MARGIN_DB, report
     assert statistics.median(fec) >= statistics.median(plain) + FEC_GAIN_DB, report
+
+
+async def test_one_speakers_bad_network_leaves_the_other_and_the_program_intact(
+    server: Server, speech: Samples
+) -> None:
+    """Speaker A talks over a clean path; speaker B, with an open microphone in a quiet room, is on a
+    path that loses 10 % in bursts and delays packets by up to 80 ms. Neither what B hears of A (B's
+    mix-minus) nor what listeners hear (the program) has a hole or a stretch in A's speech."""
+    bad_path = Impairment(BurstLoss(0.10, 3), jitter_ms=80, seed=7)
+    quiet_room = np.zeros(len(speech), dtype=np.int16)
+    async with httpx.AsyncClient(base_url=server.base, timeout=30) as client:
+        space = (await client.post("/api/spaces", json={"title": "One bad network"})).json()
+        whip = server.base + space["urls"]["whip"]
+        invite = await client.post(
+            f"/api/spaces/{space['id']}/invites",
+            json={"role": "speaker"},
+            headers={"Authorization": f"Bearer {space['host_token']}"},
+        )
+        assert invite.status_code == 201, invite.text
+        redeemed = await client.post(
+            f"/api/spaces/{space['id']}/invites/redeem",
+            json={"name": "B"},
+            headers={"Authorization": f"Bearer {invite.json()['token']}"},
+        )
+        assert redeemed.status_code in (200, 201), redeemed.text
+        b_token = redeemed.json()["token"]
+        # A (the host) goes live first; its speech starts after its lead-in, with B connected by then.
+        a_track = SampleTrack(from_samples(np.concatenate([np.zeros(SAMPLE_RATE, dtype=np.int16), speech])))
+        a = await publish(whip, space["host_token"], a_track)
+        b_track = SampleTrack(from_samples(quiet_room))
+        b = await publish(whip, b_token, b_track, impairment=bad_path, receive=True)
+        try:
+            frames = (len(speech) + SAMPLE_RATE) // FRAME_SAMPLES + int(TAIL_S * SAMPLE_RATE) // FRAME_SAMPLES
+            for _ in range(int((len(speech) / SAMPLE_RATE + 1 + TAIL_S) * 10) + 300):
+                if len(a_track.sent_at) >= frames:
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError(f"speaker A sent {len(a_track.sent_at)} of {frames} frames")
+            board = await client.get(
+                f"/api/spaces/{space['id']}/board", headers={"Authorization": f"Bearer {space['host_token']}"}
+            )
+            ended = await client.post(
+                f"/api/spaces/{space['id']}/end", headers={"Authorization": f"Bearer {space['host_token']}"}
+            )
+            assert ended.status_code == 200, ended.text
+            b_heard = np.concatenate(b.received) if b.received else np.zeros(0, dtype=np.int16)
+        finally:
+            await a.close()
+            await b.close()
+    program = await asyncio.to_thread(read_hls, server.base + space["urls"]["hls"])
+    assert b.path is not None and len(b.path.dropped) > 0.05 * len(b.path.sent)  # B's path really was bad
+    for name, heard in (("B's mix-minus", b_heard), ("the program", program)):
+        holes = holes_in(speech, heard)
+        change_ms = speech_length_change(speech, heard) / SAMPLE_RATE * 1000
+        assert not holes, f"holes in A's speech in {name}: {holes}"
+        assert abs(change_ms) <= MAX_LENGTH_CHANGE_MS, f"A's speech lasted {change_ms:+.1f} ms longer in {name}"
+    # The host's board names B's connection as the poor one, and only B's.
+    connections = {c["name"]: c for c in board.json()["stream"]["connections"]}
+    assert connections["B"]["poor"] and connections["B"]["loss_percent"] >= 3, connections
+    assert not any(c["poor"] for name, c in connections.items() if name != "B"), connections
 
 
 def _rounded(values: list[float]) -> list[float]:
