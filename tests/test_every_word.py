@@ -245,6 +245,9 @@ async def test_one_speakers_bad_network_leaves_the_other_and_the_program_intact(
             board = await client.get(
                 f"/api/spaces/{space['id']}/board", headers={"Authorization": f"Bearer {space['host_token']}"}
             )
+            # The stage's receiver reports told B's sender of its losses (so that a browser adapts).
+            b_stats = await b.pc.getSenders()[0].getStats()
+            reported = [stat for stat in b_stats.values() if stat.type == "remote-inbound-rtp"]
             ended = await client.post(
                 f"/api/spaces/{space['id']}/end", headers={"Authorization": f"Bearer {space['host_token']}"}
             )
@@ -255,6 +258,7 @@ async def test_one_speakers_bad_network_leaves_the_other_and_the_program_intact(
             await b.close()
     program = await asyncio.to_thread(read_hls, server.base + space["urls"]["hls"])
     assert b.path is not None and len(b.path.dropped) > 0.05 * len(b.path.sent)  # B's path really was bad
+    assert reported and reported[0].packetsLost > 0, "the stage never reported B's losses to B"
     for name, heard in (("B's mix-minus", b_heard), ("the program", program)):
         holes = holes_in(speech, heard)
         change_ms = speech_length_change(speech, heard) / SAMPLE_RATE * 1000
