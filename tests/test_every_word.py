@@ -92,13 +92,7 @@ async def say_through_podium(
             server.base + space["urls"]["whip"], space["host_token"], track, impairment=impairment
         )
         try:
-            frames = len(speech) // FRAME_SAMPLES + int(TAIL_S * SAMPLE_RATE) // FRAME_SAMPLES
-            for _ in range(int((len(speech) / SAMPLE_RATE + TAIL_S) * 10) + 300):
-                if len(track.sent_at) >= frames:
-                    break
-                await asyncio.sleep(0.1)
-            else:
-                raise AssertionError(f"the speaker sent {len(track.sent_at)} of {frames} frames")
+            await said(track, len(speech))
             response = await client.post(
                 f"/api/spaces/{space['id']}/end", headers={"Authorization": f"Bearer {space['host_token']}"}
             )
@@ -107,6 +101,16 @@ async def say_through_podium(
             await publisher.close()
     audio = await asyncio.to_thread(read_hls, server.base + space["urls"]["hls"])
     return Heard(audio, publisher.path)
+
+
+async def said(track: SampleTrack, samples: int) -> None:
+    """Wait until `track` has sent `samples` of audio and the tail after them (bounded)."""
+    frames = samples // FRAME_SAMPLES + int(TAIL_S * SAMPLE_RATE) // FRAME_SAMPLES
+    for _ in range(int((samples / SAMPLE_RATE + TAIL_S) * 10) + 300):
+        if len(track.sent_at) >= frames:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the speaker sent {len(track.sent_at)} of {frames} frames")
 
 
 def holes_in(speech: Samples, heard: Samples) -> list[tuple[int, float]]:
@@ -235,13 +239,7 @@ async def test_one_speakers_bad_network_leaves_the_other_and_the_program_intact(
         b_track = SampleTrack(from_samples(quiet_room))
         b = await publish(whip, b_token, b_track, impairment=bad_path, receive=True)
         try:
-            frames = (len(speech) + SAMPLE_RATE) // FRAME_SAMPLES + int(TAIL_S * SAMPLE_RATE) // FRAME_SAMPLES
-            for _ in range(int((len(speech) / SAMPLE_RATE + 1 + TAIL_S) * 10) + 300):
-                if len(a_track.sent_at) >= frames:
-                    break
-                await asyncio.sleep(0.1)
-            else:
-                raise AssertionError(f"speaker A sent {len(a_track.sent_at)} of {frames} frames")
+            await said(a_track, SAMPLE_RATE + len(speech))
             board = await client.get(
                 f"/api/spaces/{space['id']}/board", headers={"Authorization": f"Bearer {space['host_token']}"}
             )

@@ -6,11 +6,8 @@ from __future__ import annotations
 import gc
 import itertools
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
@@ -18,6 +15,7 @@ from podium.errors import InvalidInput
 from podium.media import libopus
 from podium.media.libopus import Decoder, Encoder, OpusError, OpusUnavailable
 from podium.media.mixer import FRAME_SAMPLES, SAMPLE_RATE
+from podium.testing.speech import speak
 
 SENTENCES = (
     "The quick brown fox jumps over the lazy dog. Every word arrives, even when the network "
@@ -31,25 +29,9 @@ INVALID_PACKETS = (b"\xff\xff", b"\x01\x00\x00\x00", b"\x03\x00", b"\x02\xff")
 
 
 @pytest.fixture(scope="module")
-def speech(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
+def speech() -> np.ndarray:
     """About 12 s of synthetic English speech, 48 kHz mono int16, whole 20 ms frames."""
-    espeak = shutil.which("espeak-ng")
-    if espeak is None:
-        pytest.fail("espeak-ng is missing: install the Debian package espeak-ng (apt-get install espeak-ng)")
-    wav = tmp_path_factory.mktemp("speech") / "speech.wav"
-    subprocess.run([espeak, "-v", "en", "-s", "150", "-w", str(wav), SENTENCES], check=True, capture_output=True)
-    return resample_48k_mono(wav)
-
-
-def resample_48k_mono(path: Path) -> np.ndarray:
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-    chunks: list[np.ndarray] = []
-    with av.open(str(path)) as container:
-        for frame in container.decode(audio=0):
-            chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(frame))
-    chunks.extend(out.to_ndarray().reshape(-1) for out in resampler.resample(None))
-    samples = np.concatenate(chunks).astype(np.int16)
-    return samples[: len(samples) // FRAME_SAMPLES * FRAME_SAMPLES]
+    return speak(SENTENCES)
 
 
 def frames(samples: np.ndarray) -> np.ndarray:

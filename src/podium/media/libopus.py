@@ -25,9 +25,10 @@ import ctypes.util
 import functools
 import importlib.util
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
 import numpy as np
 
@@ -197,12 +198,44 @@ def _check_length(frame_samples: int) -> None:
         )
 
 
-class Decoder:
+class _NativeState:
+    """libopus state owned by a Python object: freed exactly once, by `close()` or when collected."""
+
+    _what = "codec"
+
+    def __init__(self, state: int, destroy: Callable[[int], None]) -> None:
+        self._state: int | None = state
+        self._finalizer = weakref.finalize(self, destroy, state)
+
+    def close(self) -> None:
+        """Free the native state now (idempotent); the object is unusable afterwards."""
+        self._finalizer()
+        self._state = None
+
+    @property
+    def closed(self) -> bool:
+        return self._state is None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _live(self) -> int:
+        if self._state is None:
+            raise ValueError(f"this Opus {self._what} is closed")
+        return self._state
+
+
+class Decoder(_NativeState):
     """One Opus stream to 48 kHz int16 samples; libopus folds a stereo stream to `channels_out=1`.
 
     A lost packet is rebuilt by `recover(next_payload)` when the next packet has arrived (in-band FEC),
     else by `conceal()`; either must be called with the exact length that is missing, in order, before
     the next packet is decoded, so the decoder's state follows the stream."""
+
+    _what = "decoder"
 
     def __init__(self, channels_out: int = 1) -> None:
         if channels_out not in (1, 2):
@@ -212,8 +245,7 @@ class Decoder:
         state = self._lib.opus_decoder_create(SAMPLE_RATE, channels_out, ctypes.byref(error))
         if error.value != OPUS_OK or not state:
             raise _error(self._lib, error.value, "could not create a decoder")
-        self._state: int | None = state
-        self._finalizer = weakref.finalize(self, self._lib.opus_decoder_destroy, state)
+        super().__init__(state, self._lib.opus_decoder_destroy)
         self.channels = channels_out
         # 120 ms for every channel: room for any packet. libopus writes, numpy copies out.
         self._pcm = np.zeros(MAX_PACKET_SAMPLES * channels_out, dtype=np.int16)
@@ -257,26 +289,6 @@ class Decoder:
         if code != OPUS_OK:
             raise _error(self._lib, code, "could not reset the decoder")
 
-    def close(self) -> None:
-        """Free the native state now (idempotent); the decoder is unusable afterwards."""
-        self._finalizer()
-        self._state = None
-
-    @property
-    def closed(self) -> bool:
-        return self._state is None
-
-    def __enter__(self) -> Decoder:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def _live(self) -> int:
-        if self._state is None:
-            raise ValueError("this Opus decoder is closed")
-        return self._state
-
     def _run(self, state: int, data: bytes | None, frame_samples: int, fec: int, doing: str) -> Samples:
         # `data` None (NULL) asks for concealment; `frame_samples` bounds what libopus may write.
         length = len(data) if data is not None else 0
@@ -287,7 +299,7 @@ class Decoder:
         return out if self.channels == 1 else out.reshape(count, self.channels)
 
 
-class Encoder:
+class Encoder(_NativeState):
     """48 kHz mono int16 frames to Opus packets, one packet per `encode()`.
 
     In-band FEC exists only in SILK and hybrid packets: "voip" (or "audio") at speech bitrates. A
@@ -295,6 +307,8 @@ class Encoder:
     algorithmic delay (2.5 ms against 6.5 ms). libopus adds LBRR only when told to expect loss
     (`packet_loss_perc` > 0), and spends part of the bitrate on it. With `dtx`, silence is sent as
     packets of at most 2 bytes, which a sender may skip."""
+
+    _what = "encoder"
 
     def __init__(
         self,
@@ -312,8 +326,7 @@ class Encoder:
         state = self._lib.opus_encoder_create(SAMPLE_RATE, 1, APPLICATIONS[application], ctypes.byref(error))
         if error.value != OPUS_OK or not state:
             raise _error(self._lib, error.value, "could not create an encoder")
-        self._state: int | None = state
-        self._finalizer = weakref.finalize(self, self._lib.opus_encoder_destroy, state)
+        super().__init__(state, self._lib.opus_encoder_destroy)
         self.application = application
         # Input copied into a buffer of its own (any layout the caller has), output written to another.
         self._pcm = np.zeros(MAX_PACKET_SAMPLES, dtype=np.int16)
@@ -359,26 +372,6 @@ class Encoder:
         if code != OPUS_OK:
             raise _error(self._lib, code, "could not read the lookahead")
         return value.value
-
-    def close(self) -> None:
-        """Free the native state now (idempotent); the encoder is unusable afterwards."""
-        self._finalizer()
-        self._state = None
-
-    @property
-    def closed(self) -> bool:
-        return self._state is None
-
-    def __enter__(self) -> Encoder:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
-
-    def _live(self) -> int:
-        if self._state is None:
-            raise ValueError("this Opus encoder is closed")
-        return self._state
 
     def _set(self, request: int, value: int, what: str) -> None:
         code = self._lib.opus_encoder_ctl(self._live(), request, ctypes.c_int(int(value)))
