@@ -186,7 +186,8 @@ class SpeakerReception:
         """A pause the buffer could not see (no level sent), played while it holds more than needed."""
         if decision.packet.voice is not None or len(decoded) != FRAME_SAMPLES or self.jitter.peek() is None:
             return False
-        if self.jitter.buffered_ms() <= self.jitter.stats().target_ms:
+        # With this frame played, the buffer still holds its whole target: one frame more than needed.
+        if self.jitter.buffered_ms() < self.jitter.stats().target_ms:
             return False
         return float(np.sqrt(np.mean(decoded.astype(np.float32) ** 2))) < PAUSE_RMS
 
