@@ -1,15 +1,17 @@
 """The stage (issue 3): the delay it adds between speakers, and its CPU use per speaker count.
 
-1. Delay between speakers, in-process: a `Stage` with inputs A and B. A is fed 20 ms frames in real
-   time (paced by the loop clock, as the WebRTC ingest delivers them), silent but for a click every
-   500 ms; B's return track (its mix-minus) is read continuously. Delay = when `recv()` returned B's
-   frame holding the click - when the frame holding it was pushed into A. The frames are pushed at a
-   different phase against the stage's 20 ms tick in each trial, spread evenly over one frame, since a
-   speaker's packets arrive at any phase of the stage's clock.
+1. Delay between speakers, in-process: a `Stage` with inputs A and B. A is fed in real time (paced by
+   the loop clock, as the WebRTC ingest delivers), 20 ms at a time, silent but for a click every 500 ms;
+   B's return track (its mix-minus) is read continuously. Two ingest paths: decoded frames pushed into
+   A (`Stage.push`, the fallback), and Opus RTP packets handed to A's `SpeakerReception` (`Stage.receive`:
+   the stage's own jitter buffer and libopus, pulled on its tick). Delay = when B's frame holding the
+   click came out - when the frame or packet holding it was handed in. Each trial feeds A at another
+   phase against the stage's 20 ms tick, spread evenly over one frame, since a speaker's packets arrive
+   at any phase of the stage's clock; hiccup trials hold some audio back once and hand it in at once.
    Then the same end to end: two aiortc speakers on a real stage (`podium serve`, loopback), the host
    sending the clicks, the other hearing them in its mix-minus; delay = arrival of the received chunk
-   holding the click - `SampleTrack.sent_at` of its frame. That adds two Opus codecs, two RTP jitter
-   buffers and the network stack.
+   holding the click - `SampleTrack.sent_at` of its frame. That adds two Opus codecs, two jitter
+   buffers (the stage's, and aiortc's in the receiving speaker) and the network stack.
 2. CPU: `podium serve` in a subprocess; 1, 5, 13 and 20 speakers (each a different tone, each
    receiving its mix-minus, so the server encodes one Opus stream per speaker) connected from this
    process; per step, the server's CPU time from /proc/PID/stat over a window, this (client) process's
@@ -44,8 +46,9 @@ import numpy.typing as npt
 
 from podium.backends.files import FileMediaStore
 from podium.ids import new_space_id
+from podium.media import libopus
 from podium.media.mixer import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, Mixer
-from podium.media.opus import OpusDecoder, OpusEncoder
+from podium.media.reception import PAUSE_RMS, ReceptionHealth, SpeakerReception
 from podium.media.stage import Stage
 from podium.whip_client import Publisher, SampleTrack, publish, tone
 
@@ -119,6 +122,21 @@ def summary_ms(values_s: list[float]) -> dict[str, float]:
 # -- 1. delay between speakers, in-process -----------------------------------------------------
 
 
+PUSH = "push"  # decoded samples pushed into the mixer (`Stage.push`): the fallback ingest
+RTP = "rtp"  # Opus RTP packets into a `SpeakerReception` (`Stage.receive`): the ingest with `RtpTap`
+PATH_NAMES = {
+    PUSH: "stage in-process, decoded samples pushed (fallback path)",
+    RTP: "stage in-process, RTP packets through the stage's jitter buffer and libopus",
+}
+# The RTP path's stream: arbitrary starting points, as a sender picks them at random.
+RTP_SEQ0 = 65_500  # wraps past 65535 early in each trial, as any long stream does
+RTP_TS0 = 3_000_000_000
+# Through the codec, a click is told by when it starts, not by a sample value: an onset is click k if it
+# comes out within this long after click k was handed in. Half the spacing of the clicks, and more than
+# the jitter buffer's cap (200 ms) plus a tick: a later onset cannot be the stage's delay of that click.
+MATCH_WINDOW_S = CLICK_EVERY_FRAMES * FRAME_S / 2
+
+
 @dataclass
 class DelayTrial:
     phase_target_ms: float
@@ -129,6 +147,14 @@ class DelayTrial:
     late_pushes: int  # frames pushed more than 2 ms after their due time (the loop was busy)
     hiccup_frames: int = 0  # frames held back once and pushed at once with the next
     max_late_ms: float = 0.0  # the latest push against its due time (held frames aside)
+    path: str = PUSH
+    # The RTP path only: the jitter buffer's largest target (seen after each packet), the audio it
+    # concealed, pause frames decoded but skipped to shrink the delay (all while the stream ran), and
+    # the peak level of the clicks as they came out (sent at 0.9 of full scale).
+    target_max_ms: int = 0
+    concealed_ms: int = 0
+    skipped_pauses: int = 0
+    click_level: float = 0.0
 
 
 def tick_origin(returned: list[float]) -> float:
@@ -137,21 +163,65 @@ def tick_origin(returned: list[float]) -> float:
     return float(min(out - k * FRAME_S for k, out in enumerate(returned)))
 
 
-async def stage_delay_trial(
-    clicks: int, phase_s: float, store_dir: Path, hiccup_after_click: int | None = None, hiccup_frames: int = 0
-) -> DelayTrial:
-    """One stage, one phase: A pushed at `phase_s` after B's return frames, `clicks` clicks.
+def encoded_clicks(frames: int) -> list[bytes]:
+    """The click source as a speaker's Opus packets: libopus VOIP at 32 kb/s, one packet per 20 ms frame,
+    as a browser sends speech (SILK/hybrid; no FEC, which libopus codes only when told to expect loss)."""
+    encoder = libopus.Encoder(application="voip")
+    try:
+        return [encoder.encode(clicks_source(n)) for n in range(frames)]
+    finally:
+        encoder.close()
 
-    With `hiccup_after_click`, `hiccup_frames` frames between that click and the next are held back
-    and then pushed at once with the frame after them, as the ingest delivers packets that a
+
+def match_by_onset(
+    sent: dict[int, float], onsets: list[tuple[float, float]]
+) -> tuple[dict[int, float], dict[int, float], int]:
+    """Click k's onset: the onset, in order, that comes out within MATCH_WINDOW_S after click k was handed
+    in (clicks are 500 ms apart, so in a run without losses the k-th onset is click k; placing each onset by
+    its window keeps one missing click from shifting all the others). Returns the onset time and level per
+    click, and how many onsets matched no click (the lead-in, a second onset in a window, a stray)."""
+    heard: dict[int, float] = {}
+    levels: dict[int, float] = {}
+    rejected = 0
+    for at, level in onsets:
+        k = next((k for k, t in sent.items() if t <= at < t + MATCH_WINDOW_S), None)
+        if k is None or k in heard:
+            rejected += 1
+            continue
+        heard[k], levels[k] = at, level
+    return heard, levels, rejected
+
+
+async def stage_delay_trial(
+    clicks: int,
+    phase_s: float,
+    store_dir: Path,
+    hiccup_after_click: int | None = None,
+    hiccup_frames: int = 0,
+    path: str = PUSH,
+) -> DelayTrial:
+    """One stage, one phase: A fed at `phase_s` after B's return frames, `clicks` clicks.
+
+    `path` PUSH pushes decoded frames into A (`Stage.push`), the click named by the frame's last sample;
+    RTP hands A's `SpeakerReception` one Opus packet per frame (`Stage.receive`), the stage pulling a frame
+    from it per tick, and the clicks are matched by their onsets (`match_by_onset`). With
+    `hiccup_after_click`, `hiccup_frames` frames (or packets) between that click and the next are held
+    back and then handed in at once with the one after them, as the ingest delivers packets that a
     network (or a busy event loop) delayed."""
     loop = asyncio.get_running_loop()
     stage = Stage(new_space_id(), FileMediaStore(store_dir), datetime.datetime.now(datetime.UTC), [])
-    stage.add_input("A")
+    total = LEAD_FRAMES + clicks * CLICK_EVERY_FRAMES
+    reception: SpeakerReception | None = None
+    payloads: list[bytes] = []
+    if path == RTP:
+        payloads = encoded_clicks(total)  # before the stage starts: a speaker encodes before it sends
+        reception = SpeakerReception()
+    stage.add_input("A", reception=reception)
     stage.add_input("B")  # B sends nothing: its mix-minus is exactly A's audio
     back = stage.add_return("B")
     returned: list[float] = []  # loop time of every frame B's return track gave
-    heard: dict[int, float] = {}  # click number -> loop time its frame came out of B's return track
+    heard: dict[int, float] = {}  # PUSH: click number -> loop time its frame came out of B's return track
+    chunks: list[tuple[float, npt.NDArray[np.int16]]] = []  # RTP: (loop time, samples) of every frame
     done_at = 0.0
 
     async def read_returns() -> None:
@@ -159,16 +229,27 @@ async def stage_delay_trial(
             samples = await back.next_samples()
             now = loop.time()
             returned.append(now)
-            if peak(samples) >= ONSET:
+            if path == RTP:
+                chunks.append((now, samples))
+            elif peak(samples) >= ONSET:
                 heard.setdefault(int(samples[-1]), now)
             if done_at and now > done_at:
                 return
+
+    def hand_in(n: int) -> None:
+        if reception is None:
+            stage.push("A", clicks_source(n))
+        else:
+            seq, timestamp = (RTP_SEQ0 + n) % (1 << 16), (RTP_TS0 + n * FRAME_SAMPLES) % (1 << 32)
+            stage.receive("A", seq, timestamp, payloads[n], None)  # no RFC 6464 level: pauses found by decoding
 
     await stage.start()
     reader = asyncio.create_task(read_returns())
     pushed: dict[int, float] = {}
     late = 0
     max_late = 0.0
+    target_max_ms = skipped_pauses = 0
+    health: ReceptionHealth | None = None
     try:
         for _ in range(100):  # learn the stage's tick: wait for a few return frames (2 s at most)
             if len(returned) >= 3:
@@ -179,8 +260,7 @@ async def stage_delay_trial(
         # Tick k of the stage is due at its start + k * 20 ms and returns frame k a little later.
         ticks_from = tick_origin(returned)
         origin = ticks_from + FRAME_S * (int((loop.time() - ticks_from) / FRAME_S) + 2) + phase_s
-        total = LEAD_FRAMES + clicks * CLICK_EVERY_FRAMES
-        held: list[npt.NDArray[np.int16]] = []
+        held: list[int] = []
         hiccup = range(0)
         if hiccup_after_click is not None:
             first_held = LEAD_FRAMES + hiccup_after_click * CLICK_EVERY_FRAMES + 5
@@ -194,16 +274,19 @@ async def stage_delay_trial(
             if now - due > 0.002:
                 late += 1
             max_late = max(max_late, now - due)
-            frame = clicks_source(n)
             if n in hiccup:
-                held.append(frame)
+                held.append(n)
                 continue
-            for late_frame in held:
-                stage.push("A", late_frame)
+            for m in [*held, n]:
+                hand_in(m)
+                if clicks_source(m) is not _SILENCE:
+                    pushed[(m - LEAD_FRAMES) // CLICK_EVERY_FRAMES] = now
             held.clear()
-            stage.push("A", frame)
-            if frame is not _SILENCE:
-                pushed[int(frame[-1])] = now
+            if reception is not None:
+                target_max_ms = max(target_max_ms, reception.jitter.stats().target_ms)
+        # The stream's own figures, before the end of the stream is concealed as an outage.
+        if reception is not None:
+            health, skipped_pauses = reception.health(), reception.skipped_pauses
         done_at = loop.time() + 0.2
         await asyncio.wait_for(reader, 5.0)
     finally:
@@ -211,7 +294,14 @@ async def stage_delay_trial(
         with contextlib.suppress(asyncio.CancelledError):
             await reader
         await stage.finish()
-    delays = [heard[k] - t for k, t in pushed.items() if k in heard]
+        if reception is not None:
+            reception.close()
+    rejected = 0
+    levels: dict[int, float] = {}
+    if path == RTP:
+        heard, levels, rejected = match_by_onset(pushed, heard_onsets(chunks))
+    # In click order: the hiccup table reads the clicks before and after the hiccup by position.
+    delays = [heard[k] - t for k, t in sorted(pushed.items()) if k in heard]
     ticks_from = tick_origin(returned)
     # Around the phase aimed at (a phase just past 20 ms is shown as such, not as 0.x ms).
     aimed_ms = phase_s * 1000
@@ -219,19 +309,24 @@ async def stage_delay_trial(
         aimed_ms + ((t - ticks_from) * 1000 - aimed_ms + FRAME_MS / 2) % FRAME_MS - FRAME_MS / 2
         for t in pushed.values()
     ]
-    unmatched = len(set(heard) - set(pushed)) + len(set(pushed) - set(heard))
-    return DelayTrial(phase_s * 1000, delays, phases, len(pushed), unmatched, late, len(hiccup), max_late * 1000)
+    unmatched = len(set(heard) - set(pushed)) + len(set(pushed) - set(heard)) + rejected
+    trial = DelayTrial(phase_s * 1000, delays, phases, len(pushed), unmatched, late, len(hiccup), max_late * 1000, path)
+    if health is not None:
+        trial.target_max_ms, trial.skipped_pauses = target_max_ms, skipped_pauses
+        trial.concealed_ms = health.concealed_ms
+        trial.click_level = statistics.median(levels.values()) if levels else 0.0
+    return trial
 
 
-async def measure_stage_delay(trials: int, clicks_per_trial: int) -> list[DelayTrial]:
+async def measure_stage_delay(trials: int, clicks_per_trial: int, path: str = PUSH) -> list[DelayTrial]:
     results = []
     with tempfile.TemporaryDirectory(prefix="podium-bench-stage-") as tmp:
         for i in range(trials):
             # Phases spread evenly over one frame: a speaker's frames arrive at any phase of the tick.
             phase_s = (i + 0.5) / trials * FRAME_S
-            trial = await stage_delay_trial(clicks_per_trial, phase_s, Path(tmp) / f"trial{i}")
+            trial = await stage_delay_trial(clicks_per_trial, phase_s, Path(tmp) / f"trial{i}", path=path)
             ds = [f"{d * 1000:.1f}" for d in trial.delays_s]
-            say(f"delay trial {i + 1}/{trials}, phase {phase_s * 1000:.1f} ms: {', '.join(ds)} ms")
+            say(f"delay trial {i + 1}/{trials} ({path}), phase {phase_s * 1000:.1f} ms: {', '.join(ds)} ms")
             results.append(trial)
     return results
 
@@ -302,16 +397,21 @@ async def measure_stage_core(window_s: float) -> list[CoreStep]:
 
 
 def opus_decode_pct(seconds: float = 2.0) -> float:
-    """CPU, in % of one core, of decoding one speaker's Opus in real time, as the server does it
-    (`podium.media.opus.OpusDecoder`, on the event loop). The mix-minus encoding is part of the
-    stage core above (`ReturnTrack.recv()` encodes)."""
-    encoder, decoder, source = OpusEncoder(), OpusDecoder(), tone(440.0, 0.3)
+    """CPU, in % of one core, of receiving one speaker's Opus in real time, as the server does it:
+    each packet into the stage's jitter buffer and one frame pulled and decoded with libopus per tick
+    (`SpeakerReception`, on the event loop). The mix-minus encoding is part of the stage core above
+    (`ReturnTrack.recv()` encodes)."""
+    encoder, source = libopus.Encoder(application="voip"), tone(440.0, 0.3)
     frames = int(seconds / FRAME_S)
-    payloads = [bytes(packet) for n in range(frames) for packet in encoder.encode(source(n))]
+    payloads = [encoder.encode(source(n)) for n in range(frames)]
+    reception = SpeakerReception()
     start = time.process_time()
-    for payload in payloads:
-        decoder.decode(payload)
-    return 100 * (time.process_time() - start) / seconds
+    for n, payload in enumerate(payloads):
+        reception.push(n, n * FRAME_SAMPLES, payload, n * 20.0)
+        reception.pull(n * 20.0 + 1)
+    elapsed = time.process_time() - start
+    reception.close()
+    return 100 * elapsed / seconds
 
 
 # -- talking to podium serve ------------------------------------------------------------------
@@ -581,8 +681,8 @@ async def measure_cpu(
 
 @dataclass
 class Results:
-    trials: list[DelayTrial]
-    hiccups: list[DelayTrial]
+    trials: dict[str, list[DelayTrial]]  # by path: PUSH, RTP
+    hiccups: dict[str, list[DelayTrial]]
     hiccup_after: int
     core: list[CoreStep]
     e2e: EndToEnd | None
@@ -594,18 +694,21 @@ class Results:
 
 async def measure(args: argparse.Namespace) -> Results:
     notes: list[str] = []
-    say(f"delay in-process: {args.trials} trials x {args.clicks} clicks")
-    trials = await measure_stage_delay(args.trials, args.clicks)
-    hiccups = []
-    with tempfile.TemporaryDirectory(prefix="podium-bench-stage-") as tmp:
-        for hiccup_ms in args.hiccups:
-            frames = max(1, round(hiccup_ms / FRAME_MS))
-            trial = await stage_delay_trial(
-                args.hiccup_clicks, FRAME_S / 2, Path(tmp) / f"hiccup{hiccup_ms}", args.hiccup_after, frames
-            )
-            ds = ", ".join(f"{d * 1000:.1f}" for d in trial.delays_s)
-            say(f"one {frames * FRAME_MS} ms hiccup after click {args.hiccup_after}: {ds} ms")
-            hiccups.append(trial)
+    trials: dict[str, list[DelayTrial]] = {}
+    hiccups: dict[str, list[DelayTrial]] = {}
+    for path in (PUSH, RTP):
+        say(f"delay in-process, {PATH_NAMES[path]}: {args.trials} trials x {args.clicks} clicks")
+        trials[path] = await measure_stage_delay(args.trials, args.clicks, path)
+        hiccups[path] = []
+        with tempfile.TemporaryDirectory(prefix="podium-bench-stage-") as tmp:
+            for hiccup_ms in args.hiccups:
+                frames = max(1, round(hiccup_ms / FRAME_MS))
+                trial = await stage_delay_trial(
+                    args.hiccup_clicks, FRAME_S / 2, Path(tmp) / f"hiccup{hiccup_ms}", args.hiccup_after, frames, path
+                )
+                ds = ", ".join(f"{d * 1000:.1f}" for d in trial.delays_s)
+                say(f"one {frames * FRAME_MS} ms hiccup after click {args.hiccup_after} ({path}): {ds} ms")
+                hiccups[path].append(trial)
     say("the stage's own work in-process")
     core = await measure_stage_core(args.core_window)
     decode_pct = opus_decode_pct()
@@ -626,6 +729,8 @@ async def measure(args: argparse.Namespace) -> Results:
         count = log.count(pattern)
         if count:
             notes.append(f"the server's log has {count} line(s) with `{pattern}`")
+    if "cannot conceal loss" in log:  # `RtpTap.install` failed: aiortc's jitter buffer and decoder push instead
+        notes.append("the server could not tap aiortc's jitter buffer: its speakers used the fallback push path")
     return Results(trials, hiccups, args.hiccup_after, core, e2e, cpu, idle_pct, decode_pct, notes)
 
 
@@ -680,27 +785,39 @@ def plot(results: Results) -> str | None:
 def report(results: Results, args: argparse.Namespace, plot_name: str | None) -> str:
     lines = ["## Stage: delay between speakers, CPU per speaker count", "", *harness.header_lines(), ""]
 
-    delays = [d for t in results.trials for d in t.delays_s]
+    push, rtp = results.trials.get(PUSH, []), results.trials.get(RTP, [])
     lines += [
         "### Delay the stage adds between speakers",
         "",
-        f"In-process `Stage`: input A fed 20 ms frames in real time with a click every 500 ms; input B's "
-        f"mix-minus read with `ReturnTrack.recv()`; delay = when `recv()` returned the frame holding the "
-        f"click - when that frame was pushed into A. {len(results.trials)} trials of {args.clicks} clicks, each "
-        f"pushing at another phase against the stage's 20 ms tick (spread evenly over a frame). End to end: "
-        f"two aiortc speakers through `podium serve` on loopback; delay = arrival of the received chunk "
-        f"holding the click - `SampleTrack.sent_at` of its frame. Percentiles are nearest-rank. "
+        f"In-process `Stage`, input A fed in real time, 20 ms at a time, a click (a 5 ms burst at 0.9 of full "
+        f"scale) every 500 ms; input B's mix-minus read with `ReturnTrack.next_samples()`. Two ingest paths. "
+        f"*Fallback*: decoded frames pushed into A (`Stage.push`, what the ingest does for a codec other than "
+        f"Opus or when aiortc's jitter buffer cannot be tapped); a click is named by its frame's last sample. "
+        f"*RTP*: A is a `SpeakerReception` (`Stage.add_input(..., reception=...)`), handed one Opus packet per "
+        f"frame (`Stage.receive`, with no RFC 6464 audio level, as a sender that sends none) encoded beforehand by "
+        f'`podium.media.libopus.Encoder(application="voip")` at 32 kb/s, as a browser sends speech; the stage '
+        f"pulls a frame from its jitter buffer and libopus decoder each tick; the codec changes the samples, so a "
+        f"click is the onset (peak past {ONSET} after {QUIET_FRAMES} frames below {QUIET}) that comes out within "
+        f"{MATCH_WINDOW_S * 1000:.0f} ms of its packet: the k-th click's onset, an onset outside every window "
+        f"being rejected. Delay = when the frame holding the click came out - when its frame or packet was "
+        f"handed to the stage. {len(push)} trials of {args.clicks} clicks per path, each feeding A at another "
+        f"phase against the stage's 20 ms tick (spread evenly over a frame). End to end: two aiortc speakers "
+        f"through `podium serve` on loopback; delay = arrival of the received chunk holding the click - "
+        f"`SampleTrack.sent_at` of its frame. Percentiles are nearest-rank. "
         f"**Goal: p95 ≤ {GOAL_DELAY_P95_MS:.0f} ms (the stage's part).**",
         "",
         "| path | clicks | p50 (ms) | p95 (ms) | max (ms) | min (ms) | goal p95 ≤ 40 ms |",
         "|---|---:|---:|---:|---:|---:|---|",
     ]
-    if delays:
+    for path, trials in ((PUSH, push), (RTP, rtp)):
+        delays = [d for t in trials for d in t.delays_s]
+        if not delays:
+            continue
         st = summary_ms(delays)
         verdict = "met" if st["p95"] <= GOAL_DELAY_P95_MS else "**not met**"
         lines.append(
-            f"| stage in-process (frame pushed → mix-minus frame out) | {st['n']:.0f} | {st['p50']:.1f} | "
-            f"{st['p95']:.1f} | {st['max']:.1f} | {st['min']:.1f} | {verdict} |"
+            f"| {PATH_NAMES[path]} | {st['n']:.0f} | {st['p50']:.1f} | {st['p95']:.1f} | {st['max']:.1f} | "
+            f"{st['min']:.1f} | {verdict} |"
         )
     if results.e2e is not None and results.e2e.delays_s:
         st = summary_ms(results.e2e.delays_s)
@@ -708,18 +825,26 @@ def report(results: Results, args: argparse.Namespace, plot_name: str | None) ->
             f"| end to end, aiortc speaker → `podium serve` → aiortc speaker | {st['n']:.0f} | {st['p50']:.1f} | "
             f"{st['p95']:.1f} | {st['max']:.1f} | {st['min']:.1f} | (includes 2 Opus codecs and 2 jitter buffers) |"
         )
-    lines += ["", "Per trial of the in-process stage (phase = push time - when the stage's last tick was due):", ""]
-    lines += ["| phase (ms) | clicks | delay p50 (ms) | delay max (ms) | phase + delay p50 (ms) | late pushes |"]
-    lines += ["|---:|---:|---:|---:|---:|---:|"]
-    for t in results.trials:
+    lines += [
+        "",
+        "Per trial of the in-process stage (phase = when the frame or packet was handed in - when the stage's last "
+        "tick was due; RTP only: the jitter buffer's target, largest after any packet, and the audio it concealed "
+        "while the stream ran):",
+        "",
+        "| path | phase (ms) | clicks | delay p50 (ms) | delay max (ms) | phase + delay p50 (ms) | late pushes | "
+        "jitter target, max (ms) | concealed (ms) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for t in [*push, *rtp]:
+        jitter = f"{t.target_max_ms} | {t.concealed_ms}" if t.path == RTP else "- | -"
         if not t.delays_s:
-            lines.append(f"| {t.phase_target_ms:.1f} | 0 | - | - | - | {t.late_pushes} |")
+            lines.append(f"| {t.path} | {t.phase_target_ms:.1f} | 0 | - | - | - | {t.late_pushes} | {jitter} |")
             continue
         phase = statistics.median(t.phases_ms) if t.phases_ms else float("nan")
         p50 = statistics.median(t.delays_s) * 1000
         lines.append(
-            f"| {phase:.1f} | {len(t.delays_s)} | {p50:.1f} | {max(t.delays_s) * 1000:.1f} | {p50 + phase:.1f} | "
-            f"{t.late_pushes} |"
+            f"| {t.path} | {phase:.1f} | {len(t.delays_s)} | {p50:.1f} | {max(t.delays_s) * 1000:.1f} | "
+            f"{p50 + phase:.1f} | {t.late_pushes} | {jitter} |"
         )
     lines += hiccup_lines(results.hiccups, results.hiccup_after)
     if results.e2e is not None and results.e2e.delays_s:
@@ -773,44 +898,60 @@ def report(results: Results, args: argparse.Namespace, plot_name: str | None) ->
     return "\n".join(lines) + "\n"
 
 
-def hiccup_lines(trials: list[DelayTrial], after: int) -> list[str]:
+def hiccup_figures(trial: DelayTrial, after: int) -> tuple[float, float, float] | None:
+    """(delay before the hiccup (p50), first click after it, last click) in ms; None if clicks are missing."""
+    if len(trial.delays_s) <= after + 1:
+        return None
+    before = statistics.median(trial.delays_s[: after + 1]) * 1000
+    return before, trial.delays_s[after + 1] * 1000, trial.delays_s[-1] * 1000
+
+
+def hiccup_lines(trials: dict[str, list[DelayTrial]], after: int) -> list[str]:
     """The hiccup scenarios: the delay before the hiccup, just after it, and at the end of the trial."""
-    if not trials:
+    if not any(trials.values()):
         return []
     lines = [
         "",
         f"One hiccup, in-process: the same stage and clicks (phase {FRAME_MS / 2:.0f} ms), but after click "
-        f"{after} some frames are held back and then pushed at once with the frame after them, as the ingest "
-        "delivers packets that the network or a busy event loop delayed. Nothing else changes: the speaker keeps "
-        "sending in real time. 'Kept' = the last click's delay - the delay before the hiccup.",
+        f"{after} some frames (push) or packets (RTP) are held back and then handed in at once with the one after "
+        "them, as the ingest delivers packets that the network or a busy event loop delayed. Nothing else changes: "
+        "the speaker keeps sending in real time. 'Kept' = the last click's delay - the delay before the hiccup. "
+        "RTP only: the jitter buffer's largest target, and the pause frames the reception decoded but skipped to "
+        "shrink the delay.",
         "",
-        "| hiccup (ms) | delay before (p50, ms) | first click after (ms) | last click (ms) | last click, s after "
-        "the hiccup | kept (ms) | clicks heard | latest push (ms late) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| path | hiccup (ms) | delay before (p50, ms) | first click after (ms) | last click (ms) | last click, s "
+        "after the hiccup | kept (ms) | clicks heard | latest push (ms late) | jitter target, max (ms) | pause "
+        "frames skipped |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for trial in trials:
+    for trial in [t for path in (PUSH, RTP) for t in trials.get(path, [])]:
         hiccup_ms = trial.hiccup_frames * FRAME_MS
-        if len(trial.delays_s) <= after + 1:
-            lines.append(f"| {hiccup_ms} | - | - | - | - | - | {len(trial.delays_s)}/{trial.pushed} | - |")
+        jitter = f"{trial.target_max_ms} | {trial.skipped_pauses}" if trial.path == RTP else "- | -"
+        figures = hiccup_figures(trial, after)
+        if figures is None:
+            lines.append(
+                f"| {trial.path} | {hiccup_ms} | - | - | - | - | - | {len(trial.delays_s)}/{trial.pushed} | - | "
+                f"{jitter} |"
+            )
             continue
-        before = statistics.median(trial.delays_s[: after + 1]) * 1000
-        first, last = trial.delays_s[after + 1] * 1000, trial.delays_s[-1] * 1000
+        before, first, last = figures
         later_s = (len(trial.delays_s) - after - 1) * CLICK_EVERY_FRAMES * FRAME_S
         lines.append(
-            f"| {hiccup_ms} | {before:.1f} | {first:.1f} | {last:.1f} | {later_s:.1f} | {last - before:.0f} | "
-            f"{len(trial.delays_s)}/{trial.pushed} | {trial.max_late_ms:.0f} |"
+            f"| {trial.path} | {hiccup_ms} | {before:.1f} | {first:.1f} | {last:.1f} | {later_s:.1f} | "
+            f"{last - before:.0f} | {len(trial.delays_s)}/{trial.pushed} | {trial.max_late_ms:.0f} | {jitter} |"
         )
     return lines
 
 
-def hiccup_notes(trials: list[DelayTrial], after: int) -> list[str]:
+def hiccup_entries(trials: list[DelayTrial], after: int) -> tuple[list[str], list[str]]:
+    """The hiccups after which the delay stayed up (by more than half a frame), and those it came back from."""
     kept: list[str] = []
     shed: list[str] = []
     for trial in trials:
-        if len(trial.delays_s) <= after + 1:
+        figures = hiccup_figures(trial, after)
+        if figures is None:
             continue
-        before = statistics.median(trial.delays_s[: after + 1]) * 1000
-        first, last = trial.delays_s[after + 1] * 1000, trial.delays_s[-1] * 1000
+        before, first, last = figures
         entry = f"{trial.hiccup_frames * FRAME_MS} ms ({before:.0f} → {first:.0f} → {last:.0f} ms)"
         if trial.max_late_ms > FRAME_MS or len(trial.delays_s) < trial.pushed:
             # A stall of the loop longer than a frame can run the input dry: it then primes afresh.
@@ -818,49 +959,105 @@ def hiccup_notes(trials: list[DelayTrial], after: int) -> list[str]:
             if len(trial.delays_s) < trial.pushed:
                 entry += f" and {trial.pushed - len(trial.delays_s)} click(s) went missing"
         (kept if last - before > FRAME_MS / 2 else shed).append(entry)
-    if not kept and not shed:
-        return []
-    mixer = Mixer()
-    high_water = getattr(mixer, "high_water_samples", None)
-    settle = getattr(mixer, "settle_frames", None)
-    if high_water is not None and settle is not None:
-        rule = (
-            f"this mixer drops a backlog only once it has held more than {high_water * 1000 // SAMPLE_RATE} ms "
-            f"after a tick for {settle} ticks in a row ({settle * FRAME_MS} ms), and only past "
-            f"{mixer.max_buffer_samples * 1000 // SAMPLE_RATE} ms at once"
+    return kept, shed
+
+
+def hiccup_notes(trials: dict[str, list[DelayTrial]], after: int) -> list[str]:
+    notes = []
+    kept, shed = hiccup_entries(trials.get(PUSH, []), after)
+    if kept or shed:
+        mixer = Mixer()
+        high_water = getattr(mixer, "high_water_samples", None)
+        settle = getattr(mixer, "settle_frames", None)
+        if high_water is not None and settle is not None:
+            rule = (
+                f"this mixer drops a backlog only once it has held more than {high_water * 1000 // SAMPLE_RATE} ms "
+                f"after a tick for {settle} ticks in a row ({settle * FRAME_MS} ms), and only past "
+                f"{mixer.max_buffer_samples * 1000 // SAMPLE_RATE} ms at once"
+            )
+        else:
+            rule = f"this mixer drops queued audio only past {mixer.max_buffer_samples * 1000 // SAMPLE_RATE} ms"
+        text = (
+            "- Hiccups, fallback push path: late frames that arrive together are all queued in the mixer, so a burst "
+            f"adds its length, less the frame already queued, to that speaker's delay; {rule}."
         )
-    else:
-        rule = f"this mixer drops queued audio only past {mixer.max_buffer_samples * 1000 // SAMPLE_RATE} ms"
-    text = (
-        "- Hiccups: late packets that arrive together are all queued, so a burst adds its length, less the frame "
-        f"already queued, to that speaker's delay; {rule}."
-    )
-    if kept:
-        text += (
-            f" The delay stayed up after hiccups of {', '.join(kept)}, for as long as the trial ran: with nothing "
-            "to shrink a smaller backlog (a WebRTC receiver's jitter buffer, NetEq, shrinks by time-stretching), one "
-            "such burst puts a speaker past the 40 ms goal for good, or until the input runs dry."
+        if kept:
+            text += (
+                f" The delay stayed up after hiccups of {', '.join(kept)}, for as long as the trial ran: on this path "
+                "nothing shrinks a smaller backlog, so one such burst puts a speaker past the 40 ms goal for good, or "
+                "until the input runs dry."
+            )
+        if shed:
+            text += f" It came back down after hiccups of {', '.join(shed)}."
+        notes.append(text)
+    rtp = trials.get(RTP, [])
+    kept, shed = hiccup_entries(rtp, after)
+    if kept or shed:
+        targets = ", ".join(f"{t.target_max_ms}" for t in rtp)
+        skipped = ", ".join(f"{t.skipped_pauses}" for t in rtp)
+        text = (
+            "- Hiccups, RTP path (the stage's jitter buffer): while the held packets are missing the buffer conceals "
+            "without moving its playout point, so when they arrive they still play, and the burst adds its length to "
+            "the delay; as these packets carry no RFC 6464 level, the reception then skips decoded pause frames (RMS "
+            f"under {PAUSE_RMS:.0f}) while the buffer holds more than its target, "
+            f"one per tick at most (skipped per trial: {skipped}). The burst also raises the target for a while "
+            f"(largest per trial: {targets} ms)."
         )
-    if shed:
-        text += f" It came back down after hiccups of {', '.join(shed)}."
-    return [text]
+        if shed:
+            text += f" The delay came back to its level before the hiccup after {', '.join(shed)}."
+        if kept:
+            kept_ms = [f[2] - f[0] for t in rtp if (f := hiccup_figures(t, after)) is not None]
+            text += f" It stayed up after {', '.join(kept)}, for as long as the trial ran"
+            if kept_ms and all(abs(k - FRAME_MS) < FRAME_MS / 2 for k in kept_ms if k > FRAME_MS / 2):
+                text += (
+                    ", by one frame: the reception skips a pause frame only while the buffer holds more than its "
+                    "target once that frame is taken, so it settles one frame above a clean start (which plays each "
+                    "packet at the first tick after it arrives)"
+                )
+            text += "."
+        notes.append(text)
+    return notes
 
 
 def delay_notes(results: Results) -> list[str]:
     notes = []
-    sums = [statistics.median(t.phases_ms) + statistics.median(t.delays_s) * 1000 for t in results.trials if t.delays_s]
+    push, rtp = results.trials.get(PUSH, []), results.trials.get(RTP, [])
+    sums = [statistics.median(t.phases_ms) + statistics.median(t.delays_s) * 1000 for t in push if t.delays_s]
     if sums:
         notes.append(
-            f"- In-process, phase + delay is {min(sums):.1f}-{max(sums):.1f} ms in every trial: a frame pushed at some "
-            "phase after a tick waits for the next tick and then one whole tick more. The mixer starts an input only "
-            "once 40 ms are buffered and then takes 20 ms per tick, so each input keeps one frame queued for good "
-            "(delay = 40 ms - phase): the stage adds 20-40 ms, uniformly spread when packets arrive at any phase, so "
-            "its p95 is 39 ms plus the event loop's lateness (a millisecond or so here). Whether the table says met "
-            "or not met is decided by that millisecond, not by the design, which leaves the goal no margin. A "
-            "prime of one frame would halve the delay (0-20 ms) at the price of re-priming, an audible gap, on "
-            "every late packet; a late push ('late pushes': more than 2 ms behind schedule) counts from when it "
+            f"- Fallback push path: phase + delay is {min(sums):.1f}-{max(sums):.1f} ms in every trial: a frame pushed "
+            "at some phase after a tick waits for the next tick and then one whole tick more. The mixer starts an "
+            "input only once 40 ms are buffered and then takes 20 ms per tick, so each input keeps one frame queued "
+            "for good (delay = 40 ms - phase): the stage adds 20-40 ms, uniformly spread when packets arrive at any "
+            "phase, so its p95 is 39 ms plus the event loop's lateness (a millisecond or so here), which leaves the "
+            "goal no margin. A late push ('late pushes': more than 2 ms behind schedule) counts from when it "
             "happened."
         )
+    sums = [statistics.median(t.phases_ms) + statistics.median(t.delays_s) * 1000 for t in rtp if t.delays_s]
+    if sums:
+        targets = sorted({t.target_max_ms for t in rtp})
+        concealed = sum(t.concealed_ms for t in rtp)
+        levels = [t.click_level for t in rtp if t.click_level]
+        unmatched = sum(t.unmatched for t in rtp)
+        text = f"- RTP path: phase + delay is {min(sums):.1f}-{max(sums):.1f} ms in every trial"
+        if max(sums) < FRAME_MS * 1.5:
+            text += (
+                ": each tick the stage pulls one frame from the speaker's jitter buffer, which on this clean path "
+                "plays a packet at the first tick after it arrives (delay = 20 ms - phase, 0-20 ms), and the mixer "
+                "mixes it as it is (a paced input: no priming)"
+            )
+        text += (
+            f". The jitter buffer's target (the 95th percentile of the measured jitter plus a frame, less 5 ms of "
+            f"slack, in whole frames; one frame at least) was at most {' or '.join(map(str, targets))} ms in these "
+            f"trials; {concealed} ms were concealed while the streams ran. The codec's look-ahead (6.5 ms for VOIP) "
+            "moves the click within its 20 ms frame and is not counted here (end to end counts it)."
+        )
+        if levels:
+            text += (
+                f" The clicks came out at {statistics.median(levels):.2f} of full scale after libopus (sent at 0.90); "
+                f"{unmatched} onset(s) or click(s) matched nothing."
+            )
+        notes.append(text)
     notes += hiccup_notes(results.hiccups, results.hiccup_after)
     if results.e2e is not None and len(results.e2e.delays_s) >= 8:
         ds = results.e2e.delays_s
@@ -869,22 +1066,23 @@ def delay_notes(results: Results) -> list[str]:
         if abs(last_ms - first_ms) > 20 or (max(ds) - min(ds)) * 1000 > 50:
             notes.append(
                 f"- End to end, the delay moved during the run (first quarter's median {first_ms:.0f} ms, last "
-                f"quarter's {last_ms:.0f} ms, range {min(ds) * 1000:.0f}-{max(ds) * 1000:.0f} ms): the hiccup "
-                "effect above, most likely (a busy machine delays packets or the server's loop; the only queue on "
-                "the path that keeps a backlog is the mixer's)."
+                f"quarter's {last_ms:.0f} ms, range {min(ds) * 1000:.0f}-{max(ds) * 1000:.0f} ms): most likely the "
+                "hiccup effect above (a busy machine delays packets or the server's loop), as the RTP path's hiccup "
+                "rows show the server treating a burst."
             )
-    late = sum(t.late_pushes for t in results.trials)
-    pushes = sum(t.pushed for t in results.trials) * CLICK_EVERY_FRAMES
+    late = sum(t.late_pushes for t in push + rtp)
+    pushes = sum(t.pushed for t in push + rtp) * CLICK_EVERY_FRAMES
     if late:
         notes.append(f"- In-process, {late} of about {pushes} pushes ran more than 2 ms late (a shared machine).")
     if results.e2e is not None:
         e = results.e2e
         notes.append(
-            "- End to end adds, on top of the stage: the speaker's Opus encoder, aiortc's RTP jitter buffer in the "
-            "server (audio: capacity 16, prefetch 4, so a frame is handed on once about 4 more packets, ~80 ms, "
-            "have arrived), the Opus decoder, then the mix-minus's Opus encoder and the same jitter buffer again in "
-            "the receiving aiortc speaker: about 2 x 80 ms of it is those two jitter buffers. A browser's WebRTC "
-            "jitter buffer adapts to the network and is usually shorter on a clean path."
+            "- End to end adds, on top of the stage: the speaker's Opus encoder; in the server, the stage's own "
+            "jitter buffer (`SpeakerReception`: about one frame on a clean path, the RTP path above) and libopus's "
+            "decoder; then the mix-minus's Opus encoder and, in the receiving aiortc speaker, aiortc's RTP jitter "
+            "buffer (audio: capacity 16, prefetch 4, so a frame is handed on once about 4 more packets, ~80 ms, have "
+            "arrived): about 80 ms of the figure is that buffer. A browser's WebRTC jitter buffer adapts to the "
+            "network and is usually shorter on a clean path."
         )
         notes.append(
             f"- End to end: {e.chunks} chunks received, {e.unmatched} onset(s) matched no sent click; arrivals were "
@@ -909,10 +1107,11 @@ def cpu_notes(results: Results) -> list[str]:
             f"- Where the server's CPU goes: each speaker beyond the first adds about {per_speaker:.1f} % of a core "
             f"({first.speakers} → {goal.speakers} speakers). At {GOAL_CPU_SPEAKERS} speakers, of "
             f"{goal.server_pct:.1f} %, {core_text} (mixer, {GOAL_CPU_SPEAKERS} mix-minus with their Opus encoding, "
-            f"AAC, packager, as measured in-process); decoding one speaker's Opus costs {results.decode_pct:.1f} % "
-            f"(measured here on the same audio), so {GOAL_CPU_SPEAKERS} speakers' decoding takes about "
+            f"AAC, packager, as measured in-process); receiving one speaker's Opus (jitter buffer and libopus "
+            f"decoding) costs {results.decode_pct:.1f} % (measured here on the same audio), so "
+            f"{GOAL_CPU_SPEAKERS} speakers' take about "
             f"{GOAL_CPU_SPEAKERS * results.decode_pct:.0f} %; the rest is aiortc's per-packet work in Python (RTP "
-            "parsing and building, SRTP, RTCP, the jitter buffer, ICE). Measured on a shared machine, where the "
+            "parsing and building, SRTP, RTCP, ICE). Measured on a shared machine, where the "
             "speakers' process runs beside the server: repeated runs of the 13-speaker step vary by several points."
         )
     notes.append(
