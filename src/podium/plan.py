@@ -754,7 +754,7 @@ def run(args: Any) -> int:
     """`podium plan`: read the flags, the figures and the settings; print the plan."""
     inputs = Inputs(
         listeners=parse_count(args.listeners),
-        bitrate_bps=parse_bitrate(args.bitrate),
+        bitrate_bps=STAGE_BITRATE if args.bitrate is None else parse_bitrate(args.bitrate),
         spaces=args.spaces,
         speakers=args.speakers,
         posts_per_listener_per_hour=args.posts_per_listener_per_hour,

@@ -36,7 +36,7 @@ FORMAT = "podium-clip/1"
 PROVENANCE_UUID = uuid.UUID("6b1f3c2e-6f64-4a9e-9a2d-706f6469756d").bytes
 MIN_CLIP_S = 10.0
 MAX_CLIP_S = 120.0
-# A clip file is at most 120 s of 64 kb/s AAC plus tables: far below this.
+# A clip file is at most 120 s of 80 kb/s AAC plus tables: far below this.
 MAX_CLIP_BYTES = 4 * 1024 * 1024
 
 
