@@ -125,9 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="size a deployment for an audience from measured figures, showing the arithmetic line by line",
     )
     plan.add_argument("--listeners", required=True, help="listeners at once, all spaces together (1300000 or 1.3M)")
-    plan.add_argument(
-        "--bitrate", help="the listeners' audio bitrate, 16k to 320k (default: what the stage encodes)"
-    )
+    plan.add_argument("--bitrate", help="the listeners' audio bitrate, 16k to 320k (default: what the stage encodes)")
     plan.add_argument("--spaces", type=int, default=1, help="spaces live at once (default 1)")
     plan.add_argument("--speakers", type=int, default=4, help="people on each stage (default 4)")
     plan.add_argument(
