@@ -321,3 +321,22 @@ def start_nginx(prefix: Path, port: int, conf: str, timeout_s: float = 15.0) -> 
         time.sleep(0.1)
     stop_process(proc, "nginx")
     raise RuntimeError(f"nginx did not answer within {timeout_s:.0f} s")
+
+
+def save_plot(fig: Any, path: Path, max_bytes: int, tag: str) -> str | None:
+    """Write a matplotlib figure to `path` (in place, atomically), unless it comes out larger than
+    `max_bytes`; closes the figure. The file's name, or None when it was not kept."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    with tempfile.NamedTemporaryFile(suffix=".png", dir=path.parent, delete=False) as tmp:
+        fig.savefig(tmp.name)
+    plt.close(fig)
+    size = Path(tmp.name).stat().st_size
+    if size > max_bytes:
+        Path(tmp.name).unlink()
+        print(f"{tag} the plot was {size} bytes; not kept", file=sys.stderr)
+        return None
+    Path(tmp.name).replace(path)
+    path.chmod(0o644)
+    return path.name

@@ -60,10 +60,12 @@ from podium.testing.speech import (
     SENTENCES,
     align,
     aligned,
+    decode_with_losses,
     pesq_wb,
     read_hls,
     silences_inside,
     speak,
+    speaker_packets,
     speech_spans,
 )
 
@@ -298,7 +300,16 @@ async def _speak_once(job: dict[str, Any]) -> dict[str, Any]:
     wanted = frames + round(job["tail_s"] * 1000 / FRAME_MS)
     # The stream of `fec_encoder(expected_loss_perc)`: libopus voip at 32 kb/s, complexity 9; at 0 %
     # expected loss libopus sends no FEC (checked in `main`), so that is the speaker without FEC.
-    track = SampleTrack(from_samples(speech), fec=True, expected_loss_perc=int(job["expected_loss_perc"]))
+    frame_of = from_samples(speech)
+    # When each frame was asked for (the track asks just before encoding it), on the monotonic clock:
+    # `SampleTrack.sent_at` is wall time, which a clock step would show as a stall.
+    asked: dict[int, float] = {}
+
+    def source(n: int) -> Samples:
+        asked[n] = time.monotonic()
+        return frame_of(n)
+
+    track = SampleTrack(source, fec=True, expected_loss_perc=int(job["expected_loss_perc"]))
     impairment = Impairment(loss_from_json(job["loss"]), jitter_ms=float(job["jitter_ms"]), seed=int(job["seed"]))
     started = time.monotonic()
     publisher = await publish(
@@ -330,9 +341,9 @@ async def _speak_once(job: dict[str, Any]) -> dict[str, Any]:
             # Frames handed to the encoder more than 30 ms after the one before: the speaker's process
             # fell behind real time there (the packets then leave in a burst).
             "sender_gaps": [
-                (n, round((track.sent_at[n] - track.sent_at[n - 1]) * 1000, 1))
+                (n, round((asked[n] - asked[n - 1]) * 1000, 1))
                 for n in range(1, frames)
-                if n in track.sent_at and n - 1 in track.sent_at and track.sent_at[n] - track.sent_at[n - 1] > 0.030
+                if n in asked and n - 1 in asked and asked[n] - asked[n - 1] > 0.030
             ],
         }
     finally:
@@ -593,28 +604,10 @@ class Bench:
     def libopus(self, expected_loss_perc: int, lost: list[int], *, fec: bool) -> Samples:
         """`podium.testing.speech.opus_round_trip`, with each encoding made once and kept: the encoder is
         deterministic, so these are the very packets the speaker sent (encoding is most of the cost)."""
-        from podium.media.libopus import Decoder
-        from podium.whip_client import fec_encoder
-
         packets = self._packets.get(expected_loss_perc)
         if packets is None:
-            frames = len(self.speech) // FRAME_SAMPLES
-            with fec_encoder(expected_loss_perc) as encoder:
-                packets = [
-                    encoder.encode(self.speech[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES]) for i in range(frames)
-                ]
-            self._packets[expected_loss_perc] = packets
-        missing = set(lost)
-        out: list[Samples] = []
-        with Decoder() as decoder:
-            for index, packet in enumerate(packets):
-                if index not in missing:
-                    out.append(decoder.decode(packet))
-                elif fec and index + 1 < len(packets) and index + 1 not in missing:
-                    out.append(decoder.recover(packets[index + 1]))
-                else:
-                    out.append(decoder.conceal())
-        return np.concatenate(out)
+            packets = self._packets[expected_loss_perc] = speaker_packets(self.speech, expected_loss_perc)
+        return decode_with_losses(packets, lost, fec=fec)
 
     def _pesq_or_none(self, decoded: Samples) -> float | None:
         try:
@@ -651,8 +644,9 @@ def through_aac(samples: Samples) -> Samples:
     import av
 
     from podium.media.aac import AacEncoder
+    from podium.media.stage import BITRATE
 
-    encoder = AacEncoder()
+    encoder = AacEncoder(bitrate=BITRATE)
     # Zeros after the end push the encoder's last frames (and its look-ahead) out.
     frames = encoder.encode(np.concatenate([samples, np.zeros(4 * 1024, dtype=np.int16)]))
     decoder = av.CodecContext.create("aac", "r")
@@ -851,10 +845,14 @@ def report(bench: Bench, rows: list[Row], args: argparse.Namespace, elapsed_s: f
                 f"| {med([r.stage['jitter_buffer_ms'] for r in done if 'jitter_buffer_ms' in r.stage])} "
                 f"| {med([round(r.stretch_ms) for r in done if r.stretch_ms is not None], '{:+.0f}')} |"
             )
+    from podium.media.stage import BITRATE
+
+    aac_kbps = BITRATE // 1000
     lines += [
         "",
         "Where the gap to libopus goes, on run 1's trace: libopus's own decode (the reference above), the same "
-        "put through the stage's AAC encoder offline (`AacEncoder`: AAC-LC, 64 kb/s), and Podium. The first step "
+        f"put through the stage's AAC encoder offline (`AacEncoder`, AAC-LC at the stage's {aac_kbps} kb/s), and "
+        "Podium. The first step "
         "is what re-encoding to AAC costs; the second what the stage's reception (jitter buffer, FEC, "
         "concealment, timing) costs beyond the ideal receiver:",
         "",
@@ -967,18 +965,7 @@ def plot(rows: list[Row]) -> str | None:
     ax.set_ylim(1, 4.7)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower left")
-    fig.tight_layout()
-    with tempfile.NamedTemporaryFile(suffix=".png", dir=harness.BENCH_DIR, delete=False) as tmp:
-        fig.savefig(tmp.name)
-    plt.close(fig)
-    size = Path(tmp.name).stat().st_size
-    if size > PLOT_MAX_BYTES:
-        Path(tmp.name).unlink()
-        print(f"{TAG} the plot was {size} bytes; not kept", file=sys.stderr)
-        return None
-    Path(tmp.name).replace(PLOT)
-    PLOT.chmod(0o644)
-    return PLOT.name
+    return harness.save_plot(fig, PLOT, PLOT_MAX_BYTES, TAG)
 
 
 # -- main --------------------------------------------------------------------------------------

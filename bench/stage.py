@@ -768,18 +768,7 @@ def plot(results: Results) -> str | None:
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
-    with tempfile.NamedTemporaryFile(suffix=".png", dir=harness.BENCH_DIR, delete=False) as tmp:
-        fig.savefig(tmp.name)
-    plt.close(fig)
-    size = Path(tmp.name).stat().st_size
-    if size > PLOT_MAX_BYTES:
-        Path(tmp.name).unlink()
-        print(f"[stage] the plot was {size} bytes; not kept", file=sys.stderr)
-        return None
-    Path(tmp.name).replace(PLOT)
-    PLOT.chmod(0o644)
-    return PLOT.name
+    return harness.save_plot(fig, PLOT, PLOT_MAX_BYTES, "[stage]")
 
 
 def report(results: Results, args: argparse.Namespace, plot_name: str | None) -> str:

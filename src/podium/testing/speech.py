@@ -264,19 +264,31 @@ def opus_round_trip(samples: Samples, lost: Collection[int], *, expected_loss_pe
     frame is rebuilt from the next packet's in-band FEC when that one arrived (and `fec`), else
     concealed. The codec's own limit on those losses, before the stage and AAC add anything; the
     result lags `samples` by the encoder's look-ahead (312 samples in voip)."""
-    from podium.media.libopus import Decoder
+    return decode_with_losses(speaker_packets(samples, expected_loss_perc), lost, fec=fec)
+
+
+def speaker_packets(samples: Samples, expected_loss_perc: int) -> list[bytes]:
+    """The Opus packets a `SampleTrack(fec=True, expected_loss_perc=...)` sends for `samples`, one per
+    whole frame (the encoder is deterministic: the very packets sent)."""
     from podium.whip_client import fec_encoder  # aiortc behind it: imported only when needed
 
     count = len(samples) // FRAME_SAMPLES
     with fec_encoder(expected_loss_perc) as encoder:
-        packets = [encoder.encode(samples[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES]) for i in range(count)]
+        return [encoder.encode(samples[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES]) for i in range(count)]
+
+
+def decode_with_losses(packets: list[bytes], lost: Collection[int], *, fec: bool = True) -> Samples:
+    """An ideal libopus receiver of `packets` that loses those at `lost`: each lost frame rebuilt from
+    the next packet's in-band FEC when that one arrived (and `fec`), else concealed."""
+    from podium.media.libopus import Decoder
+
     missing = set(lost)
     out: list[Samples] = []
     with Decoder() as decoder:
         for index, packet in enumerate(packets):
             if index not in missing:
                 out.append(decoder.decode(packet))
-            elif fec and index + 1 < count and index + 1 not in missing:
+            elif fec and index + 1 < len(packets) and index + 1 not in missing:
                 out.append(decoder.recover(packets[index + 1]))
             else:
                 out.append(decoder.conceal())
