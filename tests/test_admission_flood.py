@@ -104,7 +104,10 @@ async def test_a_join_ramp_is_admitted_at_the_rate_and_the_rest_wait_in_line(
     assert report["requests"]["join"].get("202", 0) > 500 and room["max_position"] > 100
     # The admitted rate while a line stood: from when it formed to when it was nearly gone.
     # While the line stood (from its 100th call to 100 before its last): the room's rate.
-    assert called[-1][1] > 1000, called[-1]
+    # How many are called from the line depends on how fast the load generator, sharing the 2
+    # cores with the server, sends its joins: over 1,000 on a quiet machine, 770-801 seen within the
+    # full suite. 500 calls leave 300 between the 100th and the last 100 to measure the rate on.
+    assert called[-1][1] >= 500, called[-1]
     first = next((t, n) for t, n in called if n >= 100)
     last = next((t, n) for t, n in called if n >= called[-1][1] - 100)
     rate = (last[1] - first[1]) / (last[0] - first[0])
