@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -37,6 +38,13 @@ def stream(
         Packet((seq + i) % SEQ_MOD, (ts + i * FRAME * slots) % TS_MOD, str(first + i).encode(), voice, FRAME * slots)
         for i in range(count)
     ]
+
+
+def scripted(**settings: Any) -> JitterBuffer:
+    """A buffer for the scripted tests below: the first talk spurt starts one frame behind, as
+    later ones do on a clean path (the default start of two frames has tests of its own)."""
+    settings.setdefault("start_delay_ms", 20)
+    return JitterBuffer(**settings)
 
 
 def on_time(packets: list[Packet], *, start: int = 0, slots: int = 1) -> dict[int, list[Packet]]:
@@ -134,14 +142,14 @@ def test_settings_are_checked() -> None:
 
 
 def test_silence_until_the_first_packet() -> None:
-    jb = JitterBuffer()
+    jb = scripted()
     assert [jb.pop(t * 20.0) for t in range(3)] == [Silence()] * 3
     assert jb.next_timestamp is None
     assert jb.stats().silent == 3
 
 
 def test_clean_stream_plays_each_packet_in_its_slot_one_frame_behind() -> None:
-    jb = JitterBuffer()
+    jb = scripted()
     packets = stream(50)
     decisions = run(jb, on_time(packets), 50)
     assert played(decisions) == packets
@@ -153,26 +161,26 @@ def test_clean_stream_plays_each_packet_in_its_slot_one_frame_behind() -> None:
 
 @pytest.mark.parametrize(("seq", "ts"), [(0, 0), (31_000, 123_456_789), (65_530, 5), (17, TS_MOD - 3 * FRAME)])
 def test_a_stream_may_start_at_any_sequence_number_and_timestamp(seq: int, ts: int) -> None:
-    jb = JitterBuffer()
+    jb = scripted()
     packets = stream(20, seq=seq, ts=ts)
     assert played(run(jb, on_time(packets), 20)) == packets
     assert jb.stats().resets == 0
 
 
 def test_sequence_numbers_wrap_from_65535_to_0() -> None:
-    jb = JitterBuffer()
+    jb = scripted()
     packets = stream(8, seq=65_532, ts=48_000)
     assert [p.seq for p in packets] == [65532, 65533, 65534, 65535, 0, 1, 2, 3]
     lost = packets[5]  # seq 1, just after the wrap: recovered like any other
     schedule = {i: [p] for i, p in enumerate(packets) if p is not lost}
     schedule[4].append(packets[6])  # seq 2 arrives early, so seq 1's slot can use its FEC
-    jb = JitterBuffer()
+    jb = scripted()
     assert names(run(jb, schedule, 8)) == ["P0", "P1", "P2", "P3", "P4", "R6", "P6", "P7"]
     assert jb.stats().resets == 0 and jb.stats().late == 0
 
 
 def test_timestamps_wrap_from_2_32_minus_960_to_0() -> None:
-    jb = JitterBuffer()
+    jb = scripted()
     packets = stream(6, seq=700, ts=TS_MOD - 3 * FRAME)
     assert [p.timestamp for p in packets][2:4] == [TS_MOD - FRAME, 0]
     reordered = {0: [packets[0]], 1: [packets[1]], 2: [packets[3], packets[2]], 3: [], 4: [packets[4], packets[5]]}
@@ -182,7 +190,7 @@ def test_timestamps_wrap_from_2_32_minus_960_to_0() -> None:
 
 
 def test_next_timestamp_is_the_slot_about_to_be_decided() -> None:
-    jb = JitterBuffer()
+    jb = scripted()
     packets = stream(3, ts=90_000)
     run(jb, on_time(packets), 2)
     assert jb.next_timestamp == 90_000 + 2 * FRAME
@@ -192,7 +200,7 @@ def test_next_timestamp_is_the_slot_about_to_be_decided() -> None:
 
 
 def test_a_single_lost_packet_is_recovered_from_the_next_packets_fec() -> None:
-    jb = JitterBuffer(min_delay_ms=40)  # two frames: the next packet is there in time
+    jb = scripted(min_delay_ms=40)  # two frames: the next packet is there in time
     packets = stream(10)
     schedule = on_time(packets)
     del schedule[4]
@@ -204,7 +212,7 @@ def test_a_single_lost_packet_is_recovered_from_the_next_packets_fec() -> None:
 
 
 def test_a_lost_packet_with_nothing_after_it_yet_is_concealed_in_its_place() -> None:
-    jb = JitterBuffer()
+    jb = scripted()
     packets = stream(8)
     schedule = on_time(packets)
     del schedule[4]
@@ -215,7 +223,7 @@ def test_a_lost_packet_with_nothing_after_it_yet_is_concealed_in_its_place() -> 
 
 
 def test_a_burst_of_loss_is_concealed_and_its_last_slot_recovered() -> None:
-    jb = JitterBuffer(min_delay_ms=60)
+    jb = scripted(min_delay_ms=60)
     packets = stream(12)
     schedule = on_time(packets)
     for lost in (4, 5, 6):
@@ -226,8 +234,10 @@ def test_a_burst_of_loss_is_concealed_and_its_last_slot_recovered() -> None:
 
 
 def test_fec_needs_the_next_packet_in_time_so_a_lossy_path_holds_two_frames() -> None:
-    jb = JitterBuffer()
-    packets = stream(400)
+    # Packets that do not say whether they carry FEC: the buffer holds two frames once it sees
+    # loss, and gets there in a pause (a second of speech, then a few non-voice packets).
+    jb = scripted()
+    packets = [Packet(p.seq, p.timestamp, p.payload, i % 50 < 45, p.samples) for i, p in enumerate(stream(400))]
     rng = random.Random(5)
     schedule = {i: [p] for i, p in enumerate(packets) if i < 20 or rng.random() > 0.05}
     decisions = run(jb, schedule, 402)
@@ -239,8 +249,84 @@ def test_fec_needs_the_next_packet_in_time_so_a_lossy_path_holds_two_frames() ->
     assert sum(n.startswith("R") for n in later) > 2 * sum(n == "C" for n in later)
 
 
+def fec_stream(count: int, *, fec: bool) -> list[Packet]:
+    return [Packet(p.seq, p.timestamp, p.payload, p.voice, p.samples, fec) for p in stream(count)]
+
+
+def test_a_sender_that_sends_fec_is_given_two_frames_from_its_first_packet() -> None:
+    # libopus sends FEC only when told to expect loss: a sender that sends it needs the next
+    # packet in time from the start, before the buffer has seen a loss of its own.
+    jb = JitterBuffer()
+    packets = fec_stream(30, fec=True)
+    schedule = {i: [p] for i, p in enumerate(packets) if i != 10}
+    decisions = run(jb, schedule, 31)  # up to the last packet's slot
+    assert names(decisions)[:13] == ["S", "P0", "P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "R11", "P11"]
+    assert (jb.stats().target_ms, jb.stats().concealed, jb.stats().recovered) == (40, 0, 1)
+
+
+def test_a_sender_without_fec_keeps_one_frame_on_a_lossy_path() -> None:
+    # Without FEC a second frame buys nothing: losses are concealed one frame behind.
+    jb = scripted()
+    packets = fec_stream(300, fec=False)
+    lost = set(range(20, 300, 15))
+    decisions = run(jb, {i: [p] for i, p in enumerate(packets) if i not in lost}, 300)
+    s = jb.stats()
+    assert s.loss_fraction > 0.03 and s.target_ms == 20
+    assert (s.concealed, s.recovered, s.late) == (len(lost), 0, 0)
+    assert "S" not in names(decisions)[1:300]
+
+
+def test_the_first_spurt_starts_two_frames_behind_and_a_clean_path_gives_one_back_in_a_pause() -> None:
+    # Nothing is known of the path at the start: a frame more, given back where nobody speaks.
+    jb = JitterBuffer()
+    packets = [Packet(p.seq, p.timestamp, p.payload, not 20 <= i < 25, p.samples) for i, p in enumerate(stream(60))]
+    delays_held = []
+    decisions = []
+    for t in range(60):
+        jb.push(packets[t], t * 20 - 5)
+        decisions.append(jb.pop(t * 20))
+        delays_held.append(jb.stats().delay_ms)
+    assert names(decisions)[:3] == ["S", "P0", "P1"]
+    assert delays_held[5] == 40 and delays_held[-1] == 20
+    s = jb.stats()
+    assert s.dropped_for_delay == 1 and s.target_ms == 20
+    assert [p for p in packets[:57] if p not in played(decisions)] == [packets[20]]  # a pause, not speech
+
+
+def test_a_pause_grows_the_delay_when_the_target_rises_never_speech() -> None:
+    # A sender starts sending FEC mid-stream: the buffer wants two frames, and adds the second
+    # as a slot of silence inside the next pause, before the pause's next packet.
+    jb = scripted()
+    packets = [
+        Packet(p.seq, p.timestamp, p.payload, not 40 <= i < 45, p.samples, i >= 30) for i, p in enumerate(stream(80))
+    ]
+    decisions = run(jb, on_time(packets), 80)
+    got = names(decisions)
+    assert got.index("S") == 40 and got[39] == "P39" and got[41] == "P40"
+    assert jb.stats().stretched == 1 and jb.stats().delay_ms == 40
+    assert played(decisions) == packets[: len(played(decisions))]  # nothing skipped, nothing cut
+
+
+def test_a_caller_that_heard_a_pause_may_stretch_it() -> None:
+    # Packets that do not say whether they are speech: the caller decodes them and asks.
+    jb = scripted()
+    packets = [Packet(p.seq, p.timestamp, p.payload, None, p.samples, i >= 10) for i, p in enumerate(stream(40))]
+    decisions = []
+    asked_at = None
+    for t in range(40):
+        jb.push(packets[t], t * 20 - 5)
+        decisions.append(jb.pop(t * 20))
+        if t == 20:
+            assert jb.stretch_pause()
+            asked_at = t
+    got = names(decisions)
+    assert asked_at is not None and got[asked_at] == "P20" and got[asked_at + 1] == "S" and got[asked_at + 2] == "P21"
+    assert not jb.stretch_pause()  # the target is held now: nothing more to add
+    assert jb.stats().stretched == 1
+
+
 def test_an_outage_is_concealed_up_to_the_limit_then_fades_to_silence() -> None:
-    jb = JitterBuffer(conceal_limit_ms=100)
+    jb = scripted(conceal_limit_ms=100)
     packets = stream(60)
     schedule = {i: [p] for i, p in enumerate(packets) if not 10 <= i < 40}
     out = names(run(jb, schedule, 60))
@@ -256,7 +342,7 @@ def test_an_outage_is_concealed_up_to_the_limit_then_fades_to_silence() -> None:
 
 
 def test_reordered_packets_play_in_timestamp_order() -> None:
-    jb = JitterBuffer(min_delay_ms=60)
+    jb = scripted(min_delay_ms=60)
     packets = stream(10)
     schedule = {0: [packets[1], packets[0]], 1: [], 2: [packets[2]], 3: [packets[4], packets[3]], 4: []}
     schedule |= {i: [packets[i]] for i in range(5, 10)}
@@ -265,7 +351,7 @@ def test_reordered_packets_play_in_timestamp_order() -> None:
 
 
 def test_duplicates_are_ignored_and_counted() -> None:
-    jb = JitterBuffer()
+    jb = scripted()
     packets = stream(6)
     schedule = on_time(packets)
     schedule[2] = [packets[2], packets[2], Packet(2, 2 * FRAME, b"2")]  # the same packet, twice more
@@ -277,7 +363,7 @@ def test_duplicates_are_ignored_and_counted() -> None:
 
 
 def test_a_late_packet_is_waited_for_and_played_when_nothing_came_after_it() -> None:
-    jb = JitterBuffer()
+    jb = scripted()
     packets = stream(9)
     schedule = on_time(packets)
     schedule[4] = []
@@ -289,7 +375,7 @@ def test_a_late_packet_is_waited_for_and_played_when_nothing_came_after_it() -> 
 
 
 def test_a_packet_arriving_after_its_slot_was_concealed_is_dropped_not_played_twice() -> None:
-    jb = JitterBuffer()
+    jb = scripted()
     packets = stream(8)
     schedule = on_time(packets)
     schedule[4] = []
@@ -299,7 +385,7 @@ def test_a_packet_arriving_after_its_slot_was_concealed_is_dropped_not_played_tw
 
 
 def test_a_packet_arriving_after_its_slot_was_recovered_is_dropped_not_played_twice() -> None:
-    jb = JitterBuffer(min_delay_ms=40)
+    jb = scripted(min_delay_ms=40)
     packets = stream(9)
     schedule = on_time(packets)
     schedule[4] = []
@@ -322,7 +408,7 @@ def _talk_pause_talk(pause_frames: int, voice_before: bool | None) -> tuple[list
 
 
 def test_a_dtx_pause_is_silence_and_no_loss() -> None:
-    jb = JitterBuffer()
+    jb = scripted()
     packets, schedule = _talk_pause_talk(pause_frames=40, voice_before=False)
     decisions = run(jb, schedule, 60)
     assert names(decisions) == [f"P{i}" for i in range(10)] + ["S"] * 40 + [f"P{i}" for i in range(10, 20)]
@@ -333,7 +419,7 @@ def test_a_dtx_pause_is_silence_and_no_loss() -> None:
 
 
 def test_a_dtx_pause_after_unknown_voice_conceals_at_most_the_limit_and_is_no_loss() -> None:
-    jb = JitterBuffer(conceal_limit_ms=100)
+    jb = scripted(conceal_limit_ms=100)
     packets, schedule = _talk_pause_talk(pause_frames=40, voice_before=None)
     decisions = run(jb, schedule, 60)
     out = names(decisions)
@@ -343,7 +429,7 @@ def test_a_dtx_pause_after_unknown_voice_conceals_at_most_the_limit_and_is_no_lo
 
 
 def test_a_short_dtx_pause_is_not_concealed_when_the_next_packet_shows_it() -> None:
-    jb = JitterBuffer(min_delay_ms=60)
+    jb = scripted(min_delay_ms=60)
     packets, schedule = _talk_pause_talk(pause_frames=1, voice_before=True)
     # Three frames of delay: the first packet after the pause is buffered before the pause is
     # reached, so the pause is known to be DTX (no sequence gap): silence, never concealment. The
@@ -357,7 +443,7 @@ def test_a_short_dtx_pause_is_not_concealed_when_the_next_packet_shows_it() -> N
 def test_dtx_pauses_absorb_a_change_of_delay() -> None:
     # After a 3 s pause the packets come 60 ms later (a new route): the pause is stretched by
     # three frames, nothing is concealed, and the new delay is no jitter.
-    jb = JitterBuffer()
+    jb = scripted()
     before = stream(10, voice=False)
     after = stream(10, seq=10, ts=160 * FRAME, first=10)
     schedule = on_time(before) | on_time(after, start=163)
@@ -370,7 +456,7 @@ def test_dtx_pauses_absorb_a_change_of_delay() -> None:
 
 
 def test_a_40_ms_packet_plays_then_continues_for_its_second_slot() -> None:
-    jb = JitterBuffer()
+    jb = scripted()
     packets = stream(5, slots=2)
     out = names(run(jb, on_time(packets, slots=2), 10))
     assert out == ["P0", "-", "P1", "-", "P2", "-", "P3", "-", "P4", "-"]
@@ -378,7 +464,7 @@ def test_a_40_ms_packet_plays_then_continues_for_its_second_slot() -> None:
 
 
 def test_60_ms_and_20_ms_packets_mix_on_one_timeline() -> None:
-    jb = JitterBuffer()
+    jb = scripted()
     long = Packet(1, 0, b"0", True, 3 * FRAME)
     shorts = [Packet(2 + i, (3 + i) * FRAME, str(1 + i).encode(), True) for i in range(3)]
     schedule = {0: [long], 3: [shorts[0]], 4: [shorts[1]], 5: [shorts[2]]}
@@ -386,7 +472,7 @@ def test_60_ms_and_20_ms_packets_mix_on_one_timeline() -> None:
 
 
 def test_the_slot_before_a_40_ms_packet_is_recovered_from_it() -> None:
-    jb = JitterBuffer(min_delay_ms=60)
+    jb = scripted(min_delay_ms=60)
     first = stream(4)  # 20 ms packets, slots 0-3; packet 4 (slot 4) is lost
     long = [Packet(5 + i, (5 + 2 * i) * FRAME, str(5 + i).encode(), True, 2 * FRAME) for i in range(3)]
     schedule = on_time(first) | {5: [long[0]], 7: [long[1]], 9: [long[2]]}
@@ -395,7 +481,7 @@ def test_the_slot_before_a_40_ms_packet_is_recovered_from_it() -> None:
 
 
 def test_packets_of_10_ms_are_not_supported_and_show_up_as_duplicates() -> None:
-    jb = JitterBuffer()
+    jb = scripted()
     for i in range(8):
         jb.push(Packet(i, i * 480, b"x", True, 480), 0.0)
     assert (jb.stats().duplicates, jb.stats().buffered) == (3, 5)
@@ -405,7 +491,7 @@ def test_packets_of_10_ms_are_not_supported_and_show_up_as_duplicates() -> None:
 
 
 def test_a_burst_beyond_the_max_delay_drops_the_oldest_and_counts_them() -> None:
-    jb = JitterBuffer(max_delay_ms=200)
+    jb = scripted(max_delay_ms=200)
     packets = stream(25)
     schedule = on_time(packets[:5]) | {25: packets[5:]}  # a 400 ms stall, then everything at once
     out = names(run(jb, schedule, 36))
@@ -417,7 +503,7 @@ def test_a_burst_beyond_the_max_delay_drops_the_oldest_and_counts_them() -> None
 
 
 def test_the_delay_never_exceeds_the_max_even_between_ticks() -> None:
-    jb = JitterBuffer(max_delay_ms=100)
+    jb = scripted(max_delay_ms=100)
     for i, packet in enumerate(stream(30)):
         jb.push(packet, 0.0)
         assert jb.buffered_ms() <= 100
@@ -432,7 +518,7 @@ def _backlog(voice: list[bool | None]) -> tuple[list[Packet], dict[int, list[Pac
 
 
 def test_speech_is_never_cut_to_shrink_the_delay() -> None:
-    jb = JitterBuffer()
+    jb = scripted()
     packets, schedule = _backlog([True] * 100)
     decisions = run(jb, schedule, 90)
     assert jb.stats().delay_ms == 160  # stays until there is silence to drop
@@ -442,7 +528,7 @@ def test_speech_is_never_cut_to_shrink_the_delay() -> None:
 
 
 def test_the_delay_shrinks_back_by_dropping_non_voice_frames_only() -> None:
-    jb = JitterBuffer()
+    jb = scripted()
     voice = [True] * 30 + [False] * 20 + [True] * 50
     packets, schedule = _backlog(list(voice))
     decisions = run(jb, schedule, 30)
@@ -458,7 +544,7 @@ def test_the_delay_shrinks_back_by_dropping_non_voice_frames_only() -> None:
 
 def test_a_fast_sender_clock_is_trimmed_in_silence() -> None:
     packets, arrivals = _speech(seconds=60, drift=0.005, dtx=False)
-    jb = JitterBuffer()
+    jb = scripted()
     ref = Referee(jb)
     decisions = simulate(jb, arrivals, referee=ref)
     s = jb.stats()
@@ -472,7 +558,7 @@ def test_a_fast_sender_clock_is_trimmed_in_silence() -> None:
 
 def test_a_slow_sender_clock_underruns_into_concealment_never_a_stall() -> None:
     packets, arrivals = _speech(seconds=60, drift=-0.005, dtx=False, talk=(10**6, 10**6))  # all speech
-    jb = JitterBuffer()
+    jb = scripted()
     ref = Referee(jb)
     decisions = simulate(jb, arrivals, referee=ref)
     s = jb.stats()
@@ -486,7 +572,7 @@ def test_a_slow_sender_clock_underruns_into_concealment_never_a_stall() -> None:
 
 
 def test_a_sender_restart_resets_cleanly() -> None:
-    jb = JitterBuffer()
+    jb = scripted()
     old = stream(10, seq=100, ts=1_000_000)
     new = stream(10, seq=40_000, ts=7, first=10)
     schedule = on_time(old) | on_time(new, start=10)
@@ -498,7 +584,7 @@ def test_a_sender_restart_resets_cleanly() -> None:
 
 
 def test_timestamps_running_backwards_are_a_restart() -> None:
-    jb = JitterBuffer()
+    jb = scripted()
     old = stream(10, seq=100, ts=5_000_000)
     new = stream(10, seq=110, ts=3_000, first=10)  # sequence continues, time jumps back
     decisions = run(jb, on_time(old) | on_time(new, start=10), 20)
@@ -507,7 +593,7 @@ def test_timestamps_running_backwards_are_a_restart() -> None:
 
 
 def test_a_restart_mid_buffer_flushes_what_the_old_stream_left() -> None:
-    jb = JitterBuffer(min_delay_ms=60)
+    jb = scripted(min_delay_ms=60)
     old = stream(6, seq=9)
     new = stream(6, seq=30_000, ts=123_456, first=6)
     schedule = on_time(old[:4]) | {4: [old[4], old[5], new[0]]} | on_time(new[1:], start=5)
@@ -518,7 +604,7 @@ def test_a_restart_mid_buffer_flushes_what_the_old_stream_left() -> None:
 
 
 def test_reset_forgets_the_stream_but_keeps_the_counters() -> None:
-    jb = JitterBuffer()
+    jb = scripted()
     run(jb, on_time(stream(5)), 5)
     jb.reset()
     assert jb.pop(200.0) == Silence()
@@ -530,7 +616,7 @@ def test_reset_forgets_the_stream_but_keeps_the_counters() -> None:
 
 
 def test_a_restart_that_looks_like_old_packets_starts_again_after_a_second_of_them() -> None:
-    jb = JitterBuffer()
+    jb = scripted()
     run(jb, on_time(stream(5, seq=1000, ts=10_000_000)), 5)
     # The sender restarted a few hundred sequence numbers and some seconds of timestamps back:
     # each packet alone looks like a very late one of the old stream.
@@ -548,7 +634,7 @@ def test_a_restart_that_looks_like_old_packets_starts_again_after_a_second_of_th
 
 
 def test_the_loss_estimate_follows_the_path() -> None:
-    jb = JitterBuffer()
+    jb = scripted()
     rng = random.Random(11)
     packets = stream(3000)
     for i, packet in enumerate(packets):
@@ -559,7 +645,7 @@ def test_the_loss_estimate_follows_the_path() -> None:
 
 
 def test_reordering_is_not_loss() -> None:
-    jb = JitterBuffer(min_delay_ms=60)
+    jb = scripted(min_delay_ms=60)
     packets = stream(400)
     for i in range(0, 400, 2):
         jb.push(packets[i + 1], 40.0 * i)
@@ -810,12 +896,17 @@ def test_a_clean_path_plays_everything_one_frame_behind(
     jb = JitterBuffer()
     ref = Referee(jb)
     decisions = simulate(jb, sent, phase=phase, referee=ref)
-    assert played(decisions) == packets
+    heard = played(decisions)
+    # Everything plays but, at most, one packet of the first pause: the start's second frame.
+    missing = [p for p in packets if p not in heard]
+    assert len(missing) <= 1 and all(p.voice is False for p in missing)
     s = jb.stats()
-    assert (s.concealed, s.recovered, s.late, s.dropped_for_delay, s.dropped_overflow) == (0, 0, 0, 0, 0)
+    assert (s.concealed, s.recovered, s.late, s.dropped_overflow) == (0, 0, 0, 0)
+    assert s.dropped_for_delay <= 1
     assert s.loss_fraction == 0.0  # DTX pauses are no loss
     assert s.target_ms == 20
-    assert set(delays(ref, 0, 20_000)) == {20}  # each packet plays at the first tick after it came
+    after_first_pause_ms = next(t for t, p in sent if p.voice is False) + 1_000
+    assert set(delays(ref, after_first_pause_ms, 20_000)) == {20}  # each packet plays at the first tick after it came
 
 
 @settings(max_examples=20, deadline=None)
@@ -872,5 +963,5 @@ def test_clock_drift_is_absorbed_without_cutting_speech(drift: float, dtx: bool,
     assert s.late == 0 and s.dropped_overflow == 0
     assert max(delays(ref, 0, 40_000)) <= 60
     if drift < 0:  # a slow sender: the buffer runs dry now and then and conceals, never stalls
-        assert not never
+        assert len(never) <= 1  # but the start's second frame, given back in the first pause
         assert s.concealed <= 40_000 * -drift / 20 + 3

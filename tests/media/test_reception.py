@@ -142,10 +142,10 @@ def test_delay_a_late_burst_added_goes_away_in_the_next_pause_without_cutting_sp
 
     clean, clean_held, clean_reception = arrive(range(0))
     late, held, reception = arrive(range(start + 3, start + 9))
-    assert clean_reception.skipped_pauses == 0  # a clean path has nothing to shed
+    assert clean_reception.skipped_pauses <= 1  # a clean path has nothing to shed but the start's frame
     assert max(held) >= 100  # the burst left the buffer holding more
     # The pauses took all of it back: the buffer ends where a clean path's does.
-    assert reception.skipped_pauses >= 5 and held[-1] == clean_held[-1]
+    assert reception.skipped_pauses >= clean_reception.skipped_pauses + 5 and held[-1] == clean_held[-1]
     voiced = 0.3 * frame_rms(clean).max()
     # Nothing loud is missing: the frames skipped were pauses (concealment may add some).
     assert (frame_rms(late) > voiced).sum() >= (frame_rms(clean) > voiced).sum()

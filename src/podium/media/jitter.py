@@ -15,8 +15,10 @@ What `pop()` returns, and what the caller does with it (each stands for exactly 
 - `Conceal()`: missing, nothing to recover from: run the decoder's loss concealment for 960 samples.
 - `Silence()`: nothing to play: before the first packet, while the sender pauses (DTX: the next
   packet follows the last one played in sequence, its timestamp further on; also a gap after a
-  non-voice packet, which DTX starts with), or once an outage has been concealed for
-  `conceal_limit_ms` (concealment fades to silence).
+  non-voice packet, which DTX starts with), once an outage has been concealed for
+  `conceal_limit_ms` (concealment fades to silence), or a slot added to a pause to grow the delay
+  (`stretched`: before a known non-voice packet, or after a pause the caller heard and told of
+  with `stretch_pause()`; the caller may carry that pause on with its decoder's concealment).
 
 Invariants:
 - `pop()` returns exactly one decision per call whatever was pushed; nothing ever stalls;
@@ -25,9 +27,14 @@ Invariants:
 - buffered audio (playout point to the end of the newest packet) never exceeds `max_delay_ms`: a
   burst beyond it drops the oldest packets, speech or not (`dropped_overflow`);
 - otherwise the delay shrinks only where there is no speech: by skipping `voice is False` packets
-  (`dropped_for_delay`) and by shortening DTX pauses; it grows in pauses (a talk spurt starts once
-  the target delay is buffered) and when a late packet is waited for (an underrun conceals without
-  moving the playout point, so a late packet still plays and a slow sender clock never stalls);
+  (`dropped_for_delay`; or the caller skips a pause it decoded, `skip_pause()`) and by shortening
+  DTX pauses; it grows in pauses (a talk spurt starts once the target delay is buffered; a slot
+  of silence is added to a pause in a continuous stream) and when a late packet is waited for (an
+  underrun conceals without moving the playout point, so a late packet still plays and a slow
+  sender clock never stalls). Shrinking and growing in pauses follow the level smoothed over about
+  16 frames, half a frame off the target, so a jittery path's level does not flip them back and
+  forth; the first talk spurt of a stream starts `start_delay_ms` behind (nothing is known of the
+  path yet), and a clean path gives that back in its first pause;
 - a sender restart (a jump of the sequence number beyond any reordering, time running backwards, or
   a second of packets all late) flushes what is buffered (`flushed`) and starts again as with a
   first packet, jitter and loss estimates included; so does `reset()`. Only the counters stay.
@@ -35,8 +42,12 @@ Invariants:
 Target delay: each packet's relative delay (its transit time minus the smallest transit in the
 last `history_ms`) goes into a histogram of 5 ms buckets with a forgetting factor; the target is
 its `quantile` plus one frame (less 5 ms of measurement slack) rounded up to whole frames, clamped
-to [min_delay_ms, max_delay_ms]; on a path losing about `fec_loss_threshold` of its packets it
-holds at least two frames, so that the next packet (and its FEC) is there in time. Packets of
+to [min_delay_ms, max_delay_ms]. It is at least two frames, so that the next packet (and its FEC)
+is there in time, while the sender sends FEC (`Packet.fec`; a libopus sender spends bits on it only
+when it expects loss, so the buffer follows from its first packet on), or, for packets that do not
+say, once the path loses `fec_loss_threshold` of its packets (until it loses less than half of
+that). That floor is reached in pauses: an underrun in speech is credited against the measured
+jitter alone, so a lost packet is concealed in its place rather than a frame inserted. Packets of
 10 ms or less are not supported: two of them share a slot, and the second counts as a duplicate
 (WebRTC senders use 20 ms).
 """
@@ -64,6 +75,10 @@ _SEEN_MASK: Final = (1 << _SEEN_WINDOW) - 1
 _BUCKET_MS: Final = 5
 # A relative delay this small is measurement noise, not a reason to hold one more frame.
 _SLACK_MS: Final = 5
+# How fast the smoothed level follows the level: about 16 frames (320 ms).
+LEVEL_FILTER: Final = 1 / 16
+# The FEC floor holds while the sender sent a packet with FEC among its last this many (10 s).
+FEC_MEMORY_PACKETS: Final = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +90,7 @@ class Packet:
     payload: bytes  # Opus, opaque here
     voice: bool | None = None  # speech or not (RFC 6464 V flag, or a DTX-size heuristic); None: unknown
     samples: int = FRAME_SAMPLES  # duration at 48 kHz (`opus_packet_samples`); multiples of 960 are slots
+    fec: bool | None = None  # carries in-band FEC for the frame before it (LBRR); None: unknown
 
     def __post_init__(self) -> None:
         if not 0 <= self.seq < _SEQ_MOD:
@@ -141,6 +157,7 @@ class JitterStats:
     late: int  # arrived after their slot was decided
     duplicates: int
     dropped_for_delay: int  # non-voice packets skipped to shrink the delay
+    stretched: int  # slots of silence added to pauses to grow the delay (counted in `silent` too)
     dropped_overflow: int  # oldest packets dropped at the max delay, speech or not
     flushed: int  # buffered when the sender restarted
     resets: int
@@ -198,6 +215,7 @@ class JitterBuffer:
         self,
         *,
         min_delay_ms: int = FRAME_MS,
+        start_delay_ms: int = 2 * FRAME_MS,
         max_delay_ms: int = 200,
         conceal_limit_ms: int = 100,
         quantile: float = 0.95,
@@ -212,6 +230,7 @@ class JitterBuffer:
             raise ValueError("quantile and forgetting factors lie strictly between 0 and 1")
         self.min_frames = max(1, math.ceil(min_delay_ms / FRAME_MS))
         self.max_frames = max(self.min_frames, max_delay_ms // FRAME_MS)
+        self.start_frames = min(self.max_frames, max(self.min_frames, math.ceil(start_delay_ms / FRAME_MS)))
         self.conceal_limit_frames = max(0, conceal_limit_ms // FRAME_MS)
         self.quantile = quantile
         self.forget_factor = forget_factor
@@ -231,6 +250,7 @@ class JitterBuffer:
         self._newest_end = 0  # slot after the newest buffered packet's last
         # Playout. Not playing: before the start, in a pause or after an outage (Silence until ready).
         self._playing = False
+        self._started = False  # a talk spurt of this stream has started
         self._pointer: int | None = None  # the slot the next pop() decides; only moves forward
         self._continue_left = 0
         self._held = 0  # underrun concealments in a row that did not move the pointer
@@ -239,13 +259,20 @@ class JitterBuffer:
         self._last_voice: bool | None = None
         self._last_recovered = False
         self._delay_frames = 0
+        self._filtered = 0.0  # the level while playing, smoothed (frames)
+        self._stretch_asked = False  # the caller heard a pause: stretch it by the next slot
+        self._stretch_run = 0  # slots in a row added to a pause
         # Jitter: a sliding minimum of transit times, a forgetting histogram of relative delays.
         self._transits: deque[tuple[float, float]] = deque()
         self._histogram = [0.0] * (max_delay_ms // _BUCKET_MS + 1)
         self._weight: float
         self._total: float
-        self._target_frames: int
+        self._target_frames: int  # what the buffer aims to hold, FEC floor included
+        self._jitter_frames: int  # what the measured jitter alone asks for
         self._target_stale: bool
+        self._fec_floor: bool  # the path loses enough for two frames (FEC in time); with hysteresis
+        self._fec_seen: int | None  # unwrapped sequence number of the newest packet with FEC
+        self._fec_unknown: bool  # the last packet did not say whether it carries FEC
         # Loss: sequence numbers expected and received.
         self._expected: float
         self._arrived: float
@@ -253,7 +280,7 @@ class JitterBuffer:
         # Counters.
         self._received = self._played = self._recovered = self._concealed = self._silent = 0
         self._late = self._duplicates = self._dropped_for_delay = self._dropped_overflow = 0
-        self._flushed = self._resets = 0
+        self._stretched = self._flushed = self._resets = 0
 
     # -- input -------------------------------------------------------------------------------
 
@@ -270,6 +297,9 @@ class JitterBuffer:
             self._duplicates += 1
             return
         self._target_stale = True
+        if packet.fec and (self._fec_seen is None or seq > self._fec_seen):
+            self._fec_seen = seq
+        self._fec_unknown = packet.fec is None
         self._measure(ts, arrival_ms)
         slot = (ts - self._origin + FRAME_SAMPLES // 2) // FRAME_SAMPLES
         if self._pointer is not None and slot < self._pointer:
@@ -333,6 +363,8 @@ class JitterBuffer:
     def pop(self, now_ms: float) -> Decision:
         """The decision for the next 20 ms slot; call once per tick."""
         self._delay_frames = self._level()
+        if self._playing:
+            self._filtered += LEVEL_FILTER * (self._delay_frames - self._filtered)
         if self._continue_left:
             self._continue_left -= 1
             return CONTINUE
@@ -346,11 +378,14 @@ class JitterBuffer:
         if not self._heap:
             return self._silence()
         first = self._entries[self._heap[0]]
-        target = self._target()
+        # A stream's first talk spurt starts with `start_frames` at least: nothing is known of the
+        # path yet, nor whether the sender sends FEC; a clean path gives it back in the first pause.
+        target = self._target() if self._started else max(self._target(), self.start_frames)
         if self._newest_end - first.slot < target and now_ms - first.arrival_ms < (target - 1) * FRAME_MS:
             return self._silence()
-        self._playing = True
+        self._playing = self._started = True
         self._pointer = first.slot
+        self._filtered = float(self._newest_end - first.slot)
         self._held = self._missing_run = 0
         return self._pop_playing(now_ms)
 
@@ -358,8 +393,16 @@ class JitterBuffer:
         pointer = self._pointer
         assert pointer is not None  # set whenever playing
         entry = self._entries.get(pointer)
+        stretch_asked, self._stretch_asked = self._stretch_asked, False
         if entry is not None:
+            if self._may_stretch(entry, asked=stretch_asked):
+                self._stretch_run += 1
+                self._stretched += 1
+                self._filtered += 1.0
+                return self._silence()
+            self._stretch_run = 0
             return self._play(entry)
+        self._stretch_run = 0
         if not self._heap:
             # Underrun: the packet is late or lost, no telling yet. Conceal without moving the
             # pointer, so that a late packet still plays (the delay grows by what was concealed).
@@ -379,7 +422,7 @@ class JitterBuffer:
         # Lost: the slots up to the next packet are missing. What was concealed during the
         # underrun stands for the first of them, as far as the delay stays at the target; the
         # rest was inserted, the delay grows by it and the lost slot can still be recovered.
-        credit = min(self._held, following.slot - pointer, max(0, self._newest_end - pointer - self._target()))
+        credit = min(self._held, following.slot - pointer, max(0, self._newest_end - pointer - self._jitter_target()))
         self._held = 0
         if credit:
             pointer += credit
@@ -403,10 +446,11 @@ class JitterBuffer:
             # More buffered than the target even without this non-voice packet: skip it, and
             # play the next one in its place.
             following = self._entries.get(entry.slot + entry.slots)
-            if following is not None and self._newest_end - following.slot >= self._target():
+            if following is not None and self._newest_end - following.slot >= self._target() and self._wants_less():
                 heapq.heappop(self._heap)
                 del self._entries[entry.slot]
                 self._dropped_for_delay += 1
+                self._filtered -= 1.0
                 entry = following
         heapq.heappop(self._heap)
         del self._entries[entry.slot]
@@ -418,6 +462,46 @@ class JitterBuffer:
         self._last_voice = entry.packet.voice
         self._played += 1
         return entry.play
+
+    def _may_stretch(self, entry: _Entry, *, asked: bool) -> bool:
+        # A pause grows by a slot of silence, before its next packet, while the buffer holds less
+        # than its target: known pauses (voice False) here, others when the caller heard one. Only
+        # in sequence (no loss to conceal first), and at most the target's worth in a row.
+        return (
+            (asked or entry.packet.voice is False)
+            and self._last_seq is not None
+            and entry.seq == self._last_seq + 1
+            and not self._last_recovered
+            and self._delay_frames < self._target()
+            and self._wants_more()
+            and self._stretch_run < self._target()
+        )
+
+    def _wants_more(self) -> bool:
+        # The level, smoothed (a jittery path moves it by frames from one packet to the next),
+        # half a frame below the target; a slot added or skipped moves the smoothed level at once.
+        return self._filtered < self._target() - 0.5
+
+    def _wants_less(self) -> bool:
+        return self._filtered >= self._target() + 0.5
+
+    def skip_pause(self) -> bool:
+        """The frame just played was a pause (the caller decoded it): True when the buffer holds
+        more than its target even without it, and the caller plays the next slot in its place
+        (calls `pop()` again in the same tick) to shrink the delay by a frame."""
+        if self._continue_left or not self._heap or self._level() < self._target() or not self._wants_less():
+            return False
+        self._filtered -= 1.0
+        return True
+
+    def stretch_pause(self) -> bool:
+        """The frame just played was a pause (the caller decoded it): if the buffer holds less than
+        its target, the next slot is a slot of silence added to that pause, and the delay grows by
+        a frame without touching speech. True when that will happen."""
+        if not self._playing or self._continue_left or self._delay_frames >= self._target() or not self._wants_more():
+            return False
+        self._stretch_asked = True
+        return True
 
     def _silence(self) -> Silence:
         self._silent += 1
@@ -446,6 +530,7 @@ class JitterBuffer:
             late=self._late,
             duplicates=self._duplicates,
             dropped_for_delay=self._dropped_for_delay,
+            stretched=self._stretched,
             dropped_overflow=self._dropped_overflow,
             flushed=self._flushed,
             resets=self._resets,
@@ -506,9 +591,10 @@ class JitterBuffer:
         self._flushed += len(self._entries)
         self._entries.clear()
         self._heap.clear()
-        self._playing = False
+        self._playing = self._started = False
         self._pointer = None
-        self._continue_left = self._held = self._missing_run = self._late_run = 0
+        self._continue_left = self._held = self._missing_run = self._late_run = self._stretch_run = 0
+        self._stretch_asked = False
         self._last_seq = self._last_voice = None
         self._last_recovered = False
         self._forget_estimates()
@@ -519,8 +605,11 @@ class JitterBuffer:
             self._histogram[i] = 0.0
         self._weight = 1.0  # grows by 1/forget_factor a packet: old mass fades without touching it
         self._total = 0.0
-        self._target_frames = self.min_frames
+        self._target_frames = self._jitter_frames = self.min_frames
         self._target_stale = False
+        self._fec_floor = False
+        self._fec_seen = None
+        self._fec_unknown = False
         # Expected and received sequence numbers, both fading with the same factor, from a clean
         # path's worth of them (so that the first loss does not read as a lossy path).
         self._expected = self._arrived = 1.0 / (1.0 - self.loss_forget_factor)
@@ -546,9 +635,36 @@ class JitterBuffer:
 
     def _target(self) -> int:
         if self._target_stale:
-            self._target_stale = False
-            self._target_frames = self._compute_target()
+            self._update_target()
         return self._target_frames
+
+    def _jitter_target(self) -> int:
+        if self._target_stale:
+            self._update_target()
+        return self._jitter_frames
+
+    def _update_target(self) -> None:
+        self._target_stale = False
+        jitter = self._compute_target()
+        threshold = self.fec_loss_threshold
+        if threshold is None:
+            self._fec_floor = False
+        else:
+            # On at the threshold, off at half of it: a path losing about the threshold does not
+            # flip the target (and the delay) back and forth.
+            loss = self._loss()
+            self._fec_floor = loss >= (threshold / 2 if self._fec_floor else threshold)
+        # A sender spends bits on FEC only when it expects loss (libopus sends none at a 0 % loss
+        # estimate): then the buffer holds two frames from the first packet on, so that the FEC
+        # arrives in time. A sender whose packets do not say (unknown) gets them once loss is seen.
+        sends_fec = (
+            self._fec_seen is not None
+            and self._seq_high is not None
+            and self._seq_high - self._fec_seen < FEC_MEMORY_PACKETS
+        )
+        floor = sends_fec or (self._fec_unknown and self._fec_floor)
+        self._jitter_frames = jitter
+        self._target_frames = min(self.max_frames, max(jitter, 2)) if floor else jitter
 
     def _compute_target(self) -> int:
         histogram = self._histogram
@@ -562,8 +678,6 @@ class JitterBuffer:
                 break
             above += mass
         frames = math.ceil((quantile_ms + FRAME_MS - _SLACK_MS) / FRAME_MS)
-        if self.fec_loss_threshold is not None and self._loss() >= self.fec_loss_threshold:
-            frames = max(frames, 2)
         return min(self.max_frames, max(self.min_frames, frames))
 
     def _loss(self) -> float:

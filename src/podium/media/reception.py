@@ -12,7 +12,9 @@ a lost frame of a given length):
 The buffer can only skip packets it knows carry no speech (the sender's RFC 6464 level says so);
 for senders that send no level, a played frame that decodes to a pause is skipped here instead,
 whenever the buffer holds more than its target: so the delay that a burst of jitter or a loss
-added goes away in the next pause, for every sender.
+added goes away in the next pause, for every sender. The other way round, a decoded pause while
+the buffer holds less than its target asks it to stretch that pause by a slot (which the decoder
+fills by carrying the pause on): the delay grows where nobody speaks, not by a gap in a word.
 Invariants: `pull()` returns exactly `FRAME_SAMPLES` int16 samples whatever arrived; a packet
 libopus refuses is concealed and counted, never raised to the stage; nothing here reads a clock
 (arrival and tick times come from the caller, in milliseconds).
@@ -39,6 +41,10 @@ _SILENCE = np.zeros(FRAME_SAMPLES, dtype=np.int16)
 # A decoded frame quieter than this (RMS, about -50 dBFS) is a pause: when the jitter buffer holds
 # more than it aims to, such a frame is decoded but not played, and the delay shrinks by a frame.
 PAUSE_RMS = 100.0
+
+# A pause is stretched only once this many quiet frames in a row were heard: a real pause between
+# words or sentences, not the closure of a stop consonant inside a word.
+STRETCH_AFTER_QUIET_FRAMES = 3
 
 # A connection the host should hear about: past 3 % loss speech degrades even with FEC and
 # concealment; a jitter buffer holding 100 ms or more means the network is delaying the speaker.
@@ -136,6 +142,9 @@ class SpeakerReception:
         self.recovered_frames = 0
         self.concealed_frames = 0
         self.skipped_pauses = 0  # frames of pauses decoded but not played, to shrink the delay
+        self.stretched_pauses = 0  # frames added to pauses (the decoder continues them), to grow it
+        self._stretching = False
+        self._quiet_run = 0  # frames in a row decoded as a pause
 
     def push(
         self, seq: int, timestamp: int, payload: bytes, arrival_ms: float, audio_level: tuple[bool, int] | None = None
@@ -150,19 +159,27 @@ class SpeakerReception:
             # 2.5-10 ms packets (and odd lengths) do not map onto 20 ms slots; WebRTC senders use 20 ms.
             self.decode_errors += 1
             return
-        packet = Packet(seq, timestamp, payload, packet_voice(payload, audio_level), samples)
+        voice = packet_voice(payload, audio_level)
+        packet = Packet(seq, timestamp, payload, voice, samples, fec=opus_packet_has_fec(payload))
         self.jitter.push(packet, arrival_ms)
 
     def pull(self, now_ms: float, *, may_skip: bool = True) -> Samples:
         """The next 20 ms of this speaker, decided now."""
         decision = self.jitter.pop(now_ms)
+        stretching, self._stretching = self._stretching, False
         try:
             if isinstance(decision, Play):
                 decoded = self._decoder.decode(decision.payload)
                 self._rest = decoded[FRAME_SAMPLES:]
-                if may_skip and self._skippable(decision, decoded):
-                    self.skipped_pauses += 1
-                    return self.pull(now_ms, may_skip=False)  # at most one frame skipped a tick
+                quiet = decision.packet.voice is None and len(decoded) == FRAME_SAMPLES and _quiet(decoded)
+                self._quiet_run = self._quiet_run + 1 if quiet else 0
+                if quiet:
+                    if may_skip and self.jitter.skip_pause():
+                        self.skipped_pauses += 1
+                        return self.pull(now_ms, may_skip=False)  # at most one frame skipped a tick
+                    if self._quiet_run >= STRETCH_AFTER_QUIET_FRAMES and self.jitter.stretch_pause():
+                        self.stretched_pauses += 1
+                        self._stretching = True
                 return _whole_frame(decoded[:FRAME_SAMPLES])
             if isinstance(decision, Continue):
                 frame, self._rest = self._rest[:FRAME_SAMPLES], self._rest[FRAME_SAMPLES:]
@@ -176,20 +193,15 @@ class SpeakerReception:
             if isinstance(decision, Conceal):
                 self.concealed_frames += 1
                 return _whole_frame(self._decoder.conceal(FRAME_SAMPLES))
+            if stretching:
+                # The slot added to the pause just heard: the decoder carries that pause on, so a
+                # speaker's room noise goes on instead of dropping to digital silence.
+                return _whole_frame(self._decoder.conceal(FRAME_SAMPLES))
         except OpusError:
             self.decode_errors += 1
             self.concealed_frames += 1
             return self._conceal()
         return _SILENCE.copy()
-
-    def _skippable(self, decision: Play, decoded: Samples) -> bool:
-        """A pause the buffer could not see (no level sent), played while it holds more than needed."""
-        if decision.packet.voice is not None or len(decoded) != FRAME_SAMPLES or self.jitter.peek() is None:
-            return False
-        # With this frame played, the buffer still holds its whole target: one frame more than needed.
-        if self.jitter.buffered_ms() < self.jitter.stats().target_ms:
-            return False
-        return float(np.sqrt(np.mean(decoded.astype(np.float32) ** 2))) < PAUSE_RMS
 
     def health(self) -> ReceptionHealth:
         stats: JitterStats = self.jitter.stats()
@@ -212,6 +224,10 @@ class SpeakerReception:
             return _whole_frame(self._decoder.conceal(FRAME_SAMPLES))
         except OpusError:
             return _SILENCE.copy()
+
+
+def _quiet(frame: Samples) -> bool:
+    return float(np.sqrt(np.mean(frame.astype(np.float32) ** 2))) < PAUSE_RMS
 
 
 def _whole_frame(samples: Samples) -> Samples:
