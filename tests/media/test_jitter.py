@@ -290,19 +290,20 @@ def test_the_first_spurt_starts_two_frames_behind_and_a_clean_path_gives_one_bac
     assert delays_held[5] == 40 and delays_held[-1] == 20
     s = jb.stats()
     assert s.dropped_for_delay == 1 and s.target_ms == 20
-    assert [p for p in packets[:57] if p not in played(decisions)] == [packets[20]]  # a pause, not speech
+    # A frame of the pause, once it is one (three non-voice frames), not speech nor a word's gap.
+    assert [p for p in packets[:57] if p not in played(decisions)] == [packets[22]]
 
 
 def test_a_pause_grows_the_delay_when_the_target_rises_never_speech() -> None:
     # A sender starts sending FEC mid-stream: the buffer wants two frames, and adds the second
-    # as a slot of silence inside the next pause, before the pause's next packet.
+    # as a slot of silence inside the next pause (once three non-voice frames show it is one).
     jb = scripted()
     packets = [
         Packet(p.seq, p.timestamp, p.payload, not 40 <= i < 45, p.samples, i >= 30) for i, p in enumerate(stream(80))
     ]
     decisions = run(jb, on_time(packets), 80)
     got = names(decisions)
-    assert got.index("S") == 40 and got[39] == "P39" and got[41] == "P40"
+    assert got.index("S") == 43 and got[42] == "P42" and got[44] == "P43"
     assert jb.stats().stretched == 1 and jb.stats().delay_ms == 40
     assert played(decisions) == packets[: len(played(decisions))]  # nothing skipped, nothing cut
 

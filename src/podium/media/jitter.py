@@ -75,6 +75,9 @@ _SEEN_MASK: Final = (1 << _SEEN_WINDOW) - 1
 _BUCKET_MS: Final = 5
 # A relative delay this small is measurement noise, not a reason to hold one more frame.
 _SLACK_MS: Final = 5
+# A pause is this many non-voice frames in a row: only then is it stretched or shortened (a gap
+# between two words, or the closure of a stop inside one, is shorter).
+PAUSE_FRAMES: Final = 3
 # How fast the smoothed level follows the level: about 16 frames (320 ms).
 LEVEL_FILTER: Final = 1 / 16
 # The FEC floor holds while the sender sent a packet with FEC among its last this many (10 s).
@@ -257,10 +260,14 @@ class JitterBuffer:
         self._missing_run = 0  # slots in a row with no packet decoded (concealed or silent)
         self._last_seq: int | None = None
         self._last_voice: bool | None = None
+        self._pause_run = 0  # non-voice packets played in a row
+        self._last_end: int | None = None  # the slot after the last packet played
         self._last_recovered = False
         self._delay_frames = 0
         self._filtered = 0.0  # the level while playing, smoothed (frames)
         self._stretch_asked = False  # the caller heard a pause: stretch it by the next slot
+        # The last pop() added a slot to a pause: the caller may carry the pause on (concealment).
+        self.stretching = False
         self._stretch_run = 0  # slots in a row added to a pause
         # Jitter: a sliding minimum of transit times, a forgetting histogram of relative delays.
         self._transits: deque[tuple[float, float]] = deque()
@@ -363,6 +370,7 @@ class JitterBuffer:
     def pop(self, now_ms: float) -> Decision:
         """The decision for the next 20 ms slot; call once per tick."""
         self._delay_frames = self._level()
+        self.stretching = False
         if self._playing:
             self._filtered += LEVEL_FILTER * (self._delay_frames - self._filtered)
         if self._continue_left:
@@ -396,6 +404,7 @@ class JitterBuffer:
         stretch_asked, self._stretch_asked = self._stretch_asked, False
         if entry is not None:
             if self._may_stretch(entry, asked=stretch_asked):
+                self.stretching = True
                 self._stretch_run += 1
                 self._stretched += 1
                 self._filtered += 1.0
@@ -442,7 +451,7 @@ class JitterBuffer:
         return CONCEAL
 
     def _play(self, entry: _Entry) -> Play:
-        if entry.packet.voice is False and not self._last_recovered:
+        if entry.packet.voice is False and self._pause_run >= PAUSE_FRAMES - 1 and not self._last_recovered:
             # More buffered than the target even without this non-voice packet: skip it, and
             # play the next one in its place.
             following = self._entries.get(entry.slot + entry.slots)
@@ -460,6 +469,8 @@ class JitterBuffer:
         self._last_recovered = False
         self._last_seq = entry.seq
         self._last_voice = entry.packet.voice
+        self._pause_run = self._pause_run + 1 if entry.packet.voice is False else 0
+        self._last_end = entry.slot + entry.slots
         self._played += 1
         return entry.play
 
@@ -468,9 +479,10 @@ class JitterBuffer:
         # than its target: known pauses (voice False) here, others when the caller heard one. Only
         # in sequence (no loss to conceal first), and at most the target's worth in a row.
         return (
-            (asked or entry.packet.voice is False)
+            (asked or (entry.packet.voice is False and self._pause_run >= PAUSE_FRAMES))
             and self._last_seq is not None
             and entry.seq == self._last_seq + 1
+            and entry.slot == self._last_end  # a continuous stream: a DTX pause grows at its end instead
             and not self._last_recovered
             and self._delay_frames < self._target()
             and self._wants_more()
@@ -595,7 +607,8 @@ class JitterBuffer:
         self._pointer = None
         self._continue_left = self._held = self._missing_run = self._late_run = self._stretch_run = 0
         self._stretch_asked = False
-        self._last_seq = self._last_voice = None
+        self._last_seq = self._last_voice = self._last_end = None
+        self._pause_run = 0
         self._last_recovered = False
         self._forget_estimates()
 

@@ -26,7 +26,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from podium.media.jitter import Conceal, Continue, JitterBuffer, JitterStats, Packet, Play, Recover, opus_packet_samples
+from podium.media.jitter import (
+    PAUSE_FRAMES,
+    Conceal,
+    Continue,
+    JitterBuffer,
+    JitterStats,
+    Packet,
+    Play,
+    Recover,
+    opus_packet_samples,
+)
 from podium.media.libopus import Decoder, OpusError
 from podium.media.mixer import FRAME_MS, FRAME_SAMPLES, Samples
 
@@ -41,10 +51,6 @@ _SILENCE = np.zeros(FRAME_SAMPLES, dtype=np.int16)
 # A decoded frame quieter than this (RMS, about -50 dBFS) is a pause: when the jitter buffer holds
 # more than it aims to, such a frame is decoded but not played, and the delay shrinks by a frame.
 PAUSE_RMS = 100.0
-
-# A pause is stretched only once this many quiet frames in a row were heard: a real pause between
-# words or sentences, not the closure of a stop consonant inside a word.
-STRETCH_AFTER_QUIET_FRAMES = 3
 
 # A connection the host should hear about: past 3 % loss speech degrades even with FEC and
 # concealment; a jitter buffer holding 100 ms or more means the network is delaying the speaker.
@@ -143,7 +149,6 @@ class SpeakerReception:
         self.concealed_frames = 0
         self.skipped_pauses = 0  # frames of pauses decoded but not played, to shrink the delay
         self.stretched_pauses = 0  # frames added to pauses (the decoder continues them), to grow it
-        self._stretching = False
         self._quiet_run = 0  # frames in a row decoded as a pause
 
     def push(
@@ -166,7 +171,7 @@ class SpeakerReception:
     def pull(self, now_ms: float, *, may_skip: bool = True) -> Samples:
         """The next 20 ms of this speaker, decided now."""
         decision = self.jitter.pop(now_ms)
-        stretching, self._stretching = self._stretching, False
+        stretching = self.jitter.stretching
         try:
             if isinstance(decision, Play):
                 decoded = self._decoder.decode(decision.payload)
@@ -174,12 +179,11 @@ class SpeakerReception:
                 quiet = decision.packet.voice is None and len(decoded) == FRAME_SAMPLES and _quiet(decoded)
                 self._quiet_run = self._quiet_run + 1 if quiet else 0
                 if quiet:
-                    if may_skip and self.jitter.skip_pause():
+                    if may_skip and self._quiet_run >= PAUSE_FRAMES and self.jitter.skip_pause():
                         self.skipped_pauses += 1
                         return self.pull(now_ms, may_skip=False)  # at most one frame skipped a tick
-                    if self._quiet_run >= STRETCH_AFTER_QUIET_FRAMES and self.jitter.stretch_pause():
+                    if self._quiet_run >= PAUSE_FRAMES and self.jitter.stretch_pause():
                         self.stretched_pauses += 1
-                        self._stretching = True
                 return _whole_frame(decoded[:FRAME_SAMPLES])
             if isinstance(decision, Continue):
                 frame, self._rest = self._rest[:FRAME_SAMPLES], self._rest[FRAME_SAMPLES:]
