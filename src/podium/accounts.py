@@ -1,5 +1,13 @@
 """Signing up and signing in. Passwords are hashed with argon2id; limits are checked before any
-hashing, so a flood of guesses costs a counter, not a CPU."""
+hashing, so a flood of guesses costs a counter, not a CPU.
+
+Sign-in limits (nobody can lock an owner out from elsewhere):
+- per address, whatever the name;
+- per (address, name): a guesser uses up their own network's attempts, not the owner's;
+- wrong passwords per name from everywhere are counted; past `login_failures_per_name` the name is
+  under attack and every address may try it only at `login_limit_under_attack` (one a minute by
+  default). That is slower, never none: the owner, from any network, gets in after at most that wait.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +16,15 @@ import asyncio
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from podium.admission.limits import LOGIN_PER_ADDRESS, LOGIN_PER_USERNAME, SIGNUP_PER_ADDRESS, RateLimits, with_limit
+from podium.admission.limits import (
+    LOGIN_FAILURES_PER_NAME,
+    LOGIN_PER_ADDRESS,
+    LOGIN_PER_ADDRESS_AND_NAME,
+    LOGIN_UNDER_ATTACK,
+    SIGNUP_PER_ADDRESS,
+    RateLimits,
+    with_limit,
+)
 from podium.backends.interfaces import AccountStore
 from podium.clock import Clock
 from podium.domain.accounts import Account, check_password, clean_username
@@ -21,9 +37,20 @@ WRONG_CREDENTIALS = "wrong username or password"
 
 class Accounts:
     def __init__(
-        self, store: AccountStore, signer: TokenSigner, limits: RateLimits, clock: Clock, signup_limit: str = "10/hour"
+        self,
+        store: AccountStore,
+        signer: TokenSigner,
+        limits: RateLimits,
+        clock: Clock,
+        signup_limit: str = "10/hour",
+        login_limit_per_address_and_name: str = LOGIN_PER_ADDRESS_AND_NAME.limit,
+        login_failures_per_name: str = LOGIN_FAILURES_PER_NAME.limit,
+        login_limit_under_attack: str = LOGIN_UNDER_ATTACK.limit,
     ) -> None:
         self._signup = with_limit(SIGNUP_PER_ADDRESS, signup_limit)
+        self._per_pair = with_limit(LOGIN_PER_ADDRESS_AND_NAME, login_limit_per_address_and_name)
+        self._failures = with_limit(LOGIN_FAILURES_PER_NAME, login_failures_per_name)
+        self._under_attack = with_limit(LOGIN_UNDER_ATTACK, login_limit_under_attack)
         self._store = store
         self._signer = signer
         self._limits = limits
@@ -48,10 +75,14 @@ class Accounts:
         if not isinstance(username, str) or not isinstance(password, str) or len(password) > 256:
             raise Unauthenticated(WRONG_CREDENTIALS)
         name = username.strip().lower()[:64]
-        self._limits.hit(LOGIN_PER_USERNAME, name)
+        pair = f"{address} {name}"
+        self._limits.hit(self._per_pair, pair)
+        if not self._limits.allows(self._failures, name):
+            self._limits.hit(self._under_attack, pair)
         found = await self._store.account_by_name(name)
         stored_hash = found[1] if found else self._decoy
         if not await asyncio.to_thread(self._matches, stored_hash, password) or found is None:
+            self._limits.count(self._failures, name)
             raise Unauthenticated(WRONG_CREDENTIALS)
         account, _ = found
         if self._hasher.check_needs_rehash(stored_hash):

@@ -50,6 +50,12 @@ class Settings:
     post_limit_per_user: str = "10/minute"
     post_limit_per_address: str = "120/minute"
     signup_limit_per_address: str = "10/hour"
+    # Sign-in: attempts for one name from one address; wrong passwords for one name from everywhere
+    # past which it counts as under attack; and then the attempts each address may make for it
+    # (slower, never none: nobody can lock an owner out from another network).
+    login_limit_per_address_and_name: str = "10/10minutes"
+    login_failures_per_name: str = "20/hour"
+    login_limit_under_attack: str = "1/minute"
     # Comments shown per timeline interval (about a second), chosen fairly; all are stored.
     comments_per_interval: int = 20
     # The pre-show opens the stream this long before a scheduled start, with hold audio.
@@ -132,6 +138,9 @@ class Settings:
             "post_limit_per_address",
             "signup_limit_per_address",
             "join_limit_per_address",
+            "login_limit_per_address_and_name",
+            "login_failures_per_name",
+            "login_limit_under_attack",
         ):
             try:
                 limits.parse(getattr(self, name))
