@@ -4,7 +4,7 @@ from itsdangerous import URLSafeTimedSerializer
 from podium.domain.stage import HOST_ID, Role
 from podium.domain.tokens import Grant, InviteGrant, TokenSigner
 from podium.errors import Forbidden, Unauthenticated
-from podium.ids import MemberId, SpaceId
+from podium.ids import MemberId, SpaceId, UserId
 
 SPACE = SpaceId("abcdefabcdef")
 OTHER = SpaceId("zzzzzzzzzzzz")
@@ -50,3 +50,19 @@ def test_an_invite_signature_is_not_a_member_signature() -> None:
     )
     with pytest.raises(Unauthenticated):
         TokenSigner("s" * 40).verify("m." + str(body))
+
+
+def test_each_sign_in_is_its_own_session_with_its_own_csrf_token() -> None:
+    signer = TokenSigner("s" * 40)
+    first = signer.verify_session(signer.issue_session(UserId("u1"), "ada"))
+    second = signer.verify_session(signer.issue_session(UserId("u1"), "ada"))
+    assert first.user_id == second.user_id == UserId("u1") and first.session_id != second.session_id
+    assert signer.csrf_for(first.session_id) != signer.csrf_for(second.session_id)
+    assert signer.csrf_for(first.session_id) == TokenSigner("s" * 40).csrf_for(first.session_id)
+    assert signer.csrf_for(first.session_id) != TokenSigner("t" * 40).csrf_for(first.session_id)
+
+
+def test_a_session_from_before_sign_out_existed_must_sign_in_again() -> None:
+    body = URLSafeTimedSerializer("s" * 40, salt="podium.session.v1").dumps({"u": "u1", "n": "ada"})
+    with pytest.raises(Unauthenticated, match="sign in again"):
+        TokenSigner("s" * 40).verify_session("u." + str(body))

@@ -81,3 +81,21 @@ async def test_sign_in_attempts_are_limited_before_hashing(client: httpx.AsyncCl
     assert statuses[:10] == [401] * 10 and statuses[10:] == [429] * 4
     assert hashes == 10  # refused guesses never reached the hasher
     assert int(response.headers["retry-after"]) >= 1 and "try again" in response.json()["error"]
+
+
+async def test_signing_out_by_cookie_revokes_the_session_and_its_csrf_token_is_its_own(
+    client: httpx.AsyncClient,
+) -> None:
+    await sign_up(client, "hedy")
+    first = await client.post("/api/sessions", json={"username": "hedy", "password": PASSWORD})
+    second = await client.post("/api/sessions", json={"username": "hedy", "password": PASSWORD})
+    assert first.cookies["podium_csrf"] != second.cookies["podium_csrf"]
+    cookie = {"Cookie": f"podium_session={first.cookies['podium_session']}"}
+    assert (await client.get("/api/sessions/me", headers=cookie)).status_code == 200
+    signed_out = await client.delete("/api/sessions", headers=cookie)
+    assert signed_out.status_code == 200
+    assert any(c.startswith('podium_session=""') for c in signed_out.headers.get_list("set-cookie"))
+    refused = await client.get("/api/sessions/me", headers=cookie)
+    assert refused.status_code == 401 and "signed out" in refused.json()["error"]
+    token = second.json()["token"]
+    assert (await client.get("/api/sessions/me", headers={"Authorization": f"Bearer {token}"})).status_code == 200

@@ -6,10 +6,15 @@ Two kinds, told apart by their prefix:
   on and every older token fails the check against the stage rules.
 - `i.` invite tokens name a space, a role and an invite id; they expire, and the stage rules let
   one person redeem an invite once.
+- `u.` session tokens name an account and a session id (`i`): signing out records the id as
+  revoked, and the CSRF token of a browser session is an HMAC of that id (bound to the session).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 
@@ -33,6 +38,15 @@ class Grant:
 
 
 @dataclass(frozen=True)
+class SessionGrant:
+    """A verified session token: whose it is, and the id that signing out revokes."""
+
+    user_id: UserId
+    username: str
+    session_id: str
+
+
+@dataclass(frozen=True)
 class InviteGrant:
     space_id: SpaceId
     invite_id: str
@@ -52,6 +66,7 @@ class TokenSigner:
         self._members = URLSafeSerializer(secret, salt="podium.member.v1")
         self._invites = URLSafeTimedSerializer(secret, salt="podium.invite.v1")
         self._sessions = URLSafeTimedSerializer(secret, salt="podium.session.v1")
+        self._csrf_key = hmac.new(secret.encode(), b"podium.csrf.v1", hashlib.sha256).digest()
         self.invite_ttl_s = invite_ttl_s
 
     def issue(self, space_id: SpaceId, member_id: MemberId, generation: int, role: Role) -> str:
@@ -90,10 +105,12 @@ class TokenSigner:
         return Grant(SpaceId(space_id), MemberId(str(payload.get("m"))), generation, Role(str(role)))
 
     def issue_session(self, user_id: UserId, username: str) -> str:
-        """A signed-in account's token (also the session cookie's value); lives 30 days."""
-        return "u." + str(self._sessions.dumps({"u": user_id, "n": username}))
+        """A signed-in account's token (also the session cookie's value); lives 30 days, or until
+        signed out. Each sign-in is a session of its own, with its own id."""
+        return "u." + str(self._sessions.dumps({"u": user_id, "n": username, "i": secrets.token_urlsafe(12)}))
 
-    def verify_session(self, token: str) -> tuple[UserId, str]:
+    def verify_session(self, token: str) -> SessionGrant:
+        """The signature and age only: whether the session was signed out is the store's to say."""
         if not token.startswith("u.") or len(token) > MAX_TOKEN_CHARS:
             raise Unauthenticated("sign in first (a session token is required)")
         try:
@@ -104,7 +121,16 @@ class TokenSigner:
             raise Unauthenticated("this session is not valid; sign in again") from None
         if not isinstance(payload, dict) or not isinstance(payload.get("u"), str):
             raise Unauthenticated("this session is not valid; sign in again")
-        return UserId(payload["u"]), str(payload.get("n", ""))
+        session_id = payload.get("i")
+        if not isinstance(session_id, str) or not 0 < len(session_id) <= 32:
+            # Issued before sessions could be signed out: it could never be revoked, so it ends now.
+            raise Unauthenticated("this session is from an older version of Podium; sign in again")
+        return SessionGrant(UserId(payload["u"]), str(payload.get("n", "")), session_id)
+
+    def csrf_for(self, session_id: str) -> str:
+        """The CSRF token of a browser session: only the holder of that session's cookie gets it."""
+        mac = hmac.new(self._csrf_key, session_id.encode(), hashlib.sha256).digest()[:18]
+        return base64.urlsafe_b64encode(mac).decode()
 
     def verify_for(self, token: str, space_id: SpaceId) -> Grant | InviteGrant:
         grant = self.verify(token)

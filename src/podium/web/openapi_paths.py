@@ -484,7 +484,7 @@ def audience_routes() -> dict[str, Any]:
             ),
             "delete": operation(
                 "signOut",
-                "Sign out (clears the cookies)",
+                "Sign out: the session (token or cookie) stops working on every node, and the cookies are cleared",
                 "audience",
                 {200: answer("done", obj({"signed_out": BOOLEAN}))},
             ),
