@@ -119,7 +119,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Parts:
     clock = clock or SystemClock()
     database = SqlSpaceStore(database_url(settings))
     secret = settings.secret or load_or_create_secret(data_dir)
-    signer = TokenSigner(secret)
+    signer = TokenSigner(secret, member_ttl_s=settings.member_token_ttl_s)
     bus: Bus = RedisBus(settings.bus_url) if settings.bus_url else MemoryBus()
     media = media_store_for(settings.storage_url, data_dir)
     links = LinkSigner(link_key(secret))
