@@ -192,7 +192,7 @@ def test_a_csrf_token_of_another_session_is_refused(server: Server) -> None:
             json={"kind": "comment", "text": "from the victim's page", "client_id": "hostile-csrf-2"},
             headers={"Cookie": f"podium_session={session}; podium_csrf={own}", "X-CSRF-Token": own},
         )
-        assert genuine.status_code == 201 and genuine.json()["username"] == "victim"
+        assert genuine.status_code == 201 and genuine.json()["author"] == "victim"
 
 
 # -- sign-up: says no more than it must ---------------------------------------------------------
