@@ -151,9 +151,10 @@ def test_a_database_from_before_migrations_is_mended_and_kept(tmp_path: Path) ->
     assert kept is not None and kept.title == "Kept" and kept.record and not kept.private and kept.peak_listeners == 3
     SqlSpaceStore(f"sqlite:///{path}")  # a second start finds it current
     with sqlite3.connect(path) as db:
-        # Stamped with the first revision, then upgraded to the newest (0002: webhooks).
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
+        # Stamped with the first revision, then upgraded to the newest (0003: signed-out sessions).
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0003",)]
         assert db.execute("SELECT count(*) FROM webhook_attempts").fetchall() == [(0,)]
+        assert db.execute("SELECT count(*) FROM revoked_sessions").fetchall() == [(0,)]
 
 
 def test_podium_serve_keeps_its_spaces_in_postgresql_across_a_restart(
