@@ -9,6 +9,10 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from podium.app import create_app
+from podium.errors import InvalidInput
+from podium.settings import Settings
+
 PASSWORD = "correct horse battery"
 
 
@@ -99,3 +103,18 @@ async def test_signing_out_by_cookie_revokes_the_session_and_its_csrf_token_is_i
     assert refused.status_code == 401 and "signed out" in refused.json()["error"]
     token = second.json()["token"]
     assert (await client.get("/api/sessions/me", headers={"Authorization": f"Bearer {token}"})).status_code == 200
+
+
+async def test_the_sign_in_limits_are_settings_and_bad_ones_are_refused_by_name(tmp_path: Path) -> None:
+    settings = Settings.load({"PODIUM_LOGIN_LIMIT_PER_ADDRESS_AND_NAME": "2/minute"}, data_dir=tmp_path / "data")
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    wrong = {"username": "barbara", "password": "wrong guess!"}
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        await sign_up(client, "barbara")
+        tries = [(await client.post("/api/sessions", json=wrong)).status_code for _ in range(3)]
+    assert tries == [401, 401, 429]
+    with pytest.raises(InvalidInput, match="PODIUM_LOGIN_FAILURES_PER_NAME must read like"):
+        Settings.load({"PODIUM_LOGIN_FAILURES_PER_NAME": "often"})
+    with pytest.raises(InvalidInput, match="PODIUM_MEMBER_TOKEN_TTL_S must be from 3600"):
+        Settings.load({"PODIUM_MEMBER_TOKEN_TTL_S": "60"})
