@@ -59,3 +59,16 @@ def test_listeners_let_in_within_the_same_minutes_share_one_link() -> None:
     assert first == later
     window = signer.check(first, SPACE, start + 5)
     assert window.expires - (start + 5) >= 3600 and window.expires % ROUND_S == 0
+
+
+def test_withdrawn_links_fail_and_generation_zero_signs_as_before() -> None:
+    signer = LinkSigner(link_key("s" * 48))
+    before = signer.token(SPACE, int(NOW) - 10, int(NOW) + 3600)
+    assert before == signer.token(SPACE, int(NOW) - 10, int(NOW) + 3600, generation=0)
+    with pytest.raises(Forbidden, match="withdrawn"):
+        signer.check(before, SPACE, NOW, generation=1)
+    after = signer.token(SPACE, int(NOW) - 10, int(NOW) + 3600, generation=1)
+    assert after.split(".")[3] == before.split(".")[3]  # the edge's part is the same: nginx still checks it
+    assert signer.check(after, SPACE, NOW, generation=1).expires == int(NOW) + 3600
+    with pytest.raises(Forbidden, match="not valid"):
+        signer.check(after, SPACE, NOW, generation=2)

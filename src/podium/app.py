@@ -119,7 +119,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Parts:
     clock = clock or SystemClock()
     database = SqlSpaceStore(database_url(settings))
     secret = settings.secret or load_or_create_secret(data_dir)
-    signer = TokenSigner(secret)
+    signer = TokenSigner(secret, member_ttl_s=settings.member_token_ttl_s)
     bus: Bus = RedisBus(settings.bus_url) if settings.bus_url else MemoryBus()
     media = media_store_for(settings.storage_url, data_dir)
     links = LinkSigner(link_key(secret))
@@ -144,7 +144,16 @@ def build(settings: Settings, clock: Clock | None = None) -> Parts:
     # Between nodes, one node at a time makes a space's timeline (the stage's, while it runs).
     timeline_leases = RedisPlacement(settings.bus_url, TIMELINE_PREFIX) if settings.bus_url else None
     feed = Feed(podium, bus, media, clock, posting, max_comments=settings.comments_per_interval, leases=timeline_leases)
-    accounts = Accounts(database, signer, limits, clock, settings.signup_limit_per_address)
+    accounts = Accounts(
+        database,
+        signer,
+        limits,
+        clock,
+        settings.signup_limit_per_address,
+        settings.login_limit_per_address_and_name,
+        settings.login_failures_per_name,
+        settings.login_limit_under_attack,
+    )
     recordings = Recordings(podium, load_or_create_signing_key(data_dir, settings.secret), limits)
     governor = Governor(Capacity(settings.max_in_flight, settings.max_lag_ms), clock)
     joins = Joins(

@@ -16,7 +16,7 @@ from podium.audience.presence import Counts, Presence
 from podium.backends.counts import Share
 from podium.backends.interfaces import Bus, MediaStore, Placement, SharedCounts, SpaceStore
 from podium.clock import Clock
-from podium.delivery.links import LinkSigner
+from podium.delivery.links import LinkSigner, Window
 from podium.domain import space as space_rules
 from podium.domain.space import Space, SpaceState
 from podium.domain.stage import HOST_ID, Member, Role, StageRules, enforce
@@ -168,7 +168,50 @@ class Podium:
         await self.spaces.add(space)
         self._cache[space.id] = space
         await self.bus.publish("spaces", {"type": "space.scheduled", "space": space.id, "node": self.node_id})
-        return Created(space, self.signer.issue(space.id, HOST_ID, 0, Role.HOST))
+        return Created(space, self._host_token(space, 0))
+
+    def _host_token(self, space: Space, generation: int) -> str:
+        return self.signer.issue(space.id, HOST_ID, generation, Role.HOST, valid_from=self._host_valid_from(space))
+
+    @staticmethod
+    def _host_valid_from(space: Space) -> float | None:
+        # Good for the token lifetime past the start (a space scheduled weeks ahead keeps its host).
+        return space.starts_at.timestamp() if space.starts_at is not None else None
+
+    async def rotate_host_token(self, space_id: str, token: str) -> tuple[str, int]:
+        """A new host token for the current one: the old one stops working at once, here and on
+        every node (its generation is stored), and a WHIP session opened with it is closed."""
+        space = await self.get_space(space_id)
+        async with self._lock(space.id):
+            # Checked under the lock: of two rotations with the same token, the second is refused.
+            host = self.rules(space).rotate_host(self.authorize(space, token).id)
+            await self._save_rules(space.id)
+        await self._enforce(space.id)
+        await self.bus.publish(
+            "stage", {"type": "stage.changed", "space": space.id, "action": "rotate", "node": self.node_id}
+        )
+        return self._host_token(space, host.generation), self.signer.expires_at(self._host_valid_from(space))
+
+    async def withdraw_links(self, space_id: str, token: str) -> int:
+        """Every private listener link given out so far stops working, on every node; the links
+        made from now on are signed with the new generation. Returns that generation."""
+        space = await self.get_space(space_id)
+        actor = self.authorize(space, token)
+        async with self._lock(space.id):
+            generation = self.rules(space).withdraw_links(actor.id)
+            await self._save_rules(space.id)
+        await self.bus.publish(
+            "stage", {"type": "stage.changed", "space": space.id, "action": "withdraw_links", "node": self.node_id}
+        )
+        return generation
+
+    def link_generation(self, space: Space) -> int:
+        """From memory (the listener hot path asks): the generation listener links are signed with."""
+        return self.rules(space).link_generation
+
+    def check_link(self, space: Space, key: str) -> Window:
+        """A private space's listener link: its signature, its window and its generation (not withdrawn)."""
+        return self.links.check(key, space.id, time.time(), self.link_generation(space))
 
     async def get_space(self, space_id: str) -> Space:
         if not is_space_id(space_id):

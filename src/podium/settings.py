@@ -50,6 +50,15 @@ class Settings:
     post_limit_per_user: str = "10/minute"
     post_limit_per_address: str = "120/minute"
     signup_limit_per_address: str = "10/hour"
+    # Sign-in: attempts for one name from one address; wrong passwords for one name from everywhere
+    # past which it counts as under attack; and then the attempts each address may make for it
+    # (slower, never none: nobody can lock an owner out from another network).
+    login_limit_per_address_and_name: str = "10/10minutes"
+    login_failures_per_name: str = "20/hour"
+    login_limit_under_attack: str = "1/minute"
+    # How long host and member tokens last: from their issue, or from the space's start if later
+    # (so about this long after a space ends). The host rotates the host token for a fresh one.
+    member_token_ttl_s: int = 7 * 24 * 3600
     # Comments shown per timeline interval (about a second), chosen fairly; all are stored.
     comments_per_interval: int = 20
     # The pre-show opens the stream this long before a scheduled start, with hold audio.
@@ -132,6 +141,9 @@ class Settings:
             "post_limit_per_address",
             "signup_limit_per_address",
             "join_limit_per_address",
+            "login_limit_per_address_and_name",
+            "login_failures_per_name",
+            "login_limit_under_attack",
         ):
             try:
                 limits.parse(getattr(self, name))
@@ -153,6 +165,8 @@ class Settings:
             raise InvalidInput("PODIUM_LIMITS_URL must be memory:// or redis://host:port")
         if self.node_url and not self.node_url.startswith(("http://", "https://")):
             raise InvalidInput("PODIUM_NODE_URL must be this node's own http(s):// address, as other nodes reach it")
+        if not 3600 <= self.member_token_ttl_s <= 366 * 24 * 3600:
+            raise InvalidInput("PODIUM_MEMBER_TOKEN_TTL_S must be from 3600 (an hour) to 31622400 (a year)")
         if self.heartbeat_interval_s <= 0 or self.heartbeat_missed_limit < 1:
             raise InvalidInput("heartbeat interval and missed-beat limit must be positive")
 

@@ -53,3 +53,14 @@ def test_storage_urls_are_checked() -> None:
 
     with pytest.raises(InvalidInput, match="PODIUM_LIMITS_URL"):
         Settings.load({"PODIUM_LIMITS_URL": "postgres://x"})
+
+
+def test_counting_refuses_nothing_and_allows_says_whether_a_key_is_still_under(limits: RateLimits) -> None:
+    policy = Policy(f"test-{secrets.token_hex(4)}", "2/minute", "")
+    assert limits.allows(policy, "target")
+    limits.count(policy, "target")
+    limits.count(policy, "target")
+    limits.count(policy, "target")  # past the limit: counted, not refused
+    assert not limits.allows(policy, "target") and limits.allows(policy, "another")
+    with pytest.raises(RateLimited):
+        limits.hit(policy, "target")

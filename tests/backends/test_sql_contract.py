@@ -106,6 +106,17 @@ async def test_a_username_is_taken_once(store: SqlSpaceStore) -> None:
     assert (await store.account_by_name(name) or (None, ""))[1] == "hash-3"
 
 
+async def test_a_signed_out_session_is_kept_until_its_token_would_have_expired(store: SqlSpaceStore) -> None:
+    gone, kept = secrets.token_urlsafe(12), secrets.token_urlsafe(12)
+    assert not await store.session_revoked(gone)
+    await store.revoke_session(gone, NOW + timedelta(days=1), NOW)
+    await store.revoke_session(gone, NOW + timedelta(days=1), NOW)  # twice: still one record
+    assert await store.session_revoked(gone)
+    # A later sign-out, past the first one's token lifetime, forgets it: the table stays bounded.
+    await store.revoke_session(kept, NOW + timedelta(days=3), NOW + timedelta(days=2))
+    assert not await store.session_revoked(gone) and await store.session_revoked(kept)
+
+
 async def test_a_retried_post_is_the_same_post_and_a_vote_counts_once(store: SqlSpaceStore) -> None:
     s = space()
     await store.add(s)
@@ -140,9 +151,10 @@ def test_a_database_from_before_migrations_is_mended_and_kept(tmp_path: Path) ->
     assert kept is not None and kept.title == "Kept" and kept.record and not kept.private and kept.peak_listeners == 3
     SqlSpaceStore(f"sqlite:///{path}")  # a second start finds it current
     with sqlite3.connect(path) as db:
-        # Stamped with the first revision, then upgraded to the newest (0002: webhooks).
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
+        # Stamped with the first revision, then upgraded to the newest (0003: signed-out sessions).
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0003",)]
         assert db.execute("SELECT count(*) FROM webhook_attempts").fetchall() == [(0,)]
+        assert db.execute("SELECT count(*) FROM revoked_sessions").fetchall() == [(0,)]
 
 
 def test_podium_serve_keeps_its_spaces_in_postgresql_across_a_restart(

@@ -86,3 +86,29 @@ def test_enforce_closes_lost_sessions_and_silences_muted_ones() -> None:
     rules.move_to_audience(HOST_ID, GUEST)
     rules.mute(HOST_ID, OTHER)
     assert enforce(rules, sessions) == ({2}, {3})
+
+
+def test_rotating_the_host_token_ends_the_old_one_and_only_the_host_rotates() -> None:
+    rules = StageRules()
+    rules.redeem("invite-1", Role.COHOST, OTHER, "Co")
+    with pytest.raises(Forbidden, match="only the host"):
+        rules.rotate_host(OTHER)
+    rules.rotate_host(HOST_ID)
+    with pytest.raises(Forbidden, match="revoked"):
+        rules.check_token(HOST_ID, 0)
+    assert rules.check_token(HOST_ID, 1).role is Role.HOST
+    assert enforce(rules, {"old": (HOST_ID, 0), "new": (HOST_ID, 1)})[0] == {"old"}
+    restored = StageRules.from_dict(rules.to_dict(), 2, 13)
+    assert restored.members[HOST_ID].generation == 1
+
+
+def test_listener_links_are_withdrawn_by_moderators_only_and_the_generation_is_kept() -> None:
+    rules = StageRules()
+    rules.join(GUEST, "Guest")
+    with pytest.raises(Forbidden, match="only the host and co-hosts"):
+        rules.withdraw_links(GUEST)
+    assert rules.withdraw_links(HOST_ID) == 1
+    rules.end(HOST_ID)
+    assert rules.withdraw_links(HOST_ID) == 2  # a replay's links can be withdrawn after the end
+    assert StageRules.from_dict(rules.to_dict(), 2, 13).link_generation == 2
+    assert StageRules.from_dict({"members": []}, 2, 13).link_generation == 0  # stored before generations

@@ -9,6 +9,10 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from podium.app import create_app
+from podium.errors import InvalidInput
+from podium.settings import Settings
+
 PASSWORD = "correct horse battery"
 
 
@@ -81,3 +85,36 @@ async def test_sign_in_attempts_are_limited_before_hashing(client: httpx.AsyncCl
     assert statuses[:10] == [401] * 10 and statuses[10:] == [429] * 4
     assert hashes == 10  # refused guesses never reached the hasher
     assert int(response.headers["retry-after"]) >= 1 and "try again" in response.json()["error"]
+
+
+async def test_signing_out_by_cookie_revokes_the_session_and_its_csrf_token_is_its_own(
+    client: httpx.AsyncClient,
+) -> None:
+    await sign_up(client, "hedy")
+    first = await client.post("/api/sessions", json={"username": "hedy", "password": PASSWORD})
+    second = await client.post("/api/sessions", json={"username": "hedy", "password": PASSWORD})
+    assert first.cookies["podium_csrf"] != second.cookies["podium_csrf"]
+    cookie = {"Cookie": f"podium_session={first.cookies['podium_session']}"}
+    assert (await client.get("/api/sessions/me", headers=cookie)).status_code == 200
+    signed_out = await client.delete("/api/sessions", headers=cookie)
+    assert signed_out.status_code == 200
+    assert any(c.startswith('podium_session=""') for c in signed_out.headers.get_list("set-cookie"))
+    refused = await client.get("/api/sessions/me", headers=cookie)
+    assert refused.status_code == 401 and "signed out" in refused.json()["error"]
+    token = second.json()["token"]
+    assert (await client.get("/api/sessions/me", headers={"Authorization": f"Bearer {token}"})).status_code == 200
+
+
+async def test_the_sign_in_limits_are_settings_and_bad_ones_are_refused_by_name(tmp_path: Path) -> None:
+    settings = Settings.load({"PODIUM_LOGIN_LIMIT_PER_ADDRESS_AND_NAME": "2/minute"}, data_dir=tmp_path / "data")
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    wrong = {"username": "barbara", "password": "wrong guess!"}
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        await sign_up(client, "barbara")
+        tries = [(await client.post("/api/sessions", json=wrong)).status_code for _ in range(3)]
+    assert tries == [401, 401, 429]
+    with pytest.raises(InvalidInput, match="PODIUM_LOGIN_FAILURES_PER_NAME must read like"):
+        Settings.load({"PODIUM_LOGIN_FAILURES_PER_NAME": "often"})
+    with pytest.raises(InvalidInput, match="PODIUM_MEMBER_TOKEN_TTL_S must be from 3600"):
+        Settings.load({"PODIUM_MEMBER_TOKEN_TTL_S": "60"})

@@ -84,10 +84,20 @@ def api(podium: Fixture) -> schemathesis.BaseSchema:
     return schemathesis.openapi.from_asgi("/openapi.json", podium.app, config=config)
 
 
+# What ends a credential the other operations are called with: fuzzed after them, in this order.
+ENDINGS = [
+    ("DELETE", "/api/sessions"),
+    ("DELETE", "/api/spaces/{space_id}/listener-links"),
+    ("POST", "/api/spaces/{space_id}/end"),
+    ("POST", "/api/spaces/{space_id}/host-token"),
+]
+
+
 def _fuzzed() -> list[tuple[str, str]]:
     """Every documented operation but WHIP's: an SDP offer made of random bytes says nothing
-    (tests/test_stage_media.py drives WHIP with real peers). Ending the space comes last, so the
-    others meet it live or scheduled first."""
+    (tests/test_stage_media.py drives WHIP with real peers). Signing out, ending the space and
+    rotating the host token come last, so the others meet the space live or scheduled and the
+    credentials still valid first."""
     found = [
         (method.upper(), path)
         for path, operations in document()["paths"].items()
@@ -95,7 +105,7 @@ def _fuzzed() -> list[tuple[str, str]]:
         for method in operations
         if method != "parameters"
     ]
-    return sorted(found, key=lambda operation: operation[1].endswith("/end"))
+    return sorted(found, key=lambda operation: ENDINGS.index(operation) + 1 if operation in ENDINGS else 0)
 
 
 # Bodies Python's json module takes or chokes on, that are no JSON a client means: each once fell

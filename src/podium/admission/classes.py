@@ -31,6 +31,7 @@ _STAGE_ACTIONS = (
     "leave",
     "members",
     "end",
+    "host-token",
     "moderation",
     "blocked",
     "board",

@@ -23,8 +23,19 @@ class Policy:
     message: str
 
 
-LOGIN_PER_USERNAME = Policy("login-user", "10/minute", "too many sign-in attempts for this account")
 LOGIN_PER_ADDRESS = Policy("login-address", "30/minute", "too many sign-in attempts from your network")
+# Sign-in attempts for one name from one address: a guesser elsewhere never locks the owner out.
+LOGIN_PER_ADDRESS_AND_NAME = Policy(
+    "login-address-name", "10/10minutes", "too many sign-in attempts for this account from your network"
+)
+# Wrong passwords for one name from everywhere: past this the name is under attack (counted, never refused)...
+LOGIN_FAILURES_PER_NAME = Policy("login-failures-name", "20/hour", "")
+# ...and then each address gets this many attempts for it: slower, never none.
+LOGIN_UNDER_ATTACK = Policy(
+    "login-under-attack",
+    "1/minute",
+    "this account is meeting many wrong passwords, so each network may try it only slowly",
+)
 SIGNUP_PER_ADDRESS = Policy("signup-address", "10/hour", "too many accounts created from your network")
 POST_PER_USER = Policy("post-user", "10/minute", "you are posting too fast")
 POST_PER_ADDRESS = Policy("post-address", "120/minute", "too many posts from your network")
@@ -54,11 +65,23 @@ class RateLimits:
         self._limiter = MovingWindowRateLimiter(storage or MemoryStorage())
         self._items: dict[str, RateLimitItem] = {}
 
-    def hit(self, policy: Policy, key: str) -> None:
-        """Count one request against `policy` for `key`, or raise RateLimited with Retry-After."""
+    def _item(self, policy: Policy) -> RateLimitItem:
         item = self._items.get(policy.limit)
         if item is None:
             item = self._items[policy.limit] = parse(policy.limit)
+        return item
+
+    def allows(self, policy: Policy, key: str) -> bool:
+        """Whether `key` is still under `policy` now (counts nothing)."""
+        return bool(self._limiter.test(self._item(policy), policy.name, key))
+
+    def count(self, policy: Policy, key: str) -> None:
+        """Count one event against `policy` for `key`, refusing nothing (what `allows` asks about)."""
+        self._limiter.hit(self._item(policy), policy.name, key)
+
+    def hit(self, policy: Policy, key: str) -> None:
+        """Count one request against `policy` for `key`, or raise RateLimited with Retry-After."""
+        item = self._item(policy)
         if not self._limiter.hit(item, policy.name, key):
             reset_at, _remaining = self._limiter.get_window_stats(item, policy.name, key)
             retry_after = int(reset_at - time.time()) + 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -55,6 +56,12 @@ class AccountStore(Protocol):
     async def account_by_name(self, username: str) -> tuple[Account, str] | None: ...
 
     async def set_password_hash(self, user_id: UserId, password_hash: str) -> None: ...
+
+    async def revoke_session(self, session_id: str, until: datetime, now: datetime) -> None:
+        """Record a signed-out session until its token would expire anyway (and forget those past it)."""
+        ...
+
+    async def session_revoked(self, session_id: str) -> bool: ...
 
 
 class PostStore(Protocol):

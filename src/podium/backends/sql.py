@@ -54,6 +54,15 @@ accounts = sa.Table(
 )
 
 
+# Signed-out sessions, kept until their tokens would have expired anyway.
+revoked_sessions = sa.Table(
+    "revoked_sessions",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("until", sa.String(40), nullable=False, index=True),
+)
+
+
 posts = sa.Table(
     "posts",
     metadata,
@@ -292,6 +301,24 @@ class SqlSpaceStore:
     async def set_password_hash(self, user_id: UserId, password_hash: str) -> None:
         statement = accounts.update().where(accounts.c.id == user_id).values(password_hash=password_hash)
         await asyncio.to_thread(self._execute, statement)
+
+    async def revoke_session(self, session_id: str, until: datetime, now: datetime) -> None:
+        await asyncio.to_thread(self._revoke_session, session_id, until, now)
+
+    def _revoke_session(self, session_id: str, until: datetime, now: datetime) -> None:
+        # ISO strings in UTC compare as the times do.
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(revoked_sessions.delete().where(revoked_sessions.c.until < _dump(now)))
+                found = conn.execute(sa.select(revoked_sessions.c.id).where(revoked_sessions.c.id == session_id))
+                if found.first() is None:
+                    conn.execute(revoked_sessions.insert().values(id=session_id, until=_dump(until)))
+        except sa.exc.IntegrityError:
+            pass  # signed out on two nodes at once: it is recorded by the other
+
+    async def session_revoked(self, session_id: str) -> bool:
+        statement = sa.select(revoked_sessions.c.id).where(revoked_sessions.c.id == session_id)
+        return bool(await asyncio.to_thread(self._fetch, statement))
 
     # -- posts -------------------------------------------------------------------------------
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
@@ -63,7 +62,7 @@ async def _space_media(request: Request) -> tuple[Podium, Space, Stage | None]:
         # A signed listener link: its signature and window, no lookup (see delivery.links).
         if key is None:
             raise Forbidden("this space is private: listen from the listener link the host gave you")
-        podium.links.check(key, space.id, time.time())
+        podium.check_link(space, key)
     stage = podium.stage(space.id)
     if space.state is SpaceState.SCHEDULED and stage is None:
         raise NotFound("this space is not live yet (its pre-show opens before the start)")

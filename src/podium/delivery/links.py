@@ -4,7 +4,11 @@ A link names a space and a window (`nbf` ≤ now < `exp`, Unix seconds). It trav
 `/hls/{space}/k/{nbf}.{exp}.{mac}.{edge}/{file}`, so that the relative URIs of a playlist (parts,
 segments, the init section) carry it too, and a cache keys every object by it.
 
-- `mac`: HMAC-SHA256 of "space:nbf:exp" under the link key, 128 bits: what Podium relies on.
+- `mac`: HMAC-SHA256 of "space:nbf:exp" (generation 0) or "space:nbf:exp:generation" under the
+  link key, 128 bits: what Podium relies on. The generation is the space's `link_generation`, which
+  the host moves on to withdraw every link given out so far: their MAC no longer matches. The edge
+  cannot know the generation: it keeps serving what it already cached under a withdrawn link until
+  that expires (the playlists within about a second), and asks Podium, which refuses, for the rest.
 - `edge`: MD5 in nginx's `secure_link_md5` form (base64url, no padding) of "{exp}{space}{nbf} {key}":
   what nginx's secure_link module can check (it knows MD5 only; Podium checks it as well, so both
   agree on every link). nginx checks it and the expiry;
@@ -48,27 +52,34 @@ class LinkSigner:
     def __init__(self, key: str) -> None:
         self.key = key
 
-    def token(self, space_id: str, not_before: int, expires: int) -> str:
-        mac = _b64(hmac.new(self.key.encode(), f"{space_id}:{not_before}:{expires}".encode(), "sha256").digest()[:16])
+    def token(self, space_id: str, not_before: int, expires: int, generation: int = 0) -> str:
+        # Generation 0 signs as links always did, so links given out before generations existed hold.
+        signed = f"{space_id}:{not_before}:{expires}" + (f":{generation}" if generation else "")
+        mac = _b64(hmac.new(self.key.encode(), signed.encode(), "sha256").digest()[:16])
         edge = _b64(hashlib.md5(f"{expires}{space_id}{not_before} {self.key}".encode()).digest())
         return f"{not_before}.{expires}.{mac}.{edge}"
 
-    def rounded_token(self, space_id: str, now: float, valid_for_s: int, not_before: int | None = None) -> str:
+    def rounded_token(
+        self, space_id: str, now: float, valid_for_s: int, not_before: int | None = None, generation: int = 0
+    ) -> str:
         """A link good from `not_before` (default: now, rounded down) for about `valid_for_s`."""
         start = not_before if not_before is not None else int(now) // ROUND_S * ROUND_S
         expires = -(-(max(int(now), start) + valid_for_s) // ROUND_S) * ROUND_S
-        return self.token(space_id, start, expires)
+        return self.token(space_id, start, expires, generation)
 
-    def check(self, token: str, space_id: str, now: float) -> Window:
-        """The window of a valid link; else Forbidden with what is wrong (signature checks only)."""
+    def check(self, token: str, space_id: str, now: float, generation: int = 0) -> Window:
+        """The window of a valid link of the space's current link generation; else Forbidden with
+        what is wrong (signature checks only)."""
         found = _TOKEN.fullmatch(token)
         if found is None:
             raise Forbidden("this listener link is not valid; ask the host for a new one")
         not_before, expires = int(found.group(1)), int(found.group(2))
         # Both parts: a link the edge would refuse is refused here too.
-        expected = self.token(space_id, not_before, expires).split(".", 2)[2]
+        expected = self.token(space_id, not_before, expires, generation).split(".", 2)[2]
         if not hmac.compare_digest(expected, f"{found.group(3)}.{found.group(4)}"):
-            raise Forbidden("this listener link is not valid; ask the host for a new one")
+            raise Forbidden(
+                "this listener link is not valid (or the host has withdrawn it); ask the host for a new one"
+            )
         if now < not_before:
             raise Forbidden("this listener link is not valid yet; come back at the time on your ticket")
         if now >= expires:

@@ -6,7 +6,9 @@ Invariants (checked by a Hypothesis state machine in tests/domain/test_stage_mac
 - only a current, unmuted one of them is mixed;
 - only the host and current co-hosts moderate; only the host ends the space;
 - taking a right away bumps the member's generation, so every token issued before stops working
-  and a reconnect cannot bring the right back.
+  and a reconnect cannot bring the right back; rotating the host token bumps the host's;
+- withdrawing the listener links bumps `link_generation`: links are signed with it, so every link
+  given out before fails its signature check (delivery.links).
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ class StageRules:
     members: dict[MemberId, Member] = field(default_factory=dict)
     used_invites: set[str] = field(default_factory=set)
     ended: bool = False
+    # The generation private listener links are signed with; moved on to withdraw them all.
+    link_generation: int = 0
 
     def __post_init__(self) -> None:
         self.members.setdefault(HOST_ID, Member(HOST_ID, self.host_name, Role.HOST))
@@ -84,6 +88,7 @@ class StageRules:
             ],
             "used_invites": sorted(self.used_invites),
             "ended": self.ended,
+            "link_generation": self.link_generation,
         }
 
     @classmethod
@@ -106,6 +111,7 @@ class StageRules:
             members=members,
             used_invites=set(data.get("used_invites", [])),
             ended=bool(data.get("ended", False)),
+            link_generation=int(data.get("link_generation", 0)),
         )
 
     # -- queries -----------------------------------------------------------------------------
@@ -250,6 +256,23 @@ class StageRules:
             member.role = Role.LISTENER
         member.generation += 1
         return member
+
+    def rotate_host(self, actor: MemberId) -> Member:
+        """The host's token is replaced: its generation moves on, so the old one stops working
+        (and a WHIP session opened with it is closed by `enforce`). Allowed after the end too."""
+        member = self.members.get(actor)
+        if member is None or member.role is not Role.HOST:
+            raise Forbidden("only the host rotates the host token")
+        member.generation += 1
+        return member
+
+    def withdraw_links(self, actor: MemberId) -> int:
+        """Every private listener link given out so far stops working; the new generation."""
+        member = self.members.get(actor)
+        if member is None or member.blocked or member.role not in MODERATORS:
+            raise Forbidden("only the host and co-hosts can withdraw listener links")
+        self.link_generation += 1
+        return self.link_generation
 
     def end(self, actor: MemberId) -> None:
         member = self.members.get(actor)

@@ -2,13 +2,14 @@
 
 Cookies: `podium_session` (HttpOnly, Secure, SameSite=Lax) carries the session; `podium_csrf`
 (readable by the page) must be echoed in an `X-CSRF-Token` header on every cookie-authenticated
-write, so another site cannot post in a user's name (double-submit).
+write, so another site cannot post in a user's name. The CSRF token is an HMAC of the session's
+id: a CSRF cookie (or header) of another session, planted or replayed, does not match this one.
+Signing out revokes the session on the server: its token and cookie stop working everywhere.
 """
 
 from __future__ import annotations
 
 import hmac
-import secrets
 from typing import Any
 
 from starlette.requests import Request
@@ -41,22 +42,27 @@ def account_view(account: Account) -> dict[str, Any]:
     return {"id": account.id, "username": account.username}
 
 
-def signed_in_user(request: Request) -> tuple[UserId, str]:
-    """The account behind a request: a `Bearer u.…` token, or the session cookie plus its CSRF echo."""
+async def signed_in_user(request: Request) -> tuple[UserId, str]:
+    """The account behind a request: a `Bearer u.…` token, or the session cookie plus its CSRF echo;
+    either way a session that was not signed out."""
     accounts = _accounts(request)
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
-        return accounts.authenticate(header[7:].strip())
+        grant = await accounts.authenticate(header[7:].strip())
+        return grant.user_id, grant.username
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         raise Unauthenticated("sign in to post (listening needs no account)")
+    grant = accounts.verify(cookie)
     if request.method not in SAFE_METHODS:
-        expected = request.cookies.get(CSRF_COOKIE, "")
+        # The echo must be this session's own token (the HMAC of its id), not just equal to a cookie.
+        expected = accounts.csrf_token(grant)
         sent = request.headers.get(CSRF_HEADER, "")
         # As bytes: compare_digest refuses str with non-ASCII characters (a header may carry any).
-        if not expected or not hmac.compare_digest(expected.encode(), sent.encode()):
+        if not hmac.compare_digest(expected.encode(), sent.encode()):
             raise Forbidden("missing or wrong X-CSRF-Token header (reload the page and try again)")
-    return accounts.authenticate(cookie)
+    await accounts.check_not_revoked(grant)
+    return grant.user_id, grant.username
 
 
 async def sign_up(request: Request) -> Response:
@@ -67,20 +73,25 @@ async def sign_up(request: Request) -> Response:
 
 async def sign_in(request: Request) -> Response:
     body = await read_json(request, 2048)
-    account, token = await _accounts(request).sign_in(
-        body.get("username"), body.get("password"), client_address(request)
-    )
+    accounts = _accounts(request)
+    account, token = await accounts.sign_in(body.get("username"), body.get("password"), client_address(request))
     response = json_response({"token": token, "user": account_view(account)})
     response.set_cookie(
         SESSION_COOKIE, token, max_age=SESSION_TTL_S, httponly=True, secure=True, samesite="lax", path="/"
     )
-    response.set_cookie(
-        CSRF_COOKIE, secrets.token_urlsafe(24), max_age=SESSION_TTL_S, httponly=False, secure=True, samesite="strict"
-    )
+    csrf = accounts.csrf_token(accounts.verify(token))
+    response.set_cookie(CSRF_COOKIE, csrf, max_age=SESSION_TTL_S, httponly=False, secure=True, samesite="strict")
     return response
 
 
 async def sign_out(request: Request) -> Response:
+    """Revokes the session the request carries (its Bearer token, else its cookie), then clears the
+    cookies. A DELETE cannot be sent from another site with the cookies without a CORS preflight,
+    so signing out needs no CSRF echo."""
+    header = request.headers.get("authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else request.cookies.get(SESSION_COOKIE, "")
+    if token:
+        await _accounts(request).sign_out(token)
     response = json_response({"signed_out": True})
     response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="lax")
     response.delete_cookie(CSRF_COOKIE, path="/", secure=True, samesite="strict")
@@ -88,7 +99,7 @@ async def sign_out(request: Request) -> Response:
 
 
 async def whoami(request: Request) -> Response:
-    user_id, username = signed_in_user(request)
+    user_id, username = await signed_in_user(request)
     return json_response({"id": user_id, "username": username})
 
 

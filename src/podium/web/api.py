@@ -98,6 +98,13 @@ async def end_space(request: Request) -> Response:
     return space_response(podium, await podium.end_space(request.path_params["space_id"], bearer_token(request)))
 
 
+async def rotate_host_token(request: Request) -> Response:
+    """A new host token for the current one, which stops working at once (a leaked token is ended)."""
+    podium = _podium(request)
+    token, expires = await podium.rotate_host_token(request.path_params["space_id"], bearer_token(request))
+    return json_response({"host_token": token, "expires": expires}, status=201)
+
+
 async def heartbeat(request: Request) -> Response:
     podium = _podium(request)
     body = await read_json(request, 1024)
@@ -185,6 +192,7 @@ def api_routes() -> list[Route]:
         Route("/api/spaces", create_space, methods=["POST"]),
         Route("/api/spaces/{space_id}", get_space, methods=["GET"]),
         Route("/api/spaces/{space_id}/end", end_space, methods=["POST"]),
+        Route("/api/spaces/{space_id}/host-token", rotate_host_token, methods=["POST"]),
         Route("/api/spaces/{space_id}/heartbeat", heartbeat, methods=["POST"]),
         Route("/api/spaces/{space_id}/ice-servers", ice_servers, methods=["GET"]),
         Route("/whip/{space_id}", whip_publish, methods=["POST"]),

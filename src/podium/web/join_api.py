@@ -49,7 +49,7 @@ async def join(request: Request) -> Response:
     if space.private:
         if not isinstance(key, str):
             raise Forbidden("this space is private: open it from the listener link the host gave you")
-        podium.links.check(key, space.id, time.time())
+        podium.check_link(space, key)
     answer = await joins.join(space.id, client, verified, _client_address(request))
     result: dict[str, Any] = dict(answer.body)
     if answer.status == 200:
@@ -78,6 +78,7 @@ def signed_hls(podium: Podium, space_id: SpaceId, token: str) -> str:
 async def listener_link(request: Request) -> Response:
     """A signed listener link for a private space (for ticket holders): the page and the stream."""
     podium, _, _, space_id = await _host_of(request)
+    generation = podium.link_generation(await podium.get_space(space_id))
     body = await read_json(request, 256)
     valid_for = body.get("valid_for_s", 24 * 3600)
     if not isinstance(valid_for, int) or not MIN_LINK_S <= valid_for <= MAX_LINK_S:
@@ -88,8 +89,8 @@ async def listener_link(request: Request) -> Response:
         not isinstance(not_before, int) or isinstance(not_before, bool) or not 0 <= not_before <= now + MAX_LINK_S
     ):
         raise InvalidInput("not_before must be a Unix time in seconds, at most 31 days ahead")
-    token = podium.links.rounded_token(space_id, now, valid_for, not_before)
-    window = podium.links.check(token, space_id, max(now, not_before or 0))
+    token = podium.links.rounded_token(space_id, now, valid_for, not_before, generation)
+    window = podium.links.check(token, space_id, max(now, not_before or 0), generation)
     base = podium.settings.base_url
     return json_response(
         {
@@ -101,6 +102,13 @@ async def listener_link(request: Request) -> Response:
         },
         status=201,
     )
+
+
+async def withdraw_listener_links(request: Request) -> Response:
+    """Every listener link of this space given out so far stops working (host or co-host)."""
+    podium = _parts(request)[0]
+    generation = await podium.withdraw_links(request.path_params["space_id"], bearer_token(request))
+    return json_response({"withdrawn": True, "link_generation": generation})
 
 
 def _number(value: object) -> float:
@@ -203,5 +211,6 @@ def join_routes() -> list[Route]:
         Route("/api/spaces/{space_id}/under-attack", under_attack, methods=["POST"]),
         Route("/api/spaces/{space_id}/board", board, methods=["GET"]),
         Route("/api/spaces/{space_id}/listener-links", listener_link, methods=["POST"]),
+        Route("/api/spaces/{space_id}/listener-links", withdraw_listener_links, methods=["DELETE"]),
         Route("/api/spaces/{space_id}/rehearsals", rehearsal, methods=["POST"]),
     ]

@@ -93,6 +93,24 @@ def space_routes() -> dict[str, Any]:
                 shed=False,
             ),
         },
+        "/api/spaces/{space_id}/host-token": {
+            "parameters": space_id,
+            "post": operation(
+                "rotateHostToken",
+                "A new host token for the current one, which stops working at once (host); a WHIP session "
+                "opened with the old one is closed",
+                "spaces",
+                {
+                    201: answer(
+                        "the new host token and when it expires (Unix seconds)",
+                        obj({"host_token": string(), "expires": INTEGER}),
+                    )
+                },
+                (401, 403, 404),
+                security=SPACE_TOKEN,
+                shed=False,
+            ),
+        },
         "/api/spaces/{space_id}/heartbeat": {
             "parameters": space_id,
             "post": operation(
@@ -278,6 +296,15 @@ def admission_routes() -> dict[str, Any]:
                     )
                 ),
                 security=SPACE_TOKEN,
+            ),
+            "delete": operation(
+                "withdrawListenerLinks",
+                "Withdraw every listener link given out so far (host or co-host); new links work",
+                "admission",
+                {200: answer("the links' new generation", obj({"withdrawn": BOOLEAN, "link_generation": INTEGER}))},
+                host,
+                security=SPACE_TOKEN,
+                shed=False,
             ),
         },
         "/api/spaces/{space_id}/rehearsals": {
@@ -484,7 +511,7 @@ def audience_routes() -> dict[str, Any]:
             ),
             "delete": operation(
                 "signOut",
-                "Sign out (clears the cookies)",
+                "Sign out: the session (token or cookie) stops working on every node, and the cookies are cleared",
                 "audience",
                 {200: answer("done", obj({"signed_out": BOOLEAN}))},
             ),

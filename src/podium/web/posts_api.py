@@ -24,7 +24,7 @@ def post_view(post: Post) -> dict[str, Any]:
 
 
 async def create_post(request: Request) -> Response:
-    user = signed_in_user(request)
+    user = await signed_in_user(request)
     body = await read_json(request, 4096)
     post, created = await _posting(request).post(
         request.path_params["space_id"],
@@ -49,7 +49,7 @@ async def comments(request: Request) -> Response:
 
 
 async def vote(request: Request) -> Response:
-    user = signed_in_user(request)
+    user = await signed_in_user(request)
     post, added = await _posting(request).vote(request.path_params["space_id"], request.path_params["post_id"], user)
     return json_response({**post_view(post), "voted": True, "counted": added})
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +63,7 @@ async def download(request: Request) -> Response:
         key = request.query_params.get("key")
         if not key:
             raise Forbidden("this space is private: download it from your listener link")
-        podium.links.check(key, space.id, time.time())
+        podium.check_link(space, key)
     file = await _recordings(request).download(space)
     filename = "".join(c if c.isalnum() or c in " -_" else "_" for c in space.title)[:80].strip() or space.id
     return _m4a(file, f'inline; filename="{filename}.m4a"')
