@@ -1,0 +1,218 @@
+"""Hostile clients against what Podium signs, connects to and keeps secret (issue 17): forged clips,
+a forged Host header, webhooks aimed inside through IPv6 transition addresses, private spaces'
+ids in /metrics, TURN credentials for strangers, the recording hashed for unsigned clips, and
+ICE candidates that would have the stage knock on anyone's ports. Each runs against a real
+`podium serve` on loopback, and sends traffic nowhere else."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiortc import RTCPeerConnection
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from starlette.applications import Starlette
+
+from podium.app import create_app
+from podium.ids import new_space_id
+from podium.media import clips, ice, m4a
+from podium.media.packager import INIT_NAME, segment_name
+from podium.settings import Settings
+from podium.webhooks import Webhooks
+from podium.whip_client import SampleTrack, publish, tone
+from tests.conftest import Server
+from tests.media.test_m4a import recording
+from tests.test_live_media import wait_for_media
+from tests.test_webhooks import Receiver, eventually
+
+START = datetime(2026, 11, 24, 20, 0, tzinfo=UTC)
+
+
+def host(space: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {space['host_token']}"}
+
+
+def create(server: Server, **body: object) -> dict[str, Any]:
+    response = httpx.post(f"{server.base}/api/spaces", json={"title": "Hostile check", **body})
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def restart(server: Server, **env: str) -> None:
+    server.stop()
+    server.env = env
+    server.start()
+
+
+# -- row 7: `podium verify` and a clip that names someone else's page ------------------------
+
+
+@cache
+def attacker_recording() -> tuple[bytes, list[bytes]]:
+    init, segments, _ = recording(12.0, 550)
+    return init, segments
+
+
+def forged_clip(key: Ed25519PrivateKey, instance: str, space: str, context_url: str) -> bytes:
+    """A clip the attacker made of their own recording, signed with their own key, whose facts
+    name the attacker's instance and send the reader to `context_url`."""
+    init, segments = attacker_recording()
+    cut = clips.plan_cut(1.0, 10.0, m4a.fragment_samples(segments), 48000)
+    media = clips.cut_media(init, segments, cut, START, "What the victim said (clip)")
+    facts = {
+        "format": clips.FORMAT,
+        "instance": instance,
+        "key_id": clips.key_id(key.public_key()),
+        "space": space,
+        "title": "What the victim said (clip)",
+        "clip": "c0123456789ab",
+        "first_frame": cut.first_frame,
+        "frames": cut.frames,
+        "timescale": cut.timescale,
+        "frame_duration": cut.frame_duration,
+        "offset_s": round(cut.offset_s, 3),
+        "duration_s": round(cut.duration_s, 3),
+        "clip_sha256": hashlib.sha256(media).hexdigest(),
+        "recording_sha256": clips.recording_digest(init, segments),
+        "recording_segments": len(segments),
+        "media_created": START.isoformat(),
+        "created_at": START.isoformat(),
+        "context_url": context_url,
+    }
+    return clips.seal(media, facts, key)
+
+
+@pytest.fixture
+def attacker() -> Iterator[tuple[str, Ed25519PrivateKey, str]]:
+    """The attacker's own "instance" on loopback: their key, and their recording over HTTP."""
+    key = Ed25519PrivateKey.generate()
+    space = new_space_id()
+    init, segments = attacker_recording()
+    files = {
+        "/.well-known/podium-clip-key": json.dumps(
+            {"algorithm": "Ed25519", "public_key": base64.b64encode(clips.public_raw(key.public_key())).decode()}
+        ).encode(),
+        f"/hls/{space}/{INIT_NAME}": init,
+        **{f"/hls/{space}/{segment_name(n)}": data for n, data in enumerate(segments)},
+    }
+
+    class Files(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = files.get(self.path)
+            self.send_response(200 if body is not None else 404)
+            self.send_header("content-length", str(len(body or b"")))
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Files)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", key, space
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def verify(path: Path, *trust: str) -> subprocess.CompletedProcess[str]:
+    args = [sys.executable, "-m", "podium", "verify", str(path), *(["--trust", trust[0]] if trust else [])]
+    return subprocess.run(args, capture_output=True, text=True, timeout=60)
+
+
+def test_verify_refuses_a_clip_that_sends_its_reader_to_another_sites_page(
+    server: Server, attacker: tuple[str, Ed25519PrivateKey, str], tmp_path: Path
+) -> None:
+    evil, key, evil_space = attacker
+    victim_page = f"{server.base}/s/{create(server)['id']}?t=1.0"
+    # The control: the attacker's clip of their own page checks out against the attacker's own
+    # instance, so what follows is refused for what it claims, not because anything is missing.
+    own = tmp_path / "own.m4a"
+    own.write_bytes(forged_clip(key, evil, evil_space, f"{evil}/s/{evil_space}?t=1.0"))
+    control = verify(own)
+    assert control.returncode == 0, control.stdout + control.stderr
+    assert f"signed by {evil} (key {clips.key_id(key.public_key())})" in control.stdout
+
+    forged = tmp_path / "forged.m4a"
+    forged.write_bytes(forged_clip(key, evil, evil_space, victim_page))
+    refused = verify(forged)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "VALID" not in refused.stdout
+    assert "another site" in refused.stderr and "--trust" in refused.stderr
+    # Told to trust the victim's instance: its key does not sign this, and the clip is not its.
+    judged = verify(forged, server.base)
+    assert judged.returncode == 1, judged.stdout + judged.stderr
+    assert f"trusted: {server.base}, its key" in judged.stdout
+    assert "FAIL instance" in judged.stdout and "FAIL signature" in judged.stdout
+    assert "NOT VALID" in judged.stdout
+
+
+# -- rows 8 and 16: a forged Host header, and the recording's hash ----------------------------
+
+
+@pytest.mark.media
+async def test_a_clip_made_through_a_forged_host_names_no_instance_and_the_ended_fingerprint_is_kept(
+    server: Server,
+) -> None:
+    space = create(server)
+    speaker = await publish(server.base + space["urls"]["whip"], space["host_token"], SampleTrack(tone(440)))
+    try:
+        await wait_for_media(server, space, 13)
+        async with httpx.AsyncClient(base_url=server.base, timeout=20) as client:
+            made = await client.post(
+                f"/api/spaces/{space['id']}/clips",
+                json={"start_s": 0, "duration_s": 10},
+                headers={"Host": "evil.example"},
+            )
+            assert made.status_code == 201, made.text
+            clip = made.json()
+            file = (await client.get(clip["urls"]["file"])).content
+    finally:
+        await speaker.close()
+    # Nothing the request said about where it came in is signed, or linked to.
+    assert "evil.example" not in made.text and b"evil.example" not in file
+    assert "instance" not in clip["facts"]
+    assert clip["facts"]["context_url"].startswith(f"/s/{space['id']}?t=")
+    assert clip["urls"]["page"].startswith("/c/") and made.headers["location"].startswith("/c/")
+    assert clips.open_clip(file)[1]["facts"] == clip["facts"]
+
+    async with httpx.AsyncClient(base_url=server.base, timeout=20) as client:
+        ended = await client.post(f"/api/spaces/{space['id']}/end", headers=host(space))
+        assert ended.status_code == 200, ended.text
+        first = await client.get(f"/api/spaces/{space['id']}/recording")
+        again = await client.get(f"/api/spaces/{space['id']}/recording")
+    # An ended recording's fingerprint is complete, the same every time, and a cache may keep it.
+    assert first.status_code == 200 and first.json()["complete"] is True
+    assert again.json() == first.json()
+    assert first.headers["cache-control"] == "public, max-age=86400"
+
+
+async def test_the_server_reads_no_recording_for_a_clip_its_key_did_not_sign(server: Server) -> None:
+    space = create(server)
+    stranger = Ed25519PrivateKey.generate()
+    data = forged_clip(stranger, server.base, space["id"], f"{server.base}/s/{space['id']}?t=1.0")
+    async with httpx.AsyncClient(base_url=server.base, timeout=20) as client:
+        answer = await client.post("/api/verify", content=data)
+    assert answer.status_code == 200, answer.text
+    verdict = answer.json()
+    assert verdict["valid"] is False
+    # The signature fails first, and nothing of the recording is looked at after it.
+    assert [(c["name"], c["ok"]) for c in verdict["checks"]] == [("signature", False), ("clip_sha256", True)]
