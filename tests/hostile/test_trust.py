@@ -216,3 +216,79 @@ async def test_the_server_reads_no_recording_for_a_clip_its_key_did_not_sign(ser
     assert verdict["valid"] is False
     # The signature fails first, and nothing of the recording is looked at after it.
     assert [(c["name"], c["ok"]) for c in verdict["checks"]] == [("signature", False), ("clip_sha256", True)]
+
+
+# -- row 9: webhooks aimed inside -----------------------------------------------------------
+
+
+INSIDE_IPV6 = (
+    "[64:ff9b::7f00:1]",  # NAT64: 127.0.0.1
+    "[64:ff9b:1::a00:1]",  # local-use NAT64
+    "[2002:7f00:1::]",  # 6to4: 127.0.0.1
+    "[::127.0.0.1]",  # IPv4-compatible
+    "[::ffff:0:7f00:1]",  # IPv4-translated
+    "[::ffff:169.254.169.254]",  # IPv4-mapped: a cloud's metadata service
+    "[2001:0:4136:e378:8000:63bf:80ff:fffe]",  # Teredo, client 127.0.0.1
+)
+
+
+def test_webhooks_to_ipv4_inside_ipv6_are_refused(server: Server) -> None:
+    space = create(server)
+    url = f"{server.base}/api/spaces/{space['id']}/webhooks"
+    for address in INSIDE_IPV6:
+        refused = httpx.post(url, json={"url": f"http://{address}:{server.port}/hook"}, headers=host(space))
+        assert refused.status_code == 400, (address, refused.text)
+        assert "private or local address" in refused.json()["error"]
+    listed = httpx.get(url, headers=host(space)).json()
+    assert listed == {"webhooks": [], "deliveries": []}
+
+
+async def test_registering_a_webhook_sends_nothing_until_an_event(server: Server) -> None:
+    restart(server, PODIUM_WEBHOOKS_ALLOW_PRIVATE="1")  # the receiver is on loopback
+    space = create(server)
+    async with Receiver([204]) as receiver, httpx.AsyncClient(base_url=server.base, timeout=20) as client:
+        hooks = f"/api/spaces/{space['id']}/webhooks"
+        for n in range(5):
+            made = await client.post(hooks, json={"url": f"{receiver.url}?n={n}"}, headers=host(space))
+            assert made.status_code == 201, made.text
+        await asyncio.sleep(0.5)
+        assert receiver.requests == [] and (await client.get(hooks, headers=host(space))).json()["deliveries"] == []
+        # The space's first event is the first thing a registered URL gets.
+        assert (await client.post(f"/api/spaces/{space['id']}/end", headers=host(space))).status_code == 200
+
+        async def five() -> bool:
+            return len(receiver.requests) >= 5
+
+        await eventually(five, "space.ended at each URL")
+    assert {event["type"] for event in receiver.events()} == {"space.ended"}
+
+
+async def test_a_delivery_connects_to_the_address_that_was_checked(tmp_path: Path) -> None:
+    """A name that would answer differently at connection time (DNS rebinding) is not looked up
+    again: the try goes to the address checked, the name in its Host header."""
+    looked_up: list[str] = []
+
+    async def resolver(host: str, port: int) -> list[str]:
+        looked_up.append(host)
+        return ["127.0.0.1"]
+
+    app: Starlette = create_app(Settings.load({}, data_dir=tmp_path / "data", webhooks_allow_private=True))
+    webhooks: Webhooks = app.state.webhooks
+    webhooks.resolver = resolver
+    async with Receiver([204]) as receiver, app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://podium.test") as client:
+            space = (await client.post("/api/spaces", json={"title": "Rebinding"})).json()
+            port = receiver.url.split(":")[2].split("/")[0]
+            url = f"http://hooks.example.test:{port}/hook"  # .test: no DNS on earth answers it
+            made = await client.post(f"/api/spaces/{space['id']}/webhooks", json={"url": url}, headers=host(space))
+            assert made.status_code == 201, made.text
+            assert (await client.post(f"/api/spaces/{space['id']}/end", headers=host(space))).status_code == 200
+
+            async def delivered() -> bool:
+                return len(receiver.requests) >= 1
+
+            await eventually(delivered, "the delivery")
+    headers, _body = receiver.requests[0]
+    assert headers["host"] == f"hooks.example.test:{port}"
+    assert looked_up == ["hooks.example.test", "hooks.example.test"]  # at registration, then once per try
