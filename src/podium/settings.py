@@ -103,6 +103,10 @@ class Settings:
     # Webhooks may go to loopback and private addresses (refused by default: a host must not reach
     # what sits behind this node, such as Redis or a cloud's metadata service).
     webhooks_allow_private: bool = False
+    # The token Prometheus sends to read /metrics (Authorization: Bearer …). Empty: /metrics is
+    # open to whoever reaches the node (the shipped nginx refuses it at the edge); private spaces
+    # are labelled by a keyed hash either way, never by their id.
+    metrics_token: str = field(default="", repr=False)
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -153,6 +157,8 @@ class Settings:
             raise InvalidInput("PODIUM_LIMITS_URL must be memory:// or redis://host:port")
         if self.node_url and not self.node_url.startswith(("http://", "https://")):
             raise InvalidInput("PODIUM_NODE_URL must be this node's own http(s):// address, as other nodes reach it")
+        if self.metrics_token and (len(self.metrics_token) < 16 or any(c.isspace() for c in self.metrics_token)):
+            raise InvalidInput("PODIUM_METRICS_TOKEN must be at least 16 characters, without spaces")
         if self.heartbeat_interval_s <= 0 or self.heartbeat_missed_limit < 1:
             raise InvalidInput("heartbeat interval and missed-beat limit must be positive")
 

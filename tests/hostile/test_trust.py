@@ -292,3 +292,34 @@ async def test_a_delivery_connects_to_the_address_that_was_checked(tmp_path: Pat
     headers, _body = receiver.requests[0]
     assert headers["host"] == f"hooks.example.test:{port}"
     assert looked_up == ["hooks.example.test", "hooks.example.test"]  # at registration, then once per try
+
+
+# -- row 10: /metrics and private spaces ------------------------------------------------------
+
+
+def open_preshow(server: Server, **body: object) -> dict[str, Any]:
+    soon = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
+    space = create(server, starts_at=soon, **body)
+    deadline = time.monotonic() + 10
+    while not httpx.get(f"{server.base}/api/spaces/{space['id']}").json()["preshow"]:
+        assert time.monotonic() < deadline, "the pre-show did not open"
+        time.sleep(0.05)
+    return space
+
+
+def test_metrics_never_name_a_private_space_and_can_be_kept_to_the_scraper(server: Server) -> None:
+    private, public = open_preshow(server, private=True), open_preshow(server)
+    text = httpx.get(f"{server.base}/metrics").text
+    assert private["id"] not in text
+    assert f'podium_space_listeners{{space="{public["id"]}"}}' in text
+    hidden = [line for line in text.splitlines() if line.startswith('podium_space_listeners{space="private-')]
+    assert len(hidden) == 1  # still followed, under a label that does not open it
+
+    token = "scraper-" + "x" * 24
+    restart(server, PODIUM_METRICS_TOKEN=token)
+    refused = httpx.get(f"{server.base}/metrics")
+    assert refused.status_code == 401 and "PODIUM_METRICS_TOKEN" in refused.json()["error"]
+    wrong = httpx.get(f"{server.base}/metrics", headers={"Authorization": "Bearer " + "y" * 32})
+    assert wrong.status_code == 401 and "podium_" not in wrong.text
+    scraped = httpx.get(f"{server.base}/metrics", headers={"Authorization": f"Bearer {token}"})
+    assert scraped.status_code == 200 and "podium_listeners" in scraped.text
