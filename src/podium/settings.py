@@ -33,6 +33,12 @@ class Settings:
     # turns:user:password@host:443 entries, or a JSON array of {urls, username, credential}.
     # Empty: none (Podium contacts no outside host). See podium.media.ice_servers.
     ice_servers: str = field(default="", repr=False)
+    # TURN's shared secret (coturn: use-auth-secret, static-auth-secret=…): each person on stage
+    # gets TURN credentials of their own, good for `turn_credential_lifetime_s` (long enough for
+    # the longest conversation: a relay whose credentials expire is dropped at its next refresh).
+    # Empty: the TURN entries' own user name and password (given to people on stage only).
+    turn_secret: str = field(default="", repr=False)
+    turn_credential_lifetime_s: int = 12 * 3600
     # Listeners beat every `heartbeat_interval_s`; one who misses `heartbeat_missed_limit`
     # beats in a row is no longer counted.
     heartbeat_interval_s: float = 5.0
@@ -127,6 +133,8 @@ class Settings:
                 f"PODIUM_ICE_LOOPBACK must be one of {', '.join(ICE_LOOPBACK_MODES)}, not {self.ice_loopback!r}"
             )
         self.ice_server_list()  # raises InvalidInput naming the entry that is wrong
+        if not 60 <= self.turn_credential_lifetime_s <= 7 * 86400:
+            raise InvalidInput("PODIUM_TURN_CREDENTIAL_LIFETIME_S must be between 60 s and 7 days (604800)")
         if self.log_format not in LOG_FORMATS:
             raise InvalidInput(f"PODIUM_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {self.log_format!r}")
         if not 0 < self.port < 65536:
@@ -163,7 +171,7 @@ class Settings:
             raise InvalidInput("heartbeat interval and missed-beat limit must be positive")
 
     def ice_server_list(self) -> tuple[IceServer, ...]:
-        return parse_ice_servers(self.ice_servers)
+        return parse_ice_servers(self.ice_servers, shared_secret=bool(self.turn_secret))
 
     @property
     def base_url(self) -> str:

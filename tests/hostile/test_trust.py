@@ -323,3 +323,39 @@ def test_metrics_never_name_a_private_space_and_can_be_kept_to_the_scraper(serve
     assert wrong.status_code == 401 and "podium_" not in wrong.text
     scraped = httpx.get(f"{server.base}/metrics", headers={"Authorization": f"Bearer {token}"})
     assert scraped.status_code == 200 and "podium_listeners" in scraped.text
+
+
+# -- row 11: TURN credentials -----------------------------------------------------------------
+
+
+def ice_servers(server: Server, space: dict[str, Any], token: str) -> httpx.Response:
+    return httpx.get(
+        f"{server.base}/api/spaces/{space['id']}/ice-servers", headers={"Authorization": f"Bearer {token}"}
+    )
+
+
+def test_turn_credentials_are_for_the_stage_and_short_lived_with_a_shared_secret(server: Server) -> None:
+    restart(server, PODIUM_ICE_SERVERS="stun:127.0.0.1:3478,turn:alice:s3cret@127.0.0.1:3478")
+    space = create(server)
+    guest = httpx.post(f"{server.base}/api/spaces/{space['id']}/guests", json={"name": "Anyone"})
+    assert guest.status_code in (200, 201), guest.text
+    refused = ice_servers(server, space, guest.json()["token"])
+    assert refused.status_code == 403 and "people on stage" in refused.json()["error"]
+    assert "s3cret" not in refused.text and "alice" not in refused.text
+    # The host gets them.
+    mine = ice_servers(server, space, space["host_token"]).json()["ice_servers"]
+    assert mine[1] == {"urls": ["turn:127.0.0.1:3478?transport=udp"], "username": "alice", "credential": "s3cret"}
+
+    # With coturn's shared secret, the entry carries no password: each person gets their own.
+    secret = "coturn-static-auth-secret"
+    restart(server, PODIUM_ICE_SERVERS="turn:127.0.0.1:3478", PODIUM_TURN_SECRET=secret)
+    space = create(server)
+    before = time.time()
+    turn = ice_servers(server, space, space["host_token"]).json()["ice_servers"][0]
+    expiry, member = turn["username"].split(":")
+    assert member == "host"
+    assert before + 12 * 3600 - 5 <= int(expiry) <= time.time() + 12 * 3600
+    expected = base64.b64encode(hmac.new(secret.encode(), turn["username"].encode(), hashlib.sha1).digest()).decode()
+    assert turn["credential"] == expected
+    guest = httpx.post(f"{server.base}/api/spaces/{space['id']}/guests", json={"name": "Anyone"}).json()
+    assert ice_servers(server, space, guest["token"]).status_code == 403
