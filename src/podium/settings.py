@@ -48,6 +48,9 @@ class Settings:
     # Upper bounds on what a request may send.
     max_json_bytes: int = 16 * 1024
     max_offer_bytes: int = 64 * 1024
+    # ICE candidates taken from one WHIP offer (a browser sends a dozen at most); the stage sends
+    # checks to each, so a stranger's long list is cut here. See podium.media.sdp.is_speaker_address.
+    max_remote_candidates: int = 32
     max_title_chars: int = 200
     # The stage: co-hosts besides the host, and everyone on stage (host included).
     max_cohosts: int = 2
@@ -153,6 +156,8 @@ class Settings:
             raise InvalidInput("the join rate, burst and surge factor must be positive")
         if self.max_in_flight < 1 or self.max_lag_ms <= 0 or self.header_timeout_s <= 0 or self.max_body_bytes < 1024:
             raise InvalidInput("capacity, header timeout and body limit must be positive (body limit at least 1024)")
+        if not 1 <= self.max_remote_candidates <= 1000:
+            raise InvalidInput("PODIUM_MAX_REMOTE_CANDIDATES must be between 1 and 1000")
         if not 1 <= self.listen_backlog <= 1_000_000:
             raise InvalidInput("PODIUM_LISTEN_BACKLOG must be between 1 and 1,000,000 connections")
         if self.database_url and not self.database_url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):

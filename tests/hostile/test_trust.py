@@ -359,3 +359,61 @@ def test_turn_credentials_are_for_the_stage_and_short_lived_with_a_shared_secret
     assert turn["credential"] == expected
     guest = httpx.post(f"{server.base}/api/spaces/{space['id']}/guests", json={"name": "Anyone"}).json()
     assert ice_servers(server, space, guest["token"]).status_code == 403
+
+
+# -- row 20: the ICE candidates of a stranger's offer -----------------------------------------
+
+
+@pytest.mark.media
+async def test_the_stage_checks_only_as_many_candidates_as_allowed(server: Server) -> None:
+    restart(server, PODIUM_MAX_REMOTE_CANDIDATES="2")
+    space = create(server)
+    # Six "candidates" at UDP ports of ours on loopback: the stage's checks land here, if sent.
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(6)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+        sock.setblocking(False)
+    ice.configure("only")
+    pc = RTCPeerConnection(ice.rtc_configuration())
+    try:
+        pc.addTransceiver(SampleTrack(tone(440)), direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        lines = [line for line in pc.localDescription.sdp.split("\r\n") if not line.startswith("a=candidate:")]
+        at = next(i for i, line in enumerate(lines) if line.startswith("a=ice-ufrag:"))
+        candidates = [
+            f"a=candidate:{n} 1 udp {2130706431 - n} 127.0.0.1 {sock.getsockname()[1]} typ host"
+            for n, sock in enumerate(sockets)
+        ]
+        offer = "\r\n".join(lines[:at] + candidates + lines[at:])
+        async with httpx.AsyncClient(timeout=20) as client:
+            answer = await client.post(
+                server.base + space["urls"]["whip"],
+                content=offer.encode(),
+                headers={**host(space), "Content-Type": "application/sdp"},
+            )
+        assert answer.status_code == 201, answer.text
+
+        def knocked() -> set[int]:
+            hit = set()
+            for n, sock in enumerate(sockets):
+                try:
+                    while sock.recv(2048):
+                        hit.add(n)
+                except BlockingIOError:
+                    pass
+            return hit
+
+        seen: set[int] = set()
+        deadline = time.monotonic() + 15
+        while len(seen) < 2 and time.monotonic() < deadline:
+            seen |= knocked()
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)  # checks to the others would have come with these
+        seen |= knocked()
+    finally:
+        await pc.close()
+        ice.configure("0")
+        for sock in sockets:
+            sock.close()
+    # The first two were checked; the four past the limit never heard from the stage.
+    assert seen == {0, 1}
