@@ -116,7 +116,7 @@ async def test_a_clip_verifies_and_a_changed_or_foreign_one_does_not(server: Ser
     server.start()
     spaces = [await create_space(server, "Clip source"), await create_space(server, "Another space")]
     speakers = [
-        await publish(server.base + s["urls"]["whip"], s["host_token"], SampleTrack(tone(hz)))
+        await publish(s["urls"]["whip"], s["host_token"], SampleTrack(tone(hz)))  # absolute: PODIUM_PUBLIC_URL
         for s, hz in zip(spaces, (440, 660), strict=True)
     ]
     for s in spaces:
