@@ -39,6 +39,7 @@ from podium.whip_client import SampleTrack, publish, tone
 from tests.conftest import Server
 from tests.media.test_m4a import recording
 from tests.test_live_media import wait_for_media
+from tests.test_nginx import cache_tier  # noqa: F401 - the shipped nginx in front of `server`
 from tests.test_webhooks import Receiver, eventually
 
 START = datetime(2026, 11, 24, 20, 0, tzinfo=UTC)
@@ -171,6 +172,7 @@ def test_verify_refuses_a_clip_that_sends_its_reader_to_another_sites_page(
 @pytest.mark.media
 async def test_a_clip_made_through_a_forged_host_names_no_instance_and_the_ended_fingerprint_is_kept(
     server: Server,
+    cache_tier: str,  # noqa: F811 - the fixture imported above
 ) -> None:
     space = create(server)
     speaker = await publish(server.base + space["urls"]["whip"], space["host_token"], SampleTrack(tone(440)))
@@ -203,6 +205,12 @@ async def test_a_clip_made_through_a_forged_host_names_no_instance_and_the_ended
     assert first.status_code == 200 and first.json()["complete"] is True
     assert again.json() == first.json()
     assert first.headers["cache-control"] == "public, max-age=86400"
+    # The shipped nginx keeps it, and the download: the origin hashes and reads them once.
+    async with httpx.AsyncClient(base_url=cache_tier, timeout=20) as edge:
+        for path in (f"/api/spaces/{space['id']}/recording", f"/media/{space['id']}/recording.m4a"):
+            answers = [await edge.get(path) for _ in range(2)]
+            assert [a.status_code for a in answers] == [200, 200], path
+            assert [a.headers["x-cache-status"] for a in answers] == ["MISS", "HIT"], path
 
 
 async def test_the_server_reads_no_recording_for_a_clip_its_key_did_not_sign(server: Server) -> None:
