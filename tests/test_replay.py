@@ -110,9 +110,13 @@ async def test_the_end_publishes_replay_and_download_at_once(server: Server, tmp
 
 
 async def test_a_clip_verifies_and_a_changed_or_foreign_one_does_not(server: Server, tmp_path: Path) -> None:
+    # Clips name their instance only when it is configured (never from a request's Host header).
+    server.stop()
+    server.env = {"PODIUM_PUBLIC_URL": server.base}
+    server.start()
     spaces = [await create_space(server, "Clip source"), await create_space(server, "Another space")]
     speakers = [
-        await publish(server.base + s["urls"]["whip"], s["host_token"], SampleTrack(tone(hz)))
+        await publish(s["urls"]["whip"], s["host_token"], SampleTrack(tone(hz)))  # absolute: PODIUM_PUBLIC_URL
         for s, hz in zip(spaces, (440, 660), strict=True)
     ]
     for s in spaces:

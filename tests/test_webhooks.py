@@ -135,7 +135,7 @@ async def test_a_receiver_failing_twice_gets_the_event_signed_on_the_third_try(t
         space = await new_space(client)
         hook = await register(client, space, receiver.url)
         assert hook["secret"].startswith("whsec_") and hook["url"] == receiver.url
-        # Registered while scheduled: the space.scheduled event comes, twice refused, then taken.
+        await announce(app, space)  # the event comes, twice refused, then taken
         await eventually(lambda: _count(client, space, 3), "three logged attempts")
         assert len(receiver.requests) == 3
         ids = {headers["webhook-id"] for headers, _ in receiver.requests}
@@ -145,7 +145,7 @@ async def test_a_receiver_failing_twice_gets_the_event_signed_on_the_third_try(t
             assert abs(int(headers["webhook-timestamp"]) - time.time()) < 60
         assert not verify(hook["secret"], receiver.requests[2][0], receiver.requests[2][1] + b" ")
         event = receiver.events()[2]
-        assert event["type"] == "space.scheduled" and event["data"]["space"]["id"] == space["id"]
+        assert event["type"] == "space.started" and event["data"]["space"]["id"] == space["id"]
         log = await deliveries(client, space)
         # Newest first: 204 on the third try, 500 on the first two, all for the one event.
         assert [(d["attempt"], d["status"], d["delivered"]) for d in log] == [
@@ -153,7 +153,7 @@ async def test_a_receiver_failing_twice_gets_the_event_signed_on_the_third_try(t
             (2, 500, False),
             (1, 500, False),
         ]
-        assert all(d["event_id"] in ids and d["type"] == "space.scheduled" and d["url"] == receiver.url for d in log)
+        assert all(d["event_id"] in ids and d["type"] == "space.started" and d["url"] == receiver.url for d in log)
         assert all(d["error"] is None and d["duration_ms"] >= 0 and d["at"].endswith("Z") for d in log)
         listed = (await client.get(f"/api/spaces/{space['id']}/webhooks", headers=host(space))).json()
         assert [h["id"] for h in listed["webhooks"]] == [hook["id"]]
@@ -165,6 +165,12 @@ async def test_a_receiver_failing_twice_gets_the_event_signed_on_the_third_try(t
         assert [d["status"] for d in listed["deliveries"]] == [204, 500, 500]
 
 
+async def announce(app: Starlette, space: dict, kind: str = "space.started") -> None:
+    """One of the space's events, as this node publishes it on the bus."""
+    podium = app.state.podium
+    await podium.bus.publish("spaces", {"type": kind, "space": space["id"], "node": podium.node_id})
+
+
 async def _count(client: httpx.AsyncClient, space: dict, n: int) -> bool:
     return len(await deliveries(client, space)) >= n
 
@@ -173,6 +179,7 @@ async def test_a_receiver_that_never_answers_gets_exactly_the_configured_tries(t
     async with Receiver([None]) as receiver, running(tmp_path / "data", timeout_s=0.3) as app, client_of(app) as client:
         space = await new_space(client)
         await register(client, space, receiver.url)
+        await announce(app, space)
         await eventually(lambda: _count(client, space, len(FAST)), "every try logged")
         log = await deliveries(client, space)
         assert [d["attempt"] for d in log] == [3, 2, 1]
@@ -246,7 +253,8 @@ async def test_at_most_five_per_space_and_a_deleted_one_gets_nothing_more(tmp_pa
             f"/api/spaces/{space['id']}/webhooks", json={"url": receiver.url}, headers=host(space)
         )
         assert sixth.status_code == 409 and "at most 5" in sixth.json()["error"]
-        # Each got its first try of space.scheduled (refused); deleted now, none gets a second.
+        # Each gets its first try (refused); deleted then, none gets a second.
+        await announce(app, space)
         await eventually(lambda: _count(client, space, 5), "five first tries")
         for hook in hooks:
             gone = await client.delete(f"/api/spaces/{space['id']}/webhooks/{hook['id']}", headers=host(space))
@@ -261,12 +269,12 @@ async def test_an_event_another_node_published_is_left_to_that_node(tmp_path: Pa
     async with Receiver([200]) as receiver, running(tmp_path / "data") as app, client_of(app) as client:
         space = await new_space(client)
         await register(client, space, receiver.url)
-        await eventually(lambda: _count(client, space, 1), "space.scheduled delivered")
         bus, node = app.state.podium.bus, app.state.podium.node_id
         await bus.publish("spaces", {"type": "space.started", "space": space["id"], "node": "another-node"})
         await bus.publish("spaces", {"type": "space.ended", "space": space["id"], "node": node})
-        await eventually(lambda: _count(client, space, 2), "this node's event delivered")
-        assert [e["type"] for e in receiver.events()] == ["space.scheduled", "space.ended"]
+        await eventually(lambda: _count(client, space, 1), "this node's event delivered")
+        await asyncio.sleep(0.2)
+        assert [e["type"] for e in receiver.events()] == ["space.ended"]
 
 
 @pytest.mark.media
@@ -298,12 +306,12 @@ async def test_a_space_that_goes_live_and_ends_sends_started_ended_and_replay_re
         ended = await client.post(f"/api/spaces/{space['id']}/end", headers=host(space))
         assert ended.status_code == 200, ended.text
 
-        async def four() -> bool:
-            return len(receiver.requests) >= 4
+        async def three() -> bool:
+            return len(receiver.requests) >= 3
 
-        await eventually(four, "scheduled, started, ended and replay.ready")
+        await eventually(three, "started, ended and replay.ready")
         events = {e["type"]: e for e in receiver.events()}
-        assert sorted(events) == ["replay.ready", "space.ended", "space.scheduled", "space.started"]
+        assert sorted(events) == ["replay.ready", "space.ended", "space.started"]
         assert all(verify(hook["secret"], headers, body) for headers, body in receiver.requests)
         assert events["space.started"]["data"]["space"]["state"] == "live"
         assert events["space.ended"]["data"]["space"]["ended_at"] is not None

@@ -115,7 +115,9 @@ def database_url(settings: Settings) -> str:
 def build(settings: Settings, clock: Clock | None = None) -> Parts:
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
-    ice.configure(settings.ice_loopback, settings.ice_server_list())
+    ice.configure(
+        settings.ice_loopback, settings.ice_server_list(), settings.turn_secret, settings.turn_credential_lifetime_s
+    )
     clock = clock or SystemClock()
     database = SqlSpaceStore(database_url(settings))
     secret = settings.secret or load_or_create_secret(data_dir)

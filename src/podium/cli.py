@@ -64,7 +64,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from podium.verify_cli import run
 
-    return run(args.clip, args.instance)
+    return run(args.clip, args.trust)
 
 
 def _rehearse(args: argparse.Namespace) -> int:
@@ -100,7 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
         "verify", help="check that a clip is an unaltered excerpt of the official recording (exit 0 if so, 1 if not)"
     )
     verify.add_argument("clip", type=Path, help="the clip's .m4a file, as downloaded")
-    verify.add_argument("--instance", help="the Podium instance to check against (default: the one the clip names)")
+    verify.add_argument(
+        "--trust",
+        "--instance",
+        dest="trust",
+        metavar="URL",
+        help="the Podium instance you trust, e.g. https://podium.example (default: the one the clip names, "
+        "only if the clip's context is on it)",
+    )
     verify.set_defaults(run=_verify)
     rehearse = commands.add_parser(
         "rehearse",

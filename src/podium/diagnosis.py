@@ -143,10 +143,10 @@ def check_udp_round_trip(outcomes: Mapping[str, str]) -> Result:
     return Result(name, "ok", f"a datagram went between two sockets on {', '.join(outcomes)}")
 
 
-def check_ice_servers(raw: str, public_url: str) -> tuple[Result, tuple[IceServer, ...]]:
+def check_ice_servers(raw: str, public_url: str, shared_secret: bool = False) -> tuple[Result, tuple[IceServer, ...]]:
     name = "TURN/STUN (PODIUM_ICE_SERVERS)"
     try:
-        servers = parse_ice_servers(raw)
+        servers = parse_ice_servers(raw, shared_secret=shared_secret)
     except InvalidInput as error:
         return Result(name, "fail", error.message, FORMAT_HINT + "; `podium serve` refuses to start until then"), ()
     if not servers:

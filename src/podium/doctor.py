@@ -272,7 +272,9 @@ class Doctor:
         ]
 
     def ice(self) -> Iterable[Result]:
-        result, self.servers = check_ice_servers(self.ice_servers_raw, self.settings.public_url)
+        result, self.servers = check_ice_servers(
+            self.ice_servers_raw, self.settings.public_url, bool(self.settings.turn_secret)
+        )
         yield result
         if self.servers:
             yield check_ice_server_names({s.host: resolve(s.host) for s in self.servers})

@@ -2,6 +2,12 @@
 anyway (presence, the waiting room, the governor, the stages, the database), so nothing is
 counted twice and nothing costs anything between scrapes.
 
+A private space's id opens its timeline, stage and questions to whoever holds it, and `/metrics`
+asks for no account (unless PODIUM_METRICS_TOKEN is set): so a private space is never labelled
+with its id, but with `private-` and a keyed hash of it (HMAC-SHA256 under a key derived from the
+instance secret, 12 hex digits): stable across scrapes, restarts and nodes, so its series can be
+followed and summed, and it cannot be turned back into the id by anyone without the secret.
+
 Each application has a registry of its own (never the global default one): several apps live in
 one process in tests, and a node exports only what is its own. Per-space series exist only for
 the spaces live on this node (stage running, pre-show included), so their number stays bounded.
@@ -12,6 +18,8 @@ so a scrape sees them between two steps, never half-way through one.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 from collections.abc import Iterator
 
@@ -22,6 +30,8 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from podium.admission.classes import RequestClass
 from podium.admission.joins import Joins
 from podium.admission.load import Governor
+from podium.errors import NotFound
+from podium.ids import SpaceId
 from podium.service import Podium
 
 # The classic text format: every Prometheus version reads it (the names here need nothing newer).
@@ -36,6 +46,15 @@ class PodiumCollector(Collector):
         self.podium = podium
         self.joins = joins
         self.governor = governor
+        self._label_key = label_key(podium.links.key)
+
+    def space_label(self, space_id: SpaceId) -> str:
+        """The `space` label: the id of a public space, a keyed hash of a private one's."""
+        try:
+            private = self.podium.open_space(space_id).private
+        except NotFound:
+            private = True  # ended between two looks: nothing said about it that is not needed
+        return private_label(self._label_key, space_id) if private else space_id
 
     def collect(self) -> Iterator[Metric]:
         yield from self._listeners()
@@ -54,7 +73,7 @@ class PodiumCollector(Collector):
         for space_id in live:
             now = self.podium.counts(space_id).now
             total += now
-            per_space.add_metric([space_id], now)
+            per_space.add_metric([self.space_label(space_id)], now)
         yield per_space
         yield GaugeMetricFamily("podium_listeners", "Listeners now, over every space live on this node.", value=total)
         yield GaugeMetricFamily(
@@ -153,8 +172,9 @@ class PodiumCollector(Collector):
         )
         now = time.monotonic()
         for space_id in self.podium.live_space_ids():
+            label = self.space_label(space_id)
             for member_id, _name, health in self.podium.speaker_connections(space_id):
-                labels = [space_id, member_id]
+                labels = [label, member_id]
                 loss.add_metric(labels, health.loss_fraction)
                 recovered.add_metric(labels, health.recovered_ms / 1000)
                 concealed.add_metric(labels, health.concealed_ms / 1000)
@@ -162,15 +182,15 @@ class PodiumCollector(Collector):
             stage = self.podium.stage(space_id)
             if stage is None:
                 continue  # stopped between the two looks
-            parts.add_metric([space_id], stage.parts_made)
-            skipped.add_metric([space_id], stage.frames_skipped)
-            speakers.add_metric([space_id], self.podium.speakers_connected(space_id))
+            parts.add_metric([label], stage.parts_made)
+            skipped.add_metric([label], stage.frames_skipped)
+            speakers.add_metric([label], self.podium.speakers_connected(space_id))
             if stage.last_made_at is not None:
-                age.add_metric([space_id], now - stage.last_made_at)
+                age.add_metric([label], now - stage.last_made_at)
             recent = stage.input_gaps()
             if recent is not None:
                 for quantile, key in INPUT_GAP_QUANTILES:
-                    gaps.add_metric([space_id, quantile], recent[key] / 1000)
+                    gaps.add_metric([label, quantile], recent[key] / 1000)
         yield from (parts, skipped, age, speakers, gaps, loss, recovered, concealed, buffered)
 
     def _backends(self) -> Iterator[Metric]:
@@ -184,6 +204,16 @@ class PodiumCollector(Collector):
             yield CounterMetricFamily(
                 "podium_bus_dropped_events", "Bus events that could not be published and were dropped.", value=dropped
             )
+
+
+def label_key(instance_key: str) -> bytes:
+    """The key private spaces' labels are hashed with, derived from a key of the instance's secret."""
+    return hmac.new(instance_key.encode(), b"podium.metrics.labels.v1", hashlib.sha256).digest()
+
+
+def private_label(key: bytes, space_id: str) -> str:
+    """`private-` and 12 hex digits of HMAC-SHA256(key, id): no way back to the id without the key."""
+    return "private-" + hmac.new(key, space_id.encode(), hashlib.sha256).hexdigest()[:12]
 
 
 def metrics_registry(podium: Podium, joins: Joins, governor: Governor) -> CollectorRegistry:

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 DOWNLOAD_NAME = "recording.m4a"
 KEY_NAME = "clip-signing-key.pem"
 CLIP_PER_ADDRESS = Policy("clip-address", "10/minute", "too many clips from your network")
+FINGERPRINTS_KEPT = 256
 VERIFY_PER_ADDRESS = Policy("verify-address", "30/minute", "too many clips checked from your network")
 
 
@@ -106,6 +107,8 @@ class Recordings:
         self.public_key: Ed25519PublicKey = key.public_key()
         self.limits = limits
         self._builds: dict[SpaceId, asyncio.Task[None]] = {}
+        # Fingerprints of ended recordings, oldest first (bounded: FINGERPRINTS_KEPT).
+        self._fingerprints: dict[SpaceId, dict[str, Any]] = {}
 
     @property
     def key_id(self) -> str:
@@ -196,13 +199,23 @@ class Recordings:
         return records, files[0], files[1:]
 
     async def fingerprint(self, space: Space) -> dict[str, Any]:
+        """The recording's SHA-256 so far. Hashing an hour is tens of milliseconds: it runs in a
+        thread, never on the loop; an ended recording never changes, so its answer is kept."""
+        kept = self._fingerprints.get(space.id)
+        if kept is not None:
+            return kept
         records, init, segments = await self._recording(space)
-        return {
-            "sha256": clips.recording_digest(init, segments),
+        view = {
+            "sha256": await asyncio.to_thread(clips.recording_digest, init, segments),
             "segments": len(records),
             "duration_s": round(sum(r.duration_s for r in records), 3),
             "complete": space.state is SpaceState.ENDED,
         }
+        if space.state is SpaceState.ENDED:
+            self._fingerprints[space.id] = view
+            while len(self._fingerprints) > FINGERPRINTS_KEPT:
+                self._fingerprints.pop(next(iter(self._fingerprints)))
+        return view
 
     async def replay(self, space: Space) -> dict[str, Any]:
         """Who spoke when and every shown post, on the recording's time axis (seconds from its start)."""
@@ -238,10 +251,12 @@ class Recordings:
 
     # -- clips ------------------------------------------------------------------------------
 
-    async def create_clip(
-        self, space: Space, start_s: object, duration_s: object, address: str, instance: str
-    ) -> dict[str, Any]:
-        """`instance`: this instance's public address (PODIUM_PUBLIC_URL, else the one the request came to)."""
+    async def create_clip(self, space: Space, start_s: object, duration_s: object, address: str) -> dict[str, Any]:
+        """A signed clip. Its facts name this instance only when the operator said what it is
+        (PODIUM_PUBLIC_URL): an address taken from a request (its Host header) is the sender's
+        word, and signing it would let anyone have this instance vouch for another's name. Without
+        it the facts carry no `instance` and a root-relative `context_url`; such a clip is checked
+        against an instance its reader names (`podium verify --trust URL`)."""
         if not isinstance(start_s, int | float) or isinstance(start_s, bool):
             raise InvalidInput("start_s must be a number of seconds from the start of the recording")
         if not isinstance(duration_s, int | float) or isinstance(duration_s, bool):
@@ -268,10 +283,10 @@ class Recordings:
         title = f"{space.title} (clip)"
         media = clips.cut_samples(stsd, timescale, samples, cut, created, title)
         clip_id = "c" + secrets.token_hex(6)
-        base = self.podium.settings.base_url or instance.rstrip("/")
-        facts = {
+        recording_sha256 = await asyncio.to_thread(clips.recording_digest, init, segments)
+        base = self.podium.settings.base_url
+        facts: dict[str, Any] = {
             "format": clips.FORMAT,
-            "instance": base,
             "key_id": self.key_id,
             "space": space.id,
             "title": title,
@@ -283,19 +298,22 @@ class Recordings:
             "offset_s": round(cut.offset_s, 3),
             "duration_s": round(cut.duration_s, 3),
             "clip_sha256": hashlib.sha256(media).hexdigest(),
-            "recording_sha256": clips.recording_digest(init, segments),
+            "recording_sha256": recording_sha256,
             "recording_segments": len(segments),
             "media_created": created.isoformat(),
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "context_url": f"{base}/s/{space.id}?t={cut.offset_s:.1f}",
         }
+        if base:
+            facts["instance"] = base
         data = clips.seal(media, facts, self.key)
         await self.media.write(space.id, f"{clip_id}.m4a", data)
         return self.clip_view(space.id, clips.open_clip(data)[1])
 
     def clip_view(self, space_id: SpaceId, envelope: dict[str, Any]) -> dict[str, Any]:
         facts = envelope["facts"]
-        base = str(facts.get("instance", self.podium.settings.base_url))
+        # Root-relative when the clip names no instance (made without PODIUM_PUBLIC_URL).
+        base = str(facts.get("instance") or "")
         clip_id = facts["clip"]
         return {
             "id": clip_id,
@@ -331,6 +349,9 @@ class Recordings:
             return Verdict(False, [clips.Check("provenance", False, str(error))], {})
         facts = envelope["facts"]
         checks = clips.check_sealed(media, envelope, self.public_key)
+        if not checks[0].ok:
+            # Not signed by this instance: nothing of its recording is read or hashed for it.
+            return Verdict(False, checks, facts)
         space_id = str(facts.get("space", ""))
         try:
             space = await self.podium.get_space(space_id)
@@ -342,7 +363,7 @@ class Recordings:
                 raise NotFound("the clip names more of the recording than this instance holds")
             # Only the part of the recording the clip names is read and hashed.
             files = await self.media.read_many(space.id, [INIT_NAME] + [r.name for r in records[:wanted]])
-            checks += clips.check_against_recording(media, facts, files[0], files[1:])
+            checks += await asyncio.to_thread(clips.check_against_recording, media, facts, files[0], files[1:])
         except (NotFound, Conflict, ValueError, TypeError) as error:
             checks.append(clips.Check("recording", False, f"the recording the clip names is not here: {error}"))
         return Verdict(all(c.ok for c in checks), checks, facts)

@@ -328,6 +328,8 @@ class Podium:
                     parsed,
                     stage,
                     loopback_only=self.settings.ice_loopback == "only",
+                    allow_loopback=self.settings.ice_loopback != "0",
+                    max_candidates=self.settings.max_remote_candidates,
                     on_closed=self._forget_session,
                 )
             except BaseException:

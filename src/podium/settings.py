@@ -33,6 +33,12 @@ class Settings:
     # turns:user:password@host:443 entries, or a JSON array of {urls, username, credential}.
     # Empty: none (Podium contacts no outside host). See podium.media.ice_servers.
     ice_servers: str = field(default="", repr=False)
+    # TURN's shared secret (coturn: use-auth-secret, static-auth-secret=…): each person on stage
+    # gets TURN credentials of their own, good for `turn_credential_lifetime_s` (long enough for
+    # the longest conversation: a relay whose credentials expire is dropped at its next refresh).
+    # Empty: the TURN entries' own user name and password (given to people on stage only).
+    turn_secret: str = field(default="", repr=False)
+    turn_credential_lifetime_s: int = 12 * 3600
     # Listeners beat every `heartbeat_interval_s`; one who misses `heartbeat_missed_limit`
     # beats in a row is no longer counted.
     heartbeat_interval_s: float = 5.0
@@ -42,6 +48,9 @@ class Settings:
     # Upper bounds on what a request may send.
     max_json_bytes: int = 16 * 1024
     max_offer_bytes: int = 64 * 1024
+    # ICE candidates taken from one WHIP offer (a browser sends a dozen at most); the stage sends
+    # checks to each, so a stranger's long list is cut here. See podium.media.sdp.is_speaker_address.
+    max_remote_candidates: int = 32
     max_title_chars: int = 200
     # The stage: co-hosts besides the host, and everyone on stage (host included).
     max_cohosts: int = 2
@@ -112,6 +121,10 @@ class Settings:
     # Webhooks may go to loopback and private addresses (refused by default: a host must not reach
     # what sits behind this node, such as Redis or a cloud's metadata service).
     webhooks_allow_private: bool = False
+    # The token Prometheus sends to read /metrics (Authorization: Bearer …). Empty: /metrics is
+    # open to whoever reaches the node (the shipped nginx refuses it at the edge); private spaces
+    # are labelled by a keyed hash either way, never by their id.
+    metrics_token: str = field(default="", repr=False)
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -132,6 +145,8 @@ class Settings:
                 f"PODIUM_ICE_LOOPBACK must be one of {', '.join(ICE_LOOPBACK_MODES)}, not {self.ice_loopback!r}"
             )
         self.ice_server_list()  # raises InvalidInput naming the entry that is wrong
+        if not 60 <= self.turn_credential_lifetime_s <= 7 * 86400:
+            raise InvalidInput("PODIUM_TURN_CREDENTIAL_LIFETIME_S must be between 60 s and 7 days (604800)")
         if self.log_format not in LOG_FORMATS:
             raise InvalidInput(f"PODIUM_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {self.log_format!r}")
         if not 0 < self.port < 65536:
@@ -153,6 +168,8 @@ class Settings:
             raise InvalidInput("the join rate, burst and surge factor must be positive")
         if self.max_in_flight < 1 or self.max_lag_ms <= 0 or self.header_timeout_s <= 0 or self.max_body_bytes < 1024:
             raise InvalidInput("capacity, header timeout and body limit must be positive (body limit at least 1024)")
+        if not 1 <= self.max_remote_candidates <= 1000:
+            raise InvalidInput("PODIUM_MAX_REMOTE_CANDIDATES must be between 1 and 1000")
         if not 1 <= self.listen_backlog <= 1_000_000:
             raise InvalidInput("PODIUM_LISTEN_BACKLOG must be between 1 and 1,000,000 connections")
         if self.database_url and not self.database_url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
@@ -167,11 +184,13 @@ class Settings:
             raise InvalidInput("PODIUM_NODE_URL must be this node's own http(s):// address, as other nodes reach it")
         if not 3600 <= self.member_token_ttl_s <= 366 * 24 * 3600:
             raise InvalidInput("PODIUM_MEMBER_TOKEN_TTL_S must be from 3600 (an hour) to 31622400 (a year)")
+        if self.metrics_token and (len(self.metrics_token) < 16 or any(c.isspace() for c in self.metrics_token)):
+            raise InvalidInput("PODIUM_METRICS_TOKEN must be at least 16 characters, without spaces")
         if self.heartbeat_interval_s <= 0 or self.heartbeat_missed_limit < 1:
             raise InvalidInput("heartbeat interval and missed-beat limit must be positive")
 
     def ice_server_list(self) -> tuple[IceServer, ...]:
-        return parse_ice_servers(self.ice_servers)
+        return parse_ice_servers(self.ice_servers, shared_secret=bool(self.turn_secret))
 
     @property
     def base_url(self) -> str:

@@ -1,27 +1,46 @@
-"""`podium verify CLIP`: is this clip an unaltered excerpt of the official recording?
+"""`podium verify CLIP [--trust URL]`: is this clip an unaltered excerpt of the official recording?
 
-Reads the provenance inside the clip, fetches the instance's public key and the recording's
-segments the clip names (over HTTP, as any listener can), and checks: the signature, the clip's
-own SHA-256, the recording's SHA-256, and that cutting the recording again at the signed place
-gives the clip's audio byte for byte.
+Reads the provenance inside the clip, fetches the trusted instance's public key and the recording's
+segments the clip names (over HTTP, as any listener can), and checks: that the clip names the
+trusted instance and a context on it, the signature, the clip's own SHA-256, the recording's
+SHA-256, and that cutting the recording again at the signed place gives the clip's audio byte
+for byte.
+
+Which instance is trusted is the reader's choice, never the file's alone: `--trust URL` names it;
+without it the instance the clip names is taken, but only when the clip's context (the page it
+sends its reader to) is on that same instance. Otherwise anyone could sign a clip with their own
+key, serve their own "recording", and name a victim's page as its context. The verdict always
+says which instance and which key were trusted.
 """
 
 from __future__ import annotations
 
 import base64
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from podium.ids import is_space_id
 from podium.media import clips
 from podium.media.packager import INIT_NAME, segment_name
 
 
 class VerifyError(Exception):
     """The check could not be made (no such file, instance unreachable): neither valid nor invalid."""
+
+
+@dataclass
+class Outcome:
+    valid: bool
+    checks: list[clips.Check]
+    facts: dict[str, Any]
+    trusted: str = ""  # the instance whose key and recording were used
+    key_id: str = ""  # that instance's key, as fetched
+    notes: list[str] = field(default_factory=list)
 
 
 def _progress(done: int, total: int) -> None:
@@ -35,9 +54,34 @@ def _progress(done: int, total: int) -> None:
             print(file=sys.stderr)
 
 
-def verify_clip(
-    path: Path, instance: str | None = None, timeout_s: float = 20.0
-) -> tuple[bool, list[clips.Check], dict[str, Any]]:
+def trusted_instance(facts: dict[str, Any], trust: str | None) -> str:
+    """The instance to check against: `trust` when given, else the one the clip names, if its
+    context is on it (VerifyError otherwise, before anything is fetched)."""
+    if trust:
+        try:
+            return clips.instance_base(trust)
+        except ValueError:
+            raise VerifyError(f"--trust {trust!r}: give the instance's address, e.g. https://podium.example") from None
+    named = str(facts.get("instance") or "")
+    if not named:
+        raise VerifyError(
+            "the clip names no instance (it was made without PODIUM_PUBLIC_URL); give one with --trust URL"
+        )
+    try:
+        base = clips.instance_base(named)
+    except ValueError:
+        raise VerifyError(f"the clip names {named!r}, which is not an instance's address; use --trust URL") from None
+    context = str(facts.get("context_url") or "")
+    if context and not clips.on_instance(context, base):
+        raise VerifyError(
+            f"the clip says it comes from {named} but sends its reader to {context}, on another site; "
+            "it proves nothing about that site. To check it against an instance, name the one you trust: "
+            "--trust URL"
+        )
+    return base
+
+
+def verify_clip(path: Path, trust: str | None = None, timeout_s: float = 20.0) -> Outcome:
     try:
         data = path.read_bytes()
     except OSError as error:
@@ -45,19 +89,24 @@ def verify_clip(
     try:
         media, envelope = clips.open_clip(data)
     except clips.NotAClip as error:
-        return False, [clips.Check("provenance", False, str(error))], {}
+        return Outcome(False, [clips.Check("provenance", False, str(error))], {})
     facts = envelope["facts"]
-    base = (instance or str(facts.get("instance", ""))).rstrip("/")
-    if not base.startswith(("http://", "https://")):
-        raise VerifyError("the clip names no instance; give one with --instance URL")
-    with httpx.Client(timeout=timeout_s) as client:
+    base = trusted_instance(facts, trust)
+    checks = [clips.check_instance(facts, base)]
+    space = str(facts.get("space", ""))
+    with httpx.Client(timeout=timeout_s, follow_redirects=False) as client:
         try:
             key_doc = client.get(f"{base}/.well-known/podium-clip-key").raise_for_status().json()
             public_key = Ed25519PublicKey.from_public_bytes(base64.b64decode(key_doc["public_key"]))
-        except (httpx.HTTPError, KeyError, ValueError) as error:
+        except (httpx.HTTPError, KeyError, ValueError, TypeError) as error:
             raise VerifyError(f"could not fetch the public key of {base}: {error}") from None
-        checks = clips.check_sealed(media, envelope, public_key)
-        space = str(facts.get("space", ""))
+        outcome = Outcome(False, checks, facts, base, clips.key_id(public_key))
+        checks += clips.check_sealed(media, envelope, public_key)
+        if not all(c.ok for c in checks):
+            return outcome  # the recording is not fetched for a clip that already failed
+        if not is_space_id(space):
+            checks.append(clips.Check("recording", False, f"the clip names no space of {base} ({space!r})"))
+            return outcome
         try:
             count = int(facts["recording_segments"])
             init = client.get(f"{base}/hls/{space}/{INIT_NAME}").raise_for_status().content
@@ -69,24 +118,32 @@ def verify_clip(
             checks.append(
                 clips.Check("recording", False, f"the recording the clip names could not be fetched: {error}")
             )
-            return False, checks, facts
+            return outcome
     checks += clips.check_against_recording(media, facts, init, segments)
-    return all(c.ok for c in checks), checks, facts
+    outcome.valid = all(c.ok for c in checks)
+    return outcome
 
 
-def run(path: Path, instance: str | None) -> int:
+def run(path: Path, trust: str | None) -> int:
     try:
-        valid, checks, facts = verify_clip(path, instance)
+        outcome = verify_clip(path, trust)
     except VerifyError as error:
         print(f"podium verify: {error}", file=sys.stderr)
         return 2
-    for check in checks:
+    facts = outcome.facts
+    if outcome.trusted:
+        print(f"  trusted: {outcome.trusted}, its key {outcome.key_id}")
+    for check in outcome.checks:
         print(f"  {'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
-    if valid:
+    if outcome.valid:
+        context = str(facts.get("context_url") or "")
+        if context.startswith("/"):
+            context = outcome.trusted + context
         print(
             f"VALID: an unaltered excerpt of “{facts.get('title')}”, {facts.get('offset_s')} s into the recording, "
-            f"{facts.get('duration_s')} s long; in context: {facts.get('context_url')}"
+            f"{facts.get('duration_s')} s long, signed by {outcome.trusted} (key {outcome.key_id}); "
+            f"in context: {context}"
         )
         return 0
-    print("NOT VALID: this file is not an unaltered excerpt of the recording it names.")
+    print("NOT VALID: this file is not an unaltered excerpt of the recording it names, on the instance trusted.")
     return 1

@@ -15,11 +15,18 @@ as signed JSON POSTs to the URLs its host registered, retried with backoff, ever
   still to come are lost if that node stops before they are made (the log shows how far it got).
 - **Private addresses (SSRF)**: a URL whose host resolves to a loopback, private, link-local,
   shared or reserved address is refused at registration and again before every try (its DNS may
-  change), unless PODIUM_WEBHOOKS_ALLOW_PRIVATE is set. Redirects are never followed. (A name that
-  changes its answer between Podium's lookup and the connection is not caught: narrow, not closed.)
-- **Scheduled**: the bus's `space.scheduled` is published when a space is created, before its host
-  can register anything; so it is not taken from the bus: a subscription made while its space is
-  scheduled gets `space.scheduled` at once (once per subscription), and that is the only way it comes.
+  change), unless PODIUM_WEBHOOKS_ALLOW_PRIVATE is set; so is an IPv6 address that carries such
+  an IPv4 address (NAT64, 6to4, Teredo, IPv4-compatible, -mapped, -translated: see
+  `domain.webhooks.is_public`). Each try resolves the name once and connects to the very address it
+  checked (the URL's host goes in the Host header and, over TLS, in SNI and the certificate check),
+  so a name that answers differently a moment later cannot steer the connection. Redirects are
+  never followed.
+- **Nothing at registration**: registering a URL sends nothing to it. A URL nobody has shown to
+  be willing gets no request until a space's event happens, so a stranger (anyone can host a
+  space) cannot use registration to have this node fire requests at someone else's server.
+  `space.scheduled`, published on the bus when a space is created (before any URL can be
+  registered), is therefore not delivered: the events are `space.started`, `space.ended` and
+  `replay.ready`.
 
 Events are sent in the order they happen (`space.ended` is published before the end hooks make
 the download and announce `replay.ready`), but a retried one may arrive after a later one; each
@@ -33,7 +40,7 @@ import json
 import logging
 import socket
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -41,7 +48,7 @@ import httpx
 
 from podium.backends.interfaces import WebhookStore
 from podium.domain import webhooks as rules
-from podium.domain.space import Space, SpaceState
+from podium.domain.space import Space
 from podium.domain.webhooks import Attempt, Hook
 from podium.errors import Conflict, InvalidInput, NotFound
 from podium.ids import SpaceId, is_space_id
@@ -54,8 +61,14 @@ DEFAULT_BACKOFF_S = (0.0, 1.0, 2.0, 4.0, 8.0)  # the wait before each try
 ATTEMPT_TIMEOUT_S = 10.0
 MAX_CONCURRENT = 16  # tries in flight at once, over every space
 LOG_KEEP = 200  # attempts kept per space
-# Taken from the bus; space.scheduled is sent at registration instead (see above).
-FROM_BUS = ("space.started", "space.ended", "replay.ready")
+FROM_BUS = rules.EVENTS  # every event comes from the bus; none is sent at registration (see above)
+# Resolves a host name and port to the addresses a connection may use (the event loop's by default).
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def resolve(host: str, port: int) -> list[str]:
+    found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(sockaddr[0]) for *_, sockaddr in found]
 
 
 class Webhooks:
@@ -68,6 +81,7 @@ class Webhooks:
         timeout_s: float = ATTEMPT_TIMEOUT_S,
         max_concurrent: int = MAX_CONCURRENT,
         allow_private: bool = False,
+        resolver: Resolver = resolve,
     ) -> None:
         if not backoff_s or any(delay < 0 for delay in backoff_s):
             raise ValueError("backoff_s needs at least one try, and no negative wait")
@@ -76,6 +90,7 @@ class Webhooks:
         self.backoff_s = tuple(backoff_s)
         self.timeout_s = timeout_s
         self.allow_private = allow_private
+        self.resolver = resolver
         self._slots = asyncio.Semaphore(max_concurrent)
         self._locks: dict[SpaceId, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -100,16 +115,14 @@ class Webhooks:
     # -- the host's subscriptions -----------------------------------------------------------
 
     async def register(self, space: Space, url: object) -> Hook:
+        """Checked and stored; nothing is sent to the URL until one of the space's events happens."""
         checked = rules.check_url(url)
-        await self._check_destination(checked)
+        await self._destination(checked)
         hook = Hook(rules.new_hook_id(), space.id, checked, rules.new_secret(), self.podium.clock.now())
         # One node: this lock; between nodes: the store counts under a lock on the space's row.
         async with self._locks.setdefault(space.id, asyncio.Lock()):
             if not await self.store.add_webhook(hook, rules.MAX_HOOKS_PER_SPACE):
                 raise Conflict(f"a space has at most {rules.MAX_HOOKS_PER_SPACE} webhooks; delete one first")
-        if space.state is SpaceState.SCHEDULED:
-            body = self._body("space.scheduled", space)
-            self._spawn(self._deliver(hook, rules.new_event_id(), "space.scheduled", body))
         return hook
 
     async def remove(self, space_id: SpaceId, hook_id: str) -> None:
@@ -167,9 +180,12 @@ class Webhooks:
             status: int | None = None
             error: str | None = None
             try:
-                await self._check_destination(hook.url)
+                async with asyncio.timeout(self.timeout_s):
+                    address = await self._destination(hook.url)
+                url, pinned = pinned_request(hook.url, address)
                 timestamp = int(at.timestamp())
                 headers = {
+                    **pinned,
                     "content-type": "application/json",
                     "user-agent": "Podium-Webhooks/1",
                     "webhook-id": event_id,
@@ -179,34 +195,40 @@ class Webhooks:
                 # The whole try is bounded (httpx's timeouts are per read); the answer's body is
                 # never read, so a receiver cannot make Podium hold a large one.
                 async with asyncio.timeout(self.timeout_s):
-                    async with self._client.stream("POST", hook.url, content=body, headers=headers) as response:
+                    # To the address checked, not the name again: no second lookup can change it.
+                    async with self._client.stream(
+                        "POST", url, content=body, headers=headers, extensions=tls_name(hook.url)
+                    ) as response:
                         status = response.status_code
             except InvalidInput as refused:
                 error = refused.message
             except TimeoutError:
                 error = f"no answer within {self.timeout_s:g} s"
-            except httpx.HTTPError as failure:
+            except (httpx.HTTPError, httpx.InvalidURL) as failure:  # InvalidURL: an address with a zone id
                 error = f"{type(failure).__name__}: {failure}" if str(failure) else type(failure).__name__
             duration_ms = round((time.monotonic() - started) * 1000)
         return Attempt(event_id, event_type, hook.id, hook.url, number, status, error, duration_ms, at)
 
-    async def _check_destination(self, url: str) -> None:
-        """Refuses a host that is, or resolves to, an address off the public internet (SSRF)."""
-        if self.allow_private:
-            return
+    async def _destination(self, url: str) -> str:
+        """The address to connect to for `url`: its host resolved once; refused (InvalidInput)
+        when any address it resolves to is off the public internet (SSRF), unless allowed."""
         parts = urlsplit(url)
         host = parts.hostname or ""
+        default_port = 443 if parts.scheme == "https" else 80
         try:
-            found = await asyncio.get_running_loop().getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
-        except (socket.gaierror, UnicodeError):
+            found = await self.resolver(host, parts.port or default_port)
+        except (OSError, UnicodeError):
             raise InvalidInput(f"the host {host} cannot be found (no DNS answer)") from None
-        for *_, sockaddr in found:
-            address = str(sockaddr[0])
-            if not rules.is_public(address):
-                raise InvalidInput(
-                    f"the host {host} is at {address}, a private or local address; webhooks go to "
-                    "addresses on the internet (PODIUM_WEBHOOKS_ALLOW_PRIVATE=1 allows others)"
-                )
+        if not found:
+            raise InvalidInput(f"the host {host} cannot be found (no DNS answer)")
+        if not self.allow_private:
+            for address in found:
+                if not rules.is_public(address):
+                    raise InvalidInput(
+                        f"the host {host} is at {address}, a private or local address; webhooks go to "
+                        "addresses on the internet (PODIUM_WEBHOOKS_ALLOW_PRIVATE=1 allows others)"
+                    )
+        return found[0]
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(self._guarded(work))
@@ -220,6 +242,18 @@ class Webhooks:
             await work
         except Exception:
             log.exception("webhooks: a delivery failed")
+
+
+def pinned_request(url: str, address: str) -> tuple[httpx.URL, dict[str, str]]:
+    """`url` with its host replaced by `address`, and the Host header the receiver expects."""
+    original = httpx.URL(url)
+    return original.copy_with(host=address), {"host": original.netloc.decode("ascii")}
+
+
+def tls_name(url: str) -> dict[str, Any]:
+    """Over TLS, the name sent in SNI and checked against the certificate: the URL's, not the address."""
+    parts = urlsplit(url)
+    return {"sni_hostname": parts.hostname} if parts.scheme == "https" and parts.hostname else {}
 
 
 def hook_view(hook: Hook) -> dict[str, Any]:

@@ -33,6 +33,7 @@ C = RequestClass
         ("POST", "/api/spaces/abcdefghijkl/heartbeat", C.POST),
         ("POST", "/api/spaces/abcdefghijkl/reactions", C.REACTION),
         ("GET", "/feed.xml", C.OTHER),
+        ("GET", "/api/spaces/abcdefghijkl/recording", C.OTHER),  # hashes the recording: shed first
         ("POST", "/api/sessions", C.OTHER),
         ("GET", "/no/such/thing", C.OTHER),
     ],

@@ -105,3 +105,30 @@ def test_files_that_are_not_clips_are_named_as_such() -> None:
 def test_cuts_outside_the_rules_are_refused(start: float, length: float, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         clips.plan_cut(start, length, m4a.fragment_samples(SEGMENTS), 48000)
+
+
+def test_an_instance_is_compared_by_scheme_host_port_and_path() -> None:
+    assert clips.instance_base("HTTPS://Podium.Example:443/") == "https://podium.example"
+    assert clips.instance_base("http://[::1]:8000/pod/") == "http://[::1]:8000/pod"
+    base = clips.instance_base("https://podium.example")
+    assert clips.on_instance("https://podium.example/s/abc?t=1", base)
+    assert clips.on_instance("/s/abc?t=1", base)  # root-relative: on whichever instance is read
+    for elsewhere in (
+        "https://podium.example.evil.org/s/abc",
+        "http://podium.example/s/abc",
+        "https://podium.example:8443/s/abc",
+        "//evil.org/s/abc",
+        "javascript:alert(1)",
+    ):
+        assert not clips.on_instance(elsewhere, base), elsewhere
+    with pytest.raises(ValueError):
+        clips.instance_base("ftp://podium.example")
+
+
+def test_a_clip_naming_another_instance_or_another_sites_context_fails_the_instance_check() -> None:
+    base = "https://podium.example"
+    own = {"instance": base, "context_url": f"{base}/s/abc?t=1.0"}
+    assert clips.check_instance(own, base).ok
+    assert clips.check_instance({"context_url": "/s/abc?t=1.0"}, base).ok
+    assert not clips.check_instance({**own, "instance": "https://evil.org"}, base).ok
+    assert not clips.check_instance({**own, "context_url": "https://victim.org/s/abc"}, base).ok

@@ -91,3 +91,52 @@ def test_the_answer_asks_for_opus_fec_on_every_opus_payload_type() -> None:
     assert lines[lines.index("a=rtpmap:109 OPUS/48000/2") + 1] == "a=fmtp:109 useinbandfec=1"
     assert "a=fmtp:0 something=1" in lines and asked.count("useinbandfec") == 2
     assert sdp.ask_for_fec(asked) == asked  # asking twice changes nothing
+
+
+@pytest.mark.parametrize(
+    ("address", "loopback", "kept"),
+    [
+        ("203.0.113.9", False, True),  # documentation ranges: tests' and benchmarks' namespaces
+        ("198.51.100.2", False, True),
+        ("2001:db8::2", False, True),
+        ("8.8.8.8", False, True),  # a public address
+        ("192.168.1.20", False, True),  # a speaker on the stage's own LAN or VPN
+        ("100.64.3.4", False, True),
+        ("fd00::5", False, True),
+        ("abcdef01-2345-6789-abcd-ef0123456789.local", False, True),  # a browser's mDNS host candidate
+        ("127.0.0.1", False, False),
+        ("127.0.0.1", True, True),  # PODIUM_ICE_LOOPBACK lets loopback in
+        ("::1", False, False),
+        ("::1", True, True),
+        ("0.0.0.0", True, False),
+        ("0.1.2.3", True, False),
+        ("::", True, False),
+        ("224.0.0.251", False, False),  # multicast
+        ("ff02::1", False, False),
+        ("255.255.255.255", False, False),  # broadcast
+        ("240.0.0.1", False, False),  # reserved
+        ("169.254.169.254", False, False),  # link-local: a cloud's metadata service
+        ("fe80::1", False, False),
+        ("::ffff:127.0.0.1", False, False),  # loopback inside IPv6
+        ("64:ff9b::a9fe:a9fe", False, False),  # NAT64 to 169.254.169.254
+        ("2002:e000:1::", False, False),  # 6to4 to 224.0.0.1
+        ("::ffff:198.51.100.2", False, True),
+        ("victim.example.org", False, False),  # a DNS name: the stage would look it up
+        ("not an address", False, False),
+    ],
+)
+def test_remote_candidates_are_only_addresses_a_speaker_can_have(address: str, loopback: bool, kept: bool) -> None:
+    assert sdp.is_speaker_address(address, loopback) is kept
+
+
+def test_an_offer_keeps_at_most_the_allowed_number_of_candidates_and_drops_the_rest() -> None:
+    hostile = "".join(f"a=candidate:{n} 1 udp 2130706431 198.51.100.{n} {40000 + n} typ host\r\n" for n in range(100))
+    hostile += "a=candidate:x 1 udp 1 224.0.0.1 5000 typ host\r\n"
+    hostile += "a=candidate:y 1 udp 1 198.51.100.200 0 typ host\r\n"  # port 0
+    hostile += "a=candidate:z 1 udp 1 198.51.100.201 typ host\r\n"  # cut short
+    offer = OFFER.replace("a=candidate:1 ", hostile + "a=candidate:1 ")
+    kept = [line for line in sdp.filter_remote_candidates(offer, False, 5).split("\r\n") if "candidate" in line]
+    assert [line.split()[4] for line in kept] == [f"198.51.100.{n}" for n in range(5)]
+    every = [line for line in sdp.filter_remote_candidates(OFFER, False).split("\r\n") if "candidate" in line]
+    assert [line.split()[4] for line in every] == ["192.0.2.7"]  # loopback dropped, TEST-NET kept
+    assert "a=mid:0" in sdp.filter_remote_candidates(offer, False, 5)  # nothing else touched

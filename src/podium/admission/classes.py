@@ -43,7 +43,9 @@ _STAGE_ACTIONS = (
     "webhooks",
 )
 _LISTENING_PREFIXES = ("/hls/", "/timeline/")
-_LISTENER_READS = ("", "questions", "comments", "replay", "recording", "calendar.ics")
+# Not the recording's fingerprint (`recording`): it hashes the recording, and no page asks for it,
+# so it is OTHER, shed first (and cached at the edge once the space has ended).
+_LISTENER_READS = ("", "questions", "comments", "replay", "calendar.ics")
 _JOIN_PREFIXES = ("/s/", "/static/", "/join/")
 
 

@@ -13,11 +13,14 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from podium.addresses import LOCAL_NAT64, embedded_ipv4
 from podium.domain.space import Space
 from podium.errors import InvalidInput
 from podium.ids import SpaceId
 
-EVENTS = ("space.scheduled", "space.started", "space.ended", "replay.ready")
+# What a subscription gets. Not `space.scheduled`: it happens before any URL can be registered,
+# and registering sends nothing (podium.webhooks says why).
+EVENTS = ("space.started", "space.ended", "replay.ready")
 MAX_URL_CHARS = 2048
 MAX_HOOKS_PER_SPACE = 5
 SECRET_PREFIX = "whsec_"
@@ -96,10 +99,15 @@ def check_url(url: object) -> str:
 
 def is_public(address: str) -> bool:
     """Whether an IP address is one on the public internet (not private, loopback, link-local,
-    shared, reserved or multicast); an IPv4-mapped IPv6 address counts as its IPv4 address."""
+    shared, reserved or multicast). An IPv6 address that carries an IPv4 address (NAT64, 6to4,
+    Teredo, IPv4-compatible, -mapped or -translated) is public only if that IPv4 address is."""
     ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in LOCAL_NAT64:
+            return False
+        inner = embedded_ipv4(ip)
+        if inner:
+            return all(v4.is_global and not v4.is_multicast for v4 in inner)
     return ip.is_global and not ip.is_multicast
 
 

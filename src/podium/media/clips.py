@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -185,6 +186,47 @@ def check_sealed(media: bytes, envelope: dict[str, Any], public_key: Ed25519Publ
         )
     )
     return checks
+
+
+def instance_base(url: str) -> str:
+    """An instance's address as compared: scheme and host lower-cased, default port dropped, no
+    trailing slash, nothing after the path. ValueError for anything but an absolute http(s) URL."""
+    parts = urlsplit(url.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not an http(s):// address")
+    port = parts.port  # ValueError for a port out of range
+    default = {"http": 80, "https": 443}[parts.scheme.lower()]
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    netloc = host if port in (None, default) else f"{host}:{port}"
+    return f"{parts.scheme.lower()}://{netloc}{parts.path.rstrip('/')}"
+
+
+def on_instance(url: str, base: str) -> bool:
+    """Whether `url` is an address on the instance at `base` (an `instance_base`); a root-relative
+    URL is on whichever instance it is read from."""
+    if url.startswith("/") and not url.startswith("//"):
+        return True
+    try:
+        there = instance_base(url)
+    except ValueError:
+        return False
+    return there == base or there.startswith(base + "/")
+
+
+def check_instance(facts: dict[str, Any], trusted: str) -> Check:
+    """The facts name the trusted instance (or none) and a context on it: a clip signed elsewhere
+    must not send its reader to this instance's pages as if this instance had made it."""
+    named = str(facts.get("instance") or "")
+    context = str(facts.get("context_url") or "")
+    if named and not on_instance(named, trusted):
+        return Check(
+            "instance", False, f"the clip says it comes from {named}, not from {trusted}, the instance trusted"
+        )
+    if context and not on_instance(context, trusted):
+        return Check("instance", False, f"the clip's context {context} is not on {trusted}, the instance trusted")
+    return Check(
+        "instance", True, f"the clip names {trusted}" if named else f"the clip names no instance; {trusted} trusted"
+    )
 
 
 def check_against_recording(media: bytes, facts: dict[str, Any], init: bytes, segments: Sequence[bytes]) -> list[Check]:

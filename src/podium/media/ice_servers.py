@@ -10,13 +10,23 @@ The setting is either a comma-separated list of URIs, credentials in the TURN on
 
 (percent-encode a `:`, `@` or `,` inside a user name or password), or a JSON array in the browsers'
 RTCIceServer form: `[{"urls": ["turn:turn.example.org:3478"], "username": "alice", "credential": "s3cret"}]`.
+
+TURN relays traffic at its operator's expense, so its credentials go only to the people on the
+stage. With a shared secret (PODIUM_TURN_SECRET, coturn's `use-auth-secret` / `static-auth-secret`)
+TURN entries need no user name or password: each person gets their own, good for a while (the
+TURN REST scheme): user name `<expiry Unix time>:<member id>`, password the base64 HMAC-SHA1 of
+the user name under the secret. A leaked one stops working at its expiry, and names who leaked it.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote
 
@@ -70,17 +80,38 @@ class IceServer:
         return link
 
 
-def parse_ice_servers(raw: str) -> tuple[IceServer, ...]:
-    """Every server the setting names, in order; InvalidInput naming the entry that is wrong."""
+def parse_ice_servers(raw: str, *, shared_secret: bool = False) -> tuple[IceServer, ...]:
+    """Every server the setting names, in order; InvalidInput naming the entry that is wrong.
+    `shared_secret`: TURN credentials are made from a secret (`turn_rest_credentials`), so TURN
+    entries may come without any."""
     text = raw.strip()
     if not text:
         return ()
     if text.startswith("["):
-        return _parse_json(text)
-    return tuple(_parse_uri(entry.strip(), "", "") for entry in text.split(",") if entry.strip())
+        return _parse_json(text, shared_secret)
+    return tuple(_parse_uri(entry.strip(), "", "", shared_secret) for entry in text.split(",") if entry.strip())
 
 
-def _parse_json(text: str) -> tuple[IceServer, ...]:
+def turn_rest_credentials(secret: str, member: str, now_s: float, lifetime_s: int) -> tuple[str, str]:
+    """The TURN REST scheme's user name (`<expiry>:<member>`) and password (base64 HMAC-SHA1 of
+    the user name, keyed with the shared secret), as coturn's `use-auth-secret` checks them."""
+    username = f"{int(now_s) + lifetime_s}:{member}"
+    password = base64.b64encode(hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()).decode("ascii")
+    return username, password
+
+
+def with_credentials(
+    servers: Sequence[IceServer], secret: str, member: str, now_s: float, lifetime_s: int
+) -> tuple[IceServer, ...]:
+    """`servers` for one member: with a shared secret, every TURN entry gets the member's own
+    short-lived credentials (in place of any written in the setting); without one, as they are."""
+    if not secret:
+        return tuple(servers)
+    username, password = turn_rest_credentials(secret, member, now_s, lifetime_s)
+    return tuple(replace(s, username=username, credential=password) if s.is_turn else s for s in servers)
+
+
+def _parse_json(text: str, shared_secret: bool) -> tuple[IceServer, ...]:
     try:
         value = json.loads(text)
     except ValueError as error:
@@ -93,11 +124,11 @@ def _parse_json(text: str) -> tuple[IceServer, ...]:
         username, credential = item.get("username", ""), item.get("credential", "")
         if not all(isinstance(v, str) for v in (*urls, username, credential)):
             raise InvalidInput("PODIUM_ICE_SERVERS: urls, username and credential must be strings")
-        servers.extend(_parse_uri(url.strip(), username, credential) for url in urls)
+        servers.extend(_parse_uri(url.strip(), username, credential, shared_secret) for url in urls)
     return tuple(servers)
 
 
-def _parse_uri(entry: str, username: str, credential: str) -> IceServer:
+def _parse_uri(entry: str, username: str, credential: str, shared_secret: bool = False) -> IceServer:
     shown = _hide_credentials(entry)
     scheme, colon, rest = entry.partition(":")
     scheme = scheme.lower()
@@ -122,10 +153,10 @@ def _parse_uri(entry: str, username: str, credential: str) -> IceServer:
             raise InvalidInput(f"PODIUM_ICE_SERVERS entry {shown!r}: the port must be a number from 1 to 65535")
         port = int(port_text)
     transport = _transport(scheme, query, shown)
-    if scheme != "stun" and not (username and credential):
+    if scheme != "stun" and not (username and credential) and not shared_secret:
         raise InvalidInput(
             f"PODIUM_ICE_SERVERS entry {shown!r}: a TURN server needs a user name and a password "
-            f"({scheme}:user:password@{host}:{port})"
+            f"({scheme}:user:password@{host}:{port}), or PODIUM_TURN_SECRET (coturn's static-auth-secret)"
         )
     if scheme == "stun":
         username = credential = ""

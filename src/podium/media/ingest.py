@@ -70,11 +70,17 @@ async def open_session(
     *,
     loopback_only: bool,
     on_closed: Callable[[IngestSession], None],
+    allow_loopback: bool = False,
+    max_candidates: int = sdp.MAX_REMOTE_CANDIDATES,
 ) -> tuple[IngestSession, str]:
-    """Answer an offer; the speaker's audio goes into `stage` once the connection is up."""
+    """Answer an offer; the speaker's audio goes into `stage` once the connection is up. The
+    stage sends ICE checks only to the offer's candidates a speaker could have (see
+    `sdp.is_speaker_address`; loopback with `allow_loopback`, nothing else with `loopback_only`),
+    and to at most `max_candidates` of them."""
     offer_text = offer.audio_only()
     if loopback_only:
         offer_text = sdp.keep_loopback_candidates(offer_text)
+    offer_text = sdp.filter_remote_candidates(offer_text, allow_loopback or loopback_only, max_candidates)
     pc = RTCPeerConnection(ice.rtc_configuration())
     session = IngestSession(new_session_id(), space_id, member_id, generation, pc, stage)
 

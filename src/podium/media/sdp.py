@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from podium.addresses import LOCAL_NAT64, embedded_ipv4
 from podium.errors import InvalidOffer
 
 
@@ -164,6 +165,69 @@ def _payload_type(line: str) -> str:
 def _is_opus(rtpmap: str) -> bool:
     fields = rtpmap.split()
     return len(fields) > 1 and fields[1].lower().startswith("opus/48000")
+
+
+# A browser offers a host, a server-reflexive and a relay candidate per interface and transport:
+# a dozen at most. Past this many in one offer, the rest are dropped (PODIUM_MAX_REMOTE_CANDIDATES).
+MAX_REMOTE_CANDIDATES = 32
+# Addresses no speaker has: "this network", and the IPv4 limited broadcast.
+_NOWHERE = (ipaddress.IPv4Network("0.0.0.0/8"), ipaddress.IPv4Network("255.255.255.255/32"))
+
+
+def is_speaker_address(address: str, allow_loopback: bool) -> bool:
+    """Whether the stage may send ICE checks to a remote candidate's address.
+
+    An offer names the addresses the stage will send STUN checks to; a stranger's offer could
+    name anyone's (a reflection: the stage knocking on a third party's ports). Refused: the
+    unspecified address and 0.0.0.0/8, multicast, broadcast, reserved (240.0.0.0/4 and IPv6's
+    unassigned ranges), link-local (a speaker on the stage's own link has a routable address too),
+    loopback unless PODIUM_ICE_LOOPBACK allows it, and anything but an IP address or an mDNS name
+    (`….local`, which browsers use for host candidates and only the local link answers), for a
+    DNS name would have the stage look up whatever the offer says. An IPv6 address that carries an
+    IPv4 address (NAT64, 6to4, mapped, …) is judged by that IPv4 address.
+    Kept: public addresses; private ranges (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7),
+    for a speaker on the same LAN or VPN as the stage reaches it by one; and the documentation
+    ranges (192.0.2/24, 198.51.100/24, 203.0.113/24, 2001:db8::/32), which no real host uses and
+    which tests and benchmarks give their network namespaces."""
+    if address.lower().endswith(".local"):
+        return True
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if ip.is_loopback:
+        return allow_loopback
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in LOCAL_NAT64:
+            return False
+        inner = embedded_ipv4(ip)
+        if inner:  # judged by the IPv4 address alone (most of these ranges count as reserved)
+            return all(is_speaker_address(str(v4), allow_loopback) for v4 in inner)
+    elif any(ip in network for network in _NOWHERE):
+        return False
+    return not (ip.is_unspecified or ip.is_multicast or ip.is_reserved or ip.is_link_local)
+
+
+def filter_remote_candidates(text: str, allow_loopback: bool, max_candidates: int = MAX_REMOTE_CANDIDATES) -> str:
+    """The offer with only the ICE candidates the stage may send checks to (`is_speaker_address`),
+    and at most `max_candidates` of them (the first ones, in the offer's order)."""
+    kept: list[str] = []
+    count = 0
+    for line in text.split("\n"):
+        if line.startswith("a=candidate:"):
+            fields = line.split()
+            port = fields[5] if len(fields) > 5 else ""
+            if (
+                count >= max_candidates
+                or len(fields) < 8
+                or not port.isdigit()
+                or not 0 < int(port) < 65536
+                or not is_speaker_address(fields[4], allow_loopback)
+            ):
+                continue
+            count += 1
+        kept.append(line)
+    return "\n".join(kept)
 
 
 def keep_loopback_candidates(text: str) -> str:

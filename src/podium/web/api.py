@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +12,8 @@ from starlette.routing import Route
 
 from podium.audience.presence import Counts
 from podium.domain.space import Space, SpaceState
-from podium.errors import InvalidInput
+from podium.errors import Forbidden, InvalidInput
+from podium.media.ice_servers import IceServer, with_credentials
 from podium.service import Podium
 from podium.web.http import CORS_HEADERS, bearer_token, json_response, read_body, read_json
 
@@ -149,27 +151,41 @@ async def whip_publish(request: Request) -> Response:
     offer = await read_body(request, podium.settings.max_offer_bytes)
     session, answer = await podium.publish(space_id, token, offer)
     location = f"{podium.settings.base_url}/whip/{space_id}/{session.id}"
+    links = ice_server_links(podium, session.member_id)  # publishing at all needs a place on stage
     return Response(
         answer,
         status_code=201,
         media_type="application/sdp",
-        headers={**WHIP_CORS, "Location": location, "ETag": f'"{session.id}"', **ice_server_links(podium)},
+        headers={**WHIP_CORS, "Location": location, "ETag": f'"{session.id}"', **links},
     )
 
 
-def ice_server_links(podium: Podium) -> dict[str, str]:
+def servers_for(podium: Podium, member_id: str) -> tuple[IceServer, ...]:
+    """The STUN/TURN servers for one person on stage, TURN credentials their own when there is a
+    shared secret (PODIUM_TURN_SECRET)."""
+    settings = podium.settings
+    return with_credentials(
+        settings.ice_server_list(), settings.turn_secret, member_id, time.time(), settings.turn_credential_lifetime_s
+    )
+
+
+def ice_server_links(podium: Podium, member_id: str) -> dict[str, str]:
     # RFC 9725 §4.6: a WHIP client (OBS) learns the STUN/TURN servers from the answer's Link headers.
-    links = [server.link_header() for server in podium.settings.ice_server_list()]
+    links = [server.link_header() for server in servers_for(podium, member_id)]
     return {"Link": ", ".join(links)} if links else {}
 
 
 async def ice_servers(request: Request) -> Response:
-    """GET /api/spaces/{id}/ice-servers: the STUN/TURN servers for a speaker's browser (its token
-    required: TURN credentials are for the stage's people, not for every listener)."""
+    """GET /api/spaces/{id}/ice-servers: the STUN/TURN servers for a speaker's browser. Only for
+    people on stage (host, co-hosts, invited speakers) as the stage is now: TURN relays at its
+    operator's expense, and anyone can be a guest in the audience."""
     podium = _podium(request)
     space = await podium.get_space(request.path_params["space_id"])
-    podium.authorize(space, bearer_token(request))
-    return json_response({"ice_servers": [server.browser_view() for server in podium.settings.ice_server_list()]})
+    member = podium.authorize(space, bearer_token(request))
+    if not member.on_stage:
+        raise Forbidden("the STUN and TURN servers are for the people on stage; a listener or guest needs none")
+    servers = servers_for(podium, member.id)
+    return json_response({"ice_servers": [server.browser_view() for server in servers]})
 
 
 async def whip_delete(request: Request) -> Response:

@@ -9,6 +9,7 @@ not ready, and it is not dead either: it recovers by itself). `/metrics`: what P
 from __future__ import annotations
 
 import asyncio
+import hmac
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -41,7 +42,18 @@ async def ready(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
+    """The node's metrics; with PODIUM_METRICS_TOKEN set, only for `Authorization: Bearer <token>`."""
     state = request.app.state
+    expected: str = state.podium.settings.metrics_token
+    if expected:
+        given = request.headers.get("authorization", "")
+        scheme, _, token = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
+            return JSONResponse(
+                {"error": "the metrics need the scraper's token: send Authorization: Bearer <PODIUM_METRICS_TOKEN>"},
+                status_code=401,
+                headers={**NO_STORE, "WWW-Authenticate": 'Bearer realm="podium metrics"'},
+            )
     registry = getattr(state, "metrics_registry", None)
     if registry is None:  # the first scrape: one registry per app, kept for its lifetime
         registry = state.metrics_registry = node_metrics.metrics_registry(state.podium, state.joins, state.governor)

@@ -29,10 +29,13 @@ def _recordings(request: Request) -> Recordings:
     return recordings
 
 
-def _m4a(file: Path | bytes, disposition: str) -> Response:
-    """A finished recording or clip: never changes once made, so caches keep it for good.
-    A local file is streamed (with ranges); a store without one gives its bytes."""
-    headers = {"Cache-Control": "public, max-age=31536000, immutable", "Content-Disposition": disposition}
+def _m4a(file: Path | bytes, disposition: str, *, private: bool = False) -> Response:
+    """A finished recording or clip: never changes once made, so caches keep it for good, except a
+    private space's, which only its listener's browser keeps (a shared cache keys on the path and
+    would hand it to the next one asking without a link). A local file is streamed (with ranges);
+    a store without one gives its bytes."""
+    scope = "private" if private else "public"
+    headers = {"Cache-Control": f"{scope}, max-age=31536000, immutable", "Content-Disposition": disposition}
     if isinstance(file, bytes):
         return Response(file, media_type=M4A_TYPE, headers={**headers, **CORS_HEADERS})
     return FileResponse(file, media_type=M4A_TYPE, headers={**headers, **CORS_HEADERS})
@@ -66,7 +69,7 @@ async def download(request: Request) -> Response:
         podium.check_link(space, key)
     file = await _recordings(request).download(space)
     filename = "".join(c if c.isalnum() or c in " -_" else "_" for c in space.title)[:80].strip() or space.id
-    return _m4a(file, f'inline; filename="{filename}.m4a"')
+    return _m4a(file, f'inline; filename="{filename}.m4a"', private=space.private)
 
 
 async def replay(request: Request) -> Response:
@@ -88,7 +91,9 @@ async def replay(request: Request) -> Response:
 async def recording_fingerprint(request: Request) -> Response:
     podium = _podium(request)
     space = await podium.get_space(request.path_params["space_id"])
-    return json_response(await _recordings(request).fingerprint(space), cache="public, max-age=2")
+    view = await _recordings(request).fingerprint(space)
+    # An ended recording's fingerprint never changes: the cache tier keeps it (deploy/nginx).
+    return json_response(view, cache="public, max-age=86400" if view["complete"] else "public, max-age=2")
 
 
 async def create_clip(request: Request) -> Response:
@@ -101,7 +106,7 @@ async def create_clip(request: Request) -> Response:
     if unknown:
         raise InvalidInput(f"unknown field(s): {', '.join(sorted(unknown))}; expected start_s and duration_s")
     view = await _recordings(request).create_clip(
-        space, body.get("start_s"), body.get("duration_s"), client_address(request), str(request.base_url)
+        space, body.get("start_s"), body.get("duration_s"), client_address(request)
     )
     return json_response(view, status=201, headers={"Location": view["urls"]["page"]})
 

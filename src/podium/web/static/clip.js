@@ -27,7 +27,7 @@
     fact(t("clip.clip_sha256"), f.clip_sha256, true);
     fact(t("clip.recording_sha256"), t("clip.recording_value", { sha256: f.recording_sha256, segments: f.recording_segments.toLocaleString(podiumI18n.lang) }), true);
     fact(t("clip.offset"), t("clip.offset_value", { offset: seconds(f.offset_s), frame: f.first_frame.toLocaleString(podiumI18n.lang), frames: f.frames.toLocaleString(podiumI18n.lang) }));
-    fact(t("clip.instance"), f.instance);
+    if (f.instance) fact(t("clip.instance"), f.instance);
     fact(t("clip.signing_key"), f.key_id, true);
     fact(t("clip.cut_at"), new Date(f.created_at).toLocaleString(podiumI18n.lang));
     if (view.signature) fact(t("clip.signature"), view.signature, true);
