@@ -138,6 +138,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Parts:
         placement=RedisPlacement(settings.bus_url) if settings.bus_url else None,
         node_id=settings.node_id or secrets.token_hex(4),
         node_url=settings.own_url,
+        presence_secret=secret,
     )
     limits = RateLimits(storage_for(settings.limits_url))
     posting = Posting(database, podium, limits, clock, bus)
@@ -157,6 +158,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Parts:
         settings.under_attack_surge,
         settings.join_limit_per_address,
         settings.bus_url or None,
+        settings.heartbeat_limit_per_address,
     )
     webhooks = Webhooks(podium, database, allow_private=settings.webhooks_allow_private)
     return Parts(podium, accounts, posting, feed, recordings, governor, joins, webhooks)

@@ -12,7 +12,8 @@ from datetime import timedelta
 
 import numpy as np
 
-from podium.audience.presence import Counts, Presence
+from podium.audience.presence import Counts, Presence, presence_key
+from podium.audience.presence import sample_point as keyed_sample_point
 from podium.backends.counts import Share
 from podium.backends.interfaces import Bus, MediaStore, Placement, SharedCounts, SpaceStore
 from podium.clock import Clock
@@ -27,7 +28,6 @@ from podium.ids import (
     MemberId,
     SessionId,
     SpaceId,
-    is_listener_id,
     is_space_id,
     new_member_id,
     new_space_id,
@@ -71,6 +71,8 @@ class Podium:
         node_id: str = "node",
         placement: Placement | None = None,
         node_url: str = "",
+        *,
+        presence_secret: str,
     ) -> None:
         self.settings = settings
         self.spaces = spaces
@@ -86,6 +88,8 @@ class Podium:
         self._sessions: dict[SessionId, IngestSession] = {}
         self._locks: dict[SpaceId, asyncio.Lock] = {}
         self._rules: dict[SpaceId, StageRules] = {}
+        # Listeners' sample points are keyed with this (the instance secret): no client picks its own.
+        self._presence_secret = presence_secret
         self._peak_task: asyncio.Task[None] | None = None
         self._preshow_task: asyncio.Task[None] | None = None
         self._counts_task: asyncio.Task[None] | None = None
@@ -693,18 +697,27 @@ class Podium:
 
     # -- listeners --------------------------------------------------------------------------
 
-    async def heartbeat(self, space_id: str, listener_id: object, leaving: bool = False) -> Counts:
+    async def heartbeat(self, space_id: SpaceId, listener: ListenerId, address: str, leaving: bool = False) -> Counts:
+        """An admitted listener's beat (the web layer checked its pass: `listener` is whom the pass
+        names), counted under the address it came from."""
         space = await self.get_space(space_id)
-        if not isinstance(listener_id, str) or not is_listener_id(listener_id):
-            raise InvalidInput("listener_id must be 8 to 64 letters, digits, '-' or '_'")
         if space.state is SpaceState.ENDED:
             return self.counts(space.id)
         presence = self._presence_of(space)
         if leaving:
-            presence.leave(ListenerId(listener_id))
+            presence.leave(listener)
         else:
-            presence.beat(ListenerId(listener_id))
+            presence.beat(listener, address)
         return self.counts(space.id)
+
+    def is_counted(self, space_id: SpaceId, listener: ListenerId) -> bool:
+        presence = self._presence.get(space_id)
+        return presence is not None and presence.counted(listener)
+
+    def sample_point(self, space_id: SpaceId, listener: ListenerId) -> float:
+        """Where a listener falls in the space's sample (the join tells the page, which beats when
+        its point is below the announced rate)."""
+        return keyed_sample_point(presence_key(self._presence_secret, space_id), listener)
 
     def counts(self, space_id: SpaceId) -> Counts:
         """The listener counts: this node's, or, with shared counts, the sum over every node's."""
@@ -748,8 +761,10 @@ class Podium:
                 self.clock,
                 self.settings.heartbeat_interval_s,
                 self.settings.heartbeat_missed_limit,
+                key=presence_key(self._presence_secret, space.id),
                 peak=space.peak_listeners,
                 target_sampled=self.settings.presence_sample_target,
+                max_per_address=self.settings.presence_listeners_per_address,
             )
             self._presence[space.id] = presence
         return presence

@@ -39,6 +39,11 @@ class Settings:
     heartbeat_missed_limit: int = 3
     # Past this many listeners only a sample beats (each counted 1/p): origin writes stay flat.
     presence_sample_target: int = 2000
+    # Only admitted listeners count (a heartbeat carries the join's pass). From one network address
+    # at most this many listeners are counted at once (at scale, of the sampled ones: each counts
+    # 1/p), and at most this many heartbeats are taken, in the `limits` notation.
+    presence_listeners_per_address: int = 50
+    heartbeat_limit_per_address: str = "1200/minute"
     # Upper bounds on what a request may send.
     max_json_bytes: int = 16 * 1024
     max_offer_bytes: int = 64 * 1024
@@ -132,6 +137,7 @@ class Settings:
             "post_limit_per_address",
             "signup_limit_per_address",
             "join_limit_per_address",
+            "heartbeat_limit_per_address",
         ):
             try:
                 limits.parse(getattr(self, name))
@@ -155,6 +161,8 @@ class Settings:
             raise InvalidInput("PODIUM_NODE_URL must be this node's own http(s):// address, as other nodes reach it")
         if self.heartbeat_interval_s <= 0 or self.heartbeat_missed_limit < 1:
             raise InvalidInput("heartbeat interval and missed-beat limit must be positive")
+        if self.presence_listeners_per_address < 1:
+            raise InvalidInput("PODIUM_PRESENCE_LISTENERS_PER_ADDRESS must be at least 1")
 
     def ice_server_list(self) -> tuple[IceServer, ...]:
         return parse_ice_servers(self.ice_servers)
