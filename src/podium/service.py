@@ -88,6 +88,10 @@ class Podium:
         self._sessions: dict[SessionId, IngestSession] = {}
         self._locks: dict[SpaceId, asyncio.Lock] = {}
         self._rules: dict[SpaceId, StageRules] = {}
+        # Stage states are stored one at a time per space, the newest first-come (see _save_rules).
+        self._rules_changed: dict[SpaceId, int] = {}
+        self._rules_saved: dict[SpaceId, int] = {}
+        self._save_locks: dict[SpaceId, asyncio.Lock] = {}
         # Listeners' sample points are keyed with this (the instance secret): no client picks its own.
         self._presence_secret = presence_secret
         self._peak_task: asyncio.Task[None] | None = None
@@ -191,7 +195,9 @@ class Podium:
         removed, blocked: a restart gives back no right that was taken or used)."""
         stored = await self.spaces.load_stage(space.id)
         if stored is not None and space.id not in self._rules:
-            self._rules[space.id] = StageRules.from_dict(stored, self.settings.max_cohosts, self.settings.max_speakers)
+            self._rules[space.id] = StageRules.from_dict(
+                stored, self.settings.max_cohosts, self.settings.max_speakers, self.settings.max_guests
+            )
         self._cache[space.id] = space
 
     def open_space(self, space_id: SpaceId) -> Space:
@@ -394,7 +400,11 @@ class Podium:
     def rules(self, space: Space) -> StageRules:
         rules = self._rules.get(space.id)
         if rules is None:
-            rules = StageRules(max_cohosts=self.settings.max_cohosts, max_speakers=self.settings.max_speakers)
+            rules = StageRules(
+                max_cohosts=self.settings.max_cohosts,
+                max_speakers=self.settings.max_speakers,
+                max_guests=self.settings.max_guests,
+            )
             if space.state is SpaceState.ENDED:
                 rules.ended = True
             self._rules[space.id] = rules
@@ -496,7 +506,19 @@ class Podium:
         return [{"id": m.id, "name": m.name} for m in self.rules(space).hands()]
 
     async def _save_rules(self, space_id: SpaceId) -> None:
-        await self.spaces.save_stage(space_id, self._rules[space_id].to_dict())
+        """Store the stage rules as they are now; returns once a state with this change is committed.
+
+        One write at a time per space, each of the newest state: two writes in flight could commit
+        out of order (the older last). A change that a later write already carried is not written
+        again, so a burst of changes makes a few writes, not one each. The state is bounded
+        (`max_guests`), and it is encoded and written off the event loop."""
+        self._rules_changed[space_id] = changed = self._rules_changed.get(space_id, 0) + 1
+        async with self._save_locks.setdefault(space_id, asyncio.Lock()):
+            if self._rules_saved.get(space_id, 0) >= changed:
+                return
+            newest = self._rules_changed[space_id]
+            await self.spaces.save_stage(space_id, self._rules[space_id].to_dict())
+            self._rules_saved[space_id] = max(self._rules_saved.get(space_id, 0), newest)
 
     async def _enforce(self, space_id: SpaceId) -> None:
         """Make the media match the rules: lost rights close sessions, mutes silence them, at once."""
@@ -639,7 +661,7 @@ class Podium:
             stored = await self.spaces.load_stage(space_id)
             if stored is not None:
                 self._rules[space_id] = StageRules.from_dict(
-                    stored, self.settings.max_cohosts, self.settings.max_speakers
+                    stored, self.settings.max_cohosts, self.settings.max_speakers, self.settings.max_guests
                 )
             self._cache[space_id] = space
             self._elsewhere.pop(space_id, None)

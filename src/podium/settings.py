@@ -51,6 +51,11 @@ class Settings:
     # The stage: co-hosts besides the host, and everyone on stage (host included).
     max_cohosts: int = 2
     max_speakers: int = 13
+    # Named guests (anyone may become one, to raise a hand): at most this many per space waiting in
+    # the audience (a moderator's removal, block or a turn on stage frees a place), and at most
+    # this many guest joins from one address.
+    max_guests: int = 200
+    guest_limit_per_address: str = "10/minute"
     # Posting limits, in the `limits` notation ("10/minute", "100/hour").
     post_limit_per_user: str = "10/minute"
     post_limit_per_address: str = "120/minute"
@@ -138,6 +143,7 @@ class Settings:
             "signup_limit_per_address",
             "join_limit_per_address",
             "heartbeat_limit_per_address",
+            "guest_limit_per_address",
         ):
             try:
                 limits.parse(getattr(self, name))
@@ -163,6 +169,8 @@ class Settings:
             raise InvalidInput("heartbeat interval and missed-beat limit must be positive")
         if self.presence_listeners_per_address < 1:
             raise InvalidInput("PODIUM_PRESENCE_LISTENERS_PER_ADDRESS must be at least 1")
+        if self.max_guests < 1:
+            raise InvalidInput("PODIUM_MAX_GUESTS must be at least 1")
 
     def ice_server_list(self) -> tuple[IceServer, ...]:
         return parse_ice_servers(self.ice_servers)

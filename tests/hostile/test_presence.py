@@ -1,8 +1,8 @@
-"""A hostile stranger against a real `podium serve`: the listener count.
+"""A hostile stranger against a real `podium serve`: the listener count and the guest list.
 
-Issue 17, row 3. The count is made only by listeners who were let in (a heartbeat carries the
-join's pass), whose place in the sample is the server's, and one address counts for a bounded
-share.
+Issue 17, rows 3 and 4. The count is made only by listeners who were let in (a heartbeat carries
+the join's pass), whose place in the sample is the server's, and one address counts for a bounded
+share; guests are bounded per space and per address.
 """
 
 from __future__ import annotations
@@ -120,3 +120,41 @@ async def test_a_heartbeat_flood_from_one_address_is_refused(serve: Serve) -> No
         assert "too many heartbeats from your network" in refused.json()["error"]
         assert int(refused.headers["retry-after"]) >= 1
         assert (await listeners(client, space["id"]))["now"] == 1
+
+
+# -- row 4: guests ---------------------------------------------------------------------------
+
+
+async def test_the_guest_list_stops_at_its_bound_and_the_host_frees_places(serve: Serve) -> None:
+    server = serve(max_guests="5", guest_limit_per_address="1000/minute")
+    async with httpx.AsyncClient(base_url=server.base, timeout=10) as client:
+        space = await new_space(client)
+        url = f"/api/spaces/{space['id']}/guests"
+        answers = [await client.post(url, json={"name": "g"}) for _ in range(40)]
+        assert [a.status_code for a in answers] == [201] * 5 + [409] * 35
+        assert "the audience is full: 5 guests are waiting already" in answers[-1].json()["error"]
+        # The host's controls still answer, and a removal makes room for one more.
+        host = {"Authorization": f"Bearer {space['host_token']}"}
+        first = answers[0].json()["member"]["id"]
+        removed = await client.post(f"/api/spaces/{space['id']}/members/{first}/remove", headers=host)
+        assert removed.status_code == 200, removed.text
+        assert (await client.post(url, json={"name": "late"})).status_code == 201
+        assert (await client.post(url, json={"name": "later"})).status_code == 409
+    # The bound holds across a restart (the stored stage state is read back with it).
+    server.stop()
+    server.start()
+    async with httpx.AsyncClient(base_url=server.base, timeout=10) as client:
+        assert (await client.post(url, json={"name": "after"})).status_code == 409
+
+
+async def test_guest_joins_from_one_address_are_limited(serve: Serve) -> None:
+    server = serve(guest_limit_per_address="3/minute")
+    async with httpx.AsyncClient(base_url=server.base, timeout=10) as client:
+        spaces = [await new_space(client), await new_space(client)]
+        statuses = []
+        for n in range(6):  # across two spaces: the limit is the address's
+            answer = await client.post(f"/api/spaces/{spaces[n % 2]['id']}/guests", json={"name": "g"})
+            statuses.append(answer.status_code)
+        assert statuses == [201] * 3 + [429] * 3
+        assert "too many guests joined from your network" in answer.json()["error"]
+        assert int(answer.headers["retry-after"]) >= 1
