@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from podium.whip_client import SampleTrack, publish, tone
+from tests import listeners
 from tests.backends.test_bus_contract import own_redis  # noqa: F401 - the fixture
 from tests.backends.test_sql_contract import own_postgres_database  # noqa: F401 - the fixture
 from tests.conftest import Server, free_port
@@ -173,7 +174,7 @@ async def beat(base: str, space_id: str, n: int) -> str:
     """Listener `n`'s heartbeat from its own address; returns the node that counted it."""
     transport = httpx.AsyncHTTPTransport(local_address=address(n))
     async with httpx.AsyncClient(base_url=base, timeout=10, transport=transport) as client:
-        answer = await client.post(f"/api/spaces/{space_id}/heartbeat", json={"listener_id": f"listener-{n:04d}"})
+        answer = await listeners.beat(client, space_id, f"listener-{n:04d}")
     assert answer.status_code == 200, answer.text
     return answer.headers["x-podium-node"]
 

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from podium.whip_client import SampleTrack, publish, tone
+from tests import listeners
 from tests.conftest import Server, free_port
 from tests.test_live_media import wait_for_media
 
@@ -96,9 +97,7 @@ async def test_the_cache_tier_absorbs_a_crowd(server: Server, cache_tier: str, t
 
             # Writes pass through: a heartbeat is answered by Podium, never from the cache; a flood
             # of other requests from one address meets the per-address limit at the edge.
-            beat = await edge.post(
-                f"/api/spaces/{space['id']}/heartbeat", json={"listener_id": "listener-behind-nginx"}
-            )
+            beat = await listeners.beat(edge, space["id"], "listener-behind-nginx")
             assert beat.status_code == 200 and "x-cache-status" not in beat.headers
             junk = [await edge.get(f"/api/{secrets.token_hex(4)}") for _ in range(150)]
             limited = [j for j in junk if j.status_code == 429]

@@ -102,6 +102,7 @@ class Parts:
     governor: Governor
     joins: Joins
     webhooks: Webhooks
+    limits: RateLimits
 
 
 def database_url(settings: Settings) -> str:
@@ -140,6 +141,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Parts:
         placement=RedisPlacement(settings.bus_url) if settings.bus_url else None,
         node_id=settings.node_id or secrets.token_hex(4),
         node_url=settings.own_url,
+        presence_secret=secret,
     )
     limits = RateLimits(storage_for(settings.limits_url))
     posting = Posting(database, podium, limits, clock, bus)
@@ -168,9 +170,10 @@ def build(settings: Settings, clock: Clock | None = None) -> Parts:
         settings.under_attack_surge,
         settings.join_limit_per_address,
         settings.bus_url or None,
+        settings.heartbeat_limit_per_address,
     )
     webhooks = Webhooks(podium, database, allow_private=settings.webhooks_allow_private)
-    return Parts(podium, accounts, posting, feed, recordings, governor, joins, webhooks)
+    return Parts(podium, accounts, posting, feed, recordings, governor, joins, webhooks, limits)
 
 
 async def _podium_error(request: Request, error: Exception) -> Response:
@@ -247,6 +250,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.governor = parts.governor
     app.state.joins = parts.joins
     app.state.webhooks = parts.webhooks
+    app.state.limits = parts.limits
     return app
 
 

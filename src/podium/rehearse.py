@@ -169,7 +169,8 @@ class Rehearsal:
         if view.get("state") != "live" and not view.get("preshow"):
             self._fail("the space is not live")
             return
-        if not await self.join(client, listener_id, began):
+        listener_pass = await self.join(client, listener_id, began)
+        if listener_pass is None:
             return
         multivariant = await self._get(client, PLAYLIST, f"{hls}/index.m3u8")
         if multivariant is None or multivariant.status_code != 200:
@@ -202,7 +203,8 @@ class Rehearsal:
         while time.monotonic() < until and not self._stop.is_set():
             try:
                 beat = await client.post(
-                    f"{plan.base}/api/spaces/{plan.space}/heartbeat", json={"listener_id": listener_id}
+                    f"{plan.base}/api/spaces/{plan.space}/heartbeat",
+                    json={"listener_id": listener_id, "pass": listener_pass},
                 )
                 self.tally.note(BEAT, beat.status_code, self._started)
             except httpx.HTTPError as error:
@@ -218,8 +220,9 @@ class Rehearsal:
         newest = parts[-1] if parts else (segments[-1] if segments else None)
         return await self._get(client, MEDIA, f"{hls}/{newest}") if newest else None
 
-    async def join(self, client: httpx.AsyncClient, client_id: str, began: float) -> bool:
-        """The join call as the page makes it: in line until let in, the puzzle when asked."""
+    async def join(self, client: httpx.AsyncClient, client_id: str, began: float) -> str | None:
+        """The join call as the page makes it: in line until let in, the puzzle when asked.
+        Returns the pass the heartbeats carry, or None when this listener did not get in."""
         plan = self.plan
         url = f"{plan.base}/api/spaces/{plan.space}/join"
         body: dict[str, Any] = {"client_id": client_id}
@@ -243,7 +246,7 @@ class Rehearsal:
                     self.tally.waited_s.append(time.monotonic() - began)
                 if "ticket" in body and len(self.tally.used_tickets) < 1000:
                     self.tally.used_tickets.append((client_id, body["ticket"]))
-                return True
+                return str(data.get("pass", ""))
             if response.status_code == 202 and "challenge" in data:
                 self.tally.puzzles += 1
                 counter = await asyncio.to_thread(solve_puzzle, data["challenge"], int(data["difficulty_bits"]))
@@ -257,13 +260,13 @@ class Rehearsal:
                     body["solved"] = data["solved"]
             elif response.status_code not in (429, 503):
                 self._fail(f"the join ({response.status_code})")
-                return False
+                return None
             # In line: when the place is due, to the millisecond, as the page does; else Retry-After.
             due_ms = data.get("retry_after_ms") if response.status_code == 202 else None
             wait_s = due_ms / 1000 if isinstance(due_ms, int) else float(retry or 1)
             await asyncio.sleep(wait_s + random.uniform(0, 0.3))
         self._fail("the join (still in line at the end)")
-        return False
+        return None
 
     def _fail(self, what: str) -> None:
         self.tally.failed += 1

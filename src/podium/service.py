@@ -12,7 +12,8 @@ from datetime import timedelta
 
 import numpy as np
 
-from podium.audience.presence import Counts, Presence
+from podium.audience.presence import Counts, Presence, presence_key
+from podium.audience.presence import sample_point as keyed_sample_point
 from podium.backends.counts import Share
 from podium.backends.interfaces import Bus, MediaStore, Placement, SharedCounts, SpaceStore
 from podium.clock import Clock
@@ -27,7 +28,6 @@ from podium.ids import (
     MemberId,
     SessionId,
     SpaceId,
-    is_listener_id,
     is_space_id,
     new_member_id,
     new_space_id,
@@ -71,6 +71,8 @@ class Podium:
         node_id: str = "node",
         placement: Placement | None = None,
         node_url: str = "",
+        *,
+        presence_secret: str,
     ) -> None:
         self.settings = settings
         self.spaces = spaces
@@ -86,6 +88,12 @@ class Podium:
         self._sessions: dict[SessionId, IngestSession] = {}
         self._locks: dict[SpaceId, asyncio.Lock] = {}
         self._rules: dict[SpaceId, StageRules] = {}
+        # Stage states are stored one at a time per space, the newest first-come (see _save_rules).
+        self._rules_changed: dict[SpaceId, int] = {}
+        self._rules_saved: dict[SpaceId, int] = {}
+        self._save_locks: dict[SpaceId, asyncio.Lock] = {}
+        # Listeners' sample points are keyed with this (the instance secret): no client picks its own.
+        self._presence_secret = presence_secret
         self._peak_task: asyncio.Task[None] | None = None
         self._preshow_task: asyncio.Task[None] | None = None
         self._counts_task: asyncio.Task[None] | None = None
@@ -230,7 +238,9 @@ class Podium:
         removed, blocked: a restart gives back no right that was taken or used)."""
         stored = await self.spaces.load_stage(space.id)
         if stored is not None and space.id not in self._rules:
-            self._rules[space.id] = StageRules.from_dict(stored, self.settings.max_cohosts, self.settings.max_speakers)
+            self._rules[space.id] = StageRules.from_dict(
+                stored, self.settings.max_cohosts, self.settings.max_speakers, self.settings.max_guests
+            )
         self._cache[space.id] = space
 
     def open_space(self, space_id: SpaceId) -> Space:
@@ -435,7 +445,11 @@ class Podium:
     def rules(self, space: Space) -> StageRules:
         rules = self._rules.get(space.id)
         if rules is None:
-            rules = StageRules(max_cohosts=self.settings.max_cohosts, max_speakers=self.settings.max_speakers)
+            rules = StageRules(
+                max_cohosts=self.settings.max_cohosts,
+                max_speakers=self.settings.max_speakers,
+                max_guests=self.settings.max_guests,
+            )
             if space.state is SpaceState.ENDED:
                 rules.ended = True
             self._rules[space.id] = rules
@@ -537,7 +551,19 @@ class Podium:
         return [{"id": m.id, "name": m.name} for m in self.rules(space).hands()]
 
     async def _save_rules(self, space_id: SpaceId) -> None:
-        await self.spaces.save_stage(space_id, self._rules[space_id].to_dict())
+        """Store the stage rules as they are now; returns once a state with this change is committed.
+
+        One write at a time per space, each of the newest state: two writes in flight could commit
+        out of order (the older last). A change that a later write already carried is not written
+        again, so a burst of changes makes a few writes, not one each. The state is bounded
+        (`max_guests`), and it is encoded and written off the event loop."""
+        self._rules_changed[space_id] = changed = self._rules_changed.get(space_id, 0) + 1
+        async with self._save_locks.setdefault(space_id, asyncio.Lock()):
+            if self._rules_saved.get(space_id, 0) >= changed:
+                return
+            newest = self._rules_changed[space_id]
+            await self.spaces.save_stage(space_id, self._rules[space_id].to_dict())
+            self._rules_saved[space_id] = max(self._rules_saved.get(space_id, 0), newest)
 
     async def _enforce(self, space_id: SpaceId) -> None:
         """Make the media match the rules: lost rights close sessions, mutes silence them, at once."""
@@ -680,7 +706,7 @@ class Podium:
             stored = await self.spaces.load_stage(space_id)
             if stored is not None:
                 self._rules[space_id] = StageRules.from_dict(
-                    stored, self.settings.max_cohosts, self.settings.max_speakers
+                    stored, self.settings.max_cohosts, self.settings.max_speakers, self.settings.max_guests
                 )
             self._cache[space_id] = space
             self._elsewhere.pop(space_id, None)
@@ -738,18 +764,27 @@ class Podium:
 
     # -- listeners --------------------------------------------------------------------------
 
-    async def heartbeat(self, space_id: str, listener_id: object, leaving: bool = False) -> Counts:
+    async def heartbeat(self, space_id: SpaceId, listener: ListenerId, address: str, leaving: bool = False) -> Counts:
+        """An admitted listener's beat (the web layer checked its pass: `listener` is whom the pass
+        names), counted under the address it came from."""
         space = await self.get_space(space_id)
-        if not isinstance(listener_id, str) or not is_listener_id(listener_id):
-            raise InvalidInput("listener_id must be 8 to 64 letters, digits, '-' or '_'")
         if space.state is SpaceState.ENDED:
             return self.counts(space.id)
         presence = self._presence_of(space)
         if leaving:
-            presence.leave(ListenerId(listener_id))
+            presence.leave(listener)
         else:
-            presence.beat(ListenerId(listener_id))
+            presence.beat(listener, address)
         return self.counts(space.id)
+
+    def is_counted(self, space_id: SpaceId, listener: ListenerId) -> bool:
+        presence = self._presence.get(space_id)
+        return presence is not None and presence.counted(listener)
+
+    def sample_point(self, space_id: SpaceId, listener: ListenerId) -> float:
+        """Where a listener falls in the space's sample (the join tells the page, which beats when
+        its point is below the announced rate)."""
+        return keyed_sample_point(presence_key(self._presence_secret, space_id), listener)
 
     def counts(self, space_id: SpaceId) -> Counts:
         """The listener counts: this node's, or, with shared counts, the sum over every node's."""
@@ -793,8 +828,10 @@ class Podium:
                 self.clock,
                 self.settings.heartbeat_interval_s,
                 self.settings.heartbeat_missed_limit,
+                key=presence_key(self._presence_secret, space.id),
                 peak=space.peak_listeners,
                 target_sampled=self.settings.presence_sample_target,
+                max_per_address=self.settings.presence_listeners_per_address,
             )
             self._presence[space.id] = presence
         return presence

@@ -45,6 +45,11 @@ class Settings:
     heartbeat_missed_limit: int = 3
     # Past this many listeners only a sample beats (each counted 1/p): origin writes stay flat.
     presence_sample_target: int = 2000
+    # Only admitted listeners count (a heartbeat carries the join's pass). From one network address
+    # at most this many listeners are counted at once (at scale, of the sampled ones: each counts
+    # 1/p), and at most this many heartbeats are taken, in the `limits` notation.
+    presence_listeners_per_address: int = 50
+    heartbeat_limit_per_address: str = "1200/minute"
     # Upper bounds on what a request may send.
     max_json_bytes: int = 16 * 1024
     max_offer_bytes: int = 64 * 1024
@@ -55,6 +60,11 @@ class Settings:
     # The stage: co-hosts besides the host, and everyone on stage (host included).
     max_cohosts: int = 2
     max_speakers: int = 13
+    # Named guests (anyone may become one, to raise a hand): at most this many per space waiting in
+    # the audience (a moderator's removal, block or a turn on stage frees a place), and at most
+    # this many guest joins from one address.
+    max_guests: int = 200
+    guest_limit_per_address: str = "10/minute"
     # Posting limits, in the `limits` notation ("10/minute", "100/hour").
     post_limit_per_user: str = "10/minute"
     post_limit_per_address: str = "120/minute"
@@ -159,6 +169,8 @@ class Settings:
             "login_limit_per_address_and_name",
             "login_failures_per_name",
             "login_limit_under_attack",
+            "heartbeat_limit_per_address",
+            "guest_limit_per_address",
         ):
             try:
                 limits.parse(getattr(self, name))
@@ -188,6 +200,10 @@ class Settings:
             raise InvalidInput("PODIUM_METRICS_TOKEN must be at least 16 characters, without spaces")
         if self.heartbeat_interval_s <= 0 or self.heartbeat_missed_limit < 1:
             raise InvalidInput("heartbeat interval and missed-beat limit must be positive")
+        if self.presence_listeners_per_address < 1:
+            raise InvalidInput("PODIUM_PRESENCE_LISTENERS_PER_ADDRESS must be at least 1")
+        if self.max_guests < 1:
+            raise InvalidInput("PODIUM_MAX_GUESTS must be at least 1")
 
     def ice_server_list(self) -> tuple[IceServer, ...]:
         return parse_ice_servers(self.ice_servers, shared_secret=bool(self.turn_secret))

@@ -1,8 +1,10 @@
 import secrets
 
-from podium.audience.presence import Counts, Presence, sample_point
+from podium.audience.presence import Counts, Presence, presence_key, sample_point
 from podium.clock import FakeClock
 from podium.ids import ListenerId
+
+KEY = presence_key("an instance secret of at least 32 characters", "abcdefghijkl")
 
 
 def listener(n: int) -> ListenerId:
@@ -11,7 +13,7 @@ def listener(n: int) -> ListenerId:
 
 def test_counts_listeners_and_keeps_the_peak() -> None:
     clock = FakeClock()
-    presence = Presence(clock, interval_s=5, missed_limit=3)
+    presence = Presence(clock, interval_s=5, missed_limit=3, key=KEY)
     for n in range(10):
         presence.beat(listener(n))
     assert presence.counts() == Counts(10, 10, 10, 1.0)
@@ -22,7 +24,7 @@ def test_counts_listeners_and_keeps_the_peak() -> None:
 
 def test_a_listener_who_stops_is_dropped_after_the_missed_beats() -> None:
     clock = FakeClock()
-    presence = Presence(clock, interval_s=5, missed_limit=3)
+    presence = Presence(clock, interval_s=5, missed_limit=3, key=KEY)
     presence.beat(listener(1))
     presence.beat(listener(2))
     for _ in range(3):
@@ -36,7 +38,7 @@ def test_a_listener_who_stops_is_dropped_after_the_missed_beats() -> None:
 
 def test_late_beats_within_grace_keep_a_listener() -> None:
     clock = FakeClock()
-    presence = Presence(clock, interval_s=5, missed_limit=3)
+    presence = Presence(clock, interval_s=5, missed_limit=3, key=KEY)
     presence.beat(listener(1))
     for _ in range(20):
         clock.advance(7)  # every beat late by 2 s
@@ -46,7 +48,7 @@ def test_late_beats_within_grace_keep_a_listener() -> None:
 
 def test_many_listeners_expire_together() -> None:
     clock = FakeClock()
-    presence = Presence(clock, interval_s=1, missed_limit=2, target_sampled=10_000)
+    presence = Presence(clock, interval_s=1, missed_limit=2, key=KEY, target_sampled=10_000)
     for n in range(5000):
         presence.beat(listener(n))
     clock.advance(1)
@@ -58,7 +60,7 @@ def test_many_listeners_expire_together() -> None:
 
 
 def test_peak_survives_from_storage() -> None:
-    presence = Presence(FakeClock(), interval_s=5, missed_limit=3, peak=1234)
+    presence = Presence(FakeClock(), interval_s=5, missed_limit=3, key=KEY, peak=1234)
     presence.beat(listener(1))
     assert presence.counts().peak == 1234
 
@@ -69,7 +71,7 @@ def random_listener() -> ListenerId:
 
 def test_a_huge_audience_is_sampled_and_still_counted_within_a_few_percent() -> None:
     clock = FakeClock()
-    presence = Presence(clock, interval_s=5, missed_limit=3, target_sampled=2000)
+    presence = Presence(clock, interval_s=5, missed_limit=3, key=KEY, target_sampled=2000)
     audience = [random_listener() for _ in range(100_000)]
     beats = 0
     for _ in range(3):  # three beat intervals; each listener beats only when in the sample
@@ -88,7 +90,7 @@ def test_a_huge_audience_is_sampled_and_still_counted_within_a_few_percent() -> 
 
 def test_sampling_relaxes_when_the_audience_shrinks() -> None:
     clock = FakeClock()
-    presence = Presence(clock, interval_s=5, missed_limit=3, target_sampled=500)
+    presence = Presence(clock, interval_s=5, missed_limit=3, key=KEY, target_sampled=500)
     audience = [random_listener() for _ in range(20_000)]
     for lid in audience:
         if presence.in_sample(lid):
@@ -108,7 +110,36 @@ def test_sampling_relaxes_when_the_audience_shrinks() -> None:
 
 
 def test_sample_points_are_stable_and_spread() -> None:
-    points = [sample_point(random_listener()) for _ in range(10_000)]
+    points = [sample_point(KEY, random_listener()) for _ in range(10_000)]
     assert all(0 <= p < 1 for p in points)
     assert abs(sum(p < 0.1 for p in points) / 10_000 - 0.1) < 0.02
-    assert sample_point(ListenerId("not-hex-at-all")) == sample_point(ListenerId("not-hex-at-all"))
+    assert sample_point(KEY, ListenerId("not-hex-at-all")) == sample_point(KEY, ListenerId("not-hex-at-all"))
+
+
+def test_a_client_cannot_pick_an_id_that_stays_in_the_sample() -> None:
+    """Ids that start with zeros (the lowest points under an unkeyed scheme) fall anywhere, and the
+    same id falls elsewhere in another space (another key)."""
+    zeros = [ListenerId("00000000" + secrets.token_hex(8)) for _ in range(2000)]
+    points = [sample_point(KEY, lid) for lid in zeros]
+    assert abs(sum(p < 0.5 for p in points) / len(points) - 0.5) < 0.05
+    other = presence_key("an instance secret of at least 32 characters", "mnopqrstuvwx")
+    assert sum(sample_point(other, lid) == sample_point(KEY, lid) for lid in zeros) == 0
+
+
+def test_listeners_from_one_address_are_counted_up_to_the_bound() -> None:
+    clock = FakeClock()
+    presence = Presence(clock, interval_s=5, missed_limit=3, key=KEY, max_per_address=5)
+    for n in range(50):
+        presence.beat(listener(n), "203.0.113.7")
+    assert presence.counts().now == 5
+    assert [presence.counted(listener(n)) for n in (0, 4, 5, 49)] == [True, True, False, False]
+    presence.beat(listener(100), "198.51.100.2")  # another network is not held back
+    assert presence.counts().now == 6
+    # A place comes free when one of them leaves or goes silent; the next one takes it.
+    presence.leave(listener(0))
+    presence.beat(listener(5), "203.0.113.7")
+    assert presence.counted(listener(5)) and presence.counts().now == 6
+    clock.advance(20)
+    for n in range(10, 15):
+        presence.beat(listener(n), "203.0.113.7")
+    assert presence.counts().now == 5

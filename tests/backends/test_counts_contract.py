@@ -18,6 +18,7 @@ from podium.backends.interfaces import SharedCounts
 from podium.ids import SpaceId
 from podium.settings import Settings
 from tests.backends.test_sql_contract import postgres_database  # noqa: F401 - the fixture
+from tests.listeners import beat
 
 REDIS = "redis://127.0.0.1:6379"
 
@@ -61,13 +62,9 @@ async def test_two_nodes_count_the_listeners_of_both(tmp_path: Path, postgres_da
         a, b = clients
         space = (await a.post("/api/spaces", json={"title": "Two nodes"})).json()
         for n in range(3):
-            assert (
-                await a.post(f"/api/spaces/{space['id']}/heartbeat", json={"listener_id": f"on-a-{n:04d}"})
-            ).status_code == 200
+            assert (await beat(a, space["id"], f"on-a-{n:04d}")).status_code == 200
         for n in range(2):
-            assert (
-                await b.post(f"/api/spaces/{space['id']}/heartbeat", json={"listener_id": f"on-b-{n:04d}"})
-            ).status_code == 200
+            assert (await beat(b, space["id"], f"on-b-{n:04d}")).status_code == 200
         for _ in range(40):  # nodes report every second
             seen = [(await c.get(f"/api/spaces/{space['id']}")).json()["listeners"]["now"] for c in (a, b)]
             if seen == [5, 5]:

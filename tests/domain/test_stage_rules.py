@@ -112,3 +112,26 @@ def test_listener_links_are_withdrawn_by_moderators_only_and_the_generation_is_k
     assert rules.withdraw_links(HOST_ID) == 2  # a replay's links can be withdrawn after the end
     assert StageRules.from_dict(rules.to_dict(), 2, 13).link_generation == 2
     assert StageRules.from_dict({"members": []}, 2, 13).link_generation == 0  # stored before generations
+
+
+def test_guests_waiting_in_the_audience_are_bounded_and_a_moderator_frees_places() -> None:
+    rules = StageRules(max_guests=3)
+    for n in range(3):
+        rules.join(MemberId(f"g{n}"), f"Guest {n}")
+    with pytest.raises(Conflict, match="3 guests are waiting already"):
+        rules.join(MemberId("g3"), "One too many")
+    assert MemberId("g3") not in rules.members and rules.waiting_guests() == 3
+    # A removal, a block, a turn on stage: each frees a place.
+    rules.remove(HOST_ID, MemberId("g0"))
+    rules.join(MemberId("g3"), "Guest 3")
+    rules.block(HOST_ID, MemberId("g1"))
+    rules.join(MemberId("g4"), "Guest 4")
+    rules.raise_hand(MemberId("g2"))
+    rules.accept_hand(HOST_ID, MemberId("g2"))
+    rules.join(MemberId("g5"), "Guest 5")
+    with pytest.raises(Conflict, match="audience is full"):
+        rules.join(MemberId("g6"), "Guest 6")
+    # Kept across a restart: the stored state brings the same bound back.
+    stored = StageRules.from_dict(rules.to_dict(), max_cohosts=2, max_speakers=13, max_guests=3)
+    with pytest.raises(Conflict, match="audience is full"):
+        stored.join(MemberId("g6"), "Guest 6")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests.listeners import admit, beat
 from tests.media.test_sdp import OFFER
 
 
@@ -95,22 +96,46 @@ async def test_only_the_host_token_ends_a_space(client: httpx.AsyncClient) -> No
 async def test_heartbeats_count_listeners(client: httpx.AsyncClient) -> None:
     space = await create(client)
     url = f"/api/spaces/{space['id']}/heartbeat"
+    passes = {}
     for n in range(3):
-        response = await client.post(url, json={"listener_id": f"listener-{n}"})
-        assert response.status_code == 200
+        passes[n] = (await admit(client, space["id"], f"listener-{n}"))["pass"]
+        response = await beat(client, space["id"], f"listener-{n}", passes[n])
+        assert response.status_code == 200 and response.json()["counted"] is True
     assert response.json()["listeners"] == {"now": 3, "peak": 3, "unique": 3, "sample_rate": 1.0}
-    await client.post(url, json={"listener_id": "listener-0", "leaving": True})
+    await beat(client, space["id"], "listener-0", passes[0], leaving=True)
     public = (await client.get(f"/api/spaces/{space['id']}")).json()
     assert public["listeners"] == {"now": 2, "peak": 3, "unique": 3, "sample_rate": 1.0}
     for bad in (
         {},
         {"listener_id": "x"},
         {"listener_id": "<script>alert(1)</script>"},
-        {"listener_id": "listener-1", "leaving": "yes"},
+        {"listener_id": "listener-1", "pass": passes[1], "leaving": "yes"},
     ):
         response = await client.post(url, json=bad)
         assert response.status_code == 400, bad
         assert response.json()["error"]
+
+
+async def test_only_admitted_listeners_are_counted(client: httpx.AsyncClient) -> None:
+    space = await create(client)
+    other = await create(client)
+    url = f"/api/spaces/{space['id']}/heartbeat"
+    joined = await admit(client, space["id"], "listener-1")
+    assert 0 <= joined["sample_point"] < 1
+    refused = [
+        ({"listener_id": "listener-1"}, 401, "send the pass your join returned"),
+        ({"listener_id": "listener-1", "pass": "forged"}, 401, "not valid here"),
+        # The pass is bound to the browser that joined, and to the space it joined.
+        ({"listener_id": "listener-2", "pass": joined["pass"]}, 403, "another browser"),
+    ]
+    foreign = (await admit(client, other["id"], "listener-1"))["pass"]
+    refused.append(({"listener_id": "listener-1", "pass": foreign}, 401, "another space"))
+    for body, status, message in refused:
+        response = await client.post(url, json=body)
+        assert response.status_code == status, body
+        assert message in response.json()["error"]
+    assert (await client.get(f"/api/spaces/{space['id']}")).json()["listeners"]["now"] == 0
+    assert (await beat(client, space["id"], "listener-1", joined["pass"])).json()["listeners"]["now"] == 1
 
 
 async def test_whip_refuses_missing_wrong_and_foreign_tokens(client: httpx.AsyncClient) -> None:

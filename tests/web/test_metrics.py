@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 
 from podium.admission.gate import Gate
+from tests.listeners import beat
 from tests.web.test_api import create
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -90,8 +91,8 @@ async def test_listeners_joins_and_parts_move_while_a_space_is_live(client: http
     assert await value(client, "podium_space_listeners", space=sid) == 0
     assert await value(client, "podium_live_spaces") == 1
     for n in range(3):
-        beat = await client.post(f"/api/spaces/{sid}/heartbeat", json={"listener_id": f"listener-{n}"})
-        assert beat.status_code == 200
+        answer = await beat(client, sid, f"listener-{n}")
+        assert answer.status_code == 200
     assert await value(client, "podium_space_listeners", space=sid) == 3
     assert await value(client, "podium_listeners") == 3
 

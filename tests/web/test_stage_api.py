@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import httpx
 
+from podium.app import create_app
+from podium.settings import Settings
 from tests.media.test_sdp import OFFER
 
 
@@ -113,3 +118,23 @@ async def test_a_bad_offer_with_an_invite_token_leaves_the_invite_unused(client:
     )
     assert response.status_code in (400, 409)  # a bad offer, or the host is not live yet: refused either way
     assert (await redeem(client, space, invite_token, "Still mine")).status_code == 201
+
+
+async def test_a_burst_of_guests_is_stored_whole(tmp_path: Path) -> None:
+    """Concurrent joins each store the stage state; none may be overwritten by an older one."""
+    settings = Settings.load({}, data_dir=tmp_path / "data", guest_limit_per_address="1000/minute")
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://podium.test") as client:
+            space = await new_space(client)
+            url = f"/api/spaces/{space['id']}/guests"
+            joined = await asyncio.gather(*(client.post(url, json={"name": f"Guest {n}"}) for n in range(40)))
+    assert [j.status_code for j in joined] == [201] * 40
+    again = create_app(settings)  # the same data folder: what was acknowledged must be there
+    async with again.router.lifespan_context(again):
+        transport = httpx.ASGITransport(app=again)
+        async with httpx.AsyncClient(transport=transport, base_url="http://podium.test") as client:
+            for guest in joined:
+                me = await client.get(f"/api/spaces/{space['id']}/me", headers=auth(guest.json()["token"]))
+                assert me.status_code == 200, me.text

@@ -2,6 +2,9 @@
 under-attack mode, and the waiting room. Nothing here touches a database: the rooms are in memory,
 or, between nodes (`rooms_url`), in Redis, one room per space for the whole instance.
 
+A listener's heartbeats carry the pass (`admit_beat`): only the admitted are counted, and a
+stranger's beats meet a per-address limit and a signature check before any count moves.
+
 The answers:
 - `200 {"admitted": true, "pass"}`: in; the pass lets a reload back in without queueing again;
 - `202 {"admitted": false, "position", "ticket"}` + `Retry-After`: in line; come back with the ticket;
@@ -23,10 +26,11 @@ from podium.admission.shared_room import MemoryRoom, RedisWaitingRoom, Room, Sha
 from podium.admission.tickets import TICKET_TTL_S, Ticket, TicketSigner, client_hash
 from podium.admission.waiting_room import Admitted, WaitingRoom
 from podium.clock import Clock
-from podium.errors import InvalidInput
-from podium.ids import SpaceId, is_client_id
+from podium.errors import InvalidInput, Unauthenticated
+from podium.ids import ListenerId, SpaceId, is_client_id
 
 JOIN_PER_ADDRESS = Policy("join-address", "60/minute", "too many joins from your network")
+BEAT_PER_ADDRESS = Policy("heartbeat-address", "1200/minute", "too many heartbeats from your network")
 BASE_DIFFICULTY_BITS = 12  # about 4,000 hashes: a few tenths of a second on a phone
 MAX_DIFFICULTY_BITS = 16  # about 65,000 hashes: still about a second on a phone
 SURGE_WINDOW_S = 10
@@ -97,6 +101,7 @@ class Joins:
         surge_factor: float,
         limit_per_address: str,
         rooms_url: str | None = None,
+        beat_limit_per_address: str = BEAT_PER_ADDRESS.limit,
     ) -> None:
         self.signer = signer
         self.governor = governor
@@ -106,6 +111,7 @@ class Joins:
         self.burst = burst
         self.surge_factor = surge_factor
         self.policy = Policy(JOIN_PER_ADDRESS.name, limit_per_address, JOIN_PER_ADDRESS.message)
+        self.beat_policy = Policy(BEAT_PER_ADDRESS.name, beat_limit_per_address, BEAT_PER_ADDRESS.message)
         # Tickets carry their room's epoch: this process's for rooms in memory, the instance's
         # (kept in Redis) for shared rooms, so that a ticket from any node is good on every node.
         self._epoch = secrets.token_urlsafe(6)
@@ -162,6 +168,24 @@ class Joins:
             self.signer.open_solved(body["solved"], space_id, client)
             verified["solved"] = body["solved"]
         return client, verified
+
+    def admit_beat(self, space_id: SpaceId, body: dict[str, Any], address: str) -> ListenerId:
+        """A heartbeat's proof of admission: the per-address limit first, then the pass the join
+        gave, bound to the client id the beat names. Returns the listener the pass names (the
+        client's hash: what presence counts and samples). Raises before any count moves."""
+        self.limits.hit(self.beat_policy, address)
+        client_id = body.get("listener_id")
+        if not is_client_id(client_id):
+            raise InvalidInput(
+                "listener_id must be 8 to 64 letters, digits, '-' or '_' (the client_id you joined with)"
+            )
+        assert isinstance(client_id, str)
+        token = body.get("pass")
+        if token is None:
+            raise Unauthenticated("only listeners who joined are counted: send the pass your join returned")
+        client = client_hash(client_id)
+        self.signer.open_pass(token, space_id, client)
+        return ListenerId(client)
 
     async def join(self, space_id: SpaceId, client: str, verified: dict[str, Any], address: str) -> JoinAnswer:
         """After `check` and after the space was found live or upcoming."""

@@ -46,6 +46,7 @@ def with_limit(policy: Policy, limit: str) -> Policy:
     return Policy(policy.name, limit, policy.message)
 
 
+GUEST_PER_ADDRESS = Policy("guest-address", "10/minute", "too many guests joined from your network")
 REACTION_PER_ADDRESS = Policy("reaction-address", "20/10seconds", "too many reactions from your network")
 VOTE_PER_USER = Policy("vote-user", "60/minute", "you are voting too fast")
 

@@ -36,7 +36,8 @@ class SpaceStore(Protocol):
     async def upcoming(self, limit: int) -> list[Space]: ...
 
     async def save_stage(self, space_id: SpaceId, stage: dict[str, Any]) -> None:
-        """The stage's members, roles, generations and used invites, committed before returning."""
+        """The stage's members, roles, generations and used invites, committed before returning.
+        `stage` is handed over: the caller never changes it afterwards (it may be encoded later)."""
         ...
 
     async def load_stage(self, space_id: SpaceId) -> dict[str, Any] | None: ...

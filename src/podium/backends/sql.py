@@ -257,7 +257,11 @@ class SqlSpaceStore:
         return [_space(r) for r in rows]
 
     async def save_stage(self, space_id: SpaceId, stage: dict[str, Any]) -> None:
-        await asyncio.to_thread(self._upsert, stages, space_id, json.dumps(stage))
+        # Encoded in the worker thread too: the event loop only hands over the (caller's own) dict.
+        await asyncio.to_thread(self._upsert_json, stages, space_id, stage)
+
+    def _upsert_json(self, table: sa.Table, space_id: SpaceId, state: dict[str, Any]) -> None:
+        self._upsert(table, space_id, json.dumps(state))
 
     def _upsert(self, table: sa.Table, space_id: SpaceId, state: str) -> None:
         """One JSON state per space (stage, moderation): replaced whole, in one transaction."""

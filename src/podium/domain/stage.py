@@ -8,7 +8,10 @@ Invariants (checked by a Hypothesis state machine in tests/domain/test_stage_mac
 - taking a right away bumps the member's generation, so every token issued before stops working
   and a reconnect cannot bring the right back; rotating the host token bumps the host's;
 - withdrawing the listener links bumps `link_generation`: links are signed with it, so every link
-  given out before fails its signature check (delivery.links).
+  given out before fails its signature check (delivery.links);
+- at most `max_guests` guests wait in the audience (joined, and not yet dealt with by a moderator:
+  a removal, a block or a turn on stage bumps the generation and frees the place), so what a
+  stranger can add to the stored state is bounded.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ class StageRules:
     host_name: str = "Host"
     max_cohosts: int = 2
     max_speakers: int = 13  # everyone on stage, host included
+    max_guests: int = 200  # guests waiting in the audience (see waiting_guests)
     members: dict[MemberId, Member] = field(default_factory=dict)
     used_invites: set[str] = field(default_factory=set)
     ended: bool = False
@@ -92,7 +96,7 @@ class StageRules:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], max_cohosts: int, max_speakers: int) -> StageRules:
+    def from_dict(cls, data: dict[str, Any], max_cohosts: int, max_speakers: int, max_guests: int = 200) -> StageRules:
         members = {
             MemberId(m["id"]): Member(
                 MemberId(m["id"]),
@@ -108,6 +112,7 @@ class StageRules:
         return cls(
             max_cohosts=max_cohosts,
             max_speakers=max_speakers,
+            max_guests=max_guests,
             members=members,
             used_invites=set(data.get("used_invites", [])),
             ended=bool(data.get("ended", False)),
@@ -127,6 +132,11 @@ class StageRules:
 
     def hands(self) -> list[Member]:
         return [m for m in self.members.values() if m.hand_raised and not m.blocked]
+
+    def waiting_guests(self) -> int:
+        """Guests in the audience whom no moderator has dealt with yet: listeners still at their
+        first generation (every removal, block or stage turn moves it on)."""
+        return sum(1 for m in self.members.values() if m.role is Role.LISTENER and m.generation == 0)
 
     def may_publish(self, member_id: MemberId, generation: int) -> bool:
         member = self.members.get(member_id)
@@ -153,7 +163,13 @@ class StageRules:
             raise Conflict("this space has ended")
         if member_id in self.members:
             raise Conflict("this member has joined already")
-        member = Member(member_id, clean_name(name), Role.LISTENER)
+        name = clean_name(name)
+        if self.waiting_guests() >= self.max_guests:
+            raise Conflict(
+                f"the audience is full: {self.max_guests} guests are waiting already; "
+                "you can still listen, and join as a guest a little later"
+            )
+        member = Member(member_id, name, Role.LISTENER)
         self.members[member_id] = member
         return member
 

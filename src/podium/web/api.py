@@ -10,11 +10,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from podium.admission.joins import Joins
 from podium.audience.presence import Counts
 from podium.domain.space import Space, SpaceState
-from podium.errors import Forbidden, InvalidInput
+from podium.errors import Forbidden, InvalidInput, NotFound
+from podium.ids import SpaceId, is_space_id
 from podium.media.ice_servers import IceServer, with_credentials
 from podium.service import Podium
+from podium.web.accounts_api import client_address
 from podium.web.http import CORS_HEADERS, bearer_token, json_response, read_body, read_json
 
 
@@ -108,19 +111,27 @@ async def rotate_host_token(request: Request) -> Response:
 
 
 async def heartbeat(request: Request) -> Response:
+    """An admitted listener's beat: `{listener_id, pass, leaving?}`, the pass as the join gave it."""
     podium = _podium(request)
+    joins: Joins = request.app.state.joins
     body = await read_json(request, 1024)
     leaving = body.get("leaving", False)
     if not isinstance(leaving, bool):
         raise InvalidInput("leaving must be true or false")
     space_id = request.path_params["space_id"]
-    counts = await podium.heartbeat(space_id, body.get("listener_id"), leaving=leaving)
+    if not is_space_id(space_id):
+        raise NotFound("no such space")
+    address = client_address(request)
+    listener = joins.admit_beat(SpaceId(space_id), body, address)
+    counts = await podium.heartbeat(SpaceId(space_id), listener, address, leaving=leaving)
     space = await podium.get_space(space_id)
     return json_response(
         {
             "state": space.state.value,
             "listeners": listeners_view(counts),
             "interval_s": podium.settings.heartbeat_interval_s,
+            # False past the address's share, or outside the sample: the beat was taken, not counted.
+            "counted": podium.is_counted(space.id, listener),
         }
     )
 

@@ -16,7 +16,7 @@ from podium.admission.joins import Joins
 from podium.admission.load import Governor
 from podium.domain.stage import Role
 from podium.errors import Forbidden, InvalidInput, NotFound
-from podium.ids import SpaceId, is_space_id
+from podium.ids import ListenerId, SpaceId, is_space_id
 from podium.service import Podium
 from podium.web.api import space_urls
 from podium.web.http import bearer_token, json_response, read_json
@@ -58,6 +58,9 @@ async def join(request: Request) -> Response:
             assert isinstance(key, str)
             result["urls"]["hls"] = signed_hls(podium, space.id, key)
         result["state"] = space.state.value
+        # The page beats only while its point is below the announced sample rate; the point is the
+        # server's (keyed), so no client can pick an id that always stays in the sample.
+        result["sample_point"] = podium.sample_point(space.id, ListenerId(client))
     headers = {"Retry-After": str(answer.retry_after_s)} if answer.retry_after_s is not None else None
     return json_response(result, status=answer.status, headers=headers)
 

@@ -51,7 +51,12 @@ def space_routes() -> dict[str, Any]:
     )
     listing = obj({"live": array(ref("Space")), "upcoming": array(ref("Space"))})
     beat = obj(
-        {"state": string(enum=["scheduled", "live", "ended"]), "listeners": ref("Listeners"), "interval_s": NUMBER}
+        {
+            "state": string(enum=["scheduled", "live", "ended"]),
+            "listeners": ref("Listeners"),
+            "interval_s": NUMBER,
+            "counted": BOOLEAN,
+        }
     )
     return {
         "/api/spaces": {
@@ -118,10 +123,17 @@ def space_routes() -> dict[str, Any]:
                 "A listener's heartbeat",
                 "spaces",
                 {200: answer("the counts and the beat interval", beat)},
-                (400, 404, 409, 429),
+                (400, 401, 403, 404, 409, 429),
                 body=json_body(
                     obj(
-                        {"listener_id": string(minLength=8, maxLength=64), "leaving": BOOLEAN}, required=["listener_id"]
+                        {
+                            "listener_id": string(
+                                minLength=8, maxLength=64, description="the client_id the join was made with"
+                            ),
+                            "pass": string(description="the pass the join returned"),
+                            "leaving": BOOLEAN,
+                        },
+                        required=["listener_id", "pass"],
                     )
                 ),
             ),
@@ -199,8 +211,14 @@ def admission_routes() -> dict[str, Any]:
             "urls": ref("SpaceUrls"),
             "state": string(),
             "solved": string(),
+            "sample_point": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": 1,
+                "description": "heartbeat while this is below the announced sample rate",
+            },
         },
-        required=["admitted", "pass", "urls", "state"],
+        required=["admitted", "pass", "urls", "state", "sample_point"],
     )
     waiting = obj(
         {

@@ -9,10 +9,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from podium.admission.limits import GUEST_PER_ADDRESS, RateLimits, with_limit
 from podium.domain.stage import Member
 from podium.domain.tokens import INVITE_TTL_S
 from podium.errors import InvalidInput
 from podium.service import Podium
+from podium.web.accounts_api import client_address
 from podium.web.http import bearer_token, json_response, read_json
 
 MEMBER_ACTIONS = ("accept", "decline", "audience", "mute", "unmute", "remove", "block")
@@ -65,7 +67,11 @@ async def redeem_invite(request: Request) -> Response:
 
 
 async def join_as_guest(request: Request) -> Response:
+    """Anyone may become a named guest (to raise a hand): limited per address, and per space by
+    `max_guests` (the stage rules refuse one more with 409)."""
     podium = _podium(request)
+    limits: RateLimits = request.app.state.limits
+    limits.hit(with_limit(GUEST_PER_ADDRESS, podium.settings.guest_limit_per_address), client_address(request))
     body = await read_json(request, 1024)
     member, token = await podium.join(request.path_params["space_id"], body.get("name"))
     return json_response({"member": member_view(member), "token": token}, status=201)

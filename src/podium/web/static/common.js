@@ -149,9 +149,8 @@ function button(label, onClick, className = "small secondary") {
 
 // -- What the listener page and the embedded player share ------------------------------------
 
-// This tab's random listener id, kept in `store`. Its first 8 hex digits are a uniform point in
-// [0, 1), the same one the server computes: the listener beats when it falls below the announced
-// sample rate (samplePointOf).
+// This tab's random listener id, kept in `store`: the client id of its join, which its pass (and
+// so its heartbeats) are bound to. Its place in the heartbeat sample is the server's (the join says).
 function listenerIdIn(store, key = "podium.listener") {
   let id = store.getItem(key);
   if (!id) {
@@ -160,7 +159,6 @@ function listenerIdIn(store, key = "podium.listener") {
   }
   return id;
 }
-const samplePointOf = (listenerId) => parseInt(listenerId.slice(0, 8), 16) / 2 ** 32;
 
 // hls.js for live listening: low latency, and a player that fell behind (a stall, a slow start)
 // catches up by playing slightly faster instead of staying seconds behind the room.

@@ -222,19 +222,19 @@
   audio.addEventListener("playing", () => { if (player.playing) say(playingText()); });
   audio.addEventListener("ended", () => { showPlaying(false); say(t("embed.the_end")); });
 
-  // -- Counting (only while playing; sampled as the server asks) -------------------------------
+  // -- Counting (only while playing and let in; sampled as the server asks) -------------------
+  // Each beat carries the join's pass; the join told us our place in the sample (the server's).
 
-  const samplePoint = samplePointOf(listenerId);
   let beatTimer = null;
   async function beat(leaving = false) {
-    if (!player.space) return;
+    if (!player.space || !player.admitted) return;
     const url = `/api/spaces/${spaceId}/heartbeat`;
-    const body = JSON.stringify({ listener_id: listenerId, leaving });
-    const sampleRate = player.space.listeners.sample_rate;
-    if (leaving) { if (samplePoint < sampleRate) navigator.sendBeacon(url, new Blob([body], { type: "application/json" })); return; }
+    const body = JSON.stringify({ listener_id: listenerId, pass: player.admitted.pass, leaving });
+    const inSample = player.admitted.sample_point < player.space.listeners.sample_rate;
+    if (leaving) { if (inSample) navigator.sendBeacon(url, new Blob([body], { type: "application/json" })); return; }
     clearTimeout(beatTimer);
     let interval = player.space.heartbeat_interval_s || 5;
-    if (samplePoint < sampleRate && player.playing) {
+    if (inSample && player.playing) {
       try {
         const response = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body });
         if (response.ok) {
@@ -244,6 +244,9 @@
           if (data.state !== player.space.state) refresh();
           render();
           if (data.state === "ended") return;
+        } else if (response.status === 401 || response.status === 403) {
+          // The pass expired (after hours): join again, quietly, and go on counting.
+          player.admitted = await window.podiumAdmit(spaceId, listenerId, () => {}, null).catch(() => null);
         }
       } catch (_) { /* the next beat tries again */ }
     }

@@ -72,25 +72,29 @@ async function admit() {
   try {
     player.admitted = await window.podiumAdmit(spaceId, listenerId, (text) => { $("status").textContent = text; }, linkKey);
     render();
+    // Counted from now on: the first beat goes at once, not an interval later.
+    clearTimeout(beatTimer);
+    beat();
   } catch (e) {
     admitting = null;
     $("error").textContent = t("listen.admit_failed", { message: e.message });
   }
 }
 
-// The server announces a sample rate; a listener whose id falls below it beats, the others stay
-// silent (they are counted through the sample).
-const samplePoint = samplePointOf(listenerId);
+// Only listeners who were let in are counted: each beat carries the join's pass. The server
+// announces a sample rate and the join told us our point (the server's, not one we could pick):
+// we beat while it falls below the rate, and stay silent otherwise (counted through the sample).
 let sampleRate = 1;
+const inSample = () => player.admitted && player.admitted.sample_point < sampleRate;
+const beatBody = (leaving) => JSON.stringify({ listener_id: listenerId, pass: player.admitted.pass, leaving });
 
 async function beat(leaving = false) {
-  const body = JSON.stringify({ listener_id: listenerId, leaving });
-  if (leaving) { if (samplePoint < sampleRate) navigator.sendBeacon(`/api/spaces/${spaceId}/heartbeat`, new Blob([body], { type: "application/json" })); return; }
+  if (leaving) { if (inSample()) navigator.sendBeacon(`/api/spaces/${spaceId}/heartbeat`, new Blob([beatBody(true)], { type: "application/json" })); return; }
   let interval = (player.space && player.space.heartbeat_interval_s) || 5;
   if (player.space) sampleRate = player.space.listeners.sample_rate;
-  if (samplePoint < sampleRate) {
+  if (inSample()) {
     try {
-      const response = await fetch(`/api/spaces/${spaceId}/heartbeat`, { method: "POST", headers: { "Content-Type": "application/json" }, body });
+      const response = await fetch(`/api/spaces/${spaceId}/heartbeat`, { method: "POST", headers: { "Content-Type": "application/json" }, body: beatBody(false) });
       if (response.ok) {
         const data = await response.json();
         showCounts(data.listeners);
@@ -98,6 +102,10 @@ async function beat(leaving = false) {
         sampleRate = data.listeners.sample_rate;
         if (player.space && data.state !== player.space.state) refresh();
         if (data.state === "ended") { beatTimer = null; return; }
+      } else if (response.status === 401 || response.status === 403) {
+        // The pass expired (after hours) or the node's secret changed: join again, quietly.
+        player.admitted = null;
+        admitting = admit();
       }
     } catch (_) { /* the next beat tries again */ }
   }
