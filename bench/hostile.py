@@ -104,9 +104,9 @@ HOLD = Action(
     "(20 min), a 28 KB WAV at 1 Hz (8 h), 9 min at 8 kHz (4.3 MB), 20 min at 8 kHz (9.6 MB)",
 )  # fmt: skip
 SLOW = Action(
-    "slow body", "127.0.6.", 3, 4.0,
-    "raw socket: a `POST` head with `Content-Length: 4000`, then one byte a second, to `…/moderation`, "
-    "`…/guests` and `/api/spaces` in turn; at most 40 open per address",
+    "slow body", "127.0.6.", 2, 8.0,
+    "raw socket: a `POST` head with `Content-Length: 1000` (under every JSON cap), then one byte a second, to "
+    "`…/moderation`, `…/guests` and `/api/spaces` in turn; at most 80 open per address",
 )  # fmt: skip
 HEADS = Action(
     "oversized head", "127.0.7.", 2, 0.5,
@@ -116,10 +116,10 @@ HEADS = Action(
 FLOOD = (CREATE, GUESTS, BEATS, HOLD, SLOW, HEADS)
 LISTENER_PREFIX = "127.0.1."
 WORKER_TAG = "HOSTILE-FLOOD-WORKER "
-SLOW_OPEN_PER_ADDRESS = 40
+SLOW_OPEN_PER_ADDRESS = 80
 HEAD_OPEN_PER_ADDRESS = 8
 HEAD_BYTES = 4 * 1024 * 1024
-SLOW_LENGTH = 4000
+SLOW_LENGTH = 1000
 ONE_LINE_CHUNK = b"a" * 65_536
 LINES_CHUNK = b"".join(b"X-Pad-%d: " % i + b"a" * 8000 + b"\r\n" for i in range(8))
 
