@@ -140,7 +140,11 @@ def pinned_defaults() -> dict[str, str]:
 
 def stated_settings() -> dict[str, Any]:
     defaults = Settings()
-    return {f.name: getattr(defaults, f.name) for f in dataclasses.fields(Settings) if STATED.search(f.name)}
+    return {
+        f.name: getattr(defaults, f.name)
+        for f in dataclasses.fields(Settings)
+        if STATED.search(f.name) and f.name not in NOT_PINNED
+    }
 
 
 # -- what was sent and what came back --------------------------------------------------------------
