@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from podium.admission.limits import Policy, RateLimits, storage_for
+from podium.admission.limits import Policy, RateLimits, network_of, storage_for
 from podium.errors import RateLimited
 
 REDIS_URL = "redis://127.0.0.1:6379"
@@ -53,3 +53,18 @@ def test_storage_urls_are_checked() -> None:
 
     with pytest.raises(InvalidInput, match="PODIUM_LIMITS_URL"):
         Settings.load({"PODIUM_LIMITS_URL": "postgres://x"})
+
+
+@pytest.mark.parametrize(
+    ("address", "network"),
+    [
+        ("198.51.100.7", "198.51.100.7"),
+        ("::ffff:198.51.100.7", "198.51.100.7"),  # the same IPv4 client, written as IPv6
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff::1", "2001:db8:1:2::/64"),  # another address of the same site: the same count
+        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_an_address_counts_as_its_network(address: str, network: str) -> None:
+    assert network_of(address) == network
