@@ -51,9 +51,9 @@ def _serve(args: argparse.Namespace) -> int:
         http=protocol_with_header_deadline(settings.header_timeout_s),
         # Podium has no WebSocket endpoint: upgrade requests are refused, not parsed.
         ws="none",
-        # Behind the cache tier, a listener's own address (for the per-address limits).
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
+        # Behind the cache tier, a listener's own address is Podium's to find (podium.web.forwarded,
+        # in create_asgi): uvicorn's would take the leftmost, client-chosen address with "*".
+        proxy_headers=False,
     )
     # Ctrl-C: uvicorn shuts down cleanly by itself; people need no traceback after it.
     with contextlib.suppress(KeyboardInterrupt):

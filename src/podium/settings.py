@@ -12,6 +12,7 @@ import limits
 
 from podium.errors import InvalidInput
 from podium.media.ice_servers import IceServer, parse_ice_servers
+from podium.web.forwarded import TrustedProxies
 
 ICE_LOOPBACK_MODES = ("0", "1", "only")
 LOG_FORMATS = ("text", "json")
@@ -98,7 +99,9 @@ class Settings:
     # "text": lines for people; "json": one JSON object per line, for a log collector.
     log_format: str = "text"
     # The proxies (the cache tier) whose X-Forwarded-For is believed: comma-separated addresses
-    # or networks, or "*". A listener's address behind them counts for the per-address limits.
+    # or networks. A listener's address behind them counts for the per-address limits: the
+    # rightmost address in X-Forwarded-For that is not one of them (see podium.web.forwarded).
+    # "*" believes whoever connects, for one hop: only where nothing but the proxy reaches the node.
     forwarded_allow_ips: str = "127.0.0.1,::1"
     # Webhooks may go to loopback and private addresses (refused by default: a host must not reach
     # what sits behind this node, such as Redis or a cloud's metadata service).
@@ -141,6 +144,7 @@ class Settings:
             raise InvalidInput("the join rate, burst and surge factor must be positive")
         if self.max_in_flight < 1 or self.max_lag_ms <= 0 or self.header_timeout_s <= 0 or self.max_body_bytes < 1024:
             raise InvalidInput("capacity, header timeout and body limit must be positive (body limit at least 1024)")
+        TrustedProxies.parse(self.forwarded_allow_ips)  # raises InvalidInput naming the entry that is wrong
         if not 1 <= self.listen_backlog <= 1_000_000:
             raise InvalidInput("PODIUM_LISTEN_BACKLOG must be between 1 and 1,000,000 connections")
         if self.database_url and not self.database_url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
