@@ -69,9 +69,14 @@ class Settings:
     # and each dropped one comes back a second later (then 2 s, 4 s): 2,048, uvicorn's own, filled up.
     listen_backlog: int = 4096
     # Against slow and oversized requests: the whole request head must arrive within this time,
-    # and no body may be larger than this.
+    # and the whole body within body_timeout_s after it (408 past either); no body may be larger
+    # than max_body_bytes (413), no head larger than max_head_bytes (431), and no line of it (the
+    # request line, one header) longer than max_header_line_bytes (414, 431).
     header_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
     max_body_bytes: int = 16 * 1024 * 1024
+    max_head_bytes: int = 16 * 1024
+    max_header_line_bytes: int = 8 * 1024
     # Where durable data lives: empty for SQLite in the data folder, or a PostgreSQL URL
     # (postgresql://user@host:5432/db) shared by every node.
     database_url: str = ""
@@ -144,6 +149,13 @@ class Settings:
             raise InvalidInput("the join rate, burst and surge factor must be positive")
         if self.max_in_flight < 1 or self.max_lag_ms <= 0 or self.header_timeout_s <= 0 or self.max_body_bytes < 1024:
             raise InvalidInput("capacity, header timeout and body limit must be positive (body limit at least 1024)")
+        if self.body_timeout_s <= 0:
+            raise InvalidInput("PODIUM_BODY_TIMEOUT_S must be positive")
+        if not 1024 <= self.max_header_line_bytes <= self.max_head_bytes:
+            raise InvalidInput(
+                "PODIUM_MAX_HEADER_LINE_BYTES must be at least 1024 and at most PODIUM_MAX_HEAD_BYTES "
+                f"({self.max_head_bytes}), not {self.max_header_line_bytes}"
+            )
         TrustedProxies.parse(self.forwarded_allow_ips)  # raises InvalidInput naming the entry that is wrong
         if not 1 <= self.listen_backlog <= 1_000_000:
             raise InvalidInput("PODIUM_LISTEN_BACKLOG must be between 1 and 1,000,000 connections")
