@@ -248,7 +248,8 @@ def create_asgi(settings: Settings | None = None, clock: Clock | None = None) ->
     if podium.placement is not None:
         # Between nodes: what belongs to a stage on another node is answered by that node.
         inner = OwnerRouter(inner, podium, timeout_s=podium.settings.hls_hold_s + 5)
-    # Outermost first: the client's own address behind the cache tier, the door (body cap, shedding
-    # by class), then the listener hot path.
-    gate = Gate(inner, app.state.governor, podium.settings.max_body_bytes)
-    return ForwardedFor(gate, TrustedProxies.parse(podium.settings.forwarded_allow_ips))
+    # Outermost first: the client's own address behind the cache tier, the door (body cap, requests
+    # per address, shedding by class), then the listener hot path.
+    settings = podium.settings
+    gate = Gate(inner, app.state.governor, settings.max_body_bytes, podium.signer, settings.max_in_flight_per_address)
+    return ForwardedFor(gate, TrustedProxies.parse(settings.forwarded_allow_ips))

@@ -64,6 +64,10 @@ class Settings:
     # Capacity: requests being worked on, and event-loop lag, at which the node counts as full.
     max_in_flight: int = 256
     max_lag_ms: float = 250.0
+    # Requests one address (an IPv6 /64) may have in the works at once, listeners' reads aside; past
+    # it, 429. A quarter of max_in_flight's default: one address's requests alone stay below the
+    # pressure at which anything is shed (half).
+    max_in_flight_per_address: int = 64
     # Connections the kernel holds for Podium before it accepts them (capped by net.core.somaxconn).
     # A cache tier opens its connections in bursts when a crowd arrives; a full queue drops their SYNs,
     # and each dropped one comes back a second later (then 2 s, 4 s): 2,048, uvicorn's own, filled up.
@@ -149,8 +153,8 @@ class Settings:
             raise InvalidInput("the join rate, burst and surge factor must be positive")
         if self.max_in_flight < 1 or self.max_lag_ms <= 0 or self.header_timeout_s <= 0 or self.max_body_bytes < 1024:
             raise InvalidInput("capacity, header timeout and body limit must be positive (body limit at least 1024)")
-        if self.body_timeout_s <= 0:
-            raise InvalidInput("PODIUM_BODY_TIMEOUT_S must be positive")
+        if self.body_timeout_s <= 0 or self.max_in_flight_per_address < 1:
+            raise InvalidInput("PODIUM_BODY_TIMEOUT_S and PODIUM_MAX_IN_FLIGHT_PER_ADDRESS must be positive")
         if not 1024 <= self.max_header_line_bytes <= self.max_head_bytes:
             raise InvalidInput(
                 "PODIUM_MAX_HEADER_LINE_BYTES must be at least 1024 and at most PODIUM_MAX_HEAD_BYTES "
