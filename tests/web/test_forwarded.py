@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from podium.errors import InvalidInput
+from podium.settings import Settings
 from podium.web.forwarded import TrustedProxies, client_address
 
 NGINX = TrustedProxies.parse("127.0.0.1,::1")
@@ -54,3 +55,5 @@ def test_a_setting_that_is_no_address_is_refused_by_name() -> None:
         TrustedProxies.parse("127.0.0.1, nginx.internal")
     with pytest.raises(InvalidInput):
         TrustedProxies.parse("*, 127.0.0.1")
+    with pytest.raises(InvalidInput, match="PODIUM_FORWARDED_ALLOW_IPS"):
+        Settings.load({"PODIUM_FORWARDED_ALLOW_IPS": "nginx.internal"})

@@ -7,10 +7,13 @@ import contextlib
 import re
 from collections.abc import AsyncIterator
 
+import pytest
 from starlette.types import Message, Receive, Scope, Send
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
+from podium.errors import InvalidInput
+from podium.settings import Settings
 from podium.web.protocol import connections_cut, protocol_with_limits
 
 
@@ -119,3 +122,17 @@ async def test_a_head_past_its_limit_is_answered_431_without_reaching_the_applic
     after = connections_cut()
     assert after["head_too_large"] == before["head_too_large"] + 2
     assert after["line_too_long"] == before["line_too_long"] + 2
+
+
+def test_the_edge_limits_are_settings_checked_at_start() -> None:
+    settings = Settings.load({"PODIUM_BODY_TIMEOUT_S": "5", "PODIUM_MAX_HEAD_BYTES": "32768"})
+    assert (settings.body_timeout_s, settings.max_head_bytes, settings.max_header_line_bytes) == (5.0, 32768, 8192)
+    assert Settings().max_in_flight_per_address == 64
+    for wrong in (
+        {"PODIUM_BODY_TIMEOUT_S": "0"},
+        {"PODIUM_MAX_IN_FLIGHT_PER_ADDRESS": "0"},
+        {"PODIUM_MAX_HEADER_LINE_BYTES": "20000"},  # longer than the whole head may be
+        {"PODIUM_MAX_HEADER_LINE_BYTES": "100"},
+    ):
+        with pytest.raises(InvalidInput, match="PODIUM_"):
+            Settings.load(wrong)
