@@ -46,6 +46,7 @@ from podium.settings import Settings
 from podium.web.accounts_api import account_routes
 from podium.web.api import api_routes
 from podium.web.embed_api import embed_routes
+from podium.web.forwarded import ForwardedFor, TrustedProxies
 from podium.web.health_api import health_routes
 from podium.web.http import error_response
 from podium.web.join_api import join_routes
@@ -262,5 +263,8 @@ def create_asgi(settings: Settings | None = None, clock: Clock | None = None) ->
     if podium.placement is not None:
         # Between nodes: what belongs to a stage on another node is answered by that node.
         inner = OwnerRouter(inner, podium, timeout_s=podium.settings.hls_hold_s + 5)
-    # Outermost first: the door (body cap, shedding by class), then the listener hot path.
-    return Gate(inner, app.state.governor, podium.settings.max_body_bytes)
+    # Outermost first: the client's own address behind the cache tier, the door (body cap, requests
+    # per address, shedding by class), then the listener hot path.
+    settings = podium.settings
+    gate = Gate(inner, app.state.governor, settings.max_body_bytes, podium.signer, settings.max_in_flight_per_address)
+    return ForwardedFor(gate, TrustedProxies.parse(settings.forwarded_allow_ips))

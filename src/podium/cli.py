@@ -17,7 +17,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from podium.app import create_asgi
-    from podium.web.protocol import protocol_with_header_deadline
+    from podium.web.protocol import protocol_with_limits
 
     settings = Settings.load(host=args.host, port=args.port, data_dir=args.data_dir)
     json_logs = settings.log_format == "json"
@@ -48,12 +48,14 @@ def _serve(args: argparse.Namespace) -> int:
         timeout_keep_alive=15,
         timeout_graceful_shutdown=5,
         backlog=settings.listen_backlog,
-        http=protocol_with_header_deadline(settings.header_timeout_s),
+        http=protocol_with_limits(
+            settings.header_timeout_s, settings.body_timeout_s, settings.max_head_bytes, settings.max_header_line_bytes
+        ),
         # Podium has no WebSocket endpoint: upgrade requests are refused, not parsed.
         ws="none",
-        # Behind the cache tier, a listener's own address (for the per-address limits).
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
+        # Behind the cache tier, a listener's own address is Podium's to find (podium.web.forwarded,
+        # in create_asgi): uvicorn's would take the leftmost, client-chosen address with "*".
+        proxy_headers=False,
     )
     # Ctrl-C: uvicorn shuts down cleanly by itself; people need no traceback after it.
     with contextlib.suppress(KeyboardInterrupt):

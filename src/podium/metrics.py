@@ -33,6 +33,7 @@ from podium.admission.load import Governor
 from podium.errors import NotFound
 from podium.ids import SpaceId
 from podium.service import Podium
+from podium.web.protocol import connections_cut
 
 # The classic text format: every Prometheus version reads it (the names here need nothing newer).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -105,11 +106,34 @@ class PodiumCollector(Collector):
             "Requests turned away because the node was full (503, or a join sent to wait), by request class.",
             labels=["class"],
         )
+        crowded = CounterMetricFamily(
+            "podium_requests_refused_per_address",
+            "Requests refused (429) because their address had too many requests in the works, by class.",
+            labels=["class"],
+        )
+        abandoned = CounterMetricFamily(
+            "podium_requests_abandoned",
+            "Requests whose client went away before the request had been read (a body cut short), by class.",
+            labels=["class"],
+        )
         for kind in RequestClass:
             served.add_metric([kind.label], governor.stats.served[kind])
             shed.add_metric([kind.label], governor.stats.shed[kind])
+            crowded.add_metric([kind.label], governor.stats.crowded[kind])
+            abandoned.add_metric([kind.label], governor.stats.abandoned[kind])
         yield served
         yield shed
+        yield crowded
+        yield abandoned
+        cut = CounterMetricFamily(
+            "podium_connections_cut",
+            "Connections answered and closed by the protocol itself: a request head or body too slow "
+            "(408), a head too large (431, 414).",
+            labels=["reason"],
+        )
+        for reason, count in connections_cut().items():
+            cut.add_metric([reason], count)
+        yield cut
         yield GaugeMetricFamily(
             "podium_requests_in_flight",
             "Requests being worked on now (held playlist reloads not counted).",

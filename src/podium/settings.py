@@ -12,6 +12,7 @@ import limits
 
 from podium.errors import InvalidInput
 from podium.media.ice_servers import IceServer, parse_ice_servers
+from podium.web.forwarded import TrustedProxies
 
 ICE_LOOPBACK_MODES = ("0", "1", "only")
 LOG_FORMATS = ("text", "json")
@@ -91,14 +92,23 @@ class Settings:
     # Capacity: requests being worked on, and event-loop lag, at which the node counts as full.
     max_in_flight: int = 256
     max_lag_ms: float = 250.0
+    # Requests one address (an IPv6 /64) may have in the works at once, listeners' reads aside; past
+    # it, 429. A quarter of max_in_flight's default: one address's requests alone stay below the
+    # pressure at which anything is shed (half).
+    max_in_flight_per_address: int = 64
     # Connections the kernel holds for Podium before it accepts them (capped by net.core.somaxconn).
     # A cache tier opens its connections in bursts when a crowd arrives; a full queue drops their SYNs,
     # and each dropped one comes back a second later (then 2 s, 4 s): 2,048, uvicorn's own, filled up.
     listen_backlog: int = 4096
     # Against slow and oversized requests: the whole request head must arrive within this time,
-    # and no body may be larger than this.
+    # and the whole body within body_timeout_s after it (408 past either); no body may be larger
+    # than max_body_bytes (413), no head larger than max_head_bytes (431), and no line of it (the
+    # request line, one header) longer than max_header_line_bytes (414, 431).
     header_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
     max_body_bytes: int = 16 * 1024 * 1024
+    max_head_bytes: int = 16 * 1024
+    max_header_line_bytes: int = 8 * 1024
     # Where durable data lives: empty for SQLite in the data folder, or a PostgreSQL URL
     # (postgresql://user@host:5432/db) shared by every node.
     database_url: str = ""
@@ -126,7 +136,9 @@ class Settings:
     # "text": lines for people; "json": one JSON object per line, for a log collector.
     log_format: str = "text"
     # The proxies (the cache tier) whose X-Forwarded-For is believed: comma-separated addresses
-    # or networks, or "*". A listener's address behind them counts for the per-address limits.
+    # or networks. A listener's address behind them counts for the per-address limits: the
+    # rightmost address in X-Forwarded-For that is not one of them (see podium.web.forwarded).
+    # "*" believes whoever connects, for one hop: only where nothing but the proxy reaches the node.
     forwarded_allow_ips: str = "127.0.0.1,::1"
     # Webhooks may go to loopback and private addresses (refused by default: a host must not reach
     # what sits behind this node, such as Redis or a cloud's metadata service).
@@ -182,6 +194,14 @@ class Settings:
             raise InvalidInput("capacity, header timeout and body limit must be positive (body limit at least 1024)")
         if not 1 <= self.max_remote_candidates <= 1000:
             raise InvalidInput("PODIUM_MAX_REMOTE_CANDIDATES must be between 1 and 1000")
+        if self.body_timeout_s <= 0 or self.max_in_flight_per_address < 1:
+            raise InvalidInput("PODIUM_BODY_TIMEOUT_S and PODIUM_MAX_IN_FLIGHT_PER_ADDRESS must be positive")
+        if not 1024 <= self.max_header_line_bytes <= self.max_head_bytes:
+            raise InvalidInput(
+                "PODIUM_MAX_HEADER_LINE_BYTES must be at least 1024 and at most PODIUM_MAX_HEAD_BYTES "
+                f"({self.max_head_bytes}), not {self.max_header_line_bytes}"
+            )
+        TrustedProxies.parse(self.forwarded_allow_ips)  # raises InvalidInput naming the entry that is wrong
         if not 1 <= self.listen_backlog <= 1_000_000:
             raise InvalidInput("PODIUM_LISTEN_BACKLOG must be between 1 and 1,000,000 connections")
         if self.database_url and not self.database_url.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):

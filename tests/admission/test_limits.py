@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from podium.admission.limits import Policy, RateLimits, storage_for
+from podium.admission.limits import Policy, RateLimits, network_of, storage_for
 from podium.errors import RateLimited
 
 REDIS_URL = "redis://127.0.0.1:6379"
@@ -64,3 +64,18 @@ def test_counting_refuses_nothing_and_allows_says_whether_a_key_is_still_under(l
     assert not limits.allows(policy, "target") and limits.allows(policy, "another")
     with pytest.raises(RateLimited):
         limits.hit(policy, "target")
+
+
+@pytest.mark.parametrize(
+    ("address", "network"),
+    [
+        ("198.51.100.7", "198.51.100.7"),
+        ("::ffff:198.51.100.7", "198.51.100.7"),  # the same IPv4 client, written as IPv6
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff::1", "2001:db8:1:2::/64"),  # another address of the same site: the same count
+        ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_an_address_counts_as_its_network(address: str, network: str) -> None:
+    assert network_of(address) == network

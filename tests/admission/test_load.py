@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from podium.admission.classes import RequestClass, classify
+from podium.admission.classes import RequestClass, classify, needs_credential, stage_space
 from podium.admission.load import Capacity, Governor
 from podium.clock import FakeClock
 
@@ -36,10 +36,23 @@ C = RequestClass
         ("GET", "/api/spaces/abcdefghijkl/recording", C.OTHER),  # hashes the recording: shed first
         ("POST", "/api/sessions", C.OTHER),
         ("GET", "/no/such/thing", C.OTHER),
+        ("GET", "/host/abcdefghijkl", C.JOIN),  # the host's page is a page; its calls carry the token
+        ("GET", "/metrics", C.STAGE),
     ],
 )
 def test_requests_are_classed_by_method_and_path(method: str, path: str, kind: RequestClass) -> None:
     assert classify(method, path) is kind
+
+
+def test_only_probes_and_preflights_are_stage_requests_without_a_token() -> None:
+    assert needs_credential("POST", "/api/spaces/abcdefghijkl/moderation")
+    assert needs_credential("POST", "/whip/abcdefghijkl")
+    assert not needs_credential("GET", "/healthz")
+    assert not needs_credential("OPTIONS", "/whip/abcdefghijkl")
+    assert stage_space("/whip/abcdefghijkl/session-1") == "abcdefghijkl"
+    assert stage_space("/api/spaces/abcdefghijkl/end") == "abcdefghijkl"
+    assert stage_space("/api/spaces/") is None
+    assert stage_space("/healthz") is None
 
 
 def fill(governor: Governor, kind: RequestClass, count: int) -> None:

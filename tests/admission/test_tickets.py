@@ -11,6 +11,7 @@ from podium.admission.joins import BASE_DIFFICULTY_BITS, MAX_DIFFICULTY_BITS, Su
 from podium.admission.tickets import (
     BadToken,
     ExpiredToken,
+    SpentAnswers,
     TicketSigner,
     client_hash,
     leading_zero_bits,
@@ -22,6 +23,7 @@ from podium.ids import SpaceId
 SECRET = "s" * 48
 SPACE = SpaceId("abcdefghijkl")
 ME = client_hash("client-0001")
+HOME = client_hash("198.51.100.7")  # the network a puzzle is solved from
 
 
 def test_a_ticket_round_trips_and_refuses_tampering_other_spaces_and_other_clients() -> None:
@@ -52,17 +54,60 @@ def test_an_old_ticket_has_expired(monkeypatch: pytest.MonkeyPatch) -> None:
         signer.open_ticket(stale, SPACE, ME)
 
 
-def test_a_solved_puzzle_gives_a_reusable_pass_and_a_wrong_answer_does_not() -> None:
+def solve(token: str, bits: int) -> int:
+    return next(n for n in itertools.count() if leading_zero_bits(pow_digest(token, n)) >= bits)
+
+
+def test_a_solved_puzzle_gives_a_pass_for_its_network_and_a_wrong_answer_does_not() -> None:
     signer = TicketSigner(SECRET)
     challenge = signer.challenge(SPACE, ME, 8)
-    answer = next(n for n in itertools.count() if leading_zero_bits(pow_digest(challenge.token, n)) >= 8)
-    solved = signer.open_solution(challenge.token, answer, SPACE, ME)
-    signer.open_solved(solved, SPACE, ME)
+    answer = solve(challenge.token, 8)
+    solution = signer.open_solution(challenge.token, answer, SPACE, ME, HOME)
+    signer.open_solved(solution.solved, SPACE, ME, HOME)
+    with pytest.raises(Forbidden, match="another network"):
+        signer.open_solved(solution.solved, SPACE, ME, client_hash("198.51.100.9"))
+    with pytest.raises(Forbidden, match="another browser"):
+        signer.open_solved(solution.solved, SPACE, client_hash("someone-else"), HOME)
+    # The same answer verifies again (spending it is the caller's, see SpentAnswers), with the same id.
+    assert signer.open_solution(challenge.token, answer, SPACE, ME, HOME).answer_id == solution.answer_id
+    assert signer.challenge(SPACE, ME, 8).token != challenge.token
     wrong = next(n for n in itertools.count() if leading_zero_bits(pow_digest(challenge.token, n)) < 8)
     with pytest.raises(Forbidden, match="wrong"):
-        signer.open_solution(challenge.token, wrong, SPACE, ME)
+        signer.open_solution(challenge.token, wrong, SPACE, ME, HOME)
     with pytest.raises(Forbidden, match="another browser"):
-        signer.open_solution(challenge.token, answer, SPACE, client_hash("someone-else"))
+        signer.open_solution(challenge.token, answer, SPACE, client_hash("someone-else"), HOME)
+    with pytest.raises(BadToken):
+        signer.open_solution(challenge.token, True, SPACE, ME, HOME)  # a bool is no counter
+
+
+def test_a_puzzle_pass_lasts_five_minutes(monkeypatch: pytest.MonkeyPatch) -> None:
+    signer = TicketSigner(SECRET)
+    challenge = signer.challenge(SPACE, ME, 4)
+    solved = signer.open_solution(challenge.token, solve(challenge.token, 4), SPACE, ME, HOME).solved
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 4 * 60)
+    signer.open_solved(solved, SPACE, ME, HOME)
+    monkeypatch.setattr(time, "time", lambda: real() + 6 * 60)
+    with pytest.raises(ExpiredToken):
+        signer.open_solved(solved, SPACE, ME, HOME)
+
+
+def test_a_spent_answer_is_refused_until_its_challenge_expires_in_bounded_memory() -> None:
+    spent = SpentAnswers(capacity=3)
+    assert spent.spend("a", until=120.0, now=0.0)
+    assert not spent.spend("a", until=125.0, now=5.0)
+    assert not spent.spend("a", until=239.0, now=119.0)
+    # Past its challenge's expiry it is forgotten (the signature check refuses it by then).
+    assert spent.spend("a", until=240.0, now=120.0)
+    assert len(spent) == 1
+    for name in ("b", "c", "d"):
+        assert spent.spend(name, until=250.0, now=130.0)
+    # Never more than the capacity: the oldest went first, and that is counted.
+    assert len(spent) == 3 and spent.evicted == 1
+    assert not spent.spend("d", until=250.0, now=131.0)
+    assert spent.spend("a", until=251.0, now=131.0)  # the evicted one: what the count warns of
+    with pytest.raises(ValueError):
+        SpentAnswers(capacity=0)
 
 
 def test_leading_zero_bits() -> None:

@@ -3,6 +3,11 @@
 Lower is more important. Under pressure the highest classes are shed first (`503`/`429` with
 `Retry-After`); the stage is never shed and listeners already in are shed only past everything
 else. New joins are not shed with an error: they wait in the waiting room (`202`).
+
+STAGE is a privilege, not a path: a request is served as STAGE only if it carries a member token
+of the space it acts on (the door checks the signature, see `admission.gate`); without one it is
+a stranger's request like any other and is served as OTHER, shed first. The probes and CORS
+preflights, which carry no token and no body, keep their class.
 """
 
 from __future__ import annotations
@@ -49,14 +54,17 @@ _LISTENER_READS = ("", "questions", "comments", "replay", "calendar.ics")
 _JOIN_PREFIXES = ("/s/", "/static/", "/join/")
 
 
+PROBES = ("/healthz", "/readyz", "/metrics")
+
+
 def classify(method: str, path: str) -> RequestClass:
     """The class of a request, from its method and path alone (no body, no lookup)."""
-    if path.startswith("/whip/") or path.startswith("/host/") or path in ("/healthz", "/readyz", "/metrics"):
+    if path.startswith("/whip/") or path in PROBES:
         return RequestClass.STAGE  # the probes too: a busy node is not a dead one
     if path.startswith(_LISTENING_PREFIXES):
         return RequestClass.LISTENING
-    if path.startswith(_JOIN_PREFIXES) or path == "/":
-        return RequestClass.JOIN
+    if path.startswith(_JOIN_PREFIXES) or path == "/" or path.startswith("/host/"):
+        return RequestClass.JOIN  # the host's page is a page; its calls carry the host's token
     if method in ("GET", "HEAD") and path in ("/api/spaces", "/api/sessions/me"):
         return RequestClass.JOIN  # what the pages ask as they open
     if path.startswith("/api/spaces/"):
@@ -73,3 +81,18 @@ def classify(method: str, path: str) -> RequestClass:
         if method in ("GET", "HEAD") and action in _LISTENER_READS:
             return RequestClass.LISTENING  # what a listener's page reads (cacheable, cheap)
     return RequestClass.OTHER
+
+
+def needs_credential(method: str, path: str) -> bool:
+    """Whether a STAGE-class request keeps its class only with a member token: all but the probes
+    and CORS preflights (bodiless, answered without a lookup)."""
+    return method != "OPTIONS" and path not in PROBES
+
+
+def stage_space(path: str) -> str | None:
+    """The space a STAGE-class path acts on (`/whip/{id}…`, `/api/spaces/{id}…`), if it names one."""
+    parts = path.split("/")
+    if path.startswith("/whip/") or path.startswith("/api/spaces/"):
+        index = 2 if path.startswith("/whip/") else 3
+        return parts[index] if len(parts) > index and parts[index] else None
+    return None

@@ -1,20 +1,41 @@
-"""The door every request passes: a body-size cap and load shedding by request class.
+"""The door every request passes: a body-size cap, a cap on requests in flight per address, and
+load shedding by request class.
 
 An ASGI middleware in front of everything else, so a shed or oversized request costs a few string
-operations: no routing, no body read, no token check, no database. The event-loop lag the governor
-needs is sampled by `sample_lag`, a task the application runs for its lifetime.
+operations: no routing, no body read, no database. The one token check is a signature (an HMAC):
+a STAGE-class request is served as STAGE only with a member token of its space (see
+`admission.classes`), so strangers never hold the capacity the stage is promised. The event-loop
+lag the governor needs is sampled by `sample_lag`, a task the application runs for its lifetime.
+
+Per address (an IPv4 address, an IPv6 /64): at most `max_per_address` requests in the works at
+once (`429` past it); listeners' reads are not counted, as for the governor (held playlist
+reloads are not work, and a whole audience behind one NAT reads the same playlist). So one
+address alone cannot fill the node, however slowly it sends; the protocol's head and body
+deadlines bound how long each of its requests can last.
+
+A client that goes away before its request was read ends that request: one debug line and a
+count (`ClassStats.abandoned`), never a traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
+from collections import Counter
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from podium.admission.classes import RequestClass, classify
+from podium.admission.classes import RequestClass, classify, needs_credential, stage_space
+from podium.admission.limits import network_of
 from podium.admission.load import Governor
+from podium.domain.tokens import TokenSigner
+from podium.errors import PodiumError
+from podium.ids import SpaceId
+
+log = logging.getLogger(__name__)
 
 LAG_SAMPLE_S = 0.05
 RETRY_AFTER_S = (2, 6)  # spread, so the shed do not all come back in the same second
@@ -48,11 +69,30 @@ def _declared_length(scope: Scope) -> int | None:
     return None
 
 
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return token.strip() if scheme.lower() == "bearer" else None
+    return None
+
+
+def _address(scope: Scope) -> str:
+    client = scope.get("client")
+    return network_of(client[0]) if client else "unknown"
+
+
 class Gate:
-    def __init__(self, app: ASGIApp, governor: Governor, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, governor: Governor, max_body_bytes: int, tokens: TokenSigner, max_per_address: int
+    ) -> None:
         self.app = app
         self.governor = governor
         self.max_body_bytes = max_body_bytes
+        self.tokens = tokens
+        self.max_per_address = max_per_address
+        # Requests in the works per address. Invariant: only addresses with one or more are kept.
+        self._per_address: Counter[str] = Counter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -66,16 +106,50 @@ class Gate:
             message = f"the body is {declared} bytes; the limit is {self.max_body_bytes}"
             await _answer(send, 413, message)
             return
-        kind = classify(scope["method"], scope["path"])
+        method, path = scope["method"], scope["path"]
+        kind = classify(method, path)
+        if kind is RequestClass.STAGE and needs_credential(method, path) and not self._member_of_space(scope):
+            kind = RequestClass.OTHER
+        address = _address(scope)
+        counted = kind is not RequestClass.LISTENING
+        if counted and self._per_address[address] >= self.max_per_address:
+            self.governor.stats.crowded[kind] += 1
+            message = (
+                f"too many requests at once from your network (at most {self.max_per_address}); "
+                "try again when one has been answered"
+            )
+            await _answer(send, 429, message, 1)
+            return
         if not self.governor.admit(kind):
             retry = random.randint(*RETRY_AFTER_S)
             await _answer(send, 503, _SHED_MESSAGES[kind].format(s=retry), retry)
             return
         scope.setdefault("state", {})["request_class"] = kind
+        if counted:
+            self._per_address[address] += 1
         try:
             await self.app(scope, receive, send)
+        except ClientDisconnect:
+            # The client hung up while sending its request: nobody is left to answer.
+            self.governor.stats.abandoned[kind] += 1
+            log.debug("%s %s from %s: the client went away before its request was read", method, path, address)
         finally:
             self.governor.done(kind)
+            if counted:
+                self._per_address[address] -= 1
+                if self._per_address[address] <= 0:
+                    del self._per_address[address]
+
+    def _member_of_space(self, scope: Scope) -> bool:
+        """A member (or invite) token of the space the path acts on, by its signature alone."""
+        token, space = _bearer(scope), stage_space(scope["path"])
+        if token is None or space is None:
+            return False
+        try:
+            self.tokens.verify_for(token, SpaceId(space))
+        except PodiumError:
+            return False
+        return True
 
 
 async def sample_lag(governor: Governor, interval_s: float = LAG_SAMPLE_S) -> None:

@@ -9,24 +9,40 @@ The answers:
 - `200 {"admitted": true, "pass"}`: in; the pass lets a reload back in without queueing again;
 - `202 {"admitted": false, "position", "ticket"}` + `Retry-After`: in line; come back with the ticket;
 - `202 {"admitted": false, "challenge", "difficulty_bits"}`: solve the puzzle first (under attack).
+
+Each puzzle answer is spent on its first use (`409` after), and the `solved` pass names the client
+and its network. The stream itself (playlists, parts, segments) needs no pass, under attack or
+not: it is what the cache tier serves to any audience (bet 1), a pass in its URLs would make every
+listener's copy a different object, and at the origin it is answered from memory, never from the
+database or the mixer. What protects the stream is the cache in front; a private space's stream
+needs its signed listener link.
 """
 
 from __future__ import annotations
 
 import math
 import secrets
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 from podium.admission.classes import RequestClass
-from podium.admission.limits import Policy, RateLimits
+from podium.admission.limits import Policy, RateLimits, network_of
 from podium.admission.load import Governor
-from podium.admission.shared_room import MemoryRoom, RedisWaitingRoom, Room, SharedEpoch, rooms_client
-from podium.admission.tickets import TICKET_TTL_S, Ticket, TicketSigner, client_hash
+from podium.admission.shared_room import (
+    PREFIX,
+    MemoryRoom,
+    RedisWaitingRoom,
+    Room,
+    SharedEpoch,
+    reachable,
+    rooms_client,
+)
+from podium.admission.tickets import TICKET_TTL_S, Solution, SpentAnswers, Ticket, TicketSigner, client_hash
 from podium.admission.waiting_room import Admitted, WaitingRoom
 from podium.clock import Clock
-from podium.errors import InvalidInput, Unauthenticated
+from podium.errors import Conflict, InvalidInput, Unauthenticated
 from podium.ids import ListenerId, SpaceId, is_client_id
 
 JOIN_PER_ADDRESS = Policy("join-address", "60/minute", "too many joins from your network")
@@ -119,6 +135,7 @@ class Joins:
         self._shared_epoch = SharedEpoch(self._redis) if self._redis is not None else None
         self._rooms: dict[SpaceId, Room] = {}
         self._surges: dict[SpaceId, Surge] = {}
+        self.spent = SpentAnswers()  # puzzle answers used on this node (between nodes: in Redis)
         self.admitted = 0
         self.queued = 0
 
@@ -147,9 +164,9 @@ class Joins:
         self.surge(space_id).mode = str(mode)
         return str(mode)
 
-    def check(self, space_id: SpaceId, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    def check(self, space_id: SpaceId, body: dict[str, Any], address: str) -> tuple[str, dict[str, Any]]:
         """The signature checks, before the space is even looked up. Returns the client's hash and
-        what verified: {"pass": True} | {"ticket": Ticket} | {"solved": token}."""
+        what verified: {"pass": True} | {"ticket": Ticket} | {"solution": Solution} | {"solved": token}."""
         client_id = body.get("client_id")
         if not is_client_id(client_id):
             raise InvalidInput("client_id must be 8 to 64 letters, digits, '-' or '_' (the page makes one)")
@@ -162,10 +179,13 @@ class Joins:
             return client, verified
         if body.get("ticket") is not None:
             verified["ticket"] = self.signer.open_ticket(body["ticket"], space_id, client)
+        network = client_hash(network_of(address))
         if body.get("challenge") is not None:
-            verified["solved"] = self.signer.open_solution(body["challenge"], body.get("counter"), space_id, client)
+            verified["solution"] = self.signer.open_solution(
+                body["challenge"], body.get("counter"), space_id, client, network
+            )
         elif body.get("solved") is not None:
-            self.signer.open_solved(body["solved"], space_id, client)
+            self.signer.open_solved(body["solved"], space_id, client, network)
             verified["solved"] = body["solved"]
         return client, verified
 
@@ -187,15 +207,27 @@ class Joins:
         self.signer.open_pass(token, space_id, client)
         return ListenerId(client)
 
+    async def spend(self, solution: Solution) -> bool:
+        """Marks a puzzle answer used: True the first time, False if it was used before (on any
+        node, when the rooms are shared)."""
+        if self._redis is None:
+            return self.spent.spend(solution.answer_id, solution.spent_until, time.time())
+        with reachable():
+            first = await self._redis.set(
+                f"{PREFIX}pow:{solution.answer_id}", 1, nx=True, exat=math.ceil(solution.spent_until)
+            )
+        return bool(first)
+
     async def join(self, space_id: SpaceId, client: str, verified: dict[str, Any], address: str) -> JoinAnswer:
         """After `check` and after the space was found live or upcoming."""
         if verified.get("pass"):
             return self._admitted(space_id, client, None)
+        solution: Solution | None = verified.get("solution")
+        solved: str | None = solution.solved if solution is not None else verified.get("solved")
         now = self.clock.monotonic()
         room = self.room(space_id)
         surge = self.surge(space_id)
         ticket = verified.get("ticket")
-        solved = verified.get("solved")
         # A ticket from this room's line keeps its place; one from another life of it is a fresh arrival.
         held: Ticket | None = ticket if ticket is not None and ticket.epoch == await room.epoch() else None
         if held is None:
@@ -213,6 +245,9 @@ class Joins:
                     },
                     0,
                 )
+        # Spent only once the address's limit let it through: a refused arrival may come back with it.
+        if solution is not None and not await self.spend(solution):
+            raise Conflict("this puzzle answer was already used; solve a new puzzle")
         paused = self.governor.shedding(RequestClass.JOIN)
         if held is not None:
             outcome = await room.redeem(held.seq, paused)

@@ -6,6 +6,7 @@ when to try again; nothing past a refusal runs (no hashing, no database).
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from dataclasses import dataclass
 
@@ -49,6 +50,21 @@ def with_limit(policy: Policy, limit: str) -> Policy:
 GUEST_PER_ADDRESS = Policy("guest-address", "10/minute", "too many guests joined from your network")
 REACTION_PER_ADDRESS = Policy("reaction-address", "20/10seconds", "too many reactions from your network")
 VOTE_PER_USER = Policy("vote-user", "60/minute", "you are voting too fast")
+
+
+def network_of(address: str) -> str:
+    """The network an address stands for in per-address counts: an IPv4 address itself (also when
+    written as IPv4-mapped IPv6), an IPv6 address's /64 (one home or site gets a whole /64, so
+    one client can pick any address in it), anything else (a Unix socket's name) as it is."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 def storage_for(url: str) -> Storage:

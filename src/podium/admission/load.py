@@ -45,6 +45,10 @@ class Capacity:
 class ClassStats:
     served: Counter[RequestClass] = field(default_factory=Counter)
     shed: Counter[RequestClass] = field(default_factory=Counter)
+    # Refused because their address had too many requests in the works already (429).
+    crowded: Counter[RequestClass] = field(default_factory=Counter)
+    # Served, but their client went away before the request had been read.
+    abandoned: Counter[RequestClass] = field(default_factory=Counter)
 
 
 class Governor:

@@ -201,7 +201,7 @@ class SharedEpoch:
 
     async def get(self) -> str:
         if self._value is None:
-            with _reachable():
+            with reachable():
                 value = await self._script(keys=[EPOCH_KEY], args=[secrets.token_urlsafe(6)])
             self._value = str(value)
         return self._value
@@ -261,7 +261,7 @@ class RedisWaitingRoom:
 
     async def _counts(self) -> tuple[int, int, int]:
         epoch = await self.epoch()
-        with _reachable():
+        with reachable():
             state = await self._redis.hmget(self.state_key, ["epoch", "issued", "called", "admitted"])
         if state[0] != epoch:
             return 0, 0, 0  # no room yet (or only one from a line that was lost)
@@ -274,7 +274,7 @@ class RedisWaitingRoom:
         ttl_us = int(self.ticket_ttl_s * 1_000_000)
         rate = repr(float(self.rate_per_s))
         args: list[str | int] = [await self.epoch(), rate, self.burst, ttl_us, idle_ms, int(paused), seq]
-        with _reachable():
+        with reachable():
             answer = await script(keys=keys, args=args)
         code, number, called = (int(value) for value in answer)
         if code == STALE:
@@ -296,7 +296,7 @@ class RedisWaitingRoom:
 
 
 @contextmanager
-def _reachable() -> Iterator[None]:
+def reachable() -> Iterator[None]:
     """Redis out of reach: the joiner is told to come back shortly (429 + Retry-After), ticket kept."""
     try:
         yield

@@ -7,12 +7,19 @@
 A client is a random id the page keeps; only its hash travels in what we sign. Every check is an
 HMAC and a few comparisons: a forged, expired or foreign token is refused before any database,
 waiting room or mixer sees it.
+
+A puzzle's answer is worth one arrival: the challenge it answers is spent when it is used
+(`SpentAnswers`, or Redis between nodes), so one solved puzzle cannot be handed around. The
+`solved` pass it earns names the client and the network it was solved from, and lives a few
+minutes: long enough for the page to come back with it, too short to be worth sharing.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +33,11 @@ MAX_CHARS = 400
 TICKET_TTL_S = 600
 PASS_TTL_S = 6 * 3600
 CHALLENGE_TTL_S = 120
-SOLVED_TTL_S = 15 * 60
+SOLVED_TTL_S = 5 * 60
+# Spent puzzle answers remembered at once (about 150 bytes each). Reaching it takes this many
+# puzzles solved within one challenge's life (CHALLENGE_TTL_S), each from a join the per-address
+# limit let through.
+MAX_SPENT_ANSWERS = 100_000
 
 
 def client_hash(client_id: str) -> str:
@@ -44,6 +55,47 @@ class Ticket:
 class Challenge:
     token: str
     difficulty_bits: int
+
+
+@dataclass(frozen=True)
+class Solution:
+    """A right answer to a puzzle: the pass it earns, and what makes the answer single-use."""
+
+    solved: str  # the puzzle pass, bound to the client and its network (SOLVED_TTL_S)
+    answer_id: str  # the challenge's nonce: one challenge, one arrival
+    spent_until: float  # Unix time by which the challenge has surely expired
+
+
+class SpentAnswers:
+    """Puzzle answers already used. Sans-IO.
+
+    Invariants: an answer is refused a second time until `spent_until` (its challenge's expiry,
+    after which the signature check refuses it anyway); at most `capacity` are remembered, the
+    oldest forgotten first (`evicted` counts them: one could be used again only if `capacity`
+    puzzles were solved within one challenge's life).
+    """
+
+    def __init__(self, capacity: int = MAX_SPENT_ANSWERS) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be positive")
+        self.capacity = capacity
+        self._until: OrderedDict[str, float] = OrderedDict()  # oldest first
+        self.evicted = 0
+
+    def __len__(self) -> int:
+        return len(self._until)
+
+    def spend(self, answer_id: str, until: float, now: float) -> bool:
+        """True the first time an answer is spent, False every time after (until `until`)."""
+        while self._until and next(iter(self._until.values())) <= now:
+            self._until.popitem(last=False)
+        if answer_id in self._until:
+            return False
+        if len(self._until) >= self.capacity:
+            self._until.popitem(last=False)
+            self.evicted += 1
+        self._until[answer_id] = until
+        return True
 
 
 class _Serializer(URLSafeTimedSerializer):
@@ -98,21 +150,33 @@ class TicketSigner:
         payload = {"s": space_id, "c": client, "d": difficulty_bits, "n": secrets.token_urlsafe(9)}
         return Challenge(str(self._challenges.dumps(payload)), difficulty_bits)
 
-    def open_solution(self, token: object, counter: object, space_id: SpaceId, client: str) -> str:
-        """A solved challenge: returns a pass for proof-of-work that is good for a while."""
+    def open_solution(self, token: object, counter: object, space_id: SpaceId, client: str, network: str) -> Solution:
+        """A right answer to a challenge: the pass it earns (for `client` on `network`, a hash of
+        where the answer came from), and the answer's id, which the caller spends once."""
         payload = self._open(self._challenges, token, CHALLENGE_TTL_S, space_id, client, "puzzle")
-        bits = payload.get("d")
-        if not isinstance(bits, int) or not isinstance(counter, int) or not 0 <= counter < 2**53:
+        bits, nonce = payload.get("d"), payload.get("n")
+        if (
+            not isinstance(bits, int)
+            or not isinstance(nonce, str)
+            or isinstance(counter, bool)
+            or not isinstance(counter, int)
+            or not 0 <= counter < 2**53
+        ):
             self.refused += 1
             raise BadToken("this puzzle answer is not valid; solve a new puzzle")
         assert isinstance(token, str)
         if leading_zero_bits(pow_digest(token, counter)) < bits:
             self.refused += 1
             raise Forbidden("this puzzle answer is wrong; solve the puzzle again")
-        return str(self._solved.dumps({"s": space_id, "c": client}))
+        solved = str(self._solved.dumps({"s": space_id, "c": client, "a": network}))
+        # Issued at most CHALLENGE_TTL_S ago: by then it has surely expired.
+        return Solution(solved, nonce, time.time() + CHALLENGE_TTL_S)
 
-    def open_solved(self, token: object, space_id: SpaceId, client: str) -> None:
-        self._open(self._solved, token, SOLVED_TTL_S, space_id, client, "puzzle pass")
+    def open_solved(self, token: object, space_id: SpaceId, client: str, network: str) -> None:
+        payload = self._open(self._solved, token, SOLVED_TTL_S, space_id, client, "puzzle pass")
+        if payload.get("a") != network:
+            self.refused += 1
+            raise Forbidden("this puzzle pass was earned on another network; solve a new puzzle")
 
     # -- shared ------------------------------------------------------------------------------
 

@@ -29,15 +29,35 @@ PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 MEDIA_TYPE = "video/iso.segment"  # what Apple's tools serve .m4s with; players read the bytes anyway
 INIT_TYPE = "audio/mp4"
 
-_PART = re.compile(r"^p(\d{1,9})-(\d{1,3})\.m4s$")
-_SEGMENT = re.compile(r"^s(\d{1,9})\.m4s$")
-_MAX_QUERY_INT = 10**9
+# Names and numbers in their one canonical form: ASCII digits (`\d` would take any script's, and
+# int() reads "١٢" as 12), no leading zero, bounded length. Every other spelling of a file is a 404,
+# so that one object has one URL and a cache tier holds it once (`s00012.m4s` is not `s12.m4s`).
+_NUMBER = "(0|[1-9][0-9]{0,8})"  # 0 .. 999,999,999
+_PART = re.compile(rf"p{_NUMBER}-(0|[1-9][0-9]{{0,2}})\.m4s")
+_SEGMENT = re.compile(rf"s{_NUMBER}\.m4s")
+_QUERY_INT = re.compile(_NUMBER)
 
 
 def parse_part_name(name: str) -> tuple[int, int] | None:
-    """`p12-3.m4s` → (12, 3); anything else → None."""
-    match = _PART.match(name)
+    """`p12-3.m4s` → (12, 3); anything else (`p012-3.m4s`, other digits, a trailing newline) → None."""
+    match = _PART.fullmatch(name)
     return None if match is None else (int(match.group(1)), int(match.group(2)))
+
+
+def parse_segment_name(name: str) -> int | None:
+    """`s12.m4s` → 12; anything else → None."""
+    match = _SEGMENT.fullmatch(name)
+    return None if match is None else int(match.group(1))
+
+
+def parse_directive(name: str, raw: str | None) -> int | None:
+    """A blocking-reload directive's value (`_HLS_msn`, `_HLS_part`): a decimal integer in ASCII
+    digits, at most nine of them. Anything else is the client's mistake (RFC 8216bis: 400)."""
+    if raw is None:
+        return None
+    if _QUERY_INT.fullmatch(raw) is None:
+        raise InvalidInput(f"{name} must be a whole number in the digits 0-9 (at most 9, no leading zero)")
+    return int(raw)
 
 
 def _podium(request: Request) -> Podium:
@@ -46,12 +66,7 @@ def _podium(request: Request) -> Podium:
 
 
 def _int_param(request: Request, name: str) -> int | None:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return None
-    if not raw.isdigit() or int(raw) >= _MAX_QUERY_INT:
-        raise InvalidInput(f"{name} must be a non-negative integer")
-    return int(raw)
+    return parse_directive(name, request.query_params.get(name))
 
 
 async def _space_media(request: Request) -> tuple[Podium, Space, Stage | None]:
@@ -141,16 +156,15 @@ async def media_file(request: Request) -> Response:
         if part is None:
             raise NotFound("no such part (it is not made yet, or only its segment is kept)")
         return Response(part.data, media_type=MEDIA_TYPE, headers=_headers(IMMUTABLE))
-    segment_match = _SEGMENT.match(name)
-    if segment_match:
-        msn = int(segment_match.group(1))
-        if stage is not None and podium.media.local_path(space.id, segment_name(msn)) is None:
-            # Complete but still on its way to the disk: the packager has its parts in memory.
-            data = _segment_from_parts(stage.packager, msn)
-            if data is not None:
-                return Response(data, media_type=MEDIA_TYPE, headers=_headers(IMMUTABLE))
-        return await _file(podium, space, segment_name(msn), MEDIA_TYPE)
-    raise NotFound("no such file")
+    segment = parse_segment_name(name)
+    if segment is None:
+        raise NotFound("no such file")
+    if stage is not None and podium.media.local_path(space.id, segment_name(segment)) is None:
+        # Complete but still on its way to the disk: the packager has its parts in memory.
+        data = _segment_from_parts(stage.packager, segment)
+        if data is not None:
+            return Response(data, media_type=MEDIA_TYPE, headers=_headers(IMMUTABLE))
+    return await _file(podium, space, segment_name(segment), MEDIA_TYPE)
 
 
 def _segment_from_parts(packager: Packager, msn: int) -> bytes | None:

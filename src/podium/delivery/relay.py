@@ -128,8 +128,16 @@ class OwnerRouter:
         method: str = scope["method"]
         query: bytes = scope.get("query_string", b"")
         url = address.rstrip("/") + scope["path"] + ("?" + query.decode("latin-1") if query else "")
-        headers = [(k, v) for k, v in scope["headers"] if k not in _DROPPED]
+        headers = [(k, v) for k, v in scope["headers"] if k not in _DROPPED and k != b"x-forwarded-for"]
         headers.append((FORWARDED_HEADER, self._node))
+        # As a proxy does: the client this node found (podium.web.forwarded), appended, so that the
+        # owner, which trusts the nodes, counts the request against the client, not against this node.
+        forwarded = [v for k, v in scope["headers"] if k == b"x-forwarded-for"]
+        client = scope.get("client")
+        if client:
+            forwarded.append(str(client[0]).encode("latin-1"))
+        if forwarded:
+            headers.append((b"x-forwarded-for", b", ".join(forwarded)))
         shared = method in ("GET", "HEAD") and not any(k == b"authorization" for k, _ in headers)
         if not shared:
             body = await _read_body(receive)

@@ -43,14 +43,15 @@ async def join(request: Request) -> Response:
         raise NotFound("no such space")
     body = await read_json(request, MAX_JOIN_BYTES)
     # Signatures first: a forged, expired or foreign token ends here, before any lookup.
-    client, verified = joins.check(SpaceId(space_id), body)
+    address = _client_address(request)
+    client, verified = joins.check(SpaceId(space_id), body, address)
     space = podium.open_space(SpaceId(space_id))
     key = body.get("key")
     if space.private:
         if not isinstance(key, str):
             raise Forbidden("this space is private: open it from the listener link the host gave you")
         podium.check_link(space, key)
-    answer = await joins.join(space.id, client, verified, _client_address(request))
+    answer = await joins.join(space.id, client, verified, address)
     result: dict[str, Any] = dict(answer.body)
     if answer.status == 200:
         result["urls"] = space_urls(podium, space)

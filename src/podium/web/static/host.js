@@ -79,7 +79,7 @@ function moderate(person, action, label) {
 
 async function refreshStage() {
   try {
-    const stage = await api(`/api/spaces/${spaceId}/stage`);
+    const stage = await api(`/api/spaces/${spaceId}/stage`, { token });
     renderStage($("stage"), stage, (person) => person.role === "host" ? [] : [
       person.muted ? null : moderate(person, "mute", t("common.mute")),
       moderate(person, "audience", t("host.to_audience")),

@@ -53,7 +53,7 @@ async function refresh() {
 }
 
 async function refreshStage() {
-  try { renderStage($("stage"), await api(`/api/spaces/${spaceId}/stage`)); } catch (_) { /* next time */ }
+  try { renderStage($("stage"), await api(`/api/spaces/${spaceId}/stage`, { token })); } catch (_) { /* next time */ }
 }
 
 function stopPublishing(message) {
