@@ -102,6 +102,7 @@ class Parts:
     governor: Governor
     joins: Joins
     webhooks: Webhooks
+    limits: RateLimits
 
 
 def database_url(settings: Settings) -> str:
@@ -159,7 +160,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Parts:
         settings.bus_url or None,
     )
     webhooks = Webhooks(podium, database, allow_private=settings.webhooks_allow_private)
-    return Parts(podium, accounts, posting, feed, recordings, governor, joins, webhooks)
+    return Parts(podium, accounts, posting, feed, recordings, governor, joins, webhooks, limits)
 
 
 async def _podium_error(request: Request, error: Exception) -> Response:
@@ -236,6 +237,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.governor = parts.governor
     app.state.joins = parts.joins
     app.state.webhooks = parts.webhooks
+    app.state.limits = parts.limits
     return app
 
 
