@@ -757,6 +757,9 @@ class Podium:
             "parts_made": stage.parts_made,
             "last_part_age_s": age,
             "frames_skipped": stage.frames_skipped,
+            # What waits for the disk, and what a disk that fell behind cost (PODIUM_STAGE_WRITE_QUEUE).
+            "writes_waiting": stage.writes_waiting,
+            "writes_dropped": stage.writes_dropped,
             "input_gap_ms": stage.input_gaps(),
             "speakers": self.speakers_connected(space_id),
             "connections": [
