@@ -94,7 +94,7 @@ def space_routes() -> dict[str, Any]:
             "parameters": space_id,
             "post": operation(
                 "endSpace",
-                "End the space (host); the replay is ready when this answers",
+                "End the space (host); the replay is ready when this answers (unless the disk is behind)",
                 "spaces",
                 {200: answer("the ended space", ref("Space"))},
                 (401, 403, 404, 409),
