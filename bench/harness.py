@@ -87,7 +87,16 @@ def serve(
     """`podium serve` on a free loopback port over `data_dir`, which stays after the stop (a benchmark
     may write into it and start the server again); its log is appended to `log_path`."""
     port = free_port()
-    server_env = {**os.environ, "PODIUM_ICE_LOOPBACK": "only", "PODIUM_LOG_LEVEL": "warning", **(env or {})}
+    # A benchmark drives one server from one address and may leave its spaces live (one per run):
+    # the limits on strangers' spaces and the budget of stages are lifted unless `env` sets them.
+    lifted = {"PODIUM_SPACE_LIMIT_PER_ADDRESS": "100000/hour", "PODIUM_MAX_STAGES": "1000"}
+    server_env = {
+        **os.environ,
+        "PODIUM_ICE_LOOPBACK": "only",
+        "PODIUM_LOG_LEVEL": "warning",
+        **lifted,
+        **(env or {}),
+    }
     command = [
         sys.executable, "-m", "podium", "serve",
         "--host", HOST, "--port", str(port), "--data-dir", str(data_dir),

@@ -19,10 +19,16 @@ pytestmark = pytest.mark.browser
 
 def test_upcoming_spaces_count_down_and_remind(server: Server, browser: Browser, artifacts: Path) -> None:
     starts = (datetime.now(UTC) + timedelta(hours=2, minutes=5)).replace(microsecond=0)
+    # Announced: created by an account. Not: one without a start, one without an account.
+    account = {"username": "ada", "password": "a long enough password"}
+    httpx.post(f"{server.base}/api/accounts", json=account).raise_for_status()
+    ada = {"Authorization": f"Bearer {httpx.post(f'{server.base}/api/sessions', json=account).json()['token']}"}
     space = httpx.post(
-        f"{server.base}/api/spaces", json={"title": "The 20:00 interview", "starts_at": starts.isoformat()}
+        f"{server.base}/api/spaces", json={"title": "The 20:00 interview", "starts_at": starts.isoformat()}, headers=ada
     ).json()
-    httpx.post(f"{server.base}/api/spaces", json={"title": "Not announced yet"}).raise_for_status()
+    httpx.post(f"{server.base}/api/spaces", json={"title": "Not announced yet"}, headers=ada).raise_for_status()
+    anonymous = {"title": "Anonymous", "starts_at": starts.isoformat()}
+    httpx.post(f"{server.base}/api/spaces", json=anonymous).raise_for_status()
 
     context = browser.new_context(viewport={"width": 1000, "height": 900}, accept_downloads=True)
     page = context.new_page()

@@ -22,6 +22,7 @@ from podium.media import clips
 from podium.whip_client import SampleTrack, publish, tone
 from tests.conftest import Server
 from tests.test_live_media import create_space, dominant_hz, listed_seconds, wait_for_media
+from tests.web.test_schedule_api import signed_in
 
 pytestmark = pytest.mark.media
 
@@ -184,7 +185,11 @@ async def test_a_clip_verifies_and_a_changed_or_foreign_one_does_not(server: Ser
 
 async def test_the_podcast_feed_lists_live_items_and_replays(server: Server) -> None:
     async with httpx.AsyncClient(base_url=server.base, timeout=20) as client:
-        (await client.post("/api/spaces", json={"title": "Later <today> & more", "starts_at": LATER})).json()
+        # A scheduled space is announced when an account created it (anonymous ones are not).
+        ada = await signed_in(client)
+        later = {"title": "Later <today> & more", "starts_at": LATER}
+        assert (await client.post("/api/spaces", json=later, headers=ada)).status_code == 201
+        await client.post("/api/spaces", json={"title": "Anonymous, later", "starts_at": LATER})
         live = await create_space(server, "On air")
         ended = await create_space(server, "Finished")
         speakers = [
@@ -197,7 +202,7 @@ async def test_the_podcast_feed_lists_live_items_and_replays(server: Server) -> 
         response = await client.get("/feed.xml")
         listing = (await client.get("/api/spaces")).json()
         await speakers[0].close()
-    # What is on: the live one, and the scheduled one; the ended one is in the feed only.
+    # What is on: the live one, and the account's scheduled one; the ended one is in the feed only.
     assert [s["title"] for s in listing["live"]] == ["On air"]
     assert [s["title"] for s in listing["upcoming"]] == ["Later <today> & more"]
     assert response.status_code == 200 and response.headers["content-type"].startswith("application/rss+xml")

@@ -8,7 +8,9 @@ PodiumError
 ├── Forbidden             valid credentials without the right for this action (403)
 ├── NotFound              no such space, part or session (404)
 ├── Conflict              the action does not fit the current state (409)
-└── TooLarge              a body past its size limit (413)
+├── TooLarge              a body past its size limit (413)
+├── RateLimited           a per-address or per-account limit was met (429, Retry-After)
+└── AtCapacity            the node is at a budget of its own, such as its stages (503, Retry-After)
 """
 
 from __future__ import annotations
@@ -51,6 +53,15 @@ class TooLarge(PodiumError):
 
 
 class RateLimited(PodiumError):
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = max(1, retry_after_s)
+
+
+class AtCapacity(PodiumError):
+    """The node is at one of its node-wide budgets (the stages it can keep in real time): nothing
+    is wrong with the request, and the same one may go through once something ends."""
+
     def __init__(self, message: str, retry_after_s: int) -> None:
         super().__init__(message)
         self.retry_after_s = max(1, retry_after_s)

@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 
@@ -22,19 +22,20 @@ from podium.domain import space as space_rules
 from podium.domain.space import Space, SpaceState
 from podium.domain.stage import HOST_ID, Member, Role, StageRules, enforce
 from podium.domain.tokens import InviteGrant, TokenSigner
-from podium.errors import Conflict, Forbidden, InvalidInput, NotFound
+from podium.errors import AtCapacity, Conflict, Forbidden, InvalidInput, NotFound
 from podium.ids import (
     ListenerId,
     MemberId,
     SessionId,
     SpaceId,
+    UserId,
     is_space_id,
     new_member_id,
     new_space_id,
 )
 from podium.media import hold, ingest, sdp
 from podium.media.ingest import IngestSession
-from podium.media.mixer import SAMPLE_RATE
+from podium.media.mixer import FRAME_SAMPLES, SAMPLE_RATE
 from podium.media.packager import Packager, program_records
 from podium.media.reception import ReceptionHealth, poor_connection
 from podium.media.stage import SPEAKING_LEVEL, Stage
@@ -47,6 +48,10 @@ OWNER_MEMORY_S = 1.0  # how long a node remembers which other node runs a stage 
 COUNTS_SHARE_S = 1.0  # how often a node reports its listeners and reads the sum over nodes
 SCHEDULE_TICK_S = 0.25  # how often the schedule is looked at: the start is on the quarter second
 HOLD_NAME = "hold.pcm"  # the host's hold audio, decoded: 48 kHz mono s16
+# When the node is at its budget of stages: how long a speaker is asked to wait before trying again.
+STAGE_BUDGET_RETRY_S = 30
+# Hold audio files decoded at once (each up to PODIUM_HOLD_AUDIO_MAX_S of 48 kHz audio in memory).
+HOLD_DECODES_AT_ONCE = 2
 
 PEAK_FLUSH_INTERVAL_S = 5.0
 
@@ -109,6 +114,16 @@ class Podium:
         # Stages running on other nodes: space → (that node's address or None, when looked up).
         self._elsewhere: dict[SpaceId, tuple[str | None, float]] = {}
         self._follow_tasks: list[asyncio.Task[None]] = []
+        # The budget of stages (settings.max_stages): stages being started hold a slot too.
+        self._starting: set[SpaceId] = set()
+        # Pre-shows that wait for a slot (logged once), and since when each running one is idle.
+        self._preshow_waiting: set[SpaceId] = set()
+        self._idle_since: dict[SpaceId, datetime] = {}
+        # Stages taken off the air whose last writes are still going to the disk.
+        self._closing: dict[SpaceId, asyncio.Task[None]] = {}
+        # Ends whose last writes (and then the commit, the download, the webhooks) go on in the background.
+        self._ending: dict[SpaceId, asyncio.Task[None]] = {}
+        self._hold_decodes = asyncio.Semaphore(HOLD_DECODES_AT_ONCE)
         # Awaited when a space ends, before the end is answered (the recording's download is made
         # here, so that it is there when the host sees "ended"). A failing hook is logged, not fatal.
         self.end_hooks: list[Callable[[Space], Awaitable[None]]] = []
@@ -126,9 +141,17 @@ class Podium:
                 # kept, its stage rules start afresh, and the log says so.
                 log.exception("space %s: its stored stage state cannot be read; starting it afresh", space.id)
                 self._cache[space.id] = space
+            rules = self._rules.get(space.id)
+            if rules is not None and rules.ended and await self._ours_to_end(space.id):
+                await self._finish_interrupted_end(space)
+                continue
             # Between nodes a stage is resumed where the host reconnects (it claims the lease then).
             if space.state is SpaceState.LIVE and self.placement is None:
-                await self._start_stage(space)
+                try:
+                    await self._start_stage(space)
+                except AtCapacity:
+                    log.error("space %s: live, but not resumed: the node is at its budget of stages", space.id)
+                    continue
                 log.info("resumed live space %s", space.id)
         self._peak_task = asyncio.create_task(
             self._repeat(PEAK_FLUSH_INTERVAL_S, self._flush_peaks, "storing listener peaks"), name="peak-flush"
@@ -160,19 +183,31 @@ class Podium:
         for space_id, stage in list(self._stages.items()):
             await stage.stop()
             await self._release_stage(space_id)
+        # Stages going off the air and ends finishing: their writes reach the disk before the
+        # process goes (each bounded by its write queue); a failure was logged by the task itself.
+        await asyncio.gather(*self._closing.values(), *self._ending.values(), return_exceptions=True)
         await self._flush_peaks()
 
     # -- spaces -----------------------------------------------------------------------------
 
     async def create_space(
-        self, title: object, starts_at: object, record: object = True, private: object = False
+        self,
+        title: object,
+        starts_at: object,
+        record: object = True,
+        private: object = False,
+        created_by: UserId | None = None,
+        admit: Callable[[], None] | None = None,
     ) -> Created:
+        """A new space. `admit` is called once the request is found valid, before anything is
+        stored: the limits on who creates how many (it raises to refuse)."""
         now = self.clock.now()
         clean = space_rules.clean_title(title, self.settings.max_title_chars)
         when = space_rules.parse_starts_at(starts_at, now)
-        space = space_rules.new_space(
-            new_space_id(), clean, when, now, space_rules.parse_record(record), space_rules.parse_private(private)
-        )
+        wanted_record, wanted_private = space_rules.parse_record(record), space_rules.parse_private(private)
+        if admit is not None:
+            admit()
+        space = space_rules.new_space(new_space_id(), clean, when, now, wanted_record, wanted_private, created_by)
         await self.spaces.add(space)
         self._cache[space.id] = space
         await self.bus.publish("spaces", {"type": "space.scheduled", "space": space.id, "node": self.node_id})
@@ -238,9 +273,12 @@ class Podium:
         removed, blocked: a restart gives back no right that was taken or used)."""
         stored = await self.spaces.load_stage(space.id)
         if stored is not None and space.id not in self._rules:
-            self._rules[space.id] = StageRules.from_dict(
+            rules = StageRules.from_dict(
                 stored, self.settings.max_cohosts, self.settings.max_speakers, self.settings.max_guests
             )
+            # The space's state is what counts: an ended space's rules are ended, whatever was stored.
+            rules.ended = rules.ended or space.state is SpaceState.ENDED
+            self._rules[space.id] = rules
         self._cache[space.id] = space
 
     def open_space(self, space_id: SpaceId) -> Space:
@@ -266,6 +304,17 @@ class Podium:
         return changed
 
     async def end_space(self, space_id: str, token: str) -> Space:
+        """End a space, in an order that a crash anywhere leaves consistent:
+
+        1. the ended stage rules are stored: the intent (nobody publishes any more);
+        2. the stage finishes and its last writes reach the disk, waited for `end_wait_s` at most
+           (a disk that is behind never holds up the answer: the rest goes on in the background);
+        3. the space is stored as ended: the commit point; then the hold audio goes, the bus is
+           told, the end hooks (the download, the webhooks) run.
+
+        A node that stops between 1 and 3 finds, when it starts, a space whose rules are ended but
+        which is not: it finishes ending it (`_finish_interrupted_end`). A repeated /end, on any
+        node, finishes it too. From 2 on this node answers the space as ended."""
         space = await self.get_space(space_id)
         self.rules(space).end(self.authorize(space, token).id)
         await self._save_rules(space.id)
@@ -275,29 +324,80 @@ class Podium:
                 return space
             for session in [s for s in self._sessions.values() if s.space_id == space.id]:
                 await self._drop_session(session)
-            # The stage stays in place until the space is stored as ended: listeners reloading the
+            # The stage stays in place until the space is ended in memory: listeners reloading the
             # playlist meanwhile get the stage's (closing) playlist, never a "not running" error.
             stage = self._stages.get(space.id)
+            written = True
             if stage is not None:
-                await stage.finish()
+                written = await stage.finish(self.settings.end_wait_s)
                 records = stage.packager.segments
                 # The replay is the show: a pre-show's hold audio is left out of it.
                 program = program_records(records)
                 replay = stage.packager if len(program) == len(records) else Packager.from_records(program)
                 self._ended_playlists[space.id] = replay
             ended = space_rules.end(space_rules.with_peak(space, self.counts(space.id).peak), self.clock.now())
-            await self.spaces.save(ended)
+            # Ended here from now on (listeners get the finished playlist from memory), and the
+            # stage's slot in the budget is free; stored as ended once its writes are done.
             self._cache[space.id] = ended
-            if self._stages.pop(space.id, None) is not None:
-                await self._release_stage(space.id)
+            self._stages.pop(space.id, None)
+            self._idle_since.pop(space.id, None)
+            if written:
+                await self._complete_end(ended, stage)
+            else:
+                log.warning(
+                    "space %s: ended; %d writes still wait for the disk and finish in the background",
+                    space.id,
+                    stage.writes_waiting if stage is not None else 0,
+                )
+                self._ending[space.id] = asyncio.create_task(self._complete_end(ended, stage), name=f"end-{space.id}")
+        return ended
+
+    async def _complete_end(self, ended: Space, stage: Stage | None) -> None:
+        """Steps 2 and 3 of `end_space`: after the stage's last writes, the commit and what follows it."""
+        try:
+            if stage is not None:
+                await stage.written()
+            await self.spaces.save(ended)
+            self._cache[ended.id] = ended
+            await self._release_stage(ended.id)
+            await self.media.remove(ended.id, HOLD_NAME)
             # Told before the hooks run: what they announce (the replay is ready) comes after it.
-            await self.bus.publish("spaces", {"type": "space.ended", "space": space.id, "node": self.node_id})
+            await self.bus.publish("spaces", {"type": "space.ended", "space": ended.id, "node": self.node_id})
             for hook in self.end_hooks:
                 try:
                     await hook(ended)
                 except Exception:
-                    log.exception("space %s: an end hook failed", space.id)
-        return ended
+                    log.exception("space %s: an end hook failed", ended.id)
+        except Exception:
+            # The boundary of a background end: the stored rules say "ended", so the next start
+            # (or a repeated /end) finishes it.
+            log.exception("space %s: could not finish ending; the next start or /end will", ended.id)
+        finally:
+            self._ending.pop(ended.id, None)
+
+    async def _ours_to_end(self, space_id: SpaceId) -> bool:
+        """Whether this node finishes an interrupted end: on one node always; between nodes, when
+        no other node holds the space's stage (that one is finishing it)."""
+        if self.placement is None:
+            return True
+        owner = await self.placement.owner(space_id)
+        return owner is None or owner == self.node_id
+
+    async def _finish_interrupted_end(self, space: Space) -> None:
+        """A space whose end was cut off by a crash or a stop (its rules ended, the space not):
+        the parts of the segment that was being made become a segment, the space is stored as
+        ended at the end of its recording, and the rest of the end runs in the background."""
+        await self.media.recover(space.id)
+        records = await self.media.records(space.id)
+        last = records[-1] if records else None
+        ended_at = last.program_date_time + timedelta(seconds=last.duration_s) if last else self.clock.now()
+        ended = space_rules.end(space, max(ended_at, space.started_at or space.created_at))
+        # Committed before the node serves anything; what follows the commit (the download, the
+        # webhooks) runs in the background and stores it again, which changes nothing.
+        await self.spaces.save(ended)
+        self._cache[space.id] = ended
+        log.warning("space %s: its end was interrupted (the node stopped); ended now", space.id)
+        self._ending[space.id] = asyncio.create_task(self._complete_end(ended, None), name=f"end-{space.id}")
 
     # -- speakers ---------------------------------------------------------------------------
 
@@ -399,36 +499,152 @@ class Podium:
             raise Forbidden("only the host chooses the hold audio")
         if space.state is not SpaceState.SCHEDULED:
             raise Conflict("hold audio is for the pre-show, before the space goes live")
-        samples = await asyncio.to_thread(hold.decode_hold_file, data)
-        await self.media.write(space.id, HOLD_NAME, samples.tobytes())
+        if space.preshow_closed:
+            raise Conflict("the pre-show was closed (nobody came); connect your microphone to go live")
+        # Decoded a few at a time: each holds up to PODIUM_HOLD_AUDIO_MAX_S of audio while it runs.
+        async with self._hold_decodes:
+            samples = await asyncio.to_thread(hold.decode_hold_file, data, self.settings.hold_audio_max_s)
+            await self.media.write(space.id, HOLD_NAME, samples.tobytes())
+            seconds = len(samples) / SAMPLE_RATE
+            del samples
         stage = self._stages.get(space.id)
         if stage is not None and stage.preshow:
-            stage.hold = hold.HoldAudio(samples)  # a pre-show already on plays the new audio next frame
-        return len(samples) / SAMPLE_RATE
+            stage.hold = await self._hold_audio(space.id)  # a pre-show already on plays it next frame
+        return seconds
+
+    async def _hold_audio(self, space_id: SpaceId) -> hold.HoldAudio:
+        """The space's hold audio, or the tone bed. From the local disk it is mapped, not read: the
+        kernel's page cache holds it (shared, and given back under memory pressure), not the heap."""
+        samples: np.ndarray | None = None
+        path = self.media.local_path(space_id, HOLD_NAME)
+        if path is not None:
+            size = path.stat().st_size
+            if size >= 2 * FRAME_SAMPLES and size % 2 == 0:
+                samples = np.memmap(path, dtype=np.int16, mode="r")
+        else:
+            stored = await self.media.read(space_id, HOLD_NAME)
+            if stored and len(stored) >= 2 * FRAME_SAMPLES and len(stored) % 2 == 0:
+                samples = np.frombuffer(stored, dtype=np.int16)
+        return hold.HoldAudio(samples if samples is not None else hold.tone_bed())
 
     async def _run_schedule(self) -> None:
-        """Open the pre-show of spaces about to start; at the start time, switch to the stage if
-        the host is connected (start on the second), else keep the pre-show on."""
+        """Open the pre-show of spaces about to start, soonest start first, as far as the budget of
+        stages allows (the others wait for a slot); at the start time, switch to the stage if the
+        host is connected (start on the second), else keep the pre-show on; close a pre-show that
+        nobody has come to for `preshow_idle_close_s` past its start."""
         now = self.clock.now()
         lead = timedelta(seconds=self.settings.preshow_lead_s)
-        for space in list(self._cache.values()):
-            if space.state is not SpaceState.SCHEDULED or space.starts_at is None:
-                continue
+        idle_close = timedelta(seconds=self.settings.preshow_idle_close_s)
+        scheduled = [
+            space
+            for space in self._cache.values()
+            if space.state is SpaceState.SCHEDULED and space.starts_at is not None and not space.preshow_closed
+        ]
+        scheduled.sort(key=lambda space: space.starts_at or now)
+        for space in scheduled:
+            assert space.starts_at is not None
             stage = self._stages.get(space.id)
             if stage is None and now >= space.starts_at - lead:
+                if space.id in self._preshow_waiting and now - space.starts_at >= idle_close and not self._heard(space):
+                    # It waited for a slot past its start and the idle time: nobody is there to hear it.
+                    await self._close_preshow(space, "it waited for a slot past its start and nobody came")
+                    continue
                 async with self._lock(space.id):
                     if space.id not in self._stages:
                         try:
                             await self._start_stage(space, preshow=True)
                         except Conflict:
                             continue  # another node opened it
+                        except AtCapacity:
+                            if space.id not in self._preshow_waiting:
+                                self._preshow_waiting.add(space.id)
+                                log.warning(
+                                    "space %s: pre-show waits: the node runs its budget of %d stages",
+                                    space.id,
+                                    self.settings.max_stages,
+                                )
+                            continue
+                        self._preshow_waiting.discard(space.id)
                         log.info("space %s: pre-show open", space.id)
-            elif stage is not None and stage.preshow and now >= space.starts_at:
+            elif stage is not None and stage.preshow:
                 host_in = any(s.space_id == space.id and s.member_id == HOST_ID for s in self._sessions.values())
-                if host_in:
+                if host_in and now >= space.starts_at:
                     async with self._lock(space.id):
                         stage.go_live()
                         await self._went_live(space)
+                elif self._heard(space):
+                    self._idle_since.pop(space.id, None)
+                else:
+                    since = self._idle_since.setdefault(space.id, now)
+                    if now - max(since, space.starts_at) >= idle_close:
+                        await self._close_preshow(space, f"nobody connected or listened for {idle_close}")
+
+    def _heard(self, space: Space) -> bool:
+        """Whether anyone is at a space: a speaker connected, or a listener counted."""
+        return self.speakers_connected(space.id) > 0 or self.counts(space.id).now > 0
+
+    async def _close_preshow(self, space: Space, why: str) -> None:
+        """Close a pre-show for good: stored first (a restart does not open it again), then off the air."""
+        async with self._lock(space.id):
+            current = self._cache.get(space.id, space)
+            stage = self._stages.get(space.id)
+            if current.state is not SpaceState.SCHEDULED or (stage is not None and not stage.preshow):
+                return
+            closed = space_rules.close_preshow(current)
+            await self.spaces.save(closed)
+            self._cache[space.id] = closed
+            self._preshow_waiting.discard(space.id)
+            if stage is not None:
+                self._take_off_air(space.id)
+            await self.media.remove(space.id, HOLD_NAME)
+        log.info("space %s: pre-show closed: %s", space.id, why)
+
+    def _take_off_air(self, space_id: SpaceId) -> None:
+        """Stop a stage without ending its space: its slot is free at once; its last writes go on
+        in the background (a later stage of the same space waits for them)."""
+        stage = self._stages.pop(space_id, None)
+        self._idle_since.pop(space_id, None)
+        if stage is None:
+            return
+
+        async def stop() -> None:
+            try:
+                await stage.stop()
+                await self._release_stage(space_id)
+            except Exception:
+                log.exception("space %s: stopping its stage failed", space_id)
+            finally:
+                self._closing.pop(space_id, None)
+
+        self._closing[space_id] = asyncio.create_task(stop(), name=f"stage-off-{space_id}")
+
+    async def _take_slot(self, space_id: SpaceId, for_speaker: bool) -> None:
+        """A slot in the node's budget of stages for `space_id`'s, or AtCapacity. A speaker (who
+        brings real audio) may take the slot of an idle pre-show: no speaker and no listener,
+        the one that starts last; a pre-show never takes anyone's slot, it waits."""
+        if len(self._stages) + len(self._starting) < self.settings.max_stages:
+            self._starting.add(space_id)
+            return
+        if for_speaker:
+            idle = [
+                self._cache[key]
+                for key, stage in self._stages.items()
+                if stage.preshow
+                and key in self._cache
+                and not self._lock(key).locked()
+                and not self._heard(self._cache[key])
+            ]
+            if idle:
+                latest = max(idle, key=lambda space: space.starts_at or space.created_at)
+                log.info("space %s: its idle pre-show gives its slot to a speaker of space %s", latest.id, space_id)
+                self._take_off_air(latest.id)
+                self._starting.add(space_id)
+                return
+        raise AtCapacity(
+            f"this node runs as many stages as it can keep in real time ({self.settings.max_stages});"
+            " try again when one ends",
+            STAGE_BUDGET_RETRY_S,
+        )
 
     async def unpublish(self, session_id: str, token: str) -> None:
         session = self._sessions.get(SessionId(session_id))
@@ -612,6 +828,9 @@ class Podium:
             "parts_made": stage.parts_made,
             "last_part_age_s": age,
             "frames_skipped": stage.frames_skipped,
+            # What waits for the disk, and what a disk that fell behind cost (PODIUM_STAGE_WRITE_QUEUE).
+            "writes_waiting": stage.writes_waiting,
+            "writes_dropped": stage.writes_dropped,
             "input_gap_ms": stage.input_gaps(),
             "speakers": self.speakers_connected(space_id),
             "connections": [
@@ -742,6 +961,16 @@ class Podium:
             await stage.stop()
 
     async def _start_stage(self, space: Space, preshow: bool = False) -> Stage:
+        await self._take_slot(space.id, for_speaker=not preshow)
+        try:
+            return await self._open_stage(space, preshow)
+        finally:
+            self._starting.discard(space.id)
+
+    async def _open_stage(self, space: Space, preshow: bool) -> Stage:
+        earlier = self._closing.get(space.id)
+        if earlier is not None:
+            await earlier  # the space's earlier stage is still writing: one writer at a time
         await self._claim_stage(space.id)
         recovered = await self.media.recover(space.id)
         if recovered is not None:
@@ -752,12 +981,10 @@ class Podium:
                 recovered.duration_s,
             )
         history = await self.media.records(space.id)
-        hold_audio = None
-        if preshow:
-            stored = await self.media.read(space.id, HOLD_NAME)
-            samples = np.frombuffer(stored, dtype=np.int16) if stored else hold.tone_bed()
-            hold_audio = hold.HoldAudio(samples)
-        stage = Stage(space.id, self.media, self.clock.now(), history, hold_audio)
+        hold_audio = await self._hold_audio(space.id) if preshow else None
+        stage = Stage(
+            space.id, self.media, self.clock.now(), history, hold_audio, write_queue=self.settings.stage_write_queue
+        )
         await stage.start()
         self._stages[space.id] = stage
         return stage
@@ -849,6 +1076,8 @@ class Podium:
 
     async def _flush_peaks(self) -> None:
         for space_id, presence in list(self._presence.items()):
+            if space_id in self._ending:
+                continue  # stored as ended (with its peak) once its last writes are done
             async with self._lock(space_id):
                 space = self._cache.get(space_id)
                 if space is not None and self.placement is not None:

@@ -83,6 +83,37 @@ class Settings:
     comments_per_interval: int = 20
     # The pre-show opens the stream this long before a scheduled start, with hold audio.
     preshow_lead_s: float = 900.0
+    # What a stranger can make the node do (DESIGN, bet 7). Spaces created per address and per
+    # signed-in account, in the `limits` notation; with `spaces_need_account`, creating a space
+    # needs an account at all.
+    space_limit_per_address: str = "20/hour"
+    space_limit_per_account: str = "20/hour"
+    spaces_need_account: bool = False
+    # The node's budget of stages (pre-shows and live spaces) running at once. Every stage mixes,
+    # encodes and packages on the one event loop that also answers joins, posts and heartbeats.
+    # bench/RESULTS.md (Stage, CPU per speaker count, 2-CPU machine): a full stage of 13 speakers
+    # (PODIUM_MAX_SPEAKERS) costs `podium serve` 18.8 % of a core (its mixing core 9.4 %, the rest
+    # aiortc's per-packet work); a pre-show with nobody on stage about 5 % (the stage core's 4.8 %
+    # at one speaker). Stages may take three quarters of the loop, the rest is for the audience:
+    # 75 % / 18.8 % = 4 full stages. Past the budget a pre-show waits for a free slot (the
+    # schedule opens it then) and a speaker who would start a stage gets 503 with Retry-After; an
+    # idle pre-show (no speaker, no listener) gives its slot to a speaker. A running stage is never
+    # slowed down for a new one. Raise it on faster cores, after `python bench/stage.py` there.
+    max_stages: int = 4
+    # A pre-show with no speaker connected and no listener counted closes after this long, counted
+    # from the start time at the earliest, and stays closed (restarts too); the host can still go
+    # live by connecting.
+    preshow_idle_close_s: float = 600.0
+    # Parts and segments a stage may hold for the disk (each a few KB; a part every 0.5 s, a
+    # segment every 2 s). When the disk falls this far behind, parts go first (their segment
+    # carries the same audio), then new segments: counted and logged, never growing memory, never
+    # holding up the stage's 20 ms tick.
+    stage_write_queue: int = 256
+    # How long `POST /end` waits for the stage's last writes before answering; the rest (the
+    # writes, the download, the webhooks) finishes in the background.
+    end_wait_s: float = 5.0
+    # The longest hold audio a host may upload (it is kept decoded, 48 kHz mono: 5.76 MB a minute).
+    hold_audio_max_s: float = 600.0
     # Admission: new listeners per second per space (and how many may come at once) before the
     # rest wait in line; joins per address; the surge (x the rate) that turns the puzzle on.
     join_rate_per_s: float = 200.0
@@ -183,6 +214,8 @@ class Settings:
             "login_limit_under_attack",
             "heartbeat_limit_per_address",
             "guest_limit_per_address",
+            "space_limit_per_address",
+            "space_limit_per_account",
         ):
             try:
                 limits.parse(getattr(self, name))
@@ -224,6 +257,12 @@ class Settings:
             raise InvalidInput("PODIUM_PRESENCE_LISTENERS_PER_ADDRESS must be at least 1")
         if self.max_guests < 1:
             raise InvalidInput("PODIUM_MAX_GUESTS must be at least 1")
+        if self.max_stages < 1 or self.stage_write_queue < 8:
+            raise InvalidInput("PODIUM_MAX_STAGES must be at least 1 and PODIUM_STAGE_WRITE_QUEUE at least 8")
+        if self.preshow_idle_close_s <= 0 or self.end_wait_s < 0:
+            raise InvalidInput("PODIUM_PRESHOW_IDLE_CLOSE_S must be positive and PODIUM_END_WAIT_S not negative")
+        if not 1 <= self.hold_audio_max_s <= 3600:
+            raise InvalidInput("PODIUM_HOLD_AUDIO_MAX_S must be between 1 and 3600 seconds")
 
     def ice_server_list(self) -> tuple[IceServer, ...]:
         return parse_ice_servers(self.ice_servers, shared_secret=bool(self.turn_secret))

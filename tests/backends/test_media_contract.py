@@ -425,3 +425,13 @@ async def test_a_space_recorded_to_s3_replays_and_downloads(s3_server: S3Server,
     assert await store.read(space_id, f"{made.json()['id']}.m4a") == clip.content
     clip_pcm, clip_duration = decode_m4a(clip.content)
     assert abs(clip_duration - 10) < 0.05 and abs(dominant_hz(clip_pcm) - 440) < 5
+
+
+async def test_one_file_is_removed_and_removing_a_missing_one_is_fine(store: MediaStore) -> None:
+    await store.write(SPACE, "hold.pcm", b"\x00\x01" * 100)
+    await store.write(SPACE, INIT_NAME, b"init")
+    await store.remove(SPACE, "hold.pcm")
+    assert await store.read(SPACE, "hold.pcm") is None
+    assert await store.read(SPACE, INIT_NAME) == b"init"
+    await store.remove(SPACE, "hold.pcm")  # again: nothing there, no error
+    await store.remove(OTHER, "never-written.bin")

@@ -85,6 +85,23 @@ async def test_spaces_round_trip_and_are_found_by_state(store: SqlSpaceStore) ->
     assert await store.get(soon.id) == saved
 
 
+async def test_only_announced_spaces_are_listed_when_asked(store: SqlSpaceStore) -> None:
+    anonymous = space("Anonymous, upcoming", starts_at=NOW + timedelta(hours=1))
+    owned = space("An account's", starts_at=NOW + timedelta(hours=2), created_by=UserId("u" + secrets.token_hex(6)))
+    owned_no_show = space("Nobody came", starts_at=NOW, created_by=UserId("u2"), preshow_closed=True)
+    secret = space("Private", starts_at=NOW + timedelta(hours=3), created_by=UserId("u1"), private=True)
+    aired = space("Went live", SpaceState.ENDED, started_at=NOW, ended_at=NOW + timedelta(hours=1))
+    closed = space("No-show", starts_at=NOW, preshow_closed=True)
+    for s in (anonymous, owned, owned_no_show, secret, aired, closed):
+        await store.add(s)
+    assert await store.get(owned.id) == owned and await store.get(closed.id) == closed
+    upcoming = {s.id for s in await store.upcoming(100, announced=True)}
+    assert owned.id in upcoming and not upcoming & {anonymous.id, owned_no_show.id, secret.id, aired.id, closed.id}
+    recent = {s.id for s in await store.recent(100, announced=True)}
+    assert {owned.id, aired.id} <= recent and not recent & {anonymous.id, secret.id, closed.id}
+    assert {anonymous.id, secret.id} <= {s.id for s in await store.upcoming(100)}
+
+
 async def test_json_states_are_replaced_whole(store: SqlSpaceStore) -> None:
     s = space()
     await store.add(s)
@@ -151,8 +168,8 @@ def test_a_database_from_before_migrations_is_mended_and_kept(tmp_path: Path) ->
     assert kept is not None and kept.title == "Kept" and kept.record and not kept.private and kept.peak_listeners == 3
     SqlSpaceStore(f"sqlite:///{path}")  # a second start finds it current
     with sqlite3.connect(path) as db:
-        # Stamped with the first revision, then upgraded to the newest (0003: signed-out sessions).
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0003",)]
+        # Stamped with the first revision, then upgraded to the newest (0004: space owner, pre-show).
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [("0004",)]
         assert db.execute("SELECT count(*) FROM webhook_attempts").fetchall() == [(0,)]
         assert db.execute("SELECT count(*) FROM revoked_sessions").fetchall() == [(0,)]
 

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from starlette.applications import Starlette
+
+from podium.app import create_app
+from podium.settings import Settings
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
@@ -38,6 +44,14 @@ ROUTES = [
 
 
 TOKENS = [None, "host", "m.garbage", "i.garbage", "x" * 700]
+
+
+@pytest.fixture
+async def app(tmp_path: Path) -> AsyncIterator[Starlette]:
+    # A space for every example: far more than one address may create in an hour by default.
+    application = create_app(Settings.load({}, data_dir=tmp_path / "data", space_limit_per_address="10000/hour"))
+    async with application.router.lifespan_context(application):
+        yield application
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES)

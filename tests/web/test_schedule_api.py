@@ -13,16 +13,36 @@ SOON = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
 LATER = SOON + timedelta(days=3)
 
 
+async def signed_in(client: httpx.AsyncClient, username: str = "ada") -> dict[str, str]:
+    """An account's Authorization header."""
+    account = {"username": username, "password": "a long enough password"}
+    assert (await client.post("/api/accounts", json=account)).status_code == 201
+    session = await client.post("/api/sessions", json=account)
+    return {"Authorization": f"Bearer {session.json()['token']}"}
+
+
 async def test_upcoming_spaces_are_listed_soonest_first(client: httpx.AsyncClient) -> None:
-    later = await create(client, title="Later", starts_at=LATER.isoformat())
-    soon = await create(client, title="Soon", starts_at=SOON.isoformat())
-    await create(client, title="No start time")  # being prepared: not announced
+    ada = await signed_in(client)
+    later = await create(client, title="Later", starts_at=LATER.isoformat(), headers=ada)
+    soon = await create(client, title="Soon", starts_at=SOON.isoformat(), headers=ada)
+    await create(client, title="No start time", headers=ada)  # being prepared: not announced
     response = await client.get("/api/spaces")
     assert response.status_code == 200 and "max-age" in response.headers["cache-control"]
     listing = response.json()
     assert listing["live"] == []
     assert [s["id"] for s in listing["upcoming"]] == [soon["id"], later["id"]]
     assert all("host_token" not in s for s in listing["upcoming"])
+
+
+async def test_a_strangers_anonymous_spaces_fill_neither_the_listing_nor_the_feed(client: httpx.AsyncClient) -> None:
+    ada = await signed_in(client)
+    announced = await create(client, title="Ada's interview", starts_at=SOON.isoformat(), headers=ada)
+    for n in range(15):  # anonymous: anyone may create some, nobody is shown them
+        await create(client, title=f"spam {n}", starts_at=(SOON - timedelta(hours=1)).isoformat())
+    listing = (await client.get("/api/spaces")).json()
+    assert [s["id"] for s in listing["upcoming"]] == [announced["id"]]
+    feed = (await client.get("/feed.xml")).text
+    assert "Ada's interview" in feed and "spam" not in feed
 
 
 async def test_the_calendar_file_reminds_before_the_start(client: httpx.AsyncClient) -> None:

@@ -48,6 +48,8 @@ def with_limit(policy: Policy, limit: str) -> Policy:
 
 
 GUEST_PER_ADDRESS = Policy("guest-address", "10/minute", "too many guests joined from your network")
+SPACE_PER_ADDRESS = Policy("space-address", "20/hour", "too many spaces created from your network")
+SPACE_PER_ACCOUNT = Policy("space-account", "20/hour", "you have created too many spaces")
 REACTION_PER_ADDRESS = Policy("reaction-address", "20/10seconds", "too many reactions from your network")
 VOTE_PER_USER = Policy("vote-user", "60/minute", "you are voting too fast")
 

@@ -160,6 +160,9 @@ class FileMediaStore:
         folder = self._folder(space_id)
         return await asyncio.to_thread(lambda: [(folder / name).read_bytes() for name in names])
 
+    async def remove(self, space_id: SpaceId, name: str) -> None:
+        await asyncio.to_thread((self._folder(space_id) / name).unlink, missing_ok=True)
+
     async def remove_recording(self, space_id: SpaceId) -> None:
         folder = self._folder(space_id)
 

@@ -31,9 +31,13 @@ class SpaceStore(Protocol):
 
     async def live(self) -> list[Space]: ...
 
-    async def recent(self, limit: int) -> list[Space]: ...
+    async def recent(self, limit: int, announced: bool = False) -> list[Space]:
+        """Newest first; with `announced`, only what the public may be shown (`domain.space.announced`)."""
+        ...
 
-    async def upcoming(self, limit: int) -> list[Space]: ...
+    async def upcoming(self, limit: int, announced: bool = False) -> list[Space]:
+        """Scheduled with a start time, soonest first; `announced` as for `recent`."""
+        ...
 
     async def save_stage(self, space_id: SpaceId, stage: dict[str, Any]) -> None:
         """The stage's members, roles, generations and used invites, committed before returning.
@@ -187,6 +191,10 @@ class MediaStore(Protocol):
 
     async def remove_recording(self, space_id: SpaceId) -> None:
         """The audio of a space and all made from it (a space that was not to be recorded has ended)."""
+        ...
+
+    async def remove(self, space_id: SpaceId, name: str) -> None:
+        """One file of a space's, if it is there (the hold audio, once the space has ended)."""
         ...
 
 

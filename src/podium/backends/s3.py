@@ -105,6 +105,10 @@ class S3MediaStore:
             out.append(data)
         return out
 
+    async def remove(self, space_id: SpaceId, name: str) -> None:
+        # S3 answers a delete of a missing key as done.
+        await obstore.delete_async(self._store, [_key(space_id, name)])
+
     def local_path(self, space_id: SpaceId, name: str) -> Path | None:
         return None  # nothing is on the local disk: callers read the bytes instead
 

@@ -33,6 +33,8 @@ spaces = sa.Table(
     sa.Column("peak_listeners", sa.Integer, nullable=False, default=0),
     sa.Column("record", sa.Boolean, nullable=False, default=True, server_default=sa.true()),
     sa.Column("private", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
+    sa.Column("created_by", sa.String(32)),
+    sa.Column("preshow_closed", sa.Boolean, nullable=False, default=False, server_default=sa.false()),
 )
 
 
@@ -163,6 +165,12 @@ def _attempt(row: Any) -> Attempt:
     )
 
 
+# `domain.space.announced` as SQL: not private, and went live or has an account behind it.
+_ANNOUNCED = sa.and_(
+    spaces.c.private.is_(sa.false()), sa.or_(spaces.c.started_at.is_not(None), spaces.c.created_by.is_not(None))
+)
+
+
 def _row(space: Space) -> dict[str, Any]:
     return {
         "id": space.id,
@@ -175,6 +183,8 @@ def _row(space: Space) -> dict[str, Any]:
         "peak_listeners": space.peak_listeners,
         "record": space.record,
         "private": space.private,
+        "created_by": space.created_by,
+        "preshow_closed": space.preshow_closed,
     }
 
 
@@ -192,6 +202,8 @@ def _space(row: Any) -> Space:
         peak_listeners=row.peak_listeners,
         record=bool(row.record),
         private=bool(row.private),
+        created_by=None if row.created_by is None else UserId(row.created_by),
+        preshow_closed=bool(row.preshow_closed),
     )
 
 
@@ -232,19 +244,23 @@ class SqlSpaceStore:
         rows = await asyncio.to_thread(self._fetch, spaces.select().where(spaces.c.id == space_id))
         return _space(rows[0]) if rows else None
 
-    async def recent(self, limit: int) -> list[Space]:
-        """The newest spaces first, whatever their state (for feeds and listings)."""
-        query = spaces.select().order_by(spaces.c.created_at.desc()).limit(limit)
+    async def recent(self, limit: int, announced: bool = False) -> list[Space]:
+        """The newest spaces first, whatever their state (for feeds and listings); with `announced`,
+        only those the public may be shown (`domain.space.announced`)."""
+        query = spaces.select()
+        if announced:
+            query = query.where(_ANNOUNCED)
+        query = query.order_by(spaces.c.created_at.desc()).limit(limit)
         return [_space(r) for r in await asyncio.to_thread(self._fetch, query)]
 
-    async def upcoming(self, limit: int) -> list[Space]:
-        """Scheduled spaces with a start time, soonest first."""
-        query = (
-            spaces.select()
-            .where(spaces.c.state == SpaceState.SCHEDULED.value, spaces.c.starts_at.is_not(None))
-            .order_by(spaces.c.starts_at)
-            .limit(limit)
-        )
+    async def upcoming(self, limit: int, announced: bool = False) -> list[Space]:
+        """Scheduled spaces with a start time, soonest first (with `announced`, as for `recent`, and
+        not those whose pre-show closed for want of anyone)."""
+        query = spaces.select().where(spaces.c.state == SpaceState.SCHEDULED.value, spaces.c.starts_at.is_not(None))
+        if announced:
+            # Nor one whose pre-show closed because nobody came: its start has passed.
+            query = query.where(_ANNOUNCED, spaces.c.preshow_closed.is_(sa.false()))
+        query = query.order_by(spaces.c.starts_at).limit(limit)
         return [_space(r) for r in await asyncio.to_thread(self._fetch, query)]
 
     async def unfinished(self) -> list[Space]:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from podium.errors import Conflict, InvalidInput
-from podium.ids import SpaceId
+from podium.ids import SpaceId, UserId
 from podium.text import clean_text
 
 
@@ -33,6 +33,12 @@ class Space:
     # A private space's audio (stream, replay, download) is only for holders of a signed listener
     # link; its page and timeline stay reachable by its (unguessable) id.
     private: bool = False
+    # The signed-in account that created the space (None: created without an account). Only
+    # spaces with an account behind them, or that went live, are announced publicly.
+    created_by: UserId | None = None
+    # The pre-show was closed because nobody connected or listened: it does not open again (the
+    # host can still go live by connecting).
+    preshow_closed: bool = False
 
 
 # A space has no set length; where one must be announced (a calendar entry, a podcast live item),
@@ -40,6 +46,9 @@ class Space:
 ANNOUNCED_LENGTH = timedelta(hours=1)
 # A start more than a year ahead is almost always a typo in the year.
 MAX_SCHEDULE_AHEAD = timedelta(days=366)
+# A start this far in the past is taken (the client's clock may be a little behind the server's);
+# one further back is refused: it would open a pre-show at once, for a start that never comes.
+STARTS_AT_GRACE = timedelta(minutes=1)
 
 
 def clean_title(raw: object, max_chars: int) -> str:
@@ -58,11 +67,14 @@ def parse_starts_at(raw: object, now: datetime) -> datetime | None:
     if value.tzinfo is None:
         raise InvalidInput("starts_at needs a time zone, for example 2026-12-01T20:00:00Z")
     try:
-        if value > now + MAX_SCHEDULE_AHEAD:
-            raise InvalidInput("starts_at is more than a year ahead")
-        return value.astimezone(UTC)
+        value = value.astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00+14:00 is a year 0 in UTC, which datetime cannot hold
         raise InvalidInput(f"starts_at {raw[:40]!r} is out of range") from None
+    if value > now + MAX_SCHEDULE_AHEAD:
+        raise InvalidInput("starts_at is more than a year ahead")
+    if value < now - STARTS_AT_GRACE:
+        raise InvalidInput("starts_at is in the past; leave it out to start as soon as the host connects")
+    return value
 
 
 def new_space(
@@ -72,6 +84,7 @@ def new_space(
     now: datetime,
     record: bool = True,
     private: bool = False,
+    created_by: UserId | None = None,
 ) -> Space:
     return Space(
         id=space_id,
@@ -81,6 +94,7 @@ def new_space(
         starts_at=starts_at,
         record=record,
         private=private,
+        created_by=created_by,
     )
 
 
@@ -124,3 +138,17 @@ def with_peak(space: Space, listeners_now: int) -> Space:
     if listeners_now <= space.peak_listeners:
         return space
     return replace(space, peak_listeners=listeners_now)
+
+
+def close_preshow(space: Space) -> Space:
+    """Nobody came to the pre-show: it stays closed (through restarts); the space stays scheduled."""
+    return replace(space, preshow_closed=True)
+
+
+def announced(space: Space) -> bool:
+    """Whether the public listing and the feed show the space: never a private one; a live or
+    ended one that went live; a scheduled one only with a signed-in account behind it (so that a
+    stranger's unlimited anonymous spaces cannot fill what everyone sees)."""
+    if space.private:
+        return False
+    return space.started_at is not None or space.created_by is not None

@@ -2,7 +2,9 @@
 
 The async shell around the sans-IO mixer, encoder and packager. One task ticks every 20 ms and
 moves data; one task writes what the packager made to the media store, in order. The packager
-answers listeners from memory, so a slow disk delays the recording, never the live stream.
+answers listeners from memory, so a slow disk delays the recording, never the live stream; what
+waits for the disk is bounded (`WriteQueue`): a disk that falls behind costs parts of the
+recording (counted, logged), never memory, never a tick.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from podium.media.opus import RETURN_BITRATE, RETURN_FEC_COMPLEXITY, LossAdaptat
 from podium.media.opus import TIME_BASE as OPUS_TIME_BASE
 from podium.media.packager import INIT_NAME, Packager, Part, Segment, SegmentRecord
 from podium.media.reception import ReceptionHealth, SpeakerReception
+from podium.media.write_queue import WriteQueue
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,10 @@ SPEAKING_LEVEL = 0.02
 # speaking one for this many frames in a row (0.6 s): short interjections do not count.
 SPEAKER_HOLD_FRAMES = 30
 SPEAKERS_NAME = "speakers.jsonl"
+# Items that may wait for the disk by default (PODIUM_STAGE_WRITE_QUEUE), and how often a disk
+# that keeps falling behind is logged again.
+WRITE_QUEUE_ITEMS = 256
+DROP_LOG_INTERVAL_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -129,6 +136,7 @@ class Stage:
         start: datetime,
         history: list[SegmentRecord],
         hold: HoldAudio | None = None,
+        write_queue: int = WRITE_QUEUE_ITEMS,
     ) -> None:
         self.space_id = space_id
         # In the pre-show the program is the hold audio; speakers already connected are backstage
@@ -140,7 +148,10 @@ class Stage:
         self.init = init_section(self._encoder.audio_specific_config, SAMPLE_RATE, bitrate=BITRATE)
         self.packager = Packager(start, history=history, preshow=hold is not None)
         self._changed = asyncio.Event()
-        self._writes: asyncio.Queue[Part | Segment | SpeakerChange | None] = asyncio.Queue()
+        self._writes: WriteQueue[Part | Segment | SpeakerChange] = WriteQueue(write_queue, Part)
+        self._writes_waiting = asyncio.Event()
+        self._writes_closed = False
+        self._drop_logged_at: float | None = None
         self._tick_task: asyncio.Task[None] | None = None
         self._write_task: asyncio.Task[None] | None = None
         self.frames_mixed = 0
@@ -275,17 +286,33 @@ class Stage:
 
     # -- life ------------------------------------------------------------------------------
 
-    async def finish(self) -> None:
-        """End the program: flush the last part, close the playlist, wait for the disk."""
+    async def finish(self, wait_s: float | None = None) -> bool:
+        """End the program: flush the last part, close the playlist, and wait for the disk, for at
+        most `wait_s` (None: until done). True if everything was written by then; if not, the
+        writer goes on in the background (`written()` waits for it)."""
         await self._stop_ticking()
         if not self.packager.is_ended:
             self._publish(self.packager.finish())
-        await self._drain_writes()
+        return await self._drain_writes(wait_s)
 
-    async def stop(self) -> None:
-        """Stop without ending (the process shuts down): what reached the disk is resumed on restart."""
+    async def stop(self, wait_s: float | None = None) -> bool:
+        """Stop without ending (the process shuts down, a pre-show closes): what reached the disk
+        is resumed on restart. Waits for the disk as `finish` does."""
         await self._stop_ticking()
-        await self._drain_writes()
+        return await self._drain_writes(wait_s)
+
+    async def written(self) -> None:
+        """Once stopped or finished: returns when the writer has written all it still holds."""
+        if self._write_task is not None:
+            await asyncio.shield(self._write_task)
+
+    @property
+    def writes_waiting(self) -> int:
+        return len(self._writes)
+
+    @property
+    def writes_dropped(self) -> dict[str, int]:
+        return dict(self._writes.dropped)
 
     async def _stop_ticking(self) -> None:
         if self._tick_task is not None:
@@ -293,10 +320,16 @@ class Stage:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._tick_task
 
-    async def _drain_writes(self) -> None:
-        if self._write_task is not None:
-            await self._writes.put(None)
-            await self._write_task
+    async def _drain_writes(self, wait_s: float | None) -> bool:
+        if self._write_task is None:
+            return True
+        self._writes_closed = True
+        self._writes_waiting.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._write_task), wait_s)
+        except TimeoutError:
+            return False
+        return True
 
     async def _tick_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -355,22 +388,43 @@ class Stage:
             self._candidate = (None, 0)
             at_s = round(self._media_base_s + (self.frames_mixed - SPEAKER_HOLD_FRAMES) * FRAME_MS / 1000, 3)
             self.speaker_changes.append((at_s, loudest))
-            self._writes.put_nowait(SpeakerChange(at_s, loudest))
+            self._enqueue(SpeakerChange(at_s, loudest))
 
     def _publish(self, made: list[Part | Segment]) -> None:
         self.parts_made += sum(1 for item in made if isinstance(item, Part))
         self.last_made_at = time.monotonic()
         for item in made:
             # Parts too reach the disk as they are made: a crash loses at most the part in the making.
-            self._writes.put_nowait(item)
+            self._enqueue(item)
         event, self._changed = self._changed, asyncio.Event()
         event.set()
 
+    def _enqueue(self, item: Part | Segment | SpeakerChange) -> None:
+        dropped = self._writes.offer(item)
+        self._writes_waiting.set()
+        if dropped is None:
+            return
+        now = time.monotonic()
+        if self._drop_logged_at is None or now - self._drop_logged_at >= DROP_LOG_INTERVAL_S:
+            self._drop_logged_at = now
+            counts = ", ".join(f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in sorted(self._writes.dropped.items()))
+            log.warning(
+                "stage %s: the disk is behind (%d writes waiting, the limit); dropped so far: %s"
+                " (the live stream is whole; the recording has gaps where segments were dropped)",
+                self.space_id,
+                len(self._writes),
+                counts,
+            )
+
     async def _write_loop(self) -> None:
         while True:
-            item = await self._writes.get()
+            item = self._writes.take()
             if item is None:
-                return
+                if self._writes_closed:
+                    return
+                self._writes_waiting.clear()
+                await self._writes_waiting.wait()
+                continue
             try:
                 if isinstance(item, Part):
                     await self._store.write_part(self.space_id, item)

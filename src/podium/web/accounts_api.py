@@ -42,6 +42,14 @@ def account_view(account: Account) -> dict[str, Any]:
     return {"id": account.id, "username": account.username}
 
 
+async def optional_user(request: Request) -> tuple[UserId, str] | None:
+    """The account behind a request that anyone may also make without one (creating a space):
+    None without credentials; credentials that are sent must verify, as for `signed_in_user`."""
+    if request.headers.get("authorization") or request.cookies.get(SESSION_COOKIE):
+        return await signed_in_user(request)
+    return None
+
+
 async def signed_in_user(request: Request) -> tuple[UserId, str]:
     """The account behind a request: a `Bearer u.…` token, or the session cookie plus its CSRF echo;
     either way a session that was not signed out."""

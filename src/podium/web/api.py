@@ -11,13 +11,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from podium.admission.joins import Joins
+from podium.admission.limits import SPACE_PER_ACCOUNT, SPACE_PER_ADDRESS, RateLimits, with_limit
 from podium.audience.presence import Counts
 from podium.domain.space import Space, SpaceState
-from podium.errors import Forbidden, InvalidInput, NotFound
+from podium.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from podium.ids import SpaceId, is_space_id
 from podium.media.ice_servers import IceServer, with_credentials
 from podium.service import Podium
-from podium.web.accounts_api import client_address
+from podium.web.accounts_api import client_address, optional_user
 from podium.web.http import CORS_HEADERS, bearer_token, json_response, read_body, read_json
 
 
@@ -79,8 +80,26 @@ async def create_space(request: Request) -> Response:
         raise InvalidInput(f"unknown field(s): {', '.join(sorted(unknown))}; expected {expected}")
     if "title" not in body:
         raise InvalidInput("title is required")
+    # Anyone may create a space, within limits per address and per account (DESIGN, bet 7); an
+    # account's spaces are announced in the listing and the feed (`domain.space.announced`).
+    settings = podium.settings
+    user = await optional_user(request)
+    if user is None and settings.spaces_need_account:
+        raise Unauthenticated("sign in to create a space: this instance asks for an account")
+    limits: RateLimits = request.app.state.limits
+
+    def admit() -> None:
+        limits.hit(with_limit(SPACE_PER_ADDRESS, settings.space_limit_per_address), client_address(request))
+        if user is not None:
+            limits.hit(with_limit(SPACE_PER_ACCOUNT, settings.space_limit_per_account), user[0])
+
     created = await podium.create_space(
-        body["title"], body.get("starts_at"), body.get("record", True), body.get("private", False)
+        body["title"],
+        body.get("starts_at"),
+        body.get("record", True),
+        body.get("private", False),
+        created_by=user[0] if user is not None else None,
+        admit=admit,
     )
     view = space_view(podium, created.space, podium.counts(created.space.id))
     view["host_token"] = created.host_token

@@ -20,6 +20,7 @@ STATUS: list[tuple[type[errors.PodiumError], int]] = [
     (errors.Conflict, 409),
     (errors.TooLarge, 413),
     (errors.RateLimited, 429),
+    (errors.AtCapacity, 503),
 ]
 
 CORS_HEADERS = {
@@ -40,7 +41,7 @@ def error_response(error: errors.PodiumError) -> JSONResponse:
     headers = dict(CORS_HEADERS)
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="podium"'
-    if isinstance(error, errors.RateLimited):
+    if isinstance(error, errors.RateLimited | errors.AtCapacity):
         headers["Retry-After"] = str(error.retry_after_s)
     return JSONResponse({"error": error.message}, status_code=status, headers=headers)
 

@@ -42,7 +42,9 @@ def space_routes() -> dict[str, Any]:
     new_space = obj(
         {
             "title": string(maxLength=200),
-            "starts_at": nullable(string(format="date-time", description="ISO 8601, in the future")),
+            "starts_at": nullable(
+                string(format="date-time", description="ISO 8601, in the future (leave it out to start now)")
+            ),
             "record": BOOLEAN,
             "private": BOOLEAN,
         },
@@ -67,7 +69,14 @@ def space_routes() -> dict[str, Any]:
                 {200: answer("the listing", listing)},
             ),
             "post": operation(
-                "createSpace", "Create a space", "spaces", created, (400,), body=json_body(new_space, required=True)
+                "createSpace",
+                "Create a space (anyone, within limits per address and per account)",
+                "spaces",
+                created,
+                (400, 401, 403, 429),
+                body=json_body(new_space, required=True),
+                # No credentials at all, or an account's (then the space is announced publicly).
+                security=[{}, *ACCOUNT],
             ),
         },
         "/api/spaces/{space_id}": {
@@ -90,7 +99,7 @@ def space_routes() -> dict[str, Any]:
             "parameters": space_id,
             "post": operation(
                 "endSpace",
-                "End the space (host); the replay is ready when this answers",
+                "End the space (host); the replay is ready when this answers (unless the disk is behind)",
                 "spaces",
                 {200: answer("the ended space", ref("Space"))},
                 (401, 403, 404, 409),
@@ -827,7 +836,7 @@ def stream_routes() -> dict[str, Any]:
                 "Publish a speaker's audio (SDP offer; Bearer host or member token)",
                 "stage",
                 {201: sdp_answer},
-                (400, 401, 403, 404, 409, 429),
+                (400, 401, 403, 404, 409, 429, 503),
                 body=binary_body("application/sdp", "an SDP offer with one Opus audio section"),
                 security=SPACE_TOKEN,
                 shed=False,

@@ -19,7 +19,10 @@ ERRORS: dict[int, str] = {
     413: "the body is larger than this endpoint takes",
     429: "too many requests from this address or account; try again after Retry-After",
     501: "this form of the answer is not offered (oEmbed: only format=json)",
-    503: "the node is shedding this class of request under load; try again after Retry-After",
+    503: (
+        "the node is shedding this class of request under load, or runs its budget of stages;"
+        " try again after Retry-After"
+    ),
 }
 RETRY_AFTER = {429, 503}
 

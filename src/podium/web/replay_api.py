@@ -140,7 +140,9 @@ async def public_key(request: Request) -> Response:
 
 async def feed(request: Request) -> Response:
     podium = _podium(request)
-    spaces = [s for s in await podium.spaces.recent(100) if not s.private]
+    # What the listing announces (`domain.space.announced`): never a private space, nor an
+    # anonymous one that never went live.
+    spaces = await podium.spaces.recent(100, announced=True)
     xml = await podcast_feed(podium, spaces, public_base(request))
     return Response(
         xml,

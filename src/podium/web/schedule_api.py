@@ -28,13 +28,15 @@ def _podium(request: Request) -> Podium:
 
 async def listing(request: Request) -> Response:
     podium = _podium(request)
-    # Private spaces are never advertised.
+    # Private spaces are never advertised; a scheduled space only with an account behind it, so
+    # that anonymous spaces (anyone may create some) cannot fill what everyone sees. Live spaces
+    # are few: no more than the nodes' budgets of stages.
     live = sorted(
         (s for s in await podium.spaces.live() if not s.private),
         key=lambda s: s.started_at or s.created_at,
         reverse=True,
     )[:LISTED]
-    upcoming = [s for s in await podium.spaces.upcoming(LISTED) if not s.private]
+    upcoming = await podium.spaces.upcoming(LISTED, announced=True)
     body = {
         "live": [space_view(podium, s, podium.counts(s.id)) for s in live],
         "upcoming": [space_view(podium, s, podium.counts(s.id)) for s in upcoming],

@@ -8,12 +8,13 @@ document.getElementById("create").addEventListener("submit", async (event) => {
   const body = { title: document.getElementById("title").value, record: document.getElementById("record").checked };
   const starts = document.getElementById("starts").value;
   if (starts) body.starts_at = new Date(starts).toISOString();
+  // Signed in (a session cookie), the space is created by the account, which announces it in the
+  // listing; the CSRF cookie's echo proves that this page sent it.
+  const headers = { "Content-Type": "application/json" };
+  const csrf = document.cookie.split("; ").find((c) => c.startsWith("podium_csrf="));
+  if (csrf) headers["X-CSRF-Token"] = decodeURIComponent(csrf.slice("podium_csrf=".length));
   try {
-    const response = await fetch("/api/spaces", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(body),
-    });
+    const response = await fetch("/api/spaces", { method: "POST", headers, body: JSON.stringify(body) });
     const data = await response.json();
     if (!response.ok) throw new Error(data.error || `error ${response.status}`);
     localStorage.setItem(`podium.host.${data.id}`, data.host_token);
