@@ -354,6 +354,21 @@ async def read_status(reader: asyncio.StreamReader) -> str:
     return match.group(1).decode() if match else "answer not HTTP"
 
 
+async def open_from(
+    host: str, port: int, address: str, name: str, tally: Tally
+) -> tuple[asyncio.StreamWriter, asyncio.Task[str]] | None:
+    """A raw connection from `address`, and a task that reads the status line of its answer; None
+    (and the failure counted under `name`) when the node does not take the connection."""
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, local_addr=(address, 0)), REQUEST_TIMEOUT_S
+        )
+    except (OSError, TimeoutError) as exc:
+        tally.count(name, failure(exc))
+        return None
+    return writer, asyncio.create_task(read_status(reader))
+
+
 async def flood_slow(host: str, port: int, space_id: str, until: float, tally: Tally) -> None:
     paths = (f"/api/spaces/{space_id}/moderation", f"/api/spaces/{space_id}/guests", "/api/spaces")
     labels = ("…/moderation", "…/guests", "/api/spaces")
@@ -364,14 +379,10 @@ async def flood_slow(host: str, port: int, space_id: str, until: float, tally: T
 
         async def one(n: int) -> None:
             began = time.monotonic()
-            try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(host, port, local_addr=(address, 0)), REQUEST_TIMEOUT_S
-                )
-            except (OSError, TimeoutError) as exc:
-                tally.count(SLOW.name, failure(exc))
+            opened = await open_from(host, port, address, SLOW.name, tally)
+            if opened is None:
                 return
-            answer = asyncio.create_task(read_status(reader))
+            writer, answer = opened
             try:
                 head = (
                     f"POST {paths[n % len(paths)]} HTTP/1.1\r\nHost: {host}:{port}\r\n"
@@ -411,14 +422,10 @@ async def flood_heads(host: str, port: int, space_id: str, until: float, tally: 
 
         async def one(n: int) -> None:
             began = time.monotonic()
-            try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(host, port, local_addr=(address, 0)), REQUEST_TIMEOUT_S
-                )
-            except (OSError, TimeoutError) as exc:
-                tally.count(HEADS.name, failure(exc))
+            opened = await open_from(host, port, address, HEADS.name, tally)
+            if opened is None:
                 return
-            answer = asyncio.create_task(read_status(reader))
+            writer, answer = opened
             sent = 0
             try:
                 writer.write(f"GET /api/spaces/{space_id} HTTP/1.1\r\nHost: {host}:{port}\r\n".encode())
