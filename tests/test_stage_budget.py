@@ -25,6 +25,7 @@ from podium.media.stage import Stage
 from podium.service import HOLD_NAME, Podium
 from podium.settings import Settings
 from podium.web.http import error_response
+from tests.listeners import beat
 from tests.media.test_hold import wav
 from tests.test_preshow import wav_bytes
 
@@ -57,7 +58,7 @@ class Node:
         await self.podium._run_schedule()
 
     async def beat(self, space: dict[str, Any], listener: str = "listener-0001") -> None:
-        response = await self.client.post(f"/api/spaces/{space['id']}/heartbeat", json={"listener_id": listener})
+        response = await beat(self.client, space["id"], listener)  # joined first, as a page does
         assert response.status_code == 200, response.text
 
 
