@@ -453,3 +453,18 @@ async def test_a_forged_leftmost_forwarded_address_does_not_escape_the_per_addre
         # Another client behind the same proxy has its own allowance.
         other = await join_from(server, space["id"], f"203.0.113.1, 198.51.100.8{hops}")
         assert other.status_code == 200
+
+
+def test_every_per_address_limit_counts_an_ipv6_client_as_its_64() -> None:
+    # One home or site gets a whole /64: a client that picks a new address for each request is
+    # still one address for the limits on spaces, guests, joins, posts, sign-ups and reactions.
+    from starlette.requests import Request
+
+    from podium.web.accounts_api import client_address
+
+    def seen_as(host: str) -> str:
+        return client_address(Request({"type": "http", "client": (host, 50_000), "headers": []}))
+
+    assert seen_as("2001:db8:5:6::1") == seen_as("2001:db8:5:6:ffff:ffff:ffff:fffe") == "2001:db8:5:6::/64"
+    assert seen_as("2001:db8:5:7::1") != seen_as("2001:db8:5:6::1")
+    assert seen_as("::ffff:198.51.100.7") == seen_as("198.51.100.7") == "198.51.100.7"

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from podium.accounts import Accounts
+from podium.admission.limits import network_of
 from podium.domain.accounts import Account
 from podium.domain.tokens import SESSION_TTL_S
 from podium.errors import Forbidden, Unauthenticated
@@ -35,7 +36,9 @@ def _accounts(request: Request) -> Accounts:
 
 
 def client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """What the per-address limits count a request under: its client's IPv4 address, or its IPv6
+    /64 (one home or site gets a whole /64, so a client could pick a new address for each request)."""
+    return network_of(request.client.host) if request.client else "unknown"
 
 
 def account_view(account: Account) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from podium.admission.classes import RequestClass
 from podium.admission.joins import Joins
+from podium.admission.limits import network_of
 from podium.admission.load import Governor
 from podium.domain.stage import Role
 from podium.errors import Forbidden, InvalidInput, NotFound
@@ -33,7 +34,7 @@ def _parts(request: Request) -> tuple[Podium, Joins, Governor]:
 
 
 def _client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    return network_of(request.client.host) if request.client else "unknown"
 
 
 async def join(request: Request) -> Response:
