@@ -13,12 +13,12 @@ from starlette.routing import Route
 
 from podium.admission.classes import RequestClass
 from podium.admission.joins import Joins
-from podium.admission.limits import network_of
 from podium.admission.load import Governor
 from podium.domain.stage import Role
 from podium.errors import Forbidden, InvalidInput, NotFound
 from podium.ids import ListenerId, SpaceId, is_space_id
 from podium.service import Podium
+from podium.web.accounts_api import client_address
 from podium.web.api import space_urls
 from podium.web.http import bearer_token, json_response, read_json
 
@@ -33,10 +33,6 @@ def _parts(request: Request) -> tuple[Podium, Joins, Governor]:
     return state.podium, state.joins, state.governor
 
 
-def _client_address(request: Request) -> str:
-    return network_of(request.client.host) if request.client else "unknown"
-
-
 async def join(request: Request) -> Response:
     podium, joins, _ = _parts(request)
     space_id = request.path_params["space_id"]
@@ -44,7 +40,7 @@ async def join(request: Request) -> Response:
         raise NotFound("no such space")
     body = await read_json(request, MAX_JOIN_BYTES)
     # Signatures first: a forged, expired or foreign token ends here, before any lookup.
-    address = _client_address(request)
+    address = client_address(request)
     client, verified = joins.check(SpaceId(space_id), body, address)
     space = podium.open_space(SpaceId(space_id))
     key = body.get("key")
