@@ -1263,7 +1263,7 @@ class Outcome:
 
 
 async def measure(args: argparse.Namespace) -> Outcome:
-    from podium.whip_client import SampleTrack, publish, tone  # aiortc: not imported by the worker processes
+    from podium.testing.whip_client import SampleTrack, publish, tone  # aiortc: not imported by the worker processes
 
     started = time.monotonic()
     load_before = os.getloadavg()[0]

@@ -63,7 +63,7 @@ import httpx
 import uvloop
 from lean_http import Answer, LeanConnection, parse_time, raise_fd_limit
 
-from podium.rehearse import Plan, solve_puzzle
+from podium.ops.rehearse import Plan, solve_puzzle
 from podium.settings import Settings
 
 SHIPPED = harness.BENCH_DIR.parent / "deploy" / "nginx" / "podium.conf"
@@ -945,7 +945,7 @@ async def podium_phase(
     """A scheduled space with its host backstage, the crowd (and flood) through nginx, the start during the
     crowd; then the host leaves and the space ends. With `snapshot`, the stream's objects are copied there
     (for the static peer) while it is live; returns a join's answer then."""
-    from podium.whip_client import SampleTrack, publish, tone  # aiortc: not imported by the worker processes
+    from podium.testing.whip_client import SampleTrack, publish, tone  # aiortc: not imported by the worker processes
 
     # The crowd's first join is due `lead` s from now; the start falls `start_after` s into it.
     starts_at = float(math.ceil(time.time() + args.lead + args.start_after))

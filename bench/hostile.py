@@ -42,7 +42,7 @@ import harness
 import httpx
 
 from podium.settings import Settings
-from podium.whip_client import Publisher, SampleTrack, publish, tone
+from podium.testing.whip_client import Publisher, SampleTrack, publish, tone
 
 REQUEST_TIMEOUT_S = 10.0
 SETTLE_S = 5.0  # after the flood, before the "after" figures

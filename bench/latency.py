@@ -37,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from podium.media.mixer import FRAME_SAMPLES, SAMPLE_RATE
-from podium.whip_client import Publisher, SampleTrack, publish
+from podium.testing.whip_client import Publisher, SampleTrack, publish
 
 CLICK_EVERY_FRAMES = 150  # 3 s of 20 ms frames
 FIRST_CLICK_FRAME = 150

@@ -293,7 +293,7 @@ def _nominated_pair(pc: Any) -> str:
 
 
 async def _speak_once(job: dict[str, Any]) -> dict[str, Any]:
-    from podium.whip_client import SampleTrack, from_samples, publish  # aiortc: only the speaker needs it
+    from podium.testing.whip_client import SampleTrack, from_samples, publish  # aiortc: only the speaker needs it
 
     speech: Samples = np.load(job["speech_path"])
     frames = len(speech) // FRAME_SAMPLES
@@ -974,7 +974,7 @@ def plot(rows: list[Row]) -> str | None:
 def _check_no_fec_at_zero(speech: Samples) -> None:
     """The speaker 'without FEC' is the FEC encoder expecting 0 % loss: it must carry no FEC at all."""
     from podium.media.reception import opus_packet_has_fec
-    from podium.whip_client import fec_encoder
+    from podium.testing.whip_client import fec_encoder
 
     with fec_encoder(0) as encoder:
         carrying = sum(

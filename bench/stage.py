@@ -50,7 +50,7 @@ from podium.media import libopus
 from podium.media.mixer import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, Mixer
 from podium.media.reception import PAUSE_RMS, ReceptionHealth, SpeakerReception
 from podium.media.stage import Stage
-from podium.whip_client import Publisher, SampleTrack, publish, tone
+from podium.testing.whip_client import Publisher, SampleTrack, publish, tone
 
 GOAL_DELAY_P95_MS = 40.0
 GOAL_CPU_PCT = 30.0

@@ -30,7 +30,7 @@ from typing import Any
 import harness
 import httpx
 
-from podium.whip_client import Publisher, SampleTrack, publish, tone
+from podium.testing.whip_client import Publisher, SampleTrack, publish, tone
 
 WRK = "/usr/bin/wrk"
 LUA = harness.BENCH_DIR / "throughput.lua"

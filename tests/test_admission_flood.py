@@ -21,7 +21,7 @@ import pytest
 
 from podium.admission.tickets import TicketSigner, client_hash
 from podium.ids import SpaceId
-from podium.whip_client import SampleTrack, publish, tone
+from podium.testing.whip_client import SampleTrack, publish, tone
 from tests.conftest import Server, free_port
 from tests.rawhttp import RawConnection
 from tests.test_live_media import wait_for_media

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Response, expect
 
-from podium.whip_client import Publisher, SampleTrack, publish, tone
+from podium.testing.whip_client import Publisher, SampleTrack, publish, tone
 from tests.conftest import Server
 from tests.test_browser import dominant_frequency
 from tests.test_live_media import create_space, listed_seconds, wait_for_media

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from podium.whip_client import SampleTrack, publish, tone
+from podium.testing.whip_client import SampleTrack, publish, tone
 from tests import listeners
 from tests.backends.test_bus_contract import own_redis  # noqa: F401 - the fixture
 from tests.backends.test_sql_contract import own_postgres_database  # noqa: F401 - the fixture

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from podium.cli import build_parser
 from podium.errors import InvalidInput
+from podium.ops.cli import build_parser
 from podium.settings import Settings
 
 ROOT = Path(__file__).parent.parent

@@ -15,7 +15,10 @@ import pytest
 from starlette.applications import Starlette
 
 from podium.app import create_app
-from podium.diagnosis import (
+from podium.errors import InvalidInput
+from podium.media import ice
+from podium.media.ice_servers import IceServer, parse_ice_servers
+from podium.ops.diagnosis import (
     ClockSync,
     HttpAnswer,
     Result,
@@ -34,10 +37,7 @@ from podium.diagnosis import (
     check_writable,
     hours_of_recording,
 )
-from podium.doctor import udp_round_trip
-from podium.errors import InvalidInput
-from podium.media import ice
-from podium.media.ice_servers import IceServer, parse_ice_servers
+from podium.ops.doctor import udp_round_trip
 from podium.settings import Settings
 from tests.conftest import Server, free_port
 

@@ -38,7 +38,7 @@ from podium.testing.speech import (
     speech_length_change,
     speech_spans,
 )
-from podium.whip_client import SampleTrack, from_samples, publish
+from podium.testing.whip_client import SampleTrack, from_samples, publish
 from tests.conftest import Server
 
 pytestmark = pytest.mark.media

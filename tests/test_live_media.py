@@ -14,7 +14,7 @@ from aiortc import RTCPeerConnection
 from aiortc.mediastreams import VideoStreamTrack
 
 from podium.media import ice
-from podium.whip_client import SampleTrack, WhipRefused, publish, tone
+from podium.testing.whip_client import SampleTrack, WhipRefused, publish, tone
 from tests.conftest import Server
 
 pytestmark = pytest.mark.media

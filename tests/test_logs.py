@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from podium.cli import main
 from podium.errors import InvalidInput
-from podium.logs import JsonFormatter
+from podium.ops.cli import main
+from podium.ops.logs import JsonFormatter
 from podium.settings import Settings
 from tests.conftest import Server, free_port
 

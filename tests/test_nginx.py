@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from podium.whip_client import SampleTrack, publish, tone
+from podium.testing.whip_client import SampleTrack, publish, tone
 from tests import listeners
 from tests.conftest import Server, free_port
 from tests.test_live_media import wait_for_media

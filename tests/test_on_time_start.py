@@ -18,7 +18,7 @@ import httpx
 import numpy as np
 import pytest
 
-from podium.whip_client import SampleTrack, publish, tone
+from podium.testing.whip_client import SampleTrack, publish, tone
 from tests.conftest import Server
 from tests.rawhttp import RawConnection
 from tests.test_live_media import dominant_hz

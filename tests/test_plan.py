@@ -14,12 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from podium.cli import main
 from podium.errors import InvalidInput
 from podium.media.aac import AacEncoder
 from podium.media.packager import Layout, Packager, Part
 from podium.media.stage import BITRATE as STAGE_BITRATE
-from podium.plan import (
+from podium.ops.cli import main
+from podium.ops.plan import (
     Figures,
     Inputs,
     Plan,

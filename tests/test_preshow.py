@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from podium.media.hold import BED_HZ
-from podium.whip_client import SampleTrack, publish, tone
+from podium.testing.whip_client import SampleTrack, publish, tone
 from tests.conftest import Server
 from tests.test_live_media import listen_with_ffmpeg, rms
 from tests.test_replay import decode_m4a

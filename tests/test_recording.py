@@ -15,7 +15,7 @@ from podium.ids import SpaceId
 from podium.media.packager import SegmentRecord
 from podium.media.stage import SPEAKER_HOLD_FRAMES, SPEAKERS_NAME, Stage
 from podium.recording import media_offset
-from podium.whip_client import tone
+from podium.testing.whip_client import tone
 
 T0 = datetime(2026, 11, 24, 20, 0, tzinfo=UTC)
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from podium.rehearse import Plan, parse_target
-from podium.whip_client import SampleTrack, publish, tone
+from podium.ops.rehearse import Plan, parse_target
+from podium.testing.whip_client import SampleTrack, publish, tone
 from tests.conftest import Server
 from tests.test_live_media import create_space, wait_for_media
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from podium.media import clips
-from podium.whip_client import SampleTrack, publish, tone
+from podium.testing.whip_client import SampleTrack, publish, tone
 from tests.conftest import Server
 from tests.test_live_media import create_space, dominant_hz, listed_seconds, wait_for_media
 from tests.web.test_schedule_api import signed_in

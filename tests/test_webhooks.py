@@ -21,8 +21,8 @@ from starlette.applications import Starlette
 from podium.app import create_app
 from podium.media import ice, sdp
 from podium.settings import Settings
+from podium.testing.whip_client import SampleTrack, tone
 from podium.webhooks import Webhooks
-from podium.whip_client import SampleTrack, tone
 
 FAST = (0.0, 0.1, 0.2)  # three tries, shrunk from the real 0, 1, 2, 4, 8 s
 

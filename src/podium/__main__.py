@@ -1,3 +1,3 @@
-from podium.cli import main
+from podium.ops.cli import main
 
 raise SystemExit(main())

@@ -11,7 +11,7 @@ from podium.media import m4a
 from podium.media.aac import AacEncoder
 from podium.media.fmp4 import init_section
 from podium.media.packager import INIT_NAME, Packager, Part, Segment
-from podium.whip_client import tone
+from podium.testing.whip_client import tone
 
 SPACE = SpaceId("abcdefghij12")
 START = datetime(2026, 11, 24, 20, 0, tzinfo=UTC)

@@ -38,7 +38,7 @@ from podium.media import m4a
 from podium.media.aac import AacEncoder
 from podium.media.fmp4 import init_section
 from podium.media.packager import INIT_NAME, Packager, Part, Segment, SegmentRecord, part_name, segment_name
-from podium.whip_client import SampleTrack, publish, tone
+from podium.testing.whip_client import SampleTrack, publish, tone
 from tests.conftest import Server, free_port
 from tests.test_live_media import create_space, dominant_hz, wait_for_media
 from tests.test_replay import decode_m4a, end

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from podium.domain.stage import StageRules
-from podium.whip_client import SampleTrack, publish, tone
+from podium.testing.whip_client import SampleTrack, publish, tone
 from tests.conftest import Server, free_port
 from tests.test_live_media import wait_for_media
 

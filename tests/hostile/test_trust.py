@@ -34,8 +34,8 @@ from podium.ids import new_space_id
 from podium.media import clips, ice, m4a
 from podium.media.packager import INIT_NAME, segment_name
 from podium.settings import Settings
+from podium.testing.whip_client import SampleTrack, publish, tone
 from podium.webhooks import Webhooks
-from podium.whip_client import SampleTrack, publish, tone
 from tests.conftest import Server
 from tests.media.test_m4a import recording
 from tests.test_live_media import wait_for_media

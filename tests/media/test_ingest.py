@@ -26,7 +26,7 @@ from podium.media.ingest import IngestSession, InlineDecoding, RtpTap
 from podium.media.mixer import SAMPLE_RATE, Mixer
 from podium.media.opus import OpusDecoder, OpusEncoder
 from podium.media.stage import Stage
-from podium.whip_client import SampleTrack, tone
+from podium.testing.whip_client import SampleTrack, tone
 
 pytestmark = pytest.mark.media
 

@@ -26,7 +26,7 @@ from podium.testing.impair import (
     impair_sender,
     is_rtcp,
 )
-from podium.whip_client import SampleTrack, tone
+from podium.testing.whip_client import SampleTrack, tone
 
 PACKETS = 200_000
 

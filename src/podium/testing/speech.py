@@ -270,7 +270,7 @@ def opus_round_trip(samples: Samples, lost: Collection[int], *, expected_loss_pe
 def speaker_packets(samples: Samples, expected_loss_perc: int) -> list[bytes]:
     """The Opus packets a `SampleTrack(fec=True, expected_loss_perc=...)` sends for `samples`, one per
     whole frame (the encoder is deterministic: the very packets sent)."""
-    from podium.whip_client import fec_encoder  # aiortc behind it: imported only when needed
+    from podium.testing.whip_client import fec_encoder  # aiortc behind it: imported only when needed
 
     count = len(samples) // FRAME_SAMPLES
     with fec_encoder(expected_loss_perc) as encoder:

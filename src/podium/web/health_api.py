@@ -3,7 +3,7 @@
 `/healthz`: the process answers (alive); restart it if not. `/readyz`: it can do its work now,
 its database and bus answer; send it no traffic while not (a node whose Redis is restarting is
 not ready, and it is not dead either: it recovers by itself). `/metrics`: what Prometheus scrapes
-(see podium.metrics).
+(see podium.ops.metrics).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from podium import metrics as node_metrics
+from podium.ops import metrics as node_metrics
 from podium.service import Podium
 
 NO_STORE = {"Cache-Control": "no-store"}

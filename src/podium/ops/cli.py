@@ -22,7 +22,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings.load(host=args.host, port=args.port, data_dir=args.data_dir)
     json_logs = settings.log_format == "json"
     if json_logs:
-        from podium.logs import JsonFormatter
+        from podium.ops.logs import JsonFormatter
 
         handler = logging.StreamHandler()
         handler.setFormatter(JsonFormatter())
@@ -64,25 +64,25 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from podium.verify_cli import run
+    from podium.ops.verify import run
 
     return run(args.clip, args.trust)
 
 
 def _rehearse(args: argparse.Namespace) -> int:
-    from podium.rehearse import run
+    from podium.ops.rehearse import run
 
     return run(args)
 
 
 def _plan(args: argparse.Namespace) -> int:
-    from podium.plan import run
+    from podium.ops.plan import run
 
     return run(args)
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from podium.doctor import run
+    from podium.ops.doctor import run
 
     return run(args)
 

@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from podium.diagnosis import (
+from podium.errors import InvalidInput
+from podium.media.ice_servers import IceServer
+from podium.ops.diagnosis import (
     MARKS,
     NOT_HERE,
     PROBE_SPACE,
@@ -55,8 +57,6 @@ from podium.diagnosis import (
     is_loopback,
     podium_node,
 )
-from podium.errors import InvalidInput
-from podium.media.ice_servers import IceServer
 from podium.settings import Settings
 
 # -- Probes: thin, this machine only ------------------------------------------------------------

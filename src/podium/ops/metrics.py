@@ -232,7 +232,7 @@ class PodiumCollector(Collector):
 
 def label_key(instance_key: str) -> bytes:
     """The key private spaces' labels are hashed with, derived from a key of the instance's secret."""
-    return hmac.new(instance_key.encode(), b"podium.metrics.labels.v1", hashlib.sha256).digest()
+    return hmac.new(instance_key.encode(), b"podium.ops.metrics.labels.v1", hashlib.sha256).digest()
 
 
 def private_label(key: bytes, space_id: str) -> str:

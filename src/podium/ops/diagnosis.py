@@ -1,6 +1,6 @@
 """What `podium doctor` concludes: pure checks from gathered facts to a `Result` with its fix.
 
-No check does I/O; `podium.doctor` gathers the facts on this machine and runs them.
+No check does I/O; `podium.ops.doctor` gathers the facts on this machine and runs them.
 """
 
 from __future__ import annotations

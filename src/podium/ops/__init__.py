@@ -1,0 +1,1 @@
+"""Operator tools: the command line, doctor, plan, rehearse, verify, metrics and logs."""
