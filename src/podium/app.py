@@ -18,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
 
 from podium.accounts import Accounts
+from podium.addresses import TrustedProxies
 from podium.admission.gate import Gate, sample_lag
 from podium.admission.joins import Joins
 from podium.admission.limits import RateLimits, storage_for
@@ -46,7 +47,7 @@ from podium.settings import Settings
 from podium.web.accounts_api import account_routes
 from podium.web.api import api_routes
 from podium.web.embed_api import embed_routes
-from podium.web.forwarded import ForwardedFor, TrustedProxies
+from podium.web.forwarded import ForwardedFor
 from podium.web.health_api import health_routes
 from podium.web.http import error_response
 from podium.web.join_api import join_routes

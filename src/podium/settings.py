@@ -10,9 +10,9 @@ from typing import Any
 
 import limits
 
+from podium.addresses import TrustedProxies
 from podium.errors import InvalidInput
 from podium.media.ice_servers import IceServer, parse_ice_servers
-from podium.web.forwarded import TrustedProxies
 
 ICE_LOOPBACK_MODES = ("0", "1", "only")
 LOG_FORMATS = ("text", "json")

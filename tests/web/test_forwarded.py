@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from podium.addresses import TrustedProxies, client_address
 from podium.errors import InvalidInput
 from podium.settings import Settings
-from podium.web.forwarded import TrustedProxies, client_address
 
 NGINX = TrustedProxies.parse("127.0.0.1,::1")
 

@@ -19,7 +19,6 @@ from podium.errors import Forbidden, InvalidInput, NotFound
 from podium.media.packager import INIT_NAME, Block, Packager, multivariant_playlist, segment_name
 from podium.media.stage import BITRATE, Stage
 from podium.service import Podium
-from podium.web.http import CORS_HEADERS
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 PLAYLIST_FRESH = "public, max-age=1"
@@ -36,6 +35,12 @@ _NUMBER = "(0|[1-9][0-9]{0,8})"  # 0 .. 999,999,999
 _PART = re.compile(rf"p{_NUMBER}-(0|[1-9][0-9]{{0,2}})\.m4s")
 _SEGMENT = re.compile(rf"s{_NUMBER}\.m4s")
 _QUERY_INT = re.compile(_NUMBER)
+
+# Every public answer may be read by a page on any origin (embeds, players elsewhere).
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": "Location, Link, ETag, Retry-After",
+}
 
 
 def parse_part_name(name: str) -> tuple[int, int] | None:

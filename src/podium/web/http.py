@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from podium import errors
+from podium.delivery.hls import CORS_HEADERS as CORS_HEADERS  # the web layer answers with the same
 
 # Domain errors → HTTP status. The one place where Podium's errors learn about HTTP.
 STATUS: list[tuple[type[errors.PodiumError], int]] = [
@@ -22,11 +23,6 @@ STATUS: list[tuple[type[errors.PodiumError], int]] = [
     (errors.RateLimited, 429),
     (errors.AtCapacity, 503),
 ]
-
-CORS_HEADERS = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Expose-Headers": "Location, Link, ETag, Retry-After",
-}
 
 
 def status_of(error: errors.PodiumError) -> int:
