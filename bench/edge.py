@@ -53,7 +53,8 @@ from typing import Any
 import harness
 import httpx
 import uvloop
-from lean_http import LeanClient, parse_time, raise_fd_limit
+from http_client import LeanClient
+from nginx_tier import NGINX, AccessLog, Nginx, nginx_version, start_cache_tier
 
 FIGURES = harness.BENCH_DIR / "figures.json"
 PLOT = harness.BENCH_DIR / "edge.png"
@@ -74,10 +75,13 @@ GOAL_RATIO = 1.1
 REQUEST_TIMEOUT_S = 15.0  # nginx's proxy_read_timeout in the shipped config
 MAX_BEHIND_S = 2.0  # a listener further behind the live edge than this jumps to it (see `listen`)
 FD_MARGIN = 256
-# "|"-separated: with retries, $upstream_status, $upstream_response_time and $upstream_addr list one value per
-# attempt, separated by ", ".
-ORIGIN_LOG_FORMAT = (
-    "$msec|$upstream_cache_status|$upstream_status|$upstream_response_time|$upstream_addr|$request_uri|$request_time"
+# Only the requests that went to Podium: `$upstream_addr` is empty for an answer from the cache. "|"-separated: with
+# retries, $upstream_status, $upstream_response_time and $upstream_addr list one value per attempt, separated by ", ".
+ORIGIN_LOG = AccessLog(
+    "origin.log",
+    "origin",
+    "$msec|$upstream_cache_status|$upstream_status|$upstream_response_time|$upstream_addr|$request_uri|$request_time",
+    "if=$upstream_addr",
 )
 ORIGIN_KINDS = ("blocking reload", "part", "playlist", "init", "other")
 CACHED = ("HIT", "STALE", "UPDATING", "REVALIDATED")  # X-Cache-Status values answered without Podium
@@ -122,7 +126,7 @@ def read_playlist(body: bytes) -> Listing:
         if at >= 0:
             line_end = body.find(b"\n", at)
             with contextlib.suppress(ValueError):
-                start = parse_time(body[at + len(_PDT) : line_end].decode())
+                start = harness.parse_time(body[at + len(_PDT) : line_end].decode())
                 edge_end = start + sum(float(d) for d in _PART_DURATION.findall(body, line_end))
         found = Listing(parts, (int(hint.group(1)), int(hint.group(2))) if hint else None, edge_end)
         if len(_listings) > 512:
@@ -347,7 +351,7 @@ async def run_listeners(cfg: dict[str, Any], label: str) -> Tally:
 
 def worker_main(config_json: str) -> int:
     cfg = json.loads(config_json)
-    raise_fd_limit()
+    harness.raise_fd_limit()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         tally = runner.run(run_listeners(cfg, f"worker {cfg['number']}"))
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -436,21 +440,6 @@ def count_origin(rows: list[tuple[float, str, list[str]]], phase: Phase) -> None
     phase.origin_parts = len(parts)
 
 
-def start_edge(origin_port: int, data_dir: Path, prefix: Path, connections: int) -> harness.Nginx:
-    """nginx, one worker, the shipped site config, and a log of the requests that went to Podium only
-    (`$upstream_addr` is empty for an answer from the cache; background updates are subrequests: logged too)."""
-    port = harness.free_port()
-    site = harness.shipped_site(origin_port, f"{harness.HOST}:{port}", prefix / "cache", data_dir)
-    (prefix / "podium.conf").write_text(site)
-    http_lines = (
-        f"    log_format origin '{ORIGIN_LOG_FORMAT}';\n"
-        "    log_subrequest on;\n"
-        f"    access_log {prefix}/origin.log origin if=$upstream_addr;\n"
-        f"    include {prefix}/podium.conf;\n"
-    )
-    return harness.start_nginx(prefix, port, harness.nginx_main_conf(prefix, 1, connections, http_lines))
-
-
 def cpu_marks(pids: dict[str, list[int]], workers: list[asyncio.subprocess.Process]) -> dict[str, float]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     got = {name: sum(harness.cpu_seconds(p) for p in group) for name, group in pids.items()}
@@ -462,7 +451,7 @@ def cpu_marks(pids: dict[str, list[int]], workers: list[asyncio.subprocess.Proce
 
 
 async def origin_load(
-    args: argparse.Namespace, server: harness.Server, edge: harness.Nginx, space_id: str, notes: list[str]
+    args: argparse.Namespace, server: harness.Server, edge: Nginx, space_id: str, notes: list[str]
 ) -> OriginOutcome:
     hls = f"/hls/{space_id}/"
     now = time.time()
@@ -531,7 +520,7 @@ async def origin_load(
             continue
         tallies.append(json.loads(lines[-1][len(WORKER_TAG) :]))
     await asyncio.sleep(1.0)  # nginx writes a log line when the answer is done
-    rows = read_origin_log(edge.prefix / "origin.log", hls)
+    rows = read_origin_log(edge.prefix / ORIGIN_LOG.file, hls)
     phases = [
         Phase("A", args.base_listeners, windows["A"][0], windows["A"][1]),
         Phase("B", args.listeners, windows["B"][0], windows["B"][1]),
@@ -762,7 +751,7 @@ class WrkRound:
 
 
 async def run_wrk(
-    edge: harness.Nginx, origin: str, space_id: str, script: Path, seconds: int, connections: int
+    edge: Nginx, origin: str, space_id: str, script: Path, seconds: int, connections: int
 ) -> dict[str, Any]:
     """One wrk run, starting from the live edge as Podium has it now (nginx could answer with a playlist it has kept
     since the last round: see the notes); wrk's summary plus the counts of the Lua script."""
@@ -797,7 +786,7 @@ async def run_wrk(
 
 
 async def edge_capacity(
-    args: argparse.Namespace, server: harness.Server, edge: harness.Nginx, space_id: str, prefix: Path
+    args: argparse.Namespace, server: harness.Server, edge: Nginx, space_id: str, prefix: Path
 ) -> list[WrkRound]:
     script = prefix / "edge.lua"
     script.write_text(EDGE_LUA)
@@ -853,7 +842,7 @@ def icecast_listeners_main(config_json: str) -> int:
     joins: those still joining are given up; prints how many are in), `mark NAME` (notes every listener's bytes; at
     `NAME end`, prints how much each got since `NAME start`), `stop`."""
     cfg = json.loads(config_json)
-    raise_fd_limit()
+    harness.raise_fd_limit()
     address = (cfg["host"], cfg["port"])
     payload = f"GET {cfg['path']} HTTP/1.1\r\nHost: {cfg['host']}:{cfg['port']}\r\nUser-Agent: podium-bench\r\n\r\n"
     request = payload.encode()
@@ -1276,7 +1265,7 @@ async def measure(args: argparse.Namespace) -> Outcome:
         (root / "edge").mkdir()
         with harness.serve(root / "data", root / "podium.log") as server:
             origin_port = int(server.base.rsplit(":", 1)[1])
-            edge = start_edge(origin_port, server.data_dir, root / "edge", args.listeners + 2048)
+            edge = start_cache_tier(origin_port, server.data_dir, root / "edge", args.listeners + 2048, ORIGIN_LOG)
             say(f"podium serve on {server.base}, nginx on {edge.base}")
             try:
                 async with httpx.AsyncClient(timeout=30) as client:
@@ -1304,12 +1293,9 @@ async def measure(args: argparse.Namespace) -> Outcome:
                             await harness.end_space(client, server.base, space)
             finally:
                 harness.stop_process(edge.proc, "nginx")
-                errors = (root / "edge" / "error.log").read_text(errors="replace").splitlines()
+                errors = edge.error_summary(3)
                 if errors:
-                    kinds = Counter(re.sub(r"^\S+ \S+ \[(\w+)\].*?\d+: (?:\*\d+ )?([^,]*).*$", r"\1: \2", e)
-                                    for e in errors)  # fmt: skip
-                    shown = "; ".join(f"{k} ({n:,})" for k, n in kinds.most_common(3))
-                    notes.append(f"nginx's error log has {len(errors):,} line(s): {shown}")
+                    notes.append(f"nginx's error log has {errors[0]:,} line(s): {errors[1]}")
             behind = server.log_text().count("behind; skipping ahead")
             if behind:
                 notes.append(f"the stage fell behind and skipped ahead {behind} time(s) (the podium log)")
@@ -1591,7 +1577,7 @@ def report(out: Outcome, args: argparse.Namespace, plot_written: bool) -> tuple[
     lines = ["## Edge: origin requests per space, 100 and 10,000 listeners; listeners per edge core", ""]
     lines += harness.header_lines()
     lines += [
-        f"- Edge: nginx {harness.nginx_version()}, 1 worker, the shipped `deploy/nginx/podium.conf` (upstream, "
+        f"- Edge: nginx {nginx_version()}, 1 worker, the shipped `deploy/nginx/podium.conf` (upstream, "
         "`listen`, cache path and the link-key include rewritten) plus a log of the requests that had an upstream "
         "(`log_subrequest on`, so background updates count); Podium is one `podium serve` process with one live "
         "space, a WHIP speaker (aiortc, a 440 Hz tone) on its stage",
@@ -1607,7 +1593,7 @@ def report(out: Outcome, args: argparse.Namespace, plot_written: bool) -> tuple[
             f"Listeners: {args.base_listeners:,} in the benchmark's process throughout, and in phase B "
             f"{args.listeners - args.base_listeners:,} more in {o.workers} worker process(es), joining over "
             f"{args.ramp:.0f} s (phase B is measured from {args.settle:.0f} s after); asyncio tasks on uvloop, one "
-            "keep-alive connection each, through the lean httptools client of `bench/lean_http.py`. Each does what "
+            "keep-alive connection each, through the lean httptools client of `bench/http_client.py`. Each does what "
             "hls.js does with `lowLatencyMode` (the listener page's player): `live.m3u8`, `init.mp4` and the newest "
             "part; then a blocking reload for the part named by the preload hint "
             "(`live.m3u8?_HLS_msn=M&_HLS_part=P&_HLS_skip=YES`: Podium holds it until that part exists) and the "
@@ -1885,11 +1871,11 @@ def main() -> int:
         parser.error("keep it bounded: icecast steps between 1 and 60,000 listeners")
     if not 10 <= args.connect_rate <= 5000:
         parser.error("keep it bounded: 10 ≤ --connect-rate ≤ 5,000")
-    tools = [harness.NGINX, WRK] + ([] if args.no_icecast else [ICECAST, FFMPEG])
+    tools = [NGINX, WRK] + ([] if args.no_icecast else [ICECAST, FFMPEG])
     for tool in tools:
         if shutil.which(tool) is None and not os.path.exists(tool):
             parser.error(f"{tool} is not installed")
-    fd_limit = raise_fd_limit()
+    fd_limit = harness.raise_fd_limit()
     per_process = max(args.base_listeners, -(-(args.listeners - args.base_listeners) // args.workers))
     if per_process + FD_MARGIN > fd_limit:
         parser.error(f"{per_process:,} listeners in one process need more than {fd_limit:,} open files: more --workers")

@@ -61,14 +61,21 @@ from typing import Any
 import harness
 import httpx
 import uvloop
-from lean_http import Answer, LeanConnection, parse_time, raise_fd_limit
+from http_client import LeanClient
+from nginx_tier import (
+    NGINX,
+    AccessLog,
+    Nginx,
+    nginx_main_conf,
+    nginx_version,
+    start_cache_tier,
+    start_nginx,
+    upstream_keepalive,
+)
 
 from podium.ops.rehearse import Plan, solve_puzzle
 from podium.settings import Settings
 
-SHIPPED = harness.BENCH_DIR.parent / "deploy" / "nginx" / "podium.conf"
-# The idle connections the shipped config keeps to Podium, as it says.
-UPSTREAM_KEEPALIVE = int(re.search(r"keepalive (\d+);", SHIPPED.read_text()).group(1))  # type: ignore[union-attr]
 PLOT = harness.BENCH_DIR / "flash-crowd.png"
 WORKER_TAG = "FLASH-CROWD-WORKER "
 GOAL_P50_S, GOAL_P99_S = 1.0, 3.0
@@ -85,66 +92,17 @@ HINT = re.compile(rb'PRELOAD-HINT:TYPE=PART,URI="p(\d+)-(\d+)\.m4s"')
 PART = re.compile(rb'#EXT-X-PART:[^\n]*URI="(p\d+-\d+\.m4s)"')
 SEGMENT = re.compile(rb"^(s\d+\.m4s)$", re.M)
 PART_NAME = re.compile(r"^[ps](\d+)(?:-(\d+))?\.m4s$")
-LOG_FORMAT = "$msec|$remote_addr|$request_method|$request_uri|$status|$upstream_addr|$upstream_status|$request_time"
+# Every request nginx answered, with `$upstream_addr` (empty when nginx answered it itself).
+CROWD_LOG = AccessLog(
+    "access.log",
+    "crowd",
+    "$msec|$remote_addr|$request_method|$request_uri|$status|$upstream_addr|$upstream_status|$request_time",
+    "buffer=256k flush=1s",
+)
 
 
 def listener_address(n: int) -> str:
     return f"127.1.{n // 250}.{n % 250 + 1}"
-
-
-# -- a lean HTTP/1.1 client ---------------------------------------------------------------------
-
-
-class Client:
-    """A listener's connection to the edge, from its own source address; reconnects when needed."""
-
-    def __init__(self, host: str, port: int, local: str | None) -> None:
-        self.host, self.port, self.local = host, port, local
-        self.conn: LeanConnection | None = None
-        self._host_header = f"Host: {host}:{port}\r\n".encode()
-
-    async def request(self, method: str, path: str, body: bytes | None = None) -> Answer:
-        loop = asyncio.get_running_loop()
-        head = f"{method} {path} HTTP/1.1\r\n".encode() + self._host_header
-        if body is not None:
-            head += b"Content-Type: application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\n"
-        data = head + b"\r\n" + (body or b"")
-        for attempt in range(2):  # a kept-alive connection closed meanwhile: once more on a new one
-            reused = self.conn is not None and self.conn.alive
-            if not reused:
-                local = (self.local, 0) if self.local else None
-                _, self.conn = await asyncio.wait_for(
-                    loop.create_connection(LeanConnection, self.host, self.port, local_addr=local), REQUEST_TIMEOUT_S
-                )
-            conn = self.conn
-            assert conn is not None and conn.transport is not None
-            waiter: asyncio.Future[Answer] = loop.create_future()
-            conn.waiter, conn.got_bytes = waiter, False
-            conn.transport.write(data)
-            timer = loop.call_later(
-                REQUEST_TIMEOUT_S, lambda w=waiter: w.done() or w.set_exception(TimeoutError("no answer in time"))
-            )
-            try:
-                answer = await waiter
-            except ConnectionError:
-                conn.close()
-                if reused and not conn.got_bytes and attempt == 0:
-                    continue
-                raise
-            except TimeoutError:
-                conn.close()
-                raise
-            finally:
-                timer.cancel()
-                conn.waiter = None
-            if not conn.keep_alive:
-                conn.close()
-            return answer
-        raise ConnectionError("unreachable")
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
 
 
 # -- listeners (in the worker processes) -------------------------------------------------------
@@ -174,7 +132,7 @@ class Failed(Exception):
 
 
 async def _get(
-    client: Client, tally: Tally, kind: str, path: str, tries: int = 3, seen: dict[str, str] | None = None
+    client: LeanClient, tally: Tally, kind: str, path: str, tries: int = 3, seen: dict[str, str] | None = None
 ) -> bytes:
     """GET that must answer 200; a failed try is retried after 0.5 s, as players retry a fetch. `seen` gets the
     answer's X-Cache-Status."""
@@ -197,7 +155,7 @@ async def _get(
     raise Failed(f"{kind}: {last}")
 
 
-async def _join(client: Client, tally: Tally, cfg: dict[str, Any], n: int, record: dict[str, Any]) -> None:
+async def _join(client: LeanClient, tally: Tally, cfg: dict[str, Any], n: int, record: dict[str, Any]) -> None:
     """The join call as the page makes it (admission.js): in line until let in, the puzzle when asked."""
     path = f"/api/spaces/{cfg['space_id']}/join"
     client_id = f"crowd-{n:06d}-{secrets.token_hex(4)}"
@@ -255,7 +213,7 @@ async def listen(cfg: dict[str, Any], tally: Tally, n: int, due: float, follows:
     tally.started += 1
     record: dict[str, Any] = {"n": n, "due": due, "began": began, "follows": follows}
     tally.records.append(record)
-    client = Client(harness.HOST, cfg["port"], listener_address(n))
+    client = LeanClient(harness.HOST, cfg["port"], listener_address(n), REQUEST_TIMEOUT_S)
     hls = f"/hls/{cfg['space_id']}"
     try:
         await _get(client, tally, "state", f"/api/spaces/{cfg['space_id']}")
@@ -387,7 +345,7 @@ async def run_worker(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def worker_main(config_json: str) -> int:
     cfg = json.loads(config_json)
-    raise_fd_limit()
+    harness.raise_fd_limit()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         result = runner.run(run_worker(cfg))
     print(WORKER_TAG + json.dumps(result), flush=True)
@@ -397,81 +355,14 @@ def worker_main(config_json: str) -> int:
 # -- the edges: the shipped config in front of Podium, and the static peer ---------------------
 
 
-@dataclass
-class Edge:
-    name: str
-    proc: subprocess.Popen[bytes]
-    port: int
-    prefix: Path
-
-    @property
-    def log(self) -> Path:
-        return self.prefix / "access.log"
-
-    def pids(self) -> list[int]:
-        return [self.proc.pid, *harness.children(self.proc.pid)]
-
-
-def _nginx_main_conf(prefix: Path, workers: int, connections: int, site: str) -> str:
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    temp_paths = "".join(f"    {name}_temp_path {prefix}/{name};\n" for name in
-                         ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))  # fmt: skip
+def start_crowd_tier(origin_port: int, data_dir: Path, prefix: Path, workers: int, connections: int) -> Nginx:
+    """nginx with the shipped site config in front of Podium, logging every request."""
     # A connection per listener and per wrk connection, plus nginx's connections to Podium (one per request
     # in flight: the flood's can be many); each may also hold a cache file open.
-    open_files = min(4 * connections + FD_MARGIN, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
-    return (
-        f"{user}worker_processes {workers};\npid {prefix}/nginx.pid;\nerror_log {prefix}/error.log warn;\n"
-        f"worker_rlimit_nofile {open_files};\n"
-        f"events {{ worker_connections {min(2 * connections, open_files - FD_MARGIN)}; }}\n"
-        "http {\n"
-        f"{temp_paths}"
-        f"    log_format crowd '{LOG_FORMAT}';\n"
-        # Background updates of stale objects are subrequests: logged too, so every origin request counts.
-        "    log_subrequest on;\n"
-        f"    access_log {prefix}/access.log crowd buffer=256k flush=1s;\n"
-        f"{site}"
-        "}\n"
-    )
+    return start_cache_tier(origin_port, data_dir, prefix, 2 * connections, CROWD_LOG, workers, EDGE_BACKLOG)
 
 
-def _start_nginx(name: str, prefix: Path, port: int, conf: str) -> Edge:
-    (prefix / "nginx.conf").write_text(conf)
-    command = [harness.NGINX, "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(prefix / "nginx.conf")]
-    check = subprocess.run([*command, "-t"], capture_output=True, text=True, timeout=30)
-    if check.returncode != 0:
-        raise RuntimeError(f"nginx rejects the configuration:\n{check.stderr}")
-    with (prefix / "stderr.log").open("wb") as log:
-        proc = subprocess.Popen([*command, "-g", "daemon off;"], stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"nginx exited with {proc.returncode}: {(prefix / 'error.log').read_text()}")
-        with contextlib.suppress(httpx.HTTPError):
-            httpx.get(f"http://{harness.HOST}:{port}/", timeout=1)
-            return Edge(name, proc, port, prefix)
-        time.sleep(0.1)
-    harness.stop_process(proc, "nginx")
-    raise RuntimeError("nginx did not answer within 15 s")
-
-
-def start_cache_tier(origin_port: int, data_dir: Path, prefix: Path, workers: int, connections: int) -> Edge:
-    """nginx with the shipped site config, rewritten as tests/test_nginx.py does, logging every request."""
-    port = harness.free_port()
-    site = SHIPPED.read_text()
-    rewritten = (
-        site.replace("server 127.0.0.1:8000;", f"server {harness.HOST}:{origin_port};")
-        .replace("listen 80;", f"listen {harness.HOST}:{port} backlog={EDGE_BACKLOG};")
-        .replace("/var/cache/nginx/podium", str(prefix / "cache"))
-        .replace("/var/lib/podium/", f"{data_dir}/")
-    )
-    if rewritten.count(str(origin_port)) != 1 or f"{harness.HOST}:{port}" not in rewritten or "/var/" in rewritten:
-        raise RuntimeError(f"{SHIPPED} no longer has the lines this benchmark rewrites")
-    (prefix / "podium.conf").write_text(rewritten)
-    site_include = f"    include {prefix}/podium.conf;\n"
-    return _start_nginx("nginx → Podium", prefix, port, _nginx_main_conf(prefix, workers, connections, site_include))
-
-
-def start_static_peer(snapshot: Path, space_id: str, join_answer: str, prefix: Path, workers: int, conn: int) -> Edge:
+def start_static_peer(snapshot: Path, space_id: str, join_answer: str, prefix: Path, workers: int, conn: int) -> Nginx:
     """nginx serving the snapshot as files: the state, the join (a fixed 200, behind the same per-address
     limit as the shipped config), the playlists, init and parts; anything else 404, from nginx itself."""
     port = harness.free_port()
@@ -512,7 +403,8 @@ def start_static_peer(snapshot: Path, space_id: str, join_answer: str, prefix: P
         }}
     }}
 """
-    return _start_nginx("static nginx", prefix, port, _nginx_main_conf(prefix, workers, conn, site))
+    conf = nginx_main_conf(prefix, workers, 2 * conn, CROWD_LOG.lines(prefix) + site)
+    return start_nginx(prefix, port, conf, access_log=prefix / CROWD_LOG.file)
 
 
 # -- the flood ------------------------------------------------------------------------------------
@@ -731,7 +623,7 @@ class CpuMeter:
 async def run_phase(
     args: argparse.Namespace,
     name: str,
-    edge: Edge,
+    edge: Nginx,
     space_id: str,
     start: float,
     follow_until: float,
@@ -849,7 +741,7 @@ async def run_phase(
         arrivals |= {int(n): a for n, a in data["arrivals"].items()}
         lag += data["lag_ms"]
     await asyncio.sleep(1.5)  # nginx flushes its log buffer every second
-    log = [row for row in read_log(edge.log) if start - 1.0 <= row[0] <= end + 1.0]
+    log = [row for row in read_log(edge.access_log) if start - 1.0 <= row[0] <= end + 1.0]
     summary = wrk_summary(flood.out.read_text(errors="replace")) | {"command": flood.command} if flood else {}
     return Phase(
         name=name,
@@ -935,7 +827,7 @@ def probe_podium(prefix: Path, base: str, pid: int, seconds: int) -> dict[str, f
 async def podium_phase(
     args: argparse.Namespace,
     server: harness.Server,
-    edge: Edge,
+    edge: Nginx,
     client: httpx.AsyncClient,
     name: str,
     flood_total: int,
@@ -985,13 +877,13 @@ async def podium_phase(
         phase.board_before, phase.board_after = board_before, await board()
         view = (await client.get(f"/api/spaces/{space_id}")).json()
         phase.starts_at = starts_at
-        phase.started_at = parse_time(view["started_at"]) if view.get("started_at") else None
+        phase.started_at = harness.parse_time(view["started_at"]) if view.get("started_at") else None
         lines = (server.data_dir / "media" / space_id / "segments.jsonl").read_text().splitlines()
         records = [json.loads(line) for line in lines]
         stage = [r for r in records if not r.get("preshow")]
         phase.last_preshow_msn = max((r["msn"] for r in records if r.get("preshow")), default=-1)
         if stage:
-            phase.first_stage_msn, phase.first_stage_pdt = stage[0]["msn"], parse_time(stage[0]["pdt"])
+            phase.first_stage_msn, phase.first_stage_pdt = stage[0]["msn"], harness.parse_time(stage[0]["pdt"])
         if snapshot is not None:
             join_answer = await take_snapshot(client, server.base, space_id, snapshot)
     finally:
@@ -1019,7 +911,7 @@ async def measure(args: argparse.Namespace) -> Outcome:
         connections = args.listeners + args.flood_connections + 1024
         with harness.serve(root / "data", root / "podium.log", env=settings) as server:
             origin_port = int(server.base.rsplit(":", 1)[1])
-            edge = start_cache_tier(origin_port, server.data_dir, root / "edge", args.nginx_workers, connections)
+            edge = start_crowd_tier(origin_port, server.data_dir, root / "edge", args.nginx_workers, connections)
             phases: list[Phase] = []
             join_answer = None
             try:
@@ -1034,12 +926,9 @@ async def measure(args: argparse.Namespace) -> Outcome:
                         join_answer = join_answer or answer
             finally:
                 harness.stop_process(edge.proc, "nginx")
-                errors = (root / "edge" / "error.log").read_text(errors="replace").splitlines()
+                errors = edge.error_summary(4)
                 if errors:
-                    pattern = r"^\S+ \S+ \[(\w+)\].*?\d+: (?:\*\d+ )?([^,]*).*$"
-                    kinds = Counter(re.sub(pattern, r"\1: \2", e) for e in errors)
-                    shown = "; ".join(f"{k} ({n:,})" for k, n in kinds.most_common(4))
-                    notes.append(f"nginx's error log (in front of Podium) has {len(errors):,} line(s): {shown}")
+                    notes.append(f"nginx's error log (in front of Podium) has {errors[0]:,} line(s): {errors[1]}")
             probe = {}
             if args.flood:
                 probe = await asyncio.to_thread(
@@ -1078,10 +967,10 @@ def keep(folder: Path, root: Path, *phases: Phase | None) -> None:
             (folder / f"records-{number}.json").write_text(json.dumps(data))
 
 
-async def check_edge(edge: Edge, space_id: str) -> list[str]:
+async def check_edge(edge: Nginx, space_id: str) -> list[str]:
     """Before the crowd: what the shipped config does with the listener page and its script (not fetched by
     the simulated listeners), asked twice each through nginx."""
-    client = Client(harness.HOST, edge.port, CONTROL_ADDRESS)
+    client = LeanClient(harness.HOST, edge.port, CONTROL_ADDRESS, REQUEST_TIMEOUT_S)
     found = []
     try:
         for path in (f"/s/{space_id}", "/static/listen.js", f"/api/spaces/{space_id}"):
@@ -1378,7 +1267,7 @@ def report(outcome: Outcome, args: argparse.Namespace, plot_written: bool) -> st
         "(the rest default: joins per address 120/minute, under-attack surge 5 x the rate, pre-show lead 900 s); "
         "per phase a space scheduled to start during the crowd, its host connected backstage over WHIP (aiortc, a "
         "660 Hz tone) before the first listener",
-        f"- Edge: nginx {harness.nginx_version()}, {args.nginx_workers} worker(s), the shipped "
+        f"- Edge: nginx {nginx_version()}, {args.nginx_workers} worker(s), the shipped "
         "`deploy/nginx/podium.conf` (upstream, `listen`, cache path and the link-key include rewritten; `listen` "
         f"with `backlog={EDGE_BACKLOG}` instead of nginx's 511, as wrk opens its 1,000 connections at once and the "
         "edge's accept queue is not what is measured here), logging every request with `$upstream_addr`",
@@ -1604,6 +1493,7 @@ def report(outcome: Outcome, args: argparse.Namespace, plot_written: bool) -> st
 def notes(outcome: Outcome, args: argparse.Namespace, figs: dict[int, Figures]) -> list[str]:
     """What the tables do not say by themselves, from this run's figures."""
     found: list[str] = []
+    keepalive = upstream_keepalive()  # the idle connections the shipped config keeps to Podium
     flooded = next((ph for ph in outcome.phases if ph.flood), None)
     calm = next((ph for ph in outcome.phases if not ph.flood), None)
     if flooded is not None:
@@ -1619,7 +1509,7 @@ def notes(outcome: Outcome, args: argparse.Namespace, figs: dict[int, Figures]) 
             found.append(
                 f"- **Where the joins waited, with the flood.** Podium's accept queue reached "
                 f"{f.accept_queue_max:,.0f} (its backlog: {PODIUM_BACKLOG:,}). nginx keeps "
-                f"{UPSTREAM_KEEPALIVE} idle connections to Podium (`keepalive {UPSTREAM_KEEPALIVE}` in the shipped "
+                f"{keepalive} idle connections to Podium (`keepalive {keepalive}` in the shipped "
                 "config); with the flood's requests held at Podium it opened about "
                 f"{f.upstream_opened or 0:,.0f} more, and each waited in the kernel until Podium accepted it. "
                 f"Of the {len(f.origin_times):,} requests nginx sent to Podium, nginx's `$request_time` was p50 "
@@ -1992,9 +1882,9 @@ def main() -> int:
         parser.error("--lead: 5 to 120 s (the pre-show needs a few seconds to have two segments)")
     if args.flood and shutil.which("wrk") is None:
         parser.error("wrk is not installed")
-    if not os.path.exists(harness.NGINX) or shutil.which("ss") is None:
-        parser.error(f"{harness.NGINX} and ss (iproute2) are needed")
-    fd_limit = raise_fd_limit()  # Podium and nginx inherit it
+    if not os.path.exists(NGINX) or shutil.which("ss") is None:
+        parser.error(f"{NGINX} and ss (iproute2) are needed")
+    fd_limit = harness.raise_fd_limit()  # Podium and nginx inherit it
     if -(-args.listeners // args.workers) + FD_MARGIN > fd_limit:
         parser.error(f"{args.listeners:,} listeners need more than {fd_limit:,} open files per process: more --workers")
     if args.flood == 0:
