@@ -53,7 +53,18 @@ from typing import Any
 import harness
 import httpx
 import uvloop
-from http_client import LeanClient
+from listener_client import (
+    MAX_BEHIND_S,
+    PART_S,
+    PARTS_PER_SEGMENT,
+    REQUEST_TIMEOUT_S,
+    check_layout,
+    part_path,
+    read_playlist,
+    reload_path,
+    run_players,
+    whole_parts,
+)
 from nginx_tier import NGINX, AccessLog, Nginx, nginx_version, start_cache_tier
 
 FIGURES = harness.BENCH_DIR / "figures.json"
@@ -64,16 +75,10 @@ WRK = "wrk"
 ICECAST = "icecast2"
 FFMPEG = "ffmpeg"
 
-# The stream's layout (podium.media.packager.Layout: 24 AAC frames of 1024 samples at 48 kHz per part, 4 parts
-# per segment); checked against the packager when the benchmark starts.
-PART_S = 0.512
-PARTS_PER_SEGMENT = 4
 AUDIO_KBPS = 64  # podium.media.stage.BITRATE; the icecast stream is encoded at the same rate
 # A listener at the live edge makes one blocking reload and fetches one part per part duration.
 REQUESTS_PER_LISTENER_PER_S = 2 / PART_S
 GOAL_RATIO = 1.1
-REQUEST_TIMEOUT_S = 15.0  # nginx's proxy_read_timeout in the shipped config
-MAX_BEHIND_S = 2.0  # a listener further behind the live edge than this jumps to it (see `listen`)
 FD_MARGIN = 256
 # Only the requests that went to Podium: `$upstream_addr` is empty for an answer from the cache. "|"-separated: with
 # retries, $upstream_status, $upstream_response_time and $upstream_addr list one value per attempt, separated by ", ".
@@ -95,265 +100,11 @@ def say(message: str) -> None:
     print(f"[edge] {time.monotonic() - STARTED:5.1f} s  {message}", file=sys.stderr, flush=True)
 
 
-# -- playlists, as a listener reads them ---------------------------------------------------------------
-
-_PART = re.compile(rb'#EXT-X-PART:[^\n]*?URI="p(\d+)-(\d+)\.m4s"')
-_HINT = re.compile(rb'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="p(\d+)-(\d+)\.m4s"')
-_PART_DURATION = re.compile(rb"#EXT-X-PART:DURATION=([\d.]+)")
-_PDT = b"#EXT-X-PROGRAM-DATE-TIME:"
-
-Key = tuple[int, int]  # (media sequence number, part index) of a part
-
-
-@dataclass(frozen=True)
-class Listing:
-    parts: tuple[Key, ...]  # every part the playlist lists, oldest first
-    hint: Key | None  # the part the preload hint names (being made)
-    edge_end: float | None  # wall-clock time at which the newest listed part's media ends (its PDT + durations)
-
-
-_listings: dict[bytes, Listing] = {}
-
-
-def read_playlist(body: bytes) -> Listing:
-    """What a listener needs from a media playlist; parsed once per distinct body (10,000 listeners get the same)."""
-    found = _listings.get(body)
-    if found is None:
-        parts = tuple((int(m), int(i)) for m, i in _PART.findall(body))
-        hint = _HINT.search(body)
-        edge_end = None
-        at = body.rfind(_PDT)
-        if at >= 0:
-            line_end = body.find(b"\n", at)
-            with contextlib.suppress(ValueError):
-                start = harness.parse_time(body[at + len(_PDT) : line_end].decode())
-                edge_end = start + sum(float(d) for d in _PART_DURATION.findall(body, line_end))
-        found = Listing(parts, (int(hint.group(1)), int(hint.group(2))) if hint else None, edge_end)
-        if len(_listings) > 512:
-            _listings.clear()
-        _listings[body] = found
-    return found
-
-
-def whole_parts(seconds: float) -> float:
-    return max(1, round(seconds / PART_S)) * PART_S
-
-
-def advance(key: Key, parts: int) -> Key:
-    """The part `parts` after `key` (part indexes run 0..3 within a segment, as Podium names them)."""
-    msn, index = divmod(key[0] * PARTS_PER_SEGMENT + key[1] + parts, PARTS_PER_SEGMENT)
-    return msn, index
-
-
-def part_path(hls: str, key: Key) -> str:
-    return f"{hls}p{key[0]}-{key[1]}.m4s"
-
-
-def reload_path(hls: str, key: Key) -> str:
-    return f"{hls}live.m3u8?_HLS_msn={key[0]}&_HLS_part={key[1]}&_HLS_skip=YES"
-
-
-# -- simulated listeners (the main process and the worker processes) -----------------------------------------
-
-
-class Tally:
-    """What one process's listeners did: answers per kind, status, cache status and second; in each window, how
-    long requests took and how old the newest part was when a reload answered; per listener, requests and parts."""
-
-    def __init__(self, listeners: int, windows: dict[str, tuple[float, float]]) -> None:
-        self.windows = windows
-        self.answers: Counter[tuple[str, str, str, int]] = Counter()
-        self.took: Counter[tuple[str, str, int]] = Counter()  # (window, kind, 10 ms bucket)
-        self.age: Counter[tuple[str, int]] = Counter()  # (window, 10 ms bucket)
-        self.jumps: Counter[int] = Counter()  # per second: listeners that jumped to the live edge
-        self.skipped: Counter[int] = Counter()  # per second: parts jumped over
-        self.requests = [0] * listeners
-        self.parts = [0] * listeners
-        self.snapshots: dict[str, dict[str, Any]] = {}
-        self.lag_ms: list[float] = []
-        self.started = 0
-        self.failed = 0
-        self.errors: list[str] = []
-
-    def window_of(self, now: float) -> str | None:
-        for name, (start, end) in self.windows.items():
-            if start <= now < end:
-                return name
-        return None
-
-    def answered(self, kind: str, status: str, cache: str, started: float, now: float) -> None:
-        self.answers[(kind, status, cache, int(now))] += 1
-        window = self.window_of(now)
-        if window is not None:
-            self.took[(window, kind, min(int((now - started) * 100), 2000))] += 1
-
-    def error(self, kind: str, exc: BaseException, now: float) -> None:
-        self.answers[(kind, type(exc).__name__, "-", int(now))] += 1
-        if len(self.errors) < 5:
-            self.errors.append(f"{kind}: {type(exc).__name__}: {exc}")
-
-    def snapshot(self, name: str) -> None:
-        self.snapshots[name] = {"at": time.time(), "requests": list(self.requests), "parts": list(self.parts)}
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "answers": [[*k, n] for k, n in self.answers.items()],
-            "took": [[*k, n] for k, n in self.took.items()],
-            "age": [[*k, n] for k, n in self.age.items()],
-            "jumps": list(self.jumps.items()),
-            "skipped": list(self.skipped.items()),
-            "snapshots": self.snapshots,
-            "lag_ms": [round(x, 1) for x in self.lag_ms],
-            "started": self.started,
-            "failed": self.failed,
-            "errors": self.errors,
-        }
-
-
-async def fetch(client: LeanClient, tally: Tally, kind: str, path: str) -> tuple[int, bytes]:
-    """GET; (status, body), or (0, b"") when the connection failed or timed out (counted, never raised)."""
-    started = time.time()
-    try:
-        status, headers, body = await client.request("GET", path)
-    except (OSError, TimeoutError, ConnectionError) as exc:
-        tally.error(kind, exc, time.time())
-        return 0, b""
-    tally.answered(kind, str(status), headers.get(b"x-cache-status", b"-").decode(), started, time.time())
-    return status, body
-
-
-async def listen(cfg: dict[str, Any], tally: Tally, n: int, start_at: float, stop_at: float) -> None:
-    """One listener, as hls.js plays LL-HLS: the playlist, init and newest part; then a blocking reload for the
-    part the preload hint names and the new part(s) it lists, again and again, on one keep-alive connection.
-
-    A listener more than MAX_BEHIND_S behind the live edge (the newest part its reload listed ended that long ago,
-    by the playlist's PROGRAM-DATE-TIME: this machine could not run it in time) fetches only that newest part and
-    asks next for the part being made now, as a player that fell behind seeks to the live edge, instead of walking
-    through every part it missed: its requests stay on the objects the rest of the audience asks for, never on
-    reloads old enough to have left nginx's cache (`max-age=12`), which real players at the edge never ask for."""
-    await asyncio.sleep(max(0.0, start_at - time.time()))
-    if time.time() >= stop_at:
-        return
-    tally.started += 1
-    hls = cfg["hls"]
-    client = LeanClient(cfg["host"], cfg["port"], timeout_s=REQUEST_TIMEOUT_S)
-    try:
-        listing = None
-        for _ in range(30):  # joining: retried every second, as a player retries
-            status, body = await fetch(client, tally, "playlist", hls + "live.m3u8")
-            tally.requests[n] += 1
-            if status == 200 and read_playlist(body).parts and read_playlist(body).hint:
-                listing = read_playlist(body)
-                break
-            if time.time() >= stop_at:
-                break
-            await asyncio.sleep(1.0)
-        if listing is None or listing.hint is None:
-            tally.failed += 1
-            return
-        await fetch(client, tally, "init", hls + "init.mp4")
-        last = listing.parts[-1]
-        status, _ = await fetch(client, tally, "part", part_path(hls, last))
-        tally.requests[n] += 2
-        tally.parts[n] += status == 200
-        key = listing.hint
-        # Bounded: each round is a blocking reload (about a part long at the edge) or a 1 s pause after a failure.
-        for _ in range(int((stop_at - time.time()) / 0.01) + 100):
-            if time.time() >= stop_at:
-                break
-            status, body = await fetch(client, tally, "blocking reload", reload_path(hls, key))
-            tally.requests[n] += 1
-            listing = read_playlist(body) if status == 200 else Listing((), None, None)
-            if listing.hint is None:  # a failed fetch, a hold that ran out (503), or asked too far ahead (400)
-                await asyncio.sleep(1.0)  # Podium's Retry-After
-                status, body = await fetch(client, tally, "playlist", hls + "live.m3u8")
-                tally.requests[n] += 1
-                listing = read_playlist(body) if status == 200 else listing
-                key = listing.hint or key
-                last = max(last, listing.parts[-1]) if listing.parts else last
-                continue
-            now = time.time()
-            new = [p for p in listing.parts if p > last]
-            key = listing.hint
-            if listing.edge_end is not None:
-                behind = now - listing.edge_end
-                window = tally.window_of(now)
-                if window is not None:
-                    tally.age[(window, min(int(behind * 100), 6000))] += 1
-                if behind > MAX_BEHIND_S:
-                    jump = int(behind / PART_S)
-                    tally.jumps[int(now)] += 1
-                    tally.skipped[int(now)] += max(0, len(new) - 1) + jump
-                    new = new[-1:]
-                    key = advance(listing.hint, jump)
-            for part in new:
-                status, _ = await fetch(client, tally, "part", part_path(hls, part))
-                tally.requests[n] += 1
-                tally.parts[n] += status == 200
-                last = part
-            if key != listing.hint:  # jumped: the parts before the one asked for are skipped too
-                last = max(last, advance(key, -1))
-    finally:
-        client.close()
-
-
-async def watch_lag(tally: Tally, until: float, period_s: float = 0.05) -> None:
-    """How late the event loop wakes up: a loop that is always late makes every listener late."""
-    loop = asyncio.get_running_loop()
-    for _ in range(int((until - time.time()) / period_s) + 2):
-        if time.time() >= until:
-            return
-        before = loop.time()
-        await asyncio.sleep(period_s)
-        tally.lag_ms.append((loop.time() - before - period_s) * 1000)
-
-
-async def snapshots_at(tally: Tally, marks: dict[str, float]) -> None:
-    for name, when in sorted(marks.items(), key=lambda item: item[1]):
-        await asyncio.sleep(max(0.0, when - time.time()))
-        tally.snapshot(name)
-
-
-async def show_progress(tally: Tally, label: str, total: int, until: float, every_s: float = 5.0) -> None:
-    for _ in range(int((until - time.time()) / every_s) + 2):
-        await asyncio.sleep(every_s)
-        if time.time() >= until:
-            return
-        second = int(time.time()) - 1
-        rate = sum(n for (_, _, _, s), n in tally.answers.items() if s == second)
-        say(
-            f"{label}: {tally.started:,}/{total:,} listening, {rate:,} requests in the last second, "
-            f"{sum(tally.jumps.values()):,} jumps to the live edge so far"
-        )
-
-
-async def run_listeners(cfg: dict[str, Any], label: str) -> Tally:
-    """`cfg["count"]` listeners, their starts spread evenly over `ramp_s` from `ramp_start`, until `stop_at`."""
-    count = cfg["count"]
-    windows = {name: (w[0], w[1]) for name, w in cfg["windows"].items()}
-    tally = Tally(count, windows)
-    marks = {f"{name} {edge}": w[i] for name, w in windows.items() for i, edge in enumerate(("start", "end"))}
-    rng = random.Random(cfg["seed"])
-    starts = [cfg["ramp_start"] + cfg["ramp_s"] * (i + rng.random()) / count for i in range(count)]
-    tasks = [asyncio.create_task(listen(cfg, tally, i, at, cfg["stop_at"])) for i, at in enumerate(starts)]
-    side = [
-        asyncio.create_task(watch_lag(tally, cfg["stop_at"])),
-        asyncio.create_task(snapshots_at(tally, marks)),
-        asyncio.create_task(show_progress(tally, label, count, cfg["stop_at"])),
-    ]
-    _, pending = await asyncio.wait(tasks, timeout=max(1.0, cfg["stop_at"] - time.time() + REQUEST_TIMEOUT_S + 5))
-    for task in [*pending, *side]:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-    return tally
-
-
 def worker_main(config_json: str) -> int:
     cfg = json.loads(config_json)
     harness.raise_fd_limit()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        tally = runner.run(run_listeners(cfg, f"worker {cfg['number']}"))
+        tally = runner.run(run_players(cfg, f"worker {cfg['number']}", say))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print(WORKER_TAG + json.dumps({**tally.to_json(), "cpu_s": usage.ru_utime + usage.ru_stime}), flush=True)
     return 0
@@ -471,7 +222,7 @@ async def origin_load(
         f"part 1: {args.base_listeners} listeners; phase A measured for {args.window_a:.2f} s, "
         f"{a_start - time.time():.1f} s from now"
     )
-    main_task = asyncio.create_task(run_listeners(main_cfg, "main process"))
+    main_task = asyncio.create_task(run_players(main_cfg, "main process", say))
     workers: list[asyncio.subprocess.Process] = []
     pids = {"Podium": [server.proc.pid], "nginx": edge.pids()}
     marks: dict[float, dict[str, float]] = {}
@@ -1898,15 +1649,6 @@ def main() -> int:
     else:
         say("a quick or --no-write run: RESULTS.md and figures.json left alone")
     return 0
-
-
-def check_layout() -> None:
-    """The constants here against Podium's own packager and stage."""
-    from podium.media.packager import Layout
-
-    layout = Layout()
-    if abs(layout.part_s - PART_S) > 1e-9 or layout.parts_per_segment != PARTS_PER_SEGMENT:
-        raise SystemExit(f"the packager's layout changed ({layout}): update PART_S and PARTS_PER_SEGMENT")
 
 
 if __name__ == "__main__":

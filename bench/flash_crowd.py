@@ -43,17 +43,14 @@ import itertools
 import json
 import math
 import os
-import random
 import re
-import resource
-import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -62,6 +59,7 @@ import harness
 import httpx
 import uvloop
 from http_client import LeanClient
+from listener_client import MAX_JOIN_WAIT_S, PART_URI, REQUEST_TIMEOUT_S, crowd_times, run_crowd
 from nginx_tier import (
     NGINX,
     AccessLog,
@@ -73,24 +71,17 @@ from nginx_tier import (
     upstream_keepalive,
 )
 
-from podium.ops.rehearse import Plan, solve_puzzle
 from podium.settings import Settings
 
 PLOT = harness.BENCH_DIR / "flash-crowd.png"
 WORKER_TAG = "FLASH-CROWD-WORKER "
 GOAL_P50_S, GOAL_P99_S = 1.0, 3.0
-PART_S = 0.512  # the stream's part duration
-REQUEST_TIMEOUT_S = 15.0  # nginx's proxy_read_timeout in the shipped config
-MAX_JOIN_WAIT_S = 60.0  # a listener gives up after this long in line
 JUNK_ADDRESS = "127.0.0.1"  # wrk cannot choose its source address
 CONTROL_ADDRESS = "127.0.0.3"  # the benchmark's own checks through nginx
 FD_MARGIN = 256
 # nginx's listen backlog here (its default on Linux is 511): wrk opens its 1,000 connections at once, and a full accept
 # queue at the edge would drop listeners' SYNs, which is this machine's trouble, not what the benchmark is about.
 EDGE_BACKLOG = 4096
-HINT = re.compile(rb'PRELOAD-HINT:TYPE=PART,URI="p(\d+)-(\d+)\.m4s"')
-PART = re.compile(rb'#EXT-X-PART:[^\n]*URI="(p\d+-\d+\.m4s)"')
-SEGMENT = re.compile(rb"^(s\d+\.m4s)$", re.M)
 PART_NAME = re.compile(r"^[ps](\d+)(?:-(\d+))?\.m4s$")
 # Every request nginx answered, with `$upstream_addr` (empty when nginx answered it itself).
 CROWD_LOG = AccessLog(
@@ -101,253 +92,11 @@ CROWD_LOG = AccessLog(
 )
 
 
-def listener_address(n: int) -> str:
-    return f"127.1.{n // 250}.{n % 250 + 1}"
-
-
-# -- listeners (in the worker processes) -------------------------------------------------------
-
-
-@dataclass
-class Tally:
-    """What one worker's listeners saw: per-second answer counts, one record per listener, and the
-    arrival times of parts for the listeners that follow the stream through the start."""
-
-    counts: dict[str, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
-    records: list[dict[str, Any]] = field(default_factory=list)
-    arrivals: dict[int, dict[str, float]] = field(default_factory=dict)
-    lag_ms: list[float] = field(default_factory=list)
-    started: int = 0
-    heard: int = 0
-    failed: int = 0
-    waiting: int = 0
-
-    def count(self, kind: str, status: int | str, cache: bytes | None) -> None:
-        key = f"{kind}|{status}|{(cache or b'-').decode()}"
-        self.counts[key][int(time.time())] += 1
-
-
-class Failed(Exception):
-    """A listener gave up: what it was doing and what it got."""
-
-
-async def _get(
-    client: LeanClient, tally: Tally, kind: str, path: str, tries: int = 3, seen: dict[str, str] | None = None
-) -> bytes:
-    """GET that must answer 200; a failed try is retried after 0.5 s, as players retry a fetch. `seen` gets the
-    answer's X-Cache-Status."""
-    last = ""
-    for attempt in range(tries):
-        try:
-            status, headers, body = await client.request("GET", path)
-        except (OSError, TimeoutError, ConnectionError) as exc:
-            tally.count(kind, type(exc).__name__, None)
-            last = type(exc).__name__
-        else:
-            tally.count(kind, status, headers.get(b"x-cache-status"))
-            if seen is not None:
-                seen["cache"] = headers.get(b"x-cache-status", b"-").decode()
-            if status == 200:
-                return body
-            last = str(status)
-        if attempt + 1 < tries:
-            await asyncio.sleep(0.5)
-    raise Failed(f"{kind}: {last}")
-
-
-async def _join(client: LeanClient, tally: Tally, cfg: dict[str, Any], n: int, record: dict[str, Any]) -> None:
-    """The join call as the page makes it (admission.js): in line until let in, the puzzle when asked."""
-    path = f"/api/spaces/{cfg['space_id']}/join"
-    client_id = f"crowd-{n:06d}-{secrets.token_hex(4)}"
-    body: dict[str, Any] = {"client_id": client_id}
-    deadline = time.time() + MAX_JOIN_WAIT_S
-    for _ in range(200):
-        if time.time() >= deadline:
-            break
-        try:
-            status, headers, content = await client.request("POST", path, json.dumps(body).encode())
-        except (OSError, TimeoutError, ConnectionError) as exc:
-            tally.count("join", type(exc).__name__, None)
-            record["join_errors"] = record.get("join_errors", 0) + 1
-            await asyncio.sleep(2.0)  # what the page does when the connection drops
-            continue
-        tally.count("join", status, headers.get(b"x-cache-status"))
-        record["joins"] = record.get("joins", 0) + 1
-        retry = float(headers.get(b"retry-after", b"1") or 1)
-        if status == 200:
-            return
-        data = json.loads(content) if content.startswith(b"{") else {}
-        if status == 202 and "challenge" in data:
-            record["puzzles"] = record.get("puzzles", 0) + 1
-            counter = solve_puzzle(data["challenge"], int(data["difficulty_bits"]))
-            body = {"client_id": client_id, "challenge": data["challenge"], "counter": counter}
-            continue
-        if status == 202:
-            record["waited"] = True
-            record["position"] = max(record.get("position", 0), int(data.get("position", 0)))
-            body = {"client_id": client_id, "ticket": data["ticket"]}
-            if "solved" in data:
-                body["solved"] = data["solved"]
-            tally.waiting += 1
-            # When the place is due, to the millisecond, as the page does (Retry-After is whole seconds).
-            due_ms = data.get("retry_after_ms")
-            if isinstance(due_ms, int):
-                retry = due_ms / 1000
-            try:
-                await asyncio.sleep(retry + random.uniform(0, 0.3))
-            finally:
-                tally.waiting -= 1
-            continue
-        if status in (429, 503):
-            record["shed"] = record.get("shed", 0) + 1
-            await asyncio.sleep(retry + random.uniform(0, 0.5))
-            continue
-        raise Failed(f"join: {status}")
-    raise Failed("join: still in line after 60 s")
-
-
-async def listen(cfg: dict[str, Any], tally: Tally, n: int, due: float, follows: bool) -> None:
-    """One listener: join, first audio, then follow the stream (two parts, or through the start)."""
-    await asyncio.sleep(max(0.0, due - time.time()))
-    began = time.time()
-    tally.started += 1
-    record: dict[str, Any] = {"n": n, "due": due, "began": began, "follows": follows}
-    tally.records.append(record)
-    client = LeanClient(harness.HOST, cfg["port"], listener_address(n), REQUEST_TIMEOUT_S)
-    hls = f"/hls/{cfg['space_id']}"
-    try:
-        await _get(client, tally, "state", f"/api/spaces/{cfg['space_id']}")
-        record["state"] = time.time()
-        await _join(client, tally, cfg, n, record)
-        record["admitted"] = time.time()
-        await _get(client, tally, "multivariant", f"{hls}/index.m3u8")
-        seen: dict[str, str] = {}
-        playlist = await _get(client, tally, "playlist", f"{hls}/live.m3u8", seen=seen)
-        await _get(client, tally, "init", f"{hls}/init.mp4")
-        for attempt in range(3):  # a part the playlist names but the origin no longer has: reload, as players do
-            parts = PART.findall(playlist) or SEGMENT.findall(playlist)
-            if not parts:
-                raise Failed("playlist: no part or segment listed")
-            first = parts[-1].decode()
-            try:
-                await _get(client, tally, "first part", f"{hls}/{first}", tries=1 if attempt < 2 else 3)
-                break
-            except Failed:
-                record.setdefault("missed", []).append([first, seen.get("cache", "-")])
-                if attempt == 2:
-                    raise
-                await asyncio.sleep(0.5)
-                playlist = await _get(client, tally, "playlist", f"{hls}/live.m3u8", seen=seen)
-        record["heard"] = time.time()
-        record["first"] = first
-        tally.heard += 1
-        arrivals = tally.arrivals.setdefault(n, {}) if follows else None
-        if arrivals is not None:
-            arrivals[first] = record["heard"]
-        fetched = {first}
-        until = cfg["follow_until"] if follows else math.inf
-        rounds = 10_000 if follows else cfg["follow_rounds"]
-        for _ in range(min(rounds, 400)):
-            if time.time() >= until:
-                break
-            hint = HINT.search(playlist)
-            if hint is None:
-                await asyncio.sleep(PART_S)
-                playlist = await _get(client, tally, "reload", f"{hls}/live.m3u8")
-                continue
-            query = f"_HLS_msn={int(hint.group(1))}&_HLS_part={int(hint.group(2))}&_HLS_skip=YES"
-            playlist = await _get(client, tally, "reload", f"{hls}/live.m3u8?{query}")
-            new = [p.decode() for p in PART.findall(playlist)[-2:] if p.decode() not in fetched]
-            for name in new:
-                await _get(client, tally, "part", f"{hls}/{name}")
-                fetched.add(name)
-                if arrivals is not None:
-                    arrivals[name] = time.time()
-            if not new:  # a static playlist (the peer) does not block: wait a part, as a player would
-                await asyncio.sleep(PART_S)
-        record["outcome"] = "ok"
-    except Failed as exc:
-        record["outcome"] = str(exc)
-        if "heard" not in record:
-            tally.failed += 1
-    except (OSError, TimeoutError, ConnectionError) as exc:
-        record["outcome"] = f"connection: {type(exc).__name__}"
-        if "heard" not in record:
-            tally.failed += 1
-    finally:
-        client.close()
-
-
-async def _watch_lag(tally: Tally, until: float, period_s: float = 0.05) -> None:
-    loop = asyncio.get_running_loop()
-    for _ in range(int((until - time.time()) / period_s) + 2):
-        if time.time() >= until:
-            return
-        before = loop.time()
-        await asyncio.sleep(period_s)
-        tally.lag_ms.append((loop.time() - before - period_s) * 1000)
-
-
-async def _show_progress(tally: Tally, number: int, total: int, until: float) -> None:
-    for _ in range(int((until - time.time()) / 2) + 2):
-        await asyncio.sleep(2.0)
-        print(
-            f"[flash-crowd] worker {number}: {tally.started:,}/{total:,} started, {tally.heard:,} heard audio, "
-            f"{tally.waiting:,} in line, {tally.failed:,} failed",
-            file=sys.stderr,
-            flush=True,
-        )
-        if tally.heard + tally.failed >= total or time.time() >= until:
-            return
-
-
-def crowd_times(listeners: int, ramp_s: float) -> tuple[list[float], float]:
-    """When each listener's join is due (s from the first), along `podium rehearse`'s flash-crowd curve with all
-    due within `ramp_s`; and the curve's peak rate (joins/s)."""
-    plan = Plan("", "", listeners, peak_joins_per_s=4 * listeners / (3 * ramp_s))
-    return plan.join_times(), plan.peak_joins_per_s
-
-
-def crowd_share(
-    listeners: int, ramp_s: float, start: float, workers: int, number: int, follow_every: int
-) -> list[tuple[int, float, bool]]:
-    """Worker `number`'s listeners: (n, when its join is due, whether it follows through the start)."""
-    times, _ = crowd_times(listeners, ramp_s)
-    return [(n, start + t, n % follow_every == 0) for n, t in enumerate(times) if n % workers == number]
-
-
-async def run_worker(cfg: dict[str, Any]) -> dict[str, Any]:
-    tally = Tally()
-    plan = crowd_share(cfg["listeners"], cfg["ramp"], cfg["start"], cfg["workers"], cfg["number"], cfg["follow_every"])
-    tasks = [asyncio.create_task(listen(cfg, tally, n, due, follows)) for n, due, follows in plan]
-    side = [
-        asyncio.create_task(_watch_lag(tally, cfg["deadline"])),
-        asyncio.create_task(_show_progress(tally, cfg["number"], len(plan), cfg["deadline"])),
-    ]
-    _, pending = await asyncio.wait(tasks, timeout=max(1.0, cfg["deadline"] - time.time()))
-    for task in pending:
-        task.cancel()
-    for task in (*pending, *side):
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-    for record in tally.records:
-        record.setdefault("outcome", "cut at the run's deadline")
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {
-        "counts": {k: {str(s): c for s, c in v.items()} for k, v in tally.counts.items()},
-        "records": tally.records,
-        "arrivals": {str(n): a for n, a in tally.arrivals.items()},
-        "lag_ms": [round(x, 1) for x in tally.lag_ms],
-        "cpu_s": usage.ru_utime + usage.ru_stime,
-    }
-
-
 def worker_main(config_json: str) -> int:
     cfg = json.loads(config_json)
     harness.raise_fd_limit()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        result = runner.run(run_worker(cfg))
+        result = runner.run(run_crowd(cfg))
     print(WORKER_TAG + json.dumps(result), flush=True)
     return 0
 
@@ -998,7 +747,7 @@ async def take_snapshot(client: httpx.AsyncClient, base: str, space_id: str, fol
     (folder / "state.json").write_bytes((await client.get(f"{base}/api/spaces/{space_id}")).content)
     playlist = (await client.get(f"{base}/hls/{space_id}/live.m3u8")).content
     (hls / "live.m3u8").write_bytes(playlist)
-    for name in ("index.m3u8", "init.mp4", *(p.decode() for p in PART.findall(playlist))):
+    for name in ("index.m3u8", "init.mp4", *(p.decode() for p in PART_URI.findall(playlist))):
         (hls / name).write_bytes((await client.get(f"{base}/hls/{space_id}/{name}")).content)
     joined = await client.post(f"{base}/api/spaces/{space_id}/join", json={"client_id": "static-peer-0001"})
     return joined.text
