@@ -53,7 +53,19 @@ from typing import Any
 import harness
 import httpx
 import uvloop
-from lean_http import LeanClient, parse_time, raise_fd_limit
+from listener_client import (
+    MAX_BEHIND_S,
+    PART_S,
+    PARTS_PER_SEGMENT,
+    REQUEST_TIMEOUT_S,
+    check_layout,
+    part_path,
+    read_playlist,
+    reload_path,
+    run_players,
+    whole_parts,
+)
+from nginx_tier import NGINX, AccessLog, Nginx, nginx_version, start_cache_tier
 
 FIGURES = harness.BENCH_DIR / "figures.json"
 PLOT = harness.BENCH_DIR / "edge.png"
@@ -63,21 +75,18 @@ WRK = "wrk"
 ICECAST = "icecast2"
 FFMPEG = "ffmpeg"
 
-# The stream's layout (podium.media.packager.Layout: 24 AAC frames of 1024 samples at 48 kHz per part, 4 parts
-# per segment); checked against the packager when the benchmark starts.
-PART_S = 0.512
-PARTS_PER_SEGMENT = 4
 AUDIO_KBPS = 64  # podium.media.stage.BITRATE; the icecast stream is encoded at the same rate
 # A listener at the live edge makes one blocking reload and fetches one part per part duration.
 REQUESTS_PER_LISTENER_PER_S = 2 / PART_S
 GOAL_RATIO = 1.1
-REQUEST_TIMEOUT_S = 15.0  # nginx's proxy_read_timeout in the shipped config
-MAX_BEHIND_S = 2.0  # a listener further behind the live edge than this jumps to it (see `listen`)
 FD_MARGIN = 256
-# "|"-separated: with retries, $upstream_status, $upstream_response_time and $upstream_addr list one value per
-# attempt, separated by ", ".
-ORIGIN_LOG_FORMAT = (
-    "$msec|$upstream_cache_status|$upstream_status|$upstream_response_time|$upstream_addr|$request_uri|$request_time"
+# Only the requests that went to Podium: `$upstream_addr` is empty for an answer from the cache. "|"-separated: with
+# retries, $upstream_status, $upstream_response_time and $upstream_addr list one value per attempt, separated by ", ".
+ORIGIN_LOG = AccessLog(
+    "origin.log",
+    "origin",
+    "$msec|$upstream_cache_status|$upstream_status|$upstream_response_time|$upstream_addr|$request_uri|$request_time",
+    "if=$upstream_addr",
 )
 ORIGIN_KINDS = ("blocking reload", "part", "playlist", "init", "other")
 CACHED = ("HIT", "STALE", "UPDATING", "REVALIDATED")  # X-Cache-Status values answered without Podium
@@ -91,265 +100,11 @@ def say(message: str) -> None:
     print(f"[edge] {time.monotonic() - STARTED:5.1f} s  {message}", file=sys.stderr, flush=True)
 
 
-# -- playlists, as a listener reads them ---------------------------------------------------------------
-
-_PART = re.compile(rb'#EXT-X-PART:[^\n]*?URI="p(\d+)-(\d+)\.m4s"')
-_HINT = re.compile(rb'#EXT-X-PRELOAD-HINT:TYPE=PART,URI="p(\d+)-(\d+)\.m4s"')
-_PART_DURATION = re.compile(rb"#EXT-X-PART:DURATION=([\d.]+)")
-_PDT = b"#EXT-X-PROGRAM-DATE-TIME:"
-
-Key = tuple[int, int]  # (media sequence number, part index) of a part
-
-
-@dataclass(frozen=True)
-class Listing:
-    parts: tuple[Key, ...]  # every part the playlist lists, oldest first
-    hint: Key | None  # the part the preload hint names (being made)
-    edge_end: float | None  # wall-clock time at which the newest listed part's media ends (its PDT + durations)
-
-
-_listings: dict[bytes, Listing] = {}
-
-
-def read_playlist(body: bytes) -> Listing:
-    """What a listener needs from a media playlist; parsed once per distinct body (10,000 listeners get the same)."""
-    found = _listings.get(body)
-    if found is None:
-        parts = tuple((int(m), int(i)) for m, i in _PART.findall(body))
-        hint = _HINT.search(body)
-        edge_end = None
-        at = body.rfind(_PDT)
-        if at >= 0:
-            line_end = body.find(b"\n", at)
-            with contextlib.suppress(ValueError):
-                start = parse_time(body[at + len(_PDT) : line_end].decode())
-                edge_end = start + sum(float(d) for d in _PART_DURATION.findall(body, line_end))
-        found = Listing(parts, (int(hint.group(1)), int(hint.group(2))) if hint else None, edge_end)
-        if len(_listings) > 512:
-            _listings.clear()
-        _listings[body] = found
-    return found
-
-
-def whole_parts(seconds: float) -> float:
-    return max(1, round(seconds / PART_S)) * PART_S
-
-
-def advance(key: Key, parts: int) -> Key:
-    """The part `parts` after `key` (part indexes run 0..3 within a segment, as Podium names them)."""
-    msn, index = divmod(key[0] * PARTS_PER_SEGMENT + key[1] + parts, PARTS_PER_SEGMENT)
-    return msn, index
-
-
-def part_path(hls: str, key: Key) -> str:
-    return f"{hls}p{key[0]}-{key[1]}.m4s"
-
-
-def reload_path(hls: str, key: Key) -> str:
-    return f"{hls}live.m3u8?_HLS_msn={key[0]}&_HLS_part={key[1]}&_HLS_skip=YES"
-
-
-# -- simulated listeners (the main process and the worker processes) -----------------------------------------
-
-
-class Tally:
-    """What one process's listeners did: answers per kind, status, cache status and second; in each window, how
-    long requests took and how old the newest part was when a reload answered; per listener, requests and parts."""
-
-    def __init__(self, listeners: int, windows: dict[str, tuple[float, float]]) -> None:
-        self.windows = windows
-        self.answers: Counter[tuple[str, str, str, int]] = Counter()
-        self.took: Counter[tuple[str, str, int]] = Counter()  # (window, kind, 10 ms bucket)
-        self.age: Counter[tuple[str, int]] = Counter()  # (window, 10 ms bucket)
-        self.jumps: Counter[int] = Counter()  # per second: listeners that jumped to the live edge
-        self.skipped: Counter[int] = Counter()  # per second: parts jumped over
-        self.requests = [0] * listeners
-        self.parts = [0] * listeners
-        self.snapshots: dict[str, dict[str, Any]] = {}
-        self.lag_ms: list[float] = []
-        self.started = 0
-        self.failed = 0
-        self.errors: list[str] = []
-
-    def window_of(self, now: float) -> str | None:
-        for name, (start, end) in self.windows.items():
-            if start <= now < end:
-                return name
-        return None
-
-    def answered(self, kind: str, status: str, cache: str, started: float, now: float) -> None:
-        self.answers[(kind, status, cache, int(now))] += 1
-        window = self.window_of(now)
-        if window is not None:
-            self.took[(window, kind, min(int((now - started) * 100), 2000))] += 1
-
-    def error(self, kind: str, exc: BaseException, now: float) -> None:
-        self.answers[(kind, type(exc).__name__, "-", int(now))] += 1
-        if len(self.errors) < 5:
-            self.errors.append(f"{kind}: {type(exc).__name__}: {exc}")
-
-    def snapshot(self, name: str) -> None:
-        self.snapshots[name] = {"at": time.time(), "requests": list(self.requests), "parts": list(self.parts)}
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "answers": [[*k, n] for k, n in self.answers.items()],
-            "took": [[*k, n] for k, n in self.took.items()],
-            "age": [[*k, n] for k, n in self.age.items()],
-            "jumps": list(self.jumps.items()),
-            "skipped": list(self.skipped.items()),
-            "snapshots": self.snapshots,
-            "lag_ms": [round(x, 1) for x in self.lag_ms],
-            "started": self.started,
-            "failed": self.failed,
-            "errors": self.errors,
-        }
-
-
-async def fetch(client: LeanClient, tally: Tally, kind: str, path: str) -> tuple[int, bytes]:
-    """GET; (status, body), or (0, b"") when the connection failed or timed out (counted, never raised)."""
-    started = time.time()
-    try:
-        status, headers, body = await client.request("GET", path)
-    except (OSError, TimeoutError, ConnectionError) as exc:
-        tally.error(kind, exc, time.time())
-        return 0, b""
-    tally.answered(kind, str(status), headers.get(b"x-cache-status", b"-").decode(), started, time.time())
-    return status, body
-
-
-async def listen(cfg: dict[str, Any], tally: Tally, n: int, start_at: float, stop_at: float) -> None:
-    """One listener, as hls.js plays LL-HLS: the playlist, init and newest part; then a blocking reload for the
-    part the preload hint names and the new part(s) it lists, again and again, on one keep-alive connection.
-
-    A listener more than MAX_BEHIND_S behind the live edge (the newest part its reload listed ended that long ago,
-    by the playlist's PROGRAM-DATE-TIME: this machine could not run it in time) fetches only that newest part and
-    asks next for the part being made now, as a player that fell behind seeks to the live edge, instead of walking
-    through every part it missed: its requests stay on the objects the rest of the audience asks for, never on
-    reloads old enough to have left nginx's cache (`max-age=12`), which real players at the edge never ask for."""
-    await asyncio.sleep(max(0.0, start_at - time.time()))
-    if time.time() >= stop_at:
-        return
-    tally.started += 1
-    hls = cfg["hls"]
-    client = LeanClient(cfg["host"], cfg["port"], timeout_s=REQUEST_TIMEOUT_S)
-    try:
-        listing = None
-        for _ in range(30):  # joining: retried every second, as a player retries
-            status, body = await fetch(client, tally, "playlist", hls + "live.m3u8")
-            tally.requests[n] += 1
-            if status == 200 and read_playlist(body).parts and read_playlist(body).hint:
-                listing = read_playlist(body)
-                break
-            if time.time() >= stop_at:
-                break
-            await asyncio.sleep(1.0)
-        if listing is None or listing.hint is None:
-            tally.failed += 1
-            return
-        await fetch(client, tally, "init", hls + "init.mp4")
-        last = listing.parts[-1]
-        status, _ = await fetch(client, tally, "part", part_path(hls, last))
-        tally.requests[n] += 2
-        tally.parts[n] += status == 200
-        key = listing.hint
-        # Bounded: each round is a blocking reload (about a part long at the edge) or a 1 s pause after a failure.
-        for _ in range(int((stop_at - time.time()) / 0.01) + 100):
-            if time.time() >= stop_at:
-                break
-            status, body = await fetch(client, tally, "blocking reload", reload_path(hls, key))
-            tally.requests[n] += 1
-            listing = read_playlist(body) if status == 200 else Listing((), None, None)
-            if listing.hint is None:  # a failed fetch, a hold that ran out (503), or asked too far ahead (400)
-                await asyncio.sleep(1.0)  # Podium's Retry-After
-                status, body = await fetch(client, tally, "playlist", hls + "live.m3u8")
-                tally.requests[n] += 1
-                listing = read_playlist(body) if status == 200 else listing
-                key = listing.hint or key
-                last = max(last, listing.parts[-1]) if listing.parts else last
-                continue
-            now = time.time()
-            new = [p for p in listing.parts if p > last]
-            key = listing.hint
-            if listing.edge_end is not None:
-                behind = now - listing.edge_end
-                window = tally.window_of(now)
-                if window is not None:
-                    tally.age[(window, min(int(behind * 100), 6000))] += 1
-                if behind > MAX_BEHIND_S:
-                    jump = int(behind / PART_S)
-                    tally.jumps[int(now)] += 1
-                    tally.skipped[int(now)] += max(0, len(new) - 1) + jump
-                    new = new[-1:]
-                    key = advance(listing.hint, jump)
-            for part in new:
-                status, _ = await fetch(client, tally, "part", part_path(hls, part))
-                tally.requests[n] += 1
-                tally.parts[n] += status == 200
-                last = part
-            if key != listing.hint:  # jumped: the parts before the one asked for are skipped too
-                last = max(last, advance(key, -1))
-    finally:
-        client.close()
-
-
-async def watch_lag(tally: Tally, until: float, period_s: float = 0.05) -> None:
-    """How late the event loop wakes up: a loop that is always late makes every listener late."""
-    loop = asyncio.get_running_loop()
-    for _ in range(int((until - time.time()) / period_s) + 2):
-        if time.time() >= until:
-            return
-        before = loop.time()
-        await asyncio.sleep(period_s)
-        tally.lag_ms.append((loop.time() - before - period_s) * 1000)
-
-
-async def snapshots_at(tally: Tally, marks: dict[str, float]) -> None:
-    for name, when in sorted(marks.items(), key=lambda item: item[1]):
-        await asyncio.sleep(max(0.0, when - time.time()))
-        tally.snapshot(name)
-
-
-async def show_progress(tally: Tally, label: str, total: int, until: float, every_s: float = 5.0) -> None:
-    for _ in range(int((until - time.time()) / every_s) + 2):
-        await asyncio.sleep(every_s)
-        if time.time() >= until:
-            return
-        second = int(time.time()) - 1
-        rate = sum(n for (_, _, _, s), n in tally.answers.items() if s == second)
-        say(
-            f"{label}: {tally.started:,}/{total:,} listening, {rate:,} requests in the last second, "
-            f"{sum(tally.jumps.values()):,} jumps to the live edge so far"
-        )
-
-
-async def run_listeners(cfg: dict[str, Any], label: str) -> Tally:
-    """`cfg["count"]` listeners, their starts spread evenly over `ramp_s` from `ramp_start`, until `stop_at`."""
-    count = cfg["count"]
-    windows = {name: (w[0], w[1]) for name, w in cfg["windows"].items()}
-    tally = Tally(count, windows)
-    marks = {f"{name} {edge}": w[i] for name, w in windows.items() for i, edge in enumerate(("start", "end"))}
-    rng = random.Random(cfg["seed"])
-    starts = [cfg["ramp_start"] + cfg["ramp_s"] * (i + rng.random()) / count for i in range(count)]
-    tasks = [asyncio.create_task(listen(cfg, tally, i, at, cfg["stop_at"])) for i, at in enumerate(starts)]
-    side = [
-        asyncio.create_task(watch_lag(tally, cfg["stop_at"])),
-        asyncio.create_task(snapshots_at(tally, marks)),
-        asyncio.create_task(show_progress(tally, label, count, cfg["stop_at"])),
-    ]
-    _, pending = await asyncio.wait(tasks, timeout=max(1.0, cfg["stop_at"] - time.time() + REQUEST_TIMEOUT_S + 5))
-    for task in [*pending, *side]:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-    return tally
-
-
 def worker_main(config_json: str) -> int:
     cfg = json.loads(config_json)
-    raise_fd_limit()
+    harness.raise_fd_limit()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        tally = runner.run(run_listeners(cfg, f"worker {cfg['number']}"))
+        tally = runner.run(run_players(cfg, f"worker {cfg['number']}", say))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print(WORKER_TAG + json.dumps({**tally.to_json(), "cpu_s": usage.ru_utime + usage.ru_stime}), flush=True)
     return 0
@@ -436,21 +191,6 @@ def count_origin(rows: list[tuple[float, str, list[str]]], phase: Phase) -> None
     phase.origin_parts = len(parts)
 
 
-def start_edge(origin_port: int, data_dir: Path, prefix: Path, connections: int) -> harness.Nginx:
-    """nginx, one worker, the shipped site config, and a log of the requests that went to Podium only
-    (`$upstream_addr` is empty for an answer from the cache; background updates are subrequests: logged too)."""
-    port = harness.free_port()
-    site = harness.shipped_site(origin_port, f"{harness.HOST}:{port}", prefix / "cache", data_dir)
-    (prefix / "podium.conf").write_text(site)
-    http_lines = (
-        f"    log_format origin '{ORIGIN_LOG_FORMAT}';\n"
-        "    log_subrequest on;\n"
-        f"    access_log {prefix}/origin.log origin if=$upstream_addr;\n"
-        f"    include {prefix}/podium.conf;\n"
-    )
-    return harness.start_nginx(prefix, port, harness.nginx_main_conf(prefix, 1, connections, http_lines))
-
-
 def cpu_marks(pids: dict[str, list[int]], workers: list[asyncio.subprocess.Process]) -> dict[str, float]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     got = {name: sum(harness.cpu_seconds(p) for p in group) for name, group in pids.items()}
@@ -462,7 +202,7 @@ def cpu_marks(pids: dict[str, list[int]], workers: list[asyncio.subprocess.Proce
 
 
 async def origin_load(
-    args: argparse.Namespace, server: harness.Server, edge: harness.Nginx, space_id: str, notes: list[str]
+    args: argparse.Namespace, server: harness.Server, edge: Nginx, space_id: str, notes: list[str]
 ) -> OriginOutcome:
     hls = f"/hls/{space_id}/"
     now = time.time()
@@ -482,7 +222,7 @@ async def origin_load(
         f"part 1: {args.base_listeners} listeners; phase A measured for {args.window_a:.2f} s, "
         f"{a_start - time.time():.1f} s from now"
     )
-    main_task = asyncio.create_task(run_listeners(main_cfg, "main process"))
+    main_task = asyncio.create_task(run_players(main_cfg, "main process", say))
     workers: list[asyncio.subprocess.Process] = []
     pids = {"Podium": [server.proc.pid], "nginx": edge.pids()}
     marks: dict[float, dict[str, float]] = {}
@@ -531,7 +271,7 @@ async def origin_load(
             continue
         tallies.append(json.loads(lines[-1][len(WORKER_TAG) :]))
     await asyncio.sleep(1.0)  # nginx writes a log line when the answer is done
-    rows = read_origin_log(edge.prefix / "origin.log", hls)
+    rows = read_origin_log(edge.prefix / ORIGIN_LOG.file, hls)
     phases = [
         Phase("A", args.base_listeners, windows["A"][0], windows["A"][1]),
         Phase("B", args.listeners, windows["B"][0], windows["B"][1]),
@@ -762,7 +502,7 @@ class WrkRound:
 
 
 async def run_wrk(
-    edge: harness.Nginx, origin: str, space_id: str, script: Path, seconds: int, connections: int
+    edge: Nginx, origin: str, space_id: str, script: Path, seconds: int, connections: int
 ) -> dict[str, Any]:
     """One wrk run, starting from the live edge as Podium has it now (nginx could answer with a playlist it has kept
     since the last round: see the notes); wrk's summary plus the counts of the Lua script."""
@@ -797,7 +537,7 @@ async def run_wrk(
 
 
 async def edge_capacity(
-    args: argparse.Namespace, server: harness.Server, edge: harness.Nginx, space_id: str, prefix: Path
+    args: argparse.Namespace, server: harness.Server, edge: Nginx, space_id: str, prefix: Path
 ) -> list[WrkRound]:
     script = prefix / "edge.lua"
     script.write_text(EDGE_LUA)
@@ -853,7 +593,7 @@ def icecast_listeners_main(config_json: str) -> int:
     joins: those still joining are given up; prints how many are in), `mark NAME` (notes every listener's bytes; at
     `NAME end`, prints how much each got since `NAME start`), `stop`."""
     cfg = json.loads(config_json)
-    raise_fd_limit()
+    harness.raise_fd_limit()
     address = (cfg["host"], cfg["port"])
     payload = f"GET {cfg['path']} HTTP/1.1\r\nHost: {cfg['host']}:{cfg['port']}\r\nUser-Agent: podium-bench\r\n\r\n"
     request = payload.encode()
@@ -1276,7 +1016,7 @@ async def measure(args: argparse.Namespace) -> Outcome:
         (root / "edge").mkdir()
         with harness.serve(root / "data", root / "podium.log") as server:
             origin_port = int(server.base.rsplit(":", 1)[1])
-            edge = start_edge(origin_port, server.data_dir, root / "edge", args.listeners + 2048)
+            edge = start_cache_tier(origin_port, server.data_dir, root / "edge", args.listeners + 2048, ORIGIN_LOG)
             say(f"podium serve on {server.base}, nginx on {edge.base}")
             try:
                 async with httpx.AsyncClient(timeout=30) as client:
@@ -1304,12 +1044,9 @@ async def measure(args: argparse.Namespace) -> Outcome:
                             await harness.end_space(client, server.base, space)
             finally:
                 harness.stop_process(edge.proc, "nginx")
-                errors = (root / "edge" / "error.log").read_text(errors="replace").splitlines()
+                errors = edge.error_summary(3)
                 if errors:
-                    kinds = Counter(re.sub(r"^\S+ \S+ \[(\w+)\].*?\d+: (?:\*\d+ )?([^,]*).*$", r"\1: \2", e)
-                                    for e in errors)  # fmt: skip
-                    shown = "; ".join(f"{k} ({n:,})" for k, n in kinds.most_common(3))
-                    notes.append(f"nginx's error log has {len(errors):,} line(s): {shown}")
+                    notes.append(f"nginx's error log has {errors[0]:,} line(s): {errors[1]}")
             behind = server.log_text().count("behind; skipping ahead")
             if behind:
                 notes.append(f"the stage fell behind and skipped ahead {behind} time(s) (the podium log)")
@@ -1591,7 +1328,7 @@ def report(out: Outcome, args: argparse.Namespace, plot_written: bool) -> tuple[
     lines = ["## Edge: origin requests per space, 100 and 10,000 listeners; listeners per edge core", ""]
     lines += harness.header_lines()
     lines += [
-        f"- Edge: nginx {harness.nginx_version()}, 1 worker, the shipped `deploy/nginx/podium.conf` (upstream, "
+        f"- Edge: nginx {nginx_version()}, 1 worker, the shipped `deploy/nginx/podium.conf` (upstream, "
         "`listen`, cache path and the link-key include rewritten) plus a log of the requests that had an upstream "
         "(`log_subrequest on`, so background updates count); Podium is one `podium serve` process with one live "
         "space, a WHIP speaker (aiortc, a 440 Hz tone) on its stage",
@@ -1607,7 +1344,7 @@ def report(out: Outcome, args: argparse.Namespace, plot_written: bool) -> tuple[
             f"Listeners: {args.base_listeners:,} in the benchmark's process throughout, and in phase B "
             f"{args.listeners - args.base_listeners:,} more in {o.workers} worker process(es), joining over "
             f"{args.ramp:.0f} s (phase B is measured from {args.settle:.0f} s after); asyncio tasks on uvloop, one "
-            "keep-alive connection each, through the lean httptools client of `bench/lean_http.py`. Each does what "
+            "keep-alive connection each, through the lean httptools client of `bench/http_client.py`. Each does what "
             "hls.js does with `lowLatencyMode` (the listener page's player): `live.m3u8`, `init.mp4` and the newest "
             "part; then a blocking reload for the part named by the preload hint "
             "(`live.m3u8?_HLS_msn=M&_HLS_part=P&_HLS_skip=YES`: Podium holds it until that part exists) and the "
@@ -1885,11 +1622,11 @@ def main() -> int:
         parser.error("keep it bounded: icecast steps between 1 and 60,000 listeners")
     if not 10 <= args.connect_rate <= 5000:
         parser.error("keep it bounded: 10 ≤ --connect-rate ≤ 5,000")
-    tools = [harness.NGINX, WRK] + ([] if args.no_icecast else [ICECAST, FFMPEG])
+    tools = [NGINX, WRK] + ([] if args.no_icecast else [ICECAST, FFMPEG])
     for tool in tools:
         if shutil.which(tool) is None and not os.path.exists(tool):
             parser.error(f"{tool} is not installed")
-    fd_limit = raise_fd_limit()
+    fd_limit = harness.raise_fd_limit()
     per_process = max(args.base_listeners, -(-(args.listeners - args.base_listeners) // args.workers))
     if per_process + FD_MARGIN > fd_limit:
         parser.error(f"{per_process:,} listeners in one process need more than {fd_limit:,} open files: more --workers")
@@ -1912,15 +1649,6 @@ def main() -> int:
     else:
         say("a quick or --no-write run: RESULTS.md and figures.json left alone")
     return 0
-
-
-def check_layout() -> None:
-    """The constants here against Podium's own packager and stage."""
-    from podium.media.packager import Layout
-
-    layout = Layout()
-    if abs(layout.part_s - PART_S) > 1e-9 or layout.parts_per_segment != PARTS_PER_SEGMENT:
-        raise SystemExit(f"the packager's layout changed ({layout}): update PART_S and PARTS_PER_SEGMENT")
 
 
 if __name__ == "__main__":

@@ -43,17 +43,14 @@ import itertools
 import json
 import math
 import os
-import random
 import re
-import resource
-import secrets
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -61,335 +58,45 @@ from typing import Any
 import harness
 import httpx
 import uvloop
-from lean_http import Answer, LeanConnection, parse_time, raise_fd_limit
+from http_client import LeanClient
+from listener_client import MAX_JOIN_WAIT_S, PART_URI, REQUEST_TIMEOUT_S, crowd_times, run_crowd
+from nginx_tier import (
+    NGINX,
+    AccessLog,
+    Nginx,
+    nginx_main_conf,
+    nginx_version,
+    start_cache_tier,
+    start_nginx,
+    upstream_keepalive,
+)
 
-from podium.ops.rehearse import Plan, solve_puzzle
 from podium.settings import Settings
 
-SHIPPED = harness.BENCH_DIR.parent / "deploy" / "nginx" / "podium.conf"
-# The idle connections the shipped config keeps to Podium, as it says.
-UPSTREAM_KEEPALIVE = int(re.search(r"keepalive (\d+);", SHIPPED.read_text()).group(1))  # type: ignore[union-attr]
 PLOT = harness.BENCH_DIR / "flash-crowd.png"
 WORKER_TAG = "FLASH-CROWD-WORKER "
 GOAL_P50_S, GOAL_P99_S = 1.0, 3.0
-PART_S = 0.512  # the stream's part duration
-REQUEST_TIMEOUT_S = 15.0  # nginx's proxy_read_timeout in the shipped config
-MAX_JOIN_WAIT_S = 60.0  # a listener gives up after this long in line
 JUNK_ADDRESS = "127.0.0.1"  # wrk cannot choose its source address
 CONTROL_ADDRESS = "127.0.0.3"  # the benchmark's own checks through nginx
 FD_MARGIN = 256
 # nginx's listen backlog here (its default on Linux is 511): wrk opens its 1,000 connections at once, and a full accept
 # queue at the edge would drop listeners' SYNs, which is this machine's trouble, not what the benchmark is about.
 EDGE_BACKLOG = 4096
-HINT = re.compile(rb'PRELOAD-HINT:TYPE=PART,URI="p(\d+)-(\d+)\.m4s"')
-PART = re.compile(rb'#EXT-X-PART:[^\n]*URI="(p\d+-\d+\.m4s)"')
-SEGMENT = re.compile(rb"^(s\d+\.m4s)$", re.M)
 PART_NAME = re.compile(r"^[ps](\d+)(?:-(\d+))?\.m4s$")
-LOG_FORMAT = "$msec|$remote_addr|$request_method|$request_uri|$status|$upstream_addr|$upstream_status|$request_time"
-
-
-def listener_address(n: int) -> str:
-    return f"127.1.{n // 250}.{n % 250 + 1}"
-
-
-# -- a lean HTTP/1.1 client ---------------------------------------------------------------------
-
-
-class Client:
-    """A listener's connection to the edge, from its own source address; reconnects when needed."""
-
-    def __init__(self, host: str, port: int, local: str | None) -> None:
-        self.host, self.port, self.local = host, port, local
-        self.conn: LeanConnection | None = None
-        self._host_header = f"Host: {host}:{port}\r\n".encode()
-
-    async def request(self, method: str, path: str, body: bytes | None = None) -> Answer:
-        loop = asyncio.get_running_loop()
-        head = f"{method} {path} HTTP/1.1\r\n".encode() + self._host_header
-        if body is not None:
-            head += b"Content-Type: application/json\r\nContent-Length: " + str(len(body)).encode() + b"\r\n"
-        data = head + b"\r\n" + (body or b"")
-        for attempt in range(2):  # a kept-alive connection closed meanwhile: once more on a new one
-            reused = self.conn is not None and self.conn.alive
-            if not reused:
-                local = (self.local, 0) if self.local else None
-                _, self.conn = await asyncio.wait_for(
-                    loop.create_connection(LeanConnection, self.host, self.port, local_addr=local), REQUEST_TIMEOUT_S
-                )
-            conn = self.conn
-            assert conn is not None and conn.transport is not None
-            waiter: asyncio.Future[Answer] = loop.create_future()
-            conn.waiter, conn.got_bytes = waiter, False
-            conn.transport.write(data)
-            timer = loop.call_later(
-                REQUEST_TIMEOUT_S, lambda w=waiter: w.done() or w.set_exception(TimeoutError("no answer in time"))
-            )
-            try:
-                answer = await waiter
-            except ConnectionError:
-                conn.close()
-                if reused and not conn.got_bytes and attempt == 0:
-                    continue
-                raise
-            except TimeoutError:
-                conn.close()
-                raise
-            finally:
-                timer.cancel()
-                conn.waiter = None
-            if not conn.keep_alive:
-                conn.close()
-            return answer
-        raise ConnectionError("unreachable")
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-
-
-# -- listeners (in the worker processes) -------------------------------------------------------
-
-
-@dataclass
-class Tally:
-    """What one worker's listeners saw: per-second answer counts, one record per listener, and the
-    arrival times of parts for the listeners that follow the stream through the start."""
-
-    counts: dict[str, Counter[int]] = field(default_factory=lambda: defaultdict(Counter))
-    records: list[dict[str, Any]] = field(default_factory=list)
-    arrivals: dict[int, dict[str, float]] = field(default_factory=dict)
-    lag_ms: list[float] = field(default_factory=list)
-    started: int = 0
-    heard: int = 0
-    failed: int = 0
-    waiting: int = 0
-
-    def count(self, kind: str, status: int | str, cache: bytes | None) -> None:
-        key = f"{kind}|{status}|{(cache or b'-').decode()}"
-        self.counts[key][int(time.time())] += 1
-
-
-class Failed(Exception):
-    """A listener gave up: what it was doing and what it got."""
-
-
-async def _get(
-    client: Client, tally: Tally, kind: str, path: str, tries: int = 3, seen: dict[str, str] | None = None
-) -> bytes:
-    """GET that must answer 200; a failed try is retried after 0.5 s, as players retry a fetch. `seen` gets the
-    answer's X-Cache-Status."""
-    last = ""
-    for attempt in range(tries):
-        try:
-            status, headers, body = await client.request("GET", path)
-        except (OSError, TimeoutError, ConnectionError) as exc:
-            tally.count(kind, type(exc).__name__, None)
-            last = type(exc).__name__
-        else:
-            tally.count(kind, status, headers.get(b"x-cache-status"))
-            if seen is not None:
-                seen["cache"] = headers.get(b"x-cache-status", b"-").decode()
-            if status == 200:
-                return body
-            last = str(status)
-        if attempt + 1 < tries:
-            await asyncio.sleep(0.5)
-    raise Failed(f"{kind}: {last}")
-
-
-async def _join(client: Client, tally: Tally, cfg: dict[str, Any], n: int, record: dict[str, Any]) -> None:
-    """The join call as the page makes it (admission.js): in line until let in, the puzzle when asked."""
-    path = f"/api/spaces/{cfg['space_id']}/join"
-    client_id = f"crowd-{n:06d}-{secrets.token_hex(4)}"
-    body: dict[str, Any] = {"client_id": client_id}
-    deadline = time.time() + MAX_JOIN_WAIT_S
-    for _ in range(200):
-        if time.time() >= deadline:
-            break
-        try:
-            status, headers, content = await client.request("POST", path, json.dumps(body).encode())
-        except (OSError, TimeoutError, ConnectionError) as exc:
-            tally.count("join", type(exc).__name__, None)
-            record["join_errors"] = record.get("join_errors", 0) + 1
-            await asyncio.sleep(2.0)  # what the page does when the connection drops
-            continue
-        tally.count("join", status, headers.get(b"x-cache-status"))
-        record["joins"] = record.get("joins", 0) + 1
-        retry = float(headers.get(b"retry-after", b"1") or 1)
-        if status == 200:
-            return
-        data = json.loads(content) if content.startswith(b"{") else {}
-        if status == 202 and "challenge" in data:
-            record["puzzles"] = record.get("puzzles", 0) + 1
-            counter = solve_puzzle(data["challenge"], int(data["difficulty_bits"]))
-            body = {"client_id": client_id, "challenge": data["challenge"], "counter": counter}
-            continue
-        if status == 202:
-            record["waited"] = True
-            record["position"] = max(record.get("position", 0), int(data.get("position", 0)))
-            body = {"client_id": client_id, "ticket": data["ticket"]}
-            if "solved" in data:
-                body["solved"] = data["solved"]
-            tally.waiting += 1
-            # When the place is due, to the millisecond, as the page does (Retry-After is whole seconds).
-            due_ms = data.get("retry_after_ms")
-            if isinstance(due_ms, int):
-                retry = due_ms / 1000
-            try:
-                await asyncio.sleep(retry + random.uniform(0, 0.3))
-            finally:
-                tally.waiting -= 1
-            continue
-        if status in (429, 503):
-            record["shed"] = record.get("shed", 0) + 1
-            await asyncio.sleep(retry + random.uniform(0, 0.5))
-            continue
-        raise Failed(f"join: {status}")
-    raise Failed("join: still in line after 60 s")
-
-
-async def listen(cfg: dict[str, Any], tally: Tally, n: int, due: float, follows: bool) -> None:
-    """One listener: join, first audio, then follow the stream (two parts, or through the start)."""
-    await asyncio.sleep(max(0.0, due - time.time()))
-    began = time.time()
-    tally.started += 1
-    record: dict[str, Any] = {"n": n, "due": due, "began": began, "follows": follows}
-    tally.records.append(record)
-    client = Client(harness.HOST, cfg["port"], listener_address(n))
-    hls = f"/hls/{cfg['space_id']}"
-    try:
-        await _get(client, tally, "state", f"/api/spaces/{cfg['space_id']}")
-        record["state"] = time.time()
-        await _join(client, tally, cfg, n, record)
-        record["admitted"] = time.time()
-        await _get(client, tally, "multivariant", f"{hls}/index.m3u8")
-        seen: dict[str, str] = {}
-        playlist = await _get(client, tally, "playlist", f"{hls}/live.m3u8", seen=seen)
-        await _get(client, tally, "init", f"{hls}/init.mp4")
-        for attempt in range(3):  # a part the playlist names but the origin no longer has: reload, as players do
-            parts = PART.findall(playlist) or SEGMENT.findall(playlist)
-            if not parts:
-                raise Failed("playlist: no part or segment listed")
-            first = parts[-1].decode()
-            try:
-                await _get(client, tally, "first part", f"{hls}/{first}", tries=1 if attempt < 2 else 3)
-                break
-            except Failed:
-                record.setdefault("missed", []).append([first, seen.get("cache", "-")])
-                if attempt == 2:
-                    raise
-                await asyncio.sleep(0.5)
-                playlist = await _get(client, tally, "playlist", f"{hls}/live.m3u8", seen=seen)
-        record["heard"] = time.time()
-        record["first"] = first
-        tally.heard += 1
-        arrivals = tally.arrivals.setdefault(n, {}) if follows else None
-        if arrivals is not None:
-            arrivals[first] = record["heard"]
-        fetched = {first}
-        until = cfg["follow_until"] if follows else math.inf
-        rounds = 10_000 if follows else cfg["follow_rounds"]
-        for _ in range(min(rounds, 400)):
-            if time.time() >= until:
-                break
-            hint = HINT.search(playlist)
-            if hint is None:
-                await asyncio.sleep(PART_S)
-                playlist = await _get(client, tally, "reload", f"{hls}/live.m3u8")
-                continue
-            query = f"_HLS_msn={int(hint.group(1))}&_HLS_part={int(hint.group(2))}&_HLS_skip=YES"
-            playlist = await _get(client, tally, "reload", f"{hls}/live.m3u8?{query}")
-            new = [p.decode() for p in PART.findall(playlist)[-2:] if p.decode() not in fetched]
-            for name in new:
-                await _get(client, tally, "part", f"{hls}/{name}")
-                fetched.add(name)
-                if arrivals is not None:
-                    arrivals[name] = time.time()
-            if not new:  # a static playlist (the peer) does not block: wait a part, as a player would
-                await asyncio.sleep(PART_S)
-        record["outcome"] = "ok"
-    except Failed as exc:
-        record["outcome"] = str(exc)
-        if "heard" not in record:
-            tally.failed += 1
-    except (OSError, TimeoutError, ConnectionError) as exc:
-        record["outcome"] = f"connection: {type(exc).__name__}"
-        if "heard" not in record:
-            tally.failed += 1
-    finally:
-        client.close()
-
-
-async def _watch_lag(tally: Tally, until: float, period_s: float = 0.05) -> None:
-    loop = asyncio.get_running_loop()
-    for _ in range(int((until - time.time()) / period_s) + 2):
-        if time.time() >= until:
-            return
-        before = loop.time()
-        await asyncio.sleep(period_s)
-        tally.lag_ms.append((loop.time() - before - period_s) * 1000)
-
-
-async def _show_progress(tally: Tally, number: int, total: int, until: float) -> None:
-    for _ in range(int((until - time.time()) / 2) + 2):
-        await asyncio.sleep(2.0)
-        print(
-            f"[flash-crowd] worker {number}: {tally.started:,}/{total:,} started, {tally.heard:,} heard audio, "
-            f"{tally.waiting:,} in line, {tally.failed:,} failed",
-            file=sys.stderr,
-            flush=True,
-        )
-        if tally.heard + tally.failed >= total or time.time() >= until:
-            return
-
-
-def crowd_times(listeners: int, ramp_s: float) -> tuple[list[float], float]:
-    """When each listener's join is due (s from the first), along `podium rehearse`'s flash-crowd curve with all
-    due within `ramp_s`; and the curve's peak rate (joins/s)."""
-    plan = Plan("", "", listeners, peak_joins_per_s=4 * listeners / (3 * ramp_s))
-    return plan.join_times(), plan.peak_joins_per_s
-
-
-def crowd_share(
-    listeners: int, ramp_s: float, start: float, workers: int, number: int, follow_every: int
-) -> list[tuple[int, float, bool]]:
-    """Worker `number`'s listeners: (n, when its join is due, whether it follows through the start)."""
-    times, _ = crowd_times(listeners, ramp_s)
-    return [(n, start + t, n % follow_every == 0) for n, t in enumerate(times) if n % workers == number]
-
-
-async def run_worker(cfg: dict[str, Any]) -> dict[str, Any]:
-    tally = Tally()
-    plan = crowd_share(cfg["listeners"], cfg["ramp"], cfg["start"], cfg["workers"], cfg["number"], cfg["follow_every"])
-    tasks = [asyncio.create_task(listen(cfg, tally, n, due, follows)) for n, due, follows in plan]
-    side = [
-        asyncio.create_task(_watch_lag(tally, cfg["deadline"])),
-        asyncio.create_task(_show_progress(tally, cfg["number"], len(plan), cfg["deadline"])),
-    ]
-    _, pending = await asyncio.wait(tasks, timeout=max(1.0, cfg["deadline"] - time.time()))
-    for task in pending:
-        task.cancel()
-    for task in (*pending, *side):
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-    for record in tally.records:
-        record.setdefault("outcome", "cut at the run's deadline")
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {
-        "counts": {k: {str(s): c for s, c in v.items()} for k, v in tally.counts.items()},
-        "records": tally.records,
-        "arrivals": {str(n): a for n, a in tally.arrivals.items()},
-        "lag_ms": [round(x, 1) for x in tally.lag_ms],
-        "cpu_s": usage.ru_utime + usage.ru_stime,
-    }
+# Every request nginx answered, with `$upstream_addr` (empty when nginx answered it itself).
+CROWD_LOG = AccessLog(
+    "access.log",
+    "crowd",
+    "$msec|$remote_addr|$request_method|$request_uri|$status|$upstream_addr|$upstream_status|$request_time",
+    "buffer=256k flush=1s",
+)
 
 
 def worker_main(config_json: str) -> int:
     cfg = json.loads(config_json)
-    raise_fd_limit()
+    harness.raise_fd_limit()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        result = runner.run(run_worker(cfg))
+        result = runner.run(run_crowd(cfg))
     print(WORKER_TAG + json.dumps(result), flush=True)
     return 0
 
@@ -397,81 +104,14 @@ def worker_main(config_json: str) -> int:
 # -- the edges: the shipped config in front of Podium, and the static peer ---------------------
 
 
-@dataclass
-class Edge:
-    name: str
-    proc: subprocess.Popen[bytes]
-    port: int
-    prefix: Path
-
-    @property
-    def log(self) -> Path:
-        return self.prefix / "access.log"
-
-    def pids(self) -> list[int]:
-        return [self.proc.pid, *harness.children(self.proc.pid)]
-
-
-def _nginx_main_conf(prefix: Path, workers: int, connections: int, site: str) -> str:
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    temp_paths = "".join(f"    {name}_temp_path {prefix}/{name};\n" for name in
-                         ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))  # fmt: skip
+def start_crowd_tier(origin_port: int, data_dir: Path, prefix: Path, workers: int, connections: int) -> Nginx:
+    """nginx with the shipped site config in front of Podium, logging every request."""
     # A connection per listener and per wrk connection, plus nginx's connections to Podium (one per request
     # in flight: the flood's can be many); each may also hold a cache file open.
-    open_files = min(4 * connections + FD_MARGIN, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
-    return (
-        f"{user}worker_processes {workers};\npid {prefix}/nginx.pid;\nerror_log {prefix}/error.log warn;\n"
-        f"worker_rlimit_nofile {open_files};\n"
-        f"events {{ worker_connections {min(2 * connections, open_files - FD_MARGIN)}; }}\n"
-        "http {\n"
-        f"{temp_paths}"
-        f"    log_format crowd '{LOG_FORMAT}';\n"
-        # Background updates of stale objects are subrequests: logged too, so every origin request counts.
-        "    log_subrequest on;\n"
-        f"    access_log {prefix}/access.log crowd buffer=256k flush=1s;\n"
-        f"{site}"
-        "}\n"
-    )
+    return start_cache_tier(origin_port, data_dir, prefix, 2 * connections, CROWD_LOG, workers, EDGE_BACKLOG)
 
 
-def _start_nginx(name: str, prefix: Path, port: int, conf: str) -> Edge:
-    (prefix / "nginx.conf").write_text(conf)
-    command = [harness.NGINX, "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(prefix / "nginx.conf")]
-    check = subprocess.run([*command, "-t"], capture_output=True, text=True, timeout=30)
-    if check.returncode != 0:
-        raise RuntimeError(f"nginx rejects the configuration:\n{check.stderr}")
-    with (prefix / "stderr.log").open("wb") as log:
-        proc = subprocess.Popen([*command, "-g", "daemon off;"], stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"nginx exited with {proc.returncode}: {(prefix / 'error.log').read_text()}")
-        with contextlib.suppress(httpx.HTTPError):
-            httpx.get(f"http://{harness.HOST}:{port}/", timeout=1)
-            return Edge(name, proc, port, prefix)
-        time.sleep(0.1)
-    harness.stop_process(proc, "nginx")
-    raise RuntimeError("nginx did not answer within 15 s")
-
-
-def start_cache_tier(origin_port: int, data_dir: Path, prefix: Path, workers: int, connections: int) -> Edge:
-    """nginx with the shipped site config, rewritten as tests/test_nginx.py does, logging every request."""
-    port = harness.free_port()
-    site = SHIPPED.read_text()
-    rewritten = (
-        site.replace("server 127.0.0.1:8000;", f"server {harness.HOST}:{origin_port};")
-        .replace("listen 80;", f"listen {harness.HOST}:{port} backlog={EDGE_BACKLOG};")
-        .replace("/var/cache/nginx/podium", str(prefix / "cache"))
-        .replace("/var/lib/podium/", f"{data_dir}/")
-    )
-    if rewritten.count(str(origin_port)) != 1 or f"{harness.HOST}:{port}" not in rewritten or "/var/" in rewritten:
-        raise RuntimeError(f"{SHIPPED} no longer has the lines this benchmark rewrites")
-    (prefix / "podium.conf").write_text(rewritten)
-    site_include = f"    include {prefix}/podium.conf;\n"
-    return _start_nginx("nginx → Podium", prefix, port, _nginx_main_conf(prefix, workers, connections, site_include))
-
-
-def start_static_peer(snapshot: Path, space_id: str, join_answer: str, prefix: Path, workers: int, conn: int) -> Edge:
+def start_static_peer(snapshot: Path, space_id: str, join_answer: str, prefix: Path, workers: int, conn: int) -> Nginx:
     """nginx serving the snapshot as files: the state, the join (a fixed 200, behind the same per-address
     limit as the shipped config), the playlists, init and parts; anything else 404, from nginx itself."""
     port = harness.free_port()
@@ -512,7 +152,8 @@ def start_static_peer(snapshot: Path, space_id: str, join_answer: str, prefix: P
         }}
     }}
 """
-    return _start_nginx("static nginx", prefix, port, _nginx_main_conf(prefix, workers, conn, site))
+    conf = nginx_main_conf(prefix, workers, 2 * conn, CROWD_LOG.lines(prefix) + site)
+    return start_nginx(prefix, port, conf, access_log=prefix / CROWD_LOG.file)
 
 
 # -- the flood ------------------------------------------------------------------------------------
@@ -731,7 +372,7 @@ class CpuMeter:
 async def run_phase(
     args: argparse.Namespace,
     name: str,
-    edge: Edge,
+    edge: Nginx,
     space_id: str,
     start: float,
     follow_until: float,
@@ -849,7 +490,7 @@ async def run_phase(
         arrivals |= {int(n): a for n, a in data["arrivals"].items()}
         lag += data["lag_ms"]
     await asyncio.sleep(1.5)  # nginx flushes its log buffer every second
-    log = [row for row in read_log(edge.log) if start - 1.0 <= row[0] <= end + 1.0]
+    log = [row for row in read_log(edge.access_log) if start - 1.0 <= row[0] <= end + 1.0]
     summary = wrk_summary(flood.out.read_text(errors="replace")) | {"command": flood.command} if flood else {}
     return Phase(
         name=name,
@@ -935,7 +576,7 @@ def probe_podium(prefix: Path, base: str, pid: int, seconds: int) -> dict[str, f
 async def podium_phase(
     args: argparse.Namespace,
     server: harness.Server,
-    edge: Edge,
+    edge: Nginx,
     client: httpx.AsyncClient,
     name: str,
     flood_total: int,
@@ -985,13 +626,13 @@ async def podium_phase(
         phase.board_before, phase.board_after = board_before, await board()
         view = (await client.get(f"/api/spaces/{space_id}")).json()
         phase.starts_at = starts_at
-        phase.started_at = parse_time(view["started_at"]) if view.get("started_at") else None
+        phase.started_at = harness.parse_time(view["started_at"]) if view.get("started_at") else None
         lines = (server.data_dir / "media" / space_id / "segments.jsonl").read_text().splitlines()
         records = [json.loads(line) for line in lines]
         stage = [r for r in records if not r.get("preshow")]
         phase.last_preshow_msn = max((r["msn"] for r in records if r.get("preshow")), default=-1)
         if stage:
-            phase.first_stage_msn, phase.first_stage_pdt = stage[0]["msn"], parse_time(stage[0]["pdt"])
+            phase.first_stage_msn, phase.first_stage_pdt = stage[0]["msn"], harness.parse_time(stage[0]["pdt"])
         if snapshot is not None:
             join_answer = await take_snapshot(client, server.base, space_id, snapshot)
     finally:
@@ -1019,7 +660,7 @@ async def measure(args: argparse.Namespace) -> Outcome:
         connections = args.listeners + args.flood_connections + 1024
         with harness.serve(root / "data", root / "podium.log", env=settings) as server:
             origin_port = int(server.base.rsplit(":", 1)[1])
-            edge = start_cache_tier(origin_port, server.data_dir, root / "edge", args.nginx_workers, connections)
+            edge = start_crowd_tier(origin_port, server.data_dir, root / "edge", args.nginx_workers, connections)
             phases: list[Phase] = []
             join_answer = None
             try:
@@ -1034,12 +675,9 @@ async def measure(args: argparse.Namespace) -> Outcome:
                         join_answer = join_answer or answer
             finally:
                 harness.stop_process(edge.proc, "nginx")
-                errors = (root / "edge" / "error.log").read_text(errors="replace").splitlines()
+                errors = edge.error_summary(4)
                 if errors:
-                    pattern = r"^\S+ \S+ \[(\w+)\].*?\d+: (?:\*\d+ )?([^,]*).*$"
-                    kinds = Counter(re.sub(pattern, r"\1: \2", e) for e in errors)
-                    shown = "; ".join(f"{k} ({n:,})" for k, n in kinds.most_common(4))
-                    notes.append(f"nginx's error log (in front of Podium) has {len(errors):,} line(s): {shown}")
+                    notes.append(f"nginx's error log (in front of Podium) has {errors[0]:,} line(s): {errors[1]}")
             probe = {}
             if args.flood:
                 probe = await asyncio.to_thread(
@@ -1078,10 +716,10 @@ def keep(folder: Path, root: Path, *phases: Phase | None) -> None:
             (folder / f"records-{number}.json").write_text(json.dumps(data))
 
 
-async def check_edge(edge: Edge, space_id: str) -> list[str]:
+async def check_edge(edge: Nginx, space_id: str) -> list[str]:
     """Before the crowd: what the shipped config does with the listener page and its script (not fetched by
     the simulated listeners), asked twice each through nginx."""
-    client = Client(harness.HOST, edge.port, CONTROL_ADDRESS)
+    client = LeanClient(harness.HOST, edge.port, CONTROL_ADDRESS, REQUEST_TIMEOUT_S)
     found = []
     try:
         for path in (f"/s/{space_id}", "/static/listen.js", f"/api/spaces/{space_id}"):
@@ -1109,7 +747,7 @@ async def take_snapshot(client: httpx.AsyncClient, base: str, space_id: str, fol
     (folder / "state.json").write_bytes((await client.get(f"{base}/api/spaces/{space_id}")).content)
     playlist = (await client.get(f"{base}/hls/{space_id}/live.m3u8")).content
     (hls / "live.m3u8").write_bytes(playlist)
-    for name in ("index.m3u8", "init.mp4", *(p.decode() for p in PART.findall(playlist))):
+    for name in ("index.m3u8", "init.mp4", *(p.decode() for p in PART_URI.findall(playlist))):
         (hls / name).write_bytes((await client.get(f"{base}/hls/{space_id}/{name}")).content)
     joined = await client.post(f"{base}/api/spaces/{space_id}/join", json={"client_id": "static-peer-0001"})
     return joined.text
@@ -1378,7 +1016,7 @@ def report(outcome: Outcome, args: argparse.Namespace, plot_written: bool) -> st
         "(the rest default: joins per address 120/minute, under-attack surge 5 x the rate, pre-show lead 900 s); "
         "per phase a space scheduled to start during the crowd, its host connected backstage over WHIP (aiortc, a "
         "660 Hz tone) before the first listener",
-        f"- Edge: nginx {harness.nginx_version()}, {args.nginx_workers} worker(s), the shipped "
+        f"- Edge: nginx {nginx_version()}, {args.nginx_workers} worker(s), the shipped "
         "`deploy/nginx/podium.conf` (upstream, `listen`, cache path and the link-key include rewritten; `listen` "
         f"with `backlog={EDGE_BACKLOG}` instead of nginx's 511, as wrk opens its 1,000 connections at once and the "
         "edge's accept queue is not what is measured here), logging every request with `$upstream_addr`",
@@ -1604,6 +1242,7 @@ def report(outcome: Outcome, args: argparse.Namespace, plot_written: bool) -> st
 def notes(outcome: Outcome, args: argparse.Namespace, figs: dict[int, Figures]) -> list[str]:
     """What the tables do not say by themselves, from this run's figures."""
     found: list[str] = []
+    keepalive = upstream_keepalive()  # the idle connections the shipped config keeps to Podium
     flooded = next((ph for ph in outcome.phases if ph.flood), None)
     calm = next((ph for ph in outcome.phases if not ph.flood), None)
     if flooded is not None:
@@ -1619,7 +1258,7 @@ def notes(outcome: Outcome, args: argparse.Namespace, figs: dict[int, Figures]) 
             found.append(
                 f"- **Where the joins waited, with the flood.** Podium's accept queue reached "
                 f"{f.accept_queue_max:,.0f} (its backlog: {PODIUM_BACKLOG:,}). nginx keeps "
-                f"{UPSTREAM_KEEPALIVE} idle connections to Podium (`keepalive {UPSTREAM_KEEPALIVE}` in the shipped "
+                f"{keepalive} idle connections to Podium (`keepalive {keepalive}` in the shipped "
                 "config); with the flood's requests held at Podium it opened about "
                 f"{f.upstream_opened or 0:,.0f} more, and each waited in the kernel until Podium accepted it. "
                 f"Of the {len(f.origin_times):,} requests nginx sent to Podium, nginx's `$request_time` was p50 "
@@ -1992,9 +1631,9 @@ def main() -> int:
         parser.error("--lead: 5 to 120 s (the pre-show needs a few seconds to have two segments)")
     if args.flood and shutil.which("wrk") is None:
         parser.error("wrk is not installed")
-    if not os.path.exists(harness.NGINX) or shutil.which("ss") is None:
-        parser.error(f"{harness.NGINX} and ss (iproute2) are needed")
-    fd_limit = raise_fd_limit()  # Podium and nginx inherit it
+    if not os.path.exists(NGINX) or shutil.which("ss") is None:
+        parser.error(f"{NGINX} and ss (iproute2) are needed")
+    fd_limit = harness.raise_fd_limit()  # Podium and nginx inherit it
     if -(-args.listeners // args.workers) + FD_MARGIN > fd_limit:
         parser.error(f"{args.listeners:,} listeners need more than {fd_limit:,} open files per process: more --workers")
     if args.flood == 0:

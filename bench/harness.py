@@ -32,10 +32,10 @@ HOST = "127.0.0.1"
 RESULTS_HEAD = "# Benchmark results\n\nWritten by the scripts in `bench/`; how to run them: `bench/README.md`.\n"
 
 
-def free_port() -> int:
+def free_port(host: str = HOST) -> int:
     """A TCP port nobody listens on right now (the OS picks it; a tiny race is acceptable here)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((HOST, 0))
+        s.bind((host, 0))
         port: int = s.getsockname()[1]
         return port
 
@@ -82,28 +82,29 @@ def podium_server(startup_timeout_s: float = 30.0, env: Mapping[str, str] | None
 
 @contextlib.contextmanager
 def serve(
-    data_dir: Path, log_path: Path, startup_timeout_s: float = 30.0, env: Mapping[str, str] | None = None
+    data_dir: Path,
+    log_path: Path,
+    startup_timeout_s: float = 30.0,
+    env: Mapping[str, str | None] | None = None,
+    host: str = HOST,
 ) -> Iterator[Server]:
-    """`podium serve` on a free loopback port over `data_dir`, which stays after the stop (a benchmark
-    may write into it and start the server again); its log is appended to `log_path`."""
-    port = free_port()
+    """`podium serve` on a free port of `host` over `data_dir`, which stays after the stop (a benchmark
+    may write into it and start the server again); its log is appended to `log_path`.
+
+    `env` adds `PODIUM_*` settings or overrides the defaults set here; a None value unsets the variable."""
+    port = free_port(host)
     # A benchmark drives one server from one address and may leave its spaces live (one per run):
     # the limits on strangers' spaces and the budget of stages are lifted unless `env` sets them.
     lifted = {"PODIUM_SPACE_LIMIT_PER_ADDRESS": "100000/hour", "PODIUM_MAX_STAGES": "1000"}
-    server_env = {
-        **os.environ,
-        "PODIUM_ICE_LOOPBACK": "only",
-        "PODIUM_LOG_LEVEL": "warning",
-        **lifted,
-        **(env or {}),
-    }
+    merged = {**os.environ, "PODIUM_ICE_LOOPBACK": "only", "PODIUM_LOG_LEVEL": "warning", **lifted, **(env or {})}
+    server_env = {k: v for k, v in merged.items() if v is not None}
     command = [
         sys.executable, "-m", "podium", "serve",
-        "--host", HOST, "--port", str(port), "--data-dir", str(data_dir),
+        "--host", host, "--port", str(port), "--data-dir", str(data_dir),
     ]  # fmt: skip
     with log_path.open("ab") as log:
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=server_env)
-    server = Server(f"http://{HOST}:{port}", data_dir, log_path, proc)
+    server = Server(f"http://{host}:{port}", data_dir, log_path, proc)
     try:
         _wait_until_up(server, startup_timeout_s)
         yield server
@@ -208,6 +209,20 @@ def children(pid: int) -> list[int]:
         return []
 
 
+def raise_fd_limit() -> int:
+    """Lift the soft limit on open files to the hard one (a connection per client); returns it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def parse_time(text: str) -> float:
+    """An ISO 8601 time as Podium writes it ("…Z"), in Unix seconds."""
+    return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
 def percentile(values: list[float], p: float) -> float:
     """Nearest-rank percentile (p in 0..100) of a non-empty list."""
     ordered = sorted(values)
@@ -229,18 +244,6 @@ def write_section(name: str, body: str) -> None:
     print(f"[bench] wrote the {name} section of {RESULTS}")
 
 
-NGINX = "/usr/sbin/nginx"
-
-
-def nginx_version() -> str:
-    """nginx's version, as `nginx -v` prints it ('' if it cannot be run)."""
-    try:
-        out = subprocess.run([NGINX, "-v"], capture_output=True, text=True, timeout=10).stderr
-    except (OSError, subprocess.SubprocessError):
-        return ""
-    return out.strip().split("/", 1)[-1]
-
-
 async def wait_for_segments(client: httpx.AsyncClient, url: str, count: int, timeout_s: float = 30.0) -> None:
     """Until the media playlist lists `count` complete segments."""
     deadline = time.monotonic() + timeout_s
@@ -250,86 +253,6 @@ async def wait_for_segments(client: httpx.AsyncClient, url: str, count: int, tim
             return
         await asyncio.sleep(0.1)
     raise RuntimeError(f"fewer than {count} complete segment(s) in {url} after {timeout_s:.0f} s")
-
-
-# -- nginx running the shipped config ----------------------------------------------------------
-
-SHIPPED_NGINX = BENCH_DIR.parent / "deploy" / "nginx" / "podium.conf"
-NGINX_FD_MARGIN = 256  # file descriptors nginx needs besides its connections and cache files
-
-
-def shipped_site(origin_port: int, listen: str, cache_dir: Path, data_dir: Path) -> str:
-    """`deploy/nginx/podium.conf` rewritten as tests/test_nginx.py does: the upstream, `listen` (its whole
-    argument, e.g. "127.0.0.1:8080 backlog=4096"), the cache path and the folder of the link-key include."""
-    rewritten = (
-        SHIPPED_NGINX.read_text()
-        .replace("server 127.0.0.1:8000;", f"server {HOST}:{origin_port};")
-        .replace("listen 80;", f"listen {listen};")
-        .replace("/var/cache/nginx/podium", str(cache_dir))
-        .replace("/var/lib/podium/", f"{data_dir}/")
-    )
-    upstream = f"server {HOST}:{origin_port};"
-    if rewritten.count(upstream) != 1 or f"listen {listen};" not in rewritten or "/var/" in rewritten:
-        raise RuntimeError(f"{SHIPPED_NGINX} no longer has the lines the benchmarks rewrite")
-    return rewritten
-
-
-def nginx_main_conf(prefix: Path, workers: int, connections: int, http_lines: str) -> str:
-    """A whole nginx.conf around `http_lines` (the inside of `http { }`), everything kept in `prefix`.
-
-    `connections`: how many connections a worker must hold at once (clients and upstream); nginx gets as many
-    open files as that needs, within this process's hard limit (which nginx inherits)."""
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    temp_paths = "".join(f"    {name}_temp_path {prefix}/{name};\n" for name in
-                         ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))  # fmt: skip
-    open_files = min(2 * connections + NGINX_FD_MARGIN, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
-    return (
-        f"{user}worker_processes {workers};\npid {prefix}/nginx.pid;\nerror_log {prefix}/error.log warn;\n"
-        f"worker_rlimit_nofile {open_files};\n"
-        f"events {{ worker_connections {max(1024, min(connections, open_files - NGINX_FD_MARGIN))}; }}\n"
-        f"http {{\n{temp_paths}{http_lines}}}\n"
-    )
-
-
-@dataclass
-class Nginx:
-    proc: subprocess.Popen[bytes]
-    port: int
-    prefix: Path
-
-    @property
-    def base(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    def pids(self) -> list[int]:
-        """The master and its workers."""
-        return [self.proc.pid, *children(self.proc.pid)]
-
-    def worker_pids(self) -> list[int]:
-        return children(self.proc.pid)
-
-
-def start_nginx(prefix: Path, port: int, conf: str, timeout_s: float = 15.0) -> Nginx:
-    """`/usr/sbin/nginx` in the foreground with `conf` as its nginx.conf (checked first), until it answers on `port`.
-
-    Stop it with `stop_process(nginx.proc, "nginx")` (SIGTERM to the master: its workers go with it)."""
-    (prefix / "nginx.conf").write_text(conf)
-    command = [NGINX, "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(prefix / "nginx.conf")]
-    check = subprocess.run([*command, "-t"], capture_output=True, text=True, timeout=30)
-    if check.returncode != 0:
-        raise RuntimeError(f"nginx rejects the configuration:\n{check.stderr}")
-    with (prefix / "stderr.log").open("wb") as log:
-        proc = subprocess.Popen([*command, "-g", "daemon off;"], stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"nginx exited with {proc.returncode}: {(prefix / 'error.log').read_text()}")
-        with contextlib.suppress(httpx.HTTPError):
-            httpx.get(f"http://{HOST}:{port}/", timeout=1)
-            return Nginx(proc, port, prefix)
-        time.sleep(0.1)
-    stop_process(proc, "nginx")
-    raise RuntimeError(f"nginx did not answer within {timeout_s:.0f} s")
 
 
 def save_plot(fig: Any, path: Path, max_bytes: int, tag: str) -> str | None:

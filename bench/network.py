@@ -38,7 +38,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -213,48 +212,13 @@ class Namespace:
 # -- the server --------------------------------------------------------------------------------
 
 
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@contextlib.contextmanager
-def serve_on(host: str, data_dir: Path, log_path: Path, startup_timeout_s: float = 30.0) -> Iterator[harness.Server]:
-    """`podium serve` listening on `host` (the veth's host end), ICE on interface addresses."""
-    port = _free_port(host)
-    env = {k: v for k, v in os.environ.items() if k != "PODIUM_ICE_LOOPBACK"}
-    env["PODIUM_LOG_LEVEL"] = "warning"
-    command = [
-        sys.executable,
-        "-m",
-        "podium",
-        "serve",
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data_dir),
-    ]
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-    server = harness.Server(f"http://{host}:{port}", data_dir, log_path, proc)
-    try:
-        deadline = time.monotonic() + startup_timeout_s
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"podium serve exited with {proc.returncode}:\n{server.log_text()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(server.base + "/", timeout=1.0).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"podium serve did not answer within {startup_timeout_s:.0f} s")
-            time.sleep(0.1)
-        yield server
-    finally:
-        harness.stop_process(proc, "podium serve")
+# `podium serve` listening on the veth's host end, ICE on interface addresses (not loopback only), the limits on
+# strangers' spaces and the stages' budget left at their defaults.
+SERVER_ENV: dict[str, str | None] = {
+    "PODIUM_ICE_LOOPBACK": None,
+    "PODIUM_SPACE_LIMIT_PER_ADDRESS": None,
+    "PODIUM_MAX_STAGES": None,
+}
 
 
 # -- the speaker (runs inside the namespace) ---------------------------------------------------
@@ -1030,7 +994,7 @@ def main() -> int:
             print(f"{TAG} namespace {net.name}: speaker {net.ns_address} → veth → {net.host_address} (podium serve); "
                   "loss and jitter applied in the speaker's process before sending", flush=True)  # fmt: skip
             rx_before = net.host_rx_packets()
-            with serve_on(net.host_address, tmp / "data", tmp / "podium.log") as server:
+            with harness.serve(tmp / "data", tmp / "podium.log", env=SERVER_ENV, host=net.host_address) as server:
                 bench = Bench(args, net, server, speech, tmp)
                 asyncio.run(bench.measure(plan))
                 log = server.log_text()

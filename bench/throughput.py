@@ -29,6 +29,7 @@ from typing import Any
 
 import harness
 import httpx
+from nginx_tier import NGINX, Nginx, nginx_version, start_nginx
 
 from podium.testing.whip_client import Publisher, SampleTrack, publish, tone
 
@@ -108,7 +109,6 @@ def nginx_config(snapshot: Snapshot, port: int, prefix: Path, workers: int) -> s
     init_type = snapshot.headers["init.mp4"].get("content-type", "audio/mp4")
     return f"""
 worker_processes {workers};
-daemon off;
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
 events {{ worker_connections 4096; }}
@@ -168,26 +168,10 @@ async def header_differences(podium_base: str, nginx_base: str, snapshot: Snapsh
         return out
 
 
-def start_nginx(snapshot: Snapshot, prefix: Path, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+def start_peer(snapshot: Snapshot, prefix: Path, workers: int) -> Nginx:
+    """nginx serving the snapshot (in the foreground: `start_nginx` adds `daemon off`)."""
     port = harness.free_port()
-    config = prefix / "nginx.conf"
-    config.write_text(nginx_config(snapshot, port, prefix, workers))
-    log = (prefix / "stderr.log").open("wb")
-    proc = subprocess.Popen([harness.NGINX, "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(config)],
-                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-    base = f"http://{harness.HOST}:{port}"
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"nginx exited with {proc.returncode}: {(prefix / 'error.log').read_text()}")
-        try:
-            if httpx.get(base + snapshot.playlist_path, timeout=1).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    harness.stop_process(proc, "nginx")
-    raise RuntimeError("nginx did not answer within 15 s")
+    return start_nginx(prefix, port, nginx_config(snapshot, port, prefix, workers))
 
 
 # -- wrk ---------------------------------------------------------------------------------------
@@ -295,13 +279,13 @@ async def measure(args: argparse.Namespace) -> tuple[list[WrkRun], Snapshot, lis
             publisher: Publisher = await publish(
                 server.base + urls["whip"], space["host_token"], SampleTrack(tone(440))
             )
-            nginx: subprocess.Popen[bytes] | None = None
+            nginx: Nginx | None = None
             try:
                 live_url = server.base + urls["hls"].replace("index.m3u8", "live.m3u8")
                 await harness.wait_for_segments(client, live_url, 2)
                 snapshot = await take_snapshot(client, server.base, urls["hls"], tmp_path / "www")
-                nginx, nginx_base = start_nginx(snapshot, tmp_path, args.nginx_workers)
-                nginx_pids = [nginx.pid, *harness.children(nginx.pid)]
+                nginx = start_peer(snapshot, tmp_path, args.nginx_workers)
+                nginx_base, nginx_pids = nginx.base, nginx.pids()
                 differences = await header_differences(server.base, nginx_base, snapshot, live_url)
                 notes += [f"headers differ: {d}" for d in differences] or [
                     "headers: nginx answers with the same headers as Podium, apart from Date, Server, ETag, "
@@ -324,7 +308,7 @@ async def measure(args: argparse.Namespace) -> tuple[list[WrkRun], Snapshot, lis
                     runs.append(run)
             finally:
                 if nginx is not None:
-                    harness.stop_process(nginx, "nginx")
+                    harness.stop_process(nginx.proc, "nginx")
                 await publisher.close()
                 await harness.end_space(client, server.base, space)
         behind = server.log_text().count("behind; skipping ahead")
@@ -340,7 +324,7 @@ def report(runs: list[WrkRun], snapshot: Snapshot, notes: list[str], args: argpa
     lines = ["## Throughput: Podium's origin against nginx, same requests", "", *harness.header_lines()]
     lines += [
         f"- wrk: `{wrk_command_text(args, args.duration)}`, each server in turn, {args.rounds} round(s), "
-        f"after a {args.warmup} s warm-up each; nginx {harness.nginx_version()} with {args.nginx_workers} worker(s); "
+        f"after a {args.warmup} s warm-up each; nginx {nginx_version()} with {args.nginx_workers} worker(s); "
         f"Podium is one process",
         "",
         f"Requests alternate between `live.m3u8` (no query: answered at once) and the newest {KEEP_PARTS} parts "
@@ -416,7 +400,7 @@ def main() -> int:
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
     if args.duration > 120 or args.rounds > 5:
         parser.error("keep it bounded: --duration ≤ 120 and --rounds ≤ 5")
-    for tool in (harness.NGINX, WRK):
+    for tool in (NGINX, WRK):
         if not os.path.exists(tool) and shutil.which(Path(tool).name) is None:
             parser.error(f"{tool} is not installed")
     runs, snapshot, notes = asyncio.run(measure(args))

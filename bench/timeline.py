@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import contextlib
 import json
 import math
@@ -50,9 +49,9 @@ from typing import Any
 import harness
 import httpx
 import uvloop
-from lean_http import Answer, LeanConnection, parse_time, raise_fd_limit
+from http_client import ConnectionPool
+from nginx_tier import NGINX, AccessLog, Nginx, nginx_version, start_cache_tier
 
-SHIPPED = harness.BENCH_DIR.parent / "deploy" / "nginx" / "podium.conf"
 GOAL_RATIO = 1.2
 GOAL_P95_S = 2.0
 POST_PERIOD_S = 0.5
@@ -68,11 +67,17 @@ REQUEST_TIMEOUT_S = 10.0  # Podium holds the next object up to 2.5 intervals; ng
 CACHED = ("HIT", "STALE", "UPDATING")  # X-Cache-Status values answered without a request to Podium
 # "|"-separated: with retries, $upstream_status, $upstream_response_time and $upstream_addr list one value
 # per attempt, separated by ", ".
-ORIGIN_LOG_FORMAT = "$msec|$upstream_cache_status|$upstream_status|$upstream_response_time|$upstream_addr|$request_uri"
+# Only requests that went to Podium are logged: $upstream_addr is empty for cache hits.
+ORIGIN_LOG = AccessLog(
+    "origin.log",
+    "origin",
+    "$msec|$upstream_cache_status|$upstream_status|$upstream_response_time|$upstream_addr|$request_uri",
+    "if=$upstream_addr",
+)
 FD_MARGIN = 256  # file descriptors a process needs besides its readers' connections
 
 
-# -- a lean HTTP/1.1 client ---------------------------------------------------------------------
+# -- answers and their times ---------------------------------------------------------------------
 
 
 def _bucket(value_ms: float) -> int:
@@ -149,96 +154,18 @@ class Stats:
         self.error_examples += data["error_examples"][: max(0, 5 - len(self.error_examples))]
 
 
-class Pool:
-    """Up to `size` keep-alive connections to one host, shared by any number of readers."""
-
-    def __init__(self, host: str, port: int, size: int, stats: Stats) -> None:
-        self.host, self.port, self.size, self.stats = host, port, size, stats
-        self._idle: list[LeanConnection] = []
-        self._waiters: collections.deque[asyncio.Future[LeanConnection | None]] = collections.deque()
-        self._open = 0
-        self._host_header = f"Host: {host}:{port}\r\n".encode()
-
-    async def _connect(self) -> LeanConnection:
-        loop = asyncio.get_running_loop()
-        try:
-            _, conn = await loop.create_connection(LeanConnection, self.host, self.port)
-        except BaseException:
-            self._open -= 1
-            self._hand_over(None)
-            raise
-        return conn
-
-    async def _acquire(self) -> LeanConnection:
-        while self._idle:
-            conn = self._idle.pop()
-            if conn.alive:
-                return conn
-            self._open -= 1
-        if self._open < self.size:
-            self._open += 1
-            return await self._connect()
-        waiter: asyncio.Future[LeanConnection | None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        conn = await waiter
-        # None: a connection was dropped and its slot passed on (already counted in `_open`).
-        return conn if conn is not None else await self._connect()
-
-    def _hand_over(self, conn: LeanConnection | None) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
-            if not waiter.done():
-                if conn is None:
-                    self._open += 1
-                waiter.set_result(conn)
-                return
-        if conn is not None:
-            self._idle.append(conn)
-
-    def _release(self, conn: LeanConnection, reusable: bool) -> None:
-        if reusable and conn.alive and conn.keep_alive:
-            self._hand_over(conn)
-        else:
-            conn.close()
-            self._open -= 1
-            self._hand_over(None)
-
-    async def get(self, path: bytes, kind: str) -> tuple[int, bytes]:
-        """GET `path`; returns (status, body); counts the answer (and its X-Cache-Status) in `stats`."""
-        loop = asyncio.get_running_loop()
-        started = time.time()
-        try:
-            conn = await self._acquire()
-        except OSError as exc:
-            self.stats.error(kind, exc, time.time())
-            raise
-        waiter: asyncio.Future[Answer] = loop.create_future()
-        conn.waiter = waiter
-        assert conn.transport is not None
-        conn.transport.write(b"GET " + path + b" HTTP/1.1\r\n" + self._host_header + b"\r\n")
-        timer = loop.call_later(
-            REQUEST_TIMEOUT_S, lambda: waiter.done() or waiter.set_exception(TimeoutError("no answer in time"))
-        )
-        ok = False
-        try:
-            status, headers, body = await waiter
-            cache = headers.get(b"x-cache-status", b"")
-            ok = True
-        except (OSError, TimeoutError) as exc:
-            self.stats.error(kind, exc, time.time())
-            raise
-        finally:
-            timer.cancel()
-            conn.waiter = None
-            self._release(conn, ok)
-        outcome = (cache.decode() or "no-cache-status") if status == 200 else f"status {status}"
-        self.stats.record(kind, outcome, started, time.time())
-        return status, body
-
-    def close(self) -> None:
-        for conn in self._idle:
-            conn.close()
-        self._idle.clear()
+async def fetch(pool: ConnectionPool, stats: Stats, path: bytes, kind: str) -> tuple[int, bytes]:
+    """GET `path` through `pool`; returns (status, body); counts the answer (and its X-Cache-Status) in `stats`."""
+    started = time.time()
+    try:
+        status, headers, body = await pool.get(path)
+    except (OSError, TimeoutError) as exc:
+        stats.error(kind, exc, time.time())
+        raise
+    cache = headers.get(b"x-cache-status", b"")
+    outcome = (cache.decode() or "no-cache-status") if status == 200 else f"status {status}"
+    stats.record(kind, outcome, started, time.time())
+    return status, body
 
 
 # -- readers ----------------------------------------------------------------------------------
@@ -293,11 +220,11 @@ async def follow(
     back to the keyframe) and sleeps the index's `interval_s`. A failed fetch sleeps 2 s. As on the page,
     a failed first index ends the reader (counted as an event)."""
     await asyncio.sleep(max(0.0, start_at - time.time()))
-    pool = Pool(host, port, 1, stats)  # a page's fetches, one after the other: one connection
+    pool = ConnectionPool(host, port, 1, REQUEST_TIMEOUT_S)  # a page's fetches, one after the other: one connection
     index_path = f"/timeline/{space_id}/index.json".encode()
     try:
         try:
-            status, body = await pool.get(index_path, "index")
+            status, body = await fetch(pool, stats, index_path, "index")
             index = parse_index(body)  # the page reads it as JSON whatever the status
         except (OSError, TimeoutError, ValueError, KeyError):
             stats.event("first index failed: reader stopped", time.time())
@@ -310,13 +237,13 @@ async def follow(
                 return
             try:
                 path = index.item_url.replace("{seq}", str(next_seq)).encode()
-                status, body = await pool.get(path, "item")
+                status, body = await fetch(pool, stats, path, "item")
                 if status == 200:
                     if on_item is not None:
                         on_item(body, time.time())
                     next_seq += 1
                     continue
-                status, body = await pool.get(index_path, "index")
+                status, body = await fetch(pool, stats, index_path, "index")
                 # The page assigns whatever JSON came back; a body that is not an index would break its
                 # loop for good (`index.item_url` undefined), here it keeps the last good one.
                 index = parse_index(body)
@@ -354,7 +281,7 @@ def worker_main(config_json: str) -> int:
     config = json.loads(config_json)
     stats = Stats({name: (w[0], w[1]) for name, w in config["windows"].items()})
     watcher = Watcher()
-    raise_fd_limit()
+    harness.raise_fd_limit()
 
     async def run() -> None:
         rng = random.Random(config["seed"])
@@ -389,77 +316,6 @@ def worker_main(config_json: str) -> int:
 
 
 # -- the cache tier ------------------------------------------------------------------------------
-
-
-@dataclass
-class CacheTier:
-    proc: subprocess.Popen[bytes]
-    port: int
-    prefix: Path
-
-    @property
-    def origin_log(self) -> Path:
-        return self.prefix / "origin.log"
-
-    def pids(self) -> list[int]:
-        return [self.proc.pid, *harness.children(self.proc.pid)]
-
-
-def start_cache_tier(origin_port: int, prefix: Path, workers: int, connections: int) -> CacheTier:
-    """nginx with the shipped site config, as tests/test_nginx.py runs it, plus a log of origin requests.
-
-    `connections`: how many client connections a worker must hold at once (a connection per reader)."""
-    port = harness.free_port()
-    site = SHIPPED.read_text()
-    rewritten = (
-        site.replace("server 127.0.0.1:8000;", f"server {harness.HOST}:{origin_port};")
-        .replace("listen 80;", f"listen {harness.HOST}:{port};")
-        .replace("/var/cache/nginx/podium", str(prefix / "cache"))
-        .replace("/var/lib/podium/", f"{prefix}/")
-    )
-    if rewritten.count(str(origin_port)) != 1 or f"{harness.HOST}:{port}" not in rewritten:
-        raise RuntimeError(f"{SHIPPED} no longer has the lines this benchmark rewrites")
-    (prefix / "podium.conf").write_text(rewritten)
-    # The key of signed links (no private space here: any key will do).
-    (prefix / "link-key.nginx.conf").write_text('set $podium_link_key "bench-without-private-spaces";\n')
-    user = "user root;\n" if os.geteuid() == 0 else ""
-    temp_paths = "".join(f"    {name}_temp_path {prefix}/{name};\n" for name in
-                         ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))  # fmt: skip
-    # Every reader keeps a connection open (its held request): a worker may hold all of them, plus its
-    # connections to Podium; each may also have a cache file open. nginx inherits this process's limit on
-    # open files and may not be allowed to raise it beyond.
-    worker_connections = max(8192, connections + 1024)
-    open_files = min(2 * worker_connections + FD_MARGIN, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
-    (prefix / "nginx.conf").write_text(
-        f"{user}worker_processes {workers};\npid {prefix}/nginx.pid;\nerror_log {prefix}/error.log warn;\n"
-        f"worker_rlimit_nofile {open_files};\n"
-        f"events {{ worker_connections {min(worker_connections, open_files - FD_MARGIN)}; }}\n"
-        "http {\n"
-        f"{temp_paths}"
-        # Only requests that went to Podium are logged: $upstream_addr is empty for cache hits. Background
-        # updates (a stale answer served while one subrequest refreshes it) are subrequests: log those too.
-        f"    log_format origin '{ORIGIN_LOG_FORMAT}';\n"
-        "    log_subrequest on;\n"
-        f"    access_log {prefix}/origin.log origin if=$upstream_addr;\n"
-        f"    include {prefix}/podium.conf;\n"
-        "}\n"
-    )
-    command = [harness.NGINX, "-p", str(prefix), "-e", str(prefix / "error.log"), "-c", str(prefix / "nginx.conf")]
-    check = subprocess.run([*command, "-t"], capture_output=True, text=True, timeout=30)
-    if check.returncode != 0:
-        raise RuntimeError(f"nginx rejects the configuration:\n{check.stderr}")
-    with (prefix / "stderr.log").open("wb") as log:
-        proc = subprocess.Popen([*command, "-g", "daemon off;"], stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"nginx exited with {proc.returncode}: {(prefix / 'error.log').read_text()}")
-        with contextlib.suppress(httpx.HTTPError):
-            httpx.get(f"http://{harness.HOST}:{port}/", timeout=1)
-            return CacheTier(proc, port, prefix)
-        time.sleep(0.1)
-    harness.stop_process(proc, "nginx")
-    raise RuntimeError("nginx did not answer within 15 s")
 
 
 def _origin_lines(log: Path, space_id: str, start: float, end: float) -> Iterator[tuple[float, str, list[str]]]:
@@ -544,7 +400,7 @@ class Watcher:
                 self.seen[text][reader] = now
                 if text not in self.tick_at:
                     with contextlib.suppress(ValueError, KeyError, TypeError):
-                        self.tick_at[text] = parse_time(item["at"])
+                        self.tick_at[text] = harness.parse_time(item["at"])
 
         return got
 
@@ -640,7 +496,13 @@ async def measure(args: argparse.Namespace) -> Outcome:
         tempfile.TemporaryDirectory(prefix="podium-bench-timeline-") as tmp,
     ):
         prefix = Path(tmp)
-        tier = start_cache_tier(int(server.base.rsplit(":", 1)[1]), prefix, args.nginx_workers, args.readers + 64)
+        # The key of signed links (no private space here: any key will do).
+        (prefix / "link-key.nginx.conf").write_text('set $podium_link_key "bench-without-private-spaces";\n')
+        # Every reader keeps a connection open (its held request): a worker may hold all of them, plus its
+        # connections to Podium; each may also have a cache file open.
+        connections = max(8192, args.readers + 64 + 1024)
+        origin_port = int(server.base.rsplit(":", 1)[1])
+        tier = start_cache_tier(origin_port, prefix, prefix, connections, ORIGIN_LOG, args.nginx_workers)
         edge = f"http://{harness.HOST}:{tier.port}"
         workers: list[asyncio.subprocess.Process] = []
         try:
@@ -666,7 +528,7 @@ async def measure(args: argparse.Namespace) -> Outcome:
 async def _run(
     args: argparse.Namespace,
     server: harness.Server,
-    tier: CacheTier,
+    tier: Nginx,
     client: httpx.AsyncClient,
     edge: str,
     space_id: str,
@@ -802,7 +664,8 @@ async def _run(
     direct_counts = window_counts(direct_stats, reference)
     await asyncio.sleep(1.0)  # nginx writes its log line when the answer is done
     for phase in phases:
-        phase.origin, phase.origin_item_s = origin_requests(tier.origin_log, space_id, phase.start, phase.end)
+        origin_log = tier.prefix / ORIGIN_LOG.file
+        phase.origin, phase.origin_item_s = origin_requests(origin_log, space_id, phase.start, phase.end)
         before, after = marks[phase.start], marks[phase.end]
         wall = after["wall"] - before["wall"]
         phase.cpu = {k: (after[k] - before[k]) / wall for k in before if k not in ("wall", "load")}
@@ -891,7 +754,7 @@ def report(outcome: Outcome, args: argparse.Namespace) -> str:
     lines = ["## Timeline: origin load at 100 and at 10,000 readers behind nginx; post → visible", ""]
     lines += harness.header_lines()
     lines += [
-        f"- Cache tier: nginx {harness.nginx_version()}, {args.nginx_workers} worker(s), the shipped "
+        f"- Cache tier: nginx {nginx_version()}, {args.nginx_workers} worker(s), the shipped "
         "`deploy/nginx/podium.conf` (upstream, `listen` and cache path rewritten) plus a log of the requests "
         "that had an upstream (`log_subrequest on`, so background updates count); Podium is one process",
         f"- Readers: asyncio tasks on uvloop with a small httptools HTTP/1.1 client, one keep-alive connection "
@@ -1085,10 +948,10 @@ def main() -> int:
         parser.error("keep it bounded: 0 ≤ --direct-readers ≤ 200")
     if max(args.window_a, args.window_b, args.window_c) > 300 or args.ramp > 120 or not 1 <= args.workers <= 8:
         parser.error("keep it bounded: windows ≤ 300 s, --ramp ≤ 120 s, 1 ≤ --workers ≤ 8")
-    if not os.path.exists(harness.NGINX) and shutil.which("nginx") is None:
-        parser.error(f"{harness.NGINX} is not installed")
+    if not os.path.exists(NGINX) and shutil.which("nginx") is None:
+        parser.error(f"{NGINX} is not installed")
     # A connection per reader: file descriptors per process, and source ports towards nginx's one address.
-    fd_limit = raise_fd_limit()
+    fd_limit = harness.raise_fd_limit()
     per_process = max(args.base_readers + args.direct_readers, -(-(args.readers - args.base_readers) // args.workers))
     if per_process + FD_MARGIN > fd_limit:
         parser.error(f"{per_process:,} readers in one process need more than {fd_limit:,} open files: more --workers")

@@ -1,14 +1,12 @@
-"""What the edge benchmarks share: a lean keep-alive HTTP/1.1 client connection (httptools parses;
-httpx would spend the load generator's CPU on itself), the open-files limit, ISO times.
+"""The load generators' HTTP/1.1 client: lean keep-alive connections (httptools parses; httpx would spend the
+load generator's CPU on itself), one per client (`LeanClient`) or shared by many (`ConnectionPool`).
 
 A connection carries one request at a time and keeps only the answer headers asked for."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import resource
-from datetime import datetime
+import collections
 from typing import cast
 
 import httptools
@@ -72,20 +70,6 @@ class LeanConnection(asyncio.Protocol):
             self.waiter.set_result((self.parser.get_status_code(), self._headers, b"".join(self._body)))
 
 
-def raise_fd_limit() -> int:
-    """Lift the soft limit on open files to the hard one (a connection per client); returns it."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-
-
-def parse_time(text: str) -> float:
-    """An ISO 8601 time as Podium writes it ("…Z"), in Unix seconds."""
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
 class LeanClient:
     """One client's keep-alive connection (optionally from its own source address), opened when needed and
     opened again when the server closed it; one request at a time."""
@@ -142,3 +126,83 @@ class LeanClient:
 def _expire(waiter: asyncio.Future[Answer]) -> None:
     if not waiter.done():
         waiter.set_exception(TimeoutError("no answer in time"))
+
+
+class ConnectionPool:
+    """Up to `size` keep-alive connections to one host, shared by any number of clients; a connection that
+    failed or that the server will close is dropped, never retried."""
+
+    def __init__(self, host: str, port: int, size: int, timeout_s: float = 15.0) -> None:
+        self.host, self.port, self.size, self.timeout_s = host, port, size, timeout_s
+        self._idle: list[LeanConnection] = []
+        self._waiters: collections.deque[asyncio.Future[LeanConnection | None]] = collections.deque()
+        self._open = 0
+        self._host_header = f"Host: {host}:{port}\r\n".encode()
+
+    async def _connect(self) -> LeanConnection:
+        loop = asyncio.get_running_loop()
+        try:
+            _, conn = await loop.create_connection(LeanConnection, self.host, self.port)
+        except BaseException:
+            self._open -= 1
+            self._hand_over(None)
+            raise
+        return conn
+
+    async def _acquire(self) -> LeanConnection:
+        while self._idle:
+            conn = self._idle.pop()
+            if conn.alive:
+                return conn
+            self._open -= 1
+        if self._open < self.size:
+            self._open += 1
+            return await self._connect()
+        waiter: asyncio.Future[LeanConnection | None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        conn = await waiter
+        # None: a connection was dropped and its slot passed on (already counted in `_open`).
+        return conn if conn is not None else await self._connect()
+
+    def _hand_over(self, conn: LeanConnection | None) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                if conn is None:
+                    self._open += 1
+                waiter.set_result(conn)
+                return
+        if conn is not None:
+            self._idle.append(conn)
+
+    def _release(self, conn: LeanConnection, reusable: bool) -> None:
+        if reusable and conn.alive and conn.keep_alive:
+            self._hand_over(conn)
+        else:
+            conn.close()
+            self._open -= 1
+            self._hand_over(None)
+
+    async def get(self, path: bytes) -> Answer:
+        """GET `path`, the whole answer within `timeout_s`; raises OSError (ConnectionError) or TimeoutError."""
+        loop = asyncio.get_running_loop()
+        conn = await self._acquire()
+        waiter: asyncio.Future[Answer] = loop.create_future()
+        conn.waiter = waiter
+        assert conn.transport is not None
+        conn.transport.write(b"GET " + path + b" HTTP/1.1\r\n" + self._host_header + b"\r\n")
+        timer = loop.call_later(self.timeout_s, _expire, waiter)
+        ok = False
+        try:
+            answer = await waiter
+            ok = True
+        finally:
+            timer.cancel()
+            conn.waiter = None
+            self._release(conn, ok)
+        return answer
+
+    def close(self) -> None:
+        for conn in self._idle:
+            conn.close()
+        self._idle.clear()
