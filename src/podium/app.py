@@ -35,7 +35,6 @@ from podium.backends.sql import SqlSpaceStore
 from podium.backends.storage import media_store_for
 from podium.clock import Clock, SystemClock
 from podium.delivery.fast import HlsFastPath
-from podium.delivery.hls import hls_routes
 from podium.delivery.links import LinkSigner, link_key, nginx_include
 from podium.delivery.relay import OwnerRouter
 from podium.domain.tokens import TokenSigner
@@ -44,21 +43,10 @@ from podium.media import ice
 from podium.recording import Recordings, load_or_create_signing_key
 from podium.service import COUNTS_SHARE_S, Podium
 from podium.settings import Settings
-from podium.web.accounts_api import account_routes
-from podium.web.api import api_routes
-from podium.web.embed_api import embed_routes
 from podium.web.forwarded import ForwardedFor
-from podium.web.health_api import health_routes
 from podium.web.http import error_response
-from podium.web.join_api import join_routes
-from podium.web.openapi import openapi_routes
-from podium.web.pages import page_routes
-from podium.web.posts_api import post_routes
-from podium.web.replay_api import replay_routes
-from podium.web.schedule_api import schedule_routes
-from podium.web.stage_api import stage_routes
-from podium.web.timeline_api import timeline_routes
-from podium.web.webhooks_api import webhook_routes
+from podium.web.openapi import document
+from podium.web.routes import TABLE, router_routes
 from podium.webhooks import Webhooks
 
 log = logging.getLogger(__name__)
@@ -223,24 +211,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             await parts.joins.close()
 
     app = Starlette(
-        routes=[
-            # Routes are tried in order: a crowd's joins first, so that each is not matched against
-            # fifty other routes before its own.
-            *join_routes(),
-            *health_routes(),
-            *api_routes(),
-            *stage_routes(),
-            *account_routes(),
-            *post_routes(),
-            *timeline_routes(),
-            *replay_routes(),
-            *schedule_routes(),
-            *webhook_routes(),
-            *openapi_routes(),
-            *hls_routes(),
-            *embed_routes(),
-            *page_routes(settings),
-        ],
+        routes=router_routes(TABLE),
         exception_handlers={PodiumError: _podium_error, HTTPException: _http_error},
         lifespan=lifespan,
     )
@@ -253,6 +224,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     app.state.joins = parts.joins
     app.state.webhooks = parts.webhooks
     app.state.limits = parts.limits
+    # The document follows the settings (limits that are settings are read from them).
+    app.state.openapi = document(TABLE.documented(), settings)
     return app
 
 
@@ -260,12 +233,20 @@ def create_asgi(settings: Settings | None = None, clock: Clock | None = None) ->
     """The application as served: the listener hot path in front of the full router."""
     app = create_app(settings, clock)
     podium: Podium = app.state.podium
-    inner: ASGIApp = HlsFastPath(app, podium)
+    inner: ASGIApp = HlsFastPath(app, podium, TABLE.name_of)
     if podium.placement is not None:
         # Between nodes: what belongs to a stage on another node is answered by that node.
-        inner = OwnerRouter(inner, podium, timeout_s=podium.settings.hls_hold_s + 5)
+        inner = OwnerRouter(inner, podium, TABLE.stage_owned, timeout_s=podium.settings.hls_hold_s + 5)
     # Outermost first: the client's own address behind the cache tier, the door (body cap, requests
     # per address, shedding by class), then the listener hot path.
     settings = podium.settings
-    gate = Gate(inner, app.state.governor, settings.max_body_bytes, podium.signer, settings.max_in_flight_per_address)
+    gate = Gate(
+        inner,
+        app.state.governor,
+        settings.max_body_bytes,
+        TABLE.door,
+        podium.signer,
+        app.state.joins.signer,
+        settings.max_in_flight_per_address,
+    )
     return ForwardedFor(gate, TrustedProxies.parse(settings.forwarded_allow_ips))

@@ -12,10 +12,12 @@ from starlette.types import Message, Receive, Scope, Send
 from podium.admission.classes import RequestClass
 from podium.admission.gate import Gate
 from podium.admission.load import Capacity, Governor
+from podium.admission.tickets import TicketSigner
 from podium.clock import FakeClock
 from podium.domain.stage import Role
 from podium.domain.tokens import TokenSigner
 from podium.ids import MemberId, SpaceId
+from podium.web.routes import TABLE
 
 SECRET = "s" * 48
 SPACE = SpaceId("abcdefghijkl")
@@ -40,7 +42,8 @@ class Held:
 
 def door(app: Held, max_per_address: int = 2) -> tuple[Gate, Governor]:
     governor = Governor(Capacity(max_in_flight=100, max_lag_ms=1000), FakeClock())
-    return Gate(app, governor, 1 << 20, TokenSigner(SECRET), max_per_address), governor
+    gate = Gate(app, governor, 1 << 20, TABLE.door, TokenSigner(SECRET), TicketSigner(SECRET), max_per_address)
+    return gate, governor
 
 
 async def call(gate: Gate, method: str, path: str, address: str, token: str | None = None) -> list[Message]:

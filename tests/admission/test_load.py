@@ -2,57 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
-
-from podium.admission.classes import RequestClass, classify, needs_credential, stage_space
+from podium.admission.classes import RequestClass
 from podium.admission.load import Capacity, Governor
 from podium.clock import FakeClock
 
 C = RequestClass
-
-
-@pytest.mark.parametrize(
-    ("method", "path", "kind"),
-    [
-        ("POST", "/whip/abc", C.STAGE),
-        ("POST", "/api/spaces/abcdefghijkl/members/m1/mute", C.STAGE),
-        ("POST", "/api/spaces/abcdefghijkl/end", C.STAGE),
-        ("GET", "/api/spaces/abcdefghijkl/board", C.STAGE),
-        ("GET", "/hls/abcdefghijkl/live.m3u8", C.LISTENING),
-        ("GET", "/timeline/abcdefghijkl/index.json", C.LISTENING),
-        ("GET", "/api/spaces/abcdefghijkl", C.LISTENING),
-        ("GET", "/api/spaces/abcdefghijkl/questions", C.LISTENING),
-        ("GET", "/api/spaces/abcdefghijkl/stage", C.STAGE),
-        ("GET", "/api/spaces", C.JOIN),
-        ("GET", "/api/sessions/me", C.JOIN),
-        ("POST", "/api/spaces/abcdefghijkl/join", C.JOIN),
-        ("GET", "/s/abcdefghijkl", C.JOIN),
-        ("GET", "/static/listen.js", C.JOIN),
-        ("POST", "/api/spaces/abcdefghijkl/posts", C.POST),
-        ("POST", "/api/spaces/abcdefghijkl/questions/p1/vote", C.POST),
-        ("POST", "/api/spaces/abcdefghijkl/heartbeat", C.POST),
-        ("POST", "/api/spaces/abcdefghijkl/reactions", C.REACTION),
-        ("GET", "/feed.xml", C.OTHER),
-        ("GET", "/api/spaces/abcdefghijkl/recording", C.OTHER),  # hashes the recording: shed first
-        ("POST", "/api/sessions", C.OTHER),
-        ("GET", "/no/such/thing", C.OTHER),
-        ("GET", "/host/abcdefghijkl", C.JOIN),  # the host's page is a page; its calls carry the token
-        ("GET", "/metrics", C.STAGE),
-    ],
-)
-def test_requests_are_classed_by_method_and_path(method: str, path: str, kind: RequestClass) -> None:
-    assert classify(method, path) is kind
-
-
-def test_only_probes_and_preflights_are_stage_requests_without_a_token() -> None:
-    assert needs_credential("POST", "/api/spaces/abcdefghijkl/moderation")
-    assert needs_credential("POST", "/whip/abcdefghijkl")
-    assert not needs_credential("GET", "/healthz")
-    assert not needs_credential("OPTIONS", "/whip/abcdefghijkl")
-    assert stage_space("/whip/abcdefghijkl/session-1") == "abcdefghijkl"
-    assert stage_space("/api/spaces/abcdefghijkl/end") == "abcdefghijkl"
-    assert stage_space("/api/spaces/") is None
-    assert stage_space("/healthz") is None
 
 
 def fill(governor: Governor, kind: RequestClass, count: int) -> None:

@@ -14,6 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 
 from podium.admission.gate import Gate
+from podium.web.routes import TABLE
 from tests.listeners import beat
 from tests.web.test_api import create
 
@@ -48,7 +49,8 @@ async def in_preshow(client: httpx.AsyncClient) -> dict:
 @pytest.fixture
 async def door(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     """The app behind its door, as served: requests are classed and counted (and shed) there."""
-    gate = Gate(app, app.state.governor, 1 << 20, app.state.podium.signer, max_per_address=64)
+    state = app.state
+    gate = Gate(app, state.governor, 1 << 20, TABLE.door, state.podium.signer, state.joins.signer, max_per_address=64)
     transport = httpx.ASGITransport(app=gate)
     async with httpx.AsyncClient(transport=transport, base_url="http://podium.test") as c:
         yield c

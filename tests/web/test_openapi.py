@@ -8,6 +8,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any, cast
 
@@ -28,7 +29,8 @@ from starlette.routing import Route
 
 from podium.app import create_app
 from podium.settings import Settings
-from podium.web.openapi import document
+from podium.web.openapi import document as build_document
+from podium.web.routes import TABLE
 
 CHECKS = [
     not_a_server_error,
@@ -43,6 +45,12 @@ EXAMPLES = int(os.environ.get("PODIUM_OPENAPI_EXAMPLES", "12"))
 # Who calls: nobody (or whatever was generated), the host of a real space, a guest on its stage,
 # a signed-in account. With a real space the path names it, so calls get past the 404 and the 401.
 CALLERS = ["generated", "host", "guest", "account"]
+
+
+@cache
+def document() -> dict[str, Any]:
+    """The document with the default settings (what `/openapi.json` serves on a fresh node)."""
+    return build_document(TABLE.documented(), Settings.load({}))
 
 
 @dataclass(frozen=True)

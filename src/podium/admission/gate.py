@@ -24,13 +24,15 @@ import json
 import logging
 import random
 from collections import Counter
+from collections.abc import Callable
 
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from podium.admission.classes import RequestClass, classify, needs_credential, stage_space
+from podium.admission.classes import Credential, Door, RequestClass
 from podium.admission.limits import network_of
 from podium.admission.load import Governor
+from podium.admission.tickets import TicketSigner
 from podium.domain.tokens import TokenSigner
 from podium.errors import PodiumError
 from podium.ids import SpaceId
@@ -82,14 +84,27 @@ def _address(scope: Scope) -> str:
     return network_of(client[0]) if client else "unknown"
 
 
+# How the door treats a method and path (the route table's `door`), and the space the path names.
+DoorOf = Callable[[str, str], tuple[Door, SpaceId | None]]
+
+
 class Gate:
     def __init__(
-        self, app: ASGIApp, governor: Governor, max_body_bytes: int, tokens: TokenSigner, max_per_address: int
+        self,
+        app: ASGIApp,
+        governor: Governor,
+        max_body_bytes: int,
+        door_of: DoorOf,
+        tokens: TokenSigner,
+        passes: TicketSigner,
+        max_per_address: int,
     ) -> None:
         self.app = app
         self.governor = governor
         self.max_body_bytes = max_body_bytes
+        self.door_of = door_of
         self.tokens = tokens
+        self.passes = passes
         self.max_per_address = max_per_address
         # Requests in the works per address. Invariant: only addresses with one or more are kept.
         self._per_address: Counter[str] = Counter()
@@ -107,9 +122,10 @@ class Gate:
             await _answer(send, 413, message)
             return
         method, path = scope["method"], scope["path"]
-        kind = classify(method, path)
-        if kind is RequestClass.STAGE and needs_credential(method, path) and not self._member_of_space(scope):
-            kind = RequestClass.OTHER
+        door, space = self.door_of(method, path)
+        kind = door.klass
+        if door.credential is not None and not self._holds(door.credential, scope, space):
+            kind = door.without
         address = _address(scope)
         counted = kind is not RequestClass.LISTENING
         if counted and self._per_address[address] >= self.max_per_address:
@@ -140,13 +156,15 @@ class Gate:
                 if self._per_address[address] <= 0:
                     del self._per_address[address]
 
-    def _member_of_space(self, scope: Scope) -> bool:
-        """A member (or invite) token of the space the path acts on, by its signature alone."""
-        token, space = _bearer(scope), stage_space(scope["path"])
+    def _holds(self, credential: Credential, scope: Scope, space: SpaceId | None) -> bool:
+        """The credential for the space the path names, by its signature alone."""
+        token = _bearer(scope)
         if token is None or space is None:
             return False
+        if credential is Credential.PASS:
+            return self.passes.pass_is_for(token, space)
         try:
-            self.tokens.verify_for(token, SpaceId(space))
+            self.tokens.verify_for(token, space)
         except PodiumError:
             return False
         return True

@@ -189,18 +189,15 @@ class Joins:
             verified["solved"] = body["solved"]
         return client, verified
 
-    def admit_beat(self, space_id: SpaceId, body: dict[str, Any], address: str) -> ListenerId:
+    def admit_beat(self, space_id: SpaceId, client_id: str, token: str | None, address: str) -> ListenerId:
         """A heartbeat's proof of admission: the per-address limit first, then the pass the join
         gave, bound to the client id the beat names. Returns the listener the pass names (the
         client's hash: what presence counts and samples). Raises before any count moves."""
         self.limits.hit(self.beat_policy, address)
-        client_id = body.get("listener_id")
         if not is_client_id(client_id):
             raise InvalidInput(
                 "listener_id must be 8 to 64 letters, digits, '-' or '_' (the client_id you joined with)"
             )
-        assert isinstance(client_id, str)
-        token = body.get("pass")
         if token is None:
             raise Unauthenticated("only listeners who joined are counted: send the pass your join returned")
         client = client_hash(client_id)

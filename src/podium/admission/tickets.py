@@ -144,6 +144,17 @@ class TicketSigner:
     def open_pass(self, token: object, space_id: SpaceId, client: str) -> None:
         self._open(self._passes, token, PASS_TTL_S, space_id, client, "listener pass")
 
+    def pass_is_for(self, token: str, space_id: SpaceId) -> bool:
+        """Whether a pass was signed here for this space (the door's check: the client it is bound
+        to is checked with the beat's body, by `open_pass`)."""
+        if not token or len(token) > MAX_CHARS:
+            return False
+        try:
+            payload = self._passes.loads(token, max_age=PASS_TTL_S)
+        except BadSignature:  # SignatureExpired included
+            return False
+        return isinstance(payload, dict) and payload.get("s") == space_id
+
     # -- proof of work -----------------------------------------------------------------------
 
     def challenge(self, space_id: SpaceId, client: str, difficulty_bits: int) -> Challenge:

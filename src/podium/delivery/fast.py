@@ -8,6 +8,7 @@ slower. Invariant: the fast path answers a request exactly as `delivery.hls` wou
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -15,8 +16,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from podium.delivery.hls import IMMUTABLE, MEDIA_TYPE, PLAYLIST_FRESH, PLAYLIST_TYPE, parse_part_name
 from podium.ids import SpaceId
 from podium.service import Podium
-
-_PREFIX = "/hls/"
 
 
 def _headers(content_type: str, cache: str, length: int) -> list[tuple[bytes, bytes]]:
@@ -29,13 +28,20 @@ def _headers(content_type: str, cache: str, length: int) -> list[tuple[bytes, by
     ]
 
 
+# The route a method and path are for, by name, and its parameters (the route table's `name_of`).
+NameOf = Callable[[str, str], tuple[str, dict[str, str]] | None]
+# The routes answered here (unsigned: a private space's audio needs its signed link).
+LIVE_PLAYLIST, MEDIA_FILE = "hls.live", "hls.file"
+
+
 class HlsFastPath:
-    def __init__(self, app: ASGIApp, podium: Podium) -> None:
+    def __init__(self, app: ASGIApp, podium: Podium, name_of: NameOf) -> None:
         self.app = app
         self.podium = podium
+        self.name_of = name_of
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET" and scope["path"].startswith(_PREFIX):
+        if scope["type"] == "http" and scope["method"] == "GET":
             answer = self._answer(scope)
             if answer is not None:
                 headers, body = answer
@@ -45,18 +51,22 @@ class HlsFastPath:
         await self.app(scope, receive, send)
 
     def _answer(self, scope: Scope) -> tuple[list[tuple[bytes, bytes]], bytes] | None:
-        space_id, _, name = scope["path"][len(_PREFIX) :].partition("/")
+        route = self.name_of("GET", scope["path"])
+        if route is None or route[0] not in (LIVE_PLAYLIST, MEDIA_FILE):
+            return None
+        which, params = route
+        space_id = params["space_id"]
         stage = self.podium.stage(SpaceId(space_id))
         if stage is None or self.podium.is_private(SpaceId(space_id)):
             return None  # a private space's audio needs its signed link: the full path checks it
         packager = stage.packager
-        if name == "live.m3u8":
+        if which == LIVE_PLAYLIST:
             query: Any = scope.get("query_string", b"")
             if query or not packager.segments:
                 return None  # blocking reload, delta update, or a stream still starting
             body = packager.playlist_bytes()
             return _headers(PLAYLIST_TYPE, PLAYLIST_FRESH, len(body)), body
-        wanted = parse_part_name(name)
+        wanted = parse_part_name(params["name"])
         if wanted is None:
             return None
         part = packager.part(*wanted)

@@ -12,7 +12,6 @@ import re
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
-from starlette.routing import Route
 
 from podium.domain.space import Space, SpaceState
 from podium.errors import Forbidden, InvalidInput, NotFound
@@ -192,17 +191,3 @@ async def _file(podium: Podium, space: Space, name: str, media_type: str) -> Res
     if data is None:
         raise NotFound("no such file")
     return Response(data, media_type=media_type, headers=_headers(IMMUTABLE))
-
-
-def hls_routes() -> list[Route]:
-    signed = "/hls/{space_id}/k/{key}/"
-    return [
-        Route(signed + "index.m3u8", multivariant, methods=["GET", "HEAD"]),
-        Route(signed + "live.m3u8", media_playlist, methods=["GET", "HEAD"]),
-        Route(signed + INIT_NAME, init_section, methods=["GET", "HEAD"]),
-        Route(signed + "{name}", media_file, methods=["GET", "HEAD"]),
-        Route("/hls/{space_id}/index.m3u8", multivariant, methods=["GET", "HEAD"]),
-        Route("/hls/{space_id}/live.m3u8", media_playlist, methods=["GET", "HEAD"]),
-        Route("/hls/{space_id}/" + INIT_NAME, init_section, methods=["GET", "HEAD"]),
-        Route("/hls/{space_id}/{name}", media_file, methods=["GET", "HEAD"]),
-    ]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -31,12 +31,6 @@ log = logging.getLogger(__name__)
 
 FORWARDED_HEADER = b"x-podium-forwarded-by"
 NODE_HEADER = b"x-podium-node"
-# The paths that belong to the node running a space's stage.
-_STAGE_PATH = re.compile(
-    r"^/(?:hls|timeline|whip)/(?P<a>[a-z0-9]{12})(?:/|$)"
-    r"|^/api/spaces/(?P<b>[a-z0-9]{12})/(?:end|go-live|hold-audio|stage|hands|hand|me|leave|members|invites|guests"
-    r"|board)(?:/|$)"
-)
 # Hop-by-hop headers and those the relay sets itself are not passed on.
 _DROPPED = {
     b"connection",
@@ -61,20 +55,17 @@ class Answer:
     body: bytes
 
 
-def stage_space(path: str) -> SpaceId | None:
-    """The space whose stage a path belongs to, or None for every other path."""
-    match = _STAGE_PATH.match(path)
-    if match is None:
-        return None
-    return SpaceId(match.group("a") or match.group("b"))
+# The space whose stage answers a method and path, or None (the route table's `stage_owned`).
+StageOwned = Callable[[str, str], SpaceId | None]
 
 
 class OwnerRouter:
     """ASGI: passes stage requests on to the node that runs the stage; marks every answer with
     the node that made it (`X-Podium-Node`)."""
 
-    def __init__(self, app: ASGIApp, podium: Podium, timeout_s: float) -> None:
+    def __init__(self, app: ASGIApp, podium: Podium, stage_owned: StageOwned, timeout_s: float) -> None:
         self.app = app
+        self.stage_owned = stage_owned
         self.podium = podium
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_s, connect=2.0),
@@ -96,7 +87,7 @@ class OwnerRouter:
                 message = {**message, "headers": [*message.get("headers", []), (NODE_HEADER, self._node)]}
             await send(message)
 
-        space_id = stage_space(scope["path"])
+        space_id = self.stage_owned(scope["method"], scope["path"])
         if space_id is not None and not any(name == FORWARDED_HEADER for name, _ in scope["headers"]):
             address = await self._owner_address(space_id)
             if address:

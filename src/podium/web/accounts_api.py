@@ -14,7 +14,6 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from podium.accounts import Accounts
 from podium.admission.limits import network_of
@@ -112,12 +111,3 @@ async def sign_out(request: Request) -> Response:
 async def whoami(request: Request) -> Response:
     user_id, username = await signed_in_user(request)
     return json_response({"id": user_id, "username": username})
-
-
-def account_routes() -> list[Route]:
-    return [
-        Route("/api/accounts", sign_up, methods=["POST"]),
-        Route("/api/sessions", sign_in, methods=["POST"]),
-        Route("/api/sessions", sign_out, methods=["DELETE"]),
-        Route("/api/sessions/me", whoami, methods=["GET"]),
-    ]

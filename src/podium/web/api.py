@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime
-from typing import Any
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from podium.admission.joins import Joins
 from podium.admission.limits import SPACE_PER_ACCOUNT, SPACE_PER_ADDRESS, RateLimits, with_limit
@@ -19,51 +17,63 @@ from podium.ids import SpaceId, is_space_id
 from podium.media.ice_servers import IceServer, with_credentials
 from podium.service import Podium
 from podium.web.accounts_api import client_address, optional_user
-from podium.web.http import CORS_HEADERS, bearer_token, json_response, read_body, read_json
+from podium.web.http import CORS_HEADERS, bearer_token, json_response, read_body, read_model
+from podium.web.schemas import convert
+from podium.web.schemas.spaces import (
+    Beat,
+    BeatTaken,
+    CreatedSpace,
+    HostToken,
+    IceServers,
+    Listeners,
+    NewSpace,
+    SpaceUrls,
+)
+from podium.web.schemas.spaces import IceServer as IceServerView
+from podium.web.schemas.spaces import Space as SpaceView
+from podium.web.urls import url_path
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
-
-
-def space_urls(podium: Podium, space: Space) -> dict[str, str]:
+def space_urls(podium: Podium, space: Space) -> SpaceUrls:
     base = podium.settings.base_url
-    urls = {
-        "page": f"{base}/s/{space.id}",
-        "host": f"{base}/host/{space.id}",
-        "whip": f"{base}/whip/{space.id}",
-        "hls": f"{base}/hls/{space.id}/index.m3u8",
-    }
+    urls = SpaceUrls(
+        page=base + url_path("page.listen", space_id=space.id),
+        host=base + url_path("page.host", space_id=space.id),
+        whip=base + url_path("whipPublish", space_id=space.id),
+        hls=base + url_path("hls.index", space_id=space.id),
+    )
     if space.state is SpaceState.ENDED and space.record and space.started_at is not None:
         # The live playlist, now closed with EXT-X-ENDLIST, is the replay; the download is its remux.
-        urls["replay"] = f"{base}/hls/{space.id}/index.m3u8"
-        urls["replay_page"] = f"{base}/s/{space.id}"
-        urls["download"] = f"{base}/media/{space.id}/recording.m4a"
+        return msgspec.structs.replace(
+            urls,
+            replay=urls.hls,
+            replay_page=urls.page,
+            download=base + url_path("download", space_id=space.id),
+        )
     return urls
 
 
-def listeners_view(counts: Counts) -> dict[str, Any]:
-    # sample_rate: listeners whose id falls below it beat; the others stay silent (DESIGN, bet 1).
-    return {"now": counts.now, "peak": counts.peak, "unique": counts.unique, "sample_rate": counts.sample_rate}
+def listeners_view(counts: Counts) -> Listeners:
+    return Listeners(now=counts.now, peak=counts.peak, unique=counts.unique, sample_rate=counts.sample_rate)
 
 
-def space_view(podium: Podium, space: Space, counts: Counts) -> dict[str, Any]:
-    return {
-        "id": space.id,
-        "title": space.title,
-        "state": space.state.value,
-        "created_at": _iso(space.created_at),
-        "starts_at": _iso(space.starts_at),
-        "started_at": _iso(space.started_at),
-        "ended_at": _iso(space.ended_at),
-        "record": space.record,
-        "private": space.private,
-        "preshow": podium.in_preshow(space.id),
-        "listeners": listeners_view(counts),
-        "speakers": podium.speakers_connected(space.id),
-        "heartbeat_interval_s": podium.settings.heartbeat_interval_s,
-        "urls": space_urls(podium, space),
-    }
+def space_view(podium: Podium, space: Space, counts: Counts) -> SpaceView:
+    return SpaceView(
+        id=space.id,
+        title=space.title,
+        state=space.state.value,
+        created_at=space.created_at,
+        starts_at=space.starts_at,
+        started_at=space.started_at,
+        ended_at=space.ended_at,
+        record=space.record,
+        private=space.private,
+        preshow=podium.in_preshow(space.id),
+        listeners=listeners_view(counts),
+        speakers=podium.speakers_connected(space.id),
+        heartbeat_interval_s=podium.settings.heartbeat_interval_s,
+        urls=space_urls(podium, space),
+    )
 
 
 def _podium(request: Request) -> Podium:
@@ -73,13 +83,7 @@ def _podium(request: Request) -> Podium:
 
 async def create_space(request: Request) -> Response:
     podium = _podium(request)
-    body = await read_json(request, podium.settings.max_json_bytes)
-    unknown = set(body) - {"title", "starts_at", "record", "private"}
-    if unknown:
-        expected = "title, starts_at, record and private"
-        raise InvalidInput(f"unknown field(s): {', '.join(sorted(unknown))}; expected {expected}")
-    if "title" not in body:
-        raise InvalidInput("title is required")
+    body = await read_model(request, NewSpace, podium.settings.max_json_bytes)
     # Anyone may create a space, within limits per address and per account (DESIGN, bet 7); an
     # account's spaces are announced in the listing and the feed (`domain.space.announced`).
     settings = podium.settings
@@ -94,16 +98,16 @@ async def create_space(request: Request) -> Response:
             limits.hit(with_limit(SPACE_PER_ACCOUNT, settings.space_limit_per_account), user[0])
 
     created = await podium.create_space(
-        body["title"],
-        body.get("starts_at"),
-        body.get("record", True),
-        body.get("private", False),
+        body.title,
+        body.starts_at,
+        body.record,
+        body.private,
         created_by=user[0] if user is not None else None,
         admit=admit,
     )
     view = space_view(podium, created.space, podium.counts(created.space.id))
-    view["host_token"] = created.host_token
-    return json_response(view, status=201, headers={"Location": view["urls"]["page"]})
+    answer = CreatedSpace(**msgspec.structs.asdict(view), host_token=created.host_token)
+    return json_response(answer, status=201, headers={"Location": view.urls.page})
 
 
 async def get_space(request: Request) -> Response:
@@ -126,32 +130,31 @@ async def rotate_host_token(request: Request) -> Response:
     """A new host token for the current one, which stops working at once (a leaked token is ended)."""
     podium = _podium(request)
     token, expires = await podium.rotate_host_token(request.path_params["space_id"], bearer_token(request))
-    return json_response({"host_token": token, "expires": expires}, status=201)
+    return json_response(HostToken(host_token=token, expires=expires), status=201)
 
 
 async def heartbeat(request: Request) -> Response:
-    """An admitted listener's beat: `{listener_id, pass, leaving?}`, the pass as the join gave it."""
+    """An admitted listener's beat: `{listener_id, pass, leaving?}`, the pass as the join gave it
+    (or as `Authorization: Bearer <pass>`, which keeps the beat in the listening class at the door)."""
     podium = _podium(request)
     joins: Joins = request.app.state.joins
-    body = await read_json(request, 1024)
-    leaving = body.get("leaving", False)
-    if not isinstance(leaving, bool):
-        raise InvalidInput("leaving must be true or false")
+    body = await read_model(request, Beat, 1024)
+    header = request.headers.get("authorization", "")
+    given = body.pass_ or (header[7:].strip() if header[:7].lower() == "bearer " else None)
     space_id = request.path_params["space_id"]
     if not is_space_id(space_id):
         raise NotFound("no such space")
     address = client_address(request)
-    listener = joins.admit_beat(SpaceId(space_id), body, address)
-    counts = await podium.heartbeat(SpaceId(space_id), listener, address, leaving=leaving)
+    listener = joins.admit_beat(SpaceId(space_id), body.listener_id, given, address)
+    counts = await podium.heartbeat(SpaceId(space_id), listener, address, leaving=body.leaving)
     space = await podium.get_space(space_id)
     return json_response(
-        {
-            "state": space.state.value,
-            "listeners": listeners_view(counts),
-            "interval_s": podium.settings.heartbeat_interval_s,
-            # False past the address's share, or outside the sample: the beat was taken, not counted.
-            "counted": podium.is_counted(space.id, listener),
-        }
+        BeatTaken(
+            state=space.state.value,
+            listeners=listeners_view(counts),
+            interval_s=podium.settings.heartbeat_interval_s,
+            counted=podium.is_counted(space.id, listener),
+        )
     )
 
 
@@ -180,7 +183,7 @@ async def whip_publish(request: Request) -> Response:
     podium.signer.verify(token)
     offer = await read_body(request, podium.settings.max_offer_bytes)
     session, answer = await podium.publish(space_id, token, offer)
-    location = f"{podium.settings.base_url}/whip/{space_id}/{session.id}"
+    location = podium.settings.base_url + url_path("whipDelete", space_id=space_id, session_id=session.id)
     links = ice_server_links(podium, session.member_id)  # publishing at all needs a place on stage
     return Response(
         answer,
@@ -215,7 +218,7 @@ async def ice_servers(request: Request) -> Response:
     if not member.on_stage:
         raise Forbidden("the STUN and TURN servers are for the people on stage; a listener or guest needs none")
     servers = servers_for(podium, member.id)
-    return json_response({"ice_servers": [server.browser_view() for server in servers]})
+    return json_response(IceServers(ice_servers=[convert(server.browser_view(), IceServerView) for server in servers]))
 
 
 async def whip_delete(request: Request) -> Response:
@@ -233,20 +236,4 @@ async def whip_patch(request: Request) -> Response:
     )
 
 
-def api_routes() -> list[Route]:
-    return [
-        Route("/api/spaces", create_space, methods=["POST"]),
-        Route("/api/spaces/{space_id}", get_space, methods=["GET"]),
-        Route("/api/spaces/{space_id}/end", end_space, methods=["POST"]),
-        Route("/api/spaces/{space_id}/host-token", rotate_host_token, methods=["POST"]),
-        Route("/api/spaces/{space_id}/heartbeat", heartbeat, methods=["POST"]),
-        Route("/api/spaces/{space_id}/ice-servers", ice_servers, methods=["GET"]),
-        Route("/whip/{space_id}", whip_publish, methods=["POST"]),
-        Route("/whip/{space_id}", whip_options, methods=["OPTIONS"]),
-        Route("/whip/{space_id}/{session_id}", whip_delete, methods=["DELETE"]),
-        Route("/whip/{space_id}/{session_id}", whip_patch, methods=["PATCH"]),
-        Route("/whip/{space_id}/{session_id}", whip_options, methods=["OPTIONS"]),
-    ]
-
-
-__all__ = ["SpaceState", "api_routes", "space_view"]
+__all__ = ["SpaceState", "space_view"]

@@ -17,7 +17,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from podium.domain.space import Space, SpaceState
 from podium.errors import Forbidden, InvalidInput, NotFound
@@ -273,10 +272,3 @@ async def oembed(request: Request) -> Response:
         "cache_age": OEMBED_CACHE_AGE_S,
     }
     return json_response(body, cache=f"public, max-age={OEMBED_CACHE_AGE_S // 12}")
-
-
-def embed_routes() -> list[Route]:
-    return [
-        Route("/api/spaces/{space_id}/embed-code", embed_code, methods=["GET"]),
-        Route("/oembed", oembed, methods=["GET"]),
-    ]

@@ -13,7 +13,6 @@ import hmac
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from podium.ops import metrics as node_metrics
 from podium.service import Podium
@@ -59,11 +58,3 @@ async def metrics(request: Request) -> Response:
         registry = state.metrics_registry = node_metrics.metrics_registry(state.podium, state.joins, state.governor)
     body = node_metrics.exposition(registry)
     return Response(body, media_type=node_metrics.CONTENT_TYPE, headers=NO_STORE)
-
-
-def health_routes() -> list[Route]:
-    return [
-        Route("/healthz", alive, methods=["GET", "HEAD"]),
-        Route("/readyz", ready, methods=["GET", "HEAD"]),
-        Route("/metrics", metrics, methods=["GET", "HEAD"]),
-    ]

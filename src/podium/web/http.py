@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from podium import errors
 from podium.delivery.hls import CORS_HEADERS as CORS_HEADERS  # the web layer answers with the same
+from podium.web.schemas import convert, encode
+
+T = TypeVar("T")
 
 # Domain errors → HTTP status. The one place where Podium's errors learn about HTTP.
 STATUS: list[tuple[type[errors.PodiumError], int]] = [
@@ -103,6 +106,11 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
     return value
 
 
+async def read_model(request: Request, model: type[T], limit: int) -> T:
+    """The body as `model` (an empty body is an empty object): a 400 says which field is wrong."""
+    return convert(await read_json(request, limit), model)
+
+
 def bearer_token(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -114,8 +122,9 @@ def bearer_token(request: Request) -> str:
 def json_response(
     body: Any, status: int = 200, cache: str = "no-store", headers: dict[str, str] | None = None
 ) -> Response:
+    """An answer: a model (or plain JSON data), encoded by msgspec."""
     merged = {"Cache-Control": cache, **CORS_HEADERS, **(headers or {})}
-    return JSONResponse(body, status_code=status, headers=merged)
+    return Response(encode(body), status_code=status, headers=merged, media_type="application/json")
 
 
 def public_base(request: Request) -> str:

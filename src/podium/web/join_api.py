@@ -7,9 +7,9 @@ import math
 import time
 from typing import Any
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from podium.admission.classes import RequestClass
 from podium.admission.joins import Joins
@@ -51,10 +51,11 @@ async def join(request: Request) -> Response:
     answer = await joins.join(space.id, client, verified, address)
     result: dict[str, Any] = dict(answer.body)
     if answer.status == 200:
-        result["urls"] = space_urls(podium, space)
+        urls = space_urls(podium, space)
         if space.private:
             assert isinstance(key, str)
-            result["urls"]["hls"] = signed_hls(podium, space.id, key)
+            urls = msgspec.structs.replace(urls, hls=signed_hls(podium, space.id, key))
+        result["urls"] = urls
         result["state"] = space.state.value
         # The page beats only while its point is below the announced sample rate; the point is the
         # server's (keyed), so no client can pick an id that always stays in the sample.
@@ -204,14 +205,3 @@ async def board(request: Request) -> Response:
         "last_rehearsal": await _last_rehearsal(podium, space_id),
     }
     return json_response(body)
-
-
-def join_routes() -> list[Route]:
-    return [
-        Route("/api/spaces/{space_id}/join", join, methods=["POST"]),
-        Route("/api/spaces/{space_id}/under-attack", under_attack, methods=["POST"]),
-        Route("/api/spaces/{space_id}/board", board, methods=["GET"]),
-        Route("/api/spaces/{space_id}/listener-links", listener_link, methods=["POST"]),
-        Route("/api/spaces/{space_id}/listener-links", withdraw_listener_links, methods=["DELETE"]),
-        Route("/api/spaces/{space_id}/rehearsals", rehearsal, methods=["POST"]),
-    ]

@@ -14,14 +14,11 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
-from starlette.staticfiles import StaticFiles
 
 from podium.domain.space import Space, SpaceState
 from podium.errors import NotFound
 from podium.ids import is_space_id
 from podium.service import Podium
-from podium.settings import Settings
 from podium.web import i18n
 from podium.web.http import public_base
 
@@ -198,22 +195,11 @@ async def embed_page(request: Request) -> Response:
     return render_page(request, "embed.html", headers=EMBED_HEADERS)
 
 
-def page_routes(settings: Settings) -> list[BaseRoute]:
-    hlsjs = find_hlsjs(settings.hlsjs_dir)
-
-    async def hlsjs_file(request: Request) -> Response:
-        if hlsjs is None:
-            raise NotFound("hls.js is not installed; run `npm install` in Podium's folder")
-        return FileResponse(
-            hlsjs / "hls.min.js", media_type="text/javascript", headers={"Cache-Control": "public, max-age=3600"}
-        )
-
-    return [
-        Route("/", home, methods=["GET", "HEAD"]),
-        Route("/s/{space_id}", listener_page, methods=["GET", "HEAD"]),
-        Route("/host/{space_id}", host_page, methods=["GET", "HEAD"]),
-        Route("/join/{space_id}", speaker_page, methods=["GET", "HEAD"]),
-        Route("/embed/{space_id}", embed_page, methods=["GET", "HEAD"]),
-        Route("/static/vendor/hls.min.js", hlsjs_file, methods=["GET", "HEAD"]),
-        Mount("/static", StaticFiles(directory=STATIC), name="static"),
-    ]
+async def hlsjs_file(request: Request) -> Response:
+    """hls.js from the folder npm installed it in (PODIUM_HLSJS_DIR, else the usual places)."""
+    hlsjs = find_hlsjs(request.app.state.podium.settings.hlsjs_dir)
+    if hlsjs is None:
+        raise NotFound("hls.js is not installed; run `npm install` in Podium's folder")
+    return FileResponse(
+        hlsjs / "hls.min.js", media_type="text/javascript", headers={"Cache-Control": "public, max-age=3600"}
+    )

@@ -6,7 +6,6 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from podium.audience.posts import Posting
 from podium.domain.posts import Post, public_view
@@ -86,16 +85,3 @@ async def block_user(request: Request) -> Response:
 async def all_posts(request: Request) -> Response:
     found = await _posting(request).all_posts(request.path_params["space_id"], bearer_token(request))
     return json_response({"posts": [{**post_view(p), "user_id": p.user_id} for p in found]})
-
-
-def post_routes() -> list[Route]:
-    return [
-        Route("/api/spaces/{space_id}/posts", create_post, methods=["POST"]),
-        Route("/api/spaces/{space_id}/questions", questions, methods=["GET"]),
-        Route("/api/spaces/{space_id}/comments", comments, methods=["GET"]),
-        Route("/api/spaces/{space_id}/questions/{post_id}/vote", vote, methods=["POST"]),
-        Route("/api/spaces/{space_id}/posts", all_posts, methods=["GET"]),
-        Route("/api/spaces/{space_id}/posts/{post_id}/{action}", moderate_post, methods=["POST"]),
-        Route("/api/spaces/{space_id}/moderation", moderation, methods=["GET", "POST"]),
-        Route("/api/spaces/{space_id}/blocked/{user_id}", block_user, methods=["POST", "DELETE"]),
-    ]

@@ -7,7 +7,6 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
-from starlette.routing import Route
 
 from podium.audience.posts import Posting
 from podium.domain.posts import public_view
@@ -18,8 +17,9 @@ from podium.recording import Recordings
 from podium.service import Podium
 from podium.web.accounts_api import client_address
 from podium.web.feed import podcast_feed
-from podium.web.http import CORS_HEADERS, bearer_token, json_response, public_base, read_body, read_json
+from podium.web.http import CORS_HEADERS, bearer_token, json_response, public_base, read_body, read_json, read_model
 from podium.web.pages import render_page
+from podium.web.schemas.spaces import RecordingSwitch
 
 M4A_TYPE = "audio/mp4"
 
@@ -49,11 +49,8 @@ def _podium(request: Request) -> Podium:
 async def set_recording(request: Request) -> Response:
     """PATCH /api/spaces/{id} {"record": false}: the host's choice, before going live."""
     podium = _podium(request)
-    body = await read_json(request, 1024)
-    unknown = set(body) - {"record"}
-    if unknown or "record" not in body:
-        raise InvalidInput('send {"record": true} or {"record": false}; nothing else can be changed here')
-    space = await podium.set_recording(request.path_params["space_id"], bearer_token(request), body["record"])
+    body = await read_model(request, RecordingSwitch, 1024)
+    space = await podium.set_recording(request.path_params["space_id"], bearer_token(request), body.record)
     from podium.web.api import space_view
 
     return json_response(space_view(podium, space, podium.counts(space.id)))
@@ -158,20 +155,3 @@ async def clip_page(request: Request) -> Response:
 
 async def verify_page(request: Request) -> Response:
     return render_page(request, "verify.html")
-
-
-def replay_routes() -> list[Route]:
-    return [
-        Route("/api/spaces/{space_id}", set_recording, methods=["PATCH"]),
-        Route("/api/spaces/{space_id}/replay", replay, methods=["GET"]),
-        Route("/api/spaces/{space_id}/recording", recording_fingerprint, methods=["GET"]),
-        Route("/api/spaces/{space_id}/clips", create_clip, methods=["POST"]),
-        Route("/api/spaces/{space_id}/clips/{clip_id}", get_clip, methods=["GET"]),
-        Route("/api/verify", verify, methods=["POST"]),
-        Route("/.well-known/podium-clip-key", public_key, methods=["GET"]),
-        Route("/media/{space_id}/recording.m4a", download, methods=["GET", "HEAD"]),
-        Route("/media/{space_id}/clips/{clip_id}.m4a", clip_file, methods=["GET", "HEAD"]),
-        Route("/feed.xml", feed, methods=["GET", "HEAD"]),
-        Route("/c/{space_id}/{clip_id}", clip_page, methods=["GET", "HEAD"]),
-        Route("/verify", verify_page, methods=["GET", "HEAD"]),
-    ]

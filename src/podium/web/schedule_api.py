@@ -7,13 +7,13 @@ from datetime import datetime, timedelta
 import icalendar
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from podium.domain.space import ANNOUNCED_LENGTH, Space, SpaceState
 from podium.errors import Conflict, InvalidInput
 from podium.service import Podium
 from podium.web.api import space_response, space_view
 from podium.web.http import CORS_HEADERS, bearer_token, json_response, public_base, read_body
+from podium.web.schemas.spaces import HoldAudio, Listing
 
 LISTED = 50
 MAX_HOLD_FILE_BYTES = 12 * 1024 * 1024
@@ -37,10 +37,10 @@ async def listing(request: Request) -> Response:
         reverse=True,
     )[:LISTED]
     upcoming = await podium.spaces.upcoming(LISTED, announced=True)
-    body = {
-        "live": [space_view(podium, s, podium.counts(s.id)) for s in live],
-        "upcoming": [space_view(podium, s, podium.counts(s.id)) for s in upcoming],
-    }
+    body = Listing(
+        live=[space_view(podium, s, podium.counts(s.id)) for s in live],
+        upcoming=[space_view(podium, s, podium.counts(s.id)) for s in upcoming],
+    )
     return json_response(body, cache="public, max-age=5")
 
 
@@ -103,13 +103,4 @@ async def hold_audio(request: Request) -> Response:
     if not data:
         raise InvalidInput("send the audio file as the request body")
     seconds = await podium.set_hold_audio(request.path_params["space_id"], bearer_token(request), data)
-    return json_response({"hold_audio_s": round(seconds, 3)})
-
-
-def schedule_routes() -> list[Route]:
-    return [
-        Route("/api/spaces", listing, methods=["GET"]),
-        Route("/api/spaces/{space_id}/calendar.ics", calendar, methods=["GET", "HEAD"]),
-        Route("/api/spaces/{space_id}/go-live", go_live, methods=["POST"]),
-        Route("/api/spaces/{space_id}/hold-audio", hold_audio, methods=["PUT"]),
-    ]
+    return json_response(HoldAudio(hold_audio_s=round(seconds, 3)))

@@ -7,7 +7,6 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from podium.admission.limits import GUEST_PER_ADDRESS, RateLimits, with_limit
 from podium.domain.stage import Member
@@ -119,17 +118,3 @@ async def member_action(request: Request) -> Response:
         raise InvalidInput("member id too long")
     member = await podium.act(request.path_params["space_id"], bearer_token(request), action, target)
     return json_response(member_view(member))
-
-
-def stage_routes() -> list[Route]:
-    return [
-        Route("/api/spaces/{space_id}/invites", create_invite, methods=["POST"]),
-        Route("/api/spaces/{space_id}/invites/redeem", redeem_invite, methods=["POST"]),
-        Route("/api/spaces/{space_id}/guests", join_as_guest, methods=["POST"]),
-        Route("/api/spaces/{space_id}/stage", stage, methods=["GET"]),
-        Route("/api/spaces/{space_id}/hands", hands, methods=["GET"]),
-        Route("/api/spaces/{space_id}/me", me, methods=["GET"]),
-        Route("/api/spaces/{space_id}/hand", raise_hand, methods=["POST", "DELETE"]),
-        Route("/api/spaces/{space_id}/leave", leave, methods=["POST"]),
-        Route("/api/spaces/{space_id}/members/{member_id}/{action}", member_action, methods=["POST"]),
-    ]

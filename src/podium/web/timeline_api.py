@@ -6,7 +6,6 @@ import re
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from podium.audience.feed import Feed
 from podium.audience.posts import Posting
@@ -50,11 +49,3 @@ async def react(request: Request) -> Response:
     body = await read_json(request, 256)
     await posting.react(request.path_params["space_id"], body.get("emoji"), client_address(request))
     return json_response({"accepted": True}, status=202)
-
-
-def timeline_routes() -> list[Route]:
-    return [
-        Route("/timeline/{space_id}/index.json", timeline_index, methods=["GET", "HEAD"]),
-        Route("/timeline/{space_id}/{name}", timeline_item, methods=["GET", "HEAD"]),
-        Route("/api/spaces/{space_id}/reactions", react, methods=["POST"]),
-    ]

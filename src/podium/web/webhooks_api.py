@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from podium.domain.space import Space
 from podium.domain.stage import Role
@@ -46,11 +45,3 @@ async def remove(request: Request) -> Response:
     webhooks, space = await _host_space(request)
     await webhooks.remove(space.id, request.path_params["hook_id"])
     return Response(status_code=204, headers={"Cache-Control": "no-store"})
-
-
-def webhook_routes() -> list[Route]:
-    return [
-        Route("/api/spaces/{space_id}/webhooks", register, methods=["POST"]),
-        Route("/api/spaces/{space_id}/webhooks", listing, methods=["GET"]),
-        Route("/api/spaces/{space_id}/webhooks/{hook_id}", remove, methods=["DELETE"]),
-    ]

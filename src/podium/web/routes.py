@@ -1,0 +1,822 @@
+"""The one table of routes: every path Podium answers, said once.
+
+Each row names a path and method, its handler, its request and answer models, the request class
+the door sheds it by (and the credential that keeps that class), the node that answers it, and a
+name for building its URL. Everything else is derived from the table, never spelled again:
+
+- the Starlette router (`router_routes`);
+- `/openapi.json` (`podium.web.openapi` reads the rows and their models);
+- the door's class of a request (`RouteTable.door`, used by `admission.gate`);
+- which requests belong to the node that runs a space's stage (`RouteTable.stage_owned`, used by
+  `delivery.relay`), and the listener hot path's matching (`RouteTable.name_of`, `delivery.fast`);
+- URLs (`url_path`).
+
+Invariant: a row's path is a Starlette path template; two rows never share a method and a path.
+A test fails for a row without a class, an owner, a name, or (for the documented API) a model for
+each answer.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route, compile_path
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
+
+from podium.admission.classes import Credential, Door, RequestClass
+from podium.delivery import hls
+from podium.ids import SpaceId
+from podium.media.packager import INIT_NAME
+from podium.web import (
+    accounts_api,
+    api,
+    embed_api,
+    health_api,
+    join_api,
+    openapi,
+    pages,
+    posts_api,
+    replay_api,
+    schedule_api,
+    stage_api,
+    timeline_api,
+    webhooks_api,
+)
+from podium.web.schemas import spaces as S
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+STAGE = RequestClass.STAGE
+LISTENING = RequestClass.LISTENING
+JOIN = RequestClass.JOIN
+POST = RequestClass.POST
+REACTION = RequestClass.REACTION
+OTHER = RequestClass.OTHER
+
+
+class Owner(enum.Enum):
+    """Which node answers: any node (from the shared database, bus and storage), or the one that
+    runs the space's stage (a request that arrives elsewhere is passed on to it)."""
+
+    ANY = "any"
+    STAGE = "stage"
+
+
+class Auth(enum.Enum):
+    """What the API document says a caller shows (the handler checks it)."""
+
+    NONE = "none"
+    SPACE = "space"  # the host token or a member token of the space
+    ACCOUNT = "account"  # a signed-in account (bearer token, or cookie with the CSRF header)
+    OPTIONAL_ACCOUNT = "optional account"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer a route gives: its status's meaning, and its body's model or media type."""
+
+    description: str
+    model: Any = None  # a msgspec type (Struct, list of Structs); None: no JSON body
+    media: str | None = None  # a non-JSON body: its media type ("application/sdp", "audio/mp4")
+    headers: tuple[str, ...] = ()  # documented headers: "Location", "ETag", "Link", "Retry-After"
+
+
+@dataclass(frozen=True)
+class Body:
+    """A request body: a JSON model, or raw bytes of a media type."""
+
+    model: Any = None
+    media: str | None = None
+    required: bool = True
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str  # unique: the URL's name and the document's operationId
+    method: str  # GET also answers HEAD where `head` says so
+    path: str
+    handler: Handler | None  # None for a mount (`app`)
+    klass: RequestClass
+    summary: str
+    owner: Owner = Owner.ANY
+    # The class holds only with this credential (checked by signature at the door); else `without`.
+    credential: Credential | None = None
+    without: RequestClass = OTHER
+    tag: str | None = None  # the API document's tag; None: not part of the JSON API (pages, media)
+    auth: Auth = Auth.NONE
+    body: Body | None = None
+    query: Any = None  # a msgspec Struct whose fields are the query parameters
+    answers: Mapping[int, Answer] = field(default_factory=dict)
+    errors: tuple[int, ...] = ()
+    head: bool = False
+    app: ASGIApp | None = None  # a mounted application (static files) instead of a handler
+
+    @property
+    def documented(self) -> bool:
+        return self.tag is not None
+
+    def door(self) -> Door:
+        return Door(self.klass, self.credential, self.without)
+
+
+class RouteTable:
+    """The table, compiled for matching a method and path without the router (at the door)."""
+
+    def __init__(self, endpoints: tuple[Endpoint, ...]) -> None:
+        self.endpoints = endpoints
+        names = [e.name for e in endpoints]
+        duplicates = {n for n in names if names.count(n) > 1}
+        assert not duplicates, f"route names used twice: {duplicates}"
+        self.by_name = {e.name: e for e in endpoints}
+        # Rows grouped by the path's first segment: a request is matched against a handful.
+        self._groups: dict[str, list[tuple[re.Pattern[str], Endpoint]]] = {}
+        for endpoint in endpoints:
+            pattern = _pattern(endpoint)
+            self._groups.setdefault(_first_segment(endpoint.path), []).append((pattern, endpoint))
+
+    def match(self, method: str, path: str) -> tuple[Endpoint, dict[str, str]] | None:
+        """The row a request is for, and its path parameters (None: no row, or no such method)."""
+        method = "GET" if method == "HEAD" else method
+        for pattern, endpoint in self._groups.get(_segment_of(path), ()):
+            found = pattern.match(path)
+            if found is not None and (endpoint.method == method or (method == "OPTIONS" == endpoint.method)):
+                return endpoint, found.groupdict()
+        return None
+
+    def door(self, method: str, path: str) -> tuple[Door, SpaceId | None]:
+        """How the door treats a request: its class and credential, and the space it names."""
+        found = self.match(method, path)
+        if found is None:
+            return Door(OTHER), None
+        endpoint, params = found
+        space = params.get("space_id")
+        return endpoint.door(), SpaceId(space) if space else None
+
+    def stage_owned(self, method: str, path: str) -> SpaceId | None:
+        """The space whose stage node answers this request, or None when any node does."""
+        found = self.match(method, path)
+        if found is None or found[0].owner is not Owner.STAGE:
+            return None
+        space = found[1].get("space_id")
+        return SpaceId(space) if space else None
+
+    def name_of(self, method: str, path: str) -> tuple[str, dict[str, str]] | None:
+        found = self.match(method, path)
+        return None if found is None else (found[0].name, found[1])
+
+    def documented(self) -> Iterator[Endpoint]:
+        return (e for e in self.endpoints if e.documented)
+
+
+def _first_segment(template: str) -> str:
+    segment = template.split("/")[1] if template.count("/") >= 1 else ""
+    return "" if "{" in segment else segment
+
+
+def _segment_of(path: str) -> str:
+    return path.split("/", 2)[1] if path.startswith("/") else ""
+
+
+def _pattern(endpoint: Endpoint) -> re.Pattern[str]:
+    if endpoint.app is not None:
+        return re.compile("^" + re.escape(endpoint.path.rstrip("/")) + "/(?P<path>.*)$")
+    pattern, _, _ = compile_path(endpoint.path)
+    return pattern
+
+
+def router_routes(table: RouteTable) -> list[BaseRoute]:
+    """The Starlette routes, in the table's order (a crowd's joins first)."""
+    routes: list[BaseRoute] = []
+    for endpoint in table.endpoints:
+        if endpoint.app is not None:
+            routes.append(Mount(endpoint.path, app=endpoint.app, name=endpoint.name))
+            continue
+        assert endpoint.handler is not None
+        methods = [endpoint.method, "HEAD"] if endpoint.head else [endpoint.method]
+        routes.append(Route(endpoint.path, endpoint.handler, methods=methods, name=endpoint.name))
+    return routes
+
+
+# -- the table ---------------------------------------------------------------------------------
+
+SPACE_ROLE = Credential.MEMBER  # a member token of the space named in the path (the host's too)
+
+E = Endpoint
+TABLE = RouteTable(
+    (
+        # A crowd's joins first, so that each is not matched against fifty other routes before its own.
+        E("join", "POST", "/api/spaces/{space_id}/join", join_api.join, JOIN, "Join as a listener", tag="admission"),
+        # -- probes: a busy node is not a dead one -------------------------------------------------
+        E("healthz", "GET", "/healthz", health_api.alive, STAGE, "Is the process alive", tag="operations", head=True),
+        E("readyz", "GET", "/readyz", health_api.ready, STAGE, "Can the node take work", tag="operations", head=True),
+        E("metrics", "GET", "/metrics", health_api.metrics, STAGE, "Prometheus metrics", head=True),
+        # -- spaces ----------------------------------------------------------------------------------
+        E(
+            "listSpaces",
+            "GET",
+            "/api/spaces",
+            schedule_api.listing,
+            JOIN,
+            "Live and upcoming spaces",
+            tag="spaces",
+            answers={200: Answer("the listing", S.Listing)},
+        ),
+        E(
+            "createSpace",
+            "POST",
+            "/api/spaces",
+            api.create_space,
+            OTHER,
+            "Create a space",
+            tag="spaces",
+            auth=Auth.OPTIONAL_ACCOUNT,
+            body=Body(S.NewSpace),
+            answers={
+                201: Answer("the new space, with the host's token (shown once)", S.CreatedSpace, headers=("Location",))
+            },
+            errors=(400, 401, 403, 429),
+        ),
+        E(
+            "getSpace",
+            "GET",
+            "/api/spaces/{space_id}",
+            api.get_space,
+            LISTENING,
+            "A space",
+            tag="spaces",
+            answers={200: Answer("the space", S.Space)},
+            errors=(404,),
+        ),
+        E(
+            "setRecording",
+            "PATCH",
+            "/api/spaces/{space_id}",
+            replay_api.set_recording,
+            STAGE,
+            "Switch recording on or off",
+            credential=SPACE_ROLE,
+            tag="spaces",
+            auth=Auth.SPACE,
+            body=Body(S.RecordingSwitch),
+            answers={200: Answer("the space", S.Space)},
+            errors=(400, 401, 403, 404, 409),
+        ),
+        E(
+            "endSpace",
+            "POST",
+            "/api/spaces/{space_id}/end",
+            api.end_space,
+            STAGE,
+            "End a space",
+            owner=Owner.STAGE,
+            credential=SPACE_ROLE,
+            tag="spaces",
+            auth=Auth.SPACE,
+            answers={200: Answer("the ended space; the replay is ready when this answers", S.Space)},
+            errors=(401, 403, 404, 409),
+        ),
+        E(
+            "rotateHostToken",
+            "POST",
+            "/api/spaces/{space_id}/host-token",
+            api.rotate_host_token,
+            STAGE,
+            "A new host token for the current one",
+            credential=SPACE_ROLE,
+            tag="spaces",
+            auth=Auth.SPACE,
+            answers={201: Answer("the new host token; the old one stops working at once", S.HostToken)},
+            errors=(401, 403, 404),
+        ),
+        E(
+            "heartbeat",
+            "POST",
+            "/api/spaces/{space_id}/heartbeat",
+            api.heartbeat,
+            LISTENING,
+            "An admitted listener's heartbeat",
+            credential=Credential.PASS,
+            without=JOIN,
+            tag="spaces",
+            body=Body(S.Beat),
+            answers={200: Answer("the counts and the beat interval", S.BeatTaken)},
+            errors=(400, 401, 403, 404, 409, 429),
+        ),
+        E(
+            "calendar",
+            "GET",
+            "/api/spaces/{space_id}/calendar.ics",
+            schedule_api.calendar,
+            LISTENING,
+            "The space as a calendar event",
+            tag="spaces",
+            head=True,
+            answers={200: Answer("a calendar entry (RFC 5545) with a reminder", media="text/calendar")},
+            errors=(404, 409),
+        ),
+        E(
+            "goLive",
+            "POST",
+            "/api/spaces/{space_id}/go-live",
+            schedule_api.go_live,
+            STAGE,
+            "Go live from the pre-show",
+            owner=Owner.STAGE,
+            credential=SPACE_ROLE,
+            tag="spaces",
+            auth=Auth.SPACE,
+            answers={200: Answer("the space", S.Space)},
+            errors=(401, 403, 404, 409),
+        ),
+        E(
+            "iceServers",
+            "GET",
+            "/api/spaces/{space_id}/ice-servers",
+            api.ice_servers,
+            STAGE,
+            "STUN and TURN servers for a speaker",
+            credential=SPACE_ROLE,
+            tag="spaces",
+            auth=Auth.SPACE,
+            answers={200: Answer("RTCIceServer objects", S.IceServers)},
+            errors=(401, 403, 404),
+        ),
+        E(
+            "setHoldAudio",
+            "PUT",
+            "/api/spaces/{space_id}/hold-audio",
+            schedule_api.hold_audio,
+            STAGE,
+            "Upload the pre-show's hold audio",
+            owner=Owner.STAGE,
+            credential=SPACE_ROLE,
+            tag="spaces",
+            auth=Auth.SPACE,
+            body=Body(
+                media="application/octet-stream", description="any audio FFmpeg reads, 1 s to 10 min, up to 12 MiB"
+            ),
+            answers={200: Answer("how long it plays", S.HoldAudio)},
+            errors=(400, 401, 403, 404, 409),
+        ),
+        # -- admission -------------------------------------------------------------------------------
+        E(
+            "underAttack",
+            "POST",
+            "/api/spaces/{space_id}/under-attack",
+            join_api.under_attack,
+            STAGE,
+            "Ask new joiners for a puzzle",
+            credential=SPACE_ROLE,
+            tag="admission",
+        ),
+        E(
+            "board",
+            "GET",
+            "/api/spaces/{space_id}/board",
+            join_api.board,
+            STAGE,
+            "The host's go/no-go board",
+            owner=Owner.STAGE,
+            credential=SPACE_ROLE,
+            tag="admission",
+        ),
+        E(
+            "createListenerLink",
+            "POST",
+            "/api/spaces/{space_id}/listener-links",
+            join_api.listener_link,
+            STAGE,
+            "A signed listener link",
+            credential=SPACE_ROLE,
+            tag="admission",
+        ),
+        E(
+            "withdrawListenerLinks",
+            "DELETE",
+            "/api/spaces/{space_id}/listener-links",
+            join_api.withdraw_listener_links,
+            STAGE,
+            "Withdraw every listener link",
+            credential=SPACE_ROLE,
+            tag="admission",
+        ),
+        E(
+            "rehearse",
+            "POST",
+            "/api/spaces/{space_id}/rehearsals",
+            join_api.rehearsal,
+            STAGE,
+            "Report a rehearsal",
+            credential=SPACE_ROLE,
+            tag="admission",
+        ),
+        # -- the stage -------------------------------------------------------------------------------
+        E(
+            "createInvite",
+            "POST",
+            "/api/spaces/{space_id}/invites",
+            stage_api.create_invite,
+            STAGE,
+            "Invite someone on stage",
+            owner=Owner.STAGE,
+            credential=SPACE_ROLE,
+            tag="stage",
+        ),
+        E(
+            "redeemInvite",
+            "POST",
+            "/api/spaces/{space_id}/invites/redeem",
+            stage_api.redeem_invite,
+            STAGE,
+            "Take an invite",
+            owner=Owner.STAGE,
+            credential=SPACE_ROLE,
+            tag="stage",
+        ),
+        E(
+            "joinAsGuest",
+            "POST",
+            "/api/spaces/{space_id}/guests",
+            stage_api.join_as_guest,
+            POST,
+            "Join the audience as a guest who may raise a hand",
+            owner=Owner.STAGE,
+            tag="stage",
+        ),
+        E(
+            "getStage",
+            "GET",
+            "/api/spaces/{space_id}/stage",
+            stage_api.stage,
+            STAGE,
+            "Who is on stage",
+            owner=Owner.STAGE,
+            credential=SPACE_ROLE,
+            tag="stage",
+        ),
+        E(
+            "listHands",
+            "GET",
+            "/api/spaces/{space_id}/hands",
+            stage_api.hands,
+            STAGE,
+            "Raised hands, in order",
+            owner=Owner.STAGE,
+            credential=SPACE_ROLE,
+            tag="stage",
+        ),
+        E(
+            "getMe",
+            "GET",
+            "/api/spaces/{space_id}/me",
+            stage_api.me,
+            STAGE,
+            "The caller as the stage sees them",
+            owner=Owner.STAGE,
+            credential=SPACE_ROLE,
+            tag="stage",
+        ),
+        E(
+            "raiseHand",
+            "POST",
+            "/api/spaces/{space_id}/hand",
+            stage_api.raise_hand,
+            STAGE,
+            "Raise a hand",
+            owner=Owner.STAGE,
+            credential=SPACE_ROLE,
+            tag="stage",
+        ),
+        E(
+            "lowerHand",
+            "DELETE",
+            "/api/spaces/{space_id}/hand",
+            stage_api.raise_hand,
+            STAGE,
+            "Lower a hand",
+            owner=Owner.STAGE,
+            credential=SPACE_ROLE,
+            tag="stage",
+        ),
+        E(
+            "leaveStage",
+            "POST",
+            "/api/spaces/{space_id}/leave",
+            stage_api.leave,
+            STAGE,
+            "Leave the stage",
+            owner=Owner.STAGE,
+            credential=SPACE_ROLE,
+            tag="stage",
+        ),
+        E(
+            "memberAction",
+            "POST",
+            "/api/spaces/{space_id}/members/{member_id}/{action}",
+            stage_api.member_action,
+            STAGE,
+            "Act on a member of the stage",
+            owner=Owner.STAGE,
+            credential=SPACE_ROLE,
+            tag="stage",
+        ),
+        # -- accounts and posts ----------------------------------------------------------------------
+        E("signUp", "POST", "/api/accounts", accounts_api.sign_up, OTHER, "Create an account", tag="audience"),
+        E("signIn", "POST", "/api/sessions", accounts_api.sign_in, OTHER, "Sign in", tag="audience"),
+        E("signOut", "DELETE", "/api/sessions", accounts_api.sign_out, OTHER, "Sign out", tag="audience"),
+        E("whoAmI", "GET", "/api/sessions/me", accounts_api.whoami, JOIN, "The signed-in account", tag="audience"),
+        E(
+            "createPost",
+            "POST",
+            "/api/spaces/{space_id}/posts",
+            posts_api.create_post,
+            POST,
+            "Post a comment or a question",
+            tag="audience",
+        ),
+        E(
+            "listPosts",
+            "GET",
+            "/api/spaces/{space_id}/posts",
+            posts_api.all_posts,
+            STAGE,
+            "Every post, for moderation",
+            credential=SPACE_ROLE,
+            tag="audience",
+        ),
+        E(
+            "listQuestions",
+            "GET",
+            "/api/spaces/{space_id}/questions",
+            posts_api.questions,
+            LISTENING,
+            "Questions, by votes",
+            tag="audience",
+        ),
+        E(
+            "listComments",
+            "GET",
+            "/api/spaces/{space_id}/comments",
+            posts_api.comments,
+            LISTENING,
+            "Comments shown",
+            tag="audience",
+        ),
+        E(
+            "vote",
+            "POST",
+            "/api/spaces/{space_id}/questions/{post_id}/vote",
+            posts_api.vote,
+            POST,
+            "Vote for a question",
+            tag="audience",
+        ),
+        E(
+            "moderatePost",
+            "POST",
+            "/api/spaces/{space_id}/posts/{post_id}/{action}",
+            posts_api.moderate_post,
+            STAGE,
+            "Hide, show, pin or answer a post",
+            credential=SPACE_ROLE,
+            tag="audience",
+        ),
+        E(
+            "getModeration",
+            "GET",
+            "/api/spaces/{space_id}/moderation",
+            posts_api.moderation,
+            STAGE,
+            "Posting rules and the pinned post",
+            credential=SPACE_ROLE,
+            without=LISTENING,  # a listener's page reads them too: a cheap public read
+            tag="audience",
+        ),
+        E(
+            "setModeration",
+            "POST",
+            "/api/spaces/{space_id}/moderation",
+            posts_api.moderation,
+            STAGE,
+            "Change the posting rules or the pin",
+            credential=SPACE_ROLE,
+            tag="audience",
+        ),
+        E(
+            "blockUser",
+            "POST",
+            "/api/spaces/{space_id}/blocked/{user_id}",
+            posts_api.block_user,
+            STAGE,
+            "Block an account from posting",
+            credential=SPACE_ROLE,
+            tag="audience",
+        ),
+        E(
+            "unblockUser",
+            "DELETE",
+            "/api/spaces/{space_id}/blocked/{user_id}",
+            posts_api.block_user,
+            STAGE,
+            "Let an account post again",
+            credential=SPACE_ROLE,
+            tag="audience",
+        ),
+        E(
+            "react",
+            "POST",
+            "/api/spaces/{space_id}/reactions",
+            timeline_api.react,
+            REACTION,
+            "React",
+            tag="audience",
+        ),
+        # -- recording, replay and clips -------------------------------------------------------------
+        E(
+            "replay",
+            "GET",
+            "/api/spaces/{space_id}/replay",
+            replay_api.replay,
+            LISTENING,
+            "The replay",
+            tag="recording",
+        ),
+        E(
+            "recordingFingerprint",
+            "GET",
+            "/api/spaces/{space_id}/recording",
+            replay_api.recording_fingerprint,
+            OTHER,
+            "The recording's fingerprint",
+            tag="recording",
+        ),
+        E(
+            "createClip",
+            "POST",
+            "/api/spaces/{space_id}/clips",
+            replay_api.create_clip,
+            OTHER,
+            "Cut a clip",
+            tag="recording",
+        ),
+        E(
+            "getClip",
+            "GET",
+            "/api/spaces/{space_id}/clips/{clip_id}",
+            replay_api.get_clip,
+            OTHER,
+            "A clip's facts",
+            tag="recording",
+        ),
+        E("verifyFile", "POST", "/api/verify", replay_api.verify, OTHER, "Verify a recording or clip", tag="recording"),
+        # -- webhooks --------------------------------------------------------------------------------
+        E(
+            "registerWebhook",
+            "POST",
+            "/api/spaces/{space_id}/webhooks",
+            webhooks_api.register,
+            STAGE,
+            "Register a webhook",
+            credential=SPACE_ROLE,
+            tag="webhooks",
+        ),
+        E(
+            "listWebhooks",
+            "GET",
+            "/api/spaces/{space_id}/webhooks",
+            webhooks_api.listing,
+            STAGE,
+            "Webhooks and their deliveries",
+            credential=SPACE_ROLE,
+            tag="webhooks",
+        ),
+        E(
+            "removeWebhook",
+            "DELETE",
+            "/api/spaces/{space_id}/webhooks/{hook_id}",
+            webhooks_api.remove,
+            STAGE,
+            "Remove a webhook",
+            credential=SPACE_ROLE,
+            tag="webhooks",
+        ),
+        # -- embedding -------------------------------------------------------------------------------
+        E(
+            "embedCode",
+            "GET",
+            "/api/spaces/{space_id}/embed-code",
+            embed_api.embed_code,
+            OTHER,
+            "The snippet that embeds the player",
+            tag="embedding",
+        ),
+        E("oembed", "GET", "/oembed", embed_api.oembed, OTHER, "oEmbed", tag="embedding"),
+        # -- WHIP (RFC 9725) -------------------------------------------------------------------------
+        E(
+            "whipPublish",
+            "POST",
+            "/whip/{space_id}",
+            api.whip_publish,
+            STAGE,
+            "Publish a speaker's audio (WHIP)",
+            owner=Owner.STAGE,
+            credential=SPACE_ROLE,
+            tag="stage",
+        ),
+        E("whipOptions", "OPTIONS", "/whip/{space_id}", api.whip_options, STAGE, "WHIP preflight", owner=Owner.STAGE),
+        E(
+            "whipDelete",
+            "DELETE",
+            "/whip/{space_id}/{session_id}",
+            api.whip_delete,
+            STAGE,
+            "Stop publishing (WHIP)",
+            owner=Owner.STAGE,
+            credential=SPACE_ROLE,
+            tag="stage",
+        ),
+        E(
+            "whipPatch",
+            "PATCH",
+            "/whip/{space_id}/{session_id}",
+            api.whip_patch,
+            STAGE,
+            "Trickle ICE (not offered)",
+            owner=Owner.STAGE,
+            credential=SPACE_ROLE,
+        ),
+        E(
+            "whipSessionOptions",
+            "OPTIONS",
+            "/whip/{space_id}/{session_id}",
+            api.whip_options,
+            STAGE,
+            "WHIP preflight",
+            owner=Owner.STAGE,
+        ),
+        # -- the listener's stream: playlists and media, the timeline --------------------------------
+        *(
+            E(f"{prefix}{name}", "GET", path + tail, handler, LISTENING, summary, owner=Owner.STAGE, head=True)
+            for prefix, path in (("signed.", "/hls/{space_id}/k/{key}/"), ("", "/hls/{space_id}/"))
+            for name, tail, handler, summary in (
+                ("hls.index", "index.m3u8", hls.multivariant, "The multivariant playlist"),
+                ("hls.live", "live.m3u8", hls.media_playlist, "The live media playlist"),
+                ("hls.init", INIT_NAME, hls.init_section, "The stream's init section"),
+                ("hls.file", "{name}", hls.media_file, "A part or segment"),
+            )
+        ),
+        E(
+            "timeline.index",
+            "GET",
+            "/timeline/{space_id}/index.json",
+            timeline_api.timeline_index,
+            LISTENING,
+            "The timeline's index",
+            owner=Owner.STAGE,
+            head=True,
+        ),
+        E(
+            "timeline.item",
+            "GET",
+            "/timeline/{space_id}/{name}",
+            timeline_api.timeline_item,
+            LISTENING,
+            "One interval of the timeline",
+            owner=Owner.STAGE,
+            head=True,
+        ),
+        # -- files of ended spaces, the feed, the clip key -------------------------------------------
+        E("download", "GET", "/media/{space_id}/recording.m4a", replay_api.download, OTHER, "The recording", head=True),
+        E("clipFile", "GET", "/media/{space_id}/clips/{clip_id}.m4a", replay_api.clip_file, OTHER, "A clip", head=True),
+        E("feed", "GET", "/feed.xml", replay_api.feed, OTHER, "The podcast feed", head=True),
+        E(
+            "clipKey",
+            "GET",
+            "/.well-known/podium-clip-key",
+            replay_api.public_key,
+            OTHER,
+            "The key clips are signed with",
+        ),
+        E("openapi", "GET", "/openapi.json", openapi.openapi_json, OTHER, "This document", tag="operations"),
+        # -- pages -----------------------------------------------------------------------------------
+        E("page.home", "GET", "/", pages.home, JOIN, "The home page", head=True),
+        E("page.listen", "GET", "/s/{space_id}", pages.listener_page, JOIN, "A space's page", head=True),
+        E("page.host", "GET", "/host/{space_id}", pages.host_page, JOIN, "The host's console", head=True),
+        E("page.speaker", "GET", "/join/{space_id}", pages.speaker_page, JOIN, "A speaker's page", head=True),
+        E("page.embed", "GET", "/embed/{space_id}", pages.embed_page, JOIN, "The embeddable player", head=True),
+        E("page.clip", "GET", "/c/{space_id}/{clip_id}", replay_api.clip_page, OTHER, "A clip's page", head=True),
+        E("page.verify", "GET", "/verify", replay_api.verify_page, OTHER, "The verify page", head=True),
+        E("hlsjs", "GET", "/static/vendor/hls.min.js", pages.hlsjs_file, JOIN, "hls.js", head=True),
+        E("static", "GET", "/static", None, JOIN, "The pages' assets", app=StaticFiles(directory=pages.STATIC)),
+    )
+)
+
+__all__ = ["TABLE", "Answer", "Body", "Endpoint", "Owner", "RouteTable", "router_routes"]
