@@ -77,7 +77,7 @@ class Accounts:
     async def sign_up(self, username: object, password: object, address: str) -> Account:
         """The same work whether the name is free or taken (the hash is made first): the only
         difference is the answer, which must tell the person to choose another name."""
-        self._limits.hit(self._signup, address)
+        await self._limits.hit(self._signup, address)
         name = clean_username(username)
         secret = check_password(password)
         account = Account(new_user_id(), name, self._clock.now())
@@ -88,18 +88,18 @@ class Accounts:
 
     async def sign_in(self, username: object, password: object, address: str) -> tuple[Account, str]:
         """Checks the limits first, then the password; answers the same for a wrong name or password."""
-        self._limits.hit(LOGIN_PER_ADDRESS, address)
+        await self._limits.hit(LOGIN_PER_ADDRESS, address)
         if not isinstance(username, str) or not isinstance(password, str) or len(password) > 256:
             raise Unauthenticated(WRONG_CREDENTIALS)
         name = username.strip().lower()[:64]
         pair = f"{address} {name}"
-        self._limits.hit(self._per_pair, pair)
-        if not self._limits.allows(self._failures, name):
-            self._limits.hit(self._under_attack, pair)
+        await self._limits.hit(self._per_pair, pair)
+        if not await self._limits.allows(self._failures, name):
+            await self._limits.hit(self._under_attack, pair)
         found = await self._store.account_by_name(name)
         stored_hash = found[1] if found else self._decoy
         if not await asyncio.to_thread(self._matches, stored_hash, password) or found is None:
-            self._limits.count(self._failures, name)
+            await self._limits.count(self._failures, name)
             raise Unauthenticated(WRONG_CREDENTIALS)
         account, _ = found
         if self._hasher.check_needs_rehash(stored_hash):

@@ -209,6 +209,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             if podium.placement is not None:
                 await podium.placement.close()
             await parts.joins.close()
+            await parts.limits.close()
 
     app = Starlette(
         routes=router_routes(TABLE),

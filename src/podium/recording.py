@@ -265,7 +265,7 @@ class Recordings:
             )
         if not clips.MIN_CLIP_S <= duration_s <= clips.MAX_CLIP_S:
             raise InvalidInput(f"a clip lasts {clips.MIN_CLIP_S:.0f} to {clips.MAX_CLIP_S:.0f} seconds")
-        self.limits.hit(CLIP_PER_ADDRESS, address)
+        await self.limits.hit(CLIP_PER_ADDRESS, address)
         records, init, segments = await self._recording(space)
         stsd, timescale = m4a.sample_description(init)
         samples = m4a.fragment_samples(segments)  # parsed once: planned, counted and cut from this
@@ -342,7 +342,7 @@ class Recordings:
     async def verify(self, data: bytes, address: str) -> Verdict:
         """Checks a clip file against this instance: its key, and its own copy of the recording.
         Reading and hashing the recording is work: limited per address, like cutting clips."""
-        self.limits.hit(VERIFY_PER_ADDRESS, address)
+        await self.limits.hit(VERIFY_PER_ADDRESS, address)
         try:
             media, envelope = clips.open_clip(data)
         except clips.NotAClip as error:

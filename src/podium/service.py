@@ -197,7 +197,7 @@ class Podium:
         record: object = True,
         private: object = False,
         created_by: UserId | None = None,
-        admit: Callable[[], None] | None = None,
+        admit: Callable[[], Awaitable[None]] | None = None,
     ) -> Created:
         """A new space. `admit` is called once the request is found valid, before anything is
         stored: the limits on who creates how many (it raises to refuse)."""
@@ -206,7 +206,7 @@ class Podium:
         when = space_rules.parse_starts_at(starts_at, now)
         wanted_record, wanted_private = space_rules.parse_record(record), space_rules.parse_private(private)
         if admit is not None:
-            admit()
+            await admit()
         space = space_rules.new_space(new_space_id(), clean, when, now, wanted_record, wanted_private, created_by)
         await self.spaces.add(space)
         self._cache[space.id] = space

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import secrets
-from collections.abc import Iterator
+import warnings
+from collections.abc import AsyncIterator
 
 import pytest
-import redis
+import redis.asyncio
 
 from podium.admission.limits import Policy, RateLimits, network_of, storage_for
 from podium.errors import RateLimited
@@ -14,37 +17,114 @@ from podium.errors import RateLimited
 REDIS_URL = "redis://127.0.0.1:6379"
 
 
-@pytest.fixture(params=["memory://", REDIS_URL])
-def limits(request: pytest.FixtureRequest) -> Iterator[RateLimits]:
-    if request.param.startswith("redis"):
-        try:
-            redis.Redis.from_url(request.param, socket_connect_timeout=2).ping()
-        except redis.RedisError as error:
-            pytest.fail(f"Redis is not running at {request.param} ({error}); .ci/run starts it")
-    yield RateLimits(storage_for(request.param))
-
-
-def test_a_limit_refuses_past_its_count_with_a_retry_after(limits: RateLimits) -> None:
-    policy = Policy(f"test-{secrets.token_hex(4)}", "3/minute", "too many tries")
-    for _ in range(3):
-        limits.hit(policy, "198.51.100.7")
-    with pytest.raises(RateLimited) as refused:
-        limits.hit(policy, "198.51.100.7")
-    assert "too many tries" in refused.value.message and 1 <= refused.value.retry_after_s <= 61
-    limits.hit(policy, "198.51.100.8")  # another key has its own count
-
-
-def test_two_nodes_share_counts_in_redis() -> None:
+async def reachable_redis() -> redis.asyncio.Redis:
+    client = redis.asyncio.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
     try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+        await client.ping()
     except redis.RedisError as error:
-        pytest.fail(f"Redis is not running at {REDIS_URL} ({error})")
-    policy = Policy(f"test-{secrets.token_hex(4)}", "4/minute", "too many joins")
-    node_a, node_b = RateLimits(storage_for(REDIS_URL)), RateLimits(storage_for(REDIS_URL))
-    for node in (node_a, node_b, node_a, node_b):
-        node.hit(policy, "203.0.113.9")
-    with pytest.raises(RateLimited):
-        node_b.hit(policy, "203.0.113.9")
+        await client.aclose()
+        pytest.fail(f"Redis is not running at {REDIS_URL} ({error}); .ci/run starts it")
+    return client
+
+
+async def forget(client: redis.asyncio.Redis, prefix: str) -> None:
+    """Deletes every key of one namespace."""
+    keys = [key async for key in client.scan_iter(match=f"{prefix}:*")]
+    if keys:
+        await client.delete(*keys)
+
+
+@pytest.fixture
+async def redis_client() -> AsyncIterator[redis.asyncio.Redis]:
+    client = await reachable_redis()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def key_prefix(redis_client: redis.asyncio.Redis) -> AsyncIterator[str]:
+    """A namespace of this test's own in the shared Redis, emptied afterwards."""
+    prefix = f"test-limits-{secrets.token_hex(6)}"
+    yield prefix
+    await forget(redis_client, prefix)
+
+
+@pytest.fixture(params=["memory://", REDIS_URL])
+async def limits(request: pytest.FixtureRequest) -> AsyncIterator[RateLimits]:
+    if request.param == "memory://":
+        instance = RateLimits(storage_for(request.param))
+        yield instance
+        await instance.close()
+        return
+    client = await reachable_redis()
+    prefix = f"test-limits-{secrets.token_hex(6)}"
+    instance = RateLimits(storage_for(request.param, key_prefix=prefix))
+    yield instance
+    await instance.close()
+    await forget(client, prefix)
+    await client.aclose()
+
+
+async def test_a_limit_refuses_past_its_count_with_a_retry_after(limits: RateLimits) -> None:
+    policy = Policy("test", "3/minute", "too many tries")
+    for _ in range(3):
+        await limits.hit(policy, "198.51.100.7")
+    with pytest.raises(RateLimited) as refused:
+        await limits.hit(policy, "198.51.100.7")
+    assert refused.value.message == f"too many tries; try again in {refused.value.retry_after_s} s"
+    assert 1 <= refused.value.retry_after_s <= 61
+    await limits.hit(policy, "198.51.100.8")  # another key has its own count
+
+
+async def test_concurrent_hits_let_exactly_the_limit_through(limits: RateLimits) -> None:
+    """Checks in flight at once (one Redis round trip each, interleaved on the loop) never let
+    more through than the limit."""
+    policy = Policy("test", "10/minute", "too many")
+    outcomes = await asyncio.gather(*(limits.hit(policy, "203.0.113.1") for _ in range(25)), return_exceptions=True)
+    assert sum(outcome is None for outcome in outcomes) == 10
+    assert all(isinstance(outcome, RateLimited) for outcome in outcomes if outcome is not None)
+
+
+async def test_two_nodes_share_counts_in_redis(redis_client: redis.asyncio.Redis, key_prefix: str) -> None:
+    policy = Policy("test", "4/minute", "too many joins")
+    node_a = RateLimits(storage_for(REDIS_URL, key_prefix=key_prefix))
+    node_b = RateLimits(storage_for(REDIS_URL, key_prefix=key_prefix))
+    try:
+        for node in (node_a, node_b, node_a, node_b):
+            await node.hit(policy, "203.0.113.9")
+        with pytest.raises(RateLimited):
+            await node_b.hit(policy, "203.0.113.9")
+        with pytest.raises(RateLimited):
+            await node_a.hit(policy, "203.0.113.9")
+        assert await node_a.allows(policy, "203.0.113.10")
+        # The counts really are in Redis, under this namespace only.
+        assert [key async for key in redis_client.scan_iter(match=f"{key_prefix}:*")]
+        # A node with another namespace counts on its own.
+        other = RateLimits(storage_for(REDIS_URL, key_prefix=f"{key_prefix}-other"))
+        try:
+            await other.hit(policy, "203.0.113.9")
+        finally:
+            await other.close()
+            await forget(redis_client, f"{key_prefix}-other")
+    finally:
+        await node_a.close()
+        await node_b.close()
+
+
+@pytest.mark.parametrize("closed", [True, False])
+async def test_closing_lets_go_of_the_redis_connections(key_prefix: str, closed: bool) -> None:
+    """What the app's shutdown relies on: once closed, no connection is left open (redis-py
+    warns about an open one when it is collected)."""
+    limits = RateLimits(storage_for(REDIS_URL, key_prefix=key_prefix))
+    await limits.hit(Policy("test", "1/minute", ""), "198.51.100.1")
+    if closed:
+        await limits.close()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        del limits
+        gc.collect()
+    unclosed = [w for w in caught if issubclass(w.category, ResourceWarning)]
+    assert bool(unclosed) is not closed
 
 
 def test_storage_urls_are_checked() -> None:
@@ -55,15 +135,15 @@ def test_storage_urls_are_checked() -> None:
         Settings.load({"PODIUM_LIMITS_URL": "postgres://x"})
 
 
-def test_counting_refuses_nothing_and_allows_says_whether_a_key_is_still_under(limits: RateLimits) -> None:
-    policy = Policy(f"test-{secrets.token_hex(4)}", "2/minute", "")
-    assert limits.allows(policy, "target")
-    limits.count(policy, "target")
-    limits.count(policy, "target")
-    limits.count(policy, "target")  # past the limit: counted, not refused
-    assert not limits.allows(policy, "target") and limits.allows(policy, "another")
+async def test_counting_refuses_nothing_and_allows_says_whether_a_key_is_still_under(limits: RateLimits) -> None:
+    policy = Policy("test", "2/minute", "")
+    assert await limits.allows(policy, "target")
+    await limits.count(policy, "target")
+    await limits.count(policy, "target")
+    await limits.count(policy, "target")  # past the limit: counted, not refused
+    assert not await limits.allows(policy, "target") and await limits.allows(policy, "another")
     with pytest.raises(RateLimited):
-        limits.hit(policy, "target")
+        await limits.hit(policy, "target")
 
 
 @pytest.mark.parametrize(

@@ -189,11 +189,11 @@ class Joins:
             verified["solved"] = body["solved"]
         return client, verified
 
-    def admit_beat(self, space_id: SpaceId, client_id: str, token: str | None, address: str) -> ListenerId:
+    async def admit_beat(self, space_id: SpaceId, client_id: str, token: str | None, address: str) -> ListenerId:
         """A heartbeat's proof of admission: the per-address limit first, then the pass the join
         gave, bound to the client id the beat names. Returns the listener the pass names (the
         client's hash: what presence counts and samples). Raises before any count moves."""
-        self.limits.hit(self.beat_policy, address)
+        await self.limits.hit(self.beat_policy, address)
         if not is_client_id(client_id):
             raise InvalidInput(
                 "listener_id must be 8 to 64 letters, digits, '-' or '_' (the client_id you joined with)"
@@ -228,7 +228,7 @@ class Joins:
         # A ticket from this room's line keeps its place; one from another life of it is a fresh arrival.
         held: Ticket | None = ticket if ticket is not None and ticket.epoch == await room.epoch() else None
         if held is None:
-            self.limits.hit(self.policy, address)
+            await self.limits.hit(self.policy, address)
             surge.note(now)
             if surge.active(now) and solved is None:
                 challenge = self.signer.challenge(space_id, client, surge.difficulty_bits(now))

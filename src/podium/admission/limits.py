@@ -1,7 +1,9 @@
-"""Rate limits by name, on the `limits` library (moving windows; memory here, Redis later).
+"""Rate limits by name, on the `limits` library's asyncio API (moving windows; counters in this
+process, or in Redis to share them between nodes).
 
 Each policy is checked per key (a user, an address). A refusal says which limit was met and
-when to try again; nothing past a refusal runs (no hashing, no database).
+when to try again; nothing past a refusal runs (no hashing, no database). Every check is awaited:
+with Redis it is one round trip, which must never block the event loop.
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ import ipaddress
 import time
 from dataclasses import dataclass
 
+import redis.asyncio
 from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage, Storage, storage_from_string
-from limits.strategies import MovingWindowRateLimiter
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage.redis.redispy import RedispyBridge
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
 
 from podium.errors import RateLimited
 
@@ -69,19 +74,23 @@ def network_of(address: str) -> str:
     return str(ip)
 
 
-def storage_for(url: str) -> Storage:
-    """Counters in this process ("memory://") or shared in Redis ("redis://host:port")."""
+def storage_for(url: str, key_prefix: str = RedisStorage.PREFIX) -> Storage:
+    """Counters in this process ("memory://") or shared in Redis ("redis://host:port"), through
+    redis-py's asyncio client. Every node must use the same `key_prefix` to share counts."""
     if url.startswith("memory://"):
         return MemoryStorage()
-    storage = storage_from_string(url)
+    # `limits` names its asyncio storages "async+<scheme>"; its default Redis client (coredis) is
+    # not a dependency of Podium, redis-py's is.
+    storage = storage_from_string(f"async+{url}", implementation="redispy", key_prefix=key_prefix)
     if not isinstance(storage, Storage):
-        raise TypeError(f"{url} names an asynchronous storage; use a synchronous one")
+        raise TypeError(f"{url} names a synchronous storage; use an asynchronous one")
     return storage
 
 
 class RateLimits:
     def __init__(self, storage: Storage | None = None) -> None:
-        self._limiter = MovingWindowRateLimiter(storage or MemoryStorage())
+        self._storage = storage or MemoryStorage()
+        self._limiter = MovingWindowRateLimiter(self._storage)
         self._items: dict[str, RateLimitItem] = {}
 
     def _item(self, policy: Policy) -> RateLimitItem:
@@ -90,18 +99,25 @@ class RateLimits:
             item = self._items[policy.limit] = parse(policy.limit)
         return item
 
-    def allows(self, policy: Policy, key: str) -> bool:
+    async def allows(self, policy: Policy, key: str) -> bool:
         """Whether `key` is still under `policy` now (counts nothing)."""
-        return bool(self._limiter.test(self._item(policy), policy.name, key))
+        return bool(await self._limiter.test(self._item(policy), policy.name, key))
 
-    def count(self, policy: Policy, key: str) -> None:
+    async def count(self, policy: Policy, key: str) -> None:
         """Count one event against `policy` for `key`, refusing nothing (what `allows` asks about)."""
-        self._limiter.hit(self._item(policy), policy.name, key)
+        await self._limiter.hit(self._item(policy), policy.name, key)
 
-    def hit(self, policy: Policy, key: str) -> None:
+    async def hit(self, policy: Policy, key: str) -> None:
         """Count one request against `policy` for `key`, or raise RateLimited with Retry-After."""
         item = self._item(policy)
-        if not self._limiter.hit(item, policy.name, key):
-            reset_at, _remaining = self._limiter.get_window_stats(item, policy.name, key)
+        if not await self._limiter.hit(item, policy.name, key):
+            reset_at, _remaining = await self._limiter.get_window_stats(item, policy.name, key)
             retry_after = int(reset_at - time.time()) + 1
             raise RateLimited(f"{policy.message}; try again in {retry_after} s", retry_after)
+
+    async def close(self) -> None:
+        """Lets go of the storage's connections (Redis); counters in memory hold none."""
+        if isinstance(self._storage, RedisStorage) and isinstance(self._storage.bridge, RedispyBridge):
+            client = self._storage.bridge.get_connection()
+            if isinstance(client, redis.asyncio.Redis):
+                await client.aclose()

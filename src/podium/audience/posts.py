@@ -73,8 +73,8 @@ class Posting:
         user_id, username = user
         now = self._clock.now()
         (await self.moderation(space.id)).check_post(user_id, self._last_post.get((space.id, user_id)), now)
-        self._limits.hit(self._per_user, user_id)
-        self._limits.hit(self._per_address, address)
+        await self._limits.hit(self._per_user, user_id)
+        await self._limits.hit(self._per_address, address)
         post = Post(new_post_id(), space.id, user_id, username, parsed_kind, clean, client, now)
         stored, created = await self._store.add_post(post)
         if created:
@@ -90,7 +90,7 @@ class Posting:
         if space.state is SpaceState.ENDED:
             raise Conflict("this space has ended")
         chosen = check_reaction(emoji)
-        self._limits.hit(REACTION_PER_ADDRESS, address)
+        await self._limits.hit(REACTION_PER_ADDRESS, address)
         await self._announce(space.id, {"type": "reaction", "emoji": chosen})
 
     async def _announce(self, space_id: SpaceId, event: dict[str, Any]) -> None:
@@ -113,7 +113,7 @@ class Posting:
             raise NotFound("no such question in this space")
         if post.kind is not PostKind.QUESTION:
             raise Conflict("only questions take votes")
-        self._limits.hit(VOTE_PER_USER, user[0])
+        await self._limits.hit(VOTE_PER_USER, user[0])
         added = await self._store.vote(post.id, user[0])
         updated = await self._store.post(post.id)
         assert updated is not None

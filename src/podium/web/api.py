@@ -92,10 +92,10 @@ async def create_space(request: Request) -> Response:
         raise Unauthenticated("sign in to create a space: this instance asks for an account")
     limits: RateLimits = request.app.state.limits
 
-    def admit() -> None:
-        limits.hit(with_limit(SPACE_PER_ADDRESS, settings.space_limit_per_address), client_address(request))
+    async def admit() -> None:
+        await limits.hit(with_limit(SPACE_PER_ADDRESS, settings.space_limit_per_address), client_address(request))
         if user is not None:
-            limits.hit(with_limit(SPACE_PER_ACCOUNT, settings.space_limit_per_account), user[0])
+            await limits.hit(with_limit(SPACE_PER_ACCOUNT, settings.space_limit_per_account), user[0])
 
     created = await podium.create_space(
         body.title,
@@ -145,7 +145,7 @@ async def heartbeat(request: Request) -> Response:
     if not is_space_id(space_id):
         raise NotFound("no such space")
     address = client_address(request)
-    listener = joins.admit_beat(SpaceId(space_id), body.listener_id, given, address)
+    listener = await joins.admit_beat(SpaceId(space_id), body.listener_id, given, address)
     counts = await podium.heartbeat(SpaceId(space_id), listener, address, leaving=body.leaving)
     space = await podium.get_space(space_id)
     return json_response(

@@ -70,7 +70,7 @@ async def join_as_guest(request: Request) -> Response:
     `max_guests` (the stage rules refuse one more with 409)."""
     podium = _podium(request)
     limits: RateLimits = request.app.state.limits
-    limits.hit(with_limit(GUEST_PER_ADDRESS, podium.settings.guest_limit_per_address), client_address(request))
+    await limits.hit(with_limit(GUEST_PER_ADDRESS, podium.settings.guest_limit_per_address), client_address(request))
     body = await read_json(request, 1024)
     member, token = await podium.join(request.path_params["space_id"], body.get("name"))
     return json_response({"member": member_view(member), "token": token}, status=201)
