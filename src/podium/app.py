@@ -232,7 +232,12 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
 def create_asgi(settings: Settings | None = None, clock: Clock | None = None) -> ASGIApp:
     """The application as served: the listener hot path in front of the full router."""
-    app = create_app(settings, clock)
+    return served(create_app(settings, clock))
+
+
+def served(app: Starlette) -> ASGIApp:
+    """An application with what stands in front of it when served: the client's address, the door,
+    the relay between nodes, the listener hot path."""
     podium: Podium = app.state.podium
     inner: ASGIApp = HlsFastPath(app, podium, TABLE.name_of)
     if podium.placement is not None:

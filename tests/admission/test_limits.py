@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import secrets
+import time
 import warnings
 from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio
 
-from podium.admission.limits import Policy, RateLimits, network_of, storage_for
+from podium.admission.limits import MemoryCounters, Policy, RateLimits, network_of, storage_for
 from podium.errors import RateLimited
 
 REDIS_URL = "redis://127.0.0.1:6379"
@@ -159,3 +160,25 @@ async def test_counting_refuses_nothing_and_allows_says_whether_a_key_is_still_u
 )
 def test_an_address_counts_as_its_network(address: str, network: str) -> None:
     assert network_of(address) == network
+
+
+async def test_the_memory_sweep_runs_on_the_loop_and_drops_what_expired(monkeypatch: pytest.MonkeyPatch) -> None:
+    storage = MemoryCounters()
+    limits = RateLimits(storage)
+    policy = Policy("sweep", "5/second", "slow down")
+    for n in range(50):
+        await limits.hit(policy, f"key-{n}")
+    assert len(storage.events) == 50
+
+    def no_threads(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the sweep must not hand keys to worker threads")
+
+    monkeypatch.setattr(asyncio, "to_thread", no_threads)
+    later = time.time() + 2  # every window above is over
+    monkeypatch.setattr(time, "time", lambda: later)
+    storage.sweep()
+    assert storage.events == {} and not storage.locks
+    for _ in range(5):
+        await limits.hit(policy, "key-1")  # a fresh window, counted from nothing
+    with pytest.raises(RateLimited):
+        await limits.hit(policy, "key-1")

@@ -4,6 +4,7 @@ shape, never a 5xx. The document must also list every `/api` route the app serve
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, cast
 
+import httpx
 import hypothesis
 import pytest
 import schemathesis
@@ -249,3 +251,21 @@ def test_what_fuzzing_found_beyond_bodies_gets_a_clear_4xx(api: schemathesis.Bas
         assert created.status_code == 400, created.text
         assert "out of range" in created.json()["error"]
         api["/api/spaces"]["POST"].validate_response(created)
+
+
+async def test_the_document_follows_the_settings(tmp_path: Path) -> None:
+    """A limit that is a setting is documented with the value the node runs with."""
+    app = create_app(Settings.load({"PODIUM_MAX_TITLE_CHARS": "80"}, data_dir=tmp_path / "data"))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://podium.test") as client,
+    ):
+        served = (await client.get("/openapi.json")).json()
+        body = served["paths"]["/api/spaces"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        name = body["$ref"].rsplit("/", 1)[1]
+        assert served["components"]["schemas"][name]["properties"]["title"]["maxLength"] == 80
+        assert "x-podium-setting" not in json.dumps(served)
+        # And the limit the document states is the one enforced.
+        too_long = await client.post("/api/spaces", json={"title": "x" * 81})
+        assert too_long.status_code == 400 and "80" in too_long.json()["error"]
+        assert (await client.post("/api/spaces", json={"title": "x" * 80})).status_code == 201

@@ -8,7 +8,9 @@ with Redis it is one round trip, which must never block the event loop.
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
+import math
 import time
 from dataclasses import dataclass
 
@@ -74,11 +76,49 @@ def network_of(address: str) -> str:
     return str(ip)
 
 
+class MemoryCounters(MemoryStorage):
+    """The library's asyncio memory storage with its expiry sweep done on the event loop, at most
+    once a second. The library's own sweep hands each key to a worker thread and starts again
+    after every hit once the last sweep ended: under steady traffic it runs all the time and costs
+    about 70 times the sync storage's CPU. Sweeping inline is a bisect per key (microseconds);
+    keys in use (their lock held) are left for the next sweep."""
+
+    SWEEP_EVERY_S = 1.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._swept_at = -math.inf
+
+    async def _MemoryStorage__schedule_expiry(self) -> None:  # the library's hook, by its mangled name
+        now = time.monotonic()
+        if now - self._swept_at >= self.SWEEP_EVERY_S:
+            self._swept_at = now
+            self.sweep()
+
+    def sweep(self) -> None:
+        """Drops moving-window events and counters whose time is over."""
+        now = time.time()
+        for key, events in list(self.events.items()):
+            if self.locks[key].locked():
+                continue
+            # Newest first: the expired ones are the tail.
+            cutoff = bisect.bisect_left(events, -now, key=lambda event: -event.expiry)
+            del events[cutoff:]
+            if not events:
+                del self.events[key]
+                self.locks.pop(key, None)
+        for key, expiry in list(self.expirations.items()):
+            if expiry <= now:
+                self.storage.pop(key, None)
+                del self.expirations[key]
+                self.locks.pop(key, None)
+
+
 def storage_for(url: str, key_prefix: str = RedisStorage.PREFIX) -> Storage:
     """Counters in this process ("memory://") or shared in Redis ("redis://host:port"), through
     redis-py's asyncio client. Every node must use the same `key_prefix` to share counts."""
     if url.startswith("memory://"):
-        return MemoryStorage()
+        return MemoryCounters()
     # `limits` names its asyncio storages "async+<scheme>"; its default Redis client (coredis) is
     # not a dependency of Podium, redis-py's is.
     storage = storage_from_string(f"async+{url}", implementation="redispy", key_prefix=key_prefix)
@@ -89,7 +129,7 @@ def storage_for(url: str, key_prefix: str = RedisStorage.PREFIX) -> Storage:
 
 class RateLimits:
     def __init__(self, storage: Storage | None = None) -> None:
-        self._storage = storage or MemoryStorage()
+        self._storage = storage or MemoryCounters()
         self._limiter = MovingWindowRateLimiter(self._storage)
         self._items: dict[str, RateLimitItem] = {}
 

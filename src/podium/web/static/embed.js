@@ -236,7 +236,9 @@
     let interval = player.space.heartbeat_interval_s || 5;
     if (inSample && player.playing) {
       try {
-        const response = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json" }, body });
+        // The pass as a bearer token too: the door serves an admitted listener's beat as listening.
+        const headers = { "Content-Type": "application/json", Authorization: `Bearer ${player.admitted.pass}` };
+        const response = await fetch(url, { method: "POST", headers, body });
         if (response.ok) {
           const data = await response.json();
           player.space.listeners = data.listeners;

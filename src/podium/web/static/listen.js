@@ -94,7 +94,9 @@ async function beat(leaving = false) {
   if (player.space) sampleRate = player.space.listeners.sample_rate;
   if (inSample()) {
     try {
-      const response = await fetch(`/api/spaces/${spaceId}/heartbeat`, { method: "POST", headers: { "Content-Type": "application/json" }, body: beatBody(false) });
+      // The pass as a bearer token too: the door serves an admitted listener's beat as listening.
+      const headers = { "Content-Type": "application/json", Authorization: `Bearer ${player.admitted.pass}` };
+      const response = await fetch(`/api/spaces/${spaceId}/heartbeat`, { method: "POST", headers, body: beatBody(false) });
       if (response.ok) {
         const data = await response.json();
         showCounts(data.listeners);
