@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, load_pem_private_key
 
+from podium import urls
 from podium.admission.limits import Policy, RateLimits
 from podium.audience.feed import REACTIONS_NAME
 from podium.domain.space import Space, SpaceState
@@ -302,7 +303,7 @@ class Recordings:
             "recording_segments": len(segments),
             "media_created": created.isoformat(),
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "context_url": f"{base}/s/{space.id}?t={cut.offset_s:.1f}",
+            "context_url": f"{base}{urls.fill(urls.LISTEN_PAGE, space_id=space.id)}?t={cut.offset_s:.1f}",
         }
         if base:
             facts["instance"] = base
@@ -321,8 +322,8 @@ class Recordings:
             "key_id": envelope.get("key_id"),
             "signature": envelope.get("signature"),
             "urls": {
-                "page": f"{base}/c/{space_id}/{clip_id}",
-                "file": f"{base}/media/{space_id}/clips/{clip_id}.m4a",
+                "page": base + urls.fill(urls.CLIP_PAGE, space_id=space_id, clip_id=clip_id),
+                "file": base + urls.fill(urls.CLIP_FILE, space_id=space_id, clip_id=clip_id),
                 "context": facts["context_url"],
                 "verify": f"{base}/verify",
             },

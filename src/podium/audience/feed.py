@@ -14,6 +14,7 @@ import logging
 from collections import OrderedDict
 from typing import Any
 
+from podium import urls
 from podium.audience.posts import TOPIC, Posting
 from podium.audience.timeline import Timeline, index
 from podium.backends.interfaces import Bus, MediaStore, Placement
@@ -88,7 +89,7 @@ class Feed:
 
     async def index(self, space_id: str) -> dict[str, Any]:
         space = await self._podium.get_space(space_id)
-        base = f"{self._podium.settings.base_url}/timeline/{space.id}"
+        base = self._podium.settings.base_url + urls.fill(urls.TIMELINE, space_id=space.id).rstrip("/")
         return index(await self._latest(space.id), self.interval_s, space.state.value, base)
 
     async def _latest(self, space_id: SpaceId) -> int:

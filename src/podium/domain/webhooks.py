@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from podium import urls
 from podium.addresses import LOCAL_NAT64, embedded_ipv4
 from podium.domain.space import Space
 from podium.errors import InvalidInput
@@ -126,10 +127,10 @@ def payload(event_type: str, space: Space, base_url: str, now: datetime) -> dict
             "starts_at": _iso(space.starts_at),
             "started_at": _iso(space.started_at),
             "ended_at": _iso(space.ended_at),
-            "page": f"{base_url}/s/{space.id}",
+            "page": base_url + urls.fill(urls.LISTEN_PAGE, space_id=space.id),
         }
     }
     if event_type == "replay.ready":
-        data["replay"] = f"{base_url}/hls/{space.id}/index.m3u8"
-        data["download"] = f"{base_url}/media/{space.id}/recording.m4a"
+        data["replay"] = base_url + urls.fill(urls.HLS, space_id=space.id) + "index.m3u8"
+        data["download"] = base_url + urls.fill(urls.DOWNLOAD, space_id=space.id)
     return {"type": event_type, "timestamp": _iso(now), "data": data}

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
+from podium import urls
 from podium.errors import InvalidInput
 from podium.media.ice_servers import IceServer
 from podium.ops.diagnosis import (
@@ -313,7 +314,7 @@ class Doctor:
         if podium_node(health) is None:
             return
         api = http_get(f"{self.target}/api/spaces/{self.space}")
-        hls = http_get(f"{self.target}/hls/{self.space}/index.m3u8")
+        hls = http_get(self.target + urls.fill(urls.HLS, space_id=self.space) + "index.m3u8")
         yield check_cors("API answer", api, ("Location", "Retry-After", "ETag"))
         yield check_cors("HLS playlist", hls, ())
 

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from podium import urls
 from podium.ids import is_space_id
 from podium.media import clips
 from podium.media.packager import INIT_NAME, segment_name
@@ -109,10 +110,14 @@ def verify_clip(path: Path, trust: str | None = None, timeout_s: float = 20.0) -
             return outcome
         try:
             count = int(facts["recording_segments"])
-            init = client.get(f"{base}/hls/{space}/{INIT_NAME}").raise_for_status().content
+            init = client.get(base + urls.fill(urls.HLS, space_id=space) + INIT_NAME).raise_for_status().content
             segments = []
             for msn in range(count):
-                segments.append(client.get(f"{base}/hls/{space}/{segment_name(msn)}").raise_for_status().content)
+                segments.append(
+                    client.get(base + urls.fill(urls.HLS, space_id=space) + segment_name(msn))
+                    .raise_for_status()
+                    .content
+                )
                 _progress(msn + 1, count)
         except (httpx.HTTPError, KeyError, ValueError, TypeError) as error:
             checks.append(

@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 from datetime import datetime
 from email.utils import format_datetime
 
+from podium import urls
 from podium.domain.space import ANNOUNCED_LENGTH, Space, SpaceState
 from podium.recording import DOWNLOAD_NAME
 from podium.service import Podium
@@ -47,21 +48,30 @@ def _live_item(channel: ET.Element, base: str, space: Space) -> None:
     )
     _text(item, "title", space.title)
     _text(item, "guid", f"{space.id}-live", isPermaLink="false")
-    _text(item, "link", f"{base}/s/{space.id}")
+    _text(item, "link", base + urls.fill(urls.LISTEN_PAGE, space_id=space.id))
     _text(item, "description", f"Live audio on Podium: {space.title}")
     ET.SubElement(
         item,
         "enclosure",
-        {"url": f"{base}/hls/{space.id}/index.m3u8", "type": "application/vnd.apple.mpegurl", "length": "0"},
+        {
+            "url": base + urls.fill(urls.HLS, space_id=space.id) + "index.m3u8",
+            "type": "application/vnd.apple.mpegurl",
+            "length": "0",
+        },
     )
-    _text(item, f"{{{PODCAST_NS}}}contentLink", "Listen in the browser", href=f"{base}/s/{space.id}")
+    _text(
+        item,
+        f"{{{PODCAST_NS}}}contentLink",
+        "Listen in the browser",
+        href=base + urls.fill(urls.LISTEN_PAGE, space_id=space.id),
+    )
 
 
 def _replay_item(channel: ET.Element, podium: Podium, base: str, space: Space, duration_s: float) -> None:
     item = ET.SubElement(channel, "item")
     _text(item, "title", space.title)
     _text(item, "guid", space.id, isPermaLink="false")
-    _text(item, "link", f"{base}/s/{space.id}")
+    _text(item, "link", base + urls.fill(urls.LISTEN_PAGE, space_id=space.id))
     _text(item, "description", f"The recording of the live space “{space.title}”.")
     _text(item, "pubDate", format_datetime(space.ended_at or space.created_at))
     # The file's size from the local disk. A store without local files (S3) gives 0, the RSS advice for
@@ -72,7 +82,7 @@ def _replay_item(channel: ET.Element, podium: Podium, base: str, space: Space, d
         item,
         "enclosure",
         {
-            "url": f"{base}/media/{space.id}/{DOWNLOAD_NAME}",
+            "url": base + urls.fill(urls.DOWNLOAD, space_id=space.id),
             "type": "audio/mp4",
             "length": str(path.stat().st_size if path is not None else 0),
         },

@@ -30,6 +30,7 @@ from starlette.routing import BaseRoute, Mount, Route, compile_path
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
+from podium import urls
 from podium.admission.classes import Credential, Door, RequestClass
 from podium.delivery import hls
 from podium.ids import SpaceId
@@ -766,7 +767,7 @@ TABLE = RouteTable(
         # -- the listener's stream: playlists and media, the timeline --------------------------------
         *(
             E(f"{prefix}{name}", "GET", path + tail, handler, LISTENING, summary, owner=Owner.STAGE, head=True)
-            for prefix, path in (("signed.", "/hls/{space_id}/k/{key}/"), ("", "/hls/{space_id}/"))
+            for prefix, path in (("signed.", urls.SIGNED_HLS), ("", urls.HLS))
             for name, tail, handler, summary in (
                 ("hls.index", "index.m3u8", hls.multivariant, "The multivariant playlist"),
                 ("hls.live", "live.m3u8", hls.media_playlist, "The live media playlist"),
@@ -777,7 +778,7 @@ TABLE = RouteTable(
         E(
             "timeline.index",
             "GET",
-            "/timeline/{space_id}/index.json",
+            urls.TIMELINE + "index.json",
             timeline_api.timeline_index,
             LISTENING,
             "The timeline's index",
@@ -787,7 +788,7 @@ TABLE = RouteTable(
         E(
             "timeline.item",
             "GET",
-            "/timeline/{space_id}/{name}",
+            urls.TIMELINE + "{name}",
             timeline_api.timeline_item,
             LISTENING,
             "One interval of the timeline",
@@ -795,8 +796,8 @@ TABLE = RouteTable(
             head=True,
         ),
         # -- files of ended spaces, the feed, the clip key -------------------------------------------
-        E("download", "GET", "/media/{space_id}/recording.m4a", replay_api.download, OTHER, "The recording", head=True),
-        E("clipFile", "GET", "/media/{space_id}/clips/{clip_id}.m4a", replay_api.clip_file, OTHER, "A clip", head=True),
+        E("download", "GET", urls.DOWNLOAD, replay_api.download, OTHER, "The recording", head=True),
+        E("clipFile", "GET", urls.CLIP_FILE, replay_api.clip_file, OTHER, "A clip", head=True),
         E("feed", "GET", "/feed.xml", replay_api.feed, OTHER, "The podcast feed", head=True),
         E(
             "clipKey",
@@ -809,11 +810,11 @@ TABLE = RouteTable(
         E("openapi", "GET", "/openapi.json", openapi.openapi_json, OTHER, "This document", tag="operations"),
         # -- pages -----------------------------------------------------------------------------------
         E("page.home", "GET", "/", pages.home, JOIN, "The home page", head=True),
-        E("page.listen", "GET", "/s/{space_id}", pages.listener_page, JOIN, "A space's page", head=True),
-        E("page.host", "GET", "/host/{space_id}", pages.host_page, JOIN, "The host's console", head=True),
-        E("page.speaker", "GET", "/join/{space_id}", pages.speaker_page, JOIN, "A speaker's page", head=True),
-        E("page.embed", "GET", "/embed/{space_id}", pages.embed_page, JOIN, "The embeddable player", head=True),
-        E("page.clip", "GET", "/c/{space_id}/{clip_id}", replay_api.clip_page, OTHER, "A clip's page", head=True),
+        E("page.listen", "GET", urls.LISTEN_PAGE, pages.listener_page, JOIN, "A space's page", head=True),
+        E("page.host", "GET", urls.HOST_PAGE, pages.host_page, JOIN, "The host's console", head=True),
+        E("page.speaker", "GET", urls.SPEAKER_PAGE, pages.speaker_page, JOIN, "A speaker's page", head=True),
+        E("page.embed", "GET", urls.EMBED_PAGE, pages.embed_page, JOIN, "The embeddable player", head=True),
+        E("page.clip", "GET", urls.CLIP_PAGE, replay_api.clip_page, OTHER, "A clip's page", head=True),
         E("page.verify", "GET", "/verify", replay_api.verify_page, OTHER, "The verify page", head=True),
         E("hlsjs", "GET", "/static/vendor/hls.min.js", pages.hlsjs_file, JOIN, "hls.js", head=True),
         E("static", "GET", "/static", None, JOIN, "The pages' assets", app=StaticFiles(directory=pages.STATIC)),

@@ -8,6 +8,7 @@ import icalendar
 from starlette.requests import Request
 from starlette.responses import Response
 
+from podium import urls
 from podium.domain.space import ANNOUNCED_LENGTH, Space, SpaceState
 from podium.errors import Conflict, InvalidInput
 from podium.service import Podium
@@ -78,7 +79,7 @@ async def calendar(request: Request) -> Response:
     if space.state is SpaceState.ENDED:
         raise Conflict("this space has ended; there is nothing to be reminded of")
     instance = public_base(request)
-    data = calendar_file(space, f"{instance}/s/{space.id}", instance, podium.clock.now())
+    data = calendar_file(space, instance + urls.fill(urls.LISTEN_PAGE, space_id=space.id), instance, podium.clock.now())
     return Response(
         data,
         media_type="text/calendar; charset=utf-8",

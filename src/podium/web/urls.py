@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from functools import cache
+
+from podium.urls import fill
 
 
 @cache
@@ -16,8 +17,4 @@ def _template(name: str) -> str:
 
 def url_path(name: str, **params: str) -> str:
     """The path of a named route with its parameters filled in: `url_path("page.listen", space_id=…)`."""
-    path = _template(name)
-    for key, value in params.items():
-        path = re.sub(r"\{" + key + r"(:[a-z]+)?\}", value, path)
-    assert "{" not in path, f"{name}: a parameter is missing in {path}"
-    return path
+    return fill(_template(name), **params)
