@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import math
 import time
-from typing import Any
 
 import msgspec
 from starlette.requests import Request
@@ -20,12 +17,15 @@ from podium.ids import ListenerId, SpaceId, is_space_id
 from podium.service import Podium
 from podium.web.accounts_api import client_address
 from podium.web.api import space_urls
-from podium.web.http import bearer_token, json_response, read_json
+from podium.web.http import bearer_token, json_response, read_model
+from podium.web.schemas import convert, encode
+from podium.web.schemas import stage as ST
+from podium.web.urls import url_path
 
 MAX_JOIN_BYTES = 2048
 MAX_REPORT_BYTES = 64 * 1024
 REHEARSAL_NAME = "rehearsal.json"  # the last rehearsal's summary, beside the space's media
-MIN_LINK_S, MAX_LINK_S = 60, 31 * 24 * 3600
+MAX_LINK_S = 31 * 24 * 3600  # also the longest a link is valid for (`NewListenerLink`)
 
 
 def _parts(request: Request) -> tuple[Podium, Joins, Governor]:
@@ -38,30 +38,35 @@ async def join(request: Request) -> Response:
     space_id = request.path_params["space_id"]
     if not is_space_id(space_id):
         raise NotFound("no such space")
-    body = await read_json(request, MAX_JOIN_BYTES)
+    body = await read_model(request, ST.Join, MAX_JOIN_BYTES)
     # Signatures first: a forged, expired or foreign token ends here, before any lookup.
     address = client_address(request)
-    client, verified = joins.check(SpaceId(space_id), body, address)
+    client, verified = joins.check(SpaceId(space_id), msgspec.to_builtins(body), address)
     space = podium.open_space(SpaceId(space_id))
-    key = body.get("key")
+    key = body.key
     if space.private:
-        if not isinstance(key, str):
+        if key is None:
             raise Forbidden("this space is private: open it from the listener link the host gave you")
         podium.check_link(space, key)
     answer = await joins.join(space.id, client, verified, address)
-    result: dict[str, Any] = dict(answer.body)
-    if answer.status == 200:
-        urls = space_urls(podium, space)
-        if space.private:
-            assert isinstance(key, str)
-            urls = msgspec.structs.replace(urls, hls=signed_hls(podium, space.id, key))
-        result["urls"] = urls
-        result["state"] = space.state.value
+    headers = {"Retry-After": str(answer.retry_after_s)} if answer.retry_after_s is not None else None
+    if answer.status != 200:
+        return json_response(convert(answer.body, ST.Waiting), status=answer.status, headers=headers)
+    urls = space_urls(podium, space)
+    if space.private:
+        assert key is not None
+        urls = msgspec.structs.replace(urls, hls=signed_hls(podium, space.id, key))
+    admitted = ST.Admitted(
+        admitted=True,
+        pass_=answer.body["pass"],
+        urls=urls,
+        state=space.state.value,
+        solved=answer.body.get("solved"),
         # The page beats only while its point is below the announced sample rate; the point is the
         # server's (keyed), so no client can pick an id that always stays in the sample.
-        result["sample_point"] = podium.sample_point(space.id, ListenerId(client))
-    headers = {"Retry-After": str(answer.retry_after_s)} if answer.retry_after_s is not None else None
-    return json_response(result, status=answer.status, headers=headers)
+        sample_point=podium.sample_point(space.id, ListenerId(client)),
+    )
+    return json_response(admitted, status=answer.status, headers=headers)
 
 
 async def _host_of(request: Request) -> tuple[Podium, Joins, Governor, SpaceId]:
@@ -74,34 +79,29 @@ async def _host_of(request: Request) -> tuple[Podium, Joins, Governor, SpaceId]:
 
 
 def signed_hls(podium: Podium, space_id: SpaceId, token: str) -> str:
-    return f"{podium.settings.base_url}/hls/{space_id}/k/{token}/index.m3u8"
+    return podium.settings.base_url + url_path("signed.hls.index", space_id=space_id, key=token)
 
 
 async def listener_link(request: Request) -> Response:
     """A signed listener link for a private space (for ticket holders): the page and the stream."""
     podium, _, _, space_id = await _host_of(request)
     generation = podium.link_generation(await podium.get_space(space_id))
-    body = await read_json(request, 256)
-    valid_for = body.get("valid_for_s", 24 * 3600)
-    if not isinstance(valid_for, int) or not MIN_LINK_S <= valid_for <= MAX_LINK_S:
-        raise InvalidInput(f"valid_for_s must be a whole number of seconds from {MIN_LINK_S} to {MAX_LINK_S}")
-    not_before = body.get("not_before")
+    body = await read_model(request, ST.NewListenerLink, 256)
+    valid_for, not_before = body.valid_for_s, body.not_before
     now = time.time()
-    if not_before is not None and (
-        not isinstance(not_before, int) or isinstance(not_before, bool) or not 0 <= not_before <= now + MAX_LINK_S
-    ):
+    if not_before is not None and not 0 <= not_before <= now + MAX_LINK_S:
         raise InvalidInput("not_before must be a Unix time in seconds, at most 31 days ahead")
     token = podium.links.rounded_token(space_id, now, valid_for, not_before, generation)
     window = podium.links.check(token, space_id, max(now, not_before or 0), generation)
     base = podium.settings.base_url
     return json_response(
-        {
-            "token": token,
-            "page": f"{base}/s/{space_id}#key={token}",
-            "hls": signed_hls(podium, space_id, token),
-            "not_before": window.not_before,
-            "expires": window.expires,
-        },
+        ST.ListenerLink(
+            token=token,
+            page=base + url_path("page.listen", space_id=space_id) + f"#key={token}",
+            hls=signed_hls(podium, space_id, token),
+            not_before=window.not_before,
+            expires=window.expires,
+        ),
         status=201,
     )
 
@@ -110,64 +110,48 @@ async def withdraw_listener_links(request: Request) -> Response:
     """Every listener link of this space given out so far stops working (host or co-host)."""
     podium = _parts(request)[0]
     generation = await podium.withdraw_links(request.path_params["space_id"], bearer_token(request))
-    return json_response({"withdrawn": True, "link_generation": generation})
+    return json_response(ST.Withdrawn(withdrawn=True, link_generation=generation))
 
 
-def _number(value: object) -> float:
-    """A finite JSON number (not a bool, not a string such as "nan" that float() would take)."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(value)
-    return float(value)
-
-
-def rehearsal_summary(report: dict[str, Any], at: float) -> dict[str, Any]:
-    """What the board keeps of a rehearsal's report (checked: it comes from outside)."""
-    try:
-        verdict = report["verdict"]
-        joins, plan, ttfa = report["joins"], report["plan"], report["time_to_first_audio_s"]
-        reasons = report.get("reasons", [])
-        if not all(isinstance(part, dict) for part in (joins, plan, ttfa)) or not isinstance(reasons, list):
-            raise TypeError("the report's parts are objects, its reasons a list")
-        listeners = _number(plan["listeners"])
-        summary = {
-            "at": int(at),
-            "verdict": str(verdict),
-            "reasons": [str(r)[:200] for r in reasons][:10],
-            "listeners": int(listeners),
-            "peak_joins_per_s": _number(plan["peak_joins_per_s"]),
-            "flood_per_s": _number(plan.get("flood_per_s", 0)),
-            "success": _number(joins["success"]),
-            "ttfa_s": {k: None if ttfa.get(k) is None else _number(ttfa[k]) for k in ("p50", "p95", "p99")},
-        }
-    except (KeyError, TypeError, ValueError):
-        raise InvalidInput("send the JSON report that `podium rehearse` wrote") from None
-    if summary["verdict"] not in ("GO", "NO-GO"):
-        raise InvalidInput("a rehearsal's verdict is GO or NO-GO")
-    return summary
+def rehearsal_summary(report: ST.RehearsalReport, at: float) -> ST.Rehearsal:
+    """What the board keeps of a rehearsal's report (its reasons bounded: it comes from outside)."""
+    return ST.Rehearsal(
+        at=int(at),
+        verdict=report.verdict,
+        reasons=[reason[:200] for reason in report.reasons][:10],
+        listeners=report.plan.listeners,
+        peak_joins_per_s=report.plan.peak_joins_per_s,
+        flood_per_s=report.plan.flood_per_s,
+        success=report.joins.success,
+        ttfa_s=report.time_to_first_audio_s,
+    )
 
 
 async def rehearsal(request: Request) -> Response:
     """`podium rehearse --host-token` leaves its result on the host's board."""
     podium, _, _, space_id = await _host_of(request)
-    summary = rehearsal_summary(await read_json(request, MAX_REPORT_BYTES), time.time())
-    await podium.media.write(space_id, REHEARSAL_NAME, json.dumps(summary).encode())
+    try:
+        report = await read_model(request, ST.RehearsalReport, MAX_REPORT_BYTES)
+    except InvalidInput as error:
+        raise InvalidInput(f"send the JSON report that `podium rehearse` wrote: {error.message}") from None
+    summary = rehearsal_summary(report, time.time())
+    await podium.media.write(space_id, REHEARSAL_NAME, encode(summary))
     return json_response(summary, status=201)
 
 
-async def _last_rehearsal(podium: Podium, space_id: SpaceId) -> dict[str, Any] | None:
+async def _last_rehearsal(podium: Podium, space_id: SpaceId) -> ST.Rehearsal | None:
     stored = await podium.media.read(space_id, REHEARSAL_NAME)
     if stored is None:
         return None
-    loaded: dict[str, Any] = json.loads(stored)
-    return loaded
+    return msgspec.json.decode(stored, type=ST.Rehearsal)
 
 
 async def under_attack(request: Request) -> Response:
     """The host switches the joiners' puzzle on or off, or leaves it to the node ("auto")."""
     _, joins, _, space_id = await _host_of(request)
-    body = await read_json(request, 256)
-    mode = joins.set_mode(space_id, body.get("mode"))
-    return json_response({"mode": mode, "active": joins.surge(space_id).active(joins.clock.monotonic())})
+    body = await read_model(request, ST.UnderAttack, 256)
+    joins.set_mode(space_id, body.mode)
+    return json_response(ST.Attack(mode=body.mode, active=joins.surge(space_id).active(joins.clock.monotonic())))
 
 
 async def board(request: Request) -> Response:
@@ -178,30 +162,30 @@ async def board(request: Request) -> Response:
     room = joins.room(space_id)
     counts = podium.counts(space_id)
     stats = governor.stats
-    body = {
-        "listeners": {"now": counts.now, "peak": counts.peak},
-        "joins": {
-            "arrivals_per_s": round(surge.arrivals_per_s(now), 2),
-            "admitted": await room.admitted(),
-            "called": await room.called(),
-            "waiting": await room.waiting(),
-            "rate_per_s": joins.rate_per_s,
-        },
-        "under_attack": {
-            "mode": surge.mode,
-            "active": surge.active(now),
-            "difficulty_bits": surge.difficulty_bits(now),
-        },
-        "load": {
-            "pressure": round(governor.pressure(), 3),
-            "lag_ms": round(governor.lag_ms, 1),
-            "in_flight": governor.in_flight,
-            "shedding": [kind.label for kind in governor.shed_classes()],
-        },
-        "requests": {kind.label: {"served": stats.served[kind], "shed": stats.shed[kind]} for kind in RequestClass},
-        "refused_by_signature": joins.signer.refused,
-        "database_statements": podium.spaces.statements,
-        "stream": podium.stream_health(space_id),
-        "last_rehearsal": await _last_rehearsal(podium, space_id),
-    }
+    body = ST.Board(
+        listeners=ST.BoardListeners(now=counts.now, peak=counts.peak),
+        joins=ST.BoardJoins(
+            arrivals_per_s=round(surge.arrivals_per_s(now), 2),
+            admitted=await room.admitted(),
+            called=await room.called(),
+            waiting=await room.waiting(),
+            rate_per_s=joins.rate_per_s,
+        ),
+        under_attack=ST.BoardAttack(
+            mode=surge.mode,
+            active=surge.active(now),
+            difficulty_bits=surge.difficulty_bits(now),
+        ),
+        load=ST.BoardLoad(
+            pressure=round(governor.pressure(), 3),
+            lag_ms=round(governor.lag_ms, 1),
+            in_flight=governor.in_flight,
+            shedding=[kind.label for kind in governor.shed_classes()],
+        ),
+        requests={kind.label: ST.Served(served=stats.served[kind], shed=stats.shed[kind]) for kind in RequestClass},
+        refused_by_signature=joins.signer.refused,
+        database_statements=podium.spaces.statements,
+        stream=podium.stream_health(space_id),
+        last_rehearsal=await _last_rehearsal(podium, space_id),
+    )
     return json_response(body)

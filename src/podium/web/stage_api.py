@@ -3,8 +3,6 @@ the stage rules as they are now; the token alone never grants anything."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -14,7 +12,10 @@ from podium.domain.tokens import INVITE_TTL_S
 from podium.errors import InvalidInput
 from podium.service import Podium
 from podium.web.accounts_api import client_address
-from podium.web.http import bearer_token, json_response, read_json
+from podium.web.http import bearer_token, json_response, read_model
+from podium.web.schemas import convert
+from podium.web.schemas import stage as ST
+from podium.web.urls import url_path
 
 MEMBER_ACTIONS = ("accept", "decline", "audience", "mute", "unmute", "remove", "block")
 
@@ -24,32 +25,32 @@ def _podium(request: Request) -> Podium:
     return podium
 
 
-def member_view(member: Member) -> dict[str, Any]:
-    return {
-        "id": member.id,
-        "name": member.name,
-        "role": member.role.value,
-        "muted": member.muted,
-        "hand_raised": member.hand_raised,
-        "blocked": member.blocked,
-    }
+def member_view(member: Member) -> ST.Member:
+    return ST.Member(
+        id=member.id,
+        name=member.name,
+        role=member.role,
+        muted=member.muted,
+        hand_raised=member.hand_raised,
+        blocked=member.blocked,
+    )
 
 
 async def create_invite(request: Request) -> Response:
     podium = _podium(request)
     space_id = request.path_params["space_id"]
-    body = await read_json(request, 1024)
-    token, role = await podium.invite(space_id, bearer_token(request), body.get("role"))
+    body = await read_model(request, ST.NewInvite, 1024)
+    token, role = await podium.invite(space_id, bearer_token(request), body.role)
     base = podium.settings.base_url
     return json_response(
-        {
-            "token": token,
-            "role": role.value,
-            "whip": f"{base}/whip/{space_id}",
+        ST.Invite(
+            token=token,
+            role=role.value,
+            whip=base + url_path("whipPublish", space_id=space_id),
             # The token rides in the fragment: browsers never send it to a server or a log.
-            "invite_url": f"{base}/join/{space_id}#invite={token}",
-            "expires_in_s": INVITE_TTL_S,
-        },
+            invite_url=base + url_path("page.speaker", space_id=space_id) + f"#invite={token}",
+            expires_in_s=INVITE_TTL_S,
+        ),
         status=201,
     )
 
@@ -57,12 +58,10 @@ async def create_invite(request: Request) -> Response:
 async def redeem_invite(request: Request) -> Response:
     podium = _podium(request)
     space_id = request.path_params["space_id"]
-    body = await read_json(request, 1024)
-    member, token = await podium.redeem(space_id, bearer_token(request), body.get("name"))
-    return json_response(
-        {"member": member_view(member), "token": token, "whip": f"{podium.settings.base_url}/whip/{space_id}"},
-        status=201,
-    )
+    body = await read_model(request, ST.Naming, 1024)
+    member, token = await podium.redeem(space_id, bearer_token(request), body.name)
+    whip = podium.settings.base_url + url_path("whipPublish", space_id=space_id)
+    return json_response(ST.Redeemed(member=member_view(member), token=token, whip=whip), status=201)
 
 
 async def join_as_guest(request: Request) -> Response:
@@ -71,15 +70,15 @@ async def join_as_guest(request: Request) -> Response:
     podium = _podium(request)
     limits: RateLimits = request.app.state.limits
     await limits.hit(with_limit(GUEST_PER_ADDRESS, podium.settings.guest_limit_per_address), client_address(request))
-    body = await read_json(request, 1024)
-    member, token = await podium.join(request.path_params["space_id"], body.get("name"))
-    return json_response({"member": member_view(member), "token": token}, status=201)
+    body = await read_model(request, ST.Naming, 1024)
+    member, token = await podium.join(request.path_params["space_id"], body.name)
+    return json_response(ST.MemberWithToken(member=member_view(member), token=token), status=201)
 
 
 async def stage(request: Request) -> Response:
     podium = _podium(request)
     space = await podium.get_space(request.path_params["space_id"])
-    return json_response(podium.stage_view(space), cache="public, max-age=1")
+    return json_response(convert(podium.stage_view(space), ST.Stage), cache="public, max-age=1")
 
 
 async def me(request: Request) -> Response:
@@ -92,7 +91,7 @@ async def me(request: Request) -> Response:
 async def hands(request: Request) -> Response:
     podium = _podium(request)
     space = await podium.get_space(request.path_params["space_id"])
-    return json_response({"hands": podium.hand_queue(space, bearer_token(request))})
+    return json_response(ST.Hands(hands=convert(podium.hand_queue(space, bearer_token(request)), list[ST.Hand])))
 
 
 async def raise_hand(request: Request) -> Response:
