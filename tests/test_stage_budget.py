@@ -17,13 +17,13 @@ from starlette.applications import Starlette
 
 from podium.app import create_app
 from podium.backends.files import FileMediaStore
-from podium.clock import FakeClock
 from podium.errors import AtCapacity
 from podium.ids import SpaceId
 from podium.media.packager import Part
 from podium.media.stage import Stage
 from podium.service import HOLD_NAME, Podium
 from podium.settings import Settings
+from podium.testing import FakeClock
 from podium.web.http import error_response
 from tests.listeners import beat
 from tests.media.test_hold import wav

@@ -12,10 +12,10 @@ from starlette.types import Message, Receive, Scope, Send
 from podium.admission.classes import RequestClass
 from podium.admission.gate import Gate
 from podium.admission.load import Capacity, Governor
-from podium.clock import FakeClock
 from podium.domain.stage import Role
 from podium.domain.tokens import TokenSigner
 from podium.ids import MemberId, SpaceId
+from podium.testing import FakeClock
 
 SECRET = "s" * 48
 SPACE = SpaceId("abcdefghijkl")

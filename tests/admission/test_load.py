@@ -6,7 +6,7 @@ import pytest
 
 from podium.admission.classes import RequestClass, classify, needs_credential, stage_space
 from podium.admission.load import Capacity, Governor
-from podium.clock import FakeClock
+from podium.testing import FakeClock
 
 C = RequestClass
 
