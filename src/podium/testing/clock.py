@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import heapq
 import itertools
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sized
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -35,6 +35,24 @@ T = TypeVar("T")
 MONOTONIC_START = 1000.0
 # Loop iterations in a row with nothing ready before the clock jumps (see the module docstring).
 IDLE_PASSES = 2
+
+
+async def wait_all_tasks_blocked() -> None:
+    """Return once every other task of the loop is blocked (on a clock, an event, real I/O): the
+    loop was idle for `IDLE_PASSES` turns in a row. Takes no time on any clock; as Trio's."""
+    ready = _ready_queue(asyncio.get_running_loop())
+    idle = 0
+    while idle < IDLE_PASSES:
+        await asyncio.sleep(0)  # a turn of the loop, not a wait for time
+        idle = idle + 1 if not ready else 0
+
+
+def _ready_queue(loop: asyncio.AbstractEventLoop) -> Sized:
+    ready = getattr(loop, "_ready", None)
+    if ready is None:
+        raise RuntimeError("idle detection needs an asyncio event loop of CPython's (not uvloop)")
+    assert isinstance(ready, Sized)
+    return ready
 
 
 class FakeClock:
@@ -136,15 +154,14 @@ class FakeClock:
             self._someone_sleeps.set()
         if self._watcher is not None and not self._watcher.done() and self._watcher.get_loop() is loop:
             return
-        if getattr(loop, "_ready", None) is None:
-            raise RuntimeError("FakeClock(autojump=True) needs an asyncio event loop of CPython's (not uvloop)")
+        _ready_queue(loop)  # refuses a loop it cannot watch
         self._someone_sleeps = asyncio.Event()
         self._someone_sleeps.set()
         self._watcher = loop.create_task(self._autojump(loop), name="fake-clock-autojump")
 
     async def _autojump(self, loop: asyncio.AbstractEventLoop) -> None:
         assert self._someone_sleeps is not None
-        ready = loop._ready  # type: ignore[attr-defined]  # see the module docstring
+        ready = _ready_queue(loop)
         idle = 0
         while True:
             if self.next_deadline() is None:
