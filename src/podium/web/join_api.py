@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from typing import Any
 
 from starlette.requests import Request
@@ -85,7 +84,7 @@ async def listener_link(request: Request) -> Response:
     if not isinstance(valid_for, int) or not MIN_LINK_S <= valid_for <= MAX_LINK_S:
         raise InvalidInput(f"valid_for_s must be a whole number of seconds from {MIN_LINK_S} to {MAX_LINK_S}")
     not_before = body.get("not_before")
-    now = time.time()
+    now = podium.clock.time()
     if not_before is not None and (
         not isinstance(not_before, int) or isinstance(not_before, bool) or not 0 <= not_before <= now + MAX_LINK_S
     ):
@@ -148,7 +147,7 @@ def rehearsal_summary(report: dict[str, Any], at: float) -> dict[str, Any]:
 async def rehearsal(request: Request) -> Response:
     """`podium rehearse --host-token` leaves its result on the host's board."""
     podium, _, _, space_id = await _host_of(request)
-    summary = rehearsal_summary(await read_json(request, MAX_REPORT_BYTES), time.time())
+    summary = rehearsal_summary(await read_json(request, MAX_REPORT_BYTES), podium.clock.time())
     await podium.media.write(space_id, REHEARSAL_NAME, json.dumps(summary).encode())
     return json_response(summary, status=201)
 
