@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from starlette.applications import Starlette
 
 from podium.app import create_app
 from podium.settings import Settings
+from podium.testing import eventually_sync
 
 ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -68,17 +68,18 @@ class Server:
             stderr=subprocess.STDOUT,
             env=env,
         )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+        process = self.process
+
+        def up() -> bool:
+            if process.poll() is not None:
                 self._close_log()
                 raise RuntimeError(f"podium serve exited: {self.log_path.read_text()[-2000:]}")
             try:
-                if httpx.get(self.base + "/", timeout=1).status_code == 200:
-                    return
+                return httpx.get(self.base + "/", timeout=1).status_code == 200
             except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("podium serve did not come up in 20 s")
+                return False
+
+        eventually_sync(up, "podium serve came up", timeout_s=20, poll_s=0.1)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

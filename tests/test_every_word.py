@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 from podium.media.mixer import FRAME_SAMPLES, SAMPLE_RATE, Samples
+from podium.testing import eventually
 from podium.testing.impair import BurstLoss, FixedLoss, ImpairedPath, Impairment
 from podium.testing.speech import (
     SENTENCES,
@@ -106,11 +107,12 @@ async def say_through_podium(
 async def said(track: SampleTrack, samples: int) -> None:
     """Wait until `track` has sent `samples` of audio and the tail after them (bounded)."""
     frames = samples // FRAME_SAMPLES + int(TAIL_S * SAMPLE_RATE) // FRAME_SAMPLES
-    for _ in range(int((samples / SAMPLE_RATE + TAIL_S) * 10) + 300):
-        if len(track.sent_at) >= frames:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"the speaker sent {len(track.sent_at)} of {frames} frames")
+    await eventually(
+        lambda: len(track.sent_at) >= frames,
+        f"the speaker sent {frames} frames",
+        timeout_s=samples / SAMPLE_RATE + TAIL_S + 30,
+        poll_s=0.1,
+    )
 
 
 def holes_in(speech: Samples, heard: Samples) -> list[tuple[int, float]]:

@@ -14,6 +14,7 @@ from aiortc import RTCPeerConnection
 from aiortc.mediastreams import VideoStreamTrack
 
 from podium.media import ice
+from podium.testing import eventually
 from podium.testing.whip_client import SampleTrack, WhipRefused, publish, tone
 from tests.conftest import Server
 
@@ -71,12 +72,13 @@ def listed_seconds(playlist: str) -> float:
 async def wait_for_media(server: Server, space: dict, seconds: float) -> str:
     """Wait until the stream has made `seconds` of audio since it started (bounded: 60 s)."""
     async with httpx.AsyncClient(base_url=server.base, timeout=20) as client:
-        for _ in range(600):
+
+        async def advanced() -> str | None:
             text = (await client.get(space["urls"]["hls"].replace("index.m3u8", "live.m3u8"))).text
-            if listed_seconds(text) >= seconds:
-                return text
-            await asyncio.sleep(0.1)
-    raise AssertionError("the stream did not advance")
+            return text if listed_seconds(text) >= seconds else None
+
+        found: str = await eventually(advanced, f"the stream made {seconds} s", timeout_s=60, poll_s=0.1)
+        return found
 
 
 async def test_a_speakers_tone_reaches_ffmpeg_at_its_frequency(server: Server) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,7 +39,7 @@ async def test_the_stage_marks_who_speaks_and_ignores_short_interjections(tmp_pa
     stage = Stage(space, store, T0, [SegmentRecord(0, 2.048, T0)])  # resumed: media time starts at 2.048 s
     stage.add_input("a", label="alice")
     stage.add_input("b", label="bob")
-    await stage.start()
+    await stage.start(paced=False)  # moved frame by frame below
     a, b = tone(440, 0.3), tone(660, 0.3)
     silence = np.zeros(960, dtype=np.int16)
     plan = [("a", 60), ("b", 10), ("a", 20), ("b", 60)]  # bob's first 0.2 s is an interjection
@@ -50,8 +49,8 @@ async def test_the_stage_marks_who_speaks_and_ignores_short_interjections(tmp_pa
             stage.push("a", a(n) if who == "a" else silence)
             stage.push("b", b(n) if who == "b" else silence)
             n += 1
-            await asyncio.sleep(0.02)
-    await asyncio.sleep(0.3)
+            stage.step()
+    stage.step(15)  # 0.3 s more: the last change is noted
     await stage.stop()
     assert [name for _at, name in stage.speaker_changes] == ["alice", "bob"]
     first, second = (at for at, _ in stage.speaker_changes)

@@ -17,13 +17,13 @@ from starlette.applications import Starlette
 
 from podium.app import create_app
 from podium.backends.files import FileMediaStore
-from podium.clock import FakeClock
 from podium.errors import AtCapacity
 from podium.ids import SpaceId
 from podium.media.packager import Part
 from podium.media.stage import Stage
 from podium.service import HOLD_NAME, Podium
 from podium.settings import Settings
+from podium.testing import FakeClock, eventually
 from podium.web.http import error_response
 from tests.listeners import beat
 from tests.media.test_hold import wav
@@ -173,6 +173,7 @@ async def test_a_disk_that_falls_behind_costs_the_recording_never_memory_nor_a_t
     disk = StuckDisk(tmp_path / "media")
     stage = Stage(SpaceId("stuckdisk001"), disk, datetime.now(UTC), [], write_queue=8)
     await stage.start()
+    # TODO(clock): still real time; on an autojumping FakeClock this test hung (not yet understood).
     await asyncio.sleep(6.0)  # about 12 parts and 3 segments made; the disk takes none
     assert stage.writes_waiting <= 8
     assert stage.writes_dropped.get("part", 0) >= 4
@@ -189,7 +190,7 @@ async def test_a_disk_that_falls_behind_costs_the_recording_never_memory_nor_a_t
 
 
 async def test_an_end_cut_off_by_a_stop_is_finished_by_the_next_start(tmp_path: Path) -> None:
-    clock = FakeClock(datetime.now(UTC))
+    clock = FakeClock(datetime.now(UTC), autojump=True)
     data = tmp_path / "data"
     async with node(data, clock) as n:
         space = await n.create(starts_in_s=None)
@@ -197,7 +198,7 @@ async def test_an_end_cut_off_by_a_stop_is_finished_by_the_next_start(tmp_path: 
         live = await podium.get_space(space["id"])
         await podium._start_stage(live)
         await podium._went_live(live)
-        await asyncio.sleep(3.0)  # a few segments on the disk
+        await clock.sleep(3.0)  # a few segments on the disk
         # The first step of an end, and then the node stops (as a kill would cut it off there).
         podium.rules(live).end(podium.authorize(live, space["host_token"]).id)
         await podium._save_rules(live.id)
@@ -217,7 +218,7 @@ async def test_an_end_cut_off_by_a_stop_is_finished_by_the_next_start(tmp_path: 
 
 
 async def test_end_answers_within_its_wait_and_commits_when_the_disk_catches_up(tmp_path: Path) -> None:
-    clock = FakeClock(datetime.now(UTC))
+    clock = FakeClock(datetime.now(UTC), autojump=True)
     async with node(tmp_path / "data", clock, end_wait_s=0.3) as n:
         podium = n.podium
         disk = StuckDisk(tmp_path / "stuck")
@@ -227,9 +228,9 @@ async def test_end_answers_within_its_wait_and_commits_when_the_disk_catches_up(
         live = await podium.get_space(space["id"])
         await podium._start_stage(live)
         await podium._went_live(live)
-        await asyncio.sleep(1.0)
+        await clock.sleep(1.0)
         disk.flowing.clear()  # the disk stops taking writes
-        await asyncio.sleep(2.5)
+        await clock.sleep(2.5)
         started = asyncio.get_running_loop().time()
         ended = await n.client.post(f"/api/spaces/{space['id']}/end", headers=host(space))
         assert asyncio.get_running_loop().time() - started < 2.0
@@ -238,12 +239,12 @@ async def test_end_answers_within_its_wait_and_commits_when_the_disk_catches_up(
         stored = await podium.spaces.get(SpaceId(space["id"]))
         assert stored is not None and stored.state.value == "live"  # not committed: writes wait
         disk.flowing.set()
-        for _ in range(100):
+
+        async def committed() -> bool:
             stored = await podium.spaces.get(SpaceId(space["id"]))
-            if stored is not None and stored.state.value == "ended":
-                break
-            await asyncio.sleep(0.05)
-        assert stored is not None and stored.state.value == "ended"
+            return stored is not None and stored.state.value == "ended"
+
+        await eventually(committed, "the end committed once the disk caught up", timeout_s=5)
 
 
 async def test_hold_audio_is_refused_when_it_would_amplify_and_goes_with_the_end(tmp_path: Path) -> None:

@@ -15,7 +15,6 @@ every node sees it), and every use checks that record, through a cache of a seco
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import timedelta
 
 from argon2 import PasswordHasher
@@ -118,14 +117,14 @@ class Accounts:
 
     async def check_not_revoked(self, grant: SessionGrant) -> None:
         checked = self._not_revoked.get(grant.session_id)
-        if checked is not None and time.monotonic() - checked < REVOCATION_CACHE_S:
+        if checked is not None and self._clock.monotonic() - checked < REVOCATION_CACHE_S:
             return
         if await self._store.session_revoked(grant.session_id):
             self._not_revoked.pop(grant.session_id, None)
             raise Unauthenticated(SIGNED_OUT)
         if len(self._not_revoked) >= REVOCATION_CACHE_SIZE:
             self._not_revoked.clear()  # bounded: a flood of sessions costs lookups, never memory
-        self._not_revoked[grant.session_id] = time.monotonic()
+        self._not_revoked[grant.session_id] = self._clock.monotonic()
 
     async def sign_out(self, token: str) -> bool:
         """The session stops working everywhere; False when the token was no valid session."""

@@ -118,7 +118,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Parts:
     links = LinkSigner(link_key(secret))
     write_private(data_dir / LINK_KEY_NGINX, nginx_include(links.key))
     # Between nodes (a Redis bus), listener counts are summed in the same Redis.
-    shared = RedisCounts(settings.bus_url, ttl_s=3 * COUNTS_SHARE_S) if settings.bus_url else None
+    shared = RedisCounts(settings.bus_url, ttl_s=3 * COUNTS_SHARE_S, clock=clock) if settings.bus_url else None
     podium = Podium(
         settings=settings,
         spaces=database,

@@ -1,10 +1,21 @@
-"""Time as an injected dependency: production reads the system clock, tests jump a fake one ahead."""
+"""Time as an injected dependency: production reads the system clock, tests step a fake one.
+
+Every timer in Podium paces itself on a `Clock` (`sleep`, `wait_for`) and reads time from it
+(`monotonic`, `now`, `time`), so a test can run minutes of a space in milliseconds with
+`podium.testing.FakeClock`. What stays on the event loop's real clock is named where it is
+done: I/O deadlines against the outside world (sockets, webhook receivers, the database) and
+measurements of the loop itself (its lag, a frame's arrival gap).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
+
+T = TypeVar("T")
 
 
 class Clock(Protocol):
@@ -16,6 +27,18 @@ class Clock(Protocol):
         """Wall-clock time, timezone-aware UTC."""
         ...
 
+    def time(self) -> float:
+        """Wall-clock time in seconds since the epoch (`now()` as a number)."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Return once `seconds` have passed on this clock."""
+        ...
+
+    async def wait_for(self, awaitable: Awaitable[T], timeout_s: float) -> T:
+        """`awaitable`'s result, or TimeoutError (and `awaitable` cancelled) after `timeout_s`."""
+        ...
+
 
 class SystemClock:
     def monotonic(self) -> float:
@@ -24,22 +47,11 @@ class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
 
+    def time(self) -> float:
+        return time.time()
 
-class FakeClock:
-    """A clock that moves only when told to."""
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
 
-    def __init__(self, start: datetime | None = None) -> None:
-        self._mono = 1000.0
-        self._wall = start or datetime(2026, 1, 1, 20, 0, tzinfo=UTC)
-
-    def monotonic(self) -> float:
-        return self._mono
-
-    def now(self) -> datetime:
-        from datetime import timedelta
-
-        return self._wall + timedelta(seconds=self._mono - 1000.0)
-
-    def advance(self, seconds: float) -> None:
-        assert seconds >= 0, "time never goes back"
-        self._mono += seconds
+    async def wait_for(self, awaitable: Awaitable[T], timeout_s: float) -> T:
+        return await asyncio.wait_for(awaitable, timeout_s)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -254,7 +253,7 @@ class Podium:
 
     def check_link(self, space: Space, key: str) -> Window:
         """A private space's listener link: its signature, its window and its generation (not withdrawn)."""
-        return self.links.check(key, space.id, time.time(), self.link_generation(space))
+        return self.links.check(key, space.id, self.clock.time(), self.link_generation(space))
 
     async def get_space(self, space_id: str) -> Space:
         if not is_space_id(space_id):
@@ -822,7 +821,7 @@ class Podium:
         stage = self._stages.get(space_id)
         if stage is None:
             return {"running": False}
-        age = None if stage.last_made_at is None else round(time.monotonic() - stage.last_made_at, 3)
+        age = None if stage.last_made_at is None else round(self.clock.monotonic() - stage.last_made_at, 3)
         return {
             "running": True,
             "parts_made": stage.parts_made,
@@ -892,7 +891,7 @@ class Podium:
         Remembered for a second: a crowd's requests make one lookup per space per second."""
         if self.placement is None or space_id in self._stages:
             return None
-        now = time.monotonic()
+        now = self.clock.monotonic()
         known = self._elsewhere.get(space_id)
         if known is not None and now - known[1] < OWNER_MEMORY_S:
             return known[0]
@@ -983,7 +982,13 @@ class Podium:
         history = await self.media.records(space.id)
         hold_audio = await self._hold_audio(space.id) if preshow else None
         stage = Stage(
-            space.id, self.media, self.clock.now(), history, hold_audio, write_queue=self.settings.stage_write_queue
+            space.id,
+            self.media,
+            self.clock.now(),
+            history,
+            hold_audio,
+            write_queue=self.settings.stage_write_queue,
+            clock=self.clock,
         )
         await stage.start()
         self._stages[space.id] = stage
@@ -1063,12 +1068,11 @@ class Podium:
             self._presence[space.id] = presence
         return presence
 
-    @staticmethod
-    async def _repeat(interval_s: float, work: Callable[[], Awaitable[None]], what: str) -> None:
-        """`work` every `interval_s`, for ever: the boundary of a background task (a failed round
-        is logged and the next one goes on)."""
+    async def _repeat(self, interval_s: float, work: Callable[[], Awaitable[None]], what: str) -> None:
+        """`work` every `interval_s` of the clock, for ever: the boundary of a background task (a
+        failed round is logged and the next one goes on)."""
         while True:
-            await asyncio.sleep(interval_s)
+            await self.clock.sleep(interval_s)
             try:
                 await work()
             except Exception:

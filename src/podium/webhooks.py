@@ -163,7 +163,7 @@ class Webhooks:
 
     async def _deliver(self, hook: Hook, event_id: str, event_type: str, body: bytes) -> None:
         for number, wait_s in enumerate(self.backoff_s, start=1):
-            await asyncio.sleep(wait_s)
+            await self.podium.clock.sleep(wait_s)
             if number > 1 and hook.id not in {h.id for h in await self.store.webhooks(hook.space_id)}:
                 return  # deleted meanwhile
             attempt = await self._try(hook, event_id, event_type, body, number)
@@ -176,6 +176,8 @@ class Webhooks:
         assert self._client is not None, "start() first"
         async with self._slots:
             at = self.podium.clock.now()
+            # The try itself is real I/O (a receiver's network): its deadline and its duration
+            # are on the real clock, whatever clock paces the retries.
             started = time.monotonic()
             status: int | None = None
             error: str | None = None

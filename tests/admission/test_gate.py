@@ -13,10 +13,10 @@ from podium.admission.classes import RequestClass
 from podium.admission.gate import Gate
 from podium.admission.load import Capacity, Governor
 from podium.admission.tickets import TicketSigner
-from podium.clock import FakeClock
 from podium.domain.stage import Role
 from podium.domain.tokens import TokenSigner
 from podium.ids import MemberId, SpaceId
+from podium.testing import FakeClock
 from podium.web.routes import TABLE
 
 SECRET = "s" * 48

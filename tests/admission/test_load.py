@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from podium.admission.classes import RequestClass
 from podium.admission.load import Capacity, Governor
-from podium.clock import FakeClock
+from podium.testing import FakeClock
 
 C = RequestClass
 

@@ -1,8 +1,8 @@
 import secrets
 
 from podium.audience.presence import Counts, Presence, presence_key, sample_point
-from podium.clock import FakeClock
 from podium.ids import ListenerId
+from podium.testing import FakeClock
 
 KEY = presence_key("an instance secret of at least 32 characters", "abcdefghijkl")
 

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import itertools
 import secrets
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +22,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from podium.admission.tickets import leading_zero_bits, pow_digest
+from podium.testing import eventually
 from tests.conftest import Server, free_port
 
 # Generous bounds on waiting, so that a test never hangs; nothing here asserts how fast anything is.
@@ -59,10 +59,7 @@ def sample(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: 
 
 async def until(check: Any, what: str) -> None:
     """Waits (bounded) until `await check()` is true."""
-    deadline = time.monotonic() + PATIENCE_S
-    while not await check():
-        assert time.monotonic() < deadline, f"never happened: {what}"
-        await asyncio.sleep(0.05)
+    await eventually(check, what, timeout_s=PATIENCE_S)
 
 
 async def create_space(server: Server, **extra: Any) -> dict[str, Any]:

@@ -4,7 +4,6 @@ that drops and delays exactly those RTP media packets while RTCP goes through.""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.rtp import RtcpSenderInfo, RtcpSrPacket, RtpPacket
 
 from podium.media import ice
+from podium.testing import eventually
 from podium.testing.impair import (
     BurstLoss,
     FixedLoss,
@@ -175,10 +175,7 @@ async def link(impairment: Impairment) -> AsyncIterator[Link]:
 
 
 async def wait_until(condition: Callable[[], bool], timeout_s: float = 10) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.02)
+    await eventually(condition, "the condition", timeout_s=timeout_s, poll_s=0.02)
 
 
 def sending_order(sequence_numbers: list[int]) -> list[int]:

@@ -15,8 +15,8 @@ from starlette.applications import Starlette
 
 from podium.admission.tickets import leading_zero_bits, pow_digest
 from podium.app import create_app
-from podium.clock import FakeClock
 from podium.settings import Settings
+from podium.testing import FakeClock
 from tests.backends.test_sql_contract import postgres_database  # noqa: F401 - the fixture
 
 REDIS = "redis://127.0.0.1:6379"

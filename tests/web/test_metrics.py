@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -14,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 
 from podium.admission.gate import Gate
+from podium.testing import eventually
 from podium.web.routes import TABLE
 from tests.listeners import beat
 from tests.web.test_api import create
@@ -39,10 +38,11 @@ async def value(client: httpx.AsyncClient, name: str, **labels: str) -> float | 
 async def in_preshow(client: httpx.AsyncClient) -> dict:
     """A space whose stage runs: scheduled within the pre-show lead, so the stream opens at once."""
     space = await create(client, starts_at=(datetime.now(UTC) + timedelta(minutes=5)).isoformat())
-    deadline = time.monotonic() + 10
-    while not (await client.get(f"/api/spaces/{space['id']}")).json()["preshow"]:
-        assert time.monotonic() < deadline, "the pre-show did not open"
-        await asyncio.sleep(0.05)  # the schedule looks every quarter second
+
+    async def opened() -> bool:
+        return bool((await client.get(f"/api/spaces/{space['id']}")).json()["preshow"])
+
+    await eventually(opened, "the pre-show opened")  # the schedule looks every quarter second
     return space
 
 
@@ -108,10 +108,11 @@ async def test_listeners_joins_and_parts_move_while_a_space_is_live(client: http
     assert await value(client, "podium_stage_speakers", space=sid) == 0
     first = await value(client, "podium_stage_parts_produced_total", space=sid)
     assert first is not None
-    deadline = time.monotonic() + 10
-    while (await value(client, "podium_stage_parts_produced_total", space=sid) or 0) <= first:
-        assert time.monotonic() < deadline, "no part was produced"
-        await asyncio.sleep(0.1)
+
+    async def produced() -> bool:
+        return (await value(client, "podium_stage_parts_produced_total", space=sid) or 0) > first
+
+    await eventually(produced, "a part was produced")
     age = await value(client, "podium_stage_last_part_age_seconds", space=sid)
     assert age is not None and 0 <= age < 5
 

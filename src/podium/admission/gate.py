@@ -171,7 +171,9 @@ class Gate:
 
 
 async def sample_lag(governor: Governor, interval_s: float = LAG_SAMPLE_S) -> None:
-    """Forever: how late the event loop wakes a sleeper, reported to the governor."""
+    """Forever: how late the event loop wakes a sleeper, reported to the governor.
+
+    On the loop's own real clock, not the injected one: what is measured is the real loop."""
     loop = asyncio.get_running_loop()
     while True:
         expected = loop.time() + interval_s

@@ -208,6 +208,7 @@ class Joins:
         """Marks a puzzle answer used: True the first time, False if it was used before (on any
         node, when the rooms are shared)."""
         if self._redis is None:
+            # The real clock's wall time, as `Solution.spent_until` is (see `open_solution`).
             return self.spent.spend(solution.answer_id, solution.spent_until, time.time())
         with reachable():
             first = await self._redis.set(

@@ -180,7 +180,8 @@ class TicketSigner:
             self.refused += 1
             raise Forbidden("this puzzle answer is wrong; solve the puzzle again")
         solved = str(self._solved.dumps({"s": space_id, "c": client, "a": network}))
-        # Issued at most CHALLENGE_TTL_S ago: by then it has surely expired.
+        # Issued at most CHALLENGE_TTL_S ago: by then it has surely expired. Wall time of the real
+        # clock, as the signature's own expiry (itsdangerous reads the system clock) is.
         return Solution(solved, nonce, time.time() + CHALLENGE_TTL_S)
 
     def open_solved(self, token: object, space_id: SpaceId, client: str, network: str) -> None:

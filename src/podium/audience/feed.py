@@ -110,18 +110,18 @@ class Feed:
             if found is None:
                 raise NotFound("no such timeline item (not made yet)")
             return found
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + hold_s
+        clock = self._clock
+        deadline = clock.monotonic() + hold_s
         # Held only for the very next object; woken by each tick, re-checked (a tick may be mid-write).
         while found is None and seq == await self._latest(space.id) + 1:
-            remaining = deadline - loop.time()
+            remaining = deadline - clock.monotonic()
             if remaining <= 0:
                 break
             event = self._ticked.setdefault(space.id, asyncio.Event())
             if self._leases is not None and space.id not in self._making:
                 remaining = min(remaining, ELSEWHERE_POLL_S)  # made elsewhere: no tick wakes us
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), remaining)
+                await clock.wait_for(event.wait(), remaining)
             found = await self._find(space.id, seq)
         if found is None:
             found = await self._find(space.id, seq)
@@ -172,11 +172,11 @@ class Feed:
         return timeline
 
     async def _tick_forever(self) -> None:
-        loop = asyncio.get_running_loop()
-        next_at = loop.time()
+        clock = self._clock
+        next_at = clock.monotonic()
         while True:
             next_at += self.interval_s
-            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            await clock.sleep(max(0.0, next_at - clock.monotonic()))
             for space_id in list(self._active()):
                 try:
                     if await self._makes(space_id):

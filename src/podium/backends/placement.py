@@ -12,10 +12,9 @@ node makes a space's timeline while no stage runs.
 
 from __future__ import annotations
 
-import time
-
 import redis.asyncio as redis
 
+from podium.clock import Clock, SystemClock
 from podium.ids import SpaceId
 
 PREFIX = "podium:stage:"
@@ -34,7 +33,8 @@ return 0
 
 
 class MemoryPlacement:
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
+        self._clock = clock or SystemClock()  # Redis's leases run on Redis's clock
         self._leases: dict[SpaceId, tuple[str, float]] = {}
         self._addresses: dict[str, tuple[str, float]] = {}
 
@@ -42,18 +42,18 @@ class MemoryPlacement:
         holder = await self.owner(space_id)
         if holder not in (None, node):
             return False
-        self._leases[space_id] = (node, time.monotonic() + ttl_s)
+        self._leases[space_id] = (node, self._clock.monotonic() + ttl_s)
         return True
 
     async def renew(self, space_id: SpaceId, node: str, ttl_s: float) -> bool:
         if await self.owner(space_id) != node:
             return False
-        self._leases[space_id] = (node, time.monotonic() + ttl_s)
+        self._leases[space_id] = (node, self._clock.monotonic() + ttl_s)
         return True
 
     async def owner(self, space_id: SpaceId) -> str | None:
         lease = self._leases.get(space_id)
-        if lease is None or lease[1] <= time.monotonic():
+        if lease is None or lease[1] <= self._clock.monotonic():
             self._leases.pop(space_id, None)
             return None
         return lease[0]
@@ -63,11 +63,11 @@ class MemoryPlacement:
             del self._leases[space_id]
 
     async def announce(self, node: str, address: str, ttl_s: float) -> None:
-        self._addresses[node] = (address, time.monotonic() + ttl_s)
+        self._addresses[node] = (address, self._clock.monotonic() + ttl_s)
 
     async def address(self, node: str) -> str | None:
         known = self._addresses.get(node)
-        return known[0] if known is not None and known[1] > time.monotonic() else None
+        return known[0] if known is not None and known[1] > self._clock.monotonic() else None
 
     async def close(self) -> None:
         self._leases.clear()

@@ -71,7 +71,7 @@ class RedisBus:
             except _LOST as error:
                 self.reconnects += 1
                 log.warning("bus: lost the subscription to %s (%s); subscribing again in %.1f s", topic, error, delay)
-                await asyncio.sleep(delay)
+                await asyncio.sleep(delay)  # real clock: a back-off from a real server
                 delay = min(RETRY_MAX_S, delay * 2)
             finally:
                 with contextlib.suppress(*_LOST):

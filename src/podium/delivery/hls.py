@@ -7,7 +7,6 @@ at least what it asked for, forever, so it may be cached for longer.
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 from starlette.requests import Request
@@ -121,14 +120,14 @@ async def media_playlist(request: Request) -> Response:
         # (still a plain reload's answer: cached for a second, not like a blocking one).
         msn, part = 0, None
     if msn is not None:
-        deadline = asyncio.get_running_loop().time() + podium.settings.hls_hold_s
+        deadline = podium.clock.monotonic() + podium.settings.hls_hold_s
         while True:
             state = packager.block(msn, part)
             if state is Block.READY:
                 break
             if state is Block.TOO_FAR:
                 raise InvalidInput("_HLS_msn is more than two segments ahead of the playlist")
-            remaining = deadline - asyncio.get_running_loop().time()
+            remaining = deadline - podium.clock.monotonic()
             if remaining <= 0 or stage is None or not await stage.wait_for_change(remaining):
                 return Response(
                     "the requested part is not ready; try again",

@@ -289,7 +289,10 @@ async def _pump(track: MediaStreamTrack, session: IngestSession) -> None:
 
 
 async def _follow_loss_reports(sender: RTCRtpSender, track: ReturnTrack) -> None:
-    """Passes each receiver report the speaker sends about their mix-minus on to its encoder."""
+    """Passes each receiver report the speaker sends about their mix-minus on to its encoder.
+
+    On the event loop's real clock, not the injected one: this polls a real peer connection's
+    RTCP, which arrives in real time whatever a test's clock says."""
     loop = asyncio.get_running_loop()
     seen: object = None
     while True:
@@ -307,6 +310,7 @@ async def _follow_loss_reports(sender: RTCRtpSender, track: ReturnTrack) -> None
 
 
 async def _expire_if_unconnected(session: IngestSession, on_closed: Callable[[IngestSession], None]) -> None:
+    # A real network deadline (ICE and DTLS over real sockets), so on the real clock.
     await asyncio.sleep(CONNECT_TIMEOUT_S)
     if session.pc.connectionState != "connected":
         log.info("ingest %s never connected; dropping it", session.id)

@@ -1,7 +1,8 @@
 """A live space's stage: speakers' audio in, the LL-HLS program out, paced by the clock.
 
-The async shell around the sans-IO mixer, encoder and packager. One task ticks every 20 ms and
-moves data; one task writes what the packager made to the media store, in order. The packager
+The async shell around the sans-IO mixer, encoder and packager. One task ticks every 20 ms of
+the injected clock and moves data (`step()` does one tick's work, for tests that move a stage
+frame by frame); one task writes what the packager made to the media store, in order. The packager
 answers listeners from memory, so a slow disk delays the recording, never the live stream; what
 waits for the disk is bounded (`WriteQueue`): a disk that falls behind costs parts of the
 recording (counted, logged), never memory, never a tick.
@@ -13,7 +14,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass
@@ -24,6 +24,7 @@ import av
 from aiortc import MediaStreamTrack
 
 from podium.backends.interfaces import MediaStore
+from podium.clock import Clock, SystemClock
 from podium.ids import SpaceId
 from podium.media import libopus
 from podium.media.aac import AacEncoder
@@ -137,8 +138,12 @@ class Stage:
         history: list[SegmentRecord],
         hold: HoldAudio | None = None,
         write_queue: int = WRITE_QUEUE_ITEMS,
+        clock: Clock | None = None,
     ) -> None:
         self.space_id = space_id
+        # Paces the ticks and stamps arrivals; packets' arrival and the jitter buffers' pulls are
+        # read from this one clock, so they agree with each other.
+        self._clock = clock or SystemClock()
         # In the pre-show the program is the hold audio; speakers already connected are backstage
         # (they hear each other, listeners do not hear them) until `go_live`.
         self.hold = hold
@@ -157,7 +162,7 @@ class Stage:
         self.frames_mixed = 0
         self.frames_skipped = 0
         self.parts_made = 0
-        self.last_made_at: float | None = None  # time.monotonic() of the newest part
+        self.last_made_at: float | None = None  # clock.monotonic() of the newest part
         # Gaps between a speaker's frames arriving (the last minute or so of all speakers).
         self.input_gaps_ms: deque[float] = deque(maxlen=3000)
         self._last_push: dict[Hashable, float] = {}
@@ -191,11 +196,14 @@ class Stage:
         if made:
             self._publish(made)
 
-    async def start(self) -> None:
+    async def start(self, *, paced: bool = True) -> None:
+        """Start writing, and (`paced`) ticking every 20 ms of the clock; unpaced, frames are made
+        only by `step()`."""
         # The init section reaches the disk before any playlist names it.
         await self._store.write(self.space_id, INIT_NAME, self.init)
         self._write_task = asyncio.create_task(self._write_loop(), name=f"stage-writer-{self.space_id}")
-        self._tick_task = asyncio.create_task(self._tick_loop(), name=f"stage-{self.space_id}")
+        if paced:
+            self._tick_task = asyncio.create_task(self._tick_loop(), name=f"stage-{self.space_id}")
 
     # -- speakers --------------------------------------------------------------------------
 
@@ -220,11 +228,11 @@ class Stage:
     def receive(
         self, key: Hashable, seq: int, timestamp: int, payload: bytes, audio_level: tuple[bool, int] | None
     ) -> None:
-        """One RTP Opus packet of `key`'s, as it arrives (on the stage's loop, whose clock it reads)."""
+        """One RTP Opus packet of `key`'s, as it arrives (on the stage's loop; stamped with the stage's clock)."""
         reception = self._receptions.get(key)
         if reception is None:
             return  # removed while its packets were in flight
-        now = asyncio.get_running_loop().time()
+        now = self._clock.monotonic()
         self._note_arrival(key, now)
         reception.push(seq, timestamp, payload, now * 1000, audio_level)
 
@@ -240,7 +248,7 @@ class Stage:
         return None if reception is None else reception.health()
 
     def push(self, key: Hashable, samples: Samples) -> None:
-        self._note_arrival(key, time.monotonic())
+        self._note_arrival(key, self._clock.monotonic())
         self.mixer.push(key, samples)
 
     def _note_arrival(self, key: Hashable, now: float) -> None:
@@ -279,7 +287,7 @@ class Stage:
         """Wait until the packager publishes something new; False on timeout."""
         event = self._changed
         try:
-            await asyncio.wait_for(event.wait(), timeout_s)
+            await self._clock.wait_for(event.wait(), timeout_s)
         except TimeoutError:
             return False
         return True
@@ -325,42 +333,57 @@ class Stage:
             return True
         self._writes_closed = True
         self._writes_waiting.set()
+        # On the real clock: this bounds a wait for a real disk (at shutdown), not a media timer.
         try:
             await asyncio.wait_for(asyncio.shield(self._write_task), wait_s)
         except TimeoutError:
             return False
         return True
 
+    def step(self, frames: int = 1) -> list[Part | Segment]:
+        """Make `frames` 20 ms frames at once, as the ticking loop does each tick: pull and mix the
+        speakers, feed the mix-minus returns, encode and package the program, publish what that
+        made. For a stage started unpaced (`start(paced=False)`): tests move it frame by frame."""
+        assert self._tick_task is None or self._tick_task.done(), "the stage ticks by itself"
+        made = self._make(frames)
+        if made:
+            self._publish(made)
+        return made
+
+    def _make(self, frames: int) -> list[Part | Segment]:
+        made: list[Part | Segment] = []
+        for _ in range(frames):
+            now_ms = self._clock.monotonic() * 1000
+            for key, reception in self._receptions.items():
+                self.mixer.push(key, reception.pull(now_ms))
+            result = self.mixer.mix()
+            self._update_levels(result.levels)
+            for key, track in self._returns.items():
+                minus = result.minus.get(key)
+                if minus is not None:
+                    track.feed(minus)
+            program = result.program if self.hold is None else self.hold.next_frame()
+            made.extend(self.packager.push(self._encoder.encode(program)))
+            self.frames_mixed += 1
+        return made
+
     async def _tick_loop(self) -> None:
-        loop = asyncio.get_running_loop()
+        clock = self._clock
         frame_s = FRAME_MS / 1000
-        origin = loop.time()
+        origin = clock.monotonic()
         done = 0
         try:
             while True:
-                due = int((loop.time() - origin) / frame_s) + 1
+                due = int((clock.monotonic() - origin) / frame_s) + 1
                 if due - done > MAX_CATCH_UP_FRAMES:
                     log.warning("stage %s fell %d frames behind; skipping ahead", self.space_id, due - done)
                     self.frames_skipped += due - 1 - done
                     done = due - 1
-                made: list[Part | Segment] = []
-                while done < due:
-                    now_ms = loop.time() * 1000
-                    for key, reception in self._receptions.items():
-                        self.mixer.push(key, reception.pull(now_ms))
-                    result = self.mixer.mix()
-                    self._update_levels(result.levels)
-                    for key, track in self._returns.items():
-                        minus = result.minus.get(key)
-                        if minus is not None:
-                            track.feed(minus)
-                    program = result.program if self.hold is None else self.hold.next_frame()
-                    made.extend(self.packager.push(self._encoder.encode(program)))
-                    done += 1
-                    self.frames_mixed += 1
+                made = self._make(due - done)
+                done = due
                 if made:
                     self._publish(made)
-                await asyncio.sleep(max(0.0, origin + done * frame_s - loop.time()))
+                await clock.sleep(max(0.0, origin + done * frame_s - clock.monotonic()))
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -392,7 +415,7 @@ class Stage:
 
     def _publish(self, made: list[Part | Segment]) -> None:
         self.parts_made += sum(1 for item in made if isinstance(item, Part))
-        self.last_made_at = time.monotonic()
+        self.last_made_at = self._clock.monotonic()
         for item in made:
             # Parts too reach the disk as they are made: a crash loses at most the part in the making.
             self._enqueue(item)
@@ -404,7 +427,7 @@ class Stage:
         self._writes_waiting.set()
         if dropped is None:
             return
-        now = time.monotonic()
+        now = self._clock.monotonic()
         if self._drop_logged_at is None or now - self._drop_logged_at >= DROP_LOG_INTERVAL_S:
             self._drop_logged_at = now
             counts = ", ".join(f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in sorted(self._writes.dropped.items()))

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
 from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -194,7 +193,7 @@ class PodiumCollector(Collector):
             "Audio a speaker's jitter buffer holds now (about 20 ms on a clean path; more with jitter).",
             labels=["space", "member"],
         )
-        now = time.monotonic()
+        now = self.podium.clock.monotonic()  # the clock `stage.last_made_at` is read from
         for space_id in self.podium.live_space_ids():
             label = self.space_label(space_id)
             for member_id, _name, health in self.podium.speaker_connections(space_id):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
@@ -88,7 +86,7 @@ async def listener_link(request: Request) -> Response:
     generation = podium.link_generation(await podium.get_space(space_id))
     body = await read_model(request, ST.NewListenerLink, 256)
     valid_for, not_before = body.valid_for_s, body.not_before
-    now = time.time()
+    now = podium.clock.time()
     if not_before is not None and not 0 <= not_before <= now + MAX_LINK_S:
         raise InvalidInput("not_before must be a Unix time in seconds, at most 31 days ahead")
     token = podium.links.rounded_token(space_id, now, valid_for, not_before, generation)
@@ -134,7 +132,7 @@ async def rehearsal(request: Request) -> Response:
         report = await read_model(request, ST.RehearsalReport, MAX_REPORT_BYTES)
     except InvalidInput as error:
         raise InvalidInput(f"send the JSON report that `podium rehearse` wrote: {error.message}") from None
-    summary = rehearsal_summary(report, time.time())
+    summary = rehearsal_summary(report, podium.clock.time())
     await podium.media.write(space_id, REHEARSAL_NAME, encode(summary))
     return json_response(summary, status=201)
 
