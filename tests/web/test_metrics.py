@@ -48,7 +48,7 @@ async def in_preshow(client: httpx.AsyncClient) -> dict:
 @pytest.fixture
 async def door(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     """The app behind its door, as served: requests are classed and counted (and shed) there."""
-    gate = Gate(app, app.state.governor, 1 << 20, app.state.podium.signer, max_per_address=64)
+    gate = Gate(app, app.state.governor, 1 << 20, app.state.signer, max_per_address=64)
     transport = httpx.ASGITransport(app=gate)
     async with httpx.AsyncClient(transport=transport, base_url="http://podium.test") as c:
         yield c

@@ -14,7 +14,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from podium.delivery.hls import IMMUTABLE, MEDIA_TYPE, PLAYLIST_FRESH, PLAYLIST_TYPE, parse_part_name
 from podium.ids import SpaceId
-from podium.service import Podium
+from podium.spaces.directory import SpaceDirectory
+from podium.spaces.stages import StageManager
 
 _PREFIX = "/hls/"
 
@@ -30,9 +31,10 @@ def _headers(content_type: str, cache: str, length: int) -> list[tuple[bytes, by
 
 
 class HlsFastPath:
-    def __init__(self, app: ASGIApp, podium: Podium) -> None:
+    def __init__(self, app: ASGIApp, stages: StageManager, directory: SpaceDirectory) -> None:
         self.app = app
-        self.podium = podium
+        self.stages = stages
+        self.directory = directory
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET" and scope["path"].startswith(_PREFIX):
@@ -46,8 +48,8 @@ class HlsFastPath:
 
     def _answer(self, scope: Scope) -> tuple[list[tuple[bytes, bytes]], bytes] | None:
         space_id, _, name = scope["path"][len(_PREFIX) :].partition("/")
-        stage = self.podium.stage(SpaceId(space_id))
-        if stage is None or self.podium.is_private(SpaceId(space_id)):
+        stage = self.stages.stage(SpaceId(space_id))
+        if stage is None or self.directory.is_private(SpaceId(space_id)):
             return None  # a private space's audio needs its signed link: the full path checks it
         packager = stage.packager
         if name == "live.m3u8":

@@ -17,7 +17,8 @@ from podium.domain.space import Space, SpaceState
 from podium.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from podium.ids import SpaceId, is_space_id
 from podium.media.ice_servers import IceServer, with_credentials
-from podium.service import Podium
+from podium.settings import Settings
+from podium.web import state
 from podium.web.accounts_api import client_address, optional_user
 from podium.web.http import CORS_HEADERS, bearer_token, json_response, read_body, read_json
 
@@ -26,8 +27,7 @@ def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat().replace("+00:00", "Z")
 
 
-def space_urls(podium: Podium, space: Space) -> dict[str, str]:
-    base = podium.settings.base_url
+def space_urls(base: str, space: Space) -> dict[str, str]:
     urls = {
         "page": f"{base}/s/{space.id}",
         "host": f"{base}/host/{space.id}",
@@ -47,7 +47,8 @@ def listeners_view(counts: Counts) -> dict[str, Any]:
     return {"now": counts.now, "peak": counts.peak, "unique": counts.unique, "sample_rate": counts.sample_rate}
 
 
-def space_view(podium: Podium, space: Space, counts: Counts) -> dict[str, Any]:
+def space_view(request: Request, space: Space, counts: Counts) -> dict[str, Any]:
+    stages, settings = state.stages(request), state.settings(request)
     return {
         "id": space.id,
         "title": space.title,
@@ -58,22 +59,17 @@ def space_view(podium: Podium, space: Space, counts: Counts) -> dict[str, Any]:
         "ended_at": _iso(space.ended_at),
         "record": space.record,
         "private": space.private,
-        "preshow": podium.in_preshow(space.id),
+        "preshow": stages.in_preshow(space.id),
         "listeners": listeners_view(counts),
-        "speakers": podium.speakers_connected(space.id),
-        "heartbeat_interval_s": podium.settings.heartbeat_interval_s,
-        "urls": space_urls(podium, space),
+        "speakers": stages.speakers_connected(space.id),
+        "heartbeat_interval_s": settings.heartbeat_interval_s,
+        "urls": space_urls(settings.base_url, space),
     }
 
 
-def _podium(request: Request) -> Podium:
-    podium: Podium = request.app.state.podium
-    return podium
-
-
 async def create_space(request: Request) -> Response:
-    podium = _podium(request)
-    body = await read_json(request, podium.settings.max_json_bytes)
+    settings = state.settings(request)
+    body = await read_json(request, settings.max_json_bytes)
     unknown = set(body) - {"title", "starts_at", "record", "private"}
     if unknown:
         expected = "title, starts_at, record and private"
@@ -82,7 +78,6 @@ async def create_space(request: Request) -> Response:
         raise InvalidInput("title is required")
     # Anyone may create a space, within limits per address and per account (DESIGN, bet 7); an
     # account's spaces are announced in the listing and the feed (`domain.space.announced`).
-    settings = podium.settings
     user = await optional_user(request)
     if user is None and settings.spaces_need_account:
         raise Unauthenticated("sign in to create a space: this instance asks for an account")
@@ -93,7 +88,7 @@ async def create_space(request: Request) -> Response:
         if user is not None:
             limits.hit(with_limit(SPACE_PER_ACCOUNT, settings.space_limit_per_account), user[0])
 
-    created = await podium.create_space(
+    created = await state.directory(request).create_space(
         body["title"],
         body.get("starts_at"),
         body.get("record", True),
@@ -101,37 +96,37 @@ async def create_space(request: Request) -> Response:
         created_by=user[0] if user is not None else None,
         admit=admit,
     )
-    view = space_view(podium, created.space, podium.counts(created.space.id))
+    view = space_view(request, created.space, state.listeners(request).counts(created.space.id))
     view["host_token"] = created.host_token
     return json_response(view, status=201, headers={"Location": view["urls"]["page"]})
 
 
 async def get_space(request: Request) -> Response:
-    podium = _podium(request)
-    space = await podium.get_space(request.path_params["space_id"])
+    space = await state.directory(request).get_space(request.path_params["space_id"])
     # Public and the same for everyone: cacheable for about one part (DESIGN, bet 1).
-    return json_response(space_view(podium, space, podium.counts(space.id)), cache="public, max-age=1")
+    counts = state.listeners(request).counts(space.id)
+    return json_response(space_view(request, space, counts), cache="public, max-age=1")
 
 
-def space_response(podium: Podium, space: Space) -> Response:
-    return json_response(space_view(podium, space, podium.counts(space.id)))
+def space_response(request: Request, space: Space) -> Response:
+    return json_response(space_view(request, space, state.listeners(request).counts(space.id)))
 
 
 async def end_space(request: Request) -> Response:
-    podium = _podium(request)
-    return space_response(podium, await podium.end_space(request.path_params["space_id"], bearer_token(request)))
+    stages = state.stages(request)
+    return space_response(request, await stages.end_space(request.path_params["space_id"], bearer_token(request)))
 
 
 async def rotate_host_token(request: Request) -> Response:
     """A new host token for the current one, which stops working at once (a leaked token is ended)."""
-    podium = _podium(request)
-    token, expires = await podium.rotate_host_token(request.path_params["space_id"], bearer_token(request))
+    members = state.members(request)
+    token, expires = await members.rotate_host_token(request.path_params["space_id"], bearer_token(request))
     return json_response({"host_token": token, "expires": expires}, status=201)
 
 
 async def heartbeat(request: Request) -> Response:
     """An admitted listener's beat: `{listener_id, pass, leaving?}`, the pass as the join gave it."""
-    podium = _podium(request)
+    listeners = state.listeners(request)
     joins: Joins = request.app.state.joins
     body = await read_json(request, 1024)
     leaving = body.get("leaving", False)
@@ -142,15 +137,15 @@ async def heartbeat(request: Request) -> Response:
         raise NotFound("no such space")
     address = client_address(request)
     listener = joins.admit_beat(SpaceId(space_id), body, address)
-    counts = await podium.heartbeat(SpaceId(space_id), listener, address, leaving=leaving)
-    space = await podium.get_space(space_id)
+    counts = await listeners.heartbeat(SpaceId(space_id), listener, address, leaving=leaving)
+    space = await state.directory(request).get_space(space_id)
     return json_response(
         {
             "state": space.state.value,
             "listeners": listeners_view(counts),
-            "interval_s": podium.settings.heartbeat_interval_s,
+            "interval_s": state.settings(request).heartbeat_interval_s,
             # False past the address's share, or outside the sample: the beat was taken, not counted.
-            "counted": podium.is_counted(space.id, listener),
+            "counted": listeners.is_counted(space.id, listener),
         }
     )
 
@@ -170,18 +165,19 @@ async def whip_options(request: Request) -> Response:
 
 
 async def whip_publish(request: Request) -> Response:
-    podium = _podium(request)
+    settings = state.settings(request)
     token = bearer_token(request)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/sdp":
         raise InvalidInput("a WHIP offer must be sent with Content-Type: application/sdp")
     space_id = request.path_params["space_id"]
-    # Check the token before reading a large body: a forged request costs a signature check only.
-    podium.signer.verify(token)
-    offer = await read_body(request, podium.settings.max_offer_bytes)
-    session, answer = await podium.publish(space_id, token, offer)
-    location = f"{podium.settings.base_url}/whip/{space_id}/{session.id}"
-    links = ice_server_links(podium, session.member_id)  # publishing at all needs a place on stage
+    # Check the token before reading a large body: a forged request costs a signature check only
+    # (the only one: the checked grant is what the stage is asked with).
+    grant = state.signer(request).verify(token)
+    offer = await read_body(request, settings.max_offer_bytes)
+    session, answer = await state.stages(request).publish(space_id, grant, offer)
+    location = f"{settings.base_url}/whip/{space_id}/{session.id}"
+    links = ice_server_links(settings, session.member_id)  # publishing at all needs a place on stage
     return Response(
         answer,
         status_code=201,
@@ -190,18 +186,17 @@ async def whip_publish(request: Request) -> Response:
     )
 
 
-def servers_for(podium: Podium, member_id: str) -> tuple[IceServer, ...]:
+def servers_for(settings: Settings, member_id: str) -> tuple[IceServer, ...]:
     """The STUN/TURN servers for one person on stage, TURN credentials their own when there is a
     shared secret (PODIUM_TURN_SECRET)."""
-    settings = podium.settings
     return with_credentials(
         settings.ice_server_list(), settings.turn_secret, member_id, time.time(), settings.turn_credential_lifetime_s
     )
 
 
-def ice_server_links(podium: Podium, member_id: str) -> dict[str, str]:
+def ice_server_links(settings: Settings, member_id: str) -> dict[str, str]:
     # RFC 9725 §4.6: a WHIP client (OBS) learns the STUN/TURN servers from the answer's Link headers.
-    links = [server.link_header() for server in servers_for(podium, member_id)]
+    links = [server.link_header() for server in servers_for(settings, member_id)]
     return {"Link": ", ".join(links)} if links else {}
 
 
@@ -209,18 +204,17 @@ async def ice_servers(request: Request) -> Response:
     """GET /api/spaces/{id}/ice-servers: the STUN/TURN servers for a speaker's browser. Only for
     people on stage (host, co-hosts, invited speakers) as the stage is now: TURN relays at its
     operator's expense, and anyone can be a guest in the audience."""
-    podium = _podium(request)
-    space = await podium.get_space(request.path_params["space_id"])
-    member = podium.authorize(space, bearer_token(request))
+    directory = state.directory(request)
+    space = await directory.get_space(request.path_params["space_id"])
+    member = directory.authorize(space, bearer_token(request))
     if not member.on_stage:
         raise Forbidden("the STUN and TURN servers are for the people on stage; a listener or guest needs none")
-    servers = servers_for(podium, member.id)
+    servers = servers_for(state.settings(request), member.id)
     return json_response({"ice_servers": [server.browser_view() for server in servers]})
 
 
 async def whip_delete(request: Request) -> Response:
-    podium = _podium(request)
-    await podium.unpublish(request.path_params["session_id"], bearer_token(request))
+    await state.stages(request).unpublish(request.path_params["session_id"], bearer_token(request))
     return Response(status_code=200, headers=WHIP_CORS)
 
 

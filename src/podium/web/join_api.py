@@ -14,10 +14,11 @@ from starlette.routing import Route
 from podium.admission.classes import RequestClass
 from podium.admission.joins import Joins
 from podium.admission.load import Governor
+from podium.backends.interfaces import MediaStore
 from podium.domain.stage import Role
 from podium.errors import Forbidden, InvalidInput, NotFound
 from podium.ids import ListenerId, SpaceId, is_space_id
-from podium.service import Podium
+from podium.web import state
 from podium.web.accounts_api import client_address
 from podium.web.api import space_urls
 from podium.web.http import bearer_token, json_response, read_json
@@ -28,13 +29,13 @@ REHEARSAL_NAME = "rehearsal.json"  # the last rehearsal's summary, beside the sp
 MIN_LINK_S, MAX_LINK_S = 60, 31 * 24 * 3600
 
 
-def _parts(request: Request) -> tuple[Podium, Joins, Governor]:
-    state = request.app.state
-    return state.podium, state.joins, state.governor
+def _parts(request: Request) -> tuple[Joins, Governor]:
+    return request.app.state.joins, request.app.state.governor
 
 
 async def join(request: Request) -> Response:
-    podium, joins, _ = _parts(request)
+    directory = state.directory(request)
+    joins, _ = _parts(request)
     space_id = request.path_params["space_id"]
     if not is_space_id(space_id):
         raise NotFound("no such space")
@@ -42,44 +43,47 @@ async def join(request: Request) -> Response:
     # Signatures first: a forged, expired or foreign token ends here, before any lookup.
     address = client_address(request)
     client, verified = joins.check(SpaceId(space_id), body, address)
-    space = podium.open_space(SpaceId(space_id))
+    space = directory.open_space(SpaceId(space_id))
     key = body.get("key")
     if space.private:
         if not isinstance(key, str):
             raise Forbidden("this space is private: open it from the listener link the host gave you")
-        podium.check_link(space, key)
+        directory.check_link(space, key)
     answer = await joins.join(space.id, client, verified, address)
     result: dict[str, Any] = dict(answer.body)
     if answer.status == 200:
-        result["urls"] = space_urls(podium, space)
+        base = state.settings(request).base_url
+        result["urls"] = space_urls(base, space)
         if space.private:
             assert isinstance(key, str)
-            result["urls"]["hls"] = signed_hls(podium, space.id, key)
+            result["urls"]["hls"] = signed_hls(base, space.id, key)
         result["state"] = space.state.value
         # The page beats only while its point is below the announced sample rate; the point is the
         # server's (keyed), so no client can pick an id that always stays in the sample.
-        result["sample_point"] = podium.sample_point(space.id, ListenerId(client))
+        result["sample_point"] = state.listeners(request).sample_point(space.id, ListenerId(client))
     headers = {"Retry-After": str(answer.retry_after_s)} if answer.retry_after_s is not None else None
     return json_response(result, status=answer.status, headers=headers)
 
 
-async def _host_of(request: Request) -> tuple[Podium, Joins, Governor, SpaceId]:
-    podium, joins, governor = _parts(request)
-    space = await podium.get_space(request.path_params["space_id"])
-    member = podium.authorize(space, bearer_token(request))
+async def _host_of(request: Request) -> tuple[Joins, Governor, SpaceId]:
+    joins, governor = _parts(request)
+    directory = state.directory(request)
+    space = await directory.get_space(request.path_params["space_id"])
+    member = directory.authorize(space, bearer_token(request))
     if member.role not in (Role.HOST, Role.COHOST):
         raise Forbidden("only the host and co-hosts can do this")
-    return podium, joins, governor, space.id
+    return joins, governor, space.id
 
 
-def signed_hls(podium: Podium, space_id: SpaceId, token: str) -> str:
-    return f"{podium.settings.base_url}/hls/{space_id}/k/{token}/index.m3u8"
+def signed_hls(base: str, space_id: SpaceId, token: str) -> str:
+    return f"{base}/hls/{space_id}/k/{token}/index.m3u8"
 
 
 async def listener_link(request: Request) -> Response:
     """A signed listener link for a private space (for ticket holders): the page and the stream."""
-    podium, _, _, space_id = await _host_of(request)
-    generation = podium.link_generation(await podium.get_space(space_id))
+    _, _, space_id = await _host_of(request)
+    directory = state.directory(request)
+    generation = directory.link_generation(await directory.get_space(space_id))
     body = await read_json(request, 256)
     valid_for = body.get("valid_for_s", 24 * 3600)
     if not isinstance(valid_for, int) or not MIN_LINK_S <= valid_for <= MAX_LINK_S:
@@ -90,14 +94,14 @@ async def listener_link(request: Request) -> Response:
         not isinstance(not_before, int) or isinstance(not_before, bool) or not 0 <= not_before <= now + MAX_LINK_S
     ):
         raise InvalidInput("not_before must be a Unix time in seconds, at most 31 days ahead")
-    token = podium.links.rounded_token(space_id, now, valid_for, not_before, generation)
-    window = podium.links.check(token, space_id, max(now, not_before or 0), generation)
-    base = podium.settings.base_url
+    token = directory.links.rounded_token(space_id, now, valid_for, not_before, generation)
+    window = directory.links.check(token, space_id, max(now, not_before or 0), generation)
+    base = state.settings(request).base_url
     return json_response(
         {
             "token": token,
             "page": f"{base}/s/{space_id}#key={token}",
-            "hls": signed_hls(podium, space_id, token),
+            "hls": signed_hls(base, space_id, token),
             "not_before": window.not_before,
             "expires": window.expires,
         },
@@ -107,8 +111,7 @@ async def listener_link(request: Request) -> Response:
 
 async def withdraw_listener_links(request: Request) -> Response:
     """Every listener link of this space given out so far stops working (host or co-host)."""
-    podium = _parts(request)[0]
-    generation = await podium.withdraw_links(request.path_params["space_id"], bearer_token(request))
+    generation = await state.members(request).withdraw_links(request.path_params["space_id"], bearer_token(request))
     return json_response({"withdrawn": True, "link_generation": generation})
 
 
@@ -147,14 +150,14 @@ def rehearsal_summary(report: dict[str, Any], at: float) -> dict[str, Any]:
 
 async def rehearsal(request: Request) -> Response:
     """`podium rehearse --host-token` leaves its result on the host's board."""
-    podium, _, _, space_id = await _host_of(request)
+    _, _, space_id = await _host_of(request)
     summary = rehearsal_summary(await read_json(request, MAX_REPORT_BYTES), time.time())
-    await podium.media.write(space_id, REHEARSAL_NAME, json.dumps(summary).encode())
+    await state.media(request).write(space_id, REHEARSAL_NAME, json.dumps(summary).encode())
     return json_response(summary, status=201)
 
 
-async def _last_rehearsal(podium: Podium, space_id: SpaceId) -> dict[str, Any] | None:
-    stored = await podium.media.read(space_id, REHEARSAL_NAME)
+async def _last_rehearsal(media: MediaStore, space_id: SpaceId) -> dict[str, Any] | None:
+    stored = await media.read(space_id, REHEARSAL_NAME)
     if stored is None:
         return None
     loaded: dict[str, Any] = json.loads(stored)
@@ -163,7 +166,7 @@ async def _last_rehearsal(podium: Podium, space_id: SpaceId) -> dict[str, Any] |
 
 async def under_attack(request: Request) -> Response:
     """The host switches the joiners' puzzle on or off, or leaves it to the node ("auto")."""
-    _, joins, _, space_id = await _host_of(request)
+    joins, _, space_id = await _host_of(request)
     body = await read_json(request, 256)
     mode = joins.set_mode(space_id, body.get("mode"))
     return json_response({"mode": mode, "active": joins.surge(space_id).active(joins.clock.monotonic())})
@@ -171,11 +174,11 @@ async def under_attack(request: Request) -> Response:
 
 async def board(request: Request) -> Response:
     """What the host watches before and during the show: is it a go?"""
-    podium, joins, governor, space_id = await _host_of(request)
+    joins, governor, space_id = await _host_of(request)
     now = joins.clock.monotonic()
     surge = joins.surge(space_id)
     room = joins.room(space_id)
-    counts = podium.counts(space_id)
+    counts = state.listeners(request).counts(space_id)
     stats = governor.stats
     body = {
         "listeners": {"now": counts.now, "peak": counts.peak},
@@ -199,9 +202,9 @@ async def board(request: Request) -> Response:
         },
         "requests": {kind.label: {"served": stats.served[kind], "shed": stats.shed[kind]} for kind in RequestClass},
         "refused_by_signature": joins.signer.refused,
-        "database_statements": podium.spaces.statements,
-        "stream": podium.stream_health(space_id),
-        "last_rehearsal": await _last_rehearsal(podium, space_id),
+        "database_statements": state.space_store(request).statements,
+        "stream": state.stages(request).stream_health(space_id),
+        "last_rehearsal": await _last_rehearsal(state.media(request), space_id),
     }
     return json_response(body)
 

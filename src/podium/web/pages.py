@@ -20,9 +20,8 @@ from starlette.staticfiles import StaticFiles
 from podium.domain.space import Space, SpaceState
 from podium.errors import NotFound
 from podium.ids import is_space_id
-from podium.service import Podium
 from podium.settings import Settings
-from podium.web import i18n
+from podium.web import i18n, state
 from podium.web.http import public_base
 
 STATIC = Path(__file__).parent / "static"
@@ -165,8 +164,8 @@ def space_card(request: Request, space: Space, language: i18n.Language) -> dict[
 async def listener_page(request: Request) -> Response:
     # Rendered with the space's title and card, so that a shared link previews it; an unknown
     # space is a 404 (NotFound), as is an id that cannot be one.
-    podium: Podium = request.app.state.podium
-    space = await podium.get_space(request.path_params["space_id"])
+    directory = state.directory(request)
+    space = await directory.get_space(request.path_params["space_id"])
     language = page_language(request)
     return render_page(request, "listen.html", space_title=space.title, card=space_card(request, space, language))
 

@@ -13,16 +13,11 @@ from podium.admission.limits import GUEST_PER_ADDRESS, RateLimits, with_limit
 from podium.domain.stage import Member
 from podium.domain.tokens import INVITE_TTL_S
 from podium.errors import InvalidInput
-from podium.service import Podium
+from podium.web import state
 from podium.web.accounts_api import client_address
 from podium.web.http import bearer_token, json_response, read_json
 
 MEMBER_ACTIONS = ("accept", "decline", "audience", "mute", "unmute", "remove", "block")
-
-
-def _podium(request: Request) -> Podium:
-    podium: Podium = request.app.state.podium
-    return podium
 
 
 def member_view(member: Member) -> dict[str, Any]:
@@ -37,11 +32,12 @@ def member_view(member: Member) -> dict[str, Any]:
 
 
 async def create_invite(request: Request) -> Response:
-    podium = _podium(request)
+    members = state.members(request)
+    settings = state.settings(request)
     space_id = request.path_params["space_id"]
     body = await read_json(request, 1024)
-    token, role = await podium.invite(space_id, bearer_token(request), body.get("role"))
-    base = podium.settings.base_url
+    token, role = await members.invite(space_id, bearer_token(request), body.get("role"))
+    base = settings.base_url
     return json_response(
         {
             "token": token,
@@ -56,12 +52,13 @@ async def create_invite(request: Request) -> Response:
 
 
 async def redeem_invite(request: Request) -> Response:
-    podium = _podium(request)
+    members = state.members(request)
+    settings = state.settings(request)
     space_id = request.path_params["space_id"]
     body = await read_json(request, 1024)
-    member, token = await podium.redeem(space_id, bearer_token(request), body.get("name"))
+    member, token = await members.redeem(space_id, bearer_token(request), body.get("name"))
     return json_response(
-        {"member": member_view(member), "token": token, "whip": f"{podium.settings.base_url}/whip/{space_id}"},
+        {"member": member_view(member), "token": token, "whip": f"{settings.base_url}/whip/{space_id}"},
         status=201,
     )
 
@@ -69,55 +66,58 @@ async def redeem_invite(request: Request) -> Response:
 async def join_as_guest(request: Request) -> Response:
     """Anyone may become a named guest (to raise a hand): limited per address, and per space by
     `max_guests` (the stage rules refuse one more with 409)."""
-    podium = _podium(request)
+    settings = state.settings(request)
+    members = state.members(request)
     limits: RateLimits = request.app.state.limits
-    limits.hit(with_limit(GUEST_PER_ADDRESS, podium.settings.guest_limit_per_address), client_address(request))
+    limits.hit(with_limit(GUEST_PER_ADDRESS, settings.guest_limit_per_address), client_address(request))
     body = await read_json(request, 1024)
-    member, token = await podium.join(request.path_params["space_id"], body.get("name"))
+    member, token = await members.join(request.path_params["space_id"], body.get("name"))
     return json_response({"member": member_view(member), "token": token}, status=201)
 
 
 async def stage(request: Request) -> Response:
-    podium = _podium(request)
-    space = await podium.get_space(request.path_params["space_id"])
-    return json_response(podium.stage_view(space), cache="public, max-age=1")
+    directory = state.directory(request)
+    members = state.members(request)
+    space = await directory.get_space(request.path_params["space_id"])
+    return json_response(members.stage_view(space), cache="public, max-age=1")
 
 
 async def me(request: Request) -> Response:
     """The member the token speaks for, as the stage sees them now (pages poll it)."""
-    podium = _podium(request)
-    space = await podium.get_space(request.path_params["space_id"])
-    return json_response(member_view(podium.authorize(space, bearer_token(request))))
+    directory = state.directory(request)
+    space = await directory.get_space(request.path_params["space_id"])
+    return json_response(member_view(directory.authorize(space, bearer_token(request))))
 
 
 async def hands(request: Request) -> Response:
-    podium = _podium(request)
-    space = await podium.get_space(request.path_params["space_id"])
-    return json_response({"hands": podium.hand_queue(space, bearer_token(request))})
+    directory = state.directory(request)
+    members = state.members(request)
+    space = await directory.get_space(request.path_params["space_id"])
+    return json_response({"hands": members.hand_queue(space, bearer_token(request))})
 
 
 async def raise_hand(request: Request) -> Response:
-    podium = _podium(request)
+    members = state.members(request)
     action = "raise_hand" if request.method == "POST" else "lower_hand"
-    member = await podium.act(request.path_params["space_id"], bearer_token(request), action)
+    member = await members.act(request.path_params["space_id"], bearer_token(request), action)
     return json_response(member_view(member))
 
 
 async def leave(request: Request) -> Response:
-    podium = _podium(request)
-    member = await podium.act(request.path_params["space_id"], bearer_token(request), "leave")
+    members = state.members(request)
+    member = await members.act(request.path_params["space_id"], bearer_token(request), "leave")
     return json_response(member_view(member))
 
 
 async def member_action(request: Request) -> Response:
-    podium = _podium(request)
+    members = state.members(request)
     action = request.path_params["action"]
     target = request.path_params["member_id"]
     if action not in MEMBER_ACTIONS:
         raise InvalidInput(f"unknown action {action[:20]!r}; one of: {', '.join(MEMBER_ACTIONS)}")
     if len(target) > 64:
         raise InvalidInput("member id too long")
-    member = await podium.act(request.path_params["space_id"], bearer_token(request), action, target)
+    member = await members.act(request.path_params["space_id"], bearer_token(request), action, target)
     return json_response(member_view(member))
 
 
