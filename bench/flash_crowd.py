@@ -1305,7 +1305,7 @@ def notes(outcome: Outcome, args: argparse.Namespace, figs: dict[int, Figures]) 
                 f"{_s(_pct(waiters, 100))} s, while at {args.join_rate:g}/s their turn came within "
                 f"{f.max_position / args.join_rate:.2f} s"
             )
-    from podium.service import SCHEDULE_TICK_S
+    from podium.spaces.schedule import SCHEDULE_TICK_S
 
     stamped = [ph for ph in outcome.phases if ph.started_at and ph.starts_at and ph.first_stage_pdt]
     if stamped:

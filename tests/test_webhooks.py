@@ -19,6 +19,8 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from starlette.applications import Starlette
 
 from podium.app import create_app
+from podium.events import RecordingReady, SpaceEnded, SpaceStarted
+from podium.ids import SpaceId
 from podium.media import ice, sdp
 from podium.settings import Settings
 from podium.testing.whip_client import SampleTrack, tone
@@ -165,10 +167,12 @@ async def test_a_receiver_failing_twice_gets_the_event_signed_on_the_third_try(t
         assert [d["status"] for d in listed["deliveries"]] == [204, 500, 500]
 
 
-async def announce(app: Starlette, space: dict, kind: str = "space.started") -> None:
+SpaceEvent = SpaceStarted | SpaceEnded | RecordingReady
+
+
+async def announce(app: Starlette, space: dict, kind: type[SpaceEvent] = SpaceStarted) -> None:
     """One of the space's events, as this node publishes it on the bus."""
-    podium = app.state.podium
-    await podium.bus.publish("spaces", {"type": kind, "space": space["id"], "node": podium.node_id})
+    await app.state.bus.publish(kind(SpaceId(space["id"]), app.state.directory.node_id))
 
 
 async def _count(client: httpx.AsyncClient, space: dict, n: int) -> bool:
@@ -269,9 +273,9 @@ async def test_an_event_another_node_published_is_left_to_that_node(tmp_path: Pa
     async with Receiver([200]) as receiver, running(tmp_path / "data") as app, client_of(app) as client:
         space = await new_space(client)
         await register(client, space, receiver.url)
-        bus, node = app.state.podium.bus, app.state.podium.node_id
-        await bus.publish("spaces", {"type": "space.started", "space": space["id"], "node": "another-node"})
-        await bus.publish("spaces", {"type": "space.ended", "space": space["id"], "node": node})
+        bus, node = app.state.bus, app.state.directory.node_id
+        await bus.publish(SpaceStarted(SpaceId(space["id"]), "another-node"))
+        await bus.publish(SpaceEnded(SpaceId(space["id"]), node))
         await eventually(lambda: _count(client, space, 1), "this node's event delivered")
         await asyncio.sleep(0.2)
         assert [e["type"] for e in receiver.events()] == ["space.ended"]
@@ -295,7 +299,7 @@ async def test_a_space_that_goes_live_and_ends_sends_started_ended_and_replay_re
         assert answer.status_code == 201, answer.text
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp.keep_loopback_candidates(answer.text), "answer"))
-            media = app.state.podium.media
+            media = app.state.media
 
             async def recorded() -> bool:
                 return len(await media.records(space["id"])) >= 1

@@ -26,10 +26,10 @@ from podium.admission.load import Capacity, Governor
 from podium.admission.tickets import TicketSigner
 from podium.audience.feed import Feed
 from podium.audience.posts import Posting
-from podium.backends.counts import RedisCounts
-from podium.backends.interfaces import Bus
+from podium.backends.counts import MemoryCounts, RedisCounts
+from podium.backends.interfaces import Bus, MediaStore, Placement, SharedCounts
 from podium.backends.memory_bus import MemoryBus
-from podium.backends.placement import TIMELINE_PREFIX, RedisPlacement
+from podium.backends.placement import TIMELINE_PREFIX, MemoryPlacement, RedisPlacement
 from podium.backends.redis_bus import RedisBus
 from podium.backends.sql import SqlSpaceStore
 from podium.backends.storage import media_store_for
@@ -41,8 +41,13 @@ from podium.domain.tokens import TokenSigner
 from podium.errors import PodiumError
 from podium.media import ice
 from podium.recording import Recordings, load_or_create_signing_key
-from podium.service import COUNTS_SHARE_S, Podium
 from podium.settings import Settings
+from podium.spaces.directory import SpaceDirectory
+from podium.spaces.listeners import COUNTS_SHARE_S, Listeners
+from podium.spaces.members import StageMembers
+from podium.spaces.ownership import Follower, Ownership
+from podium.spaces.schedule import Schedule
+from podium.spaces.stages import StageManager
 from podium.web.forwarded import ForwardedFor
 from podium.web.http import error_response
 from podium.web.openapi import document
@@ -82,9 +87,23 @@ def load_or_create_secret(data_dir: Path) -> str:
     return secret
 
 
-@dataclass
+@dataclass(frozen=True)
 class Parts:
-    podium: Podium
+    settings: Settings
+    clock: Clock
+    signer: TokenSigner
+    bus: Bus
+    space_store: SqlSpaceStore
+    media: MediaStore
+    shared_counts: SharedCounts
+    placement: Placement
+    directory: SpaceDirectory
+    members: StageMembers
+    stages: StageManager
+    schedule: Schedule
+    listeners: Listeners
+    ownership: Ownership
+    follower: Follower
     accounts: Accounts
     posting: Posting
     feed: Feed
@@ -117,27 +136,51 @@ def build(settings: Settings, clock: Clock | None = None) -> Parts:
     media = media_store_for(settings.storage_url, data_dir)
     links = LinkSigner(link_key(secret))
     write_private(data_dir / LINK_KEY_NGINX, nginx_include(links.key))
-    # Between nodes (a Redis bus), listener counts are summed in the same Redis.
-    shared = RedisCounts(settings.bus_url, ttl_s=3 * COUNTS_SHARE_S, clock=clock) if settings.bus_url else None
-    podium = Podium(
-        settings=settings,
-        spaces=database,
-        bus=bus,
-        media=media,
-        signer=signer,
-        clock=clock,
-        links=links,
-        shared_counts=shared,
-        placement=RedisPlacement(settings.bus_url) if settings.bus_url else None,
-        node_id=settings.node_id or secrets.token_hex(4),
-        node_url=settings.own_url,
-        presence_secret=secret,
+    # Between nodes (a Redis bus): listener counts summed, stage and timeline leases, all in the
+    # same Redis. On one node the same seams are in memory, and this node holds every lease.
+    between_nodes = bool(settings.bus_url)
+    shared: SharedCounts
+    placement: Placement
+    timeline_leases: Placement
+    if settings.bus_url:
+        shared = RedisCounts(settings.bus_url, ttl_s=3 * COUNTS_SHARE_S, clock=clock)
+        placement = RedisPlacement(settings.bus_url)
+        timeline_leases = RedisPlacement(settings.bus_url, TIMELINE_PREFIX)
+    else:
+        shared, placement, timeline_leases = (
+            MemoryCounts(ttl_s=3 * COUNTS_SHARE_S, clock=clock),
+            MemoryPlacement(clock),
+            MemoryPlacement(clock),
+        )
+    node_id = settings.node_id or secrets.token_hex(4)
+    directory = SpaceDirectory(settings, database, bus, signer, links, clock, node_id)
+    ownership = Ownership(placement, node_id, settings.own_url, clock)
+    listeners = Listeners(
+        settings, directory, shared, clock, node_id, presence_secret=secret, between_nodes=between_nodes
     )
+    stages = StageManager(
+        settings, directory, listeners, ownership, media, bus, clock, resume_on_start=not between_nodes
+    )
+    members = StageMembers(directory, stages, signer, bus)
+    schedule = Schedule(settings, directory, stages, clock)
+    follower = Follower(bus, node_id, directory, stages, ownership)
     limits = RateLimits(storage_for(settings.limits_url))
-    posting = Posting(database, podium, limits, clock, bus)
+    posting = Posting(database, directory, limits, clock, bus, settings)
     # Between nodes, one node at a time makes a space's timeline (the stage's, while it runs).
-    timeline_leases = RedisPlacement(settings.bus_url, TIMELINE_PREFIX) if settings.bus_url else None
-    feed = Feed(podium, bus, media, clock, posting, max_comments=settings.comments_per_interval, leases=timeline_leases)
+    feed = Feed(
+        directory,
+        members,
+        stages,
+        listeners,
+        ownership,
+        bus,
+        media,
+        clock,
+        posting,
+        settings.base_url,
+        max_comments=settings.comments_per_interval,
+        leases=timeline_leases,
+    )
     accounts = Accounts(
         database,
         signer,
@@ -148,7 +191,11 @@ def build(settings: Settings, clock: Clock | None = None) -> Parts:
         settings.login_failures_per_name,
         settings.login_limit_under_attack,
     )
-    recordings = Recordings(podium, load_or_create_signing_key(data_dir, settings.secret), limits)
+    recordings = Recordings(
+        directory, media, bus, settings.base_url, load_or_create_signing_key(data_dir, settings.secret), limits
+    )
+    # The download is made when a space ends, before the end is answered.
+    stages.end_hooks.append(recordings.finish)
     governor = Governor(Capacity(settings.max_in_flight, settings.max_lag_ms), clock)
     joins = Joins(
         TicketSigner(secret),
@@ -162,8 +209,34 @@ def build(settings: Settings, clock: Clock | None = None) -> Parts:
         settings.bus_url or None,
         settings.heartbeat_limit_per_address,
     )
-    webhooks = Webhooks(podium, database, allow_private=settings.webhooks_allow_private)
-    return Parts(podium, accounts, posting, feed, recordings, governor, joins, webhooks, limits)
+    webhooks = Webhooks(
+        directory, database, bus, clock, settings.base_url, allow_private=settings.webhooks_allow_private
+    )
+    return Parts(
+        settings,
+        clock,
+        signer,
+        bus,
+        database,
+        media,
+        shared,
+        placement,
+        directory,
+        members,
+        stages,
+        schedule,
+        listeners,
+        ownership,
+        follower,
+        accounts,
+        posting,
+        feed,
+        recordings,
+        governor,
+        joins,
+        webhooks,
+        limits,
+    )
 
 
 async def _podium_error(request: Request, error: Exception) -> Response:
@@ -185,12 +258,14 @@ async def _http_error(request: Request, error: Exception) -> Response:
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
     settings = settings or Settings.load()
     parts = build(settings, clock)
-    podium, feed, recordings = parts.podium, parts.feed, parts.recordings
+    feed, recordings = parts.feed, parts.recordings
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await recordings.start()
-        await podium.start()
+        await parts.stages.start()  # every unfinished space in memory; interrupted ends finished
+        await parts.listeners.start()
+        await parts.schedule.start()
+        await parts.follower.start()
         await feed.start()
         await parts.webhooks.start()
         lag = asyncio.create_task(sample_lag(parts.governor), name="lag-sampler")
@@ -201,13 +276,14 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             await feed.stop()
             await parts.webhooks.stop()
             await recordings.stop()
-            await podium.stop()
-            await podium.spaces.close()
-            await podium.bus.close()
-            if podium.shared_counts is not None:
-                await podium.shared_counts.close()
-            if podium.placement is not None:
-                await podium.placement.close()
+            await parts.schedule.stop()
+            await parts.follower.stop()
+            await parts.stages.stop()
+            await parts.listeners.stop()  # the peaks, once the ends are stored
+            await parts.space_store.close()
+            await parts.bus.close()
+            await parts.shared_counts.close()
+            await parts.placement.close()
             await parts.joins.close()
             await parts.limits.close()
 
@@ -216,7 +292,18 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         exception_handlers={PodiumError: _podium_error, HTTPException: _http_error},
         lifespan=lifespan,
     )
-    app.state.podium = podium
+    app.state.settings = settings
+    app.state.clock = parts.clock
+    app.state.signer = parts.signer
+    app.state.bus = parts.bus
+    app.state.space_store = parts.space_store
+    app.state.media = parts.media
+    app.state.directory = parts.directory
+    app.state.members = parts.members
+    app.state.stages = parts.stages
+    app.state.schedule = parts.schedule
+    app.state.listeners = parts.listeners
+    app.state.ownership = parts.ownership
     app.state.accounts = parts.accounts
     app.state.posting = parts.posting
     app.state.feed = feed
@@ -238,20 +325,23 @@ def create_asgi(settings: Settings | None = None, clock: Clock | None = None) ->
 def served(app: Starlette) -> ASGIApp:
     """An application with what stands in front of it when served: the client's address, the door,
     the relay between nodes, the listener hot path."""
-    podium: Podium = app.state.podium
-    inner: ASGIApp = HlsFastPath(app, podium, TABLE.name_of)
-    if podium.placement is not None:
+    settings = app.state.settings
+    directory: SpaceDirectory = app.state.directory
+    stages: StageManager = app.state.stages
+    inner: ASGIApp = HlsFastPath(app, stages, directory, TABLE.name_of)
+    if settings.bus_url:
         # Between nodes: what belongs to a stage on another node is answered by that node.
-        inner = OwnerRouter(inner, podium, TABLE.stage_owned, timeout_s=podium.settings.hls_hold_s + 5)
+        inner = OwnerRouter(
+            inner, directory, stages, app.state.ownership, TABLE.stage_owned, timeout_s=settings.hls_hold_s + 5
+        )
     # Outermost first: the client's own address behind the cache tier, the door (body cap, requests
     # per address, shedding by class), then the listener hot path.
-    settings = podium.settings
     gate = Gate(
         inner,
         app.state.governor,
         settings.max_body_bytes,
         TABLE.door,
-        podium.signer,
+        app.state.signer,
         app.state.joins.signer,
         settings.max_in_flight_per_address,
     )

@@ -30,13 +30,15 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from podium import urls
 from podium.admission.limits import Policy, RateLimits
 from podium.audience.feed import REACTIONS_NAME
+from podium.backends.interfaces import Bus, MediaStore
 from podium.domain.space import Space, SpaceState
 from podium.errors import Conflict, InvalidInput, NotFound, PodiumError
+from podium.events import RecordingReady
 from podium.ids import SpaceId
 from podium.media import clips, m4a
 from podium.media.packager import INIT_NAME, SegmentRecord, program_records
 from podium.media.stage import SPEAKERS_NAME
-from podium.service import Podium
+from podium.spaces.directory import SpaceDirectory
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +103,19 @@ def media_offset(records: list[SegmentRecord], moment: datetime) -> float:
 
 
 class Recordings:
-    def __init__(self, podium: Podium, key: Ed25519PrivateKey, limits: RateLimits) -> None:
-        self.podium = podium
-        self.media = podium.media
+    def __init__(
+        self,
+        directory: SpaceDirectory,
+        media: MediaStore,
+        bus: Bus,
+        base_url: str,
+        key: Ed25519PrivateKey,
+        limits: RateLimits,
+    ) -> None:
+        self.directory = directory
+        self.media = media
+        self.bus = bus
+        self.base_url = base_url
         self.key = key
         self.public_key: Ed25519PublicKey = key.public_key()
         self.limits = limits
@@ -120,13 +132,10 @@ class Recordings:
             "algorithm": "Ed25519",
             "key_id": self.key_id,
             "public_key": base64.b64encode(clips.public_raw(self.public_key)).decode("ascii"),
-            "instance": self.podium.settings.base_url,
+            "instance": self.base_url,
         }
 
     # -- life -------------------------------------------------------------------------------
-
-    async def start(self) -> None:
-        self.podium.end_hooks.append(self.finish)
 
     async def stop(self) -> None:
         for task in list(self._builds.values()):
@@ -141,8 +150,7 @@ class Recordings:
             return
         await self._build(space)
         # Webhooks (and anyone else on the bus) learn that the download is there.
-        ready = {"type": "replay.ready", "space": space.id, "node": self.podium.node_id}
-        await self.podium.bus.publish("spaces", ready)
+        await self.bus.publish(RecordingReady(space.id, self.directory.node_id))
 
     # -- download ---------------------------------------------------------------------------
 
@@ -221,7 +229,7 @@ class Recordings:
     async def replay(self, space: Space) -> dict[str, Any]:
         """Who spoke when and every shown post, on the recording's time axis (seconds from its start)."""
         records = program_records(await self.media.records(space.id)) if space.record else []
-        rules = self.podium.rules(space)
+        rules = self.directory.rules(space)
         speakers = []
         for line in await self.media.lines(space.id, SPEAKERS_NAME):
             try:
@@ -285,7 +293,7 @@ class Recordings:
         media = clips.cut_samples(stsd, timescale, samples, cut, created, title)
         clip_id = "c" + secrets.token_hex(6)
         recording_sha256 = await asyncio.to_thread(clips.recording_digest, init, segments)
-        base = self.podium.settings.base_url
+        base = self.base_url
         facts: dict[str, Any] = {
             "format": clips.FORMAT,
             "key_id": self.key_id,
@@ -355,7 +363,7 @@ class Recordings:
             return Verdict(False, checks, facts)
         space_id = str(facts.get("space", ""))
         try:
-            space = await self.podium.get_space(space_id)
+            space = await self.directory.get_space(space_id)
             if not space.record or space.state is SpaceState.SCHEDULED:
                 raise NotFound("this space has no recording")
             records = program_records(await self.media.records(space.id))

@@ -10,7 +10,7 @@ as signed JSON POSTs to the URLs its host registered, retried with backoff, ever
   redirect, no answer, a refused connection) is a failure. Tries run in background tasks, at most
   `max_concurrent` at once, never on the bus loop. A subscription deleted meanwhile gets no more.
 - **Once between nodes**: every node hears every event on the bus, so each must pick. The node
-  that published an event delivers it (events carry their node's id, `podium.node_id`); the others
+  that published an event delivers it (events carry their node's id, `node`); the others
   let it pass. No coordination is needed (no Redis key per event); the price is that the tries
   still to come are lost if that node stops before they are made (the log shows how far it got).
 - **Private addresses (SSRF)**: a URL whose host resolves to a loopback, private, link-local,
@@ -46,22 +46,24 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from podium.backends.interfaces import WebhookStore
+from podium.backends.interfaces import Bus, WebhookStore
+from podium.clock import Clock
 from podium.domain import webhooks as rules
 from podium.domain.space import Space
 from podium.domain.webhooks import Attempt, Hook
 from podium.errors import Conflict, InvalidInput, NotFound
-from podium.ids import SpaceId, is_space_id
-from podium.service import Podium
+from podium.events import SPACES, RecordingReady, SpaceEnded, SpaceStarted
+from podium.ids import SpaceId
+from podium.spaces.directory import SpaceDirectory
 
 log = logging.getLogger(__name__)
 
-TOPIC = "spaces"
 DEFAULT_BACKOFF_S = (0.0, 1.0, 2.0, 4.0, 8.0)  # the wait before each try
 ATTEMPT_TIMEOUT_S = 10.0
 MAX_CONCURRENT = 16  # tries in flight at once, over every space
 LOG_KEEP = 200  # attempts kept per space
-FROM_BUS = rules.EVENTS  # every event comes from the bus; none is sent at registration (see above)
+# Every event comes from the bus; none is sent at registration (see above).
+FROM_BUS = (SpaceStarted, SpaceEnded, RecordingReady)
 # Resolves a host name and port to the addresses a connection may use (the event loop's by default).
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
@@ -74,8 +76,11 @@ async def resolve(host: str, port: int) -> list[str]:
 class Webhooks:
     def __init__(
         self,
-        podium: Podium,
+        directory: SpaceDirectory,
         store: WebhookStore,
+        bus: Bus,
+        clock: Clock,
+        base_url: str,
         *,
         backoff_s: Sequence[float] = DEFAULT_BACKOFF_S,
         timeout_s: float = ATTEMPT_TIMEOUT_S,
@@ -85,8 +90,11 @@ class Webhooks:
     ) -> None:
         if not backoff_s or any(delay < 0 for delay in backoff_s):
             raise ValueError("backoff_s needs at least one try, and no negative wait")
-        self.podium = podium
+        self.directory = directory
         self.store = store
+        self.bus = bus
+        self.clock = clock
+        self.base_url = base_url
         self.backoff_s = tuple(backoff_s)
         self.timeout_s = timeout_s
         self.allow_private = allow_private
@@ -118,7 +126,7 @@ class Webhooks:
         """Checked and stored; nothing is sent to the URL until one of the space's events happens."""
         checked = rules.check_url(url)
         await self._destination(checked)
-        hook = Hook(rules.new_hook_id(), space.id, checked, rules.new_secret(), self.podium.clock.now())
+        hook = Hook(rules.new_hook_id(), space.id, checked, rules.new_secret(), self.clock.now())
         # One node: this lock; between nodes: the store counts under a lock on the space's row.
         async with self._locks.setdefault(space.id, asyncio.Lock()):
             if not await self.store.add_webhook(hook, rules.MAX_HOOKS_PER_SPACE):
@@ -141,29 +149,27 @@ class Webhooks:
     # -- delivery ---------------------------------------------------------------------------
 
     async def _listen(self) -> None:
-        async for event in self.podium.bus.subscribe(TOPIC):
-            kind, space_id = event.get("type"), str(event.get("space", ""))
+        async for event in self.bus.subscribe(SPACES):
             # Delivered once between nodes: by the node that published the event.
-            if event.get("node") != self.podium.node_id or kind not in FROM_BUS or not is_space_id(space_id):
-                continue
-            self._spawn(self._fan_out(SpaceId(space_id), str(kind)))
+            if isinstance(event, FROM_BUS) and event.node == self.directory.node_id:
+                self._spawn(self._fan_out(event.space, event.TYPE))
 
     async def _fan_out(self, space_id: SpaceId, event_type: str) -> None:
         hooks = await self.store.webhooks(space_id)
         if not hooks:
             return
-        body = self._body(event_type, await self.podium.get_space(space_id))
+        body = self._body(event_type, await self.directory.get_space(space_id))
         event_id = rules.new_event_id()
         for hook in hooks:
             self._spawn(self._deliver(hook, event_id, event_type, body))
 
     def _body(self, event_type: str, space: Space) -> bytes:
-        content = rules.payload(event_type, space, self.podium.settings.base_url, self.podium.clock.now())
+        content = rules.payload(event_type, space, self.base_url, self.clock.now())
         return json.dumps(content, separators=(",", ":")).encode()
 
     async def _deliver(self, hook: Hook, event_id: str, event_type: str, body: bytes) -> None:
         for number, wait_s in enumerate(self.backoff_s, start=1):
-            await self.podium.clock.sleep(wait_s)
+            await self.clock.sleep(wait_s)
             if number > 1 and hook.id not in {h.id for h in await self.store.webhooks(hook.space_id)}:
                 return  # deleted meanwhile
             attempt = await self._try(hook, event_id, event_type, body, number)
@@ -175,7 +181,7 @@ class Webhooks:
     async def _try(self, hook: Hook, event_id: str, event_type: str, body: bytes, number: int) -> Attempt:
         assert self._client is not None, "start() first"
         async with self._slots:
-            at = self.podium.clock.now()
+            at = self.clock.now()
             # The try itself is real I/O (a receiver's network): its deadline and its duration
             # are on the real clock, whatever clock paces the retries.
             started = time.monotonic()

@@ -1,11 +1,13 @@
-"""One contract for the bus, run unchanged over the in-process bus and Redis; and Redis restarting
-under a subscriber (a Redis of the test's own, on a free loopback port)."""
+"""One contract for the bus, run unchanged over the in-process bus and Redis: typed events in, the
+same typed events out; a newer node's unknown events skipped; and Redis restarting under a
+subscriber (a Redis of the test's own, on a free loopback port)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import secrets
+import json
+import logging
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -17,7 +19,9 @@ import redis
 
 from podium.backends.interfaces import Bus
 from podium.backends.memory_bus import MemoryBus
-from podium.backends.redis_bus import RedisBus
+from podium.backends.redis_bus import PREFIX, RedisBus
+from podium.events import AUDIENCE, CommentPosted, Event, Reacted, SpaceEnded, SpaceStarted, StageChanged, Topic
+from podium.ids import SpaceId, new_space_id
 from tests.conftest import free_port
 
 SHARED_REDIS = "redis://127.0.0.1:6379"
@@ -37,7 +41,7 @@ async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
     await instance.close()
 
 
-async def collect(bus: Bus, topic: str, into: list[dict[str, Any]], ready: asyncio.Event) -> None:
+async def collect(bus: Bus, topic: Topic, into: list[Event], ready: asyncio.Event) -> None:
     stream = bus.subscribe(topic)
     first = asyncio.ensure_future(anext(stream))  # subscribes, then waits for the first event
     await asyncio.sleep(0.2)
@@ -47,30 +51,79 @@ async def collect(bus: Bus, topic: str, into: list[dict[str, Any]], ready: async
         into.append(event)
 
 
-async def test_every_subscriber_of_a_topic_gets_its_events_in_order(bus: Bus) -> None:
-    topic, other = f"t-{secrets.token_hex(4)}", f"o-{secrets.token_hex(4)}"
-    a: list[dict[str, Any]] = []
-    b: list[dict[str, Any]] = []
-    c: list[dict[str, Any]] = []
-    ready = [asyncio.Event() for _ in range(3)]
-    tasks = [
-        asyncio.create_task(collect(bus, topic, a, ready[0])),
-        asyncio.create_task(collect(bus, topic, b, ready[1])),
-        asyncio.create_task(collect(bus, other, c, ready[2])),
-    ]
+async def gather_events(bus: Bus, topics: list[Topic], publish: list[Event], wanted: int) -> list[list[Event]]:
+    """What a subscriber of each topic got of `publish` (waiting for `wanted` on the first)."""
+    got: list[list[Event]] = [[] for _ in topics]
+    ready = [asyncio.Event() for _ in topics]
+    tasks = [asyncio.create_task(collect(bus, t, into, r)) for t, into, r in zip(topics, got, ready, strict=True)]
     await asyncio.gather(*(r.wait() for r in ready))
-    for n in range(20):
-        await bus.publish(topic, {"n": n, "text": "ünïcode ✓"})
+    for event in publish:
+        await bus.publish(event)
     for _ in range(50):
-        if len(a) == len(b) == 20:
+        if all(len(into) >= wanted for into in got[:-1]):
             break
         await asyncio.sleep(0.05)
+    await asyncio.sleep(0.1)
     for task in tasks:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    assert [e["n"] for e in a] == [e["n"] for e in b] == list(range(20))
-    assert a[0]["text"] == "ünïcode ✓" and c == []
+    return got
+
+
+async def test_every_subscriber_of_a_topic_gets_the_same_typed_events_in_order(bus: Bus) -> None:
+    space = new_space_id()  # the Redis is shared: events of a space of this test's own
+    events: list[Event] = [
+        CommentPosted(space, "node-a", {"n": n, "text": "ünïcode ✓", "nested": {"ok": [1, 2]}}) for n in range(20)
+    ]
+    a, b, stage = await gather_events(bus, [AUDIENCE, AUDIENCE, "stage"], events, 20)
+    mine = [e for e in a if e.space == space]
+    assert mine == [e for e in b if e.space == space] == events
+    assert isinstance(mine[0], CommentPosted) and mine[0].post["text"] == "ünïcode ✓"
+    assert [e for e in stage if e.space == space] == []  # another topic hears none of them
+
+
+async def test_each_kind_of_event_arrives_as_itself_on_its_own_topic(bus: Bus) -> None:
+    space = new_space_id()
+    events: list[Event] = [
+        SpaceStarted(space, "node-a"),
+        SpaceEnded(space, "node-a"),
+        StageChanged(space, "node-b", "mute"),
+        Reacted(space, "node-a", "👏", 3),
+    ]
+    spaces, stage, audience = await gather_events(bus, ["spaces", "stage", AUDIENCE], events, 2)
+    assert [e for e in spaces if e.space == space] == events[:2]
+    assert [e for e in stage if e.space == space] == [events[2]]
+    assert [e for e in audience if e.space == space] == [events[3]]
+
+
+async def test_a_newer_nodes_unknown_event_is_skipped_with_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    """A node of a newer version may publish a type this one does not know, or an older one an
+    event without `node`: the first is skipped (logged), the second read as from no node."""
+    bus = RedisBus(SHARED_REDIS)
+    space = new_space_id()
+    raw = redis.Redis.from_url(SHARED_REDIS)
+    try:
+        got: list[Event] = []
+        ready = asyncio.Event()
+        task = asyncio.create_task(collect(bus, "spaces", got, ready))
+        await ready.wait()
+        with caplog.at_level(logging.INFO, logger="podium.events"):
+            raw.publish(PREFIX + "spaces", json.dumps({"type": "space.teleported", "space": space, "node": "new"}))
+            raw.publish(PREFIX + "spaces", json.dumps({"type": "space.ended", "space": "../etc", "node": "x"}))
+            raw.publish(PREFIX + "spaces", json.dumps({"type": "space.ended", "space": space}))
+            for _ in range(50):
+                if any(e.space == space for e in got):
+                    break
+                await asyncio.sleep(0.05)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert [e for e in got if e.space == space] == [SpaceEnded(SpaceId(space), "")]
+        assert "space.teleported" in caplog.text and "names no valid space" in caplog.text
+    finally:
+        raw.close()
+        await bus.close()
 
 
 @pytest.fixture
@@ -106,25 +159,26 @@ def own_redis(tmp_path: Path) -> Iterator[tuple[str, Any]]:
 async def test_a_subscription_resumes_after_redis_restarts(own_redis: tuple[str, Any]) -> None:
     url, (start, stop) = own_redis
     bus = RedisBus(url)
-    got: list[dict[str, Any]] = []
+    got: list[Event] = []
     ready = asyncio.Event()
     task = asyncio.create_task(collect(bus, "spaces", got, ready))
     await ready.wait()
-    await bus.publish("spaces", {"n": 1})
+    first, lost, second = (SpaceStarted(new_space_id(), "node-a") for _ in range(3))
+    await bus.publish(first)
     stop()
     assert not await bus.ready()
-    await bus.publish("spaces", {"n": "lost"})  # dropped, not raised
+    await bus.publish(lost)  # dropped, not raised
     assert bus.dropped == 1
     start()
     for _ in range(100):  # resubscribed within the backoff (at most 2 s a try)
         if bus.reconnects and await bus.ready():
-            await bus.publish("spaces", {"n": 2})
-            if any(e["n"] == 2 for e in got):
+            await bus.publish(second)
+            if second in got:
                 break
         await asyncio.sleep(0.1)
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
     await bus.close()
-    assert got[0]["n"] == 1 and 2 in [e["n"] for e in got]
+    assert got[0] == first and second in got and lost not in got
     assert bus.reconnects >= 1

@@ -100,7 +100,7 @@ async def test_one_of_two_nodes_runs_a_stage_and_the_other_takes_over_when_it_st
         await clients["b"].get(f"/api/spaces/{space['id']}")  # b learns of it (its schedule looks in memory)
         owner = None
         for _ in range(40):
-            running = [n for n in apps if apps[n].state.podium.stage(SpaceId(space["id"])) is not None]
+            running = [n for n in apps if apps[n].state.stages.stage(SpaceId(space["id"])) is not None]
             if running:
                 owner = running
                 break
@@ -116,10 +116,10 @@ async def test_one_of_two_nodes_runs_a_stage_and_the_other_takes_over_when_it_st
         assert refused.status_code == 409 and f"node-{holder}" in refused.json()["error"]
         await stacks[holder].aclose()  # the owner stops (and lets go of its lease)
         for _ in range(40):
-            if apps[other].state.podium.stage(SpaceId(space["id"])) is not None:
+            if apps[other].state.stages.stage(SpaceId(space["id"])) is not None:
                 break
             await asyncio.sleep(0.1)
-        assert apps[other].state.podium.stage(SpaceId(space["id"])) is not None, "the other node took the stage"
+        assert apps[other].state.stages.stage(SpaceId(space["id"])) is not None, "the other node took the stage"
     finally:
         for stack in stacks.values():
             await stack.aclose()

@@ -208,7 +208,7 @@ async def test_a_node_starts_even_when_a_stored_stage_state_cannot_be_read(tmp_p
         transport = httpx.ASGITransport(app=first)
         async with httpx.AsyncClient(transport=transport, base_url="http://n") as client:
             space = (await client.post("/api/spaces", json={"title": "Kept"})).json()
-        await first.state.podium.spaces.save_stage(SpaceId(space["id"]), {"members": {"x": "not a member"}})
+        await first.state.space_store.save_stage(SpaceId(space["id"]), {"members": {"x": "not a member"}})
     again = create_app(settings)
     async with again.router.lifespan_context(again):
         transport = httpx.ASGITransport(app=again)

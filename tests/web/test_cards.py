@@ -15,7 +15,6 @@ from starlette.applications import Starlette
 from podium.app import create_app
 from podium.domain.space import Space, SpaceState
 from podium.ids import new_space_id
-from podium.service import Podium
 from podium.settings import Settings
 
 HOSTILE = """Ada's "talk" </title><script>alert('x')</script> & more"""
@@ -83,7 +82,6 @@ async def create(client: httpx.AsyncClient, title: str, **extra: Any) -> dict[st
 
 async def stored(app: Starlette, state: SpaceState, *, private: bool = False, record: bool = True) -> Space:
     """A space in the state a host would have brought it to, as the database holds it."""
-    podium: Podium = app.state.podium
     now = datetime.now(UTC)
     space = Space(
         new_space_id(),
@@ -95,7 +93,7 @@ async def stored(app: Starlette, state: SpaceState, *, private: bool = False, re
         record=record,
         private=private,
     )
-    await podium.spaces.add(space)
+    await app.state.space_store.add(space)
     return space
 
 

@@ -114,7 +114,7 @@ async def test_no_join_for_unknown_spaces_and_no_database_touched_by_bad_tokens(
 ) -> None:
     app, client = slow_door
     space = await new_space(client)
-    store = app.state.podium.spaces
+    store = app.state.space_store
     before = store.statements
     unknown = await join(client, "zzzzzzzzzzzz", "listener-aaa")
     assert unknown.status_code == 404 and "no live or upcoming space" in unknown.json()["error"]

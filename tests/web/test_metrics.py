@@ -50,7 +50,7 @@ async def in_preshow(client: httpx.AsyncClient) -> dict:
 async def door(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
     """The app behind its door, as served: requests are classed and counted (and shed) there."""
     state = app.state
-    gate = Gate(app, state.governor, 1 << 20, TABLE.door, state.podium.signer, state.joins.signer, max_per_address=64)
+    gate = Gate(app, state.governor, 1 << 20, TABLE.door, state.signer, state.joins.signer, max_per_address=64)
     transport = httpx.ASGITransport(app=gate)
     async with httpx.AsyncClient(transport=transport, base_url="http://podium.test") as c:
         yield c

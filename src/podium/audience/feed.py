@@ -15,15 +15,28 @@ from collections import OrderedDict
 from typing import Any
 
 from podium import urls
-from podium.audience.posts import TOPIC, Posting
+from podium.audience.posts import Posting
 from podium.audience.timeline import Timeline, index
 from podium.backends.interfaces import Bus, MediaStore, Placement
 from podium.clock import Clock
 from podium.domain.posts import public_view
 from podium.domain.space import SpaceState
 from podium.errors import NotFound
+from podium.events import (
+    AUDIENCE,
+    CommentPosted,
+    ModerationChanged,
+    PinChanged,
+    PostRemoved,
+    QuestionsChanged,
+    Reacted,
+)
 from podium.ids import SpaceId
-from podium.service import Podium
+from podium.spaces.directory import SpaceDirectory
+from podium.spaces.listeners import Listeners
+from podium.spaces.members import StageMembers
+from podium.spaces.ownership import Ownership
+from podium.spaces.stages import StageManager
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +55,27 @@ def item_name(seq: int) -> str:
 class Feed:
     def __init__(
         self,
-        podium: Podium,
+        directory: SpaceDirectory,
+        members: StageMembers,
+        stages: StageManager,
+        listeners: Listeners,
+        ownership: Ownership,
         bus: Bus,
         media: MediaStore,
         clock: Clock,
         posting: Posting,
+        base_url: str,
+        *,
+        leases: Placement,
         interval_s: float = 1.0,
         max_comments: int = 20,
-        leases: Placement | None = None,
     ) -> None:
-        self._podium = podium
+        self._directory = directory
+        self._members = members
+        self._stages = stages
+        self._listeners = listeners
+        self._ownership = ownership
+        self._base_url = base_url
         self._bus = bus
         self._media = media
         self._clock = clock
@@ -65,7 +89,7 @@ class Feed:
         self._ticked: dict[SpaceId, asyncio.Event] = {}
         self._items: dict[SpaceId, OrderedDict[int, bytes]] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        # Between nodes (None on one): which node makes which space's timeline, and the spaces
+        # Which node makes which space's timeline (on one node, this one always), and the spaces
         # whose timeline this node makes now.
         self._leases = leases
         self._making: set[SpaceId] = set()
@@ -82,14 +106,13 @@ class Feed:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._leases is not None:
-            await self._leases.close()
+        await self._leases.close()
 
     # -- reading ------------------------------------------------------------------------------
 
     async def index(self, space_id: str) -> dict[str, Any]:
-        space = await self._podium.get_space(space_id)
-        base = self._podium.settings.base_url + urls.fill(urls.TIMELINE, space_id=space.id).rstrip("/")
+        space = await self._directory.get_space(space_id)
+        base = self._base_url + urls.fill(urls.TIMELINE, space_id=space.id).rstrip("/")
         return index(await self._latest(space.id), self.interval_s, space.state.value, base)
 
     async def _latest(self, space_id: SpaceId) -> int:
@@ -104,7 +127,7 @@ class Feed:
         """Object `seq`. Asked for the next one (latest + 1) with `hold_s`, the answer waits until it
         is made, as a blocking playlist reload does: a crowd waiting for the next second makes one
         origin request through a cache with request collapsing, and sees it the moment it exists."""
-        space = await self._podium.get_space(space_id)
+        space = await self._directory.get_space(space_id)
         found = await self._find(space.id, seq)
         if found is not None or hold_s <= 0 or space.state is SpaceState.ENDED:
             if found is None:
@@ -118,7 +141,7 @@ class Feed:
             if remaining <= 0:
                 break
             event = self._ticked.setdefault(space.id, asyncio.Event())
-            if self._leases is not None and space.id not in self._making:
+            if space.id not in self._making:
                 remaining = min(remaining, ELSEWHERE_POLL_S)  # made elsewhere: no tick wakes us
             with contextlib.suppress(TimeoutError):
                 await clock.wait_for(event.wait(), remaining)
@@ -138,24 +161,25 @@ class Feed:
     # -- writing ------------------------------------------------------------------------------
 
     async def _listen(self) -> None:
-        async for event in self._bus.subscribe(TOPIC):
+        async for event in self._bus.subscribe(AUDIENCE):
             try:
-                timeline = await self._timeline(SpaceId(event["space"]))
-                self._ticking.add(SpaceId(event["space"]))
-                kind = event["type"]
-                if kind == "comment":
-                    timeline.comment(event["post"])
-                elif kind == "question":
-                    timeline.questions_changed()
-                elif kind == "removed":
-                    timeline.removed(event["post_id"])
-                    timeline.questions_changed()
-                elif kind == "reaction":
-                    timeline.react(event["emoji"], int(event.get("count", 1)))
-                elif kind == "pinned":
-                    timeline.pinned_changed()
-                if kind in ("pinned", "moderation") and self._leases is not None:
-                    self._posting.forget_moderation(SpaceId(event["space"]))
+                timeline = await self._timeline(event.space)
+                self._ticking.add(event.space)
+                match event:
+                    case CommentPosted(post=post):
+                        timeline.comment(post)
+                    case QuestionsChanged():
+                        timeline.questions_changed()
+                    case PostRemoved(post_id=post_id):
+                        timeline.removed(post_id)
+                        timeline.questions_changed()
+                    case Reacted(emoji=emoji, count=count):
+                        timeline.react(emoji, count)
+                    case PinChanged():
+                        timeline.pinned_changed()
+                if isinstance(event, PinChanged | ModerationChanged) and event.node != self._ownership.node_id:
+                    # Another node changed the rules: read them again when next needed.
+                    self._posting.forget_moderation(event.space)
             except Exception:
                 log.exception("could not take timeline event %r", event)
 
@@ -187,12 +211,10 @@ class Feed:
     async def _makes(self, space_id: SpaceId) -> bool:
         """Whether this node makes `space_id`'s timeline now (always, on one node). A node that does
         not forgets what it heard: the maker heard it too."""
-        if self._leases is None:
-            return True
-        node = self._podium.node_id
-        here = self._podium.stage(space_id) is not None
-        stage_owner = None if here or self._podium.placement is None else await self._podium.placement.owner(space_id)
-        if (here or stage_owner is None) and await self._leases.claim(space_id, node, TIMELINE_LEASE_S):
+        node = self._ownership.node_id
+        here = self._stages.stage(space_id) is not None
+        stage_owner = None if here else await self._ownership.owner(space_id)
+        if (here or stage_owner in (None, node)) and await self._leases.claim(space_id, node, TIMELINE_LEASE_S):
             if space_id not in self._making:
                 await self._catch_up(space_id)
                 self._making.add(space_id)
@@ -216,17 +238,17 @@ class Feed:
 
     async def tick(self, space_id: SpaceId) -> dict[str, Any] | None:
         """Close one interval of `space_id`'s timeline; an ended space gets one last object, then stops."""
-        space = await self._podium.get_space(space_id)
+        space = await self._directory.get_space(space_id)
         timeline = await self._timeline(space.id)
         news = timeline.has_news
         questions = None
         if timeline.wants_questions:
             questions = [public_view(p) for p in await self._posting.questions(space.id)][:QUESTIONS_SHOWN]
         pinned = (await self._posting.moderation(space.id)).pinned if timeline.wants_pinned else None
-        counts = self._podium.counts(space.id)
+        counts = self._listeners.counts(space.id)
         speakers = [
             {"id": m.id, "name": m.name, "speaking": speaking, "muted": m.muted}
-            for m, speaking in self._podium.speaking(space)
+            for m, speaking in self._members.speaking(space)
         ]
         item = timeline.tick(self._clock.now(), {"now": counts.now, "peak": counts.peak}, speakers, questions, pinned)
         data = json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode()
@@ -245,11 +267,11 @@ class Feed:
             await self._media.append_line(space.id, REACTIONS_NAME, line)
         pointer = {"latest": item["seq"], "recent": timeline.recent_comments}
         await self._media.write(space.id, POINTER_NAME, json.dumps(pointer, ensure_ascii=False).encode())
-        if space.state is SpaceState.ENDED or (space.id not in self._podium.live_space_ids() and not news):
+        if space.state is SpaceState.ENDED or (space.id not in self._stages.live_space_ids() and not news):
             # Ended: the last object is made. Not live and quiet: stop until the next post or reaction.
             self._ticking.discard(space.id)
         return item
 
     def _active(self) -> set[SpaceId]:
         # Live spaces tick; others only while they have news (a post, a reaction) to close.
-        return set(self._podium.live_space_ids()) | self._ticking
+        return set(self._stages.live_space_ids()) | self._ticking

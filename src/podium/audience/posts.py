@@ -31,12 +31,13 @@ from podium.domain.posts import (
 from podium.domain.space import Space, SpaceState
 from podium.domain.stage import Role
 from podium.errors import Conflict, Forbidden, InvalidInput, NotFound
+from podium.events import CommentPosted, ModerationChanged, PinChanged, PostRemoved, QuestionsChanged, Reacted
 from podium.ids import PostId, SpaceId, UserId, new_post_id
-from podium.service import Podium
+from podium.settings import Settings
+from podium.spaces.directory import SpaceDirectory
 
 # How many questions and comments one answer lists at most.
 LIST_LIMIT = 100
-TOPIC = "audience"  # bus topic the timelines listen to
 PUBLIC_STATES = frozenset({PostState.OPEN, PostState.ANSWERED})
 MODERATION_STATES = {
     "hide": PostState.HIDDEN,
@@ -47,13 +48,21 @@ MODERATION_STATES = {
 
 
 class Posting:
-    def __init__(self, store: PostStore, podium: Podium, limits: RateLimits, clock: Clock, bus: Bus) -> None:
-        settings = podium.settings
+    def __init__(
+        self,
+        store: PostStore,
+        directory: SpaceDirectory,
+        limits: RateLimits,
+        clock: Clock,
+        bus: Bus,
+        settings: Settings,
+    ) -> None:
         self._per_user = with_limit(POST_PER_USER, settings.post_limit_per_user)
         self._per_address = with_limit(POST_PER_ADDRESS, settings.post_limit_per_address)
         self._store = store
         self._bus = bus
-        self._podium = podium
+        self._directory = directory
+        self._node = directory.node_id
         self._limits = limits
         self._clock = clock
         self._moderation: dict[SpaceId, Moderation] = {}
@@ -64,7 +73,7 @@ class Posting:
         self, space_id: str, user: tuple[UserId, str], kind: object, text: object, client_id: object, address: str
     ) -> tuple[Post, bool]:
         """The post and whether it is new (False: a retry of one already stored)."""
-        space = await self._podium.get_space(space_id)
+        space = await self._directory.get_space(space_id)
         if space.state is SpaceState.ENDED:
             raise Conflict("posting is closed: this space has ended")
         parsed_kind = parse_kind(kind)
@@ -80,34 +89,31 @@ class Posting:
         if created:
             self._last_post[(space.id, user_id)] = now
             if stored.kind is PostKind.COMMENT:
-                await self._announce(space.id, {"type": "comment", "post": public_view(stored)})
+                await self._bus.publish(CommentPosted(space.id, self._node, public_view(stored)))
             else:
-                await self._announce(space.id, {"type": "question"})
+                await self._bus.publish(QuestionsChanged(space.id, self._node))
         return stored, created
 
     async def react(self, space_id: str, emoji: object, address: str) -> None:
-        space = await self._podium.get_space(space_id)
+        space = await self._directory.get_space(space_id)
         if space.state is SpaceState.ENDED:
             raise Conflict("this space has ended")
         chosen = check_reaction(emoji)
         await self._limits.hit(REACTION_PER_ADDRESS, address)
-        await self._announce(space.id, {"type": "reaction", "emoji": chosen})
-
-    async def _announce(self, space_id: SpaceId, event: dict[str, Any]) -> None:
-        await self._bus.publish(TOPIC, {"space": space_id, **event})
+        await self._bus.publish(Reacted(space.id, self._node, chosen))
 
     async def questions(self, space_id: str) -> list[Post]:
-        space = await self._podium.get_space(space_id)
+        space = await self._directory.get_space(space_id)
         found = await self._store.posts(space.id, PostKind.QUESTION, 10 * LIST_LIMIT, newest_first=False)
         return ranked([p for p in found if p.state in PUBLIC_STATES])[:LIST_LIMIT]
 
     async def comments(self, space_id: str) -> list[Post]:
-        space = await self._podium.get_space(space_id)
+        space = await self._directory.get_space(space_id)
         found = await self._store.posts(space.id, PostKind.COMMENT, LIST_LIMIT, newest_first=True)
         return [p for p in found if p.state in PUBLIC_STATES]
 
     async def vote(self, space_id: str, post_id: str, user: tuple[UserId, str]) -> tuple[Post, bool]:
-        space = await self._podium.get_space(space_id)
+        space = await self._directory.get_space(space_id)
         post = await self._store.post(PostId(post_id[:40]))
         if post is None or post.space_id != space.id or post.state not in PUBLIC_STATES:
             raise NotFound("no such question in this space")
@@ -118,13 +124,13 @@ class Posting:
         updated = await self._store.post(post.id)
         assert updated is not None
         if added:
-            await self._announce(space.id, {"type": "question"})
+            await self._bus.publish(QuestionsChanged(space.id, self._node))
         return updated, added
 
     # -- moderation (host and co-hosts, by their stage tokens) -------------------------------
 
     async def public_moderation(self, space_id: str) -> dict[str, Any]:
-        space = await self._podium.get_space(space_id)
+        space = await self._directory.get_space(space_id)
         return (await self.moderation(space.id)).public()
 
     async def moderation(self, space_id: SpaceId) -> Moderation:
@@ -135,8 +141,8 @@ class Posting:
         return found
 
     async def _moderator(self, space_id: str, token: str) -> Space:
-        space = await self._podium.get_space(space_id)
-        member = self._podium.authorize(space, token)
+        space = await self._directory.get_space(space_id)
+        member = self._directory.authorize(space, token)
         if member.role not in (Role.HOST, Role.COHOST):
             raise Forbidden("only the host and co-hosts moderate")
         return space
@@ -160,9 +166,9 @@ class Posting:
         updated = await self._store.post(post.id)
         assert updated is not None
         if updated.state in PUBLIC_STATES:
-            await self._announce(space.id, {"type": "question"})
+            await self._bus.publish(QuestionsChanged(space.id, self._node))
         else:
-            await self._announce(space.id, {"type": "removed", "post_id": post.id})
+            await self._bus.publish(PostRemoved(space.id, self._node, post.id))
         return updated
 
     async def configure(self, space_id: str, token: str, body: dict[str, Any]) -> Moderation:
@@ -173,9 +179,9 @@ class Posting:
         await self._store.save_moderation(space.id, trial.to_dict())
         self._moderation[space.id] = trial
         if trial.pinned != moderation.pinned:
-            await self._announce(space.id, {"type": "pinned"})
+            await self._bus.publish(PinChanged(space.id, self._node))
         else:
-            await self._announce(space.id, {"type": "moderation"})
+            await self._bus.publish(ModerationChanged(space.id, self._node))
         return trial
 
     async def block_user(self, space_id: str, token: str, user_id: str, blocked: bool) -> Moderation:
@@ -187,7 +193,7 @@ class Posting:
             trial.blocked.discard(user_id[:40])
         await self._store.save_moderation(space.id, trial.to_dict())
         self._moderation[space.id] = trial
-        await self._announce(space.id, {"type": "moderation"})
+        await self._bus.publish(ModerationChanged(space.id, self._node))
         return trial
 
     def forget_moderation(self, space_id: SpaceId) -> None:

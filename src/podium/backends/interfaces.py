@@ -12,6 +12,7 @@ from podium.domain.accounts import Account
 from podium.domain.posts import Post, PostKind, PostState
 from podium.domain.space import Space
 from podium.domain.webhooks import Attempt, Hook
+from podium.events import Event, Topic
 from podium.ids import PostId, SpaceId, UserId
 from podium.media.packager import Part, SegmentRecord
 
@@ -138,11 +139,12 @@ class Placement(Protocol):
 
 
 class Bus(Protocol):
-    """Fire-and-forget events between parts of Podium (and, later, between nodes)."""
+    """Fire-and-forget events (`podium.events`) between parts of Podium and between nodes; each
+    event goes to every subscriber of its topic."""
 
-    async def publish(self, topic: str, event: dict[str, Any]) -> None: ...
+    async def publish(self, event: Event) -> None: ...
 
-    def subscribe(self, topic: str) -> AsyncIterator[dict[str, Any]]: ...
+    def subscribe(self, topic: Topic) -> AsyncIterator[Event]: ...
 
     async def ready(self) -> bool:
         """Whether the bus answers now (the readiness probe asks)."""

@@ -5,22 +5,24 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import AsyncIterator
-from typing import Any
+
+from podium.events import Event, Topic
 
 
 class MemoryBus:
     def __init__(self, queue_size: int = 256) -> None:
         self._queue_size = queue_size
-        self._subscribers: dict[str, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
+        self._subscribers: dict[Topic, set[asyncio.Queue[Event]]] = defaultdict(set)
 
-    async def publish(self, topic: str, event: dict[str, Any]) -> None:
-        for queue in list(self._subscribers.get(topic, ())):
+    async def publish(self, event: Event) -> None:
+        # Events are frozen: every subscriber may be handed the same one.
+        for queue in list(self._subscribers.get(event.TOPIC, ())):
             if queue.full():
                 queue.get_nowait()  # drop the oldest: subscribers need the newest state
             queue.put_nowait(event)
 
-    async def subscribe(self, topic: str) -> AsyncIterator[dict[str, Any]]:
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(self._queue_size)
+    async def subscribe(self, topic: Topic) -> AsyncIterator[Event]:
+        queue: asyncio.Queue[Event] = asyncio.Queue(self._queue_size)
         self._subscribers[topic].add(queue)
         try:
             while True:
@@ -30,7 +32,7 @@ class MemoryBus:
             if not self._subscribers[topic]:
                 del self._subscribers[topic]
 
-    def subscriber_count(self, topic: str) -> int:
+    def subscriber_count(self, topic: Topic) -> int:
         return len(self._subscribers.get(topic, ()))
 
     async def ready(self) -> bool:

@@ -14,12 +14,13 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import redis.asyncio as redis
 from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from podium.events import Event, Topic, decode, encode
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +45,14 @@ class RedisBus:
         self.dropped = 0  # events that could not be published
         self.reconnects = 0  # subscriptions made again after a lost connection
 
-    async def publish(self, topic: str, event: dict[str, Any]) -> None:
+    async def publish(self, event: Event) -> None:
         try:
-            await self._redis.publish(PREFIX + topic, json.dumps(event))
+            await self._redis.publish(PREFIX + event.TOPIC, json.dumps(encode(event)))
         except _LOST as error:
             self.dropped += 1
-            log.warning("bus: could not publish on %s (%s); the event is dropped", topic, error)
+            log.warning("bus: could not publish on %s (%s); the event is dropped", event.TOPIC, error)
 
-    async def subscribe(self, topic: str) -> AsyncIterator[dict[str, Any]]:
+    async def subscribe(self, topic: Topic) -> AsyncIterator[Event]:
         delay = RETRY_FIRST_S
         while True:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
@@ -62,11 +63,12 @@ class RedisBus:
                     if message.get("type") != "message":
                         continue
                     try:
-                        event = json.loads(message["data"])
+                        data = json.loads(message["data"])
                     except (ValueError, TypeError):
                         log.warning("bus: a message on %s is not JSON; skipped", topic)
                         continue
-                    if isinstance(event, dict):
+                    event = decode(data)  # None (logged) for a type this node does not know
+                    if event is not None and topic == event.TOPIC:
                         yield event
             except _LOST as error:
                 self.reconnects += 1

@@ -15,7 +15,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from podium.delivery.hls import IMMUTABLE, MEDIA_TYPE, PLAYLIST_FRESH, PLAYLIST_TYPE, parse_part_name
 from podium.ids import SpaceId
-from podium.service import Podium
+from podium.spaces.directory import SpaceDirectory
+from podium.spaces.stages import StageManager
 
 
 def _headers(content_type: str, cache: str, length: int) -> list[tuple[bytes, bytes]]:
@@ -35,9 +36,10 @@ LIVE_PLAYLIST, MEDIA_FILE = "hls.live", "hls.file"
 
 
 class HlsFastPath:
-    def __init__(self, app: ASGIApp, podium: Podium, name_of: NameOf) -> None:
+    def __init__(self, app: ASGIApp, stages: StageManager, directory: SpaceDirectory, name_of: NameOf) -> None:
         self.app = app
-        self.podium = podium
+        self.stages = stages
+        self.directory = directory
         self.name_of = name_of
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -56,8 +58,8 @@ class HlsFastPath:
             return None
         which, params = route
         space_id = params["space_id"]
-        stage = self.podium.stage(SpaceId(space_id))
-        if stage is None or self.podium.is_private(SpaceId(space_id)):
+        stage = self.stages.stage(SpaceId(space_id))
+        if stage is None or self.directory.is_private(SpaceId(space_id)):
             return None  # a private space's audio needs its signed link: the full path checks it
         packager = stage.packager
         if which == LIVE_PLAYLIST:

@@ -12,11 +12,13 @@ import re
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
+from podium import services
+from podium.backends.interfaces import MediaStore
 from podium.domain.space import Space, SpaceState
 from podium.errors import Forbidden, InvalidInput, NotFound
 from podium.media.packager import INIT_NAME, Block, Packager, multivariant_playlist, segment_name
 from podium.media.stage import BITRATE, Stage
-from podium.service import Podium
+from podium.spaces.stages import StageManager
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 PLAYLIST_FRESH = "public, max-age=1"
@@ -63,35 +65,30 @@ def parse_directive(name: str, raw: str | None) -> int | None:
     return int(raw)
 
 
-def _podium(request: Request) -> Podium:
-    podium: Podium = request.app.state.podium
-    return podium
-
-
 def _int_param(request: Request, name: str) -> int | None:
     return parse_directive(name, request.query_params.get(name))
 
 
-async def _space_media(request: Request) -> tuple[Podium, Space, Stage | None]:
-    podium = _podium(request)
-    space = await podium.get_space(request.path_params["space_id"])
+async def _space_media(request: Request) -> tuple[Space, Stage | None]:
+    directory = services.directory(request)
+    space = await directory.get_space(request.path_params["space_id"])
     key = request.path_params.get("key")
     if key is not None or space.private:
         # A signed listener link: its signature and window, no lookup (see delivery.links).
         if key is None:
             raise Forbidden("this space is private: listen from the listener link the host gave you")
-        podium.check_link(space, key)
-    stage = podium.stage(space.id)
+        directory.check_link(space, key)
+    stage = services.stages(request).stage(space.id)
     if space.state is SpaceState.SCHEDULED and stage is None:
         raise NotFound("this space is not live yet (its pre-show opens before the start)")
-    return podium, space, stage
+    return space, stage
 
 
-async def _packager(podium: Podium, space: Space, stage: Stage | None) -> Packager:
+async def _packager(stages: StageManager, space: Space, stage: Stage | None) -> Packager:
     if stage is not None:
         return stage.packager
     if space.state is SpaceState.ENDED:
-        return await podium.ended_packager(space)
+        return await stages.ended_packager(space)
     raise NotFound("this space's stream is not running on this node")
 
 
@@ -105,13 +102,13 @@ async def multivariant(request: Request) -> Response:
 
 
 async def media_playlist(request: Request) -> Response:
-    podium, space, stage = await _space_media(request)
+    space, stage = await _space_media(request)
     msn = _int_param(request, "_HLS_msn")
     part = _int_param(request, "_HLS_part")
     skip = request.query_params.get("_HLS_skip", "").upper() in ("YES", "V2")
     if part is not None and msn is None:
         raise InvalidInput("_HLS_part needs _HLS_msn")
-    packager = await _packager(podium, space, stage)
+    packager = await _packager(services.stages(request), space, stage)
     # A plain reload lives about one part; a blocking reload's answer holds what it asked for.
     cache = PLAYLIST_FRESH if msn is None else BLOCKING_FRESH
     if msn is None and not packager.segments:
@@ -120,14 +117,15 @@ async def media_playlist(request: Request) -> Response:
         # (still a plain reload's answer: cached for a second, not like a blocking one).
         msn, part = 0, None
     if msn is not None:
-        deadline = podium.clock.monotonic() + podium.settings.hls_hold_s
+        clock = services.clock(request)
+        deadline = clock.monotonic() + services.settings(request).hls_hold_s
         while True:
             state = packager.block(msn, part)
             if state is Block.READY:
                 break
             if state is Block.TOO_FAR:
                 raise InvalidInput("_HLS_msn is more than two segments ahead of the playlist")
-            remaining = deadline - podium.clock.monotonic()
+            remaining = deadline - clock.monotonic()
             if remaining <= 0 or stage is None or not await stage.wait_for_change(remaining):
                 return Response(
                     "the requested part is not ready; try again",
@@ -138,23 +136,24 @@ async def media_playlist(request: Request) -> Response:
 
 
 async def init_section(request: Request) -> Response:
-    podium, space, stage = await _space_media(request)
+    space, stage = await _space_media(request)
     if stage is not None:
         return Response(stage.init, media_type=INIT_TYPE, headers=_headers(IMMUTABLE))
-    return await _file(podium, space, INIT_NAME, INIT_TYPE)
+    return await _file(services.media(request), space, INIT_NAME, INIT_TYPE)
 
 
 async def media_file(request: Request) -> Response:
     name = request.path_params["name"]
-    podium, space, stage = await _space_media(request)
+    space, stage = await _space_media(request)
+    media = services.media(request)
     wanted = parse_part_name(name)
     if wanted is not None:
         msn, index = wanted
-        packager = await _packager(podium, space, stage)
+        packager = await _packager(services.stages(request), space, stage)
         part = packager.part(msn, index)
         if part is None and stage is not None and packager.is_next_part(msn, index):
             # The preload hint names the part being made: hold the request until it exists.
-            await stage.wait_for_change(podium.settings.hls_hold_s)
+            await stage.wait_for_change(services.settings(request).hls_hold_s)
             part = packager.part(msn, index)
         if part is None:
             raise NotFound("no such part (it is not made yet, or only its segment is kept)")
@@ -162,12 +161,12 @@ async def media_file(request: Request) -> Response:
     segment = parse_segment_name(name)
     if segment is None:
         raise NotFound("no such file")
-    if stage is not None and podium.media.local_path(space.id, segment_name(segment)) is None:
+    if stage is not None and media.local_path(space.id, segment_name(segment)) is None:
         # Complete but still on its way to the disk: the packager has its parts in memory.
         data = _segment_from_parts(stage.packager, segment)
         if data is not None:
             return Response(data, media_type=MEDIA_TYPE, headers=_headers(IMMUTABLE))
-    return await _file(podium, space, segment_name(segment), MEDIA_TYPE)
+    return await _file(media, space, segment_name(segment), MEDIA_TYPE)
 
 
 def _segment_from_parts(packager: Packager, msn: int) -> bytes | None:
@@ -182,11 +181,11 @@ def _segment_from_parts(packager: Packager, msn: int) -> bytes | None:
     return b"".join(parts) or None
 
 
-async def _file(podium: Podium, space: Space, name: str, media_type: str) -> Response:
-    path = podium.media.local_path(space.id, name)
+async def _file(media: MediaStore, space: Space, name: str, media_type: str) -> Response:
+    path = media.local_path(space.id, name)
     if path is not None:
         return FileResponse(path, media_type=media_type, headers=_headers(IMMUTABLE))
-    data = await podium.media.read(space.id, name)  # object storage: no local file to send
+    data = await media.read(space.id, name)  # object storage: no local file to send
     if data is None:
         raise NotFound("no such file")
     return Response(data, media_type=media_type, headers=_headers(IMMUTABLE))

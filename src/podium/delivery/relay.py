@@ -25,7 +25,9 @@ import httpx
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from podium.ids import SpaceId
-from podium.service import Podium
+from podium.spaces.directory import SpaceDirectory
+from podium.spaces.ownership import Ownership
+from podium.spaces.stages import StageManager
 
 log = logging.getLogger(__name__)
 
@@ -63,16 +65,26 @@ class OwnerRouter:
     """ASGI: passes stage requests on to the node that runs the stage; marks every answer with
     the node that made it (`X-Podium-Node`)."""
 
-    def __init__(self, app: ASGIApp, podium: Podium, stage_owned: StageOwned, timeout_s: float) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        directory: SpaceDirectory,
+        stages: StageManager,
+        ownership: Ownership,
+        stage_owned: StageOwned,
+        timeout_s: float,
+    ) -> None:
         self.app = app
+        self.directory = directory
+        self.stages = stages
+        self.ownership = ownership
         self.stage_owned = stage_owned
-        self.podium = podium
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout_s, connect=2.0),
             limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
         )
         self._in_flight: dict[str, asyncio.Future[Answer]] = {}
-        self._node = podium.node_id.encode()
+        self._node = ownership.node_id.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -108,12 +120,12 @@ class OwnerRouter:
     async def _owner_address(self, space_id: SpaceId) -> str | None:
         # Only spaces this node knows to be open: a flood of made-up ids never reaches Redis.
         try:
-            self.podium.open_space(space_id)
+            self.directory.open_space(space_id)
         except Exception:
             return None
-        if self.podium.stage(space_id) is not None:
+        if self.stages.stage(space_id) is not None:
             return None
-        return await self.podium.stage_elsewhere(space_id)
+        return await self.ownership.stage_elsewhere(space_id)
 
     async def _pass_on(self, scope: Scope, receive: Receive, address: str, space_id: SpaceId) -> Answer:
         method: str = scope["method"]
@@ -160,7 +172,7 @@ class OwnerRouter:
             # The owner is gone or cut off: its lease will run out and the stage move; the
             # player (or the cache tier) tries again in a moment.
             log.warning("space %s: the node running its stage (%s) did not answer: %s", space_id, url, error)
-            self.podium.forget_elsewhere(space_id)
+            self.ownership.forget_elsewhere(space_id)
             return Answer(
                 503,
                 [

@@ -374,7 +374,9 @@ class Stage:
         done = 0
         try:
             while True:
-                due = int((clock.monotonic() - origin) / frame_s) + 1
+                # A hair of slack: woken exactly at a frame's time, float division must not read it
+                # as the frame before (on a clock that jumps to deadlines, that would spin for ever).
+                due = int((clock.monotonic() - origin) / frame_s + 1e-6) + 1
                 if due - done > MAX_CATCH_UP_FRAMES:
                     log.warning("stage %s fell %d frames behind; skipping ahead", self.space_id, due - done)
                     self.frames_skipped += due - 1 - done

@@ -29,9 +29,13 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from podium.admission.classes import RequestClass
 from podium.admission.joins import Joins
 from podium.admission.load import Governor
+from podium.backends.interfaces import Bus, SpaceStore
+from podium.clock import Clock
 from podium.errors import NotFound
 from podium.ids import SpaceId
-from podium.service import Podium
+from podium.spaces.directory import SpaceDirectory
+from podium.spaces.listeners import Listeners
+from podium.spaces.stages import StageManager
 from podium.web.protocol import connections_cut
 
 # The classic text format: every Prometheus version reads it (the names here need nothing newer).
@@ -42,16 +46,31 @@ INPUT_GAP_QUANTILES = (("0.5", "p50"), ("0.99", "p99"), ("1", "max"))
 class PodiumCollector(Collector):
     """The metrics of one node, from its live objects."""
 
-    def __init__(self, podium: Podium, joins: Joins, governor: Governor) -> None:
-        self.podium = podium
+    def __init__(
+        self,
+        directory: SpaceDirectory,
+        stages: StageManager,
+        listeners: Listeners,
+        store: SpaceStore,
+        bus: Bus,
+        joins: Joins,
+        governor: Governor,
+        clock: Clock,
+    ) -> None:
+        self.directory = directory
+        self.clock = clock
+        self.stages = stages
+        self.listeners = listeners
+        self.store = store
+        self.bus = bus
         self.joins = joins
         self.governor = governor
-        self._label_key = label_key(podium.links.key)
+        self._label_key = label_key(directory.links.key)
 
     def space_label(self, space_id: SpaceId) -> str:
         """The `space` label: the id of a public space, a keyed hash of a private one's."""
         try:
-            private = self.podium.open_space(space_id).private
+            private = self.directory.open_space(space_id).private
         except NotFound:
             private = True  # ended between two looks: nothing said about it that is not needed
         return private_label(self._label_key, space_id) if private else space_id
@@ -63,7 +82,7 @@ class PodiumCollector(Collector):
         yield from self._backends()
 
     def _listeners(self) -> Iterator[Metric]:
-        live = self.podium.live_space_ids()
+        live = self.stages.live_space_ids()
         per_space = GaugeMetricFamily(
             "podium_space_listeners",
             "Listeners of a live space now (with shared counts: over every node of the instance).",
@@ -71,7 +90,7 @@ class PodiumCollector(Collector):
         )
         total = 0
         for space_id in live:
-            now = self.podium.counts(space_id).now
+            now = self.listeners.counts(space_id).now
             total += now
             per_space.add_metric([self.space_label(space_id)], now)
         yield per_space
@@ -193,21 +212,21 @@ class PodiumCollector(Collector):
             "Audio a speaker's jitter buffer holds now (about 20 ms on a clean path; more with jitter).",
             labels=["space", "member"],
         )
-        now = self.podium.clock.monotonic()  # the clock `stage.last_made_at` is read from
-        for space_id in self.podium.live_space_ids():
+        now = self.clock.monotonic()  # the clock `stage.last_made_at` is read from
+        for space_id in self.stages.live_space_ids():
             label = self.space_label(space_id)
-            for member_id, _name, health in self.podium.speaker_connections(space_id):
+            for member_id, _name, health in self.stages.speaker_connections(space_id):
                 labels = [label, member_id]
                 loss.add_metric(labels, health.loss_fraction)
                 recovered.add_metric(labels, health.recovered_ms / 1000)
                 concealed.add_metric(labels, health.concealed_ms / 1000)
                 buffered.add_metric(labels, health.delay_ms / 1000)
-            stage = self.podium.stage(space_id)
+            stage = self.stages.stage(space_id)
             if stage is None:
                 continue  # stopped between the two looks
             parts.add_metric([label], stage.parts_made)
             skipped.add_metric([label], stage.frames_skipped)
-            speakers.add_metric([label], self.podium.speakers_connected(space_id))
+            speakers.add_metric([label], self.stages.speakers_connected(space_id))
             if stage.last_made_at is not None:
                 age.add_metric([label], now - stage.last_made_at)
             recent = stage.input_gaps()
@@ -220,9 +239,9 @@ class PodiumCollector(Collector):
         yield CounterMetricFamily(
             "podium_database_statements",
             "Statements sent to the database; listeners and floods must not move it.",
-            value=self.podium.spaces.statements,
+            value=self.store.statements,
         )
-        dropped = getattr(self.podium.bus, "dropped", None)
+        dropped = getattr(self.bus, "dropped", None)
         if isinstance(dropped, int):  # only buses that can drop (Redis): the in-process one cannot
             yield CounterMetricFamily(
                 "podium_bus_dropped_events", "Bus events that could not be published and were dropped.", value=dropped
@@ -239,10 +258,10 @@ def private_label(key: bytes, space_id: str) -> str:
     return "private-" + hmac.new(key, space_id.encode(), hashlib.sha256).hexdigest()[:12]
 
 
-def metrics_registry(podium: Podium, joins: Joins, governor: Governor) -> CollectorRegistry:
+def metrics_registry(collector: PodiumCollector) -> CollectorRegistry:
     """A registry of this node's own, with the collector in it."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(PodiumCollector(podium, joins, governor))
+    registry.register(collector)
     return registry
 
 

@@ -35,8 +35,9 @@ from podium.ids import PostId, SpaceId, UserId
 from podium.media import fmp4
 from podium.media.packager import Layout, Packager
 from podium.media.stage import BITRATE as STAGE_BITRATE
-from podium.service import COUNTS_SHARE_S, PEAK_FLUSH_INTERVAL_S, STAGE_LEASE_S
 from podium.settings import Settings
+from podium.spaces.listeners import COUNTS_SHARE_S, PEAK_FLUSH_INTERVAL_S
+from podium.spaces.ownership import OWNER_MEMORY_S, STAGE_LEASE_S
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 MIN_BITRATE, MAX_BITRATE = 16_000, 320_000
@@ -49,8 +50,8 @@ QUESTION_CHARS = 150  # a typical question's text (at most 500)
 POSTGRES_MAX_CONNECTIONS = 100  # PostgreSQL's default max_connections
 # Constants read from Podium's code where they are not importable on their own:
 COUNT_SHARE_COMMANDS = 5  # backends/counts.py: MULTI, HSET, EXPIRE, EXEC, then HGETALL
-LEASE_RENEWALS_PER_LEASE = 3  # service.py renews stage leases every STAGE_LEASE_S / 3
-OWNER_LOOKUP_S = 1.0  # service.py: a node remembers for a second which node runs a stage
+LEASE_RENEWALS_PER_LEASE = 3  # spaces/stages.py renews stage leases every STAGE_LEASE_S / 3
+OWNER_LOOKUP_S = OWNER_MEMORY_S  # a node remembers for a second which node runs a stage
 OWNER_LOOKUP_COMMANDS = 2  # backends/placement.py: the owner's name, then its address
 
 
@@ -420,7 +421,7 @@ def _sources(inputs: Inputs, figures: Figures, stage: StageCpu, settings: Settin
         ("constant", "part; segment", f"{layout.part_s:g} s; {layout.segment_s:g} s", "media/packager.py Layout"),
         ("constant", "timeline interval", f"{_timeline_interval_s():g} s", "audience/feed.py Feed(interval_s)"),
         ("constant", "lowest heartbeat sampling", f"{MIN_SAMPLE_RATE:g}", "audience/presence.py MIN_SAMPLE_RATE"),
-        ("constant", "count sharing; stage lease", f"{COUNTS_SHARE_S:g} s; {STAGE_LEASE_S:g} s", "service.py"),
+        ("constant", "count sharing; stage lease", f"{COUNTS_SHARE_S:g} s; {STAGE_LEASE_S:g} s", "spaces/"),
         ("assumption", "HTTP answer headers", f"{RESPONSE_HEADER_BYTES} B", "HTTP/1.1 through nginx (HTTP/2: less)"),
         ("assumption", "comment; question", f"{COMMENT_CHARS}; {QUESTION_CHARS} characters", "in the timeline"),
     ]

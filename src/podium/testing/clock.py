@@ -13,10 +13,12 @@ Invariants:
 - a cancelled sleeper is forgotten: it neither wakes nor makes time jump.
 
 Idle is judged on the event loop's queue of ready callbacks (`loop._ready`, a private attribute
-that CPython's asyncio loops have had since 3.4; uvloop has none, and autojump refuses it). Real
-I/O in flight (a socket read, a thread writing a file) does not count as work: as with Trio's
-threshold of 0, time may jump while it is in flight, which is what a slow disk or network would
-look like. Tests that need real time to pass for real I/O use a real clock.
+that CPython's asyncio loops have had since 3.4; uvloop has none, and autojump refuses it) and on
+the loop's executor: work handed to a thread (`run_in_executor`, `asyncio.to_thread`: the stage's
+disk writes, SQLite) counts as work until it comes back, so a write in flight never lets a
+timeout on this clock run out. Socket I/O in flight does not count: time may jump while it is in
+flight, which is what a slow network would look like. Tests that need real time to pass for
+real network I/O use a real clock.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ T = TypeVar("T")
 MONOTONIC_START = 1000.0
 # Loop iterations in a row with nothing ready before the clock jumps (see the module docstring).
 IDLE_PASSES = 2
+# How often the watcher looks again while a thread works for the loop (real seconds).
+THREAD_POLL_S = 0.001
 
 
 async def wait_all_tasks_blocked() -> None:
@@ -68,6 +72,8 @@ class FakeClock:
         self._watcher: asyncio.Task[None] | None = None
         self._someone_sleeps: asyncio.Event | None = None
         self.jumps = 0
+        # Calls handed to the loop's executor and not yet back (see the module docstring).
+        self._in_threads = 0
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -155,6 +161,7 @@ class FakeClock:
         if self._watcher is not None and not self._watcher.done() and self._watcher.get_loop() is loop:
             return
         _ready_queue(loop)  # refuses a loop it cannot watch
+        self._count_threads(loop)
         self._someone_sleeps = asyncio.Event()
         self._someone_sleeps.set()
         self._watcher = loop.create_task(self._autojump(loop), name="fake-clock-autojump")
@@ -170,12 +177,36 @@ class FakeClock:
                 await self._someone_sleeps.wait()
                 idle = 0
                 continue
+            if self._in_threads:
+                # A thread is working for the loop: wait for it on the real clock, not spinning.
+                idle = 0
+                await asyncio.sleep(THREAD_POLL_S)
+                continue
             # This task is running, so it is not in `ready`: anything there is someone else's work.
             idle = idle + 1 if not ready else 0
             if idle >= IDLE_PASSES:
                 self._jump()
                 idle = 0
             await asyncio.sleep(0)
+
+    def _count_threads(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Counts the loop's executor calls in flight (once per loop)."""
+        if getattr(loop, "_fake_clock_counts_threads", None) is self:
+            return
+        handing = loop.run_in_executor
+
+        def counted(executor: Any, func: Any, *args: Any) -> asyncio.Future[Any]:
+            future = handing(executor, func, *args)
+            self._in_threads += 1
+
+            def back(_: asyncio.Future[Any]) -> None:
+                self._in_threads -= 1
+
+            future.add_done_callback(back)
+            return future
+
+        loop.run_in_executor = counted  # type: ignore[method-assign, assignment]
+        loop._fake_clock_counts_threads = self  # type: ignore[attr-defined]
 
     async def aclose(self) -> None:
         """Stop the autojump watcher (it also ends with its event loop)."""

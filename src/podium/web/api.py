@@ -8,6 +8,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from podium import services as state
 from podium.admission.joins import Joins
 from podium.admission.limits import SPACE_PER_ACCOUNT, SPACE_PER_ADDRESS, RateLimits, with_limit
 from podium.audience.presence import Counts
@@ -15,7 +16,7 @@ from podium.domain.space import Space, SpaceState
 from podium.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from podium.ids import SpaceId, is_space_id
 from podium.media.ice_servers import IceServer, with_credentials
-from podium.service import Podium
+from podium.settings import Settings
 from podium.web.accounts_api import client_address, optional_user
 from podium.web.http import CORS_HEADERS, bearer_token, json_response, read_body, read_model
 from podium.web.schemas import convert
@@ -34,8 +35,7 @@ from podium.web.schemas.spaces import Space as SpaceView
 from podium.web.urls import url_path
 
 
-def space_urls(podium: Podium, space: Space) -> SpaceUrls:
-    base = podium.settings.base_url
+def space_urls(base: str, space: Space) -> SpaceUrls:
     urls = SpaceUrls(
         page=base + url_path("page.listen", space_id=space.id),
         host=base + url_path("page.host", space_id=space.id),
@@ -57,7 +57,8 @@ def listeners_view(counts: Counts) -> Listeners:
     return Listeners(now=counts.now, peak=counts.peak, unique=counts.unique, sample_rate=counts.sample_rate)
 
 
-def space_view(podium: Podium, space: Space, counts: Counts) -> SpaceView:
+def space_view(request: Request, space: Space, counts: Counts) -> SpaceView:
+    stages, settings = state.stages(request), state.settings(request)
     return SpaceView(
         id=space.id,
         title=space.title,
@@ -68,25 +69,19 @@ def space_view(podium: Podium, space: Space, counts: Counts) -> SpaceView:
         ended_at=space.ended_at,
         record=space.record,
         private=space.private,
-        preshow=podium.in_preshow(space.id),
+        preshow=stages.in_preshow(space.id),
         listeners=listeners_view(counts),
-        speakers=podium.speakers_connected(space.id),
-        heartbeat_interval_s=podium.settings.heartbeat_interval_s,
-        urls=space_urls(podium, space),
+        speakers=stages.speakers_connected(space.id),
+        heartbeat_interval_s=settings.heartbeat_interval_s,
+        urls=space_urls(settings.base_url, space),
     )
 
 
-def _podium(request: Request) -> Podium:
-    podium: Podium = request.app.state.podium
-    return podium
-
-
 async def create_space(request: Request) -> Response:
-    podium = _podium(request)
-    body = await read_model(request, NewSpace, podium.settings.max_json_bytes)
+    settings = state.settings(request)
+    body = await read_model(request, NewSpace, settings.max_json_bytes)
     # Anyone may create a space, within limits per address and per account (DESIGN, bet 7); an
     # account's spaces are announced in the listing and the feed (`domain.space.announced`).
-    settings = podium.settings
     user = await optional_user(request)
     if user is None and settings.spaces_need_account:
         raise Unauthenticated("sign in to create a space: this instance asks for an account")
@@ -97,7 +92,7 @@ async def create_space(request: Request) -> Response:
         if user is not None:
             await limits.hit(with_limit(SPACE_PER_ACCOUNT, settings.space_limit_per_account), user[0])
 
-    created = await podium.create_space(
+    created = await state.directory(request).create_space(
         body.title,
         body.starts_at,
         body.record,
@@ -105,38 +100,38 @@ async def create_space(request: Request) -> Response:
         created_by=user[0] if user is not None else None,
         admit=admit,
     )
-    view = space_view(podium, created.space, podium.counts(created.space.id))
+    view = space_view(request, created.space, state.listeners(request).counts(created.space.id))
     answer = CreatedSpace(**msgspec.structs.asdict(view), host_token=created.host_token)
     return json_response(answer, status=201, headers={"Location": view.urls.page})
 
 
 async def get_space(request: Request) -> Response:
-    podium = _podium(request)
-    space = await podium.get_space(request.path_params["space_id"])
+    space = await state.directory(request).get_space(request.path_params["space_id"])
     # Public and the same for everyone: cacheable for about one part (DESIGN, bet 1).
-    return json_response(space_view(podium, space, podium.counts(space.id)), cache="public, max-age=1")
+    counts = state.listeners(request).counts(space.id)
+    return json_response(space_view(request, space, counts), cache="public, max-age=1")
 
 
-def space_response(podium: Podium, space: Space) -> Response:
-    return json_response(space_view(podium, space, podium.counts(space.id)))
+def space_response(request: Request, space: Space) -> Response:
+    return json_response(space_view(request, space, state.listeners(request).counts(space.id)))
 
 
 async def end_space(request: Request) -> Response:
-    podium = _podium(request)
-    return space_response(podium, await podium.end_space(request.path_params["space_id"], bearer_token(request)))
+    stages = state.stages(request)
+    return space_response(request, await stages.end_space(request.path_params["space_id"], bearer_token(request)))
 
 
 async def rotate_host_token(request: Request) -> Response:
     """A new host token for the current one, which stops working at once (a leaked token is ended)."""
-    podium = _podium(request)
-    token, expires = await podium.rotate_host_token(request.path_params["space_id"], bearer_token(request))
+    members = state.members(request)
+    token, expires = await members.rotate_host_token(request.path_params["space_id"], bearer_token(request))
     return json_response(HostToken(host_token=token, expires=expires), status=201)
 
 
 async def heartbeat(request: Request) -> Response:
     """An admitted listener's beat: `{listener_id, pass, leaving?}`, the pass as the join gave it
     (or as `Authorization: Bearer <pass>`, which keeps the beat in the listening class at the door)."""
-    podium = _podium(request)
+    listeners = state.listeners(request)
     joins: Joins = request.app.state.joins
     body = await read_model(request, Beat, 1024)
     header = request.headers.get("authorization", "")
@@ -146,14 +141,14 @@ async def heartbeat(request: Request) -> Response:
         raise NotFound("no such space")
     address = client_address(request)
     listener = await joins.admit_beat(SpaceId(space_id), body.listener_id, given, address)
-    counts = await podium.heartbeat(SpaceId(space_id), listener, address, leaving=body.leaving)
-    space = await podium.get_space(space_id)
+    counts = await listeners.heartbeat(SpaceId(space_id), listener, address, leaving=body.leaving)
+    space = await state.directory(request).get_space(space_id)
     return json_response(
         BeatTaken(
             state=space.state.value,
             listeners=listeners_view(counts),
-            interval_s=podium.settings.heartbeat_interval_s,
-            counted=podium.is_counted(space.id, listener),
+            interval_s=state.settings(request).heartbeat_interval_s,
+            counted=listeners.is_counted(space.id, listener),
         )
     )
 
@@ -173,18 +168,19 @@ async def whip_options(request: Request) -> Response:
 
 
 async def whip_publish(request: Request) -> Response:
-    podium = _podium(request)
+    settings = state.settings(request)
     token = bearer_token(request)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/sdp":
         raise InvalidInput("a WHIP offer must be sent with Content-Type: application/sdp")
     space_id = request.path_params["space_id"]
-    # Check the token before reading a large body: a forged request costs a signature check only.
-    podium.signer.verify(token)
-    offer = await read_body(request, podium.settings.max_offer_bytes)
-    session, answer = await podium.publish(space_id, token, offer)
-    location = podium.settings.base_url + url_path("whipDelete", space_id=space_id, session_id=session.id)
-    links = ice_server_links(podium, session.member_id)  # publishing at all needs a place on stage
+    # Check the token before reading a large body: a forged request costs a signature check only
+    # (the only one: the checked grant is what the stage is asked with).
+    grant = state.signer(request).verify(token)
+    offer = await read_body(request, settings.max_offer_bytes)
+    session, answer = await state.stages(request).publish(space_id, grant, offer)
+    location = settings.base_url + url_path("whipDelete", space_id=space_id, session_id=session.id)
+    links = ice_server_links(settings, session.member_id)  # publishing at all needs a place on stage
     return Response(
         answer,
         status_code=201,
@@ -193,18 +189,17 @@ async def whip_publish(request: Request) -> Response:
     )
 
 
-def servers_for(podium: Podium, member_id: str) -> tuple[IceServer, ...]:
+def servers_for(settings: Settings, member_id: str) -> tuple[IceServer, ...]:
     """The STUN/TURN servers for one person on stage, TURN credentials their own when there is a
     shared secret (PODIUM_TURN_SECRET)."""
-    settings = podium.settings
     return with_credentials(
         settings.ice_server_list(), settings.turn_secret, member_id, time.time(), settings.turn_credential_lifetime_s
     )
 
 
-def ice_server_links(podium: Podium, member_id: str) -> dict[str, str]:
+def ice_server_links(settings: Settings, member_id: str) -> dict[str, str]:
     # RFC 9725 §4.6: a WHIP client (OBS) learns the STUN/TURN servers from the answer's Link headers.
-    links = [server.link_header() for server in servers_for(podium, member_id)]
+    links = [server.link_header() for server in servers_for(settings, member_id)]
     return {"Link": ", ".join(links)} if links else {}
 
 
@@ -212,18 +207,17 @@ async def ice_servers(request: Request) -> Response:
     """GET /api/spaces/{id}/ice-servers: the STUN/TURN servers for a speaker's browser. Only for
     people on stage (host, co-hosts, invited speakers) as the stage is now: TURN relays at its
     operator's expense, and anyone can be a guest in the audience."""
-    podium = _podium(request)
-    space = await podium.get_space(request.path_params["space_id"])
-    member = podium.authorize(space, bearer_token(request))
+    directory = state.directory(request)
+    space = await directory.get_space(request.path_params["space_id"])
+    member = directory.authorize(space, bearer_token(request))
     if not member.on_stage:
         raise Forbidden("the STUN and TURN servers are for the people on stage; a listener or guest needs none")
-    servers = servers_for(podium, member.id)
+    servers = servers_for(state.settings(request), member.id)
     return json_response(IceServers(ice_servers=[convert(server.browser_view(), IceServerView) for server in servers]))
 
 
 async def whip_delete(request: Request) -> Response:
-    podium = _podium(request)
-    await podium.unpublish(request.path_params["session_id"], bearer_token(request))
+    await state.stages(request).unpublish(request.path_params["session_id"], bearer_token(request))
     return Response(status_code=200, headers=WHIP_CORS)
 
 

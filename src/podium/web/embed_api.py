@@ -18,10 +18,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from podium import services as state
 from podium.domain.space import Space, SpaceState
 from podium.errors import Forbidden, InvalidInput, NotFound
 from podium.ids import is_space_id
-from podium.service import Podium
 from podium.web import i18n
 from podium.web.http import CORS_HEADERS, json_response, public_base
 
@@ -173,11 +173,6 @@ def consent_snippet(embed: Embed) -> str:
 # -- HTTP ------------------------------------------------------------------------------------
 
 
-def _podium(request: Request) -> Podium:
-    podium: Podium = request.app.state.podium
-    return podium
-
-
 def _layout(raw: str | None) -> Layout:
     if not raw:
         return "compact"
@@ -188,8 +183,8 @@ def _layout(raw: str | None) -> Layout:
 
 
 async def embed_code(request: Request) -> Response:
-    podium = _podium(request)
-    space = await podium.get_space(request.path_params["space_id"])
+    directory = state.directory(request)
+    space = await directory.get_space(request.path_params["space_id"])
     if space.private:
         # Its audio is for holders of a listener link; an article would hand that link to every reader.
         raise Forbidden("a private space cannot be embedded: share its listener links with those it is for")
@@ -245,7 +240,7 @@ async def oembed(request: Request) -> Response:
     ):
         return _oembed_error(404, "url is not a space of this instance")
     try:
-        space = await _podium(request).get_space(segments[2])
+        space = await state.directory(request).get_space(segments[2])
     except NotFound:
         return _oembed_error(404, "no such space")
     if space.private:

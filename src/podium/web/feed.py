@@ -13,9 +13,9 @@ from datetime import datetime
 from email.utils import format_datetime
 
 from podium import urls
+from podium.backends.interfaces import MediaStore
 from podium.domain.space import ANNOUNCED_LENGTH, Space, SpaceState
 from podium.recording import DOWNLOAD_NAME
-from podium.service import Podium
 
 PODCAST_NS = "https://podcastindex.org/namespace/1.0"
 ITUNES_NS = "http://www.itunes.com/dtds/podcast-1.0.dtd"
@@ -67,7 +67,7 @@ def _live_item(channel: ET.Element, base: str, space: Space) -> None:
     )
 
 
-def _replay_item(channel: ET.Element, podium: Podium, base: str, space: Space, duration_s: float) -> None:
+def _replay_item(channel: ET.Element, media: MediaStore, base: str, space: Space, duration_s: float) -> None:
     item = ET.SubElement(channel, "item")
     _text(item, "title", space.title)
     _text(item, "guid", space.id, isPermaLink="false")
@@ -77,7 +77,7 @@ def _replay_item(channel: ET.Element, podium: Podium, base: str, space: Space, d
     # The file's size from the local disk. A store without local files (S3) gives 0, the RSS advice for
     # a size that cannot be determined: reading every listed recording whole (tens of MB each) only to
     # count its bytes would make one feed request cost gigabytes.
-    path = podium.media.local_path(space.id, DOWNLOAD_NAME)
+    path = media.local_path(space.id, DOWNLOAD_NAME)
     ET.SubElement(
         item,
         "enclosure",
@@ -90,7 +90,7 @@ def _replay_item(channel: ET.Element, podium: Podium, base: str, space: Space, d
     _text(item, f"{{{ITUNES_NS}}}duration", str(round(duration_s)))
 
 
-async def podcast_feed(podium: Podium, spaces: list[Space], base: str) -> bytes:
+async def podcast_feed(media: MediaStore, spaces: list[Space], base: str) -> bytes:
     """`base`: the instance's public address (feeds need absolute links)."""
     rss = ET.Element("rss", {"version": "2.0"})
     channel = ET.SubElement(rss, "channel")
@@ -111,9 +111,9 @@ async def podcast_feed(podium: Podium, spaces: list[Space], base: str) -> bytes:
         _live_item(channel, base, space)
     for space in spaces:
         if space.state is SpaceState.ENDED and space.record:
-            records = await podium.media.records(space.id)
+            records = await media.records(space.id)
             if records:
-                _replay_item(channel, podium, base, space, sum(r.duration_s for r in records))
+                _replay_item(channel, media, base, space, sum(r.duration_s for r in records))
     ET.indent(rss)
     body: bytes = ET.tostring(rss, encoding="utf-8", xml_declaration=False)
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body

@@ -14,27 +14,23 @@ import hmac
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from podium import services
+from podium.backends.interfaces import Bus
 from podium.ops import metrics as node_metrics
-from podium.service import Podium
 
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def _podium(request: Request) -> Podium:
-    podium: Podium = request.app.state.podium
-    return podium
-
-
 async def alive(request: Request) -> Response:
-    return JSONResponse({"alive": True, "node": _podium(request).node_id}, headers=NO_STORE)
+    return JSONResponse({"alive": True, "node": services.directory(request).node_id}, headers=NO_STORE)
 
 
 async def ready(request: Request) -> Response:
-    podium = _podium(request)
-    database, bus = await asyncio.gather(podium.spaces.ready(), podium.bus.ready())
-    checks = {"database": database, "bus": bus}
+    bus: Bus = request.app.state.bus
+    database, bus_ready = await asyncio.gather(services.space_store(request).ready(), bus.ready())
+    checks = {"database": database, "bus": bus_ready}
     failing = [name for name, fine in checks.items() if not fine]
-    body: dict[str, object] = {"ready": not failing, "node": podium.node_id, "checks": checks}
+    body: dict[str, object] = {"ready": not failing, "node": services.directory(request).node_id, "checks": checks}
     if failing:
         body["error"] = f"not ready: the {' and the '.join(failing)} cannot be reached"
     return JSONResponse(body, status_code=503 if failing else 200, headers=NO_STORE)
@@ -43,7 +39,7 @@ async def ready(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     """The node's metrics; with PODIUM_METRICS_TOKEN set, only for `Authorization: Bearer <token>`."""
     state = request.app.state
-    expected: str = state.podium.settings.metrics_token
+    expected: str = state.settings.metrics_token
     if expected:
         given = request.headers.get("authorization", "")
         scheme, _, token = given.partition(" ")
@@ -55,6 +51,16 @@ async def metrics(request: Request) -> Response:
             )
     registry = getattr(state, "metrics_registry", None)
     if registry is None:  # the first scrape: one registry per app, kept for its lifetime
-        registry = state.metrics_registry = node_metrics.metrics_registry(state.podium, state.joins, state.governor)
+        collector = node_metrics.PodiumCollector(
+            state.directory,
+            state.stages,
+            state.listeners,
+            state.space_store,
+            state.bus,
+            state.joins,
+            state.governor,
+            state.clock,
+        )
+        registry = state.metrics_registry = node_metrics.metrics_registry(collector)
     body = node_metrics.exposition(registry)
     return Response(body, media_type=node_metrics.CONTENT_TYPE, headers=NO_STORE)

@@ -129,5 +129,5 @@ def json_response(
 
 def public_base(request: Request) -> str:
     """This instance's address as the world sees it: PODIUM_PUBLIC_URL, else the one the request came in at."""
-    configured: str = request.app.state.podium.settings.base_url
+    configured: str = request.app.state.settings.base_url
     return configured or str(request.base_url).rstrip("/")

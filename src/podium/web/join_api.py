@@ -6,13 +6,14 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from podium import services as state
 from podium.admission.classes import RequestClass
 from podium.admission.joins import Joins
 from podium.admission.load import Governor
+from podium.backends.interfaces import MediaStore
 from podium.domain.stage import Role
 from podium.errors import Forbidden, InvalidInput, NotFound
 from podium.ids import ListenerId, SpaceId, is_space_id
-from podium.service import Podium
 from podium.web.accounts_api import client_address
 from podium.web.api import space_urls
 from podium.web.http import bearer_token, json_response, read_model
@@ -26,13 +27,13 @@ REHEARSAL_NAME = "rehearsal.json"  # the last rehearsal's summary, beside the sp
 MAX_LINK_S = 31 * 24 * 3600  # also the longest a link is valid for (`NewListenerLink`)
 
 
-def _parts(request: Request) -> tuple[Podium, Joins, Governor]:
-    state = request.app.state
-    return state.podium, state.joins, state.governor
+def _parts(request: Request) -> tuple[Joins, Governor]:
+    return request.app.state.joins, request.app.state.governor
 
 
 async def join(request: Request) -> Response:
-    podium, joins, _ = _parts(request)
+    directory = state.directory(request)
+    joins, _ = _parts(request)
     space_id = request.path_params["space_id"]
     if not is_space_id(space_id):
         raise NotFound("no such space")
@@ -40,20 +41,21 @@ async def join(request: Request) -> Response:
     # Signatures first: a forged, expired or foreign token ends here, before any lookup.
     address = client_address(request)
     client, verified = joins.check(SpaceId(space_id), msgspec.to_builtins(body), address)
-    space = podium.open_space(SpaceId(space_id))
+    space = directory.open_space(SpaceId(space_id))
     key = body.key
     if space.private:
         if key is None:
             raise Forbidden("this space is private: open it from the listener link the host gave you")
-        podium.check_link(space, key)
+        directory.check_link(space, key)
     answer = await joins.join(space.id, client, verified, address)
     headers = {"Retry-After": str(answer.retry_after_s)} if answer.retry_after_s is not None else None
     if answer.status != 200:
         return json_response(convert(answer.body, ST.Waiting), status=answer.status, headers=headers)
-    urls = space_urls(podium, space)
+    base = state.settings(request).base_url
+    urls = space_urls(base, space)
     if space.private:
         assert key is not None
-        urls = msgspec.structs.replace(urls, hls=signed_hls(podium, space.id, key))
+        urls = msgspec.structs.replace(urls, hls=signed_hls(base, space.id, key))
     admitted = ST.Admitted(
         admitted=True,
         pass_=answer.body["pass"],
@@ -62,41 +64,43 @@ async def join(request: Request) -> Response:
         solved=answer.body.get("solved"),
         # The page beats only while its point is below the announced sample rate; the point is the
         # server's (keyed), so no client can pick an id that always stays in the sample.
-        sample_point=podium.sample_point(space.id, ListenerId(client)),
+        sample_point=state.listeners(request).sample_point(space.id, ListenerId(client)),
     )
     return json_response(admitted, status=answer.status, headers=headers)
 
 
-async def _host_of(request: Request) -> tuple[Podium, Joins, Governor, SpaceId]:
-    podium, joins, governor = _parts(request)
-    space = await podium.get_space(request.path_params["space_id"])
-    member = podium.authorize(space, bearer_token(request))
+async def _host_of(request: Request) -> tuple[Joins, Governor, SpaceId]:
+    joins, governor = _parts(request)
+    directory = state.directory(request)
+    space = await directory.get_space(request.path_params["space_id"])
+    member = directory.authorize(space, bearer_token(request))
     if member.role not in (Role.HOST, Role.COHOST):
         raise Forbidden("only the host and co-hosts can do this")
-    return podium, joins, governor, space.id
+    return joins, governor, space.id
 
 
-def signed_hls(podium: Podium, space_id: SpaceId, token: str) -> str:
-    return podium.settings.base_url + url_path("signed.hls.index", space_id=space_id, key=token)
+def signed_hls(base: str, space_id: SpaceId, token: str) -> str:
+    return base + url_path("signed.hls.index", space_id=space_id, key=token)
 
 
 async def listener_link(request: Request) -> Response:
     """A signed listener link for a private space (for ticket holders): the page and the stream."""
-    podium, _, _, space_id = await _host_of(request)
-    generation = podium.link_generation(await podium.get_space(space_id))
+    _, _, space_id = await _host_of(request)
+    directory = state.directory(request)
+    generation = directory.link_generation(await directory.get_space(space_id))
     body = await read_model(request, ST.NewListenerLink, 256)
     valid_for, not_before = body.valid_for_s, body.not_before
-    now = podium.clock.time()
+    now = state.clock(request).time()
     if not_before is not None and not 0 <= not_before <= now + MAX_LINK_S:
         raise InvalidInput("not_before must be a Unix time in seconds, at most 31 days ahead")
-    token = podium.links.rounded_token(space_id, now, valid_for, not_before, generation)
-    window = podium.links.check(token, space_id, max(now, not_before or 0), generation)
-    base = podium.settings.base_url
+    token = directory.links.rounded_token(space_id, now, valid_for, not_before, generation)
+    window = directory.links.check(token, space_id, max(now, not_before or 0), generation)
+    base = state.settings(request).base_url
     return json_response(
         ST.ListenerLink(
             token=token,
             page=base + url_path("page.listen", space_id=space_id) + f"#key={token}",
-            hls=signed_hls(podium, space_id, token),
+            hls=signed_hls(base, space_id, token),
             not_before=window.not_before,
             expires=window.expires,
         ),
@@ -106,8 +110,7 @@ async def listener_link(request: Request) -> Response:
 
 async def withdraw_listener_links(request: Request) -> Response:
     """Every listener link of this space given out so far stops working (host or co-host)."""
-    podium = _parts(request)[0]
-    generation = await podium.withdraw_links(request.path_params["space_id"], bearer_token(request))
+    generation = await state.members(request).withdraw_links(request.path_params["space_id"], bearer_token(request))
     return json_response(ST.Withdrawn(withdrawn=True, link_generation=generation))
 
 
@@ -127,18 +130,18 @@ def rehearsal_summary(report: ST.RehearsalReport, at: float) -> ST.Rehearsal:
 
 async def rehearsal(request: Request) -> Response:
     """`podium rehearse --host-token` leaves its result on the host's board."""
-    podium, _, _, space_id = await _host_of(request)
+    _, _, space_id = await _host_of(request)
     try:
         report = await read_model(request, ST.RehearsalReport, MAX_REPORT_BYTES)
     except InvalidInput as error:
         raise InvalidInput(f"send the JSON report that `podium rehearse` wrote: {error.message}") from None
-    summary = rehearsal_summary(report, podium.clock.time())
-    await podium.media.write(space_id, REHEARSAL_NAME, encode(summary))
+    summary = rehearsal_summary(report, state.clock(request).time())
+    await state.media(request).write(space_id, REHEARSAL_NAME, encode(summary))
     return json_response(summary, status=201)
 
 
-async def _last_rehearsal(podium: Podium, space_id: SpaceId) -> ST.Rehearsal | None:
-    stored = await podium.media.read(space_id, REHEARSAL_NAME)
+async def _last_rehearsal(media: MediaStore, space_id: SpaceId) -> ST.Rehearsal | None:
+    stored = await media.read(space_id, REHEARSAL_NAME)
     if stored is None:
         return None
     return msgspec.json.decode(stored, type=ST.Rehearsal)
@@ -146,7 +149,7 @@ async def _last_rehearsal(podium: Podium, space_id: SpaceId) -> ST.Rehearsal | N
 
 async def under_attack(request: Request) -> Response:
     """The host switches the joiners' puzzle on or off, or leaves it to the node ("auto")."""
-    _, joins, _, space_id = await _host_of(request)
+    joins, _, space_id = await _host_of(request)
     body = await read_model(request, ST.UnderAttack, 256)
     joins.set_mode(space_id, body.mode)
     return json_response(ST.Attack(mode=body.mode, active=joins.surge(space_id).active(joins.clock.monotonic())))
@@ -154,11 +157,11 @@ async def under_attack(request: Request) -> Response:
 
 async def board(request: Request) -> Response:
     """What the host watches before and during the show: is it a go?"""
-    podium, joins, governor, space_id = await _host_of(request)
+    joins, governor, space_id = await _host_of(request)
     now = joins.clock.monotonic()
     surge = joins.surge(space_id)
     room = joins.room(space_id)
-    counts = podium.counts(space_id)
+    counts = state.listeners(request).counts(space_id)
     stats = governor.stats
     body = ST.Board(
         listeners=ST.BoardListeners(now=counts.now, peak=counts.peak),
@@ -182,8 +185,8 @@ async def board(request: Request) -> Response:
         ),
         requests={kind.label: ST.Served(served=stats.served[kind], shed=stats.shed[kind]) for kind in RequestClass},
         refused_by_signature=joins.signer.refused,
-        database_statements=podium.spaces.statements,
-        stream=podium.stream_health(space_id),
-        last_rehearsal=await _last_rehearsal(podium, space_id),
+        database_statements=state.space_store(request).statements,
+        stream=state.stages(request).stream_health(space_id),
+        last_rehearsal=await _last_rehearsal(state.media(request), space_id),
     )
     return json_response(body)

@@ -15,10 +15,10 @@ from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
 
+from podium import services as state
 from podium.domain.space import Space, SpaceState
 from podium.errors import NotFound
 from podium.ids import is_space_id
-from podium.service import Podium
 from podium.web import i18n
 from podium.web.http import public_base
 
@@ -162,8 +162,8 @@ def space_card(request: Request, space: Space, language: i18n.Language) -> dict[
 async def listener_page(request: Request) -> Response:
     # Rendered with the space's title and card, so that a shared link previews it; an unknown
     # space is a 404 (NotFound), as is an id that cannot be one.
-    podium: Podium = request.app.state.podium
-    space = await podium.get_space(request.path_params["space_id"])
+    directory = state.directory(request)
+    space = await directory.get_space(request.path_params["space_id"])
     language = page_language(request)
     return render_page(request, "listen.html", space_title=space.title, card=space_card(request, space, language))
 
@@ -197,7 +197,7 @@ async def embed_page(request: Request) -> Response:
 
 async def hlsjs_file(request: Request) -> Response:
     """hls.js from the folder npm installed it in (PODIUM_HLSJS_DIR, else the usual places)."""
-    hlsjs = find_hlsjs(request.app.state.podium.settings.hlsjs_dir)
+    hlsjs = find_hlsjs(request.app.state.settings.hlsjs_dir)
     if hlsjs is None:
         raise NotFound("hls.js is not installed; run `npm install` in Podium's folder")
     return FileResponse(

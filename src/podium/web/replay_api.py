@@ -8,13 +8,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
+from podium import services as state
 from podium.audience.posts import Posting
 from podium.domain.posts import public_view
 from podium.domain.space import SpaceState
 from podium.errors import Forbidden, InvalidInput
 from podium.media import clips
 from podium.recording import Recordings
-from podium.service import Podium
 from podium.web.accounts_api import client_address
 from podium.web.feed import podcast_feed
 from podium.web.http import CORS_HEADERS, bearer_token, json_response, public_base, read_body, read_json, read_model
@@ -41,29 +41,25 @@ def _m4a(file: Path | bytes, disposition: str, *, private: bool = False) -> Resp
     return FileResponse(file, media_type=M4A_TYPE, headers={**headers, **CORS_HEADERS})
 
 
-def _podium(request: Request) -> Podium:
-    podium: Podium = request.app.state.podium
-    return podium
-
-
 async def set_recording(request: Request) -> Response:
     """PATCH /api/spaces/{id} {"record": false}: the host's choice, before going live."""
-    podium = _podium(request)
+    directory = state.directory(request)
+    listeners = state.listeners(request)
     body = await read_model(request, RecordingSwitch, 1024)
-    space = await podium.set_recording(request.path_params["space_id"], bearer_token(request), body.record)
+    space = await directory.set_recording(request.path_params["space_id"], bearer_token(request), body.record)
     from podium.web.api import space_view
 
-    return json_response(space_view(podium, space, podium.counts(space.id)))
+    return json_response(space_view(request, space, listeners.counts(space.id)))
 
 
 async def download(request: Request) -> Response:
-    podium = _podium(request)
-    space = await podium.get_space(request.path_params["space_id"])
+    directory = state.directory(request)
+    space = await directory.get_space(request.path_params["space_id"])
     if space.private:
         key = request.query_params.get("key")
         if not key:
             raise Forbidden("this space is private: download it from your listener link")
-        podium.check_link(space, key)
+        directory.check_link(space, key)
     file = await _recordings(request).download(space)
     filename = "".join(c if c.isalnum() or c in " -_" else "_" for c in space.title)[:80].strip() or space.id
     return _m4a(file, f'inline; filename="{filename}.m4a"', private=space.private)
@@ -71,12 +67,13 @@ async def download(request: Request) -> Response:
 
 async def replay(request: Request) -> Response:
     """Who spoke when and the shown posts, placed on the recording's time axis."""
-    podium = _podium(request)
-    space = await podium.get_space(request.path_params["space_id"])
+    directory = state.directory(request)
+    media = state.media(request)
+    space = await directory.get_space(request.path_params["space_id"])
     recordings = _recordings(request)
     body = await recordings.replay(space)
     posting: Posting = request.app.state.posting
-    records = await podium.media.records(space.id) if space.record else []
+    records = await media.records(space.id) if space.record else []
     posts: list[dict[str, Any]] = []
     for post in [*await posting.questions(space.id), *await posting.comments(space.id)]:
         posts.append({**public_view(post), "at_s": recordings.offset_of(records, post.created_at)})
@@ -86,16 +83,16 @@ async def replay(request: Request) -> Response:
 
 
 async def recording_fingerprint(request: Request) -> Response:
-    podium = _podium(request)
-    space = await podium.get_space(request.path_params["space_id"])
+    directory = state.directory(request)
+    space = await directory.get_space(request.path_params["space_id"])
     view = await _recordings(request).fingerprint(space)
     # An ended recording's fingerprint never changes: the cache tier keeps it (deploy/nginx).
     return json_response(view, cache="public, max-age=86400" if view["complete"] else "public, max-age=2")
 
 
 async def create_clip(request: Request) -> Response:
-    podium = _podium(request)
-    space = await podium.get_space(request.path_params["space_id"])
+    directory = state.directory(request)
+    space = await directory.get_space(request.path_params["space_id"])
     if space.private:
         raise Forbidden("clips are made of public spaces only (this one is private)")
     body = await read_json(request, 1024)
@@ -109,15 +106,15 @@ async def create_clip(request: Request) -> Response:
 
 
 async def get_clip(request: Request) -> Response:
-    podium = _podium(request)
-    space = await podium.get_space(request.path_params["space_id"])
+    directory = state.directory(request)
+    space = await directory.get_space(request.path_params["space_id"])
     view, _file = await _recordings(request).clip(space, request.path_params["clip_id"])
     return json_response(view, cache="public, max-age=3600")
 
 
 async def clip_file(request: Request) -> Response:
-    podium = _podium(request)
-    space = await podium.get_space(request.path_params["space_id"])
+    directory = state.directory(request)
+    space = await directory.get_space(request.path_params["space_id"])
     view, file = await _recordings(request).clip(space, request.path_params["clip_id"])
     return _m4a(file, f'attachment; filename="{view["id"]}.m4a"')
 
@@ -136,11 +133,12 @@ async def public_key(request: Request) -> Response:
 
 
 async def feed(request: Request) -> Response:
-    podium = _podium(request)
+    space_store = state.space_store(request)
+    media = state.media(request)
     # What the listing announces (`domain.space.announced`): never a private space, nor an
     # anonymous one that never went live.
-    spaces = await podium.spaces.recent(100, announced=True)
-    xml = await podcast_feed(podium, spaces, public_base(request))
+    spaces = await space_store.recent(100, announced=True)
+    xml = await podcast_feed(media, spaces, public_base(request))
     return Response(
         xml,
         media_type="application/rss+xml; charset=utf-8",

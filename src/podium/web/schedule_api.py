@@ -8,10 +8,10 @@ import icalendar
 from starlette.requests import Request
 from starlette.responses import Response
 
+from podium import services as state
 from podium import urls
 from podium.domain.space import ANNOUNCED_LENGTH, Space, SpaceState
 from podium.errors import Conflict, InvalidInput
-from podium.service import Podium
 from podium.web.api import space_response, space_view
 from podium.web.http import CORS_HEADERS, bearer_token, json_response, public_base, read_body
 from podium.web.schemas.spaces import HoldAudio, Listing
@@ -22,25 +22,21 @@ MAX_HOLD_FILE_BYTES = 12 * 1024 * 1024
 REMIND_BEFORE = timedelta(minutes=15)
 
 
-def _podium(request: Request) -> Podium:
-    podium: Podium = request.app.state.podium
-    return podium
-
-
 async def listing(request: Request) -> Response:
-    podium = _podium(request)
+    space_store = state.space_store(request)
+    listeners = state.listeners(request)
     # Private spaces are never advertised; a scheduled space only with an account behind it, so
     # that anonymous spaces (anyone may create some) cannot fill what everyone sees. Live spaces
     # are few: no more than the nodes' budgets of stages.
     live = sorted(
-        (s for s in await podium.spaces.live() if not s.private),
+        (s for s in await space_store.live() if not s.private),
         key=lambda s: s.started_at or s.created_at,
         reverse=True,
     )[:LISTED]
-    upcoming = await podium.spaces.upcoming(LISTED, announced=True)
+    upcoming = await space_store.upcoming(LISTED, announced=True)
     body = Listing(
-        live=[space_view(podium, s, podium.counts(s.id)) for s in live],
-        upcoming=[space_view(podium, s, podium.counts(s.id)) for s in upcoming],
+        live=[space_view(request, s, listeners.counts(s.id)) for s in live],
+        upcoming=[space_view(request, s, listeners.counts(s.id)) for s in upcoming],
     )
     return json_response(body, cache="public, max-age=5")
 
@@ -74,12 +70,13 @@ def calendar_file(space: Space, page_url: str, instance: str, now: datetime) -> 
 
 
 async def calendar(request: Request) -> Response:
-    podium = _podium(request)
-    space = await podium.get_space(request.path_params["space_id"])
+    directory = state.directory(request)
+    clock = state.clock(request)
+    space = await directory.get_space(request.path_params["space_id"])
     if space.state is SpaceState.ENDED:
         raise Conflict("this space has ended; there is nothing to be reminded of")
     instance = public_base(request)
-    data = calendar_file(space, instance + urls.fill(urls.LISTEN_PAGE, space_id=space.id), instance, podium.clock.now())
+    data = calendar_file(space, instance + urls.fill(urls.LISTEN_PAGE, space_id=space.id), instance, clock.now())
     return Response(
         data,
         media_type="text/calendar; charset=utf-8",
@@ -93,15 +90,15 @@ async def calendar(request: Request) -> Response:
 
 async def go_live(request: Request) -> Response:
     """The host's switch from the pre-show to the stage."""
-    podium = _podium(request)
-    return space_response(podium, await podium.go_live(request.path_params["space_id"], bearer_token(request)))
+    stages = state.stages(request)
+    return space_response(request, await stages.go_live(request.path_params["space_id"], bearer_token(request)))
 
 
 async def hold_audio(request: Request) -> Response:
     """The host's own hold audio (any audio file FFmpeg reads, up to 10 minutes)."""
-    podium = _podium(request)
+    stages = state.stages(request)
     data = await read_body(request, MAX_HOLD_FILE_BYTES)
     if not data:
         raise InvalidInput("send the audio file as the request body")
-    seconds = await podium.set_hold_audio(request.path_params["space_id"], bearer_token(request), data)
+    seconds = await stages.set_hold_audio(request.path_params["space_id"], bearer_token(request), data)
     return json_response(HoldAudio(hold_audio_s=round(seconds, 3)))

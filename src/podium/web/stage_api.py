@@ -6,11 +6,11 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from podium import services as state
 from podium.admission.limits import GUEST_PER_ADDRESS, RateLimits, with_limit
 from podium.domain.stage import Member
 from podium.domain.tokens import INVITE_TTL_S
 from podium.errors import InvalidInput
-from podium.service import Podium
 from podium.web.accounts_api import client_address
 from podium.web.http import bearer_token, json_response, read_model
 from podium.web.schemas import convert
@@ -18,11 +18,6 @@ from podium.web.schemas import stage as ST
 from podium.web.urls import url_path
 
 MEMBER_ACTIONS = ("accept", "decline", "audience", "mute", "unmute", "remove", "block")
-
-
-def _podium(request: Request) -> Podium:
-    podium: Podium = request.app.state.podium
-    return podium
 
 
 def member_view(member: Member) -> ST.Member:
@@ -37,11 +32,12 @@ def member_view(member: Member) -> ST.Member:
 
 
 async def create_invite(request: Request) -> Response:
-    podium = _podium(request)
+    members = state.members(request)
+    settings = state.settings(request)
     space_id = request.path_params["space_id"]
     body = await read_model(request, ST.NewInvite, 1024)
-    token, role = await podium.invite(space_id, bearer_token(request), body.role)
-    base = podium.settings.base_url
+    token, role = await members.invite(space_id, bearer_token(request), body.role)
+    base = settings.base_url
     return json_response(
         ST.Invite(
             token=token,
@@ -56,64 +52,68 @@ async def create_invite(request: Request) -> Response:
 
 
 async def redeem_invite(request: Request) -> Response:
-    podium = _podium(request)
+    members = state.members(request)
+    settings = state.settings(request)
     space_id = request.path_params["space_id"]
     body = await read_model(request, ST.Naming, 1024)
-    member, token = await podium.redeem(space_id, bearer_token(request), body.name)
-    whip = podium.settings.base_url + url_path("whipPublish", space_id=space_id)
+    member, token = await members.redeem(space_id, bearer_token(request), body.name)
+    whip = settings.base_url + url_path("whipPublish", space_id=space_id)
     return json_response(ST.Redeemed(member=member_view(member), token=token, whip=whip), status=201)
 
 
 async def join_as_guest(request: Request) -> Response:
     """Anyone may become a named guest (to raise a hand): limited per address, and per space by
     `max_guests` (the stage rules refuse one more with 409)."""
-    podium = _podium(request)
+    settings = state.settings(request)
+    members = state.members(request)
     limits: RateLimits = request.app.state.limits
-    await limits.hit(with_limit(GUEST_PER_ADDRESS, podium.settings.guest_limit_per_address), client_address(request))
+    await limits.hit(with_limit(GUEST_PER_ADDRESS, settings.guest_limit_per_address), client_address(request))
     body = await read_model(request, ST.Naming, 1024)
-    member, token = await podium.join(request.path_params["space_id"], body.name)
+    member, token = await members.join(request.path_params["space_id"], body.name)
     return json_response(ST.MemberWithToken(member=member_view(member), token=token), status=201)
 
 
 async def stage(request: Request) -> Response:
-    podium = _podium(request)
-    space = await podium.get_space(request.path_params["space_id"])
-    return json_response(convert(podium.stage_view(space), ST.Stage), cache="public, max-age=1")
+    directory = state.directory(request)
+    members = state.members(request)
+    space = await directory.get_space(request.path_params["space_id"])
+    return json_response(convert(members.stage_view(space), ST.Stage), cache="public, max-age=1")
 
 
 async def me(request: Request) -> Response:
     """The member the token speaks for, as the stage sees them now (pages poll it)."""
-    podium = _podium(request)
-    space = await podium.get_space(request.path_params["space_id"])
-    return json_response(member_view(podium.authorize(space, bearer_token(request))))
+    directory = state.directory(request)
+    space = await directory.get_space(request.path_params["space_id"])
+    return json_response(member_view(directory.authorize(space, bearer_token(request))))
 
 
 async def hands(request: Request) -> Response:
-    podium = _podium(request)
-    space = await podium.get_space(request.path_params["space_id"])
-    return json_response(ST.Hands(hands=convert(podium.hand_queue(space, bearer_token(request)), list[ST.Hand])))
+    directory = state.directory(request)
+    members = state.members(request)
+    space = await directory.get_space(request.path_params["space_id"])
+    return json_response(ST.Hands(hands=convert(members.hand_queue(space, bearer_token(request)), list[ST.Hand])))
 
 
 async def raise_hand(request: Request) -> Response:
-    podium = _podium(request)
+    members = state.members(request)
     action = "raise_hand" if request.method == "POST" else "lower_hand"
-    member = await podium.act(request.path_params["space_id"], bearer_token(request), action)
+    member = await members.act(request.path_params["space_id"], bearer_token(request), action)
     return json_response(member_view(member))
 
 
 async def leave(request: Request) -> Response:
-    podium = _podium(request)
-    member = await podium.act(request.path_params["space_id"], bearer_token(request), "leave")
+    members = state.members(request)
+    member = await members.act(request.path_params["space_id"], bearer_token(request), "leave")
     return json_response(member_view(member))
 
 
 async def member_action(request: Request) -> Response:
-    podium = _podium(request)
+    members = state.members(request)
     action = request.path_params["action"]
     target = request.path_params["member_id"]
     if action not in MEMBER_ACTIONS:
         raise InvalidInput(f"unknown action {action[:20]!r}; one of: {', '.join(MEMBER_ACTIONS)}")
     if len(target) > 64:
         raise InvalidInput("member id too long")
-    member = await podium.act(request.path_params["space_id"], bearer_token(request), action, target)
+    member = await members.act(request.path_params["space_id"], bearer_token(request), action, target)
     return json_response(member_view(member))

@@ -6,10 +6,10 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from podium import services as state
 from podium.domain.space import Space
 from podium.domain.stage import Role
 from podium.errors import Forbidden, InvalidInput
-from podium.service import Podium
 from podium.web.http import bearer_token, json_response, read_json
 from podium.webhooks import Webhooks, hook_view
 
@@ -17,9 +17,9 @@ MAX_BODY_BYTES = 4096
 
 
 async def _host_space(request: Request) -> tuple[Webhooks, Space]:
-    podium: Podium = request.app.state.podium
-    space = await podium.get_space(request.path_params["space_id"])
-    if podium.authorize(space, bearer_token(request)).role is not Role.HOST:
+    directory = state.directory(request)
+    space = await directory.get_space(request.path_params["space_id"])
+    if directory.authorize(space, bearer_token(request)).role is not Role.HOST:
         raise Forbidden("only the host manages the space's webhooks")
     webhooks: Webhooks = request.app.state.webhooks
     return webhooks, space
