@@ -16,6 +16,8 @@ from starlette.responses import JSONResponse, Response
 
 from podium.ops import metrics as node_metrics
 from podium.service import Podium
+from podium.web.http import json_response
+from podium.web.schemas import recording as R
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -26,7 +28,7 @@ def _podium(request: Request) -> Podium:
 
 
 async def alive(request: Request) -> Response:
-    return JSONResponse({"alive": True, "node": _podium(request).node_id}, headers=NO_STORE)
+    return json_response(R.Alive(alive=True, node=_podium(request).node_id), cache="no-store")
 
 
 async def ready(request: Request) -> Response:
@@ -34,10 +36,10 @@ async def ready(request: Request) -> Response:
     database, bus = await asyncio.gather(podium.spaces.ready(), podium.bus.ready())
     checks = {"database": database, "bus": bus}
     failing = [name for name, fine in checks.items() if not fine]
-    body: dict[str, object] = {"ready": not failing, "node": podium.node_id, "checks": checks}
+    body = R.Ready(ready=not failing, node=podium.node_id, checks=R.ReadyChecks(database=database, bus=bus))
     if failing:
-        body["error"] = f"not ready: the {' and the '.join(failing)} cannot be reached"
-    return JSONResponse(body, status_code=503 if failing else 200, headers=NO_STORE)
+        body.error = f"not ready: the {' and the '.join(failing)} cannot be reached"
+    return json_response(body, status=503 if failing else 200, cache="no-store")
 
 
 async def metrics(request: Request) -> Response:
