@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from msgspec import UnsetType
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -23,10 +24,11 @@ from podium.domain.space import Space, SpaceState
 from podium.errors import Forbidden, InvalidInput, NotFound
 from podium.ids import is_space_id
 from podium.web import i18n
-from podium.web.http import CORS_HEADERS, json_response, public_base
+from podium.web.http import CORS_HEADERS, json_response, public_base, read_query
+from podium.web.schemas import recording as R
+from podium.web.urls import url_path
 
 Layout = Literal["compact", "full"]
-LAYOUTS: tuple[Layout, ...] = ("compact", "full")
 # The player's frame, in CSS pixels: the compact row, and the row with questions and comments.
 HEIGHT_PX: dict[Layout, int] = {"compact": 100, "full": 460}
 DEFAULT_WIDTH_PX = 600
@@ -50,11 +52,11 @@ class Embed:
     @property
     def player_url(self) -> str:
         query = {"layout": self.layout, **({"lang": self.lang} if self.lang else {})}
-        return f"{self.base}/embed/{self.space.id}?{urlencode(query)}"
+        return self.base + url_path("page.embed", space_id=self.space.id) + "?" + urlencode(query)
 
     @property
     def page_url(self) -> str:
-        return f"{self.base}/s/{self.space.id}"
+        return self.base + url_path("page.listen", space_id=self.space.id)
 
 
 def script_json(value: Any) -> str:
@@ -173,28 +175,19 @@ def consent_snippet(embed: Embed) -> str:
 # -- HTTP ------------------------------------------------------------------------------------
 
 
-def _layout(raw: str | None) -> Layout:
-    if not raw:
-        return "compact"
-    for layout in LAYOUTS:
-        if raw == layout:
-            return layout
-    raise InvalidInput("layout must be compact or full")
-
-
 async def embed_code(request: Request) -> Response:
     directory = state.directory(request)
     space = await directory.get_space(request.path_params["space_id"])
     if space.private:
         # Its audio is for holders of a listener link; an article would hand that link to every reader.
         raise Forbidden("a private space cannot be embedded: share its listener links with those it is for")
-    layout = _layout(request.query_params.get("layout"))
-    asked = request.query_params.get("lang")
+    query = read_query(request, R.EmbedCodeQuery)
+    asked = None if isinstance(query.lang, UnsetType) else query.lang
     if asked is not None and asked not in i18n.languages():
         raise InvalidInput(f"lang must be one of {', '.join(sorted(i18n.languages()))}")
     lang = asked or i18n.choose(request.headers.get("accept-language")).tag
-    embed = Embed(space, public_base(request), layout, lang)
-    body = {"html": consent_snippet(embed), "iframe": iframe_html(embed)}
+    embed = Embed(space, public_base(request), query.layout, lang)
+    body = R.EmbedCode(html=consent_snippet(embed), iframe=iframe_html(embed))
     return json_response(body, cache="public, max-age=60")
 
 
@@ -202,30 +195,18 @@ def _oembed_error(status: int, message: str) -> Response:
     return JSONResponse({"error": message}, status_code=status, headers={**CORS_HEADERS, "Cache-Control": "no-store"})
 
 
-def _pixels(request: Request, name: str) -> int | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return None
-    if not raw.isdigit() or int(raw) == 0:
-        raise InvalidInput(f"{name} must be a positive whole number of pixels")
-    return int(raw)
-
-
 async def oembed(request: Request) -> Response:
     """oEmbed 1.0 (https://oembed.com/): a space's page or player URL becomes a `rich` player frame."""
-    fmt = request.query_params.get("format", "json")
-    if fmt == "xml":  # oEmbed's answer for a format the provider does not offer
-        return _oembed_error(501, "format xml is not offered; ask for format=json")
-    if fmt != "json":
-        return _oembed_error(400, "format must be json (or xml, which this instance does not offer)")
-    url = request.query_params.get("url")
-    if not url:
-        return _oembed_error(400, "url is required: the address of a space's page (/s/<id>) or player (/embed/<id>)")
     try:
-        max_width, max_height = _pixels(request, "maxwidth"), _pixels(request, "maxheight")
-        parts = urlsplit(url)
+        asked = read_query(request, R.OembedQuery)
     except InvalidInput as error:
         return _oembed_error(400, error.message)
+    if asked.format == "xml":  # oEmbed's answer for a format the provider does not offer
+        return _oembed_error(501, "format xml is not offered; ask for format=json")
+    max_width = None if isinstance(asked.maxwidth, UnsetType) else asked.maxwidth
+    max_height = None if isinstance(asked.maxheight, UnsetType) else asked.maxheight
+    try:
+        parts = urlsplit(asked.url)
     except ValueError:
         return _oembed_error(400, "url is not a valid URL")
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -255,15 +236,15 @@ async def oembed(request: Request) -> Response:
         layout = "compact"
     height = min(HEIGHT_PX[layout], max_height) if max_height else HEIGHT_PX[layout]
     embed = Embed(space, base, layout, lang if lang in i18n.languages() else None)
-    body: dict[str, Any] = {
-        "type": "rich",
-        "version": "1.0",
-        "title": space.title,
-        "provider_name": PROVIDER_NAME,
-        "provider_url": base + "/",
-        "html": iframe_html(embed, str(width), height),
-        "width": width,
-        "height": height,
-        "cache_age": OEMBED_CACHE_AGE_S,
-    }
+    body = R.Oembed(
+        type="rich",
+        version="1.0",
+        title=space.title,
+        provider_name=PROVIDER_NAME,
+        provider_url=base + url_path("page.home"),
+        html=iframe_html(embed, str(width), height),
+        width=width,
+        height=height,
+        cache_age=OEMBED_CACHE_AGE_S,
+    )
     return json_response(body, cache=f"public, max-age={OEMBED_CACHE_AGE_S // 12}")

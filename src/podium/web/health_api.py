@@ -17,12 +17,14 @@ from starlette.responses import JSONResponse, Response
 from podium import services
 from podium.backends.interfaces import Bus
 from podium.ops import metrics as node_metrics
+from podium.web.http import json_response
+from podium.web.schemas import recording as R
 
 NO_STORE = {"Cache-Control": "no-store"}
 
 
 async def alive(request: Request) -> Response:
-    return JSONResponse({"alive": True, "node": services.directory(request).node_id}, headers=NO_STORE)
+    return json_response(R.Alive(alive=True, node=services.directory(request).node_id), cache="no-store")
 
 
 async def ready(request: Request) -> Response:
@@ -30,10 +32,14 @@ async def ready(request: Request) -> Response:
     database, bus_ready = await asyncio.gather(services.space_store(request).ready(), bus.ready())
     checks = {"database": database, "bus": bus_ready}
     failing = [name for name, fine in checks.items() if not fine]
-    body: dict[str, object] = {"ready": not failing, "node": services.directory(request).node_id, "checks": checks}
+    body = R.Ready(
+        ready=not failing,
+        node=services.directory(request).node_id,
+        checks=R.ReadyChecks(database=database, bus=bus_ready),
+    )
     if failing:
-        body["error"] = f"not ready: the {' and the '.join(failing)} cannot be reached"
-    return JSONResponse(body, status_code=503 if failing else 200, headers=NO_STORE)
+        body.error = f"not ready: the {' and the '.join(failing)} cannot be reached"
+    return json_response(body, status=503 if failing else 200, cache="no-store")
 
 
 async def metrics(request: Request) -> Response:

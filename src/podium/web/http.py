@@ -6,12 +6,13 @@ import json
 import math
 from typing import Any, TypeVar
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from podium import errors
 from podium.delivery.hls import CORS_HEADERS as CORS_HEADERS  # the web layer answers with the same
-from podium.web.schemas import convert, encode
+from podium.web.schemas import convert, encode, explain
 
 T = TypeVar("T")
 
@@ -109,6 +110,16 @@ async def read_json(request: Request, limit: int) -> dict[str, Any]:
 async def read_model(request: Request, model: type[T], limit: int) -> T:
     """The body as `model` (an empty body is an empty object): a 400 says which field is wrong."""
     return convert(await read_json(request, limit), model)
+
+
+def read_query(request: Request, model: type[T]) -> T:
+    """The query parameters as `model`, each text converted to its field's type (`?maxwidth=400`
+    is 400); an empty one (`?lang=`) counts as left out. A 400 says which parameter is wrong."""
+    given = {name: value for name, value in request.query_params.items() if value != ""}
+    try:
+        return msgspec.convert(given, model, strict=False)
+    except msgspec.ValidationError as error:
+        raise errors.InvalidInput(explain(error, model)) from None
 
 
 def bearer_token(request: Request) -> str:

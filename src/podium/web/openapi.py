@@ -59,7 +59,7 @@ PARAMETERS: dict[str, tuple[str, Schema]] = {
     "action": ("What to do.", {"type": "string"}),
     "post_id": ("A post's id.", {"type": "string"}),
     "user_id": ("An account's id.", {"type": "string"}),
-    "clip_id": ("A clip's id.", {"type": "string"}),
+    "clip_id": ("A clip's id.", {"type": "string", "pattern": "^c[0-9a-f]{12}$"}),
     "hook_id": ("A webhook's id.", {"type": "string"}),
 }
 SECURITY: dict[str, list[dict[str, list[str]]]] = {
@@ -183,7 +183,10 @@ def _operation(row: Endpoint, schema_of: dict[Any, Schema]) -> dict[str, Any]:
     if row.query is not None:
         for field in msgspec.structs.fields(row.query):
             schema = msgspec.json.schema(field.type)
-            parameters.append({"name": field.encode_name, "in": "query", "required": field.required, "schema": schema})
+            parameter = {"name": field.encode_name, "in": "query", "required": field.required}
+            if "description" in schema:  # the parameter's, where clients and tools look for it
+                parameter["description"] = schema.pop("description")
+            parameters.append({**parameter, "schema": schema})
     if parameters:
         operation["parameters"] = parameters
     if row.body is not None:

@@ -21,6 +21,7 @@ from podium.errors import NotFound
 from podium.ids import is_space_id
 from podium.web import i18n
 from podium.web.http import public_base
+from podium.web.urls import url_path
 
 STATIC = Path(__file__).parent / "static"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -132,7 +133,7 @@ def space_card(request: Request, space: Space, language: i18n.Language) -> dict[
     A private space's card says no more than its title: no stream, no player, no state.
     """
     base = public_base(request)
-    url = f"{base}/s/{space.id}"
+    url = base + url_path("page.listen", space_id=space.id)
     card: dict[str, Any] = {
         "title": space.title,
         "description": _card_description(space, language),
@@ -150,12 +151,13 @@ def space_card(request: Request, space: Space, language: i18n.Language) -> dict[
     if space.private:
         return card
     if space.state is SpaceState.LIVE:
-        card["audio"], card["audio_type"] = f"{base}/hls/{space.id}/index.m3u8", "application/vnd.apple.mpegurl"
+        hls = base + url_path("hls.index", space_id=space.id)
+        card["audio"], card["audio_type"] = hls, "application/vnd.apple.mpegurl"
     elif space.state is SpaceState.ENDED and space.record and space.started_at is not None:
-        card["audio"], card["audio_type"] = f"{base}/media/{space.id}/recording.m4a", "audio/mp4"
-    card["player"] = f"{base}/embed/{space.id}"
+        card["audio"], card["audio_type"] = base + url_path("download", space_id=space.id), "audio/mp4"
+    card["player"] = base + url_path("page.embed", space_id=space.id)
     card["player_width"], card["player_height"] = PLAYER_WIDTH_PX, PLAYER_HEIGHT_PX
-    card["oembed"] = f"{base}/oembed?{urlencode({'url': url, 'format': 'json'})}"
+    card["oembed"] = base + url_path("oembed") + "?" + urlencode({"url": url, "format": "json"})
     return card
 
 

@@ -17,8 +17,10 @@ from podium.media import clips
 from podium.recording import Recordings
 from podium.web.accounts_api import client_address
 from podium.web.feed import podcast_feed
-from podium.web.http import CORS_HEADERS, bearer_token, json_response, public_base, read_body, read_json, read_model
+from podium.web.http import CORS_HEADERS, bearer_token, json_response, public_base, read_body, read_model
 from podium.web.pages import render_page
+from podium.web.schemas import convert
+from podium.web.schemas import recording as R
 from podium.web.schemas.spaces import RecordingSwitch
 
 M4A_TYPE = "audio/mp4"
@@ -79,15 +81,15 @@ async def replay(request: Request) -> Response:
         posts.append({**public_view(post), "at_s": recordings.offset_of(records, post.created_at)})
     body["posts"] = sorted(posts, key=lambda p: (p["at_s"], p["id"]))
     cache = "public, max-age=60" if space.state is SpaceState.ENDED else "public, max-age=2"
-    return json_response(body, cache=cache)
+    return json_response(convert(body, R.Replay), cache=cache)
 
 
 async def recording_fingerprint(request: Request) -> Response:
     directory = state.directory(request)
     space = await directory.get_space(request.path_params["space_id"])
-    view = await _recordings(request).fingerprint(space)
+    view = convert(await _recordings(request).fingerprint(space), R.Fingerprint)
     # An ended recording's fingerprint never changes: the cache tier keeps it (deploy/nginx).
-    return json_response(view, cache="public, max-age=86400" if view["complete"] else "public, max-age=2")
+    return json_response(view, cache="public, max-age=86400" if view.complete else "public, max-age=2")
 
 
 async def create_clip(request: Request) -> Response:
@@ -95,21 +97,17 @@ async def create_clip(request: Request) -> Response:
     space = await directory.get_space(request.path_params["space_id"])
     if space.private:
         raise Forbidden("clips are made of public spaces only (this one is private)")
-    body = await read_json(request, 1024)
-    unknown = set(body) - {"start_s", "duration_s"}
-    if unknown:
-        raise InvalidInput(f"unknown field(s): {', '.join(sorted(unknown))}; expected start_s and duration_s")
-    view = await _recordings(request).create_clip(
-        space, body.get("start_s"), body.get("duration_s"), client_address(request)
-    )
-    return json_response(view, status=201, headers={"Location": view["urls"]["page"]})
+    body = await read_model(request, R.NewClip, 1024)
+    view = await _recordings(request).create_clip(space, body.start_s, body.duration_s, client_address(request))
+    clip = convert(view, R.Clip)
+    return json_response(clip, status=201, headers={"Location": clip.urls.page})
 
 
 async def get_clip(request: Request) -> Response:
     directory = state.directory(request)
     space = await directory.get_space(request.path_params["space_id"])
     view, _file = await _recordings(request).clip(space, request.path_params["clip_id"])
-    return json_response(view, cache="public, max-age=3600")
+    return json_response(convert(view, R.Clip), cache="public, max-age=3600")
 
 
 async def clip_file(request: Request) -> Response:
@@ -125,7 +123,7 @@ async def verify(request: Request) -> Response:
     if not data:
         raise InvalidInput("send the clip file as the request body")
     verdict = await _recordings(request).verify(data, client_address(request))
-    return json_response(verdict.view())
+    return json_response(convert(verdict.view(), R.Verdict))
 
 
 async def public_key(request: Request) -> Response:

@@ -50,6 +50,7 @@ from podium.web import (
     timeline_api,
     webhooks_api,
 )
+from podium.web.schemas import recording as R
 from podium.web.schemas import spaces as S
 from podium.web.schemas import stage as ST
 
@@ -235,8 +236,28 @@ TABLE = RouteTable(
             errors=(400, 401, 403, 404, 409, 429),
         ),
         # -- probes: a busy node is not a dead one -------------------------------------------------
-        E("healthz", "GET", "/healthz", health_api.alive, STAGE, "Is the process alive", tag="operations", head=True),
-        E("readyz", "GET", "/readyz", health_api.ready, STAGE, "Can the node take work", tag="operations", head=True),
+        E(
+            "healthz",
+            "GET",
+            "/healthz",
+            health_api.alive,
+            STAGE,
+            "The process answers",
+            tag="operations",
+            head=True,
+            answers={200: Answer("alive", R.Alive)},
+        ),
+        E(
+            "readyz",
+            "GET",
+            "/readyz",
+            health_api.ready,
+            STAGE,
+            "The node can do its work now (its database and bus answer)",
+            tag="operations",
+            head=True,
+            answers={200: Answer("ready", R.Ready), 503: Answer("not ready: send it no traffic for now", R.Ready)},
+        ),
         E("metrics", "GET", "/metrics", health_api.metrics, STAGE, "Prometheus metrics", head=True),
         # -- spaces ----------------------------------------------------------------------------------
         E(
@@ -716,8 +737,10 @@ TABLE = RouteTable(
             "/api/spaces/{space_id}/replay",
             replay_api.replay,
             LISTENING,
-            "The replay",
+            "Who spoke when, and the shown posts, on the recording's time axis",
             tag="recording",
+            answers={200: Answer("the replay's timeline", R.Replay)},
+            errors=(404,),
         ),
         E(
             "recordingFingerprint",
@@ -725,8 +748,10 @@ TABLE = RouteTable(
             "/api/spaces/{space_id}/recording",
             replay_api.recording_fingerprint,
             OTHER,
-            "The recording's fingerprint",
+            "The recording so far: its SHA-256, segment count and length",
             tag="recording",
+            answers={200: Answer("the fingerprint", R.Fingerprint)},
+            errors=(404, 409),
         ),
         E(
             "createClip",
@@ -734,8 +759,11 @@ TABLE = RouteTable(
             "/api/spaces/{space_id}/clips",
             replay_api.create_clip,
             OTHER,
-            "Cut a clip",
+            "Cut a signed clip of 10 to 120 s (public spaces, live or ended)",
             tag="recording",
+            body=Body(R.NewClip),
+            answers={201: Answer("the clip", R.Clip, headers=("Location",))},
+            errors=(400, 403, 404, 409, 429),
         ),
         E(
             "getClip",
@@ -745,8 +773,21 @@ TABLE = RouteTable(
             OTHER,
             "A clip's facts",
             tag="recording",
+            answers={200: Answer("the clip", R.Clip)},
+            errors=(404,),
         ),
-        E("verifyFile", "POST", "/api/verify", replay_api.verify, OTHER, "Verify a recording or clip", tag="recording"),
+        E(
+            "verifyFile",
+            "POST",
+            "/api/verify",
+            replay_api.verify,
+            OTHER,
+            "Is this clip file an unaltered excerpt of this instance's recording?",
+            tag="recording",
+            body=Body(media="application/octet-stream", description="the clip file as it is (at most 4 MiB)"),
+            answers={200: Answer("the verdict and each check", R.Verdict)},
+            errors=(400, 429),
+        ),
         # -- webhooks --------------------------------------------------------------------------------
         E(
             "registerWebhook",
@@ -785,10 +826,25 @@ TABLE = RouteTable(
             "/api/spaces/{space_id}/embed-code",
             embed_api.embed_code,
             OTHER,
-            "The snippet that embeds the player",
+            "The consent-first snippet for an article (it loads nothing from this instance before the reader's "
+            "click) and the plain player frame",
             tag="embedding",
+            query=R.EmbedCodeQuery,
+            answers={200: Answer("the snippet and the frame", R.EmbedCode)},
+            errors=(400, 403, 404),
         ),
-        E("oembed", "GET", "/oembed", embed_api.oembed, OTHER, "oEmbed", tag="embedding"),
+        E(
+            "oembed",
+            "GET",
+            "/oembed",
+            embed_api.oembed,
+            OTHER,
+            "oEmbed 1.0: a space's page or player URL as a rich player frame",
+            tag="embedding",
+            query=R.OembedQuery,
+            answers={200: Answer("the oEmbed answer", R.Oembed)},
+            errors=(400, 401, 404, 501),  # 501: format=xml, which oEmbed lets a provider not offer
+        ),
         # -- WHIP (RFC 9725) -------------------------------------------------------------------------
         E(
             "whipPublish",
@@ -884,7 +940,16 @@ TABLE = RouteTable(
             OTHER,
             "The key clips are signed with",
         ),
-        E("openapi", "GET", "/openapi.json", openapi.openapi_json, OTHER, "This document", tag="operations"),
+        E(
+            "openapi",
+            "GET",
+            "/openapi.json",
+            openapi.openapi_json,
+            OTHER,
+            "This document",
+            tag="operations",
+            answers={200: Answer("the OpenAPI document", R.Document)},
+        ),
         # -- pages -----------------------------------------------------------------------------------
         E("page.home", "GET", "/", pages.home, JOIN, "The home page", head=True),
         E("page.listen", "GET", urls.LISTEN_PAGE, pages.listener_page, JOIN, "A space's page", head=True),
