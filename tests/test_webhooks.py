@@ -213,7 +213,7 @@ async def test_only_the_host_manages_webhooks(client: httpx.AsyncClient) -> None
     ("body", "message"),
     [
         ({}, "url is required"),
-        ({"url": 7}, "url is required"),
+        ({"url": 7}, "url must be a string"),
         ({"url": "ftp://example.org/hook"}, "must start with https://"),
         ({"url": "example.org/hook"}, "must start with https://"),
         ({"url": "https:///hook"}, "no host name"),

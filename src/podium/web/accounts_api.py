@@ -10,7 +10,6 @@ Signing out revokes the session on the server: its token and cookie stop working
 from __future__ import annotations
 
 import hmac
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -21,7 +20,9 @@ from podium.domain.accounts import Account
 from podium.domain.tokens import SESSION_TTL_S
 from podium.errors import Forbidden, Unauthenticated
 from podium.ids import UserId
-from podium.web.http import json_response, read_json
+from podium.web.http import json_response, read_model
+from podium.web.schemas.audience import Account as AccountView
+from podium.web.schemas.audience import Credentials, Session, SignedOut
 
 SESSION_COOKIE = "podium_session"
 CSRF_COOKIE = "podium_csrf"
@@ -40,8 +41,8 @@ def client_address(request: Request) -> str:
     return network_of(request.client.host) if request.client else "unknown"
 
 
-def account_view(account: Account) -> dict[str, Any]:
-    return {"id": account.id, "username": account.username}
+def account_view(account: Account) -> AccountView:
+    return AccountView(id=account.id, username=account.username)
 
 
 async def optional_user(request: Request) -> tuple[UserId, str] | None:
@@ -76,16 +77,16 @@ async def signed_in_user(request: Request) -> tuple[UserId, str]:
 
 
 async def sign_up(request: Request) -> Response:
-    body = await read_json(request, 2048)
-    account = await _accounts(request).sign_up(body.get("username"), body.get("password"), client_address(request))
+    body = await read_model(request, Credentials, 2048)
+    account = await _accounts(request).sign_up(body.username, body.password, client_address(request))
     return json_response(account_view(account), status=201)
 
 
 async def sign_in(request: Request) -> Response:
-    body = await read_json(request, 2048)
+    body = await read_model(request, Credentials, 2048)
     accounts = _accounts(request)
-    account, token = await accounts.sign_in(body.get("username"), body.get("password"), client_address(request))
-    response = json_response({"token": token, "user": account_view(account)})
+    account, token = await accounts.sign_in(body.username, body.password, client_address(request))
+    response = json_response(Session(token=token, user=account_view(account)))
     response.set_cookie(
         SESSION_COOKIE, token, max_age=SESSION_TTL_S, httponly=True, secure=True, samesite="lax", path="/"
     )
@@ -102,7 +103,7 @@ async def sign_out(request: Request) -> Response:
     token = header[7:].strip() if header.lower().startswith("bearer ") else request.cookies.get(SESSION_COOKIE, "")
     if token:
         await _accounts(request).sign_out(token)
-    response = json_response({"signed_out": True})
+    response = json_response(SignedOut(signed_out=True))
     response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="lax")
     response.delete_cookie(CSRF_COOKIE, path="/", secure=True, samesite="strict")
     return response
@@ -110,4 +111,4 @@ async def sign_out(request: Request) -> Response:
 
 async def whoami(request: Request) -> Response:
     user_id, username = await signed_in_user(request)
-    return json_response({"id": user_id, "username": username})
+    return json_response(AccountView(id=user_id, username=username))

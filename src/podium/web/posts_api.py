@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
 from podium.audience.posts import Posting
-from podium.domain.posts import Post, public_view
+from podium.domain.posts import Post
 from podium.web.accounts_api import client_address, signed_in_user
-from podium.web.http import bearer_token, json_response, read_json
+from podium.web.http import bearer_token, json_response, read_model
+from podium.web.schemas import audience as AU
+from podium.web.schemas import convert
 
 
 def _posting(request: Request) -> Posting:
@@ -18,19 +21,33 @@ def _posting(request: Request) -> Posting:
     return posting
 
 
-def post_view(post: Post) -> dict[str, Any]:
-    return {**public_view(post), "client_id": post.client_id}
+def _post_fields(post: Post) -> dict[str, Any]:
+    """A post as its author's client sees it (`domain.posts.public_view` and its client id)."""
+    return {
+        "id": post.id,
+        "kind": post.kind.value,
+        "text": post.text,
+        "author": post.username,
+        "created_at": post.created_at,
+        "state": post.state.value,
+        "votes": post.votes,
+        "client_id": post.client_id,
+    }
+
+
+def post_view(post: Post) -> AU.Post:
+    return AU.Post(**_post_fields(post))
 
 
 async def create_post(request: Request) -> Response:
     user = await signed_in_user(request)
-    body = await read_json(request, 4096)
+    body = await read_model(request, AU.NewPost, 4096)
     post, created = await _posting(request).post(
         request.path_params["space_id"],
         user,
-        body.get("kind"),
-        body.get("text"),
-        body.get("client_id"),
+        body.kind,
+        body.text,
+        body.client_id,
         client_address(request),
     )
     # 201 for a new post; 200 with the same post for a retry.
@@ -39,18 +56,18 @@ async def create_post(request: Request) -> Response:
 
 async def questions(request: Request) -> Response:
     found = await _posting(request).questions(request.path_params["space_id"])
-    return json_response({"questions": [post_view(p) for p in found]}, cache="public, max-age=1")
+    return json_response(AU.Questions(questions=[post_view(p) for p in found]), cache="public, max-age=1")
 
 
 async def comments(request: Request) -> Response:
     found = await _posting(request).comments(request.path_params["space_id"])
-    return json_response({"comments": [post_view(p) for p in found]}, cache="public, max-age=1")
+    return json_response(AU.Comments(comments=[post_view(p) for p in found]), cache="public, max-age=1")
 
 
 async def vote(request: Request) -> Response:
     user = await signed_in_user(request)
     post, added = await _posting(request).vote(request.path_params["space_id"], request.path_params["post_id"], user)
-    return json_response({**post_view(post), "voted": True, "counted": added})
+    return json_response(AU.VotedQuestion(**_post_fields(post), voted=True, counted=added))
 
 
 async def moderate_post(request: Request) -> Response:
@@ -67,9 +84,14 @@ async def moderation(request: Request) -> Response:
     posting = _posting(request)
     space_id = request.path_params["space_id"]
     if request.method == "GET":
-        return json_response(await posting.public_moderation(space_id), cache="public, max-age=1")
-    body = await read_json(request, 4096)
-    return json_response((await posting.configure(space_id, bearer_token(request), body)).public())
+        return json_response(
+            convert(await posting.public_moderation(space_id), AU.Moderation), cache="public, max-age=1"
+        )
+    # Only the fields sent: the rules check them all before changing any (`domain.posts.Moderation`).
+    body = msgspec.to_builtins(await read_model(request, AU.ModerationChange, 4096))
+    return json_response(
+        convert((await posting.configure(space_id, bearer_token(request), body)).public(), AU.Moderation)
+    )
 
 
 async def block_user(request: Request) -> Response:
@@ -78,10 +100,10 @@ async def block_user(request: Request) -> Response:
         request.path_params["space_id"], bearer_token(request), request.path_params["user_id"], blocked
     )
     return json_response(
-        {"user": request.path_params["user_id"], "blocked": request.path_params["user_id"] in state.blocked}
+        AU.Block(user=request.path_params["user_id"], blocked=request.path_params["user_id"] in state.blocked)
     )
 
 
 async def all_posts(request: Request) -> Response:
     found = await _posting(request).all_posts(request.path_params["space_id"], bearer_token(request))
-    return json_response({"posts": [{**post_view(p), "user_id": p.user_id} for p in found]})
+    return json_response(AU.Posts(posts=[AU.ModeratedPost(**_post_fields(p), user_id=p.user_id) for p in found]))

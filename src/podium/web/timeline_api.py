@@ -11,7 +11,8 @@ from podium.audience.feed import Feed
 from podium.audience.posts import Posting
 from podium.errors import NotFound
 from podium.web.accounts_api import client_address
-from podium.web.http import CORS_HEADERS, json_response, read_json
+from podium.web.http import CORS_HEADERS, json_response, read_model
+from podium.web.schemas.audience import Reaction, ReactionTaken
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 _ITEM = re.compile(r"^(\d{1,9})\.json$")
@@ -46,6 +47,6 @@ async def timeline_item(request: Request) -> Response:
 
 async def react(request: Request) -> Response:
     posting: Posting = request.app.state.posting
-    body = await read_json(request, 256)
-    await posting.react(request.path_params["space_id"], body.get("emoji"), client_address(request))
-    return json_response({"accepted": True}, status=202)
+    body = await read_model(request, Reaction, 256)
+    await posting.react(request.path_params["space_id"], body.emoji, client_address(request))
+    return json_response(ReactionTaken(accepted=True), status=202)

@@ -9,8 +9,10 @@ from starlette.responses import Response
 from podium import services as state
 from podium.domain.space import Space
 from podium.domain.stage import Role
-from podium.errors import Forbidden, InvalidInput
-from podium.web.http import bearer_token, json_response, read_json
+from podium.errors import Forbidden
+from podium.web.http import bearer_token, json_response, read_model
+from podium.web.schemas import convert
+from podium.web.schemas.audience import NewWebhook, RegisteredWebhook, WebhookLog
 from podium.webhooks import Webhooks, hook_view
 
 MAX_BODY_BYTES = 4096
@@ -27,18 +29,15 @@ async def _host_space(request: Request) -> tuple[Webhooks, Space]:
 
 async def register(request: Request) -> Response:
     webhooks, space = await _host_space(request)
-    body = await read_json(request, MAX_BODY_BYTES)
-    unknown = sorted(set(body) - {"url"})
-    if unknown:
-        raise InvalidInput(f'unknown field: {unknown[0]} (send {{"url": "https://…"}})')
-    hook = await webhooks.register(space, body.get("url"))
+    body = await read_model(request, NewWebhook, MAX_BODY_BYTES)
+    hook = await webhooks.register(space, body.url)
     # The secret is shown here, once: Podium never shows it again.
-    return json_response({**hook_view(hook), "secret": hook.secret}, status=201)
+    return json_response(convert({**hook_view(hook), "secret": hook.secret}, RegisteredWebhook), status=201)
 
 
 async def listing(request: Request) -> Response:
     webhooks, space = await _host_space(request)
-    return json_response(await webhooks.view(space.id))
+    return json_response(convert(await webhooks.view(space.id), WebhookLog))
 
 
 async def remove(request: Request) -> Response:
