@@ -20,7 +20,6 @@ from starlette.responses import Response
 from podium import __version__
 from podium.settings import Settings
 from podium.web.http import json_response
-from podium.web.openapi_legacy import legacy_paths, legacy_schemas
 from podium.web.schemas import SETTING_KEY, Error
 
 if TYPE_CHECKING:
@@ -82,19 +81,8 @@ def document(endpoints: Iterable[Endpoint], settings: Settings) -> dict[str, Any
     found, components = msgspec.json.schema_components(unique, ref_template="#/components/schemas/{name}")
     schema_of = dict(zip(unique, found, strict=True))
     paths: dict[str, Any] = {}
-    legacy = legacy_paths()
     for row in rows:
-        path = _openapi_path(row.path)
-        if row.answers:
-            paths.setdefault(path, {})[row.method.lower()] = _operation(row, schema_of)
-        else:
-            old = legacy[path][row.method.lower()]
-            shared = legacy[path].get("parameters", [])
-            paths.setdefault(path, {})[row.method.lower()] = {
-                **old,
-                **({"parameters": shared + old.get("parameters", [])} if shared else {}),
-            }
-    components = {**legacy_schemas(), **components}
+        paths.setdefault(_openapi_path(row.path), {})[row.method.lower()] = _operation(row, schema_of)
     built: dict[str, Any] = _with_settings(
         {
             "openapi": "3.1.0",
