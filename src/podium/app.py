@@ -8,7 +8,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import fields
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -27,7 +27,7 @@ from podium.admission.tickets import TicketSigner
 from podium.audience.feed import Feed
 from podium.audience.posts import Posting
 from podium.backends.counts import MemoryCounts, RedisCounts
-from podium.backends.interfaces import Bus, MediaStore, Placement, SharedCounts
+from podium.backends.interfaces import Bus, Placement, SharedCounts
 from podium.backends.memory_bus import MemoryBus
 from podium.backends.placement import TIMELINE_PREFIX, MemoryPlacement, RedisPlacement
 from podium.backends.redis_bus import RedisBus
@@ -41,6 +41,7 @@ from podium.domain.tokens import TokenSigner
 from podium.errors import PodiumError
 from podium.media import ice
 from podium.recording import Recordings, load_or_create_signing_key
+from podium.services import Services
 from podium.settings import Settings
 from podium.spaces.directory import SpaceDirectory
 from podium.spaces.listeners import COUNTS_SHARE_S, Listeners
@@ -87,33 +88,6 @@ def load_or_create_secret(data_dir: Path) -> str:
     return secret
 
 
-@dataclass(frozen=True)
-class Parts:
-    settings: Settings
-    clock: Clock
-    signer: TokenSigner
-    bus: Bus
-    space_store: SqlSpaceStore
-    media: MediaStore
-    shared_counts: SharedCounts
-    placement: Placement
-    directory: SpaceDirectory
-    members: StageMembers
-    stages: StageManager
-    schedule: Schedule
-    listeners: Listeners
-    ownership: Ownership
-    follower: Follower
-    accounts: Accounts
-    posting: Posting
-    feed: Feed
-    recordings: Recordings
-    governor: Governor
-    joins: Joins
-    webhooks: Webhooks
-    limits: RateLimits
-
-
 def database_url(settings: Settings) -> str:
     """SQLite in the data folder unless PostgreSQL is named (through the psycopg driver)."""
     url = settings.database_url or f"sqlite:///{(settings.data_dir / 'podium.db').resolve()}"
@@ -122,7 +96,7 @@ def database_url(settings: Settings) -> str:
     return url
 
 
-def build(settings: Settings, clock: Clock | None = None) -> Parts:
+def build(settings: Settings, clock: Clock | None = None) -> Services:
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     ice.configure(
@@ -212,7 +186,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Parts:
     webhooks = Webhooks(
         directory, database, bus, clock, settings.base_url, allow_private=settings.webhooks_allow_private
     )
-    return Parts(
+    return Services(
         settings,
         clock,
         signer,
@@ -292,26 +266,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         exception_handlers={PodiumError: _podium_error, HTTPException: _http_error},
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.clock = parts.clock
-    app.state.signer = parts.signer
-    app.state.bus = parts.bus
-    app.state.space_store = parts.space_store
-    app.state.media = parts.media
-    app.state.directory = parts.directory
-    app.state.members = parts.members
-    app.state.stages = parts.stages
-    app.state.schedule = parts.schedule
-    app.state.listeners = parts.listeners
-    app.state.ownership = parts.ownership
-    app.state.accounts = parts.accounts
-    app.state.posting = parts.posting
-    app.state.feed = feed
-    app.state.recordings = recordings
-    app.state.governor = parts.governor
-    app.state.joins = parts.joins
-    app.state.webhooks = parts.webhooks
-    app.state.limits = parts.limits
+    # Each service by its name (tests and operators reach them there), and all of them together.
+    app.state.services = parts
+    for field in fields(parts):
+        setattr(app.state, field.name, getattr(parts, field.name))
     # The document follows the settings (limits that are settings are read from them).
     app.state.openapi = document(TABLE.documented(), settings)
     return app

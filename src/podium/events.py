@@ -12,8 +12,10 @@ malformed object skips it with a log line: `decode` returns None, it never raise
 from __future__ import annotations
 
 import logging
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Literal
+
+import msgspec
 
 from podium.ids import SpaceId, is_space_id
 
@@ -25,55 +27,50 @@ STAGE: Topic = "stage"  # who may do what on a stage changed
 AUDIENCE: Topic = "audience"  # posts, votes, reactions, moderation: what the timelines show
 
 
+@dataclass(frozen=True)
+class _Event:
+    """What every event says: its space, and the node that published it."""
+
+    TOPIC: ClassVar[Topic]
+    TYPE: ClassVar[str]
+    space: SpaceId
+    node: str
+
+
 # -- a space's life ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class SpaceScheduled:
-    TOPIC: ClassVar[Topic] = SPACES
-    TYPE: ClassVar[str] = "space.scheduled"
-    space: SpaceId
-    node: str
+class SpaceScheduled(_Event):
+    TOPIC, TYPE = SPACES, "space.scheduled"
 
 
 @dataclass(frozen=True)
-class SpaceStarted:
-    TOPIC: ClassVar[Topic] = SPACES
-    TYPE: ClassVar[str] = "space.started"
-    space: SpaceId
-    node: str
+class SpaceStarted(_Event):
+    TOPIC, TYPE = SPACES, "space.started"
 
 
 @dataclass(frozen=True)
-class SpaceEnded:
-    TOPIC: ClassVar[Topic] = SPACES
-    TYPE: ClassVar[str] = "space.ended"
-    space: SpaceId
-    node: str
+class SpaceEnded(_Event):
+    TOPIC, TYPE = SPACES, "space.ended"
 
 
 @dataclass(frozen=True)
-class RecordingReady:
+class RecordingReady(_Event):
     """The ended space's download is made (its replay is ready)."""
 
-    TOPIC: ClassVar[Topic] = SPACES
-    TYPE: ClassVar[str] = "replay.ready"
-    space: SpaceId
-    node: str
+    TOPIC, TYPE = SPACES, "replay.ready"
 
 
 # -- the stage -----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class StageChanged:
+class StageChanged(_Event):
     """The stage rules changed (`action`: a stage action, "rotate" or "withdraw_links"): every
     node reads them again and makes its media match."""
 
-    TOPIC: ClassVar[Topic] = STAGE
-    TYPE: ClassVar[str] = "stage.changed"
-    space: SpaceId
-    node: str
+    TOPIC, TYPE = STAGE, "stage.changed"
     action: str
 
 
@@ -81,59 +78,41 @@ class StageChanged:
 
 
 @dataclass(frozen=True)
-class CommentPosted:
-    TOPIC: ClassVar[Topic] = AUDIENCE
-    TYPE: ClassVar[str] = "comment"
-    space: SpaceId
-    node: str
+class CommentPosted(_Event):
+    TOPIC, TYPE = AUDIENCE, "comment"
     post: dict[str, Any]  # the post's public view
 
 
 @dataclass(frozen=True)
-class QuestionsChanged:
+class QuestionsChanged(_Event):
     """A question was asked, voted on, shown again or answered: the ranking is to be read again."""
 
-    TOPIC: ClassVar[Topic] = AUDIENCE
-    TYPE: ClassVar[str] = "question"
-    space: SpaceId
-    node: str
+    TOPIC, TYPE = AUDIENCE, "question"
 
 
 @dataclass(frozen=True)
-class PostRemoved:
-    TOPIC: ClassVar[Topic] = AUDIENCE
-    TYPE: ClassVar[str] = "removed"
-    space: SpaceId
-    node: str
+class PostRemoved(_Event):
+    TOPIC, TYPE = AUDIENCE, "removed"
     post_id: str
 
 
 @dataclass(frozen=True)
-class Reacted:
-    TOPIC: ClassVar[Topic] = AUDIENCE
-    TYPE: ClassVar[str] = "reaction"
-    space: SpaceId
-    node: str
+class Reacted(_Event):
+    TOPIC, TYPE = AUDIENCE, "reaction"
     emoji: str
     count: int = 1
 
 
 @dataclass(frozen=True)
-class PinChanged:
-    TOPIC: ClassVar[Topic] = AUDIENCE
-    TYPE: ClassVar[str] = "pinned"
-    space: SpaceId
-    node: str
+class PinChanged(_Event):
+    TOPIC, TYPE = AUDIENCE, "pinned"
 
 
 @dataclass(frozen=True)
-class ModerationChanged:
+class ModerationChanged(_Event):
     """The space's moderation rules changed (slow mode, blocked users, ...)."""
 
-    TOPIC: ClassVar[Topic] = AUDIENCE
-    TYPE: ClassVar[str] = "moderation"
-    space: SpaceId
-    node: str
+    TOPIC, TYPE = AUDIENCE, "moderation"
 
 
 Event = (
@@ -164,8 +143,6 @@ KINDS: tuple[type[Event], ...] = (
     ModerationChanged,
 )
 _BY_TYPE: dict[str, type[Event]] = {kind.TYPE: kind for kind in KINDS}
-# The JSON type each field's annotation stands for (annotations are strings here).
-_JSON_TYPES: dict[str, type] = {"SpaceId": str, "str": str, "int": int, "dict[str, Any]": dict}
 
 
 def encode(event: Event) -> dict[str, Any]:
@@ -184,15 +161,12 @@ def decode(data: object) -> Event | None:
     if kind is None:
         log.info("bus: an event of unknown type %.40r (a newer node's?) skipped", data.get("type"))
         return None
-    values: dict[str, Any] = {}
-    for field in fields(kind):
-        value = data.get(field.name, "" if field.name == "node" else field.default)
-        expected = _JSON_TYPES[str(field.type)]
-        if value is MISSING or type(value) is not expected:
-            log.warning("bus: a %s event without a valid %r; skipped", kind.TYPE, field.name)
-            return None
-        values[field.name] = value
-    if not is_space_id(values["space"]):
+    try:
+        event = msgspec.convert({"node": "", **data}, kind, strict=True)
+    except msgspec.ValidationError as error:
+        log.warning("bus: a %s event that does not fit (%s); skipped", kind.TYPE, error)
+        return None
+    if not is_space_id(event.space):
         log.warning("bus: a %s event names no valid space; skipped", kind.TYPE)
         return None
-    return kind(**values)
+    return event

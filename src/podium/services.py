@@ -1,60 +1,63 @@
-"""What a handler may ask the application for: each service by its own name, typed (`app.py`
-puts them on `app.state`). A handler takes only the services it uses."""
+"""The services of a running node, built in one place (`app.build`) and handed to whoever needs
+them: to a handler, through its request (`of(request)`); to everything else, in its constructor."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 from starlette.requests import Request
 
-from podium.backends.interfaces import MediaStore, SpaceStore
-from podium.clock import Clock
-from podium.domain.tokens import TokenSigner
-from podium.settings import Settings
-from podium.spaces.directory import SpaceDirectory
-from podium.spaces.listeners import Listeners
-from podium.spaces.members import StageMembers
-from podium.spaces.stages import StageManager
+if TYPE_CHECKING:
+    from podium.accounts import Accounts
+    from podium.admission.joins import Joins
+    from podium.admission.limits import RateLimits
+    from podium.admission.load import Governor
+    from podium.audience.feed import Feed
+    from podium.audience.posts import Posting
+    from podium.backends.interfaces import Bus, MediaStore, Placement, SharedCounts
+    from podium.backends.sql import SqlSpaceStore
+    from podium.clock import Clock
+    from podium.domain.tokens import TokenSigner
+    from podium.recording import Recordings
+    from podium.settings import Settings
+    from podium.spaces.directory import SpaceDirectory
+    from podium.spaces.listeners import Listeners
+    from podium.spaces.members import StageMembers
+    from podium.spaces.ownership import Follower, Ownership
+    from podium.spaces.schedule import Schedule
+    from podium.spaces.stages import StageManager
+    from podium.webhooks import Webhooks
 
 
-def settings(request: Request) -> Settings:
-    found: Settings = request.app.state.settings
-    return found
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    clock: Clock
+    signer: TokenSigner
+    bus: Bus
+    space_store: SqlSpaceStore
+    media: MediaStore
+    shared_counts: SharedCounts
+    placement: Placement
+    directory: SpaceDirectory
+    members: StageMembers
+    stages: StageManager
+    schedule: Schedule
+    listeners: Listeners
+    ownership: Ownership
+    follower: Follower
+    accounts: Accounts
+    posting: Posting
+    feed: Feed
+    recordings: Recordings
+    governor: Governor
+    joins: Joins
+    webhooks: Webhooks
+    limits: RateLimits
 
 
-def directory(request: Request) -> SpaceDirectory:
-    found: SpaceDirectory = request.app.state.directory
-    return found
-
-
-def members(request: Request) -> StageMembers:
-    found: StageMembers = request.app.state.members
-    return found
-
-
-def stages(request: Request) -> StageManager:
-    found: StageManager = request.app.state.stages
-    return found
-
-
-def listeners(request: Request) -> Listeners:
-    found: Listeners = request.app.state.listeners
-    return found
-
-
-def media(request: Request) -> MediaStore:
-    found: MediaStore = request.app.state.media
-    return found
-
-
-def space_store(request: Request) -> SpaceStore:
-    found: SpaceStore = request.app.state.space_store
-    return found
-
-
-def clock(request: Request) -> Clock:
-    found: Clock = request.app.state.clock
-    return found
-
-
-def signer(request: Request) -> TokenSigner:
-    found: TokenSigner = request.app.state.signer
+def of(request: Request) -> Services:
+    """The node's services, for a handler (a handler uses only those it needs)."""
+    found: Services = request.app.state.services
     return found

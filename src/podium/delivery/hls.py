@@ -12,12 +12,12 @@ import re
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
-from podium import services
 from podium.backends.interfaces import MediaStore
 from podium.domain.space import Space, SpaceState
 from podium.errors import Forbidden, InvalidInput, NotFound
 from podium.media.packager import INIT_NAME, Block, Packager, multivariant_playlist, segment_name
 from podium.media.stage import BITRATE, Stage
+from podium.services import of
 from podium.spaces.stages import StageManager
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -70,7 +70,7 @@ def _int_param(request: Request, name: str) -> int | None:
 
 
 async def _space_media(request: Request) -> tuple[Space, Stage | None]:
-    directory = services.directory(request)
+    directory = of(request).directory
     space = await directory.get_space(request.path_params["space_id"])
     key = request.path_params.get("key")
     if key is not None or space.private:
@@ -78,7 +78,7 @@ async def _space_media(request: Request) -> tuple[Space, Stage | None]:
         if key is None:
             raise Forbidden("this space is private: listen from the listener link the host gave you")
         directory.check_link(space, key)
-    stage = services.stages(request).stage(space.id)
+    stage = of(request).stages.stage(space.id)
     if space.state is SpaceState.SCHEDULED and stage is None:
         raise NotFound("this space is not live yet (its pre-show opens before the start)")
     return space, stage
@@ -108,7 +108,7 @@ async def media_playlist(request: Request) -> Response:
     skip = request.query_params.get("_HLS_skip", "").upper() in ("YES", "V2")
     if part is not None and msn is None:
         raise InvalidInput("_HLS_part needs _HLS_msn")
-    packager = await _packager(services.stages(request), space, stage)
+    packager = await _packager(of(request).stages, space, stage)
     # A plain reload lives about one part; a blocking reload's answer holds what it asked for.
     cache = PLAYLIST_FRESH if msn is None else BLOCKING_FRESH
     if msn is None and not packager.segments:
@@ -117,8 +117,8 @@ async def media_playlist(request: Request) -> Response:
         # (still a plain reload's answer: cached for a second, not like a blocking one).
         msn, part = 0, None
     if msn is not None:
-        clock = services.clock(request)
-        deadline = clock.monotonic() + services.settings(request).hls_hold_s
+        clock = of(request).clock
+        deadline = clock.monotonic() + of(request).settings.hls_hold_s
         while True:
             state = packager.block(msn, part)
             if state is Block.READY:
@@ -139,21 +139,21 @@ async def init_section(request: Request) -> Response:
     space, stage = await _space_media(request)
     if stage is not None:
         return Response(stage.init, media_type=INIT_TYPE, headers=_headers(IMMUTABLE))
-    return await _file(services.media(request), space, INIT_NAME, INIT_TYPE)
+    return await _file(of(request).media, space, INIT_NAME, INIT_TYPE)
 
 
 async def media_file(request: Request) -> Response:
     name = request.path_params["name"]
     space, stage = await _space_media(request)
-    media = services.media(request)
+    media = of(request).media
     wanted = parse_part_name(name)
     if wanted is not None:
         msn, index = wanted
-        packager = await _packager(services.stages(request), space, stage)
+        packager = await _packager(of(request).stages, space, stage)
         part = packager.part(msn, index)
         if part is None and stage is not None and packager.is_next_part(msn, index):
             # The preload hint names the part being made: hold the request until it exists.
-            await stage.wait_for_change(services.settings(request).hls_hold_s)
+            await stage.wait_for_change(of(request).settings.hls_hold_s)
             part = packager.part(msn, index)
         if part is None:
             raise NotFound("no such part (it is not made yet, or only its segment is kept)")

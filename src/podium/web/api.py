@@ -8,7 +8,6 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from podium import services as state
 from podium.admission.joins import Joins
 from podium.admission.limits import SPACE_PER_ACCOUNT, SPACE_PER_ADDRESS, RateLimits, with_limit
 from podium.audience.presence import Counts
@@ -16,6 +15,7 @@ from podium.domain.space import Space, SpaceState
 from podium.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
 from podium.ids import SpaceId, is_space_id
 from podium.media.ice_servers import IceServer, with_credentials
+from podium.services import of
 from podium.settings import Settings
 from podium.web.accounts_api import client_address, optional_user
 from podium.web.http import CORS_HEADERS, bearer_token, json_response, read_body, read_model
@@ -58,7 +58,7 @@ def listeners_view(counts: Counts) -> Listeners:
 
 
 def space_view(request: Request, space: Space, counts: Counts) -> SpaceView:
-    stages, settings = state.stages(request), state.settings(request)
+    stages, settings = of(request).stages, of(request).settings
     return SpaceView(
         id=space.id,
         title=space.title,
@@ -78,7 +78,7 @@ def space_view(request: Request, space: Space, counts: Counts) -> SpaceView:
 
 
 async def create_space(request: Request) -> Response:
-    settings = state.settings(request)
+    settings = of(request).settings
     body = await read_model(request, NewSpace, settings.max_json_bytes)
     # Anyone may create a space, within limits per address and per account (DESIGN, bet 7); an
     # account's spaces are announced in the listing and the feed (`domain.space.announced`).
@@ -92,7 +92,7 @@ async def create_space(request: Request) -> Response:
         if user is not None:
             await limits.hit(with_limit(SPACE_PER_ACCOUNT, settings.space_limit_per_account), user[0])
 
-    created = await state.directory(request).create_space(
+    created = await of(request).directory.create_space(
         body.title,
         body.starts_at,
         body.record,
@@ -100,30 +100,30 @@ async def create_space(request: Request) -> Response:
         created_by=user[0] if user is not None else None,
         admit=admit,
     )
-    view = space_view(request, created.space, state.listeners(request).counts(created.space.id))
+    view = space_view(request, created.space, of(request).listeners.counts(created.space.id))
     answer = CreatedSpace(**msgspec.structs.asdict(view), host_token=created.host_token)
     return json_response(answer, status=201, headers={"Location": view.urls.page})
 
 
 async def get_space(request: Request) -> Response:
-    space = await state.directory(request).get_space(request.path_params["space_id"])
+    space = await of(request).directory.get_space(request.path_params["space_id"])
     # Public and the same for everyone: cacheable for about one part (DESIGN, bet 1).
-    counts = state.listeners(request).counts(space.id)
+    counts = of(request).listeners.counts(space.id)
     return json_response(space_view(request, space, counts), cache="public, max-age=1")
 
 
 def space_response(request: Request, space: Space) -> Response:
-    return json_response(space_view(request, space, state.listeners(request).counts(space.id)))
+    return json_response(space_view(request, space, of(request).listeners.counts(space.id)))
 
 
 async def end_space(request: Request) -> Response:
-    stages = state.stages(request)
+    stages = of(request).stages
     return space_response(request, await stages.end_space(request.path_params["space_id"], bearer_token(request)))
 
 
 async def rotate_host_token(request: Request) -> Response:
     """A new host token for the current one, which stops working at once (a leaked token is ended)."""
-    members = state.members(request)
+    members = of(request).members
     token, expires = await members.rotate_host_token(request.path_params["space_id"], bearer_token(request))
     return json_response(HostToken(host_token=token, expires=expires), status=201)
 
@@ -131,7 +131,7 @@ async def rotate_host_token(request: Request) -> Response:
 async def heartbeat(request: Request) -> Response:
     """An admitted listener's beat: `{listener_id, pass, leaving?}`, the pass as the join gave it
     (or as `Authorization: Bearer <pass>`, which keeps the beat in the listening class at the door)."""
-    listeners = state.listeners(request)
+    listeners = of(request).listeners
     joins: Joins = request.app.state.joins
     body = await read_model(request, Beat, 1024)
     header = request.headers.get("authorization", "")
@@ -142,12 +142,12 @@ async def heartbeat(request: Request) -> Response:
     address = client_address(request)
     listener = await joins.admit_beat(SpaceId(space_id), body.listener_id, given, address)
     counts = await listeners.heartbeat(SpaceId(space_id), listener, address, leaving=body.leaving)
-    space = await state.directory(request).get_space(space_id)
+    space = await of(request).directory.get_space(space_id)
     return json_response(
         BeatTaken(
             state=space.state.value,
             listeners=listeners_view(counts),
-            interval_s=state.settings(request).heartbeat_interval_s,
+            interval_s=of(request).settings.heartbeat_interval_s,
             counted=listeners.is_counted(space.id, listener),
         )
     )
@@ -168,7 +168,7 @@ async def whip_options(request: Request) -> Response:
 
 
 async def whip_publish(request: Request) -> Response:
-    settings = state.settings(request)
+    settings = of(request).settings
     token = bearer_token(request)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/sdp":
@@ -176,9 +176,9 @@ async def whip_publish(request: Request) -> Response:
     space_id = request.path_params["space_id"]
     # Check the token before reading a large body: a forged request costs a signature check only
     # (the only one: the checked grant is what the stage is asked with).
-    grant = state.signer(request).verify(token)
+    grant = of(request).signer.verify(token)
     offer = await read_body(request, settings.max_offer_bytes)
-    session, answer = await state.stages(request).publish(space_id, grant, offer)
+    session, answer = await of(request).stages.publish(space_id, grant, offer)
     location = settings.base_url + url_path("whipDelete", space_id=space_id, session_id=session.id)
     links = ice_server_links(settings, session.member_id)  # publishing at all needs a place on stage
     return Response(
@@ -207,17 +207,17 @@ async def ice_servers(request: Request) -> Response:
     """GET /api/spaces/{id}/ice-servers: the STUN/TURN servers for a speaker's browser. Only for
     people on stage (host, co-hosts, invited speakers) as the stage is now: TURN relays at its
     operator's expense, and anyone can be a guest in the audience."""
-    directory = state.directory(request)
+    directory = of(request).directory
     space = await directory.get_space(request.path_params["space_id"])
     member = directory.authorize(space, bearer_token(request))
     if not member.on_stage:
         raise Forbidden("the STUN and TURN servers are for the people on stage; a listener or guest needs none")
-    servers = servers_for(state.settings(request), member.id)
+    servers = servers_for(of(request).settings, member.id)
     return json_response(IceServers(ice_servers=[convert(server.browser_view(), IceServerView) for server in servers]))
 
 
 async def whip_delete(request: Request) -> Response:
-    await state.stages(request).unpublish(request.path_params["session_id"], bearer_token(request))
+    await of(request).stages.unpublish(request.path_params["session_id"], bearer_token(request))
     return Response(status_code=200, headers=WHIP_CORS)
 
 

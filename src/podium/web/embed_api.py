@@ -19,10 +19,10 @@ from msgspec import UnsetType
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from podium import services as state
 from podium.domain.space import Space, SpaceState
 from podium.errors import Forbidden, InvalidInput, NotFound
 from podium.ids import is_space_id
+from podium.services import of
 from podium.web import i18n
 from podium.web.http import CORS_HEADERS, json_response, public_base, read_query
 from podium.web.schemas import recording as R
@@ -176,7 +176,7 @@ def consent_snippet(embed: Embed) -> str:
 
 
 async def embed_code(request: Request) -> Response:
-    directory = state.directory(request)
+    directory = of(request).directory
     space = await directory.get_space(request.path_params["space_id"])
     if space.private:
         # Its audio is for holders of a listener link; an article would hand that link to every reader.
@@ -221,7 +221,7 @@ async def oembed(request: Request) -> Response:
     ):
         return _oembed_error(404, "url is not a space of this instance")
     try:
-        space = await state.directory(request).get_space(segments[2])
+        space = await of(request).directory.get_space(segments[2])
     except NotFound:
         return _oembed_error(404, "no such space")
     if space.private:

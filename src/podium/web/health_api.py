@@ -14,9 +14,9 @@ import hmac
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from podium import services
 from podium.backends.interfaces import Bus
 from podium.ops import metrics as node_metrics
+from podium.services import of
 from podium.web.http import json_response
 from podium.web.schemas import recording as R
 
@@ -24,17 +24,17 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 
 async def alive(request: Request) -> Response:
-    return json_response(R.Alive(alive=True, node=services.directory(request).node_id), cache="no-store")
+    return json_response(R.Alive(alive=True, node=of(request).directory.node_id), cache="no-store")
 
 
 async def ready(request: Request) -> Response:
     bus: Bus = request.app.state.bus
-    database, bus_ready = await asyncio.gather(services.space_store(request).ready(), bus.ready())
+    database, bus_ready = await asyncio.gather(of(request).space_store.ready(), bus.ready())
     checks = {"database": database, "bus": bus_ready}
     failing = [name for name, fine in checks.items() if not fine]
     body = R.Ready(
         ready=not failing,
-        node=services.directory(request).node_id,
+        node=of(request).directory.node_id,
         checks=R.ReadyChecks(database=database, bus=bus_ready),
     )
     if failing:

@@ -6,7 +6,6 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from podium import services as state
 from podium.admission.classes import RequestClass
 from podium.admission.joins import Joins
 from podium.admission.load import Governor
@@ -14,6 +13,7 @@ from podium.backends.interfaces import MediaStore
 from podium.domain.stage import Role
 from podium.errors import Forbidden, InvalidInput, NotFound
 from podium.ids import ListenerId, SpaceId, is_space_id
+from podium.services import of
 from podium.web.accounts_api import client_address
 from podium.web.api import space_urls
 from podium.web.http import bearer_token, json_response, read_model
@@ -32,7 +32,7 @@ def _parts(request: Request) -> tuple[Joins, Governor]:
 
 
 async def join(request: Request) -> Response:
-    directory = state.directory(request)
+    directory = of(request).directory
     joins, _ = _parts(request)
     space_id = request.path_params["space_id"]
     if not is_space_id(space_id):
@@ -51,7 +51,7 @@ async def join(request: Request) -> Response:
     headers = {"Retry-After": str(answer.retry_after_s)} if answer.retry_after_s is not None else None
     if answer.status != 200:
         return json_response(convert(answer.body, ST.Waiting), status=answer.status, headers=headers)
-    base = state.settings(request).base_url
+    base = of(request).settings.base_url
     urls = space_urls(base, space)
     if space.private:
         assert key is not None
@@ -64,14 +64,14 @@ async def join(request: Request) -> Response:
         solved=answer.body.get("solved"),
         # The page beats only while its point is below the announced sample rate; the point is the
         # server's (keyed), so no client can pick an id that always stays in the sample.
-        sample_point=state.listeners(request).sample_point(space.id, ListenerId(client)),
+        sample_point=of(request).listeners.sample_point(space.id, ListenerId(client)),
     )
     return json_response(admitted, status=answer.status, headers=headers)
 
 
 async def _host_of(request: Request) -> tuple[Joins, Governor, SpaceId]:
     joins, governor = _parts(request)
-    directory = state.directory(request)
+    directory = of(request).directory
     space = await directory.get_space(request.path_params["space_id"])
     member = directory.authorize(space, bearer_token(request))
     if member.role not in (Role.HOST, Role.COHOST):
@@ -86,16 +86,16 @@ def signed_hls(base: str, space_id: SpaceId, token: str) -> str:
 async def listener_link(request: Request) -> Response:
     """A signed listener link for a private space (for ticket holders): the page and the stream."""
     _, _, space_id = await _host_of(request)
-    directory = state.directory(request)
+    directory = of(request).directory
     generation = directory.link_generation(await directory.get_space(space_id))
     body = await read_model(request, ST.NewListenerLink, 256)
     valid_for, not_before = body.valid_for_s, body.not_before
-    now = state.clock(request).time()
+    now = of(request).clock.time()
     if not_before is not None and not 0 <= not_before <= now + MAX_LINK_S:
         raise InvalidInput("not_before must be a Unix time in seconds, at most 31 days ahead")
     token = directory.links.rounded_token(space_id, now, valid_for, not_before, generation)
     window = directory.links.check(token, space_id, max(now, not_before or 0), generation)
-    base = state.settings(request).base_url
+    base = of(request).settings.base_url
     return json_response(
         ST.ListenerLink(
             token=token,
@@ -110,7 +110,7 @@ async def listener_link(request: Request) -> Response:
 
 async def withdraw_listener_links(request: Request) -> Response:
     """Every listener link of this space given out so far stops working (host or co-host)."""
-    generation = await state.members(request).withdraw_links(request.path_params["space_id"], bearer_token(request))
+    generation = await of(request).members.withdraw_links(request.path_params["space_id"], bearer_token(request))
     return json_response(ST.Withdrawn(withdrawn=True, link_generation=generation))
 
 
@@ -135,8 +135,8 @@ async def rehearsal(request: Request) -> Response:
         report = await read_model(request, ST.RehearsalReport, MAX_REPORT_BYTES)
     except InvalidInput as error:
         raise InvalidInput(f"send the JSON report that `podium rehearse` wrote: {error.message}") from None
-    summary = rehearsal_summary(report, state.clock(request).time())
-    await state.media(request).write(space_id, REHEARSAL_NAME, encode(summary))
+    summary = rehearsal_summary(report, of(request).clock.time())
+    await of(request).media.write(space_id, REHEARSAL_NAME, encode(summary))
     return json_response(summary, status=201)
 
 
@@ -161,7 +161,7 @@ async def board(request: Request) -> Response:
     now = joins.clock.monotonic()
     surge = joins.surge(space_id)
     room = joins.room(space_id)
-    counts = state.listeners(request).counts(space_id)
+    counts = of(request).listeners.counts(space_id)
     stats = governor.stats
     body = ST.Board(
         listeners=ST.BoardListeners(now=counts.now, peak=counts.peak),
@@ -185,8 +185,8 @@ async def board(request: Request) -> Response:
         ),
         requests={kind.label: ST.Served(served=stats.served[kind], shed=stats.shed[kind]) for kind in RequestClass},
         refused_by_signature=joins.signer.refused,
-        database_statements=state.space_store(request).statements,
-        stream=state.stages(request).stream_health(space_id),
-        last_rehearsal=await _last_rehearsal(state.media(request), space_id),
+        database_statements=of(request).space_store.statements,
+        stream=of(request).stages.stream_health(space_id),
+        last_rehearsal=await _last_rehearsal(of(request).media, space_id),
     )
     return json_response(body)

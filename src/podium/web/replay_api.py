@@ -8,13 +8,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
-from podium import services as state
 from podium.audience.posts import Posting
 from podium.domain.posts import public_view
 from podium.domain.space import SpaceState
 from podium.errors import Forbidden, InvalidInput
 from podium.media import clips
 from podium.recording import Recordings
+from podium.services import of
 from podium.web.accounts_api import client_address
 from podium.web.feed import podcast_feed
 from podium.web.http import CORS_HEADERS, bearer_token, json_response, public_base, read_body, read_model
@@ -45,8 +45,8 @@ def _m4a(file: Path | bytes, disposition: str, *, private: bool = False) -> Resp
 
 async def set_recording(request: Request) -> Response:
     """PATCH /api/spaces/{id} {"record": false}: the host's choice, before going live."""
-    directory = state.directory(request)
-    listeners = state.listeners(request)
+    directory = of(request).directory
+    listeners = of(request).listeners
     body = await read_model(request, RecordingSwitch, 1024)
     space = await directory.set_recording(request.path_params["space_id"], bearer_token(request), body.record)
     from podium.web.api import space_view
@@ -55,7 +55,7 @@ async def set_recording(request: Request) -> Response:
 
 
 async def download(request: Request) -> Response:
-    directory = state.directory(request)
+    directory = of(request).directory
     space = await directory.get_space(request.path_params["space_id"])
     if space.private:
         key = request.query_params.get("key")
@@ -69,8 +69,8 @@ async def download(request: Request) -> Response:
 
 async def replay(request: Request) -> Response:
     """Who spoke when and the shown posts, placed on the recording's time axis."""
-    directory = state.directory(request)
-    media = state.media(request)
+    directory = of(request).directory
+    media = of(request).media
     space = await directory.get_space(request.path_params["space_id"])
     recordings = _recordings(request)
     body = await recordings.replay(space)
@@ -85,7 +85,7 @@ async def replay(request: Request) -> Response:
 
 
 async def recording_fingerprint(request: Request) -> Response:
-    directory = state.directory(request)
+    directory = of(request).directory
     space = await directory.get_space(request.path_params["space_id"])
     view = convert(await _recordings(request).fingerprint(space), R.Fingerprint)
     # An ended recording's fingerprint never changes: the cache tier keeps it (deploy/nginx).
@@ -93,7 +93,7 @@ async def recording_fingerprint(request: Request) -> Response:
 
 
 async def create_clip(request: Request) -> Response:
-    directory = state.directory(request)
+    directory = of(request).directory
     space = await directory.get_space(request.path_params["space_id"])
     if space.private:
         raise Forbidden("clips are made of public spaces only (this one is private)")
@@ -104,14 +104,14 @@ async def create_clip(request: Request) -> Response:
 
 
 async def get_clip(request: Request) -> Response:
-    directory = state.directory(request)
+    directory = of(request).directory
     space = await directory.get_space(request.path_params["space_id"])
     view, _file = await _recordings(request).clip(space, request.path_params["clip_id"])
     return json_response(convert(view, R.Clip), cache="public, max-age=3600")
 
 
 async def clip_file(request: Request) -> Response:
-    directory = state.directory(request)
+    directory = of(request).directory
     space = await directory.get_space(request.path_params["space_id"])
     view, file = await _recordings(request).clip(space, request.path_params["clip_id"])
     return _m4a(file, f'attachment; filename="{view["id"]}.m4a"')
@@ -131,8 +131,8 @@ async def public_key(request: Request) -> Response:
 
 
 async def feed(request: Request) -> Response:
-    space_store = state.space_store(request)
-    media = state.media(request)
+    space_store = of(request).space_store
+    media = of(request).media
     # What the listing announces (`domain.space.announced`): never a private space, nor an
     # anonymous one that never went live.
     spaces = await space_store.recent(100, announced=True)

@@ -8,10 +8,10 @@ import icalendar
 from starlette.requests import Request
 from starlette.responses import Response
 
-from podium import services as state
 from podium import urls
 from podium.domain.space import ANNOUNCED_LENGTH, Space, SpaceState
 from podium.errors import Conflict, InvalidInput
+from podium.services import of
 from podium.web.api import space_response, space_view
 from podium.web.http import CORS_HEADERS, bearer_token, json_response, public_base, read_body
 from podium.web.schemas.spaces import HoldAudio, Listing
@@ -23,8 +23,8 @@ REMIND_BEFORE = timedelta(minutes=15)
 
 
 async def listing(request: Request) -> Response:
-    space_store = state.space_store(request)
-    listeners = state.listeners(request)
+    space_store = of(request).space_store
+    listeners = of(request).listeners
     # Private spaces are never advertised; a scheduled space only with an account behind it, so
     # that anonymous spaces (anyone may create some) cannot fill what everyone sees. Live spaces
     # are few: no more than the nodes' budgets of stages.
@@ -70,8 +70,8 @@ def calendar_file(space: Space, page_url: str, instance: str, now: datetime) -> 
 
 
 async def calendar(request: Request) -> Response:
-    directory = state.directory(request)
-    clock = state.clock(request)
+    directory = of(request).directory
+    clock = of(request).clock
     space = await directory.get_space(request.path_params["space_id"])
     if space.state is SpaceState.ENDED:
         raise Conflict("this space has ended; there is nothing to be reminded of")
@@ -90,13 +90,13 @@ async def calendar(request: Request) -> Response:
 
 async def go_live(request: Request) -> Response:
     """The host's switch from the pre-show to the stage."""
-    stages = state.stages(request)
+    stages = of(request).stages
     return space_response(request, await stages.go_live(request.path_params["space_id"], bearer_token(request)))
 
 
 async def hold_audio(request: Request) -> Response:
     """The host's own hold audio (any audio file FFmpeg reads, up to 10 minutes)."""
-    stages = state.stages(request)
+    stages = of(request).stages
     data = await read_body(request, MAX_HOLD_FILE_BYTES)
     if not data:
         raise InvalidInput("send the audio file as the request body")

@@ -6,11 +6,11 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from podium import services as state
 from podium.admission.limits import GUEST_PER_ADDRESS, RateLimits, with_limit
 from podium.domain.stage import Member
 from podium.domain.tokens import INVITE_TTL_S
 from podium.errors import InvalidInput
+from podium.services import of
 from podium.web.accounts_api import client_address
 from podium.web.http import bearer_token, json_response, read_model
 from podium.web.schemas import convert
@@ -32,8 +32,8 @@ def member_view(member: Member) -> ST.Member:
 
 
 async def create_invite(request: Request) -> Response:
-    members = state.members(request)
-    settings = state.settings(request)
+    members = of(request).members
+    settings = of(request).settings
     space_id = request.path_params["space_id"]
     body = await read_model(request, ST.NewInvite, 1024)
     token, role = await members.invite(space_id, bearer_token(request), body.role)
@@ -52,8 +52,8 @@ async def create_invite(request: Request) -> Response:
 
 
 async def redeem_invite(request: Request) -> Response:
-    members = state.members(request)
-    settings = state.settings(request)
+    members = of(request).members
+    settings = of(request).settings
     space_id = request.path_params["space_id"]
     body = await read_model(request, ST.Naming, 1024)
     member, token = await members.redeem(space_id, bearer_token(request), body.name)
@@ -64,8 +64,8 @@ async def redeem_invite(request: Request) -> Response:
 async def join_as_guest(request: Request) -> Response:
     """Anyone may become a named guest (to raise a hand): limited per address, and per space by
     `max_guests` (the stage rules refuse one more with 409)."""
-    settings = state.settings(request)
-    members = state.members(request)
+    settings = of(request).settings
+    members = of(request).members
     limits: RateLimits = request.app.state.limits
     await limits.hit(with_limit(GUEST_PER_ADDRESS, settings.guest_limit_per_address), client_address(request))
     body = await read_model(request, ST.Naming, 1024)
@@ -74,41 +74,41 @@ async def join_as_guest(request: Request) -> Response:
 
 
 async def stage(request: Request) -> Response:
-    directory = state.directory(request)
-    members = state.members(request)
+    directory = of(request).directory
+    members = of(request).members
     space = await directory.get_space(request.path_params["space_id"])
     return json_response(convert(members.stage_view(space), ST.Stage), cache="public, max-age=1")
 
 
 async def me(request: Request) -> Response:
     """The member the token speaks for, as the stage sees them now (pages poll it)."""
-    directory = state.directory(request)
+    directory = of(request).directory
     space = await directory.get_space(request.path_params["space_id"])
     return json_response(member_view(directory.authorize(space, bearer_token(request))))
 
 
 async def hands(request: Request) -> Response:
-    directory = state.directory(request)
-    members = state.members(request)
+    directory = of(request).directory
+    members = of(request).members
     space = await directory.get_space(request.path_params["space_id"])
     return json_response(ST.Hands(hands=convert(members.hand_queue(space, bearer_token(request)), list[ST.Hand])))
 
 
 async def raise_hand(request: Request) -> Response:
-    members = state.members(request)
+    members = of(request).members
     action = "raise_hand" if request.method == "POST" else "lower_hand"
     member = await members.act(request.path_params["space_id"], bearer_token(request), action)
     return json_response(member_view(member))
 
 
 async def leave(request: Request) -> Response:
-    members = state.members(request)
+    members = of(request).members
     member = await members.act(request.path_params["space_id"], bearer_token(request), "leave")
     return json_response(member_view(member))
 
 
 async def member_action(request: Request) -> Response:
-    members = state.members(request)
+    members = of(request).members
     action = request.path_params["action"]
     target = request.path_params["member_id"]
     if action not in MEMBER_ACTIONS:

@@ -6,10 +6,10 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from podium import services as state
 from podium.domain.space import Space
 from podium.domain.stage import Role
 from podium.errors import Forbidden
+from podium.services import of
 from podium.web.http import bearer_token, json_response, read_model
 from podium.web.schemas import convert
 from podium.web.schemas.audience import NewWebhook, RegisteredWebhook, WebhookLog
@@ -19,7 +19,7 @@ MAX_BODY_BYTES = 4096
 
 
 async def _host_space(request: Request) -> tuple[Webhooks, Space]:
-    directory = state.directory(request)
+    directory = of(request).directory
     space = await directory.get_space(request.path_params["space_id"])
     if directory.authorize(space, bearer_token(request)).role is not Role.HOST:
         raise Forbidden("only the host manages the space's webhooks")
