@@ -239,17 +239,17 @@ class Webhooks:
         return found[0]
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(self._guarded(work))
+        # The work itself is the task: one cancelled before it ran (at stop) is closed by asyncio,
+        # never left unawaited.
+        task = asyncio.create_task(work)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._settled)
 
-    @staticmethod
-    async def _guarded(work: Coroutine[Any, Any, None]) -> None:
+    def _settled(self, task: asyncio.Task[None]) -> None:
         """The boundary of each background delivery: a failure is logged, never raised."""
-        try:
-            await work
-        except Exception:
-            log.exception("webhooks: a delivery failed")
+        self._tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("webhooks: a delivery failed", exc_info=error)
 
 
 def pinned_request(url: str, address: str) -> tuple[httpx.URL, dict[str, str]]:
