@@ -47,6 +47,12 @@ def test_host_goes_live_from_the_console_and_a_listener_hears_the_tone(
 
     listener = browser.new_context(viewport={"width": 1000, "height": 800}).new_page()
     listener.on("console", lambda m: problems.append(f"listener: {m.text}") if m.type == "error" else None)
+    # Each beat carries the join's pass as a bearer token too: the door serves it as a listener's.
+    beats: list[str] = []
+    listener.on(
+        "request",
+        lambda r: beats.append(r.headers.get("authorization", "")) if r.url.endswith("/heartbeat") else None,
+    )
     listener.goto(server.base + space["urls"]["page"])
     expect(listener.locator("#state")).to_have_text("live", timeout=20000)
     listener.get_by_role("button", name="Play").click()
@@ -63,6 +69,7 @@ def test_host_goes_live_from_the_console_and_a_listener_hears_the_tone(
     expect(listener.locator("#now")).not_to_have_text("0", timeout=15000)
     expect(host.locator("#now")).not_to_have_text("0", timeout=15000)
     assert int(listener.locator("#now").inner_text()) >= 1
+    assert beats and all(beat.startswith("Bearer ") and len(beat) > 20 for beat in beats), beats
     host.wait_for_timeout(500)
     host.screenshot(path=str(artifacts / "host-console.png"), full_page=True)
     listener.screenshot(path=str(artifacts / "listener-page.png"), full_page=True)
