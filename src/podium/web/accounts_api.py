@@ -14,12 +14,12 @@ import hmac
 from starlette.requests import Request
 from starlette.responses import Response
 
-from podium.accounts import Accounts
 from podium.admission.limits import network_of
 from podium.domain.accounts import Account
 from podium.domain.tokens import SESSION_TTL_S
 from podium.errors import Forbidden, Unauthenticated
 from podium.ids import UserId
+from podium.services import of
 from podium.web.http import json_response, read_model
 from podium.web.schemas.audience import Account as AccountView
 from podium.web.schemas.audience import Credentials, Session, SignedOut
@@ -28,11 +28,6 @@ SESSION_COOKIE = "podium_session"
 CSRF_COOKIE = "podium_csrf"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-def _accounts(request: Request) -> Accounts:
-    accounts: Accounts = request.app.state.accounts
-    return accounts
 
 
 def client_address(request: Request) -> str:
@@ -56,7 +51,7 @@ async def optional_user(request: Request) -> tuple[UserId, str] | None:
 async def signed_in_user(request: Request) -> tuple[UserId, str]:
     """The account behind a request: a `Bearer u.…` token, or the session cookie plus its CSRF echo;
     either way a session that was not signed out."""
-    accounts = _accounts(request)
+    accounts = of(request).accounts
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         grant = await accounts.authenticate(header[7:].strip())
@@ -78,13 +73,13 @@ async def signed_in_user(request: Request) -> tuple[UserId, str]:
 
 async def sign_up(request: Request) -> Response:
     body = await read_model(request, Credentials, 2048)
-    account = await _accounts(request).sign_up(body.username, body.password, client_address(request))
+    account = await of(request).accounts.sign_up(body.username, body.password, client_address(request))
     return json_response(account_view(account), status=201)
 
 
 async def sign_in(request: Request) -> Response:
     body = await read_model(request, Credentials, 2048)
-    accounts = _accounts(request)
+    accounts = of(request).accounts
     account, token = await accounts.sign_in(body.username, body.password, client_address(request))
     response = json_response(Session(token=token, user=account_view(account)))
     response.set_cookie(
@@ -102,7 +97,7 @@ async def sign_out(request: Request) -> Response:
     header = request.headers.get("authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else request.cookies.get(SESSION_COOKIE, "")
     if token:
-        await _accounts(request).sign_out(token)
+        await of(request).accounts.sign_out(token)
     response = json_response(SignedOut(signed_out=True))
     response.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="lax")
     response.delete_cookie(CSRF_COOKIE, path="/", secure=True, samesite="strict")

@@ -8,8 +8,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from podium.admission.joins import Joins
-from podium.admission.limits import SPACE_PER_ACCOUNT, SPACE_PER_ADDRESS, RateLimits, with_limit
+from podium.admission.limits import SPACE_PER_ACCOUNT, SPACE_PER_ADDRESS, with_limit
 from podium.audience.presence import Counts
 from podium.domain.space import Space, SpaceState
 from podium.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
@@ -85,7 +84,7 @@ async def create_space(request: Request) -> Response:
     user = await optional_user(request)
     if user is None and settings.spaces_need_account:
         raise Unauthenticated("sign in to create a space: this instance asks for an account")
-    limits: RateLimits = request.app.state.limits
+    limits = of(request).limits
 
     async def admit() -> None:
         await limits.hit(with_limit(SPACE_PER_ADDRESS, settings.space_limit_per_address), client_address(request))
@@ -132,7 +131,7 @@ async def heartbeat(request: Request) -> Response:
     """An admitted listener's beat: `{listener_id, pass, leaving?}`, the pass as the join gave it
     (or as `Authorization: Bearer <pass>`, which keeps the beat in the listening class at the door)."""
     listeners = of(request).listeners
-    joins: Joins = request.app.state.joins
+    joins = of(request).joins
     body = await read_model(request, Beat, 1024)
     header = request.headers.get("authorization", "")
     given = body.pass_ or (header[7:].strip() if header[:7].lower() == "bearer " else None)

@@ -14,7 +14,6 @@ import hmac
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from podium.backends.interfaces import Bus
 from podium.ops import metrics as node_metrics
 from podium.services import of
 from podium.web.http import json_response
@@ -28,7 +27,7 @@ async def alive(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    bus: Bus = request.app.state.bus
+    bus = of(request).bus
     database, bus_ready = await asyncio.gather(of(request).space_store.ready(), bus.ready())
     checks = {"database": database, "bus": bus_ready}
     failing = [name for name, fine in checks.items() if not fine]

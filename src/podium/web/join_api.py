@@ -28,7 +28,8 @@ MAX_LINK_S = 31 * 24 * 3600  # also the longest a link is valid for (`NewListene
 
 
 def _parts(request: Request) -> tuple[Joins, Governor]:
-    return request.app.state.joins, request.app.state.governor
+    services = of(request)
+    return services.joins, services.governor
 
 
 async def join(request: Request) -> Response:

@@ -199,7 +199,7 @@ async def embed_page(request: Request) -> Response:
 
 async def hlsjs_file(request: Request) -> Response:
     """hls.js from the folder npm installed it in (PODIUM_HLSJS_DIR, else the usual places)."""
-    hlsjs = find_hlsjs(request.app.state.settings.hlsjs_dir)
+    hlsjs = find_hlsjs(of(request).settings.hlsjs_dir)
     if hlsjs is None:
         raise NotFound("hls.js is not installed; run `npm install` in Podium's folder")
     return FileResponse(

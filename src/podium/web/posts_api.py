@@ -8,17 +8,12 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from podium.audience.posts import Posting
 from podium.domain.posts import Post
+from podium.services import of
 from podium.web.accounts_api import client_address, signed_in_user
 from podium.web.http import bearer_token, json_response, read_model
 from podium.web.schemas import audience as AU
 from podium.web.schemas import convert
-
-
-def _posting(request: Request) -> Posting:
-    posting: Posting = request.app.state.posting
-    return posting
 
 
 def _post_fields(post: Post) -> dict[str, Any]:
@@ -42,7 +37,7 @@ def post_view(post: Post) -> AU.Post:
 async def create_post(request: Request) -> Response:
     user = await signed_in_user(request)
     body = await read_model(request, AU.NewPost, 4096)
-    post, created = await _posting(request).post(
+    post, created = await of(request).posting.post(
         request.path_params["space_id"],
         user,
         body.kind,
@@ -55,23 +50,23 @@ async def create_post(request: Request) -> Response:
 
 
 async def questions(request: Request) -> Response:
-    found = await _posting(request).questions(request.path_params["space_id"])
+    found = await of(request).posting.questions(request.path_params["space_id"])
     return json_response(AU.Questions(questions=[post_view(p) for p in found]), cache="public, max-age=1")
 
 
 async def comments(request: Request) -> Response:
-    found = await _posting(request).comments(request.path_params["space_id"])
+    found = await of(request).posting.comments(request.path_params["space_id"])
     return json_response(AU.Comments(comments=[post_view(p) for p in found]), cache="public, max-age=1")
 
 
 async def vote(request: Request) -> Response:
     user = await signed_in_user(request)
-    post, added = await _posting(request).vote(request.path_params["space_id"], request.path_params["post_id"], user)
+    post, added = await of(request).posting.vote(request.path_params["space_id"], request.path_params["post_id"], user)
     return json_response(AU.VotedQuestion(**_post_fields(post), voted=True, counted=added))
 
 
 async def moderate_post(request: Request) -> Response:
-    post = await _posting(request).moderate_post(
+    post = await of(request).posting.moderate_post(
         request.path_params["space_id"],
         bearer_token(request),
         request.path_params["post_id"],
@@ -81,7 +76,7 @@ async def moderate_post(request: Request) -> Response:
 
 
 async def moderation(request: Request) -> Response:
-    posting = _posting(request)
+    posting = of(request).posting
     space_id = request.path_params["space_id"]
     if request.method == "GET":
         return json_response(
@@ -96,7 +91,7 @@ async def moderation(request: Request) -> Response:
 
 async def block_user(request: Request) -> Response:
     blocked = request.method == "POST"
-    state = await _posting(request).block_user(
+    state = await of(request).posting.block_user(
         request.path_params["space_id"], bearer_token(request), request.path_params["user_id"], blocked
     )
     return json_response(
@@ -105,5 +100,5 @@ async def block_user(request: Request) -> Response:
 
 
 async def all_posts(request: Request) -> Response:
-    found = await _posting(request).all_posts(request.path_params["space_id"], bearer_token(request))
+    found = await of(request).posting.all_posts(request.path_params["space_id"], bearer_token(request))
     return json_response(AU.Posts(posts=[AU.ModeratedPost(**_post_fields(p), user_id=p.user_id) for p in found]))

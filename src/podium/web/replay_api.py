@@ -8,12 +8,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
-from podium.audience.posts import Posting
 from podium.domain.posts import public_view
 from podium.domain.space import SpaceState
 from podium.errors import Forbidden, InvalidInput
 from podium.media import clips
-from podium.recording import Recordings
 from podium.services import of
 from podium.web.accounts_api import client_address
 from podium.web.feed import podcast_feed
@@ -24,11 +22,6 @@ from podium.web.schemas import recording as R
 from podium.web.schemas.spaces import RecordingSwitch
 
 M4A_TYPE = "audio/mp4"
-
-
-def _recordings(request: Request) -> Recordings:
-    recordings: Recordings = request.app.state.recordings
-    return recordings
 
 
 def _m4a(file: Path | bytes, disposition: str, *, private: bool = False) -> Response:
@@ -62,7 +55,7 @@ async def download(request: Request) -> Response:
         if not key:
             raise Forbidden("this space is private: download it from your listener link")
         directory.check_link(space, key)
-    file = await _recordings(request).download(space)
+    file = await of(request).recordings.download(space)
     filename = "".join(c if c.isalnum() or c in " -_" else "_" for c in space.title)[:80].strip() or space.id
     return _m4a(file, f'inline; filename="{filename}.m4a"', private=space.private)
 
@@ -72,9 +65,9 @@ async def replay(request: Request) -> Response:
     directory = of(request).directory
     media = of(request).media
     space = await directory.get_space(request.path_params["space_id"])
-    recordings = _recordings(request)
+    recordings = of(request).recordings
     body = await recordings.replay(space)
-    posting: Posting = request.app.state.posting
+    posting = of(request).posting
     records = await media.records(space.id) if space.record else []
     posts: list[dict[str, Any]] = []
     for post in [*await posting.questions(space.id), *await posting.comments(space.id)]:
@@ -87,7 +80,7 @@ async def replay(request: Request) -> Response:
 async def recording_fingerprint(request: Request) -> Response:
     directory = of(request).directory
     space = await directory.get_space(request.path_params["space_id"])
-    view = convert(await _recordings(request).fingerprint(space), R.Fingerprint)
+    view = convert(await of(request).recordings.fingerprint(space), R.Fingerprint)
     # An ended recording's fingerprint never changes: the cache tier keeps it (deploy/nginx).
     return json_response(view, cache="public, max-age=86400" if view.complete else "public, max-age=2")
 
@@ -98,7 +91,7 @@ async def create_clip(request: Request) -> Response:
     if space.private:
         raise Forbidden("clips are made of public spaces only (this one is private)")
     body = await read_model(request, R.NewClip, 1024)
-    view = await _recordings(request).create_clip(space, body.start_s, body.duration_s, client_address(request))
+    view = await of(request).recordings.create_clip(space, body.start_s, body.duration_s, client_address(request))
     clip = convert(view, R.Clip)
     return json_response(clip, status=201, headers={"Location": clip.urls.page})
 
@@ -106,14 +99,14 @@ async def create_clip(request: Request) -> Response:
 async def get_clip(request: Request) -> Response:
     directory = of(request).directory
     space = await directory.get_space(request.path_params["space_id"])
-    view, _file = await _recordings(request).clip(space, request.path_params["clip_id"])
+    view, _file = await of(request).recordings.clip(space, request.path_params["clip_id"])
     return json_response(convert(view, R.Clip), cache="public, max-age=3600")
 
 
 async def clip_file(request: Request) -> Response:
     directory = of(request).directory
     space = await directory.get_space(request.path_params["space_id"])
-    view, file = await _recordings(request).clip(space, request.path_params["clip_id"])
+    view, file = await of(request).recordings.clip(space, request.path_params["clip_id"])
     return _m4a(file, f'attachment; filename="{view["id"]}.m4a"')
 
 
@@ -122,12 +115,12 @@ async def verify(request: Request) -> Response:
     data = await read_body(request, clips.MAX_CLIP_BYTES)
     if not data:
         raise InvalidInput("send the clip file as the request body")
-    verdict = await _recordings(request).verify(data, client_address(request))
+    verdict = await of(request).recordings.verify(data, client_address(request))
     return json_response(convert(verdict.view(), R.Verdict))
 
 
 async def public_key(request: Request) -> Response:
-    return json_response(_recordings(request).key_view(), cache="public, max-age=3600")
+    return json_response(of(request).recordings.key_view(), cache="public, max-age=3600")
 
 
 async def feed(request: Request) -> Response:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from podium.admission.limits import GUEST_PER_ADDRESS, RateLimits, with_limit
+from podium.admission.limits import GUEST_PER_ADDRESS, with_limit
 from podium.domain.stage import Member
 from podium.domain.tokens import INVITE_TTL_S
 from podium.errors import InvalidInput
@@ -66,7 +66,7 @@ async def join_as_guest(request: Request) -> Response:
     `max_guests` (the stage rules refuse one more with 409)."""
     settings = of(request).settings
     members = of(request).members
-    limits: RateLimits = request.app.state.limits
+    limits = of(request).limits
     await limits.hit(with_limit(GUEST_PER_ADDRESS, settings.guest_limit_per_address), client_address(request))
     body = await read_model(request, ST.Naming, 1024)
     member, token = await members.join(request.path_params["space_id"], body.name)

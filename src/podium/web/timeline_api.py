@@ -7,9 +7,8 @@ import re
 from starlette.requests import Request
 from starlette.responses import Response
 
-from podium.audience.feed import Feed
-from podium.audience.posts import Posting
 from podium.errors import NotFound
+from podium.services import of
 from podium.web.accounts_api import client_address
 from podium.web.http import CORS_HEADERS, json_response, read_model
 from podium.web.schemas.audience import Reaction, ReactionTaken
@@ -18,13 +17,8 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 _ITEM = re.compile(r"^(\d{1,9})\.json$")
 
 
-def _feed(request: Request) -> Feed:
-    feed: Feed = request.app.state.feed
-    return feed
-
-
 async def timeline_index(request: Request) -> Response:
-    feed = _feed(request)
+    feed = of(request).feed
     body = await feed.index(request.path_params["space_id"])
     # About one interval. Readers need it only to start and to recover: they then ask for the next
     # object directly, and that request is answered the moment the object exists.
@@ -35,7 +29,7 @@ async def timeline_item(request: Request) -> Response:
     match = _ITEM.match(request.path_params["name"])
     if match is None:
         raise NotFound("no such timeline item")
-    feed = _feed(request)
+    feed = of(request).feed
     # The next object is held until it exists (a couple of intervals at most), then immutable.
     try:
         data = await feed.item(request.path_params["space_id"], int(match.group(1)), hold_s=2.5 * feed.interval_s)
@@ -46,7 +40,7 @@ async def timeline_item(request: Request) -> Response:
 
 
 async def react(request: Request) -> Response:
-    posting: Posting = request.app.state.posting
+    posting = of(request).posting
     body = await read_model(request, Reaction, 256)
     await posting.react(request.path_params["space_id"], body.emoji, client_address(request))
     return json_response(ReactionTaken(accepted=True), status=202)

@@ -23,7 +23,7 @@ async def _host_space(request: Request) -> tuple[Webhooks, Space]:
     space = await directory.get_space(request.path_params["space_id"])
     if directory.authorize(space, bearer_token(request)).role is not Role.HOST:
         raise Forbidden("only the host manages the space's webhooks")
-    webhooks: Webhooks = request.app.state.webhooks
+    webhooks = of(request).webhooks
     return webhooks, space
 
 
