@@ -32,6 +32,7 @@ from podium.events import (
     Reacted,
 )
 from podium.ids import SpaceId
+from podium.spaces import background
 from podium.spaces.directory import SpaceDirectory
 from podium.spaces.listeners import Listeners
 from podium.spaces.members import StageMembers
@@ -101,11 +102,7 @@ class Feed:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await background.cancel(self._tasks)
         await self._leases.close()
 
     # -- reading ------------------------------------------------------------------------------

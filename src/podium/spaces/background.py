@@ -29,6 +29,8 @@ def start(
 
 
 async def cancel(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancels the tasks and waits until each has stopped (a failure was logged by its own boundary)."""
     for task in tasks:
         task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
     tasks.clear()

@@ -7,7 +7,6 @@ shared (Redis), and a lease that runs out lets another node take the stage over.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -16,6 +15,7 @@ from podium.clock import Clock
 from podium.errors import Conflict
 from podium.events import SPACES, STAGE, SpaceEnded, SpaceScheduled, SpaceStarted, StageChanged, Topic
 from podium.ids import SpaceId
+from podium.spaces import background
 from podium.spaces.directory import SpaceDirectory
 
 if TYPE_CHECKING:
@@ -112,12 +112,7 @@ class Follower:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        await background.cancel(self._tasks)
 
     async def _follow(self, topic: Topic) -> None:
         async for event in self.bus.subscribe(topic):
