@@ -91,6 +91,8 @@ async def test_a_join_ramp_is_admitted_at_the_rate_and_the_rest_wait_in_line(
                 if done.done():
                     break
                 called.append((time.monotonic(), (await board(client, space))["joins"]["called"]))
+                # Real time on purpose: the rate under test is calls per real second of a `podium
+                # serve` subprocess under a real load generator; the samples are its time axis.
                 await asyncio.sleep(0.2)
             out, err = await asyncio.wait_for(done, timeout=30)
             state = await board(client, space)
@@ -140,6 +142,8 @@ async def test_a_flood_of_bad_tokens_is_refused_by_signature_alone_and_joins_go_
                 if status != 202:
                     return False, None
                 body = {"client_id": client_id, "ticket": data["ticket"]}
+                # Real time on purpose: a real client honours the Retry-After of a subprocess
+                # server, whose room calls places in line at its rate on its own clock.
                 await asyncio.sleep(float(headers["retry-after"]))
             return False, None
 
@@ -272,6 +276,7 @@ async def test_overload_sheds_posts_first_and_never_the_stage_or_listeners_alrea
             await conn.close()
 
         async def joiner(n: int) -> None:
+            # Real time on purpose: the joiners arrive over 4 s of the flood, not all at once.
             await asyncio.sleep(n * 0.02)
             conn = RawConnection("127.0.0.1", server.port)
             body: dict[str, Any] = {"client_id": f"joiner-{n:04d}-{secrets.token_hex(4)}"}
@@ -281,6 +286,7 @@ async def test_overload_sheds_posts_first_and_never_the_stage_or_listeners_alrea
                 if status != 202:
                     break
                 body = {"client_id": body["client_id"], "ticket": json.loads(content)["ticket"]}
+                # Real time on purpose: a real client honouring the subprocess server's Retry-After.
                 await asyncio.sleep(float(answer["retry-after"]))
             await conn.close()
 
@@ -298,6 +304,7 @@ async def test_overload_sheds_posts_first_and_never_the_stage_or_listeners_alrea
                 if parts:
                     status, _, _ = await conn.request("GET", f"{hls}/{parts[-1]}")
                     listening[status] += 1
+                # Real time on purpose: a player reloading at its own pace for as long as the flood lasts.
                 await asyncio.sleep(0.25)
             await conn.close()
 

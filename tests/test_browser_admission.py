@@ -4,7 +4,6 @@ the host's go/no-go board and switch to the stage."""
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, expect
 
+from podium.testing import eventually_sync
 from tests.conftest import Server, free_port
 
 pytestmark = pytest.mark.browser
@@ -40,10 +40,12 @@ def test_the_line_the_puzzle_the_preshow_and_the_switch(slow_door: Server, brows
     space = httpx.post(
         f"{base}/api/spaces", json={"title": "The 20:00 interview", "starts_at": starts.isoformat()}
     ).json()
-    for _ in range(50):
-        if httpx.get(f"{base}/api/spaces/{space['id']}").json()["preshow"]:
-            break
-        time.sleep(0.1)
+    eventually_sync(
+        lambda: httpx.get(f"{base}/api/spaces/{space['id']}").json()["preshow"],
+        "the pre-show opened",
+        timeout_s=5,
+        poll_s=0.1,
+    )
     # Two people were quicker: the first is in, the second waits; this browser is third.
     for n in range(2):
         httpx.post(f"{base}/api/spaces/{space['id']}/join", json={"client_id": f"someone-else-{n}"})

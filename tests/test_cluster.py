@@ -6,12 +6,12 @@ was promised is lost; the stage's own node dies and the stage moves; Redis resta
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import secrets
 import shutil
 import subprocess
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,11 +21,13 @@ from typing import Any
 import httpx
 import pytest
 
+from podium.testing import eventually, eventually_sync
 from podium.testing.whip_client import SampleTrack, publish, tone
 from tests import listeners
 from tests.backends.test_bus_contract import own_redis  # noqa: F401 - the fixture
 from tests.backends.test_sql_contract import own_postgres_database  # noqa: F401 - the fixture
 from tests.conftest import Server, free_port
+from tests.test_live_media import listed_seconds
 from tests.test_stage_media import band_energy, decode
 
 pytestmark = pytest.mark.media
@@ -72,13 +74,15 @@ def _start_nginx(tmp_path: Path, nodes: dict[str, Server]) -> tuple[subprocess.P
     assert check.returncode == 0, check.stderr.decode()
     process = subprocess.Popen([NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"])
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+
+    def answers() -> bool:
         try:
             httpx.get(base + "/healthz", timeout=1)
-            break
         except httpx.HTTPError:
-            time.sleep(0.1)
+            return False
+        return True
+
+    eventually_sync(answers, "nginx answers", timeout_s=10, poll_s=0.1)
     return process, base
 
 
@@ -151,10 +155,10 @@ async def follow(base: str, space_id: str, seconds: float, heard: Heard, address
             part = None if playlist is None else await _get(client, f"{prefix}p{msn}-{index}.m4s", heard)
             if playlist is None or part is None:
                 heard.missed.append((msn, index))
-                # As a player does: start again from the newest playlist.
+                # As a player does: start again from the newest playlist (`_get` has waited
+                # between its tries; without one, the part is tried again, and missed again).
                 fresh = await _get(client, prefix + "live.m3u8", heard)
                 if fresh is None or (hint := _HINT.search(fresh.text)) is None:
-                    await asyncio.sleep(0.5)
                     continue
                 msn, index = int(hint.group(1)), int(hint.group(2))
                 continue
@@ -181,28 +185,36 @@ async def beat(base: str, space_id: str, n: int) -> str:
 
 async def listeners_on(node: httpx.AsyncClient, space_id: str, expected: int) -> int:
     """The listener count `node` shows, once it reaches `expected` (bounded wait: 10 s)."""
-    for _ in range(50):
-        now = int((await node.get(f"/api/spaces/{space_id}")).json()["listeners"]["now"])
-        if now == expected:
-            break
-        await asyncio.sleep(0.2)
-    return now
+    seen: list[int] = []
+
+    async def reached() -> bool:
+        seen.append(int((await node.get(f"/api/spaces/{space_id}")).json()["listeners"]["now"]))
+        return seen[-1] == expected
+
+    # The nodes report their counts to each other every second: polled.
+    with contextlib.suppress(AssertionError):  # the caller asserts on the count it is given
+        await eventually(reached, f"{expected} listeners counted", timeout_s=10, poll_s=0.2)
+    return seen[-1]
 
 
 async def _get(client: httpx.AsyncClient, url: str, heard: Heard) -> httpx.Response | None:
-    for _attempt in range(3):
+    """`url`'s answer, in at most three tries 0.2 s apart (a player's retries); None without one."""
+
+    async def answered() -> httpx.Response | None:
         try:
             response = await client.get(url)
         except httpx.HTTPError:
-            await asyncio.sleep(0.2)
-            continue
-        if response.status_code == 200:
-            heard.nodes.add(response.headers.get("x-podium-node", "?"))
-            if response.headers.get("x-podium-stage-node"):
-                heard.stage_nodes.add(response.headers["x-podium-stage-node"])
-            return response
-        await asyncio.sleep(0.2)
-    return None
+            return None
+        return response if response.status_code == 200 else None
+
+    try:
+        response = await eventually(answered, url, timeout_s=0.4, poll_s=0.2)
+    except AssertionError:
+        return None
+    heard.nodes.add(response.headers.get("x-podium-node", "?"))
+    if response.headers.get("x-podium-stage-node"):
+        heard.stage_nodes.add(response.headers["x-podium-stage-node"])
+    return response
 
 
 async def init_section(base: str, space_id: str) -> bytes:
@@ -214,12 +226,27 @@ async def init_section(base: str, space_id: str) -> bytes:
 
 async def wait_for_stream(base: str, space_id: str) -> None:
     async with httpx.AsyncClient(base_url=base, timeout=15) as client:
-        for _ in range(300):
+
+        async def started() -> bool:
             response = await client.get(f"/hls/{space_id}/live.m3u8")
-            if response.status_code == 200 and _PART_URI.search(response.text):
-                return
-            await asyncio.sleep(0.1)
-    raise AssertionError("the stream did not start")
+            return response.status_code == 200 and _PART_URI.search(response.text) is not None
+
+        await eventually(started, "the stream started", timeout_s=30, poll_s=0.1)
+
+
+async def stream_moves_on(base: str, space_id: str, seconds: float) -> None:
+    """Until the stream lists `seconds` more of audio than it does now (bounded: 30 s)."""
+    async with httpx.AsyncClient(base_url=base, timeout=15) as client:
+
+        async def listed() -> float:
+            return listed_seconds((await client.get(f"/hls/{space_id}/live.m3u8")).text)
+
+        start = await listed()
+
+        async def moved_on() -> bool:
+            return await listed() >= start + seconds
+
+        await eventually(moved_on, f"the stream made {seconds} s more", timeout_s=30, poll_s=0.1)
 
 
 async def signed_in(client: httpx.AsyncClient, name: str) -> dict[str, str]:
@@ -231,8 +258,8 @@ async def signed_in(client: httpx.AsyncClient, name: str) -> dict[str, str]:
 
 async def timeline_text(client: httpx.AsyncClient, space_id: str, looking_for: str, within_s: float) -> str:
     """The timeline object that shows `looking_for`, read through `client`'s node (bounded wait)."""
-    deadline = asyncio.get_running_loop().time() + within_s
-    while asyncio.get_running_loop().time() < deadline:
+
+    async def shown() -> str | None:
         index = await client.get(f"/timeline/{space_id}/index.json")
         assert index.status_code == 200, index.text
         latest = index.json()["latest"]
@@ -240,8 +267,10 @@ async def timeline_text(client: httpx.AsyncClient, space_id: str, looking_for: s
             item = await client.get(f"/timeline/{space_id}/{seq}.json")
             if item.status_code == 200 and looking_for in item.text:
                 return item.text
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"{looking_for!r} never showed in the timeline")
+        return None
+
+    found: str = await eventually(shown, f"{looking_for!r} shows in the timeline", timeout_s=within_s, poll_s=0.3)
+    return found
 
 
 # -- the tests -------------------------------------------------------------------------------------
@@ -310,7 +339,11 @@ async def test_listeners_on_any_node_hear_the_stage_and_nothing_is_lost_when_a_n
                 asyncio.create_task(follow(cluster.edge, space_id, 6, heard, address(n)))
                 for n, heard in enumerate(crowd)
             ]
-            await asyncio.sleep(2)
+
+            def under_way() -> bool:  # every listener follows, well before the end of its 6 s
+                return all(len(heard.parts) >= 3 for heard in crowd)
+
+            await eventually(under_way, "the crowd follows the stream", timeout_s=4)
             cluster.nodes["b"].kill()
             await asyncio.gather(*following)
             for heard in crowd:
@@ -331,20 +364,21 @@ async def test_the_stage_moves_when_its_node_dies_and_the_recording_goes_on(clus
         space_id, host = space["id"], space["host_token"]
         speaker = await publish(f"{cluster.nodes['a'].base}/whip/{space_id}", host, SampleTrack(tone(440)))
         await wait_for_stream(cluster.nodes["a"].base, space_id)
-        await asyncio.sleep(3)  # a few seconds of 440 Hz, on the shared storage
+        await stream_moves_on(cluster.nodes["a"].base, space_id, 3)  # a few seconds of 440 Hz, on the shared storage
         cluster.nodes["a"].kill()
         await speaker.close()
 
         # The host reconnects through the edge (to B or C): refused while A's lease lives,
         # then the stage starts on the node that took it, from the recording's end.
-        moved = None
-        for _ in range(60):  # bounded: the lease lives a few seconds past A's death
+
+        async def reconnected() -> Any:
             try:
-                moved = await publish(f"{cluster.edge}/whip/{space_id}", host, SampleTrack(tone(660)))
-                break
+                return await publish(f"{cluster.edge}/whip/{space_id}", host, SampleTrack(tone(660)))
             except Exception:
-                await asyncio.sleep(0.5)
-        assert moved is not None, "the stage never moved"
+                return None  # refused: A's lease still lives
+
+        # Bounded: the lease lives a few seconds past A's death.
+        moved = await eventually(reconnected, "the stage moved", timeout_s=30, poll_s=0.5)
         try:
             await wait_for_stream(cluster.edge, space_id)
             heard = Heard()
@@ -358,12 +392,13 @@ async def test_the_stage_moves_when_its_node_dies_and_the_recording_goes_on(clus
             await moved.close()
 
         # The recording holds both sides of the move, with a discontinuity between them.
-        for _ in range(50):
+
+        async def ended_list() -> httpx.Response | None:
             playlist = await edge.get(f"/hls/{space_id}/live.m3u8")
-            if "#EXT-X-ENDLIST" in playlist.text:
-                break
-            await asyncio.sleep(0.2)
-        assert "#EXT-X-ENDLIST" in playlist.text and "#EXT-X-DISCONTINUITY" in playlist.text
+            return playlist if "#EXT-X-ENDLIST" in playlist.text else None
+
+        playlist = await eventually(ended_list, "the playlist ends", timeout_s=10, poll_s=0.2)
+        assert "#EXT-X-DISCONTINUITY" in playlist.text
         before, after = playlist.text.split("#EXT-X-DISCONTINUITY", 1)
         first = re.findall(r"^(s\d+\.m4s)$", before, re.M)
         last = re.findall(r"^(s\d+\.m4s)$", after, re.M)
@@ -392,31 +427,51 @@ async def test_nodes_are_not_ready_while_redis_restarts_and_recover_by_themselve
             assert (await node.get("/healthz")).status_code == 200  # not ready, and not dead
         cluster.start_redis()
         for node in (a, b, c):
-            for _ in range(100):
-                if (await node.get("/readyz")).status_code == 200:
-                    break
-                await asyncio.sleep(0.1)
-            else:
-                raise AssertionError("a node stayed not ready after Redis came back")
+
+            async def ready(node: httpx.AsyncClient = node) -> bool:
+                return (await node.get("/readyz")).status_code == 200
+
+            await eventually(ready, "a node is ready again after Redis came back", timeout_s=10, poll_s=0.1)
+
         # Redis came back empty: A claimed its stage's lease again, and B finds the stage there.
-        for _ in range(100):
+        async def relayed() -> httpx.Response | None:
             playlist = await b.get(f"/hls/{live['id']}/live.m3u8")
-            if playlist.status_code == 200:
-                break
-            await asyncio.sleep(0.1)
-        assert playlist.status_code == 200 and playlist.headers["x-podium-stage-node"] == "a", playlist.text
+            return playlist if playlist.status_code == 200 else None
+
+        playlist = await eventually(relayed, "B finds the stage", timeout_s=10, poll_s=0.1)
+        assert playlist.headers["x-podium-stage-node"] == "a", playlist.text
         await speaker.close()
+
         # The nodes' subscriptions resumed: a space ended through A is ended on B and C at once
         # (they keep open spaces in memory and learn of the end only through the bus).
-        await asyncio.sleep(2.5)  # the subscriptions' back-off is at most 2 s
+        # Resumed once an end published through A reaches both (the back-off is at most 2 s): a
+        # space of its own is ended for each look, until one end is heard by B and C at once.
+        async def heard_through_the_bus(ended_space: dict, within_s: float) -> bool:
+            for node in (b, c):
+
+                async def gone(node: httpx.AsyncClient = node) -> bool:
+                    join = await node.post(
+                        f"/api/spaces/{ended_space['id']}/join", json={"client_id": uuid.uuid4().hex}
+                    )
+                    return join.status_code == 404
+
+                try:
+                    await eventually(gone, "the end is known", timeout_s=within_s, poll_s=0.1)
+                except AssertionError:
+                    return False
+            return True
+
+        async def resumed() -> bool:
+            probe = (await a.post("/api/spaces", json={"title": "Probe"})).json()
+            for node in (b, c):  # in their memory, as an open space
+                assert (await node.get(f"/api/spaces/{probe['id']}")).status_code == 200
+            probe_host = {"Authorization": f"Bearer {probe['host_token']}"}
+            assert (await a.post(f"/api/spaces/{probe['id']}/end", headers=probe_host)).status_code == 200
+            return await heard_through_the_bus(probe, 0.5)
+
+        await eventually(resumed, "the nodes' subscriptions resumed", timeout_s=20, poll_s=0.3)
         ended = await a.post(
             f"/api/spaces/{space['id']}/end", headers={"Authorization": f"Bearer {space['host_token']}"}
         )
         assert ended.status_code == 200, ended.text
-        for node in (b, c):
-            for _ in range(50):
-                join = await node.post(f"/api/spaces/{space['id']}/join", json={"client_id": uuid.uuid4().hex})
-                if join.status_code == 404:
-                    break
-                await asyncio.sleep(0.1)
-            assert join.status_code == 404, join.text
+        assert await heard_through_the_bus(space, 5.0), "a space ended through A is ended on B and C"

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from podium.testing import eventually, eventually_sync
 from podium.testing.whip_client import SampleTrack, publish, tone
 from tests import listeners
 from tests.conftest import Server, free_port
@@ -48,13 +49,15 @@ def cache_tier(server: Server, tmp_path: Path) -> Iterator[str]:
     assert check.returncode == 0, check.stderr.decode()
     process = subprocess.Popen([NGINX, "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"])
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+
+    def answers() -> bool:
         try:
             httpx.get(base + "/", timeout=1)
-            break
         except httpx.HTTPError:
-            time.sleep(0.1)
+            return False
+        return True
+
+    eventually_sync(answers, "nginx answers", timeout_s=10, poll_s=0.1)
     try:
         yield base
     finally:
@@ -123,10 +126,12 @@ async def test_a_private_space_is_heard_only_through_signed_links_checked_at_the
     speaker = await publish(server.base + space["urls"]["whip"], space["host_token"], SampleTrack(tone(440)))
     try:
         async with httpx.AsyncClient(base_url=cache_tier, timeout=20) as edge:
-            for _ in range(100):
-                if "#EXT-X-PART" in (playlist := await edge.get(signed)).text:
-                    break
-                await asyncio.sleep(0.1)
+
+            async def with_parts() -> httpx.Response | None:
+                playlist = await edge.get(signed)
+                return playlist if "#EXT-X-PART" in playlist.text else None
+
+            playlist = await eventually(with_parts, "the signed playlist lists parts", timeout_s=10, poll_s=0.1)
             assert playlist.status_code == 200
             part = next(
                 line.split('URI="')[1].split('"')[0] for line in playlist.text.splitlines() if "EXT-X-PART:" in line

@@ -50,6 +50,7 @@ async def wait_in_preshow(edge: str, space_id: str, n: int, stop: asyncio.Event,
         if status != 202:
             break
         body = {"client_id": body["client_id"], "ticket": json.loads(content)["ticket"]}
+        # Real time on purpose: a real client honours the Retry-After of a subprocess server behind nginx.
         await asyncio.sleep(float(headers["retry-after"]))
     assert status == 200
     hls = f"/hls/{space_id}"
@@ -92,6 +93,8 @@ async def test_a_thousand_listeners_in_the_preshow_hear_the_stage_within_two_sec
             for n in range(LISTENERS)
         ]
         try:
+            # Real time on purpose: what is under test is the start on the wall clock's second of a
+            # `podium serve` subprocess, heard by a crowd that follows it in real time; until 4 s past it.
             await asyncio.sleep(max(0.0, starts.timestamp() - time.time()) + 4.0)
             assert (await client.get(f"/api/spaces/{space['id']}")).json()["state"] == "live"
         finally:

@@ -9,6 +9,7 @@ import uuid
 import httpx
 import pytest
 
+from podium.testing import eventually
 from tests.conftest import Server
 
 pytestmark = pytest.mark.media
@@ -43,21 +44,21 @@ async def test_every_acknowledged_post_survives_a_kill_exactly_once(server: Serv
         body = {"kind": "comment", "text": f"post {index}", "client_id": client_ids[index]}
         headers = {"Authorization": f"Bearer {tokens[index % len(tokens)]}"}
         async with httpx.AsyncClient(base_url=server.base, timeout=5) as client:
-            for _attempt in range(200):  # retried, same client_id, until acknowledged (bounded)
+
+            async def delivered() -> bool:
                 try:
                     response = await client.post(f"/api/spaces/{space['id']}/posts", json=body, headers=headers)
                 except httpx.HTTPError:
-                    await asyncio.sleep(0.1)
-                    continue
-                if response.status_code in (200, 201):
-                    acknowledged.add(client_ids[index])
-                    return
-                assert response.status_code == 429, response.text
-                await asyncio.sleep(0.05)
+                    return False  # the server is down (killed, restarting): sent again
+                assert response.status_code in (200, 201, 429), response.text
+                return response.status_code != 429
+
+            # Retried, with the same client_id, until acknowledged (bounded).
+            await eventually(delivered, f"post {index} acknowledged", timeout_s=200, poll_s=0.05)
+            acknowledged.add(client_ids[index])
 
     async def killer() -> None:
-        while len(acknowledged) < POSTS // 3:
-            await asyncio.sleep(0.01)
+        await eventually(lambda: len(acknowledged) >= POSTS // 3, "a third acknowledged", timeout_s=200, poll_s=0.01)
         server.kill()  # SIGKILL: no shutdown, no flush
         killed.set()
         await asyncio.to_thread(server.start)

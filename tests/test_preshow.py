@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from podium.media.hold import BED_HZ
+from podium.testing import eventually
 from podium.testing.whip_client import SampleTrack, publish, tone
 from tests.conftest import Server
-from tests.test_live_media import listen_with_ffmpeg, rms
+from tests.test_live_media import listed_seconds, listen_with_ffmpeg, rms, wait_for_media
 from tests.test_replay import decode_m4a
 
 pytestmark = pytest.mark.media
@@ -23,12 +24,24 @@ pytestmark = pytest.mark.media
 
 async def wait_for_preshow(client: httpx.AsyncClient, space_id: str) -> dict:
     """The space's state once its pre-show is open (the schedule looks every quarter second)."""
-    for _ in range(40):
+
+    async def opened() -> dict | None:
         state = (await client.get(f"/api/spaces/{space_id}")).json()
-        if state["preshow"]:
-            return dict(state)
-        await asyncio.sleep(0.1)
-    raise AssertionError("the pre-show did not open")
+        return dict(state) if state["preshow"] else None
+
+    found: dict = await eventually(opened, "the pre-show opened", timeout_s=4.0, poll_s=0.1)
+    return found
+
+
+async def stream_moves_on(client: httpx.AsyncClient, space: dict, seconds: float) -> None:
+    """Until the space's stream has made `seconds` more of audio than it lists now (bounded: 30 s)."""
+    playlist = space["urls"]["hls"].replace("index.m3u8", "live.m3u8")
+    start = listed_seconds((await client.get(playlist)).text)
+
+    async def moved_on() -> bool:
+        return listed_seconds((await client.get(playlist)).text) >= start + seconds
+
+    await eventually(moved_on, f"the stream made {seconds} s more", timeout_s=30, poll_s=0.1)
 
 
 def band_energy(audio: np.ndarray, hz: float, width_hz: float = 8.0) -> float:
@@ -82,7 +95,14 @@ async def test_hold_audio_then_the_hosts_switch_and_a_recording_without_the_pres
         assert refused.status_code == 409 and "microphone" in refused.json()["error"]
         speaker = await publish(server.base + space["urls"]["whip"], space["host_token"], SampleTrack(tone(660.0)))
         try:
-            await asyncio.sleep(1.5)
+
+            async def on_stage() -> bool:
+                board = (await client.get(f"/api/spaces/{space['id']}/board", headers=host)).json()
+                return bool(board["stream"]["speakers"] == 1)
+
+            # The host is connected, and the stage makes more of the stream while their audio comes in.
+            await eventually(on_stage, "the host's microphone is connected", timeout_s=10.0, poll_s=0.1)
+            await stream_moves_on(client, space, 1.5)
             assert (await client.get(f"/api/spaces/{space['id']}")).json()["state"] == "scheduled"
             backstage = await listen_now(hls, 2.0)
             assert band_energy(backstage, 660.0) < 0.01, "the host is backstage: listeners do not hear them"
@@ -96,17 +116,17 @@ async def test_hold_audio_then_the_hosts_switch_and_a_recording_without_the_pres
                 f"/api/spaces/{space['id']}/hold-audio", content=wav_bytes(500, 2), headers=host
             )
             assert uploaded.status_code == 200 and uploaded.json()["hold_audio_s"] == pytest.approx(2.0, abs=0.01)
-            await asyncio.sleep(2.5)
+            await stream_moves_on(client, space, 2.5)
             assert band_energy(await listen_now(hls, 2.0), 500.0) > 0.8
 
             live = await client.post(f"/api/spaces/{space['id']}/go-live", headers=host)
             assert live.status_code == 200 and live.json()["state"] == "live" and not live.json()["preshow"]
-            await asyncio.sleep(3.0)
+            await stream_moves_on(client, space, 3.0)
             on_air = await listen_now(hls, 2.0)
             assert band_energy(on_air, 660.0) > 0.8, "after the switch listeners hear the stage"
             again = await client.post(f"/api/spaces/{space['id']}/go-live", headers=host)
             assert again.status_code == 409
-            await asyncio.sleep(2.0)
+            await stream_moves_on(client, space, 2.0)
         finally:
             await speaker.close()
         ended = await client.post(f"/api/spaces/{space['id']}/end", headers=host)
@@ -130,7 +150,7 @@ async def test_a_space_ended_in_its_preshow_keeps_no_recording(server: Server) -
     async with httpx.AsyncClient(base_url=server.base, timeout=30) as client:
         space = (await client.post("/api/spaces", json={"title": "Called off", "starts_at": starts.isoformat()})).json()
         await wait_for_preshow(client, space["id"])
-        await asyncio.sleep(2.5)  # a segment or so of hold audio
+        await wait_for_media(server, space, 2.5)  # a segment or so of hold audio
         ended = await client.post(
             f"/api/spaces/{space['id']}/end", headers={"Authorization": f"Bearer {space['host_token']}"}
         )

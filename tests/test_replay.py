@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from podium.media import clips
+from podium.testing import eventually
 from podium.testing.whip_client import SampleTrack, publish, tone
 from tests.conftest import Server
 from tests.test_live_media import create_space, dominant_hz, listed_seconds, wait_for_media
@@ -72,7 +73,15 @@ async def test_the_end_publishes_replay_and_download_at_once(server: Server, tmp
         await wait_for_media(server, space, 9)
         for _ in range(3):
             assert (await client.post(f"/api/spaces/{space['id']}/reactions", json={"emoji": "👏"})).status_code < 300
-        await asyncio.sleep(1.5)  # the timeline closes one interval a second
+        # The timeline closes one interval a second: the reactions are in a closed one once the
+        # interval open when they were all in (after the newest closed one then) has closed too.
+        timeline = f"/timeline/{space['id']}/index.json"
+        open_then = (await client.get(timeline)).json()["latest"] + 1
+
+        async def closed() -> bool:
+            return bool((await client.get(timeline)).json()["latest"] >= open_then)
+
+        await eventually(closed, "the timeline closed the reactions' interval", timeout_s=10.0, poll_s=0.1)
         # While live, the download is not there yet, and says why.
         early = await client.get(f"/media/{space['id']}/recording.m4a")
         assert early.status_code == 409 and "ends" in early.json()["error"]
@@ -263,9 +272,15 @@ async def test_kill_9_in_the_middle_loses_at_most_a_part_and_the_replay_plays_th
     space = await create_space(server, "Crash check")
     speaker = await publish(server.base + space["urls"]["whip"], space["host_token"], SampleTrack(tone(440)))
     before = await wait_for_media(server, space, 7)
-    await asyncio.sleep(1.3)  # into the middle of a segment
     async with httpx.AsyncClient(base_url=server.base, timeout=20) as client:
-        made_s = listed_seconds((await client.get(space["urls"]["hls"].replace("index.m3u8", "live.m3u8"))).text)
+
+        async def mid_segment() -> str | None:
+            # Into the middle of a segment: parts of the one being made are listed already.
+            text = (await client.get(space["urls"]["hls"].replace("index.m3u8", "live.m3u8"))).text
+            open_segment = text.rsplit("#EXTINF", 1)[-1].split("\n", 2)[-1]
+            return text if text != before and len(re.findall(r"#EXT-X-PART:", open_segment)) >= 2 else None
+
+        made_s = listed_seconds(await eventually(mid_segment, "a segment half made", timeout_s=10.0, poll_s=0.05))
     server.kill()  # SIGKILL: no shutdown code runs
     await speaker.pc.close()
     assert made_s >= listed_seconds(before)

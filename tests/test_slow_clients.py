@@ -71,6 +71,7 @@ async def slow_connection(port: int, connected: asyncio.Event | None = None, *, 
             return
         writer.write(b"GET / HTTP/1.1\r\n")
         for byte in itertools.cycle(b"X-Slow: still coming\r\n"):
+            # Real time on purpose: a slow client against the server's header deadline (real sockets).
             await asyncio.sleep(1)
             writer.write(bytes([byte]))
 
@@ -174,11 +175,12 @@ async def test_a_kept_alive_connection_may_idle_and_send_its_head_in_pieces(impa
     try:
         for turn in range(3):
             if turn:
-                # Idle longer than the header deadline, shorter than the keep-alive timeout (15 s).
+                # Idle longer than the header deadline, shorter than the keep-alive timeout (15 s):
+                # real time on purpose, the server's deadlines are on its real clock.
                 await asyncio.sleep(DEADLINE_S + 0.5)
             # The head in two halves, together well within the deadline.
             writer.write(request[:10])
-            await asyncio.sleep(DEADLINE_S / 3)
+            await asyncio.sleep(DEADLINE_S / 3)  # real time on purpose: a head that comes in pieces
             writer.write(request[10:])
             status, _ = await read_response(reader)
             assert status == 200

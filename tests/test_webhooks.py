@@ -23,6 +23,7 @@ from podium.events import RecordingReady, SpaceEnded, SpaceStarted
 from podium.ids import SpaceId
 from podium.media import ice, sdp
 from podium.settings import Settings
+from podium.testing import eventually
 from podium.testing.whip_client import SampleTrack, tone
 from podium.webhooks import Webhooks
 
@@ -73,11 +74,11 @@ class Receiver:
         return [json.loads(body) for _, body in self.requests]
 
 
-async def eventually(check: object, what: str, within_s: float = 10.0) -> None:
-    deadline = time.monotonic() + within_s
-    while not await check():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"{what}: not within {within_s} s"
-        await asyncio.sleep(0.02)
+async def settled(app: Starlette) -> None:
+    """Until every delivery this node began has ended: its tries made (and logged) or given up.
+    What a receiver was sent is then all in; nothing more can come of those events."""
+    webhooks: Webhooks = app.state.webhooks
+    await eventually(lambda: not webhooks._tasks, "every delivery ended", timeout_s=10.0, poll_s=0.02)
 
 
 def verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
@@ -189,8 +190,8 @@ async def test_a_receiver_that_never_answers_gets_exactly_the_configured_tries(t
         assert [d["attempt"] for d in log] == [3, 2, 1]
         assert all(d["status"] is None and d["error"] == "no answer within 0.3 s" for d in log)
         assert all(250 <= d["duration_ms"] < 2000 for d in log)  # each try cut at its timeout
-        # No fourth try comes (the last one's wait would have been over long before this).
-        await asyncio.sleep(0.5)
+        # No fourth try comes: the delivery ended with its third.
+        await settled(app)
         assert len(receiver.requests) == len(FAST) and len(await deliveries(client, space)) == len(FAST)
 
 
@@ -263,7 +264,7 @@ async def test_at_most_five_per_space_and_a_deleted_one_gets_nothing_more(tmp_pa
         for hook in hooks:
             gone = await client.delete(f"/api/spaces/{space['id']}/webhooks/{hook['id']}", headers=host(space))
             assert gone.status_code == 204
-        await asyncio.sleep(0.5)
+        await settled(app)  # each woke for its second try, found its webhook gone and stopped
         assert len(receiver.requests) == 5
         listed = (await client.get(f"/api/spaces/{space['id']}/webhooks", headers=host(space))).json()
         assert listed["webhooks"] == [] and len(listed["deliveries"]) == 5
@@ -277,7 +278,7 @@ async def test_an_event_another_node_published_is_left_to_that_node(tmp_path: Pa
         await bus.publish(SpaceStarted(SpaceId(space["id"]), "another-node"))
         await bus.publish(SpaceEnded(SpaceId(space["id"]), node))
         await eventually(lambda: _count(client, space, 1), "this node's event delivered")
-        await asyncio.sleep(0.2)
+        await settled(app)
         assert [e["type"] for e in receiver.events()] == ["space.ended"]
 
 
@@ -304,7 +305,7 @@ async def test_a_space_that_goes_live_and_ends_sends_started_ended_and_replay_re
             async def recorded() -> bool:
                 return len(await media.records(space["id"])) >= 1
 
-            await eventually(recorded, "a segment recorded", within_s=15)
+            await eventually(recorded, "a segment recorded", timeout_s=15)
         finally:
             await pc.close()
         ended = await client.post(f"/api/spaces/{space['id']}/end", headers=host(space))

@@ -16,7 +16,7 @@ from podium.admission.tickets import TicketSigner
 from podium.domain.stage import Role
 from podium.domain.tokens import TokenSigner
 from podium.ids import MemberId, SpaceId
-from podium.testing import FakeClock
+from podium.testing import FakeClock, wait_all_tasks_blocked
 from podium.web.routes import TABLE
 
 SECRET = "s" * 48
@@ -81,7 +81,7 @@ async def test_one_address_holds_at_most_its_share_and_listening_is_not_counted(
     app = Held()
     gate, governor = door(app, max_per_address=2)
     held = [asyncio.create_task(call(gate, "POST", "/api/spaces", "2001:db8:1:2::1")) for _ in range(2)]
-    await asyncio.sleep(0)
+    await wait_all_tasks_blocked()  # both are held inside the application
     # A third from another address of the same /64: refused at once.
     refused = await call(gate, "POST", "/api/spaces", "2001:db8:1:2::99")
     assert refused[0]["status"] == 429
@@ -90,7 +90,7 @@ async def test_one_address_holds_at_most_its_share_and_listening_is_not_counted(
     # Listening is not counted; another network is not affected.
     listening = asyncio.create_task(call(gate, "GET", f"/hls/{SPACE}/live.m3u8", "2001:db8:1:2::1"))
     other = asyncio.create_task(call(gate, "POST", "/api/spaces", "2001:db8:1:3::1"))
-    await asyncio.sleep(0)
+    await wait_all_tasks_blocked()
     assert len(app.classes) == 4
     app.release.set()
     answers = await asyncio.gather(*held, listening, other)

@@ -1,6 +1,7 @@
 """The waiting room's contract, over the in-memory room and the room shared through Redis.
 
-These rooms run on real time (Redis's own clock for the shared one), so the rates are short and
+The in-memory room runs on a fake clock that the test steps; the shared room reads Redis's own
+clock, so there the test polls Redis on the real clock (`eventually`), the rates are short and
 every timing assertion is a bound measured around the calls, not an exact count."""
 
 from __future__ import annotations
@@ -8,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import pytest
 import redis.asyncio as redis
@@ -23,14 +24,18 @@ from podium.admission.shared_room import (
     rooms_client,
 )
 from podium.admission.waiting_room import MAX_RETRY_AFTER_S, Admitted, Waiting, WaitingRoom
-from podium.clock import SystemClock
 from podium.errors import Conflict, RateLimited
 from podium.ids import SpaceId
+from podium.testing import FakeClock, eventually
 from tests.backends.test_bus_contract import own_redis  # noqa: F401 - the fixture
 
 REDIS = "redis://127.0.0.1:6379"
 
 MakeRoom = Callable[..., Room]
+T = TypeVar("T")
+
+# How often a joiner in line comes back in these tests (seconds).
+RETURN_S = 0.02
 
 
 def new_space() -> SpaceId:
@@ -53,18 +58,61 @@ def redis_room(clients: list[redis.Redis], space_id: SpaceId, url: str = REDIS, 
     return RedisWaitingRoom(client, space_id, rules["rate_per_s"], rules["burst"], rules.get("ticket_ttl_s", 600))
 
 
+class Pace:
+    """How time passes for the rooms of a test: a fake clock that the test steps (memory), or the
+    real clock that Redis's scripts read (redis), on which the test polls Redis."""
+
+    def __init__(self, clock: FakeClock | None) -> None:
+        self.clock = clock
+
+    def monotonic(self) -> float:
+        return self.clock.monotonic() if self.clock is not None else time.monotonic()
+
+    async def until(
+        self, condition: Callable[[], Awaitable[T]], what: str, *, timeout_s: float, poll_s: float = RETURN_S
+    ) -> T:
+        """`condition()`'s first truthy result, asked every `poll_s` of the room's clock, within `timeout_s`."""
+        if self.clock is None:
+            return await eventually(condition, what, timeout_s=timeout_s, poll_s=poll_s)
+        deadline = self.clock.monotonic() + timeout_s
+        while True:  # bounded: the clock moves `poll_s` a turn until the deadline
+            result = await condition()
+            if result:
+                return result
+            if self.clock.monotonic() >= deadline:
+                raise AssertionError(f"not within {timeout_s:g} s: {what}")
+            self.clock.advance(poll_s)
+
+
 @pytest.fixture(params=["memory", "redis"])
-def make_room(request: pytest.FixtureRequest, clients: list[redis.Redis]) -> MakeRoom:
+def pace(request: pytest.FixtureRequest) -> Pace:
+    return Pace(FakeClock() if request.param == "memory" else None)
+
+
+@pytest.fixture
+def make_room(pace: Pace, clients: list[redis.Redis]) -> MakeRoom:
     """A fresh room for a space of its own: make_room(rate_per_s=..., burst=..., ticket_ttl_s=...)."""
 
     def make(**rules: Any) -> Room:
-        if request.param == "memory":
-            clock = SystemClock()
+        if pace.clock is not None:
+            clock = pace.clock
             room = WaitingRoom(rules["rate_per_s"], rules["burst"], clock.monotonic(), rules.get("ticket_ttl_s", 600))
             return MemoryRoom(room, clock, secrets.token_urlsafe(6))
         return redis_room(clients, new_space(), **rules)
 
     return make
+
+
+async def admitted_within(room: Room, seq: int, pace: Pace, timeout_s: float) -> Admitted:
+    """The holder of `seq` comes back every `RETURN_S` until admitted, within `timeout_s`."""
+
+    async def back() -> Admitted | None:
+        outcome = await room.redeem(seq)
+        return outcome if isinstance(outcome, Admitted) else None
+
+    admitted = await pace.until(back, f"number {seq} is called", timeout_s=timeout_s)
+    assert admitted == Admitted(seq)
+    return admitted
 
 
 async def test_a_burst_goes_straight_in_and_then_a_line_forms(make_room: MakeRoom) -> None:
@@ -85,20 +133,21 @@ async def test_a_burst_goes_straight_in_and_then_a_line_forms(make_room: MakeRoo
     assert await room.epoch() == await room.epoch()
 
 
-async def test_numbers_are_called_in_order_at_the_rate(make_room: MakeRoom) -> None:
+async def test_numbers_are_called_in_order_at_the_rate(make_room: MakeRoom, pace: Pace) -> None:
     rate, burst = 20.0, 2
     room = make_room(rate_per_s=rate, burst=burst)
-    started = time.monotonic()
+    started = pace.monotonic()
     assert [await room.arrive() for _ in range(burst)] == [Admitted(None)] * burst
     held = []
     for _ in range(40):
         outcome = await room.arrive()
         assert isinstance(outcome, Waiting)
         held.append(outcome.seq)
-    lined_up = time.monotonic()
+    lined_up = pace.monotonic()
     assert held == list(range(40))
     admitted: list[int] = []
-    while time.monotonic() - lined_up < 1.0:
+
+    async def everyone_comes_back() -> bool:
         # Everyone in line comes back every 20 ms; only called numbers get in, and in order.
         for seq in list(held):
             outcome = await room.redeem(seq)
@@ -108,8 +157,10 @@ async def test_numbers_are_called_in_order_at_the_rate(make_room: MakeRoom) -> N
                 held.remove(seq)
             else:
                 assert outcome.position == seq - (await room.called()) + 1
-        await asyncio.sleep(0.02)
-    last_try = time.monotonic()
+        return pace.monotonic() - lined_up >= 1.0
+
+    await pace.until(everyone_comes_back, "a second of the line coming back", timeout_s=3.0)
+    last_try = pace.monotonic()
     assert admitted == sorted(admitted) == list(range(len(admitted)))
     # Called at the rate: no more than the time since the first arrival pays for, and no fewer
     # than the time between the line forming and the last try at the door does.
@@ -121,13 +172,12 @@ async def test_numbers_are_called_in_order_at_the_rate(make_room: MakeRoom) -> N
     assert await room.admitted() == burst + len(admitted)
 
 
-async def test_a_number_is_admitted_once_and_unknown_numbers_are_refused(make_room: MakeRoom) -> None:
+async def test_a_number_is_admitted_once_and_unknown_numbers_are_refused(make_room: MakeRoom, pace: Pace) -> None:
     room = make_room(rate_per_s=50, burst=1)
     assert await room.arrive() == Admitted(None)
     waiting = await room.arrive()
     assert isinstance(waiting, Waiting)
-    await asyncio.sleep(0.05)
-    assert await room.redeem(waiting.seq) == Admitted(waiting.seq)
+    await admitted_within(room, waiting.seq, pace, timeout_s=0.05)  # called 20 ms after the burst
     with pytest.raises(Conflict, match="already used"):
         await room.redeem(waiting.seq)
     for unknown in (99, -1):
@@ -136,7 +186,7 @@ async def test_a_number_is_admitted_once_and_unknown_numbers_are_refused(make_ro
     assert await room.admitted() == 2
 
 
-async def test_nobody_is_admitted_while_paused_and_paused_time_is_not_saved_up(make_room: MakeRoom) -> None:
+async def test_nobody_is_admitted_while_paused_and_paused_time_is_not_saved_up(make_room: MakeRoom, pace: Pace) -> None:
     full = make_room(rate_per_s=10, burst=2)
     first = await full.arrive(paused=True)
     assert isinstance(first, Waiting) and first.position == 1, "a full bucket, but paused: nobody goes in"
@@ -144,13 +194,18 @@ async def test_nobody_is_admitted_while_paused_and_paused_time_is_not_saved_up(m
     assert await room.arrive() == Admitted(None)
     held = await room.arrive()
     assert isinstance(held, Waiting)
-    await asyncio.sleep(0.25)  # 2.5 admissions' worth of time, all of it paused
-    assert isinstance(await room.redeem(held.seq, paused=True), Waiting)
+    paused_since = pace.monotonic()
+
+    async def back_while_paused() -> bool:
+        assert isinstance(await room.redeem(held.seq, paused=True), Waiting)
+        return pace.monotonic() - paused_since >= 0.25
+
+    # 2.5 admissions' worth of time, all of it paused, the holder coming back all along.
+    await pace.until(back_while_paused, "a quarter of a second paused", timeout_s=1.0)
     assert isinstance(await room.arrive(paused=True), Waiting)
     assert isinstance(await room.redeem(held.seq), Waiting), "the paused time paid for nobody"
     assert await room.called() == 0 and await room.admitted() == 1
-    await asyncio.sleep(0.15)
-    assert await room.redeem(held.seq) == Admitted(held.seq)
+    await admitted_within(room, held.seq, pace, timeout_s=0.15)  # one admission's worth (0.1 s) later
 
 
 async def test_a_paused_room_resumes_with_its_saved_tokens(make_room: MakeRoom) -> None:
@@ -176,11 +231,13 @@ async def test_two_nodes_share_one_line_and_one_rate(clients: list[redis.Redis])
     assert isinstance(on_b, Waiting) and isinstance(on_c, Waiting)
     assert (on_b.position, on_c.position) == (1, 2), "one line, whichever node they came through"
     assert await c.redeem(on_b.seq) == Waiting(on_b.seq, 1, 1, 100)
-    await asyncio.sleep(0.11)
-    assert await c.redeem(on_b.seq) == Admitted(on_b.seq)
+    real = Pace(None)
+    lined_up = time.monotonic()
+    await admitted_within(c, on_b.seq, real, timeout_s=0.11)
     with pytest.raises(Conflict, match="already used"):
         await b.redeem(on_b.seq)
-    assert await b.redeem(on_c.seq) == Admitted(on_c.seq)
+    # Both called within 0.11 s of the line forming (two admissions' worth of time at 20/s).
+    await admitted_within(b, on_c.seq, real, timeout_s=max(0.0, lined_up + 0.11 - time.monotonic()))
 
     # Both nodes flooded at once, each faster than the rate: together they admit at the rate.
     other = new_space()
@@ -190,7 +247,8 @@ async def test_two_nodes_share_one_line_and_one_rate(clients: list[redis.Redis])
 
     async def node(room: RedisWaitingRoom) -> None:
         held: list[int] = []
-        while time.monotonic() - started < 1.0:
+
+        async def flood() -> bool:
             outcome = await room.arrive()
             if isinstance(outcome, Admitted):
                 admitted.append(time.monotonic())
@@ -201,7 +259,10 @@ async def test_two_nodes_share_one_line_and_one_rate(clients: list[redis.Redis])
                 if isinstance(back, Admitted):
                     admitted.append(time.monotonic())
                     held.remove(seq)
-            await asyncio.sleep(0.01)
+            return time.monotonic() - started >= 1.0
+
+        # A second of arrivals and returns every 10 ms, on Redis's (real) clock.
+        await eventually(flood, "a second of flooding", timeout_s=5.0, poll_s=0.01)
 
     await asyncio.gather(*(node(room) for room in nodes))
     window = time.monotonic() - started
@@ -217,16 +278,22 @@ async def test_the_shared_room_remembers_used_numbers_for_a_ticket_lifetime_and_
     raw = clients[0]
     await room.arrive()
     held = [await room.arrive() for _ in range(5)]
-    await asyncio.sleep(0.06)
-    for outcome in held:
-        assert isinstance(outcome, Waiting) and await room.redeem(outcome.seq) == Admitted(outcome.seq)
+    lined_up = time.monotonic()
+    for outcome in held:  # five admissions at 100/s: all called within 0.06 s of the line forming
+        assert isinstance(outcome, Waiting)
+        await admitted_within(room, outcome.seq, Pace(None), max(0.0, lined_up + 0.06 - time.monotonic()))
+    used_at = time.monotonic()
     assert await raw.zcard(room.used_key) == 5
     idle_ms = (0.3 + IDLE_MARGIN_S) * 1000
     for key in (room.state_key, room.used_key):
         assert 0 < await raw.pttl(key) <= idle_ms, "an idle room vanishes by itself"
-    await asyncio.sleep(0.35)
-    await room.arrive()
-    assert await raw.zcard(room.used_key) == 0, "used numbers are kept for a ticket's lifetime only"
+
+    async def forgotten() -> bool:
+        await room.arrive()  # each script forgets the used numbers older than a ticket's lifetime
+        return await raw.zcard(room.used_key) == 0
+
+    await eventually(forgotten, "used numbers are kept for a ticket's lifetime only", timeout_s=2.0)
+    assert time.monotonic() - used_at >= 0.3 - 0.06, "and kept that long"
 
 
 async def test_a_room_lost_with_redis_starts_a_new_line_under_a_new_epoch(

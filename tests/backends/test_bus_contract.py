@@ -9,7 +9,6 @@ import contextlib
 import json
 import logging
 import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,20 @@ import redis
 from podium.backends.interfaces import Bus
 from podium.backends.memory_bus import MemoryBus
 from podium.backends.redis_bus import PREFIX, RedisBus
-from podium.events import AUDIENCE, CommentPosted, Event, Reacted, SpaceEnded, SpaceStarted, StageChanged, Topic
+from podium.events import (
+    AUDIENCE,
+    CommentPosted,
+    Event,
+    QuestionsChanged,
+    Reacted,
+    SpaceEnded,
+    SpaceScheduled,
+    SpaceStarted,
+    StageChanged,
+    Topic,
+)
 from podium.ids import SpaceId, new_space_id
+from podium.testing import eventually, eventually_sync
 from tests.conftest import free_port
 
 SHARED_REDIS = "redis://127.0.0.1:6379"
@@ -41,29 +52,57 @@ async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
     await instance.close()
 
 
+# The node name of the events the tests send to learn that a subscription is live: never kept.
+PROBE = "probe"
+
+
+def marker(topic: Topic, space: SpaceId, node: str) -> Event:
+    """An event of `topic` that the tests send for themselves, not as part of what they check."""
+    if topic == "spaces":
+        return SpaceScheduled(space, node)
+    if topic == "stage":
+        return StageChanged(space, node, "rotate")
+    return QuestionsChanged(space, node)
+
+
 async def collect(bus: Bus, topic: Topic, into: list[Event], ready: asyncio.Event) -> None:
     stream = bus.subscribe(topic)
     first = asyncio.ensure_future(anext(stream))  # subscribes, then waits for the first event
-    await asyncio.sleep(0.2)
+    probe = marker(topic, new_space_id(), PROBE)
+
+    async def subscribed() -> bool:
+        # Live once an event comes through: a probe is sent until one does (pub/sub keeps nothing
+        # for a subscriber that is not there yet, so the probes sent before are simply lost).
+        if not first.done():
+            await bus.publish(probe)
+        return first.done()
+
+    await eventually(subscribed, f"a subscription to {topic} is live", timeout_s=5.0)
     ready.set()
-    into.append(await first)
+    if first.result().node != PROBE:
+        into.append(first.result())
     async for event in stream:
-        into.append(event)
+        if event.node != PROBE:
+            into.append(event)
 
 
-async def gather_events(bus: Bus, topics: list[Topic], publish: list[Event], wanted: int) -> list[list[Event]]:
-    """What a subscriber of each topic got of `publish` (waiting for `wanted` on the first)."""
+async def gather_events(bus: Bus, topics: list[Topic], publish: list[Event]) -> list[list[Event]]:
+    """What a subscriber of each topic got of `publish`: all of it, once a marker sent on each
+    topic after it has reached every subscriber (each subscriber hears a topic in publishing order)."""
     got: list[list[Event]] = [[] for _ in topics]
     ready = [asyncio.Event() for _ in topics]
     tasks = [asyncio.create_task(collect(bus, t, into, r)) for t, into, r in zip(topics, got, ready, strict=True)]
     await asyncio.gather(*(r.wait() for r in ready))
     for event in publish:
         await bus.publish(event)
-    for _ in range(50):
-        if all(len(into) >= wanted for into in got[:-1]):
-            break
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.1)
+    end = new_space_id()
+    for topic in dict.fromkeys(topics):
+        await bus.publish(marker(topic, end, "marker"))
+
+    def all_heard_the_end() -> bool:
+        return all(any(e.space == end for e in into) for into in got)
+
+    await eventually(all_heard_the_end, "every subscriber heard the marker sent after the events", timeout_s=5.0)
     for task in tasks:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -76,7 +115,7 @@ async def test_every_subscriber_of_a_topic_gets_the_same_typed_events_in_order(b
     events: list[Event] = [
         CommentPosted(space, "node-a", {"n": n, "text": "ünïcode ✓", "nested": {"ok": [1, 2]}}) for n in range(20)
     ]
-    a, b, stage = await gather_events(bus, [AUDIENCE, AUDIENCE, "stage"], events, 20)
+    a, b, stage = await gather_events(bus, [AUDIENCE, AUDIENCE, "stage"], events)
     mine = [e for e in a if e.space == space]
     assert mine == [e for e in b if e.space == space] == events
     assert isinstance(mine[0], CommentPosted) and mine[0].post["text"] == "ünïcode ✓"
@@ -91,7 +130,7 @@ async def test_each_kind_of_event_arrives_as_itself_on_its_own_topic(bus: Bus) -
         StageChanged(space, "node-b", "mute"),
         Reacted(space, "node-a", "👏", 3),
     ]
-    spaces, stage, audience = await gather_events(bus, ["spaces", "stage", AUDIENCE], events, 2)
+    spaces, stage, audience = await gather_events(bus, ["spaces", "stage", AUDIENCE], events)
     assert [e for e in spaces if e.space == space] == events[:2]
     assert [e for e in stage if e.space == space] == [events[2]]
     assert [e for e in audience if e.space == space] == [events[3]]
@@ -112,10 +151,8 @@ async def test_a_newer_nodes_unknown_event_is_skipped_with_a_log_line(caplog: py
             raw.publish(PREFIX + "spaces", json.dumps({"type": "space.teleported", "space": space, "node": "new"}))
             raw.publish(PREFIX + "spaces", json.dumps({"type": "space.ended", "space": "../etc", "node": "x"}))
             raw.publish(PREFIX + "spaces", json.dumps({"type": "space.ended", "space": space}))
-            for _ in range(50):
-                if any(e.space == space for e in got):
-                    break
-                await asyncio.sleep(0.05)
+            # The three arrive in order: the last one heard, the two before it were read (and logged).
+            await eventually(lambda: any(e.space == space for e in got), "the old node's event arrives", timeout_s=2.5)
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
@@ -135,13 +172,13 @@ def own_redis(tmp_path: Path) -> Iterator[tuple[str, Any]]:
 
     def start() -> None:
         processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+
+        def answers() -> bool:
             with contextlib.suppress(redis.RedisError):
-                if redis.Redis(port=port, socket_connect_timeout=0.5).ping():
-                    return
-            time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
+                return bool(redis.Redis(port=port, socket_connect_timeout=0.5).ping())
+            return False
+
+        eventually_sync(answers, "redis-server started", timeout_s=10.0)
 
     def stop() -> None:
         for process in processes:
@@ -170,12 +207,14 @@ async def test_a_subscription_resumes_after_redis_restarts(own_redis: tuple[str,
     await bus.publish(lost)  # dropped, not raised
     assert bus.dropped == 1
     start()
-    for _ in range(100):  # resubscribed within the backoff (at most 2 s a try)
+
+    async def heard_again() -> bool:
         if bus.reconnects and await bus.ready():
             await bus.publish(second)
-            if second in got:
-                break
-        await asyncio.sleep(0.1)
+        return second in got
+
+    # Resubscribed within the back-off (at most 2 s a try), against a real server: polled.
+    await eventually(heard_again, "the subscription resumed", timeout_s=10.0, poll_s=0.1)
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task

@@ -3,7 +3,6 @@ and two Podium nodes (one PostgreSQL, one Redis) whose listeners add up."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
@@ -17,27 +16,36 @@ from podium.backends.counts import MemoryCounts, RedisCounts, Share
 from podium.backends.interfaces import SharedCounts
 from podium.ids import SpaceId
 from podium.settings import Settings
+from podium.testing import FakeClock, eventually
 from tests.backends.test_sql_contract import postgres_database  # noqa: F401 - the fixture
 from tests.listeners import beat
 
 REDIS = "redis://127.0.0.1:6379"
 
 
+@pytest.fixture
+def clock() -> FakeClock:
+    """The nodes' clock: both implementations judge a report's age by the time it was stamped with."""
+    return FakeClock()
+
+
 @pytest.fixture(params=["memory", "redis"])
-async def counts(request: pytest.FixtureRequest) -> AsyncIterator[SharedCounts]:
-    instance: SharedCounts = MemoryCounts(ttl_s=0.5) if request.param == "memory" else RedisCounts(REDIS, ttl_s=0.5)
+async def counts(request: pytest.FixtureRequest, clock: FakeClock) -> AsyncIterator[SharedCounts]:
+    instance: SharedCounts = (
+        MemoryCounts(ttl_s=0.5, clock=clock) if request.param == "memory" else RedisCounts(REDIS, 0.5, clock)
+    )
     yield instance
     await instance.close()
 
 
-async def test_nodes_reports_add_up_and_a_silent_node_drops_out(counts: SharedCounts) -> None:
+async def test_nodes_reports_add_up_and_a_silent_node_drops_out(counts: SharedCounts, clock: FakeClock) -> None:
     space = SpaceId(secrets.token_hex(6))
     assert await counts.total(space) == Share(0, 0)
     await counts.report(space, "a", Share(120, 150))
     await counts.report(space, "b", Share(80, 90))
     await counts.report(space, "b", Share(70, 95))  # a node's newer report replaces its older one
     assert await counts.total(space) == Share(190, 245)
-    await asyncio.sleep(0.6)
+    clock.advance(0.6)
     await counts.report(space, "a", Share(100, 160))  # b has gone quiet (it died)
     assert await counts.total(space) == Share(100, 160)
     assert await counts.total(SpaceId(secrets.token_hex(6))) == Share(0, 0)
@@ -65,9 +73,11 @@ async def test_two_nodes_count_the_listeners_of_both(tmp_path: Path, postgres_da
             assert (await beat(a, space["id"], f"on-a-{n:04d}")).status_code == 200
         for n in range(2):
             assert (await beat(b, space["id"], f"on-b-{n:04d}")).status_code == 200
-        for _ in range(40):  # nodes report every second
-            seen = [(await c.get(f"/api/spaces/{space['id']}")).json()["listeners"]["now"] for c in (a, b)]
-            if seen == [5, 5]:
-                break
-            await asyncio.sleep(0.1)
-        assert seen == [5, 5]
+        seen: list[int] = []
+
+        async def both_count_five() -> bool:
+            seen[:] = [(await c.get(f"/api/spaces/{space['id']}")).json()["listeners"]["now"] for c in (a, b)]
+            return seen == [5, 5]
+
+        # The nodes report every second, through Redis: real I/O between them, polled.
+        await eventually(both_count_five, f"both nodes count 5 listeners (they count {seen})", timeout_s=4.0)

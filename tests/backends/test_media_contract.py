@@ -13,7 +13,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from podium.media import m4a
 from podium.media.aac import AacEncoder
 from podium.media.fmp4 import init_section
 from podium.media.packager import INIT_NAME, Packager, Part, Segment, SegmentRecord, part_name, segment_name
+from podium.testing import eventually_sync
 from podium.testing.whip_client import SampleTrack, publish, tone
 from tests.conftest import Server, free_port
 from tests.test_live_media import create_space, dominant_hz, wait_for_media
@@ -142,8 +142,9 @@ def _wait_for_s3(weed: str, process: subprocess.Popen[bytes], root: Path, master
         retry_config={"max_retries": 0},
     )
     made = False
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def ready() -> bool:
+        nonlocal made
         if process.poll() is not None:
             pytest.fail(f"weed server exited ({process.returncode}): {(root / 'weed.log').read_text()[-2000:]}")
         try:
@@ -153,12 +154,15 @@ def _wait_for_s3(weed: str, process: subprocess.Popen[bytes], root: Path, master
                 made = "created bucket" in run.stdout
             if made:
                 obstore.put(probe, "probe", b"ok")
-                if bytes(obstore.get(probe, "probe").bytes()) == b"ok":
-                    return
+                return bytes(obstore.get(probe, "probe").bytes()) == b"ok"
         except (OSError, subprocess.TimeoutExpired, obstore.exceptions.BaseError):
             pass  # not up yet
-        time.sleep(0.2)
-    pytest.fail(f"SeaweedFS's S3 gateway was not ready in 30 s: {(root / 'weed.log').read_text()[-2000:]}")
+        return False
+
+    try:
+        eventually_sync(ready, "SeaweedFS's S3 gateway is ready", timeout_s=30, poll_s=0.2)
+    except AssertionError:
+        pytest.fail(f"SeaweedFS's S3 gateway was not ready in 30 s: {(root / 'weed.log').read_text()[-2000:]}")
 
 
 @pytest.fixture(params=["files", "s3"])

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from podium.backends.interfaces import Placement
 from podium.backends.placement import TIMELINE_PREFIX, MemoryPlacement, RedisPlacement
 from podium.ids import SpaceId
 from podium.settings import Settings
+from podium.testing import FakeClock, eventually
 from tests.backends.test_sql_contract import postgres_database  # noqa: F401 - the fixture
 from tests.media.test_sdp import OFFER
 
@@ -23,13 +23,28 @@ REDIS = "redis://127.0.0.1:6379"
 
 
 @pytest.fixture(params=["memory", "redis"])
-async def placement(request: pytest.FixtureRequest) -> AsyncIterator[Placement]:
-    instance: Placement = MemoryPlacement() if request.param == "memory" else RedisPlacement("redis://127.0.0.1:6379")
+def clock(request: pytest.FixtureRequest) -> FakeClock | None:
+    """The leases' clock: a fake one the test steps (memory), None for Redis's own (real) clock."""
+    return FakeClock() if request.param == "memory" else None
+
+
+@pytest.fixture
+async def placement(clock: FakeClock | None) -> AsyncIterator[Placement]:
+    instance: Placement = MemoryPlacement(clock) if clock is not None else RedisPlacement(REDIS)
     yield instance
     await instance.close()
 
 
-async def test_one_node_holds_a_stage_until_its_lease_runs_out(placement: Placement) -> None:
+async def runs_out(clock: FakeClock | None, gone: Callable[[], Awaitable[bool]], what: str) -> None:
+    """Half a second passes on the leases' clock, by the end of which `gone()` holds."""
+    if clock is not None:
+        clock.advance(0.5)
+        assert await gone(), what
+    else:  # Redis expires the key on its own clock: polled, for at most the same half second
+        await eventually(gone, what, timeout_s=0.5)
+
+
+async def test_one_node_holds_a_stage_until_its_lease_runs_out(placement: Placement, clock: FakeClock | None) -> None:
     space = SpaceId(secrets.token_hex(6))
     assert await placement.owner(space) is None
     assert await placement.claim(space, "a", 0.4)
@@ -37,8 +52,11 @@ async def test_one_node_holds_a_stage_until_its_lease_runs_out(placement: Placem
     assert await placement.claim(space, "a", 0.4), "a's own claim again is a renewal"
     assert await placement.renew(space, "a", 0.4) and not await placement.renew(space, "b", 0.4)
     assert await placement.owner(space) == "a"
-    await asyncio.sleep(0.5)  # a died: its lease ran out
-    assert await placement.owner(space) is None
+
+    async def free() -> bool:
+        return await placement.owner(space) is None
+
+    await runs_out(clock, free, "a died: its lease ran out")
     assert await placement.claim(space, "b", 0.4) and await placement.owner(space) == "b"
     await placement.release(space, "a")  # not a's to release
     assert await placement.owner(space) == "b"
@@ -46,15 +64,18 @@ async def test_one_node_holds_a_stage_until_its_lease_runs_out(placement: Placem
     assert await placement.owner(space) is None
 
 
-async def test_a_node_says_where_it_is_while_it_runs(placement: Placement) -> None:
+async def test_a_node_says_where_it_is_while_it_runs(placement: Placement, clock: FakeClock | None) -> None:
     node = "node-" + secrets.token_hex(4)
     assert await placement.address(node) is None
     await placement.announce(node, "http://10.0.0.5:8000", 0.4)
     assert await placement.address(node) == "http://10.0.0.5:8000"
     await placement.announce(node, "http://10.0.0.6:8000", 0.4)  # moved: the newest address counts
     assert await placement.address(node) == "http://10.0.0.6:8000"
-    await asyncio.sleep(0.5)  # it stopped announcing (it died): nobody is sent there any more
-    assert await placement.address(node) is None
+
+    async def unknown() -> bool:
+        return await placement.address(node) is None
+
+    await runs_out(clock, unknown, "it stopped announcing (it died): nobody is sent there any more")
 
 
 async def test_timeline_leases_are_apart_from_stage_leases() -> None:
@@ -98,14 +119,13 @@ async def test_one_of_two_nodes_runs_a_stage_and_the_other_takes_over_when_it_st
     try:
         space = (await clients["a"].post("/api/spaces", json={"title": "Placed", "starts_at": starts})).json()
         await clients["b"].get(f"/api/spaces/{space['id']}")  # b learns of it (its schedule looks in memory)
-        owner = None
-        for _ in range(40):
-            running = [n for n in apps if apps[n].state.stages.stage(SpaceId(space["id"])) is not None]
-            if running:
-                owner = running
-                break
-            await asyncio.sleep(0.1)
-        assert owner is not None and len(owner) == 1, "exactly one node opened the pre-show"
+
+        def running() -> list[str]:
+            return [n for n in apps if apps[n].state.stages.stage(SpaceId(space["id"])) is not None]
+
+        # The nodes' schedules run on their own; the lease is taken through Redis: polled.
+        owner = await eventually(running, "a node opened the pre-show", timeout_s=4.0)
+        assert len(owner) == 1, "exactly one node opened the pre-show"
         holder = owner[0]
         other = "b" if holder == "a" else "a"
         refused = await clients[other].post(
@@ -115,11 +135,8 @@ async def test_one_of_two_nodes_runs_a_stage_and_the_other_takes_over_when_it_st
         )
         assert refused.status_code == 409 and f"node-{holder}" in refused.json()["error"]
         await stacks[holder].aclose()  # the owner stops (and lets go of its lease)
-        for _ in range(40):
-            if apps[other].state.stages.stage(SpaceId(space["id"])) is not None:
-                break
-            await asyncio.sleep(0.1)
-        assert apps[other].state.stages.stage(SpaceId(space["id"])) is not None, "the other node took the stage"
+        took = lambda: apps[other].state.stages.stage(SpaceId(space["id"])) is not None  # noqa: E731
+        await eventually(took, "the other node took the stage", timeout_s=4.0)
     finally:
         for stack in stacks.values():
             await stack.aclose()

@@ -17,6 +17,7 @@ from podium.app import load_or_create_secret
 from podium.domain.stage import HOST_ID, Role
 from podium.domain.tokens import TokenSigner
 from podium.ids import SpaceId
+from podium.testing import eventually_sync
 from tests.conftest import Server
 
 PASSWORD = "correct horse battery"
@@ -151,11 +152,13 @@ def test_a_withdrawn_listener_link_no_longer_plays(server: Server) -> None:
         space = new_space(client, private=True, starts_at=starts.isoformat())
         host = bearer(space["host_token"])
         link = client.post(f"/api/spaces/{space['id']}/listener-links", json={}, headers=host).json()
-        deadline = time.monotonic() + 20
-        playing = client.get(link["hls"])
-        while playing.status_code == 404 and time.monotonic() < deadline:
-            time.sleep(0.2)  # the pre-show opens within a schedule tick
+
+        def served() -> httpx.Response | None:
             playing = client.get(link["hls"])
+            return None if playing.status_code == 404 else playing
+
+        # The pre-show opens within a schedule tick of the server's.
+        playing = eventually_sync(served, "the pre-show plays", timeout_s=20, poll_s=0.2)
         assert playing.status_code == 200 and playing.text.startswith("#EXTM3U")
         guest = client.post(f"/api/spaces/{space['id']}/guests", json={"name": "Mallory"}).json()["token"]
         assert client.delete(f"/api/spaces/{space['id']}/listener-links", headers=bearer(guest)).status_code == 403

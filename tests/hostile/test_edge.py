@@ -117,6 +117,8 @@ async def test_a_trickling_body_is_cut_at_the_body_deadline_with_a_408(tmp_path:
 
         async def trickle() -> None:
             for _ in range(200):
+                # Real time on purpose: a body trickling in against a `podium serve` subprocess's
+                # body deadline, which is the behaviour under test.
                 await asyncio.sleep(0.3)
                 with contextlib.suppress(ConnectionError):
                     await request.send(b" ")

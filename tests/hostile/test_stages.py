@@ -3,7 +3,6 @@ and 18): refused, bounded or harmless, while a real live space plays on."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import sqlite3
@@ -17,6 +16,7 @@ import numpy as np
 import pytest
 
 from podium.domain.stage import StageRules
+from podium.testing import eventually
 from podium.testing.whip_client import SampleTrack, publish, tone
 from tests.conftest import Server, free_port
 from tests.test_live_media import wait_for_media
@@ -82,11 +82,21 @@ async def test_a_flood_of_spaces_is_refused_and_bounded_and_the_live_space_plays
             assert hold.status_code == 400 and "sample rate" in hold.json()["error"]
             assert not list((node.data_dir / "media").glob("*/hold.pcm"))
 
-            # The node runs its budget of stages: the live one and BUDGET - 1 pre-shows.
+            # The node runs its budget of stages: the live one and BUDGET - 1 pre-shows. One look at
+            # the schedule opens them and says, once each, that the others wait: all said, it is done.
             started = time.monotonic()
-            await asyncio.sleep(3.0)
+            waits = len(created) - (BUDGET - 1)
+
+            def every_other_waits() -> bool:
+                return node.log_path.read_text().count("pre-show waits") >= waits
+
+            await eventually(every_other_waits, f"{waits} pre-shows wait for a slot", timeout_s=10.0)
+            assert node.log_path.read_text().count("pre-show waits") == waits
             states = [(await client.get(f"/api/spaces/{s['id']}")).json() for s in created]
             assert sum(s["preshow"] for s in states) == BUDGET - 1
+            # They play beside the live space: a couple of seconds of hold audio each.
+            for preshow in (c for c, s in zip(created, states, strict=True) if s["preshow"]):
+                await wait_for_media(node, preshow, 2)
 
             # Row 15: nothing of the stranger's is announced.
             listing = (await client.get("/api/spaces")).json()

@@ -6,7 +6,6 @@ ICE candidates that would have the stage knock on anyone's ports. Each runs agai
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -34,13 +33,14 @@ from podium.ids import new_space_id
 from podium.media import clips, ice, m4a
 from podium.media.packager import INIT_NAME, segment_name
 from podium.settings import Settings
+from podium.testing import eventually, eventually_sync
 from podium.testing.whip_client import SampleTrack, publish, tone
 from podium.webhooks import Webhooks
 from tests.conftest import Server
 from tests.media.test_m4a import recording
 from tests.test_live_media import wait_for_media
 from tests.test_nginx import cache_tier  # noqa: F401 - the shipped nginx in front of `server`
-from tests.test_webhooks import Receiver, eventually
+from tests.test_webhooks import Receiver
 
 START = datetime(2026, 11, 24, 20, 0, tzinfo=UTC)
 
@@ -259,16 +259,17 @@ async def test_registering_a_webhook_sends_nothing_until_an_event(server: Server
         for n in range(5):
             made = await client.post(hooks, json={"url": f"{receiver.url}?n={n}"}, headers=host(space))
             assert made.status_code == 201, made.text
-        await asyncio.sleep(0.5)
         assert receiver.requests == [] and (await client.get(hooks, headers=host(space))).json()["deliveries"] == []
-        # The space's first event is the first thing a registered URL gets.
+        # The space's first event is the first thing a registered URL gets: once its five
+        # deliveries are logged (each after its answer came), the receiver has had those and no other.
         assert (await client.post(f"/api/spaces/{space['id']}/end", headers=host(space))).status_code == 200
 
         async def five() -> bool:
-            return len(receiver.requests) >= 5
+            return len((await client.get(hooks, headers=host(space))).json()["deliveries"]) >= 5
 
-        await eventually(five, "space.ended at each URL")
-    assert {event["type"] for event in receiver.events()} == {"space.ended"}
+        await eventually(five, "space.ended delivered at each URL")
+    assert len(receiver.requests) == 5
+    assert [event["type"] for event in receiver.events()] == ["space.ended"] * 5
 
 
 async def test_a_delivery_connects_to_the_address_that_was_checked(tmp_path: Path) -> None:
@@ -308,10 +309,11 @@ async def test_a_delivery_connects_to_the_address_that_was_checked(tmp_path: Pat
 def open_preshow(server: Server, **body: object) -> dict[str, Any]:
     soon = (datetime.now(UTC) + timedelta(minutes=5)).isoformat()
     space = create(server, starts_at=soon, **body)
-    deadline = time.monotonic() + 10
-    while not httpx.get(f"{server.base}/api/spaces/{space['id']}").json()["preshow"]:
-        assert time.monotonic() < deadline, "the pre-show did not open"
-        time.sleep(0.05)
+
+    def opened() -> bool:
+        return bool(httpx.get(f"{server.base}/api/spaces/{space['id']}").json()["preshow"])
+
+    eventually_sync(opened, "the pre-show opened", timeout_s=10)
     return space
 
 
@@ -401,23 +403,26 @@ async def test_the_stage_checks_only_as_many_candidates_as_allowed(server: Serve
             )
         assert answer.status_code == 201, answer.text
 
-        def knocked() -> set[int]:
-            hit = set()
+        knocks = [0] * len(sockets)
+
+        def knocked() -> None:
             for n, sock in enumerate(sockets):
                 try:
                     while sock.recv(2048):
-                        hit.add(n)
+                        knocks[n] += 1
                 except BlockingIOError:
                     pass
-            return hit
 
-        seen: set[int] = set()
-        deadline = time.monotonic() + 15
-        while len(seen) < 2 and time.monotonic() < deadline:
-            seen |= knocked()
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(1.0)  # checks to the others would have come with these
-        seen |= knocked()
+        def checked_twice() -> bool:
+            knocked()
+            return knocks[0] >= 2 and knocks[1] >= 2
+
+        # The checks go out one pair at a time (every 20 ms), and one unanswered is sent again
+        # only 0.5 s later: once the first two have had theirs again, checks to the others
+        # would have come long before.
+        await eventually(checked_twice, "the first two candidates checked, then checked again", timeout_s=15)
+        knocked()
+        seen = {n for n, count in enumerate(knocks) if count}
     finally:
         await pc.close()
         ice.configure("0")

@@ -138,6 +138,8 @@ class Link:
     async def stop_sending(self, settle_s: float) -> None:
         """Stop the speaker and wait `settle_s` for what is on the way (delayed packets included)."""
         self.sender.getSenders()[0].replaceTrack(None)  # aiortc's sending loop idles without a track
+        # Real time on purpose: delayed packets are in flight on real loopback sockets (the
+        # impairment holds them on the event loop's clock); what arrives in `settle_s` is measured.
         await asyncio.sleep(settle_s)
 
 

@@ -61,6 +61,8 @@ async def exchange(port: int, *pieces: bytes, pause_s: float = 0.0) -> bytes:
         for piece in pieces:
             writer.write(piece)
             await writer.drain()
+            # Real time on purpose: a slow client against the protocol's deadlines, which run on
+            # the event loop's real clock (as a socket's do).
             await asyncio.sleep(pause_s)
         return await asyncio.wait_for(reader.read(), 10)
     finally:
