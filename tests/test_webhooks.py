@@ -78,7 +78,7 @@ async def settled(app: Starlette) -> None:
     """Until every delivery this node began has ended: its tries made (and logged) or given up.
     What a receiver was sent is then all in; nothing more can come of those events."""
     webhooks: Webhooks = app.state.webhooks
-    await eventually(lambda: not webhooks._tasks, "every delivery ended", timeout_s=10.0, poll_s=0.02)
+    await eventually(lambda: not webhooks.delivering, "every delivery ended", timeout_s=10.0, poll_s=0.02)
 
 
 def verify(secret: str, headers: dict[str, str], body: bytes) -> bool:

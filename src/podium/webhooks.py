@@ -238,6 +238,11 @@ class Webhooks:
                     )
         return found[0]
 
+    @property
+    def delivering(self) -> int:
+        """Deliveries under way (each with its retries still to come)."""
+        return len(self._tasks)
+
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         # The work itself is the task: one cancelled before it ran (at stop) is closed by asyncio,
         # never left unawaited.
