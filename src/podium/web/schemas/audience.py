@@ -7,7 +7,6 @@ document (`rule`), so a body that breaks one gets the domain's message rather th
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
 import msgspec
@@ -16,10 +15,9 @@ from podium.audience.timeline import REACTIONS
 from podium.domain.accounts import MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS
 from podium.domain.posts import MAX_CHARS, MAX_PIN_CHARS, MAX_SLOW_MODE_S, PostKind, PostState
 from podium.domain.webhooks import MAX_URL_CHARS
-from podium.web.schemas import Model, Shape
+from podium.web.schemas import Model, Shape, Time
 
 Url = Annotated[str, msgspec.Meta(extra_json_schema={"format": "uri-reference"})]
-Time = Annotated[datetime, msgspec.Meta(extra_json_schema={"format": "date-time"})]  # RFC 3339, UTC
 
 
 def rule(description: str | None = None, **schema: Any) -> msgspec.Meta:

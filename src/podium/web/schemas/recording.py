@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -10,10 +9,9 @@ from msgspec import UNSET, UnsetType
 
 from podium.media.clips import MAX_CLIP_S, MIN_CLIP_S
 from podium.web import i18n
-from podium.web.schemas import Model, Shape
+from podium.web.schemas import Model, Shape, Time
 
 Url = Annotated[str, msgspec.Meta(extra_json_schema={"format": "uri-reference"})]
-Time = Annotated[datetime, msgspec.Meta(extra_json_schema={"format": "date-time"})]
 
 
 class Query(msgspec.Struct, kw_only=True):

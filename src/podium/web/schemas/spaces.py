@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
 
-from podium.web.schemas import Model, Shape, setting
+from podium.web.schemas import Model, Shape, Time, setting
 
 State = Literal["scheduled", "live", "ended"]
 Url = Annotated[str, msgspec.Meta(extra_json_schema={"format": "uri-reference"})]
@@ -59,10 +58,10 @@ class Space(Shape):
     id: SpaceIdText
     title: str
     state: State
-    created_at: datetime
-    starts_at: datetime | None
-    started_at: datetime | None
-    ended_at: datetime | None
+    created_at: Time
+    starts_at: Time | None
+    started_at: Time | None
+    ended_at: Time | None
     record: bool
     private: bool
     preshow: bool
