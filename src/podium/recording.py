@@ -333,7 +333,7 @@ class Recordings:
                 "page": base + urls.fill(urls.CLIP_PAGE, space_id=space_id, clip_id=clip_id),
                 "file": base + urls.fill(urls.CLIP_FILE, space_id=space_id, clip_id=clip_id),
                 "context": facts["context_url"],
-                "verify": f"{base}/verify",
+                "verify": base + urls.VERIFY_PAGE,
             },
         }
 

@@ -18,6 +18,8 @@ SIGNED_HLS = "/hls/{space_id}/k/{key}/"  # the same, behind a private space's si
 TIMELINE = "/timeline/{space_id}/"
 DOWNLOAD = "/media/{space_id}/recording.m4a"
 CLIP_FILE = "/media/{space_id}/clips/{clip_id}.m4a"
+VERIFY_PAGE = "/verify"
+CLIP_KEY = "/.well-known/podium-clip-key"  # the instance's public key, for clips' provenance
 
 _PARAMETER = re.compile(r"\{([a-z_]+)(?::[a-z]+)?\}")
 

@@ -97,7 +97,7 @@ def verify_clip(path: Path, trust: str | None = None, timeout_s: float = 20.0) -
     space = str(facts.get("space", ""))
     with httpx.Client(timeout=timeout_s, follow_redirects=False) as client:
         try:
-            key_doc = client.get(f"{base}/.well-known/podium-clip-key").raise_for_status().json()
+            key_doc = client.get(base + urls.CLIP_KEY).raise_for_status().json()
             public_key = Ed25519PublicKey.from_public_bytes(base64.b64decode(key_doc["public_key"]))
         except (httpx.HTTPError, KeyError, ValueError, TypeError) as error:
             raise VerifyError(f"could not fetch the public key of {base}: {error}") from None

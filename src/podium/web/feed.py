@@ -16,6 +16,7 @@ from podium import urls
 from podium.backends.interfaces import MediaStore
 from podium.domain.space import ANNOUNCED_LENGTH, Space, SpaceState
 from podium.recording import DOWNLOAD_NAME
+from podium.web.urls import url_path
 
 PODCAST_NS = "https://podcastindex.org/namespace/1.0"
 ITUNES_NS = "http://www.itunes.com/dtds/podcast-1.0.dtd"
@@ -95,12 +96,12 @@ async def podcast_feed(media: MediaStore, spaces: list[Space], base: str) -> byt
     rss = ET.Element("rss", {"version": "2.0"})
     channel = ET.SubElement(rss, "channel")
     _text(channel, "title", f"Podium at {base.split('://', 1)[-1]}")
-    _text(channel, "link", f"{base}/")
+    _text(channel, "link", base + url_path("page.home"))
     _text(channel, "description", "Live audio conversations and their recordings.")
     _text(channel, "language", "en")
     _text(channel, "generator", "Podium")
     ET.SubElement(
-        channel, f"{{{ATOM_NS}}}link", {"href": f"{base}/feed.xml", "rel": "self", "type": "application/rss+xml"}
+        channel, f"{{{ATOM_NS}}}link", {"href": base + url_path("feed"), "rel": "self", "type": "application/rss+xml"}
     )
     # podcast:guid: a UUIDv5 of the feed's address without its scheme, as the namespace asks.
     feed_guid = uuid.uuid5(uuid.UUID("ead4c236-bf58-58c6-a2c6-a6b28d128cb6"), f"{base.split('://', 1)[-1]}/feed.xml")

@@ -487,7 +487,7 @@ TABLE = RouteTable(
         row("download", "GET", urls.DOWNLOAD, replay_api.download, OTHER, "The recording", head=True),
         row("clipFile", "GET", urls.CLIP_FILE, replay_api.clip_file, OTHER, "A clip", head=True),
         row("feed", "GET", "/feed.xml", replay_api.feed, OTHER, "The podcast feed", head=True),
-        row("clipKey", "GET", "/.well-known/podium-clip-key", replay_api.public_key, OTHER,
+        row("clipKey", "GET", urls.CLIP_KEY, replay_api.public_key, OTHER,
             "The key clips are signed with"),
         *tagged("operations",
             row("openapi", "GET", "/openapi.json", openapi.openapi_json, OTHER, "This document",
@@ -499,7 +499,7 @@ TABLE = RouteTable(
         row("page.speaker", "GET", urls.SPEAKER_PAGE, pages.speaker_page, JOIN, "A speaker's page", head=True),
         row("page.embed", "GET", urls.EMBED_PAGE, pages.embed_page, JOIN, "The embeddable player", head=True),
         row("page.clip", "GET", urls.CLIP_PAGE, replay_api.clip_page, OTHER, "A clip's page", head=True),
-        row("page.verify", "GET", "/verify", replay_api.verify_page, OTHER, "The verify page", head=True),
+        row("page.verify", "GET", urls.VERIFY_PAGE, replay_api.verify_page, OTHER, "The verify page", head=True),
         row("hlsjs", "GET", "/static/vendor/hls.min.js", pages.hlsjs_file, JOIN, "hls.js", head=True),
         row("static", "GET", "/static", None, JOIN, "The pages' assets", app=StaticFiles(directory=pages.STATIC)),
 
