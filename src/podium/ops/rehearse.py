@@ -43,6 +43,11 @@ MAX_LISTENERS = 20_000
 MAX_DURATION_S = 600.0
 
 
+# Simulated listeners per HTTP client, and connections in all (see `Rehearsal.run`).
+LISTENERS_PER_CLIENT = 100
+MAX_CONNECTIONS = 1000
+
+
 @dataclass
 class Plan:
     base: str
@@ -344,10 +349,20 @@ class Rehearsal:
         last_join = times[-1] if times else 0.0
         # Room for the last to wait in line, then stay: the run ends earlier once all are done.
         run_s = min(MAX_DURATION_S, last_join + plan.max_wait_s + plan.stay_s + plan.timeout_s)
-        limits = httpx.Limits(max_connections=min(max(plan.listeners, 10), 1000), max_keepalive_connections=200)
+        # Listeners share clients in groups of LISTENERS_PER_CLIENT: a connection pool finds a free
+        # connection by scanning all of its waiting requests, so one pool for thousands of listeners
+        # spends the load generator's CPU on itself instead of on requests.
+        groups = max(1, math.ceil(plan.listeners / LISTENERS_PER_CLIENT))
+        per_client = max(10, MAX_CONNECTIONS // groups)
+        limits = httpx.Limits(max_connections=per_client, max_keepalive_connections=min(per_client, 200))
         self._started = time.monotonic()
-        async with httpx.AsyncClient(timeout=plan.timeout_s, limits=limits) as client:
-            listeners = [asyncio.create_task(self.listener(client, t)) for t in times]
+        async with contextlib.AsyncExitStack() as stack:
+            clients = [
+                await stack.enter_async_context(httpx.AsyncClient(timeout=plan.timeout_s, limits=limits))
+                for _ in range(groups)
+            ]
+            client = clients[0]
+            listeners = [asyncio.create_task(self.listener(clients[n % groups], t)) for n, t in enumerate(times)]
             side = [asyncio.create_task(self.flood(client, last_join + plan.stay_s))]
             side += [
                 asyncio.create_task(self.slow_connection(last_join + plan.stay_s)) for _ in range(plan.slow_connections)
@@ -507,7 +522,14 @@ def run(args: Any) -> int:
         + (f", {plan.slow_connections} slow connections" if plan.slow_connections else ""),
         file=sys.stderr,
     )
-    report = asyncio.run(Rehearsal(plan, progress=not args.quiet).run())
+    # uvloop (a dependency of the server already) where it runs: the crowd one process can simulate
+    # is bound by its event loop's cost per request.
+    try:
+        import uvloop
+
+        report = uvloop.run(Rehearsal(plan, progress=not args.quiet).run())
+    except ImportError:
+        report = asyncio.run(Rehearsal(plan, progress=not args.quiet).run())
     print(render(report))
     path = Path(args.report)
     path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
