@@ -13,6 +13,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from podium import urls
 from podium.delivery.hls import IMMUTABLE, MEDIA_TYPE, PLAYLIST_FRESH, PLAYLIST_TYPE, parse_part_name
 from podium.ids import SpaceId
 from podium.spaces.directory import SpaceDirectory
@@ -33,6 +34,9 @@ def _headers(content_type: str, cache: str, length: int) -> list[tuple[bytes, by
 NameOf = Callable[[str, str], tuple[str, dict[str, str]] | None]
 # The routes answered here (unsigned: a private space's audio needs its signed link).
 LIVE_PLAYLIST, MEDIA_FILE = "hls.live", "hls.file"
+# Their folder: every other request goes on without a second match against the table (the door
+# has matched it once already).
+_STREAM = urls.HLS.split("{", 1)[0]
 
 
 class HlsFastPath:
@@ -43,7 +47,7 @@ class HlsFastPath:
         self.name_of = name_of
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET":
+        if scope["type"] == "http" and scope["method"] == "GET" and scope["path"].startswith(_STREAM):
             answer = self._answer(scope)
             if answer is not None:
                 headers, body = answer
