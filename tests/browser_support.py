@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import struct
+import threading
 import wave
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 from playwright.sync_api import Browser, Playwright
 
-from tests.conftest import CHROMIUM
+from podium.testing.whip_client import Publisher, SampleTrack, publish, tone
+from tests.conftest import CHROMIUM, Server
+
+T = TypeVar("T")
 
 
 def write_tone_wav(path: Path, frequency: float, seconds: float = 10.0, rate: int = 48000) -> None:
@@ -42,3 +49,33 @@ def launch(playwright: Playwright, wav: Path) -> Browser:
             "--no-first-run",
         ],
     )
+
+
+class Speakers:
+    """An asyncio loop in a thread of its own: the aiortc speakers live there, while the test drives
+    Chromium with Playwright's sync API (which refuses to run inside an event loop)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="speakers", daemon=True)
+        self.thread.start()
+        self.publishers: list[Publisher] = []
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout_s: float = 90) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout_s)
+
+    def speak(self, server: Server, whip: str, token: str, hz: float) -> Publisher:
+        publisher = self.run(publish(server.base + whip, token, SampleTrack(tone(hz))))
+        self.publishers.append(publisher)
+        return publisher
+
+    def leave(self, publisher: Publisher) -> None:
+        self.publishers.remove(publisher)
+        self.run(publisher.close())
+
+    def close(self) -> None:
+        for publisher in list(self.publishers):
+            self.run(publisher.pc.close())  # a closed connection is enough: the stage drops it
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()

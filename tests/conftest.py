@@ -9,7 +9,7 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -22,6 +22,9 @@ from podium.testing import eventually_sync
 
 ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
+
+if TYPE_CHECKING:
+    from tests.browser_support import Speakers
 
 
 @pytest.fixture
@@ -138,6 +141,17 @@ def browser(playwright: Playwright, tmp_path: Path) -> Iterator[Browser]:
     wav = tmp_path / "microphone.wav"
     write_tone_wav(wav, 660.0)
     instance = launch(playwright, wav)
+    try:
+        yield instance
+    finally:
+        instance.close()
+
+
+@pytest.fixture
+def speakers() -> Iterator[Speakers]:
+    from tests.browser_support import Speakers
+
+    instance = Speakers()
     try:
         yield instance
     finally:

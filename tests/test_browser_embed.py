@@ -17,12 +17,12 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Frame, Page, Request, expect
 
+from tests.browser_support import Speakers
 from tests.conftest import Server
-from tests.test_browser_replay import Speakers, end, speakers
+from tests.test_browser_replay import end
 from tests.test_live_media import create_space, wait_for_media
 
 pytestmark = [pytest.mark.browser, pytest.mark.media]
-__all__ = ["speakers"]  # the fixture, used here by name
 
 TONE_HZ = 440.0
 PASSWORD = "correct horse battery"

@@ -3,64 +3,21 @@ with who-spoke-when markers and the posts in step with the audio, a clip's page 
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from collections.abc import Coroutine, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, Response, expect
 
-from podium.testing.whip_client import Publisher, SampleTrack, publish, tone
+from tests.browser_support import Speakers
 from tests.conftest import Server
 from tests.test_browser import dominant_frequency
 from tests.test_live_media import create_space, listed_seconds, wait_for_media
 
 pytestmark = [pytest.mark.browser, pytest.mark.media]
 
-T = TypeVar("T")
 PASSWORD = "correct horse battery"
-
-
-class Speakers:
-    """An asyncio loop in a thread of its own: the aiortc speakers live there, while the test drives
-    Chromium with Playwright's sync API (which refuses to run inside an event loop)."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="speakers", daemon=True)
-        self.thread.start()
-        self.publishers: list[Publisher] = []
-
-    def run(self, coroutine: Coroutine[Any, Any, T], timeout_s: float = 90) -> T:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout_s)
-
-    def speak(self, server: Server, whip: str, token: str, hz: float) -> Publisher:
-        publisher = self.run(publish(server.base + whip, token, SampleTrack(tone(hz))))
-        self.publishers.append(publisher)
-        return publisher
-
-    def leave(self, publisher: Publisher) -> None:
-        self.publishers.remove(publisher)
-        self.run(publisher.close())
-
-    def close(self) -> None:
-        for publisher in list(self.publishers):
-            self.run(publisher.pc.close())  # a closed connection is enough: the stage drops it
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-
-
-@pytest.fixture
-def speakers() -> Iterator[Speakers]:
-    instance = Speakers()
-    try:
-        yield instance
-    finally:
-        instance.close()
 
 
 def end(server: Server, space: dict[str, Any]) -> dict[str, Any]:

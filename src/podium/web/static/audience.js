@@ -6,6 +6,9 @@
   const REACTIONS = ["👏", "❤️", "😂", "😮", "🔥", "👍"];
   const reactionCounts = Object.fromEntries(REACTIONS.map((e) => [e, 0]));
   const shownComments = new Set();
+  const shownQuestions = new Set();
+  const voted = new Set(JSON.parse(sessionStorage.getItem(`podium.voted.${spaceId}`) || "[]"));
+  const MAX_FLOATING = 24;  // emoji in flight at once: a flood of reactions costs the page nothing more
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
   let session = null;  // { token, user }
 
@@ -16,20 +19,41 @@
     return element;
   }
 
+  // Questions are kept and updated in place (keyed by post), so a vote button that has keyboard
+  // focus keeps it while the ranking changes; a vote of this browser shows as pressed.
   function showQuestions(questions) {
     $("no-questions").hidden = questions.length > 0;
-    $("questions").replaceChildren(...questions.map((q) => {
-      const item = document.createElement("li");
-      item.dataset.post = q.id;
-      if (q.state === "answered") item.classList.add("answered");
-      const votes = button(`▲ ${q.votes.toLocaleString(podiumI18n.lang)}`, () => vote(q.id), "small secondary votes");
-      votes.setAttribute("aria-label", tn("listen.vote", q.votes));
-      const body = document.createElement("div");
-      body.className = "text";
-      body.append(textNode("span", "author", q.author), textNode("span", "", q.text));
-      item.append(votes, body);
+    const list = $("questions");
+    const kept = new Map([...list.children].map((item) => [item.dataset.post, item]));
+    const items = questions.map((q) => {
+      let item = kept.get(q.id);
+      if (!item) {
+        item = document.createElement("li");
+        item.dataset.post = q.id;
+        // Named by what it shows (the count), then what it does: "3 votes, vote for this question".
+        const votes = button("", () => vote(q.id, votes), "small secondary votes");
+        const arrow = textNode("span", "", "▲ ");
+        arrow.setAttribute("aria-hidden", "true");
+        votes.append(arrow, textNode("span", "n", ""), textNode("span", "visually-hidden", ""));
+        const body = document.createElement("div");
+        body.className = "text";
+        body.append(textNode("span", "author", q.author), textNode("span", "", q.text));
+        item.append(votes, body);
+        if (shownQuestions.size && !shownQuestions.has(q.id)) announce(t("listen.new_question", { name: q.author, text: q.text }));
+      }
+      shownQuestions.add(q.id);
+      kept.delete(q.id);
+      item.classList.toggle("answered", q.state === "answered");
+      const votes = item.querySelector("button.votes");
+      const mine = voted.has(q.id);
+      votes.classList.toggle("voted", mine);
+      votes.setAttribute("aria-pressed", String(mine));
+      setText(votes.querySelector(".n"), q.votes.toLocaleString(podiumI18n.lang));
+      setText(votes.querySelector(".visually-hidden"), tn("listen.vote", q.votes));
       return item;
-    }));
+    });
+    for (const gone of kept.values()) gone.remove();
+    arrange(list, items);
   }
 
   function addComment(c) {
@@ -54,15 +78,19 @@
     if (pinned.url && /^https?:\/\//.test(pinned.url)) { link.href = pinned.url; link.textContent = pinned.url; }
   }
 
-  function applyItem(item) {
+  function applyItem(item, fresh) {
     for (const c of item.recent_comments || []) addComment(c);
     for (const c of item.comments) addComment(c);
     for (const id of item.removed || []) document.querySelectorAll(`[data-post="${CSS.escape(id)}"]`).forEach((e) => e.remove());
     if (item.questions) showQuestions(item.questions);
     if ("pinned" in item) showPinned(item.pinned);
-    for (const [emoji, count] of Object.entries(item.reactions)) reactionCounts[emoji] = (reactionCounts[emoji] || 0) + count;
-    renderReactions();
-    if (item.listeners) { $("now").textContent = item.listeners.now.toLocaleString(podiumI18n.lang); $("peak").textContent = item.listeners.peak.toLocaleString(podiumI18n.lang); }
+    for (const [emoji, count] of Object.entries(item.reactions)) {
+      reactionCounts[emoji] = (reactionCounts[emoji] || 0) + count;
+      // Only news floats: a reader catching up on the seconds before it came just adds them up.
+      if (fresh) for (let i = 0; i < Math.min(count, 3); i++) floatReaction(emoji, i * 180);
+    }
+    showReactionCounts();
+    if (item.listeners) { setText($("now"), item.listeners.now.toLocaleString(podiumI18n.lang)); setText($("peak"), item.listeners.peak.toLocaleString(podiumI18n.lang)); }
     if (item.speakers) renderStage($("stage"), { speakers: item.speakers.map((s) => ({ ...s, role: "", connected: true })) });
   }
 
@@ -86,7 +114,7 @@
         if (index.state === "ended" && next > index.latest) return;  // the whole timeline is read
         const response = await fetch(index.item_url.replace("{seq}", String(next)));
         if (response.ok) {
-          applyItem(await response.json());
+          applyItem(await response.json(), next >= index.latest);
           next += 1;
           continue;
         }
@@ -101,23 +129,52 @@
     }
   }
 
-  function renderReactions() {
+  // The reaction buttons are made once; only their counts change (focus stays where it is).
+  function makeReactions() {
     $("reactions").replaceChildren(...REACTIONS.map((emoji) => {
-      const b = button("", () => react(emoji), "");
+      const holder = document.createElement("span");
+      holder.className = "reaction";
+      holder.dataset.emoji = emoji;
+      const b = button(emoji, () => react(emoji), "react");
       b.setAttribute("aria-label", t("listen.react", { emoji }));
-      b.append(textNode("span", "", emoji), textNode("span", "count", (reactionCounts[emoji] || 0).toLocaleString(podiumI18n.lang)));
-      return b;
+      holder.append(b, textNode("span", "count", "0"));
+      return holder;
     }));
   }
 
+  function showReactionCounts() {
+    for (const holder of $("reactions").children) {
+      setText(holder.querySelector(".count"), (reactionCounts[holder.dataset.emoji] || 0).toLocaleString(podiumI18n.lang));
+    }
+  }
+
+  // An emoji that rises across the page and fades, like the reactions of the apps people know.
+  // Decoration only: hidden from screen readers, and still for those who ask for less motion.
+  function floatReaction(emoji, delayMs = 0) {
+    if (matchMedia("(prefers-reduced-motion: reduce)").matches) return;
+    const layer = $("floats");
+    if (!layer || layer.childElementCount >= MAX_FLOATING) return;
+    const element = textNode("span", "float", emoji);
+    element.style.left = `${8 + Math.random() * 84}%`;
+    element.style.animationDelay = `${delayMs}ms`;
+    element.addEventListener("animationend", () => element.remove());
+    layer.append(element);
+  }
+
   async function react(emoji) {
+    floatReaction(emoji);
     try { await api(`/api/spaces/${spaceId}/reactions`, { method: "POST", body: { emoji } }); } catch (e) { $("post-status").textContent = e.message; }
   }
 
-  async function vote(postId) {
+  async function vote(postId, votes) {
     if (!session) { $("post-status").textContent = t("listen.sign_in_to_vote"); return; }
-    try { await api(`/api/spaces/${spaceId}/questions/${postId}/vote`, { method: "POST", token: session.token }); }
-    catch (e) { $("post-status").textContent = e.message; }
+    try {
+      await api(`/api/spaces/${spaceId}/questions/${postId}/vote`, { method: "POST", token: session.token });
+      voted.add(postId);
+      sessionStorage.setItem(`podium.voted.${spaceId}`, JSON.stringify([...voted]));
+      votes.classList.add("voted");
+      votes.setAttribute("aria-pressed", "true");
+    } catch (e) { $("post-status").textContent = e.message; }
   }
 
   function signedIn(data) {
@@ -161,6 +218,6 @@
 
   const saved = sessionStorage.getItem("podium.session");
   if (saved) signedIn(JSON.parse(saved));
-  renderReactions();
+  makeReactions();
   follow();
 })();

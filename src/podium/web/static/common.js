@@ -106,36 +106,83 @@ function roleName(role) {
 }
 
 // Draws the stage: one card per person on it, with a ring while they speak. `controls(person)`
-// may return buttons for moderators.
+// may return buttons for moderators. Cards are kept and updated in place (keyed by member), so a
+// button that has keyboard focus keeps it while the stage changes around it.
 function renderStage(container, stage, controls) {
-  container.replaceChildren();
-  for (const person of stage.speakers) {
-    const item = document.createElement("li");
+  const kept = new Map([...container.children].map((item) => [item.dataset.member, item]));
+  const items = stage.speakers.map((person) => {
+    let item = kept.get(person.id);
+    if (!item) {
+      item = document.createElement("li");
+      item.dataset.member = person.id;
+      const avatar = document.createElement("span");
+      avatar.className = "avatar";
+      avatar.setAttribute("aria-hidden", "true");
+      const name = document.createElement("span");
+      name.className = "name";
+      const detail = document.createElement("span");
+      detail.className = "detail";
+      item.append(avatar, name, detail);
+    }
+    kept.delete(person.id);
     item.className = "person" + (person.speaking ? " speaking" : "") + (person.muted ? " muted" : "");
-    item.dataset.member = person.id;
-    const avatar = document.createElement("span");
-    avatar.className = "avatar";
-    avatar.setAttribute("aria-hidden", "true");
-    avatar.textContent = person.name.slice(0, 1).toUpperCase();
-    const name = document.createElement("span");
-    name.className = "name";
-    name.textContent = person.name;
-    const detail = document.createElement("span");
-    detail.className = "detail";
+    setText(item.querySelector(".avatar"), person.name.slice(0, 1).toUpperCase());
+    setText(item.querySelector(".name"), person.name);
     const states = person.role ? [roleName(person.role)] : [];
     if (person.muted) states.push(t("common.muted"));
     else if (person.speaking) states.push(t("common.speaking"));
     if (!person.connected) states.push(t("common.not_connected"));
-    detail.textContent = states.join(" · ");
-    item.append(avatar, name, detail);
+    setText(item.querySelector(".detail"), states.join(" · "));
     if (controls) {
-      const actions = document.createElement("div");
-      actions.className = "actions";
-      actions.append(...controls(person));
-      item.append(actions);
+      let actions = item.querySelector(".actions");
+      if (!actions) { actions = document.createElement("div"); actions.className = "actions"; item.append(actions); }
+      const focused = actions.contains(document.activeElement) ? document.activeElement.textContent : null;
+      actions.replaceChildren(...controls(person));
+      if (focused !== null) [...actions.children].find((b) => b.textContent === focused)?.focus();
     }
-    container.append(item);
+    return item;
+  });
+  for (const gone of kept.values()) gone.remove();
+  arrange(container, items);
+}
+
+// Puts `items` in `list` in this order without ever moving the item that holds keyboard focus
+// (a moved element loses it): the others are moved around that one instead.
+function arrange(list, items) {
+  const focused = items.findIndex((item) => item.contains(document.activeElement));
+  const head = focused < 0 ? items.length : focused;
+  for (let i = 0; i < head; i++) if (list.children[i] !== items[i]) list.insertBefore(items[i], list.children[i] || null);
+  let anchor = items[head];
+  for (let i = head + 1; i < items.length; i++) {
+    if (anchor.nextSibling !== items[i]) list.insertBefore(items[i], anchor.nextSibling);
+    anchor = items[i];
   }
+}
+
+// Writes text only when it changed, so that nothing is re-announced or re-laid out for nothing.
+function setText(element, text) {
+  if (element.textContent !== text) element.textContent = text;
+}
+
+// Polite announcements for screen readers through one live region (#announce), at most one every
+// ANNOUNCE_GAP_MS: what arrives meanwhile replaces what waits, so a busy space never floods the
+// reader with a queue of stale news.
+const ANNOUNCE_GAP_MS = 4000;
+const announcer = { last: 0, waiting: null, timer: null };
+function announce(text) {
+  const region = $("announce");
+  if (!region) return;
+  announcer.waiting = text;
+  if (announcer.timer) return;
+  const say = () => {
+    announcer.timer = null;
+    announcer.last = Date.now();
+    region.textContent = announcer.waiting;
+    announcer.waiting = null;
+  };
+  const wait = announcer.last + ANNOUNCE_GAP_MS - Date.now();
+  if (wait <= 0) say();
+  else announcer.timer = setTimeout(say, wait);
 }
 
 function button(label, onClick, className = "small secondary") {
