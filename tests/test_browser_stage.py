@@ -107,7 +107,8 @@ def test_host_and_invited_speaker_hear_each_other_and_the_audience_hears_both(
         expect(listener.locator("#hand-status")).to_contain_text("Your hand is raised, Linus")
         expect(host.locator("#hands")).to_contain_text("Linus", timeout=10000)
         host.locator("#hands li", has_text="Linus").get_by_role("button", name="Bring up").click()
-        expect(listener.locator("#go-up")).to_be_visible(timeout=10000)
+        expect(listener.locator("#toast")).to_contain_text("The host invites you on stage.", timeout=10000)
+        expect(listener.get_by_role("button", name="Join the stage").first).to_be_visible()
         expect(host.locator("#stage")).to_contain_text("Linus")
 
         # The host moves Grace to the audience: her page says so and the stage shows one speaker.

@@ -34,7 +34,14 @@ function render() {
   $("switch").hidden = !(space.preshow && pc !== null && space.state === "scheduled");
   if (space.preshow && pc !== null) setStatus(t(space.starts_at ? "host.backstage_timed" : "host.backstage"));
   $("end").disabled = ended;
-  if (ended) setStatus(t("host.ended"));
+  if (ended) {
+    // The end closes the connection and lets go of the microphone (the browser's indicator goes out).
+    if (pc) pc.close();
+    if (session) session.stream.getTracks().forEach((track) => track.stop());
+    pc = null;
+    session = null;
+    setStatus(t("host.ended"));
+  }
 }
 
 async function refresh() {
@@ -162,8 +169,6 @@ async function endSpace() {
   try {
     const response = await fetch(`/api/spaces/${spaceId}/end`, { method: "POST", headers: { Authorization: `Bearer ${token}` } });
     if (!response.ok) throw new Error((await response.json()).error);
-    if (pc) pc.close();
-    pc = null;
     space = await response.json();
     render();
   } catch (e) {

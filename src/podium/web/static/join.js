@@ -38,6 +38,7 @@ async function refresh() {
       me = await api(`/api/spaces/${spaceId}/me`, { token });
       if (session && !["host", "cohost", "speaker"].includes(me.role)) stopPublishing(t("join.moved_to_audience"));
     }
+    if (session && space.state === "ended") stopPublishing(t("join.space_ended"));
     render();
   } catch (e) {
     if (token && /revoked|blocked/.test(e.message)) {
@@ -85,7 +86,12 @@ $("golive").addEventListener("click", async () => {
   $("golive").disabled = true;
   try {
     setStatus(t("common.asking_microphone"));
-    session = await publishMicrophone(space.urls.whip, token, (state) => {
+    session = await publishMicrophone(space.urls.whip, token, async (state) => {
+      if (state === "failed" || state === "closed") {
+        // The host ending the space closes every connection: that is the end, not a failure.
+        try { space = await api(`/api/spaces/${spaceId}`); } catch (_) { /* judged below as it was */ }
+        if (space.state === "ended") { stopPublishing(t("join.space_ended")); render(); return; }
+      }
       setStatus({ connected: t("common.stage_connected"), connecting: t("common.stage_connecting"), failed: t("common.stage_failed") }[state] || state);
     });
     micMeter(session.stream, "meter", "meter-bar");

@@ -41,6 +41,7 @@ function render() {
     // Nobody is on stage any more, and the server refuses reactions, posts and hands: the replay
     // page keeps only what can still be used (the questions and comments stay, as a record).
     for (const card of ["stage-card", "react-card", "post-card", "hand-card"]) $(card).hidden = true;
+    if (up.session) stepDown(t("listen.space_ended_on_stage"));
   } else {
     $("when").textContent = "";
     if (!player.playing && player.admitted) $("status").textContent = t("listen.live_press_play");
@@ -182,28 +183,124 @@ audio.addEventListener("playing", () => {
 });
 window.addEventListener("pagehide", () => beat(true));
 
-// The way up: a named guest raises a hand; once accepted, the speaker view takes over.
+// The way up: a named guest raises a hand; once the host brings them up, a toast and a chime say
+// so, and they go on stage from this page. The stream never stops: while they speak it plays on,
+// muted (the stage's return audio brings the others live, without the stream's delay or their own
+// voice), and it is heard again the moment they leave.
 const memberKey = `podium.member.${spaceId}`;
+const up = { me: null, session: null, invited: false };
+const ON_STAGE = ["speaker", "cohost"];
+
+function chime() {
+  try {
+    const context = new AudioContext();
+    [660, 880].forEach((hz, i) => {
+      const tone = context.createOscillator();
+      const gain = context.createGain();
+      tone.frequency.value = hz;
+      gain.gain.setValueAtTime(0.0001, context.currentTime + i * 0.18);
+      gain.gain.exponentialRampToValueAtTime(0.2, context.currentTime + i * 0.18 + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, context.currentTime + i * 0.18 + 0.3);
+      tone.connect(gain).connect(context.destination);
+      tone.start(context.currentTime + i * 0.18);
+      tone.stop(context.currentTime + i * 0.18 + 0.32);
+    });
+    setTimeout(() => context.close(), 1000);
+  } catch (_) { /* no sound is no reason to miss the invitation: the toast stays */ }
+}
+
+function renderUp() {
+  const onStage = up.me && ON_STAGE.includes(up.me.role);
+  $("up-controls").hidden = !onStage && !up.session;
+  $("join-stage").hidden = up.session !== null;
+  $("self-mute").hidden = $("leave-stage").hidden = up.session === null;
+  const muted = Boolean(up.me && up.me.muted);
+  $("self-mute").textContent = t(muted ? "common.unmute" : "common.mute");
+  $("self-mute").setAttribute("aria-pressed", String(muted));
+  if (onStage && !up.invited) {
+    up.invited = true;
+    $("toast-text").textContent = t("listen.invited_up");
+    $("toast").hidden = false;
+    chime();
+  }
+}
+
+function stepDown(message) {
+  if (up.session) {
+    up.session.pc.close();
+    up.session.stream.getTracks().forEach((track) => track.stop());
+    up.session = null;
+  }
+  audio.muted = false;
+  $("up-status").textContent = message;
+  renderUp();
+}
+
 async function refreshStage() {
   // Who speaks comes with the timeline (audience.js); this only follows our own hand.
   const token = localStorage.getItem(memberKey);
   if (!token) return;
   try {
-    const me = await api(`/api/spaces/${spaceId}/me`, { token });
+    up.me = await api(`/api/spaces/${spaceId}/me`, { token });
     $("hand-form").hidden = true;
-    if (["speaker", "cohost"].includes(me.role)) {
-      $("hand-status").textContent = t("listen.brought_up");
-      $("go-up").hidden = false;
-      $("go-up-link").href = `/join/${spaceId}`;
-    } else {
-      $("hand-status").textContent = t(me.hand_raised ? "listen.hand_raised" : "listen.listening_as", { name: me.name });
+    if (ON_STAGE.includes(up.me.role)) $("hand-status").textContent = t("listen.brought_up");
+    else {
+      up.invited = false;  // a next invitation is news again
+      $("toast").hidden = true;
+      if (up.session) stepDown(t("join.moved_to_audience"));
+      $("hand-status").textContent = t(up.me.hand_raised ? "listen.hand_raised" : "listen.listening_as", { name: up.me.name });
     }
+    renderUp();
   } catch (e) {
+    if (up.session) stepDown(t("join.no_longer_on_stage", { message: e.message }));
     localStorage.removeItem(memberKey);
+    up.me = null;
     $("hand-form").hidden = false;
     $("hand-status").textContent = e.message;
+    renderUp();
   }
 }
+
+async function joinStage() {
+  $("toast").hidden = true;
+  $("join-stage").disabled = true;
+  try {
+    $("up-status").textContent = t("common.asking_microphone");
+    up.session = await publishMicrophone(player.space.urls.whip, localStorage.getItem(memberKey), async (state) => {
+      if (!up.session) return;
+      if (state === "connected") {
+        audio.muted = true;
+        $("up-status").textContent = t("listen.on_stage_keeps_playing");
+      } else if (state === "failed" || state === "closed" || state === "disconnected") {
+        // The host ending the space closes every connection: that is the end, not a failure.
+        await refresh();
+        if (player.space.state === "ended") stepDown(t("listen.space_ended_on_stage"));
+        else if (state !== "disconnected") $("up-status").textContent = t("common.stage_failed");
+      } else $("up-status").textContent = t("common.stage_connecting");
+    });
+    micMeter(up.session.stream, "mic-meter", "mic-bar");
+  } catch (e) {
+    $("up-status").textContent = t("common.go_live_failed", { message: e.message });
+  }
+  $("join-stage").disabled = false;
+  renderUp();
+}
+$("join-stage").addEventListener("click", joinStage);
+$("toast-join").addEventListener("click", () => { joinStage(); $("join-stage").focus(); });
+$("self-mute").addEventListener("click", async () => {
+  const action = up.me.muted ? "unmute" : "mute";
+  try {
+    up.me = await api(`/api/spaces/${spaceId}/members/${up.me.id}/${action}`, { method: "POST", token: localStorage.getItem(memberKey) });
+    for (const track of up.session.stream.getAudioTracks()) track.enabled = !up.me.muted;
+    renderUp();
+  } catch (e) { $("up-status").textContent = e.message; }
+});
+$("leave-stage").addEventListener("click", async () => {
+  try {
+    up.me = await api(`/api/spaces/${spaceId}/leave`, { method: "POST", token: localStorage.getItem(memberKey) });
+    stepDown(t("join.left"));
+  } catch (e) { $("up-status").textContent = e.message; }
+});
 $("hand-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   try {

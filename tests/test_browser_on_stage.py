@@ -1,0 +1,98 @@
+"""A listener goes on stage from the listener page, in headless Chromium: a raised hand, the host's
+invitation as a toast, the microphone on the stage, self-mute and back to the audience; the stream
+never stops playing through it all."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from podium.testing import eventually_sync
+from tests.browser_support import Speakers
+from tests.conftest import Server
+from tests.test_browser_replay import end, wait_until
+from tests.test_live_media import create_space, wait_for_media
+
+pytestmark = [pytest.mark.browser, pytest.mark.media]
+
+
+def on_stage(server: Server, space: dict[str, Any], name: str) -> dict[str, Any] | None:
+    stage = httpx.get(f"{server.base}/api/spaces/{space['id']}/stage").json()
+    return next((person for person in stage["speakers"] if person["name"] == name), None)
+
+
+def advances(page: Page) -> None:
+    """The listener's stream is playing and moving on (muted or not)."""
+    before = float(page.evaluate("audio.currentTime"))
+    wait_until(page, f"!audio.paused && audio.currentTime > {before + 1}")
+
+
+def test_a_listener_invited_up_speaks_from_the_listener_page_and_the_stream_never_stops(
+    server: Server, browser: Browser, speakers: Speakers
+) -> None:
+    space = speakers.run(create_space(server, "Questions from the floor"))
+    host_auth = {"Authorization": f"Bearer {space['host_token']}"}
+    speakers.speak(server, space["urls"]["whip"], space["host_token"], 440)
+    speakers.run(wait_for_media(server, space, 2))
+
+    # Grace listens on her phone (her microphone plays a 660 Hz tone) and raises her hand.
+    page = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True).new_page()
+    page.goto(server.base + space["urls"]["page"])
+    page.locator("#play").click()
+    wait_until(page, "window.podium.playing && !audio.paused && audio.currentTime > 0.5")
+    page.evaluate("window.pauses = 0; audio.addEventListener('pause', () => { window.pauses += 1; })")
+    page.get_by_label("Your name").fill("Grace")
+    page.get_by_role("button", name="Raise your hand").click()
+    expect(page.locator("#hand-status")).to_contain_text("Your hand is raised, Grace", timeout=10000)
+    page.evaluate("window.scrollTo(0, 0)")  # she scrolled back up to the player
+
+    # The host brings her up: wherever she is on the page, a toast says so.
+    hands = httpx.get(f"{server.base}/api/spaces/{space['id']}/hands", headers=host_auth).json()["hands"]
+    (hand,) = [h for h in hands if h["name"] == "Grace"]
+    httpx.post(
+        f"{server.base}/api/spaces/{space['id']}/members/{hand['id']}/accept", headers=host_auth
+    ).raise_for_status()
+    toast = page.locator("#toast")
+    expect(toast).to_be_visible(timeout=10000)
+    expect(toast).to_contain_text("The host invites you on stage.")
+    assert toast.bounding_box() is not None and toast.bounding_box()["y"] < 844  # type: ignore[index]
+
+    # She joins from the toast: her voice reaches the stage while the stream plays on, muted.
+    toast.get_by_role("button", name="Join the stage").click()
+    expect(page.locator("#up-status")).to_contain_text("You are on stage", timeout=20000)
+    eventually_sync(
+        lambda: (on_stage(server, space, "Grace") or {}).get("speaking"), "Grace is heard on stage", timeout_s=20
+    )
+    assert page.evaluate("audio.muted")
+    advances(page)
+
+    # She mutes herself, then goes back to the audience.
+    page.get_by_role("button", name="Mute").click()
+    expect(page.get_by_role("button", name="Unmute")).to_have_attribute("aria-pressed", "true")
+    eventually_sync(lambda: (on_stage(server, space, "Grace") or {}).get("muted"), "Grace is muted", timeout_s=10)
+    page.get_by_role("button", name="Leave the stage").click()
+    expect(page.locator("#up-status")).to_have_text("You left the stage.")
+    eventually_sync(lambda: on_stage(server, space, "Grace") is None, "Grace left the stage", timeout_s=10)
+    assert not page.evaluate("audio.muted")
+    advances(page)
+    assert page.evaluate("window.pauses") == 0, "the stream stopped while she was on stage"
+
+    # Up again, she is on stage when the host ends: her page says it ended, and lets go of the
+    # microphone.
+    page.get_by_role("button", name="Raise your hand").click()
+    expect(page.locator("#hand-status")).to_contain_text("Your hand is raised, Grace", timeout=10000)
+    hands = httpx.get(f"{server.base}/api/spaces/{space['id']}/hands", headers=host_auth).json()["hands"]
+    (hand,) = [h for h in hands if h["name"] == "Grace"]
+    httpx.post(
+        f"{server.base}/api/spaces/{space['id']}/members/{hand['id']}/accept", headers=host_auth
+    ).raise_for_status()
+    expect(toast).to_be_visible(timeout=10000)
+    toast.get_by_role("button", name="Join the stage").click()
+    expect(page.locator("#up-status")).to_contain_text("You are on stage", timeout=20000)
+    microphone = page.evaluate_handle("up.session.stream.getAudioTracks()[0]")
+    end(server, space)
+    expect(page.locator("#up-status")).to_have_text("The space has ended. Thank you for speaking.", timeout=20000)
+    assert page.evaluate("track => track.readyState", microphone) == "ended"
