@@ -129,9 +129,9 @@ def verify_clip(path: Path, trust: str | None = None, timeout_s: float = 20.0) -
     return outcome
 
 
-def run(path: Path, trust: str | None) -> int:
+def run(args: Any) -> int:
     try:
-        outcome = verify_clip(path, trust)
+        outcome = verify_clip(args.clip, args.trust)
     except VerifyError as error:
         print(f"podium verify: {error}", file=sys.stderr)
         return 2
