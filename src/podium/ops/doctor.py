@@ -119,10 +119,7 @@ class _Timex(ctypes.Structure):
     # struct timex (Linux); the tail pads generously: the kernel writes no more than its own size.
     _fields_ = [
         ("modes", ctypes.c_uint),
-        ("offset", ctypes.c_long),
-        ("freq", ctypes.c_long),
-        ("maxerror", ctypes.c_long),
-        ("esterror", ctypes.c_long),
+        *[(name, ctypes.c_long) for name in ("offset", "freq", "maxerror", "esterror")],
         ("status", ctypes.c_int),
         ("rest", ctypes.c_long * 64),
     ]
@@ -198,11 +195,7 @@ def redis_offset(url: str) -> tuple[float | None, str]:
 
 def writable_probe(folder: Path) -> tuple[str, bool]:
     """Write, fsync and remove a file in `folder` (or its nearest existing parent): (error, folder exists)."""
-    exists = folder.is_dir()
-    target = folder
-    while not target.exists() and target != target.parent:
-        target = target.parent
-    path = target / f".podium-doctor-{os.getpid()}"
+    path = existing(folder) / f".podium-doctor-{os.getpid()}"
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
@@ -212,8 +205,8 @@ def writable_probe(folder: Path) -> tuple[str, bool]:
             os.close(fd)
         path.unlink()
     except OSError as error:
-        return error.strerror or str(error), exists
-    return "", exists
+        return error.strerror or str(error), folder.is_dir()
+    return "", folder.is_dir()
 
 
 def existing(folder: Path) -> Path:

@@ -176,7 +176,9 @@ class PodiumCollector(Collector):
             "Time between a speaker's frames reaching the stage (20 ms is on time), over the recent ones.",
             labels=["space", "quantile"],
         )
-        per_speaker = {  # by the health field each reads: milliseconds, but for the loss (a ratio)
+        per_speaker: dict[
+            str, GaugeMetricFamily | CounterMetricFamily
+        ] = {  # by the health field each reads: milliseconds, but for the loss (a ratio)
             "loss_fraction": GaugeMetricFamily(
                 "podium_speaker_packet_loss_ratio",
                 "Recent share of a speaker's packets that never reached the stage (0 to 1).",
