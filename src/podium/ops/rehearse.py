@@ -35,12 +35,13 @@ import httpx
 from podium import urls
 from podium.web.urls import url_path
 
-# Classes of requests, as the admission control (issue 6) will rank them.
+# Classes of requests, as the admission control ranks them.
 JOIN, PLAYLIST, MEDIA, BEAT, FLOOD = "join", "playlist", "media", "heartbeat", "flood"
 MAX_LISTENERS = 20_000
 MAX_DURATION_S = 600.0
-
-
+SUCCESS_GOAL, TTFA_P95_GOAL_S = 0.99, 3.0  # GO: at least this share of joins, first audio's p95 within this
+TIMEOUT_S = 10.0  # of one request
+MAX_WAIT_S = 120.0  # how long a simulated listener stays in line before giving up
 # Simulated listeners per HTTP client, and connections in all (see `Rehearsal.run`).
 LISTENERS_PER_CLIENT = 100
 MAX_CONNECTIONS = 1000
@@ -55,10 +56,6 @@ class Plan:
     flood_per_s: float = 0.0
     stay_s: float = 10.0
     slow_connections: int = 0
-    success_goal: float = 0.99
-    ttfa_p95_goal_s: float = 3.0
-    timeout_s: float = 10.0
-    max_wait_s: float = 120.0  # how long a simulated listener stays in line before giving up
 
     def join_times(self) -> list[float]:
         """When each listener starts joining, seconds from the start: the rate rises linearly to its
@@ -226,13 +223,11 @@ class Rehearsal:
     async def join(self, client: httpx.AsyncClient, client_id: str, began: float) -> str | None:
         """The join call as the page makes it: in line until let in, the puzzle when asked.
         Returns the pass the heartbeats carry, or None when this listener did not get in."""
-        plan = self.plan
-        url = self.urls["join"]
         body: dict[str, Any] = {"client_id": client_id}
         waited = False
-        deadline = time.monotonic() + plan.max_wait_s
+        deadline = time.monotonic() + MAX_WAIT_S
         while time.monotonic() < deadline and not self._stop.is_set():
-            response = await self._send(client, JOIN, url, "POST", json=body)
+            response = await self._send(client, JOIN, self.urls["join"], "POST", json=body)
             if response is None:
                 await asyncio.sleep(1.0)
                 continue
@@ -278,7 +273,6 @@ class Rehearsal:
         if plan.flood_per_s <= 0:
             return
         interval = 1 / plan.flood_per_s
-        n = 0
         tasks: set[asyncio.Task[None]] = set()
 
         async def one(k: int) -> None:
@@ -292,14 +286,13 @@ class Rehearsal:
                 await self._send(client, FLOOD, f"{plan.base}/{secrets.token_hex(6)}/{secrets.token_hex(4)}")
 
         while time.monotonic() - self._started < until and not self._stop.is_set():
-            task = asyncio.create_task(one(n))
+            task = asyncio.create_task(one(self.tally.flood_sent))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
-            n += 1
             self.tally.flood_sent += 1
             await asyncio.sleep(interval)
         if tasks:
-            await asyncio.wait(tasks, timeout=plan.timeout_s)
+            await asyncio.wait(tasks, timeout=TIMEOUT_S)
 
     async def slow_connection(self, until: float) -> None:
         """Opens a connection and sends a request's headers a byte a second; notes if the server closes it."""
@@ -334,7 +327,7 @@ class Rehearsal:
         times = plan.join_times()
         last_join = times[-1] if times else 0.0
         # Room for the last to wait in line, then stay: the run ends earlier once all are done.
-        run_s = min(MAX_DURATION_S, last_join + plan.max_wait_s + plan.stay_s + plan.timeout_s)
+        run_s = min(MAX_DURATION_S, last_join + MAX_WAIT_S + plan.stay_s + TIMEOUT_S)
         # Listeners share clients in groups of LISTENERS_PER_CLIENT: a connection pool finds a free
         # connection by scanning all of its waiting requests, so one pool for thousands of listeners
         # spends the load generator's CPU on itself instead of on requests.
@@ -344,27 +337,21 @@ class Rehearsal:
         self._started = time.monotonic()
         async with contextlib.AsyncExitStack() as stack:
             clients = [
-                await stack.enter_async_context(httpx.AsyncClient(timeout=plan.timeout_s, limits=limits))
+                await stack.enter_async_context(httpx.AsyncClient(timeout=TIMEOUT_S, limits=limits))
                 for _ in range(groups)
             ]
-            client = clients[0]
             listeners = [asyncio.create_task(self.listener(clients[n % groups], t)) for n, t in enumerate(times)]
-            side = [asyncio.create_task(self.flood(client, last_join + plan.stay_s))]
-            side += [
-                asyncio.create_task(self.slow_connection(last_join + plan.stay_s)) for _ in range(plan.slow_connections)
-            ]
-            shower = asyncio.create_task(self._show_progress(len(times))) if self.progress else None
+            end = last_join + plan.stay_s
+            side = [asyncio.create_task(self.slow_connection(end)) for _ in range(plan.slow_connections)]
+            side.append(asyncio.create_task(self.flood(clients[0], end)))
+            shower = [asyncio.create_task(self._show_progress(len(times)))] if self.progress else []
             _done, pending = await asyncio.wait(listeners + side, timeout=run_s)
             self._stop.set()
-            for task in pending:
+            for task in [*pending, *shower]:
                 task.cancel()
-            for task in pending:
+            for task in [*pending, *shower]:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-            if shower is not None:
-                shower.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await shower
         elapsed = time.monotonic() - self._started
         return self.report(elapsed)
 
@@ -400,10 +387,10 @@ class Rehearsal:
         }
         ttfa = {f"p{p}": percentile(tally.ttfa_s, p) for p in (50, 95, 99)}
         reasons = []
-        if success < plan.success_goal:
-            reasons.append(f"joins succeeded {success:.1%} < {plan.success_goal:.0%}")
-        if ttfa["p95"] is None or ttfa["p95"] > plan.ttfa_p95_goal_s:
-            reasons.append(f"first audio p95 {ttfa['p95'] or float('nan'):.2f} s > {plan.ttfa_p95_goal_s:.1f} s")
+        if success < SUCCESS_GOAL:
+            reasons.append(f"joins succeeded {success:.1%} < {SUCCESS_GOAL:.0%}")
+        if ttfa["p95"] is None or ttfa["p95"] > TTFA_P95_GOAL_S:
+            reasons.append(f"first audio p95 {ttfa['p95'] or float('nan'):.2f} s > {TTFA_P95_GOAL_S:.1f} s")
         if tally.no_retry_after:
             reasons.append(f"{tally.no_retry_after} wait or shed answer(s) without Retry-After")
         if sum(server_errors.values()):
@@ -514,7 +501,7 @@ def run(args: Any) -> int:
             base + url_path("rehearse", space_id=space),
             json=report,
             headers={"Authorization": f"Bearer {args.host_token}"},
-            timeout=plan.timeout_s,
+            timeout=TIMEOUT_S,
         )
         if answer.status_code == 201:
             print("the verdict is on the host's go/no-go board")
