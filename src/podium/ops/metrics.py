@@ -38,7 +38,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 INPUT_GAP_QUANTILES = (("0.5", "p50"), ("0.99", "p99"), ("1", "max"))
 
 
-@dataclass
+@dataclass(eq=False)  # a registry keeps its collectors in a dict: hashed by identity
 class PodiumCollector(Collector):
     """The metrics of one node, from its live objects."""
 
