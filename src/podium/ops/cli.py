@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import logging
 import sys
 from pathlib import Path
@@ -63,30 +64,6 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _verify(args: argparse.Namespace) -> int:
-    from podium.ops.verify import run
-
-    return run(args.clip, args.trust)
-
-
-def _rehearse(args: argparse.Namespace) -> int:
-    from podium.ops.rehearse import run
-
-    return run(args)
-
-
-def _plan(args: argparse.Namespace) -> int:
-    from podium.ops.plan import run
-
-    return run(args)
-
-
-def _doctor(args: argparse.Namespace) -> int:
-    from podium.ops.doctor import run
-
-    return run(args)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="podium", description="Live audio conversations for an audience of any size.")
     parser.add_argument("--version", action="version", version=f"podium {__version__}")
@@ -97,7 +74,6 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--data-dir", type=Path, help="where the database, media and secret live (default ./podium-data)"
     )
-    serve.set_defaults(run=_serve)
     verify = commands.add_parser(
         "verify", help="check that a clip is an unaltered excerpt of the official recording (exit 0 if so, 1 if not)"
     )
@@ -110,7 +86,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="the Podium instance you trust, e.g. https://podium.example (default: the one the clip names, "
         "only if the clip's context is on it)",
     )
-    verify.set_defaults(run=_verify)
     rehearse = commands.add_parser(
         "rehearse",
         help="a load test of your deployment before the crowd: a flash crowd of listeners, optionally a flood "
@@ -128,7 +103,6 @@ def build_parser() -> argparse.ArgumentParser:
     rehearse.add_argument("--report", default="rehearsal.json", help="where the JSON report goes")
     rehearse.add_argument("--quiet", action="store_true", help="no progress bar")
     rehearse.add_argument("--host-token", help="the host's token: leaves the verdict on the host's go/no-go board")
-    rehearse.set_defaults(run=_rehearse)
     plan = commands.add_parser(
         "plan",
         help="size a deployment for an audience from measured figures, showing the arithmetic line by line",
@@ -149,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--edge-cores-per-machine", type=int, default=16, help="cores of one cache machine (default 16)")
     plan.add_argument(
         "--origin-requests-per-node",
+        dest="origin_requests_per_node_per_s",
+        metavar="ORIGIN_REQUESTS_PER_NODE",
         type=float,
         default=1500.0,
         help="requests per second one node answers (joins, heartbeats, posts; assumed, default 1500)",
@@ -160,7 +136,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plan.add_argument("--figures", help="the measured figures (default bench/figures.json, here or in the repository)")
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
-    plan.set_defaults(run=_plan)
     doctor = commands.add_parser(
         "doctor",
         help="check what breaks deployments (UDP for WebRTC, TURN, public URL, CORS, clock, disk) and say how to "
@@ -175,14 +150,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-free-gib", type=float, default=2.0, help="free disk below which the disk check fails (default 2)"
     )
     doctor.add_argument("--json", action="store_true", help="print the results as JSON")
-    doctor.set_defaults(run=_doctor)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        result: int = args.run(args)
+        # Each command but `serve` is the `run` of its module, imported only when it runs.
+        run = _serve if args.command == "serve" else importlib.import_module(f"podium.ops.{args.command}").run
+        result: int = run(args)
         return result
     except PodiumError as error:
         print(f"podium: {error.message}", file=sys.stderr)

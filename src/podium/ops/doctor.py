@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import ctypes.util
+import functools
 import json
 import os
 import resource
@@ -28,7 +29,6 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from podium import urls
 from podium.errors import InvalidInput
 from podium.media.ice_servers import IceServer
 from podium.ops.diagnosis import (
@@ -59,6 +59,7 @@ from podium.ops.diagnosis import (
     podium_node,
 )
 from podium.settings import Settings
+from podium.web.urls import url_path
 
 # -- Probes: thin, this machine only ------------------------------------------------------------
 
@@ -119,10 +120,7 @@ class _Timex(ctypes.Structure):
     # struct timex (Linux); the tail pads generously: the kernel writes no more than its own size.
     _fields_ = [
         ("modes", ctypes.c_uint),
-        ("offset", ctypes.c_long),
-        ("freq", ctypes.c_long),
-        ("maxerror", ctypes.c_long),
-        ("esterror", ctypes.c_long),
+        *[(name, ctypes.c_long) for name in ("offset", "freq", "maxerror", "esterror")],
         ("status", ctypes.c_int),
         ("rest", ctypes.c_long * 64),
     ]
@@ -198,11 +196,7 @@ def redis_offset(url: str) -> tuple[float | None, str]:
 
 def writable_probe(folder: Path) -> tuple[str, bool]:
     """Write, fsync and remove a file in `folder` (or its nearest existing parent): (error, folder exists)."""
-    exists = folder.is_dir()
-    target = folder
-    while not target.exists() and target != target.parent:
-        target = target.parent
-    path = target / f".podium-doctor-{os.getpid()}"
+    path = existing(folder) / f".podium-doctor-{os.getpid()}"
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
@@ -212,8 +206,8 @@ def writable_probe(folder: Path) -> tuple[str, bool]:
             os.close(fd)
         path.unlink()
     except OSError as error:
-        return error.strerror or str(error), exists
-    return "", exists
+        return error.strerror or str(error), folder.is_dir()
+    return "", folder.is_dir()
 
 
 def existing(folder: Path) -> Path:
@@ -257,8 +251,6 @@ class Doctor:
     min_free_bytes: int
     space: str = PROBE_SPACE
     servers: tuple[IceServer, ...] = ()
-    own_node: str | None = None
-    _services: list[tuple[str, str, tuple[float | None, str]]] | None = None
 
     def steps(self) -> list[tuple[str, Step]]:
         return [
@@ -301,41 +293,38 @@ class Doctor:
                 "run `podium doctor --url http://127.0.0.1:PORT` on the node itself",
             )
             return
-        health = http_get(self.target + "/healthz")
+        get = functools.cache(http_get)  # the same address is asked once
+        health = get(self.target + "/healthz")
         yield check_running(health)
-        own = self.settings.own_url
-        self.own_node = podium_node(health if own == self.target else http_get(own + "/healthz"))
+        own_node = podium_node(get(self.settings.own_url + "/healthz"))
         public = self.settings.base_url
         if public:
-            answer = None
-            if is_local_url(public):
-                answer = health if public == self.target else http_get(public + "/healthz")
-            yield check_public_url_reaches(public, answer, self.own_node)
+            answer = get(public + "/healthz") if is_local_url(public) else None
+            yield check_public_url_reaches(public, answer, own_node)
         if podium_node(health) is None:
             return
-        api = http_get(f"{self.target}/api/spaces/{self.space}")
-        hls = http_get(self.target + urls.fill(urls.HLS, space_id=self.space) + "index.m3u8")
+        api = http_get(self.target + url_path("getSpace", space_id=self.space))
+        hls = http_get(self.target + url_path("hls.index", space_id=self.space))
         yield check_cors("API answer", api, ("Location", "Retry-After", "ETag"))
         yield check_cors("HLS playlist", hls, ())
 
     def services(self) -> Iterable[Result]:
-        for label, url, (_, error) in self._service_facts():
+        for label, url, (_, error) in self._service_facts:
             yield check_service(label, url, error)
 
     def clock(self) -> Iterable[Result]:
-        offsets = {label: offset for label, _, (offset, _) in self._service_facts() if offset is not None}
+        offsets = {label: offset for label, _, (offset, _) in self._service_facts if offset is not None}
         yield check_clock(clock_sync_facts(), offsets)
 
+    @functools.cached_property
     def _service_facts(self) -> list[tuple[str, str, tuple[float | None, str]]]:
         """Each configured PostgreSQL and Redis: (label, URL, (clock offset, error)), asked once."""
-        if self._services is None:
-            found: list[tuple[str, str, tuple[float | None, str]]] = []
-            if self.settings.database_url.startswith("postgresql"):
-                found.append(("PostgreSQL", self.settings.database_url, postgres_offset(self.settings.database_url)))
-            redis_urls = sorted({self.settings.bus_url, self.settings.limits_url} - {""})
-            found.extend(("Redis", url, redis_offset(url)) for url in redis_urls if url.startswith("redis"))
-            self._services = found
-        return self._services
+        found: list[tuple[str, str, tuple[float | None, str]]] = []
+        if self.settings.database_url.startswith("postgresql"):
+            found.append(("PostgreSQL", self.settings.database_url, postgres_offset(self.settings.database_url)))
+        redis_urls = sorted({self.settings.bus_url, self.settings.limits_url} - {""})
+        found.extend(("Redis", url, redis_offset(url)) for url in redis_urls if url.startswith("redis"))
+        return found
 
     def disk(self) -> Iterable[Result]:
         folders = [("data folder", self.settings.data_dir)]
@@ -391,9 +380,9 @@ def run(args: argparse.Namespace) -> int:
         if not args.json:
             print(_line(refused))
         return _finish([refused], args.json)
-    doctor = Doctor(settings, ice_raw, _target(args.url, settings), int(args.min_free_gib * 2**30))
-    if args.space:
-        doctor.space = args.space
+    doctor = Doctor(
+        settings, ice_raw, _target(args.url, settings), int(args.min_free_gib * 2**30), args.space or PROBE_SPACE
+    )
     if not args.json:
         print(f"podium doctor: settings from PODIUM_* (data folder {settings.data_dir}), server {doctor.target}")
     results: list[Result] = []

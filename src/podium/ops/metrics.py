@@ -1,19 +1,13 @@
 """What Prometheus scrapes from `/metrics`: read at scrape time from the counters Podium keeps
-anyway (presence, the waiting room, the governor, the stages, the database), so nothing is
-counted twice and nothing costs anything between scrapes.
+anyway, so nothing is counted twice and nothing costs anything between scrapes.
 
-A private space's id opens its timeline, stage and questions to whoever holds it, and `/metrics`
-asks for no account (unless PODIUM_METRICS_TOKEN is set): so a private space is never labelled
-with its id, but with `private-` and a keyed hash of it (HMAC-SHA256 under a key derived from the
-instance secret, 12 hex digits): stable across scrapes, restarts and nodes, so its series can be
-followed and summed, and it cannot be turned back into the id by anyone without the secret.
+`/metrics` may ask for no account, and a private space's id opens its timeline and stage: so a
+private space is labelled `private-` and 12 hex digits of HMAC-SHA256(its id) under a key derived
+from the instance secret: stable across scrapes, restarts and nodes, no way back without the secret.
 
-Each application has a registry of its own (never the global default one): several apps live in
-one process in tests, and a node exports only what is its own. Per-space series exist only for
-the spaces live on this node (stage running, pre-show included), so their number stays bounded.
-
-`collect` runs on the event loop and only reads: the objects it reads are changed on that loop,
-so a scrape sees them between two steps, never half-way through one.
+Each app has a registry of its own (several live in one process in tests); per-space series exist
+only for the spaces live on this node, so their number stays bounded. `collect` runs on the event
+loop and only reads: a scrape sees the objects between two steps, never half-way through one.
 """
 
 from __future__ import annotations
@@ -21,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
@@ -43,29 +38,21 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 INPUT_GAP_QUANTILES = (("0.5", "p50"), ("0.99", "p99"), ("1", "max"))
 
 
+@dataclass(eq=False)  # a registry keeps its collectors in a dict: hashed by identity
 class PodiumCollector(Collector):
     """The metrics of one node, from its live objects."""
 
-    def __init__(
-        self,
-        directory: SpaceDirectory,
-        stages: StageManager,
-        listeners: Listeners,
-        store: SpaceStore,
-        bus: Bus,
-        joins: Joins,
-        governor: Governor,
-        clock: Clock,
-    ) -> None:
-        self.directory = directory
-        self.clock = clock
-        self.stages = stages
-        self.listeners = listeners
-        self.store = store
-        self.bus = bus
-        self.joins = joins
-        self.governor = governor
-        self._label_key = label_key(directory.links.key)
+    directory: SpaceDirectory
+    stages: StageManager
+    listeners: Listeners
+    store: SpaceStore
+    bus: Bus
+    joins: Joins
+    governor: Governor
+    clock: Clock
+
+    def __post_init__(self) -> None:
+        self._label_key = label_key(self.directory.links.key)
 
     def space_label(self, space_id: SpaceId) -> str:
         """The `space` label: the id of a public space, a keyed hash of a private one's."""
@@ -116,33 +103,30 @@ class PodiumCollector(Collector):
             "Tickets, passes and puzzle answers refused for their signature alone (a flood shows here).",
             value=joins.signer.refused,
         )
-        served = CounterMetricFamily(
-            "podium_requests_served", "Requests let through the door, by request class.", labels=["class"]
-        )
-        shed = CounterMetricFamily(
-            "podium_requests_shed",
-            "Requests turned away because the node was full (503, or a join sent to wait), by request class.",
-            labels=["class"],
-        )
-        crowded = CounterMetricFamily(
-            "podium_requests_refused_per_address",
-            "Requests refused (429) because their address had too many requests in the works, by class.",
-            labels=["class"],
-        )
-        abandoned = CounterMetricFamily(
-            "podium_requests_abandoned",
-            "Requests whose client went away before the request had been read (a body cut short), by class.",
-            labels=["class"],
-        )
-        for kind in RequestClass:
-            served.add_metric([kind.label], governor.stats.served[kind])
-            shed.add_metric([kind.label], governor.stats.shed[kind])
-            crowded.add_metric([kind.label], governor.stats.crowded[kind])
-            abandoned.add_metric([kind.label], governor.stats.abandoned[kind])
-        yield served
-        yield shed
-        yield crowded
-        yield abandoned
+        by_class = {  # the governor's counts by request class, by the name of their stat
+            "served": CounterMetricFamily(
+                "podium_requests_served", "Requests let through the door, by request class.", labels=["class"]
+            ),
+            "shed": CounterMetricFamily(
+                "podium_requests_shed",
+                "Requests turned away because the node was full (503, or a join sent to wait), by request class.",
+                labels=["class"],
+            ),
+            "crowded": CounterMetricFamily(
+                "podium_requests_refused_per_address",
+                "Requests refused (429) because their address had too many requests in the works, by class.",
+                labels=["class"],
+            ),
+            "abandoned": CounterMetricFamily(
+                "podium_requests_abandoned",
+                "Requests whose client went away before the request had been read (a body cut short), by class.",
+                labels=["class"],
+            ),
+        }
+        for stat, family in by_class.items():
+            for kind in RequestClass:
+                family.add_metric([kind.label], getattr(governor.stats, stat)[kind])
+            yield family
         cut = CounterMetricFamily(
             "podium_connections_cut",
             "Connections answered and closed by the protocol itself: a request head or body too slow "
@@ -192,35 +176,37 @@ class PodiumCollector(Collector):
             "Time between a speaker's frames reaching the stage (20 ms is on time), over the recent ones.",
             labels=["space", "quantile"],
         )
-        loss = GaugeMetricFamily(
-            "podium_speaker_packet_loss_ratio",
-            "Recent share of a speaker's packets that never reached the stage (0 to 1).",
-            labels=["space", "member"],
-        )
-        recovered = CounterMetricFamily(
-            "podium_speaker_recovered_seconds",
-            "A speaker's audio lost on the way and rebuilt from the next packet's in-band FEC.",
-            labels=["space", "member"],
-        )
-        concealed = CounterMetricFamily(
-            "podium_speaker_concealed_seconds",
-            "A speaker's audio lost on the way and made up by loss concealment.",
-            labels=["space", "member"],
-        )
-        buffered = GaugeMetricFamily(
-            "podium_speaker_jitter_buffer_seconds",
-            "Audio a speaker's jitter buffer holds now (about 20 ms on a clean path; more with jitter).",
-            labels=["space", "member"],
-        )
+        per_speaker: dict[
+            str, GaugeMetricFamily | CounterMetricFamily
+        ] = {  # by the health field each reads: milliseconds, but for the loss (a ratio)
+            "loss_fraction": GaugeMetricFamily(
+                "podium_speaker_packet_loss_ratio",
+                "Recent share of a speaker's packets that never reached the stage (0 to 1).",
+                labels=["space", "member"],
+            ),
+            "recovered_ms": CounterMetricFamily(
+                "podium_speaker_recovered_seconds",
+                "A speaker's audio lost on the way and rebuilt from the next packet's in-band FEC.",
+                labels=["space", "member"],
+            ),
+            "concealed_ms": CounterMetricFamily(
+                "podium_speaker_concealed_seconds",
+                "A speaker's audio lost on the way and made up by loss concealment.",
+                labels=["space", "member"],
+            ),
+            "delay_ms": GaugeMetricFamily(
+                "podium_speaker_jitter_buffer_seconds",
+                "Audio a speaker's jitter buffer holds now (about 20 ms on a clean path; more with jitter).",
+                labels=["space", "member"],
+            ),
+        }
         now = self.clock.monotonic()  # the clock `stage.last_made_at` is read from
         for space_id in self.stages.live_space_ids():
             label = self.space_label(space_id)
             for member_id, _name, health in self.stages.speaker_connections(space_id):
-                labels = [label, member_id]
-                loss.add_metric(labels, health.loss_fraction)
-                recovered.add_metric(labels, health.recovered_ms / 1000)
-                concealed.add_metric(labels, health.concealed_ms / 1000)
-                buffered.add_metric(labels, health.delay_ms / 1000)
+                for name, family in per_speaker.items():
+                    value = getattr(health, name)
+                    family.add_metric([label, member_id], value if name == "loss_fraction" else value / 1000)
             stage = self.stages.stage(space_id)
             if stage is None:
                 continue  # stopped between the two looks
@@ -233,7 +219,7 @@ class PodiumCollector(Collector):
             if recent is not None:
                 for quantile, key in INPUT_GAP_QUANTILES:
                     gaps.add_metric([label, quantile], recent[key] / 1000)
-        yield from (parts, skipped, age, speakers, gaps, loss, recovered, concealed, buffered)
+        yield from (parts, skipped, age, speakers, gaps, *per_speaker.values())
 
     def _backends(self) -> Iterator[Metric]:
         yield CounterMetricFamily(

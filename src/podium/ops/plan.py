@@ -10,6 +10,7 @@ an assumption stated as one.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import inspect
 import json
@@ -17,7 +18,7 @@ import math
 import re
 import textwrap
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -438,23 +439,17 @@ def _hls_bytes_per_s(bitrate: int, layout: Layout) -> tuple[float, float, float]
 def _least_nodes(busiest: Callable[[int], float], headroom: float) -> int:
     """The fewest nodes whose busiest one stays within one core ÷ headroom. Its load only falls as
     nodes are added, down to a floor (a stage and the heartbeats a node samples): search by halves."""
+    most = 2**23
 
     def fits(n: int) -> bool:
         return busiest(n) * headroom <= 1
 
-    high = 1
-    while not fits(high):
-        high *= 2
-        if high > 10_000_000:
-            raise InvalidInput(
-                "no number of nodes is enough: a stage and the heartbeats each node samples already fill a "
-                "node; lower PODIUM_PRESENCE_SAMPLE_TARGET or --headroom, or raise --origin-requests-per-node"
-            )
-    low = high // 2 + 1 if high > 1 else 1
-    while low < high:
-        middle = (low + high) // 2
-        low, high = (low, middle) if fits(middle) else (middle + 1, high)
-    return high
+    if not fits(most):
+        raise InvalidInput(
+            "no number of nodes is enough: a stage and the heartbeats each node samples already fill a "
+            "node; lower PODIUM_PRESENCE_SAMPLE_TARGET or --headroom, or raise --origin-requests-per-node"
+        )
+    return bisect.bisect_left(range(1, most + 1), True, key=fits) + 1
 
 
 def make_plan(inputs: Inputs, figures: Figures, stage: StageCpu, settings: Settings) -> Plan:
@@ -753,19 +748,8 @@ def render(plan: Plan) -> str:
 
 def run(args: Any) -> int:
     """`podium plan`: read the flags, the figures and the settings; print the plan."""
-    inputs = Inputs(
-        listeners=parse_count(args.listeners),
-        bitrate_bps=STAGE_BITRATE if args.bitrate is None else parse_bitrate(args.bitrate),
-        spaces=args.spaces,
-        speakers=args.speakers,
-        posts_per_listener_per_hour=args.posts_per_listener_per_hour,
-        votes_per_listener_per_hour=args.votes_per_listener_per_hour,
-        reactions_per_listener_per_hour=args.reactions_per_listener_per_hour,
-        join_window_s=args.join_window_s,
-        headroom=args.headroom,
-        edge_cores_per_machine=args.edge_cores_per_machine,
-        origin_requests_per_node_per_s=args.origin_requests_per_node,
-    )
+    bitrate = STAGE_BITRATE if args.bitrate is None else parse_bitrate(args.bitrate)
+    inputs = Inputs(parse_count(args.listeners), bitrate, **{f.name: getattr(args, f.name) for f in fields(Inputs)[2:]})
     check_inputs(inputs)
     candidates = [Path(args.figures)] if args.figures else find_file("figures.json")
     found = [p for p in candidates if p.is_file()]

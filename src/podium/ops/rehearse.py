@@ -1,19 +1,14 @@
 """`podium rehearse URL`: a dress rehearsal of a deployment before the crowd comes.
 
-Simulated listeners join a live space (or one in its pre-show) along a flash-crowd curve (the join
-rate climbs to its peak in the first third of the joins, then holds), each as the listener page
-does: the space's state, the join call (waiting in line with its ticket when told to, solving the
-puzzle when the space is under attack), the multivariant and media playlists, the init section,
-then the newest part; time to first audio is from the start of its join to the last byte of that
-part, waiting room included. Joined listeners stay: a heartbeat
-and a blocking playlist reload now and then. Optionally a flood runs alongside: forged WHIP tokens,
-random paths, forged, expired-looking and replayed join tickets, and slow connections that send
-their headers a byte at a time.
+Simulated listeners join a live space (or its pre-show) along a flash-crowd curve, each as the
+listener page does: the space's state, the join (waiting in line, solving the puzzle when asked),
+both playlists, the init section, then the newest part; time to first audio runs from the start of
+its join to the last byte of that part. Joined listeners stay, beating and reloading the playlist.
+A flood may run alongside: forged WHIP tokens, random paths, forged and replayed join tickets, and
+slow connections that send their headers a byte at a time.
 
-The report counts requests and answers by class, what was shed (429/503), the origin's answers per
-second, and gives a verdict: GO when joins succeed (≥ 99 % by default), first audio comes fast
-enough (p95 ≤ 3 s by default) and no legitimate request got a 5xx. Loopback or a host you run:
-the command refuses nothing, so point it only at your own deployment.
+The verdict is GO when ≥ 99 % of joins succeed, first audio's p95 is ≤ 3 s and no legitimate
+request got a 5xx. The command refuses no target: point it only at your own deployment.
 """
 
 from __future__ import annotations
@@ -37,12 +32,16 @@ from urllib.parse import urlsplit
 
 import httpx
 
-# Classes of requests, as the admission control (issue 6) will rank them.
+from podium import urls
+from podium.web.urls import url_path
+
+# Classes of requests, as the admission control ranks them.
 JOIN, PLAYLIST, MEDIA, BEAT, FLOOD = "join", "playlist", "media", "heartbeat", "flood"
 MAX_LISTENERS = 20_000
 MAX_DURATION_S = 600.0
-
-
+SUCCESS_GOAL, TTFA_P95_GOAL_S = 0.99, 3.0  # GO: at least this share of joins, first audio's p95 within this
+TIMEOUT_S = 10.0  # of one request
+MAX_WAIT_S = 120.0  # how long a simulated listener stays in line before giving up
 # Simulated listeners per HTTP client, and connections in all (see `Rehearsal.run`).
 LISTENERS_PER_CLIENT = 100
 MAX_CONNECTIONS = 1000
@@ -57,10 +56,6 @@ class Plan:
     flood_per_s: float = 0.0
     stay_s: float = 10.0
     slow_connections: int = 0
-    success_goal: float = 0.99
-    ttfa_p95_goal_s: float = 3.0
-    timeout_s: float = 10.0
-    max_wait_s: float = 120.0  # how long a simulated listener stays in line before giving up
 
     def join_times(self) -> list[float]:
         """When each listener starts joining, seconds from the start: the rate rises linearly to its
@@ -150,10 +145,18 @@ class Rehearsal:
         self.progress = progress
         self._started = 0.0
         self._stop = asyncio.Event()
+        # The space's addresses by route name (`podium.web.routes`), built before the clock starts.
+        routes = ("getSpace", "join", "heartbeat", "whipPublish", "hls.index", "hls.live", "hls.init")
+        self.urls = {route: plan.base + url_path(route, space_id=plan.space) for route in routes}
+        # The stream's folder (`urls.HLS`, where route "hls.file" serves parts and segments).
+        self.urls["hls"] = plan.base + urls.fill(urls.HLS, space_id=plan.space)
 
-    async def _get(self, client: httpx.AsyncClient, klass: str, url: str) -> httpx.Response | None:
+    async def _send(
+        self, client: httpx.AsyncClient, klass: str, url: str, method: str = "GET", **request: Any
+    ) -> httpx.Response | None:
+        """The request, its answer (or its error's name) counted under `klass`; None if it got no answer."""
         try:
-            response = await client.get(url)
+            response = await client.request(method, url, **request)
         except httpx.HTTPError as error:
             self.tally.note(klass, type(error).__name__, self._started)
             return None
@@ -165,8 +168,7 @@ class Rehearsal:
         await asyncio.sleep(max(0.0, start_at - (time.monotonic() - self._started)))
         began = time.monotonic()
         listener_id = secrets.token_hex(12)
-        hls = f"{plan.base}/hls/{plan.space}"
-        state = await self._get(client, JOIN, f"{plan.base}/api/spaces/{plan.space}")
+        state = await self._send(client, JOIN, self.urls["getSpace"])
         if state is None or state.status_code != 200:
             self._fail("the space's state")
             return
@@ -177,27 +179,26 @@ class Rehearsal:
         listener_pass = await self.join(client, listener_id, began)
         if listener_pass is None:
             return
-        multivariant = await self._get(client, PLAYLIST, f"{hls}/index.m3u8")
-        if multivariant is None or multivariant.status_code != 200:
-            self._fail("the multivariant playlist")
-            return
-        playlist = await self._get(client, PLAYLIST, f"{hls}/live.m3u8")
-        if playlist is None or playlist.status_code != 200:
-            self._fail("the media playlist")
-            return
-        init = await self._get(client, MEDIA, f"{hls}/init.mp4")
-        if init is None or init.status_code != 200:
-            self._fail("the init section")
-            return
-        media = await self._newest_part(client, hls, playlist.text)
+        answers: dict[str, httpx.Response] = {}
+        for klass, route, what in (
+            (PLAYLIST, "hls.index", "the multivariant playlist"),
+            (PLAYLIST, "hls.live", "the media playlist"),
+            (MEDIA, "hls.init", "the init section"),
+        ):
+            answer = await self._send(client, klass, self.urls[route])
+            if answer is None or answer.status_code != 200:
+                self._fail(what)
+                return
+            answers[route] = answer
+        media = await self._newest_part(client, answers["hls.live"].text)
         if media is not None and media.status_code == 404:
             # The playlist was older than its parts (a slow client, a stale cache; parts are kept
             # for the last few segments only): like a player, this listener reloads it and asks
             # for the newest part again, then falls back to the newest whole segment.
-            playlist = await self._get(client, PLAYLIST, f"{hls}/live.m3u8")
-            media = await self._newest_part(client, hls, playlist.text) if playlist is not None else None
+            playlist = await self._send(client, PLAYLIST, self.urls["hls.live"])
+            media = await self._newest_part(client, playlist.text) if playlist is not None else None
             if playlist is not None and (media is None or media.status_code == 404):
-                media = await self._newest_part(client, hls, playlist.text, whole_segment=True)
+                media = await self._newest_part(client, playlist.text, whole_segment=True)
         if media is None or media.status_code != 200 or not media.content:
             self._fail("the first part")
             return
@@ -206,41 +207,30 @@ class Rehearsal:
         # Staying: a heartbeat and a playlist reload every few seconds, until the run ends.
         until = time.monotonic() + plan.stay_s
         while time.monotonic() < until and not self._stop.is_set():
-            try:
-                beat = await client.post(
-                    f"{plan.base}/api/spaces/{plan.space}/heartbeat",
-                    json={"listener_id": listener_id, "pass": listener_pass},
-                )
-                self.tally.note(BEAT, beat.status_code, self._started)
-            except httpx.HTTPError as error:
-                self.tally.note(BEAT, type(error).__name__, self._started)
-            await self._get(client, PLAYLIST, f"{hls}/live.m3u8?_HLS_skip=YES")
+            body = {"listener_id": listener_id, "pass": listener_pass}
+            await self._send(client, BEAT, self.urls["heartbeat"], "POST", json=body)
+            await self._send(client, PLAYLIST, self.urls["hls.live"] + "?_HLS_skip=YES")
             await asyncio.sleep(random.uniform(2.0, 4.0))
 
     async def _newest_part(
-        self, client: httpx.AsyncClient, hls: str, playlist: str, whole_segment: bool = False
+        self, client: httpx.AsyncClient, playlist: str, whole_segment: bool = False
     ) -> httpx.Response | None:
         parts = [] if whole_segment else re.findall(r'#EXT-X-PART:[^\n]*URI="([^"]+)"', playlist)
         segments = re.findall(r"^(s\d+\.m4s)$", playlist, re.M)
         newest = parts[-1] if parts else (segments[-1] if segments else None)
-        return await self._get(client, MEDIA, f"{hls}/{newest}") if newest else None
+        return await self._send(client, MEDIA, self.urls["hls"] + newest) if newest else None
 
     async def join(self, client: httpx.AsyncClient, client_id: str, began: float) -> str | None:
         """The join call as the page makes it: in line until let in, the puzzle when asked.
         Returns the pass the heartbeats carry, or None when this listener did not get in."""
-        plan = self.plan
-        url = f"{plan.base}/api/spaces/{plan.space}/join"
         body: dict[str, Any] = {"client_id": client_id}
         waited = False
-        deadline = time.monotonic() + plan.max_wait_s
+        deadline = time.monotonic() + MAX_WAIT_S
         while time.monotonic() < deadline and not self._stop.is_set():
-            try:
-                response = await client.post(url, json=body)
-            except httpx.HTTPError as error:
-                self.tally.note(JOIN, type(error).__name__, self._started)
+            response = await self._send(client, JOIN, self.urls["join"], "POST", json=body)
+            if response is None:
                 await asyncio.sleep(1.0)
                 continue
-            self.tally.note(JOIN, response.status_code, self._started)
             data = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
             retry = response.headers.get("retry-after")
             if response.status_code in (202, 429, 503) and retry is None:
@@ -283,37 +273,26 @@ class Rehearsal:
         if plan.flood_per_s <= 0:
             return
         interval = 1 / plan.flood_per_s
-        n = 0
         tasks: set[asyncio.Task[None]] = set()
 
         async def one(k: int) -> None:
-            try:
-                if k % 4 == 2:
-                    response = await client.post(
-                        f"{plan.base}/api/spaces/{plan.space}/join", json=junk_join(k, self.tally.used_tickets)
-                    )
-                elif k % 2:
-                    forged = "m." + secrets.token_urlsafe(48)
-                    response = await client.post(
-                        f"{plan.base}/whip/{plan.space}",
-                        content=b"v=0\r\n",
-                        headers={"Authorization": f"Bearer {forged}", "Content-Type": "application/sdp"},
-                    )
-                else:
-                    response = await client.get(f"{plan.base}/{secrets.token_hex(6)}/{secrets.token_hex(4)}")
-                self.tally.note(FLOOD, response.status_code, self._started)
-            except httpx.HTTPError as error:
-                self.tally.note(FLOOD, type(error).__name__, self._started)
+            if k % 4 == 2:
+                junk = junk_join(k, self.tally.used_tickets)
+                await self._send(client, FLOOD, self.urls["join"], "POST", json=junk)
+            elif k % 2:
+                forged = {"Authorization": f"Bearer m.{secrets.token_urlsafe(48)}", "Content-Type": "application/sdp"}
+                await self._send(client, FLOOD, self.urls["whipPublish"], "POST", content=b"v=0\r\n", headers=forged)
+            else:
+                await self._send(client, FLOOD, f"{plan.base}/{secrets.token_hex(6)}/{secrets.token_hex(4)}")
 
         while time.monotonic() - self._started < until and not self._stop.is_set():
-            task = asyncio.create_task(one(n))
+            task = asyncio.create_task(one(self.tally.flood_sent))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
-            n += 1
             self.tally.flood_sent += 1
             await asyncio.sleep(interval)
         if tasks:
-            await asyncio.wait(tasks, timeout=plan.timeout_s)
+            await asyncio.wait(tasks, timeout=TIMEOUT_S)
 
     async def slow_connection(self, until: float) -> None:
         """Opens a connection and sends a request's headers a byte a second; notes if the server closes it."""
@@ -324,7 +303,7 @@ class Rehearsal:
             reader, writer = await asyncio.open_connection(host, port, ssl=parts.scheme == "https" or None)
         except OSError:
             return
-        request = f"GET /api/spaces/{self.plan.space} HTTP/1.1\r\nHost: {host}\r\nX-Slow: ".encode()
+        request = f"GET {url_path('getSpace', space_id=self.plan.space)} HTTP/1.1\r\nHost: {host}\r\nX-Slow: ".encode()
         try:
             for byte in request + b"x" * 600:
                 if time.monotonic() - self._started >= until:
@@ -348,7 +327,7 @@ class Rehearsal:
         times = plan.join_times()
         last_join = times[-1] if times else 0.0
         # Room for the last to wait in line, then stay: the run ends earlier once all are done.
-        run_s = min(MAX_DURATION_S, last_join + plan.max_wait_s + plan.stay_s + plan.timeout_s)
+        run_s = min(MAX_DURATION_S, last_join + MAX_WAIT_S + plan.stay_s + TIMEOUT_S)
         # Listeners share clients in groups of LISTENERS_PER_CLIENT: a connection pool finds a free
         # connection by scanning all of its waiting requests, so one pool for thousands of listeners
         # spends the load generator's CPU on itself instead of on requests.
@@ -358,27 +337,21 @@ class Rehearsal:
         self._started = time.monotonic()
         async with contextlib.AsyncExitStack() as stack:
             clients = [
-                await stack.enter_async_context(httpx.AsyncClient(timeout=plan.timeout_s, limits=limits))
+                await stack.enter_async_context(httpx.AsyncClient(timeout=TIMEOUT_S, limits=limits))
                 for _ in range(groups)
             ]
-            client = clients[0]
             listeners = [asyncio.create_task(self.listener(clients[n % groups], t)) for n, t in enumerate(times)]
-            side = [asyncio.create_task(self.flood(client, last_join + plan.stay_s))]
-            side += [
-                asyncio.create_task(self.slow_connection(last_join + plan.stay_s)) for _ in range(plan.slow_connections)
-            ]
-            shower = asyncio.create_task(self._show_progress(len(times))) if self.progress else None
+            end = last_join + plan.stay_s
+            side = [asyncio.create_task(self.slow_connection(end)) for _ in range(plan.slow_connections)]
+            side.append(asyncio.create_task(self.flood(clients[0], end)))
+            shower = [asyncio.create_task(self._show_progress(len(times)))] if self.progress else []
             _done, pending = await asyncio.wait(listeners + side, timeout=run_s)
             self._stop.set()
-            for task in pending:
+            for task in [*pending, *shower]:
                 task.cancel()
-            for task in pending:
+            for task in [*pending, *shower]:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-            if shower is not None:
-                shower.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await shower
         elapsed = time.monotonic() - self._started
         return self.report(elapsed)
 
@@ -414,10 +387,10 @@ class Rehearsal:
         }
         ttfa = {f"p{p}": percentile(tally.ttfa_s, p) for p in (50, 95, 99)}
         reasons = []
-        if success < plan.success_goal:
-            reasons.append(f"joins succeeded {success:.1%} < {plan.success_goal:.0%}")
-        if ttfa["p95"] is None or ttfa["p95"] > plan.ttfa_p95_goal_s:
-            reasons.append(f"first audio p95 {ttfa['p95'] or float('nan'):.2f} s > {plan.ttfa_p95_goal_s:.1f} s")
+        if success < SUCCESS_GOAL:
+            reasons.append(f"joins succeeded {success:.1%} < {SUCCESS_GOAL:.0%}")
+        if ttfa["p95"] is None or ttfa["p95"] > TTFA_P95_GOAL_S:
+            reasons.append(f"first audio p95 {ttfa['p95'] or float('nan'):.2f} s > {TTFA_P95_GOAL_S:.1f} s")
         if tally.no_retry_after:
             reasons.append(f"{tally.no_retry_after} wait or shed answer(s) without Retry-After")
         if sum(server_errors.values()):
@@ -428,11 +401,8 @@ class Rehearsal:
             "reasons": reasons,
             "target": {"base": plan.base, "space": plan.space},
             "plan": {
-                "listeners": plan.listeners,
-                "peak_joins_per_s": plan.peak_joins_per_s,
-                "flood_per_s": plan.flood_per_s,
-                "slow_connections": plan.slow_connections,
-                "stay_s": plan.stay_s,
+                k: getattr(plan, k)
+                for k in ("listeners", "peak_joins_per_s", "flood_per_s", "slow_connections", "stay_s")
             },
             "elapsed_s": round(elapsed_s, 2),
             "joins": {
@@ -469,7 +439,8 @@ def render(report: dict[str, Any]) -> str:
         return "-" if v is None else f"{v:.2f} s"
 
     lines = [
-        f"Rehearsal of {report['target']['base']}/s/{report['target']['space']} ({report['elapsed_s']:.0f} s)",
+        f"Rehearsal of {report['target']['base']}{url_path('page.listen', space_id=report['target']['space'])} "
+        f"({report['elapsed_s']:.0f} s)",
         f"  joins: {report['joins']['succeeded']}/{report['joins']['attempted']} ({report['joins']['success']:.1%})"
         + (f"; failed at: {report['joins']['failures']}" if report["joins"]["failures"] else ""),
         f"  time to first audio: p50 {s(ttfa['p50'])}, p95 {s(ttfa['p95'])}, p99 {s(ttfa['p99'])}",
@@ -498,26 +469,17 @@ def render(report: dict[str, Any]) -> str:
 def run(args: Any) -> int:
     try:
         base, space = parse_target(args.url, args.space)
+        if not 1 <= args.listeners <= MAX_LISTENERS:
+            raise ValueError(f"--listeners must be 1 to {MAX_LISTENERS}")
+        if args.peak_joins_per_s <= 0 or args.flood < 0 or args.stay <= 0:
+            raise ValueError("rates and --stay must be positive")
     except ValueError as error:
         print(f"podium rehearse: {error}", file=sys.stderr)
         return 2
-    if not 1 <= args.listeners <= MAX_LISTENERS:
-        print(f"podium rehearse: --listeners must be 1 to {MAX_LISTENERS}", file=sys.stderr)
-        return 2
-    if args.peak_joins_per_s <= 0 or args.flood < 0 or args.stay <= 0:
-        print("podium rehearse: rates and --stay must be positive", file=sys.stderr)
-        return 2
-    plan = Plan(
-        base,
-        space,
-        args.listeners,
-        args.peak_joins_per_s,
-        flood_per_s=args.flood,
-        stay_s=args.stay,
-        slow_connections=args.slow,
-    )
+    plan = Plan(base, space, args.listeners, args.peak_joins_per_s, args.flood, args.stay, args.slow)
     print(
-        f"Rehearsing {base}/s/{space}: {plan.listeners} listeners, joins climbing to {plan.peak_joins_per_s:g}/s"
+        f"Rehearsing {base}{url_path('page.listen', space_id=space)}: {plan.listeners} listeners, "
+        f"joins climbing to {plan.peak_joins_per_s:g}/s"
         + (f", a flood of {plan.flood_per_s:g}/s" if plan.flood_per_s else "")
         + (f", {plan.slow_connections} slow connections" if plan.slow_connections else ""),
         file=sys.stderr,
@@ -536,10 +498,10 @@ def run(args: Any) -> int:
     print(f"report: {path}")
     if args.host_token:
         answer = httpx.post(
-            f"{base}/api/spaces/{space}/rehearsals",
+            base + url_path("rehearse", space_id=space),
             json=report,
             headers={"Authorization": f"Bearer {args.host_token}"},
-            timeout=plan.timeout_s,
+            timeout=TIMEOUT_S,
         )
         if answer.status_code == 201:
             print("the verdict is on the host's go/no-go board")

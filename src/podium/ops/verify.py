@@ -1,16 +1,12 @@
 """`podium verify CLIP [--trust URL]`: is this clip an unaltered excerpt of the official recording?
 
-Reads the provenance inside the clip, fetches the trusted instance's public key and the recording's
-segments the clip names (over HTTP, as any listener can), and checks: that the clip names the
-trusted instance and a context on it, the signature, the clip's own SHA-256, the recording's
-SHA-256, and that cutting the recording again at the signed place gives the clip's audio byte
-for byte.
+Checks, over HTTP as any listener could: that the clip names the trusted instance and a context on
+it, the signature, the clip's and the recording's SHA-256, and that cutting the recording again at
+the signed place gives the clip's audio byte for byte.
 
-Which instance is trusted is the reader's choice, never the file's alone: `--trust URL` names it;
-without it the instance the clip names is taken, but only when the clip's context (the page it
-sends its reader to) is on that same instance. Otherwise anyone could sign a clip with their own
-key, serve their own "recording", and name a victim's page as its context. The verdict always
-says which instance and which key were trusted.
+The reader chooses the instance trusted (`--trust URL`); without it, the one the clip names, but only
+if the clip's context is on it: else anyone could sign with their own key, serve their own
+"recording" and name a victim's page as the context. The verdict says which instance and key.
 """
 
 from __future__ import annotations
@@ -110,14 +106,11 @@ def verify_clip(path: Path, trust: str | None = None, timeout_s: float = 20.0) -
             return outcome
         try:
             count = int(facts["recording_segments"])
-            init = client.get(base + urls.fill(urls.HLS, space_id=space) + INIT_NAME).raise_for_status().content
+            folder = base + urls.fill(urls.HLS, space_id=space)
+            init = client.get(folder + INIT_NAME).raise_for_status().content
             segments = []
             for msn in range(count):
-                segments.append(
-                    client.get(base + urls.fill(urls.HLS, space_id=space) + segment_name(msn))
-                    .raise_for_status()
-                    .content
-                )
+                segments.append(client.get(folder + segment_name(msn)).raise_for_status().content)
                 _progress(msn + 1, count)
         except (httpx.HTTPError, KeyError, ValueError, TypeError) as error:
             checks.append(
@@ -129,9 +122,9 @@ def verify_clip(path: Path, trust: str | None = None, timeout_s: float = 20.0) -
     return outcome
 
 
-def run(path: Path, trust: str | None) -> int:
+def run(args: Any) -> int:
     try:
-        outcome = verify_clip(path, trust)
+        outcome = verify_clip(args.clip, args.trust)
     except VerifyError as error:
         print(f"podium verify: {error}", file=sys.stderr)
         return 2
