@@ -28,8 +28,8 @@ def test_a_question_shows_for_every_reader_as_inert_text(server: Server, browser
     asker.get_by_label("Password").fill("correct horse battery")
     asker.get_by_role("button", name="Create account").click()
     expect(asker.locator("#signed-in-as")).to_contain_text("ada")
-    asker.get_by_label("Your text").fill(HOSTILE)
-    asker.get_by_role("button", name="Send").click()
+    asker.get_by_label("Your question or comment").fill(HOSTILE)
+    asker.get_by_role("button", name="Ask").click()
     expect(asker.locator("#post-status")).to_contain_text("Question sent")
 
     # The other reader, who only follows the timeline, sees it; as text, with nothing hidden in it.
@@ -44,11 +44,15 @@ def test_a_question_shows_for_every_reader_as_inert_text(server: Server, browser
     reader.get_by_role("button", name="React 👏").click()
     expect(asker.locator('.reaction[data-emoji="👏"] .count')).to_have_text("1", timeout=10000)
 
-    asker.get_by_label("Kind").select_option("comment")
-    asker.get_by_label("Your text").fill("Greetings from Lyon")
-    asker.get_by_role("button", name="Send").click()
+    asker.get_by_label("Your question or comment").fill("Greetings from Lyon")
+    asker.get_by_role("button", name="Comment", exact=True).click()
     expect(reader.locator("#comments")).to_contain_text("Greetings from Lyon", timeout=10000)
     reader.screenshot(path=str(artifacts / "audience-listener-page.png"), full_page=True)
+
+    # Signed in, ada raises her hand under the name she posts with, without giving it again.
+    expect(asker.get_by_label("Your name")).to_be_hidden()
+    asker.get_by_role("button", name="Raise your hand").click()
+    expect(asker.locator("#hand-status")).to_contain_text("Your hand is raised, ada")
 
     # The host hides the question from the console; every reader's page drops it.
     host = browser.new_context(viewport={"width": 1000, "height": 2200}).new_page()

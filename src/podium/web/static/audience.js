@@ -183,6 +183,9 @@
     $("signin-form").hidden = true;
     $("post-form").hidden = false;
     $("signed-in-as").textContent = t("listen.signed_in_as", { name: data.user.username });
+    // The name people know them by here: a raised hand uses it rather than asking again.
+    $("guest-name").value = data.user.username;
+    $("guest-name").hidden = document.querySelector('label[for="guest-name"]').hidden = true;
   }
 
   async function signIn(create) {
@@ -196,10 +199,12 @@
 
   $("signin-form").addEventListener("submit", (event) => { event.preventDefault(); signIn(false); });
   $("signup").addEventListener("click", () => signIn(true));
+  // One box, two ways to send it: "Ask" (a question, ranked by votes) or "Comment".
   $("post-form").addEventListener("submit", async (event) => {
     event.preventDefault();
-    const body = { kind: $("post-kind").value, text: $("post-text").value, client_id: crypto.randomUUID().replace(/-/g, "") };
-    $("post").disabled = true;
+    const kind = event.submitter && event.submitter.value === "comment" ? "comment" : "question";
+    const body = { kind, text: $("post-text").value, client_id: crypto.randomUUID().replace(/-/g, "") };
+    $("ask").disabled = $("comment").disabled = true;
     // Retried with the same client_id until acknowledged: a flaky network never posts twice.
     for (let attempt = 0; attempt < 4; attempt++) {
       try {
@@ -213,7 +218,7 @@
         await sleep(1000 * (attempt + 1));
       }
     }
-    $("post").disabled = false;
+    $("ask").disabled = $("comment").disabled = false;
   });
 
   const saved = sessionStorage.getItem("podium.session");
