@@ -96,3 +96,14 @@ def test_a_listener_invited_up_speaks_from_the_listener_page_and_the_stream_neve
     end(server, space)
     expect(page.locator("#up-status")).to_have_text("The space has ended. Thank you for speaking.", timeout=20000)
     assert page.evaluate("track => track.readyState", microphone) == "ended"
+
+    # She was listening live at the end: her page says the space ended (not "Playing live."), and
+    # her next play is the replay, from its start to its end, with nothing live about it.
+    expect(page.locator("#status")).not_to_have_text("Playing live.", timeout=20000)
+    expect(page.locator("#status")).to_have_text("Press play to hear the replay.", timeout=30000)
+    expect(page.locator("#now-stat")).to_be_hidden()
+    page.locator("#play").click()
+    wait_until(page, "window.podium.playing && !audio.paused && audio.currentTime > 0.5")
+    replay = httpx.get(f"{server.base}/api/spaces/{space['id']}/replay").json()
+    assert page.evaluate("audio.seekable.start(0)") == pytest.approx(0, abs=0.5)
+    assert page.evaluate("audio.duration") == pytest.approx(replay["duration_s"], abs=1.5)

@@ -197,6 +197,11 @@ def test_the_replay_shows_who_spoke_when_and_the_posts_in_step(
     # What the server would refuse now is not offered: reactions, posts, hands; nobody is on stage.
     for card in ("#stage-card", "#react-card", "#post-card", "#hand-card"):
         expect(page.locator(card)).to_be_hidden()
+    # Nothing that looks live: no "listening now", no live question list with vote buttons; the
+    # replay's one list shows the record until play, then what was said up to where it plays.
+    for card in ("#now-stat", "#questions-card", "#comments-card"):
+        expect(page.locator(card)).to_be_hidden()
+    expect(page.locator("#replay-posts")).to_contain_text("Greetings from Lyon")
 
     page.locator("#play").click()
     wait_until(page, "window.podium.playing && !audio.paused && audio.currentTime > 0.5")

@@ -40,7 +40,13 @@ function render() {
     if (space.urls.download) { $("download").href = space.urls.download + (linkKey ? `?key=${encodeURIComponent(linkKey)}` : ""); $("download-line").hidden = false; }
     // Nobody is on stage any more, and the server refuses reactions, posts and hands: the replay
     // page keeps only what can still be used (the questions and comments stay, as a record).
-    for (const card of ["stage-card", "react-card", "post-card", "hand-card"]) $(card).hidden = true;
+    // The questions and comments are the replay's own list, in step with the audio (replay.js);
+    // nobody listens "now" to a space that ended.
+    for (const card of ["stage-card", "react-card", "post-card", "hand-card", "questions-card", "comments-card", "now-stat"]) $(card).hidden = true;
+    // A listener who was live at the end hears its last seconds; the replay is another playlist
+    // (the pre-show is not in it), loaded afresh when they play again.
+    if (player.wasLive && player.playing) $("status").textContent = t("listen.live_ended_playing");
+    else if (player.wasLive) dropLivePlayer();
     if (up.session) stepDown(t("listen.space_ended_on_stage"));
   } else {
     $("when").textContent = "";
@@ -147,6 +153,7 @@ $("play").addEventListener("click", async () => {
     return;
   }
   if (!player.hls && !audio.src && !start()) return;
+  if (player.space.state !== "ended") player.wasLive = true;
   attachLevelMeter(audio, player, $("level"));
   if (player.audioContext.state === "suspended") await player.audioContext.resume();
   const startAt = window.podiumReplay && window.podiumReplay.startAt();
@@ -176,7 +183,16 @@ function showPaused(status) {
 audio.addEventListener("waiting", () => { if (player.playing) $("status").textContent = t("listen.buffering"); });
 // The end of the recording (a replay, or a live space that ended while we listened): the button
 // plays it again, from the start, as media elements do.
-audio.addEventListener("ended", () => showPaused(t("listen.at_end")));
+audio.addEventListener("ended", () => {
+  showPaused(t(player.wasLive ? "listen.press_play_replay" : "listen.at_end"));
+  if (player.wasLive && player.space.state === "ended") dropLivePlayer();
+});
+function dropLivePlayer() {
+  if (player.hls) player.hls.destroy();
+  else audio.removeAttribute("src");
+  player.hls = null;
+  player.wasLive = false;
+}
 audio.addEventListener("playing", () => {
   const live = player.space && player.space.state === "live";
   $("status").textContent = live && window.podiumReplay && window.podiumReplay.behind() > 8 ? t("listen.playing_behind") : playingText();

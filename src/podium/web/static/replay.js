@@ -95,7 +95,10 @@
     // In the pre-show there is nothing to move in yet: hold audio is not the show.
     const started = Boolean(player.hls || audio.src) && !(player.space && player.space.state === "scheduled");
     $("seek").hidden = !started;
-    if (!started) return;
+    if (!started) {
+      if (player.space && player.space.state === "ended") showPosts(Infinity);  // the whole record, until play
+      return;
+    }
     const [start, end] = seekable();
     const total = Math.max(end, replay.duration_s || 0);
     const position = $("position");
