@@ -15,7 +15,7 @@ Invariants:
 Neither class is thread-safe; libopus runs with the GIL released.
 
 Which library: the system's libopus (Debian: libopus0), else the copy bundled in PyAV's wheel
-(`av.libs/`); `library()` says which was loaded. Request numbers below come from opus_defines.h.
+(`av.libs/`). Request numbers below come from opus_defines.h.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import functools
 import importlib.util
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Self
 
@@ -48,7 +47,6 @@ OPUS_SET_INBAND_FEC_REQUEST = 4012
 OPUS_SET_PACKET_LOSS_PERC_REQUEST = 4014
 OPUS_SET_DTX_REQUEST = 4016
 OPUS_GET_LOOKAHEAD_REQUEST = 4027
-OPUS_RESET_STATE = 4028
 
 Application = Literal["voip", "audio", "lowdelay"]
 APPLICATIONS: dict[Application, int] = {
@@ -88,12 +86,6 @@ class OpusError(InvalidInput, ValueError):
         self.code = code
 
 
-@dataclass(frozen=True)
-class OpusLibrary:
-    path: str  # the file dlopen mapped, as the loader resolved it
-    version: str  # opus_get_version_string(), e.g. "libopus 1.3.1"
-
-
 def candidates() -> list[str]:
     """Where to look, best first: the system's libopus, then the copy in PyAV's wheel."""
     names: list[str] = []
@@ -108,7 +100,7 @@ def candidates() -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def open_library(names: list[str]) -> tuple[ctypes.CDLL, OpusLibrary]:
+def open_library(names: list[str]) -> ctypes.CDLL:
     """Load the first of `names` that dlopen accepts, with every prototype declared."""
     failures: list[str] = []
     for name in names:
@@ -118,8 +110,7 @@ def open_library(names: list[str]) -> tuple[ctypes.CDLL, OpusLibrary]:
             failures.append(f"{name}: {exc}")
             continue
         _declare(lib)
-        version = lib.opus_get_version_string().decode("ascii", "replace")
-        return lib, OpusLibrary(path=_mapped_path(lib, name), version=version)
+        return lib
     tried = "; ".join(failures) or "no candidate"
     raise OpusUnavailable(
         f"libopus is not installed: install the {SYSTEM_PACKAGE} package (apt-get install {SYSTEM_PACKAGE}) "
@@ -128,19 +119,13 @@ def open_library(names: list[str]) -> tuple[ctypes.CDLL, OpusLibrary]:
 
 
 @functools.cache
-def _loaded() -> tuple[ctypes.CDLL, OpusLibrary]:
+def _loaded() -> ctypes.CDLL:
     return open_library(candidates())
-
-
-def library() -> OpusLibrary:
-    """The libopus this process uses (loading it on first call); raises `OpusUnavailable`."""
-    return _loaded()[1]
 
 
 def _declare(lib: ctypes.CDLL) -> None:
     c_int, c_int32, c_void_p, c_char_p = ctypes.c_int, ctypes.c_int32, ctypes.c_void_p, ctypes.c_char_p
     signatures: dict[str, tuple[list[type], type | None]] = {
-        "opus_get_version_string": ([], c_char_p),
         "opus_strerror": ([c_int], c_char_p),
         "opus_decoder_create": ([c_int32, c_int, ctypes.POINTER(c_int)], c_void_p),
         "opus_decoder_destroy": ([c_void_p], None),
@@ -154,36 +139,11 @@ def _declare(lib: ctypes.CDLL) -> None:
         # Variadic: only the fixed part is declared; each call passes its extra argument as an explicit
         # ctypes object (c_int for a SET, a pointer to c_int for a GET), as the C ABI expects.
         "opus_encoder_ctl": ([c_void_p, c_int], c_int),
-        "opus_decoder_ctl": ([c_void_p, c_int], c_int),
     }
     for name, (argtypes, restype) in signatures.items():
         function = getattr(lib, name)
         function.argtypes = argtypes
         function.restype = restype
-
-
-class _DlInfo(ctypes.Structure):
-    _fields_ = [
-        ("dli_fname", ctypes.c_char_p),
-        ("dli_fbase", ctypes.c_void_p),
-        ("dli_sname", ctypes.c_char_p),
-        ("dli_saddr", ctypes.c_void_p),
-    ]
-
-
-def _mapped_path(lib: ctypes.CDLL, name: str) -> str:
-    """The file behind `lib` (a soname such as libopus.so.0 says nothing of where it was found)."""
-    try:
-        dladdr = ctypes.CDLL(None).dladdr  # glibc and musl export it from libc
-    except (OSError, AttributeError):
-        return name
-    dladdr.argtypes = [ctypes.c_void_p, ctypes.POINTER(_DlInfo)]
-    dladdr.restype = ctypes.c_int
-    info = _DlInfo()
-    address = ctypes.cast(lib.opus_get_version_string, ctypes.c_void_p).value
-    if dladdr(address, ctypes.byref(info)) == 0 or not info.dli_fname:
-        return name
-    return str(Path(info.dli_fname.decode()).resolve())
 
 
 def _error(lib: ctypes.CDLL, code: int, doing: str) -> OpusError:
@@ -240,7 +200,7 @@ class Decoder(_NativeState):
     def __init__(self, channels_out: int = 1) -> None:
         if channels_out not in (1, 2):
             raise ValueError(f"Opus decodes to 1 or 2 channels, not {channels_out}")
-        self._lib, _ = _loaded()
+        self._lib = _loaded()
         error = ctypes.c_int(OPUS_OK)
         state = self._lib.opus_decoder_create(SAMPLE_RATE, channels_out, ctypes.byref(error))
         if error.value != OPUS_OK or not state:
@@ -283,12 +243,6 @@ class Decoder(_NativeState):
         _check_length(frame_samples)
         return self._run(self._live(), None, frame_samples, 0, "could not conceal")
 
-    def reset(self) -> None:
-        """Forget the stream (as after a new SSRC or a long gap): the next packet decodes from scratch."""
-        code = self._lib.opus_decoder_ctl(self._live(), OPUS_RESET_STATE)
-        if code != OPUS_OK:
-            raise _error(self._lib, code, "could not reset the decoder")
-
     def _run(self, state: int, data: bytes | None, frame_samples: int, fec: int, doing: str) -> Samples:
         # `data` None (NULL) asks for concealment; `frame_samples` bounds what libopus may write.
         length = len(data) if data is not None else 0
@@ -321,7 +275,7 @@ class Encoder(_NativeState):
     ) -> None:
         if application not in APPLICATIONS:
             raise ValueError(f"an Opus application is one of {sorted(APPLICATIONS)}, not {application!r}")
-        self._lib, _ = _loaded()
+        self._lib = _loaded()
         error = ctypes.c_int(OPUS_OK)
         state = self._lib.opus_encoder_create(SAMPLE_RATE, 1, APPLICATIONS[application], ctypes.byref(error))
         if error.value != OPUS_OK or not state:
