@@ -148,7 +148,6 @@ class SpeakerReception:
         self.recovered_frames = 0
         self.concealed_frames = 0
         self.skipped_pauses = 0  # frames of pauses decoded but not played, to shrink the delay
-        self.stretched_pauses = 0  # frames added to pauses (the decoder continues them), to grow it
         self._quiet_run = 0  # frames in a row decoded as a pause
 
     def push(
@@ -182,8 +181,8 @@ class SpeakerReception:
                     if may_skip and self._quiet_run >= PAUSE_FRAMES and self.jitter.skip_pause():
                         self.skipped_pauses += 1
                         return self.pull(now_ms, may_skip=False)  # at most one frame skipped a tick
-                    if self._quiet_run >= PAUSE_FRAMES and self.jitter.stretch_pause():
-                        self.stretched_pauses += 1
+                    if self._quiet_run >= PAUSE_FRAMES:
+                        self.jitter.stretch_pause()
                 return _whole_frame(decoded[:FRAME_SAMPLES])
             if isinstance(decision, Continue):
                 frame, self._rest = self._rest[:FRAME_SAMPLES], self._rest[FRAME_SAMPLES:]
