@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 
 import av
 import numpy as np
@@ -65,35 +65,26 @@ def speak(text: str, *, voice: str = "en", words_per_minute: int = 150) -> Sampl
     )
     if result.returncode != 0 or not result.stdout:
         raise RuntimeError(f"espeak-ng failed ({result.returncode}): {result.stderr.decode(errors='replace')}")
-    samples = _decode_to_stage_format(result.stdout)
+    # espeak-ng writes 22.05 kHz WAV.
+    with av.open(io.BytesIO(result.stdout), mode="r") as container:
+        samples = _resampled(container.decode(audio=0), SAMPLE_RATE)
     padding = -len(samples) % FRAME_SAMPLES
     return np.concatenate([samples, np.zeros(padding, dtype=np.int16)])
 
 
-def _decode_to_stage_format(data: bytes) -> Samples:
-    """Any audio file PyAV reads (espeak-ng writes 22.05 kHz WAV) as 48 kHz mono int16."""
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-    chunks: list[Samples] = []
-    with av.open(io.BytesIO(data), mode="r") as container:
-        for frame in container.decode(audio=0):
-            chunks.extend(_mono(converted) for converted in resampler.resample(frame))
-    # The resampler holds its last few samples until flushed.
-    chunks.extend(_mono(converted) for converted in resampler.resample(None))
-    return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
-
-
-def _mono(frame: av.AudioFrame) -> Samples:
-    return np.asarray(frame.to_ndarray(), dtype=np.int16).reshape(-1)
+def _resampled(frames: Iterable[av.AudioFrame], rate: int) -> Samples:
+    """`frames` as mono int16 at `rate` Hz, with FFmpeg's resampler (the same one the stage uses)."""
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+    # None last: the resampler holds its last few samples until flushed.
+    chunks = [out.to_ndarray().reshape(-1) for frame in [*frames, None] for out in resampler.resample(frame)]
+    return np.concatenate(chunks).astype(np.int16, copy=False) if chunks else np.zeros(0, dtype=np.int16)
 
 
 def resample(samples: Samples, rate: int) -> Samples:
-    """48 kHz mono int16 to `rate` Hz with FFmpeg's resampler (the same one the stage uses)."""
+    """48 kHz mono int16 to `rate` Hz."""
     frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
     frame.sample_rate = SAMPLE_RATE
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
-    chunks = [_mono(converted) for converted in resampler.resample(frame)]
-    chunks.extend(_mono(converted) for converted in resampler.resample(None))
-    return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
+    return _resampled([frame], rate)
 
 
 def _best_lag(reference: npt.NDArray[np.float64], heard: npt.NDArray[np.float64], low: int, high: int) -> int:
@@ -295,27 +286,16 @@ def decode_with_losses(packets: list[bytes], lost: Collection[int], *, fec: bool
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int16)
 
 
-def listen_hls(url: str, seconds: float) -> Samples:
-    """`seconds` of a live HLS stream as ffmpeg plays it, from where a new listener starts.
-
-    Blocking (ffmpeg runs for about `seconds`): from async code, run it with `asyncio.to_thread`."""
-    return _ffmpeg_pcm(["-i", url, "-t", f"{seconds:.3f}"], timeout_s=seconds + 30)
-
-
 def read_hls(url: str, timeout_s: float = 120) -> Samples:
     """All of an ended space's replay (a playlist with EXT-X-ENDLIST): everything a listener heard.
 
     Blocking; ffmpeg reads the segments as fast as the server sends them."""
-    return _ffmpeg_pcm(["-i", url], timeout_s=timeout_s)
-
-
-def _ffmpeg_pcm(arguments: list[str], timeout_s: float) -> Samples:
     program = shutil.which("ffmpeg")
     if program is None:
         raise RuntimeError(
             f"ffmpeg is not installed: install the Debian package {FFMPEG_PACKAGE} (apt-get install {FFMPEG_PACKAGE})"
         )
-    command = [program, "-nostdin", "-v", "error", *arguments, "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "s16le", "-"]
+    command = [program, "-nostdin", "-v", "error", "-i", url, "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "s16le", "-"]
     result = subprocess.run(command, capture_output=True, check=False, timeout=timeout_s)
     if result.returncode != 0:
         raise RuntimeError(f"ffmpeg could not read the stream ({result.returncode}): {result.stderr.decode()[-2000:]}")

@@ -45,18 +45,15 @@ def tone(frequency_hz: float, amplitude: float = 0.3) -> SampleSource:
     return frame
 
 
-def from_samples(samples: Samples, then_silence: bool = True) -> SampleSource:
+def from_samples(samples: Samples) -> SampleSource:
     """`samples` (48 kHz mono int16) frame by frame: frame n holds samples [n*960, (n+1)*960), the
-    last one padded with zeros; after them silence, or with `then_silence=False` the samples again."""
+    last one padded with zeros; silence after them."""
     padded = np.concatenate([samples.astype(np.int16, copy=False), np.zeros(-len(samples) % FRAME_SAMPLES, np.int16)])
-    frames = len(padded) // FRAME_SAMPLES
     silence = np.zeros(FRAME_SAMPLES, dtype=np.int16)
 
     def frame(n: int) -> npt.NDArray[np.int16]:
-        if frames == 0 or (then_silence and n >= frames):
-            return silence
-        start = (n % frames) * FRAME_SAMPLES
-        return padded[start : start + FRAME_SAMPLES]
+        chunk = padded[n * FRAME_SAMPLES : (n + 1) * FRAME_SAMPLES]
+        return chunk if len(chunk) else silence
 
     return frame
 
