@@ -66,10 +66,7 @@ class FileMediaStore(Mending):
         path = self._folder(space_id) / name
 
         def read() -> list[str]:
-            if not path.exists():
-                return []
-            text = path.read_text(encoding="utf-8")
-            return text.split("\n")[:-1]
+            return path.read_text(encoding="utf-8").split("\n")[:-1] if path.exists() else []
 
         return await asyncio.to_thread(read)
 

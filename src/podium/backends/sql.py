@@ -238,8 +238,6 @@ class SqlSpaceStore:
         return _space(rows[0]) if rows else None
 
     async def recent(self, limit: int, announced: bool = False) -> list[Space]:
-        """The newest spaces first, whatever their state (for feeds and listings); with `announced`,
-        only those the public may be shown (`domain.space.announced`)."""
         query = spaces.select()
         if announced:
             query = query.where(_ANNOUNCED)
@@ -247,8 +245,6 @@ class SqlSpaceStore:
         return [_space(r) for r in await asyncio.to_thread(self._fetch, query)]
 
     async def upcoming(self, limit: int, announced: bool = False) -> list[Space]:
-        """Scheduled spaces with a start time, soonest first (with `announced`, as for `recent`, and
-        not those whose pre-show closed for want of anyone)."""
         query = spaces.select().where(spaces.c.state == SpaceState.SCHEDULED.value, spaces.c.starts_at.is_not(None))
         if announced:
             # Nor one whose pre-show closed because nobody came: its start has passed.
@@ -402,7 +398,6 @@ class SqlSpaceStore:
     # -- webhooks ----------------------------------------------------------------------------
 
     async def add_webhook(self, hook: Hook, limit: int) -> bool:
-        """Stores a subscription unless the space has `limit` already (False then)."""
         return await asyncio.to_thread(self._add_webhook, hook, limit)
 
     def _add_webhook(self, hook: Hook, limit: int) -> bool:
@@ -436,7 +431,6 @@ class SqlSpaceStore:
         return await asyncio.to_thread(self._count_changed, statement) > 0
 
     async def add_attempt(self, space_id: SpaceId, attempt: Attempt, keep: int) -> None:
-        """Logs an attempt, and forgets the space's attempts older than the newest `keep`."""
         await asyncio.to_thread(self._add_attempt, space_id, attempt, keep)
 
     def _add_attempt(self, space_id: SpaceId, attempt: Attempt, keep: int) -> None:
@@ -470,7 +464,6 @@ class SqlSpaceStore:
             )
 
     async def attempts(self, space_id: SpaceId, limit: int) -> list[Attempt]:
-        """The space's delivery attempts, newest first."""
         statement = (
             webhook_attempts.select()
             .where(webhook_attempts.c.space_id == space_id)
@@ -480,7 +473,6 @@ class SqlSpaceStore:
         return [_attempt(r) for r in await asyncio.to_thread(self._fetch, statement)]
 
     async def ready(self) -> bool:
-        """Whether the database answers a trivial query now (the readiness probe asks)."""
         try:
             await asyncio.wait_for(asyncio.to_thread(self._fetch, sa.select(1)), timeout=3)
         except (sa.exc.SQLAlchemyError, OSError, TimeoutError):

@@ -284,7 +284,6 @@ class JitterBuffer:
         self._expected: float
         self._arrived: float
         self._forget_estimates()
-        # Counters.
         self._received = self._played = self._recovered = self._concealed = self._silent = 0
         self._late = self._duplicates = self._dropped_for_delay = self._dropped_overflow = 0
         self._stretched = self._flushed = self._resets = 0

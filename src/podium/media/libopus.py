@@ -1,9 +1,5 @@
-"""libopus itself through ctypes: decoding with in-band FEC and packet-loss concealment, and an
-encoder with the controls a lossy path needs (FEC, expected loss, DTX, bitrate).
-
-PyAV decodes Opus but cannot decode in-band FEC (LBRR) nor conceal a lost frame of a given length,
-and its encoder does not expose OPUS_SET_PACKET_LOSS_PERC; this module calls libopus directly.
-Invariants:
+"""libopus through ctypes, for what PyAV cannot do: decode in-band FEC (LBRR), conceal a lost frame
+of a given length, and encode with OPUS_SET_PACKET_LOSS_PERC. Invariants:
 - the sample rate is always 48 kHz and samples are int16; a decoded array holds every sample of
   its packet (2.5-120 ms) for each channel: shape (n,) in mono, (n, channels) otherwise;
 - no bad payload crashes the process: libopus parses and bounds-checks every packet, and whatever
@@ -224,12 +220,8 @@ class Decoder(_NativeState):
         return self._run(state, data, samples, 0, "could not decode the packet")
 
     def recover(self, next_payload: bytes, frame_samples: int = FRAME_SAMPLES) -> Samples:
-        """The `frame_samples` lost just before `next_payload`, from the FEC (LBRR) data it carries.
-
-        Decode `next_payload` itself with `decode()` afterwards. Only SILK and hybrid packets carry FEC
-        (an encoder in voip/audio mode at speech bitrates with FEC on, told to expect loss); for any
-        other packet libopus returns the same concealment as `conceal()`, never an error. When
-        `next_payload` is shorter than `frame_samples`, only its length at the end comes from FEC."""
+        """The `frame_samples` lost just before `next_payload`, from the FEC (LBRR) data it carries
+        (decode `next_payload` itself afterwards). A packet without FEC gives `conceal()`'s audio."""
         _check_length(frame_samples)
         state = self._live()
         data = bytes(next_payload)
@@ -256,11 +248,8 @@ class Decoder(_NativeState):
 class Encoder(_NativeState):
     """48 kHz mono int16 frames to Opus packets, one packet per `encode()`.
 
-    In-band FEC exists only in SILK and hybrid packets: "voip" (or "audio") at speech bitrates. A
-    "lowdelay" encoder is CELT-only and never carries FEC whatever `inband_fec` says; it has the least
-    algorithmic delay (2.5 ms against 6.5 ms). libopus adds LBRR only when told to expect loss
-    (`packet_loss_perc` > 0), and spends part of the bitrate on it. With `dtx`, silence is sent as
-    packets of at most 2 bytes, which a sender may skip."""
+    In-band FEC exists only in SILK and hybrid packets ("voip" or "audio" at speech bitrates), never
+    in "lowdelay" (CELT) ones, and libopus adds it only when told to expect loss (`packet_loss_perc`)."""
 
     _what = "encoder"
 

@@ -78,13 +78,9 @@ CLEAN_SPELL_S = 10.0
 
 
 class LossAdaptation:
-    """When a speaker's mix-minus needs FEC, from the loss their receiver reports (sans-IO).
-
-    On a clean path the stream stays CELT "lowdelay" (the least delay, no FEC possible). Once a
-    report shows `FEC_FROM_LOSS` or more, it switches to Opus VOIP (SILK/hybrid) with in-band FEC
-    sized for the reported loss (libopus's packet_loss_perc), and back only after
-    `CLEAN_SPELL_S` of reports under `CLEAN_BELOW_LOSS`, so a path that loses now and then does not
-    flap between modes."""
+    """When a speaker's mix-minus needs FEC, from the loss their receiver reports (sans-IO): VOIP
+    with in-band FEC sized for the loss from `FEC_FROM_LOSS` on, back to CELT "lowdelay" only after
+    `CLEAN_SPELL_S` of reports under `CLEAN_BELOW_LOSS`, so a path that loses now and then does not flap."""
 
     def __init__(self) -> None:
         self.fec = False
