@@ -1,11 +1,8 @@
-"""A bad network on the speaker's side: drop and delay the RTP media packets an aiortc peer sends.
+"""A bad network on the speaker's side: drop and delay the RTP media packets an aiortc peer sends,
+in the sender (this kernel has no netem, and a test wants to know exactly which packets were lost).
 
-This kernel has no netem, and a test wants to know exactly which packets were lost, so the loss is
-applied in the sender, just before aiortc encrypts each RTP packet (see `impair_sender`).
-
-The core is sans-IO and deterministic: an `Impairment` (a loss model, a jitter and a seed) gives
-`trace(n)`, the fate of the first n media packets (True: lost), and `delays_ms(n)`, their extra
-delays. Invariants:
+An `Impairment` gives `trace(n)`, the fate of the first n media packets (True: lost), and
+`delays_ms(n)`, their extra delays. Invariants:
 - the same impairment gives the same trace and delays, and a longer trace begins with the shorter
   one (`trace(n)[:k] == trace(k)`), so a test can compute before sending which packets will be
   lost, for instance to decode the same losses with libopus as the codec's own reference;
@@ -14,10 +11,8 @@ delays. Invariants:
 - loss and jitter draw from separate random streams, so adding jitter never changes which
   packets are lost.
 
-Jitter: each packet waits an independent delay, uniform in [0, jitter_ms]. Packets are then
-reordered whenever two neighbours' delays differ by more than their spacing (20 ms for Opus
-frames), as on a real path with parallel routes or a bursty queue; a `jitter_ms` under 20 keeps
-the order.
+Jitter: each packet waits an independent delay, uniform in [0, jitter_ms], so packets 20 ms apart
+are reordered only with a `jitter_ms` over 20.
 """
 
 from __future__ import annotations
