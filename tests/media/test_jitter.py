@@ -604,18 +604,6 @@ def test_a_restart_mid_buffer_flushes_what_the_old_stream_left() -> None:
     assert (s.flushed, s.resets) == (4, 1) and conserved(jb)
 
 
-def test_reset_forgets_the_stream_but_keeps_the_counters() -> None:
-    jb = scripted()
-    run(jb, on_time(stream(5)), 5)
-    jb.reset()
-    assert jb.pop(200.0) == Silence()
-    packets = stream(5, seq=9_999, ts=42)
-    for packet in packets:
-        jb.push(packet, 300.0)
-    assert [jb.pop(300.0 + 20 * i) for i in range(5)] == [Play(p) for p in packets]
-    assert jb.stats().played == 10 and jb.stats().resets == 1
-
-
 def test_a_restart_that_looks_like_old_packets_starts_again_after_a_second_of_them() -> None:
     jb = scripted()
     run(jb, on_time(stream(5, seq=1000, ts=10_000_000)), 5)

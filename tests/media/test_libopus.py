@@ -6,7 +6,6 @@ from __future__ import annotations
 import gc
 import itertools
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -230,7 +229,6 @@ def test_random_and_damaged_packets_never_crash(speech: np.ndarray) -> None:
         except OpusError:
             refused += 1
     assert refused > 0  # some of it really was refused, and the process is still here
-    decoder.reset()
     assert decoder.decode(packets[0]).shape == (FRAME_SAMPLES,)
 
 
@@ -313,12 +311,6 @@ def test_dropped_codecs_free_their_native_state() -> None:
 # 5. The library.
 
 
-def test_the_loaded_library_says_where_and_which() -> None:
-    loaded = libopus.library()
-    assert Path(loaded.path).is_file()
-    assert loaded.version.startswith("libopus ")
-
-
 def test_a_missing_library_names_what_to_install() -> None:
     with pytest.raises(OpusUnavailable, match="libopus0"):
         libopus.open_library(["/nonexistent/libopus.so.0"])
@@ -328,7 +320,5 @@ def test_the_copy_in_pyavs_wheel_is_the_fallback() -> None:
     bundled = [name for name in libopus.candidates() if "av.libs" in name]
     assert bundled, "PyAV's wheel bundles libopus in av.libs/"
     assert libopus.candidates().index(bundled[0]) > 0  # after the system's
-    lib, loaded = libopus.open_library(["/nonexistent/libopus.so.0", *bundled])
-    assert loaded.path == str(Path(bundled[0]).resolve())
-    assert loaded.version.startswith("libopus ")
+    lib = libopus.open_library(["/nonexistent/libopus.so.0", *bundled])
     assert lib.opus_packet_get_nb_samples(b"\x78\x00", 2, SAMPLE_RATE) == FRAME_SAMPLES

@@ -9,20 +9,17 @@ import secrets
 from datetime import datetime
 from pathlib import Path
 
-from podium.backends.mending import MAX_PARTS, head_of, mended_record, parse_head
+from podium.backends.mending import OPEN_SEGMENT_NAME, Mending
 from podium.ids import SpaceId, is_space_id
-from podium.media.packager import INIT_NAME, Part, SegmentRecord, part_name
+from podium.media.packager import INIT_NAME, SegmentRecord
 
 RECORDS_NAME = "segments.jsonl"
-# The head of the segment being made (its number, start time, discontinuity), written with its
-# first part: with the parts on disk, enough to make the segment whole after a crash.
-OPEN_SEGMENT_NAME = "open-segment.json"
 # What a recording is made of (audio, its records, who spoke when, downloads and clips); the
 # timeline objects (text) are not part of it.
 RECORDING_FILES = ("*.m4s", "*.m4a", INIT_NAME, RECORDS_NAME, OPEN_SEGMENT_NAME, "speakers.jsonl", ".*.tmp")
 
 
-class FileMediaStore:
+class FileMediaStore(Mending):
     def __init__(self, root: Path) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
@@ -49,13 +46,6 @@ class FileMediaStore:
         os.replace(temp, final)
         _fsync_dir(folder)
 
-    async def write_part(self, space_id: SpaceId, part: Part) -> None:
-        folder = self._folder(space_id)
-        head = head_of(part)
-        if head is not None:
-            await asyncio.to_thread(self._write, folder, OPEN_SEGMENT_NAME, head)
-        await asyncio.to_thread(self._write, folder, part.name, part.data)
-
     async def forget_parts(self, space_id: SpaceId, msn: int) -> None:
         folder = self._folder(space_id)
 
@@ -64,38 +54,6 @@ class FileMediaStore:
                 path.unlink(missing_ok=True)
 
         await asyncio.to_thread(remove)
-
-    async def recover(self, space_id: SpaceId) -> SegmentRecord | None:
-        """After a crash: the parts of the segment that was being made become that segment (short),
-        durable and recorded like any other, so at most the part in the making was lost."""
-        return await asyncio.to_thread(self._recover, self._folder(space_id))
-
-    def _recover(self, folder: Path) -> SegmentRecord | None:
-        head_path = folder / OPEN_SEGMENT_NAME
-        init_path = folder / INIT_NAME
-        if not head_path.exists() or not init_path.exists():
-            return None
-        records = self._records(folder)
-        head = parse_head(head_path.read_bytes())
-        if head is None or head.msn != (records[-1].msn + 1 if records else 0):
-            return None  # unreadable, or the segment it names was completed (or is older)
-        parts = []
-        for index in range(MAX_PARTS):
-            path = folder / part_name(head.msn, index)
-            if not path.exists():
-                break
-            parts.append(path.read_bytes())
-        if not parts:
-            return None
-        data = b"".join(parts)
-        record = mended_record(head, init_path.read_bytes(), data)
-        if record is None:
-            return None  # not ours to mend: leave the files as they are
-        self._write(folder, record.name, data)
-        self._append(folder, RECORDS_NAME, _record_line(record))
-        for index in range(len(parts)):
-            (folder / part_name(head.msn, index)).unlink(missing_ok=True)
-        return record
 
     async def append_record(self, space_id: SpaceId, record: SegmentRecord) -> None:
         await asyncio.to_thread(self._append, self._folder(space_id), RECORDS_NAME, _record_line(record))
@@ -108,10 +66,7 @@ class FileMediaStore:
         path = self._folder(space_id) / name
 
         def read() -> list[str]:
-            if not path.exists():
-                return []
-            text = path.read_text(encoding="utf-8")
-            return text.split("\n")[:-1]
+            return path.read_text(encoding="utf-8").split("\n")[:-1] if path.exists() else []
 
         return await asyncio.to_thread(read)
 

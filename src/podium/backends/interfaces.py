@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -198,6 +198,3 @@ class MediaStore(Protocol):
     async def remove(self, space_id: SpaceId, name: str) -> None:
         """One file of a space's, if it is there (the hold audio, once the space has ended)."""
         ...
-
-
-Unsubscribe = Callable[[], None]

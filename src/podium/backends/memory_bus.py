@@ -32,9 +32,6 @@ class MemoryBus:
             if not self._subscribers[topic]:
                 del self._subscribers[topic]
 
-    def subscriber_count(self, topic: Topic) -> int:
-        return len(self._subscribers.get(topic, ()))
-
     async def ready(self) -> bool:
         return True
 

@@ -1,4 +1,4 @@
-"""What every media store writes to mend a crash, and how it mends: sans-IO, shared by all stores.
+"""What every media store writes to mend a crash, and how it mends, shared by all stores.
 
 A part is stored as it is made; with the first part of a segment goes the segment's head (its
 number, start time and flags, `open-segment.json`). After a crash, the parts of the segment that
@@ -10,10 +10,13 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
+from podium.backends.interfaces import MediaStore
+from podium.ids import SpaceId
 from podium.media import m4a
-from podium.media.packager import Part, SegmentRecord
+from podium.media.packager import INIT_NAME, Part, SegmentRecord, part_name
 
 MAX_PARTS = 64  # no segment has more parts than this
+OPEN_SEGMENT_NAME = "open-segment.json"
 
 
 @dataclass(frozen=True)
@@ -59,3 +62,40 @@ def mended_record(head: OpenSegment, init: bytes, data: bytes) -> SegmentRecord 
     except (m4a.NotAFragment, KeyError):
         return None
     return SegmentRecord(head.msn, round(duration, 6), head.program_date_time, head.discontinuity, head.preshow)
+
+
+class Mending:
+    """`write_part` and `recover` for a media store, made of its other reads and writes."""
+
+    async def write_part(self: MediaStore, space_id: SpaceId, part: Part) -> None:
+        head = head_of(part)
+        if head is not None:
+            await self.write(space_id, OPEN_SEGMENT_NAME, head)
+        await self.write(space_id, part.name, part.data)
+
+    async def recover(self: MediaStore, space_id: SpaceId) -> SegmentRecord | None:
+        """After a crash: the parts of the segment that was being made become that segment (short),
+        durable and recorded like any other, so at most the part in the making was lost."""
+        head_data, init = await self.read(space_id, OPEN_SEGMENT_NAME), await self.read(space_id, INIT_NAME)
+        if head_data is None or init is None:
+            return None
+        records = await self.records(space_id)
+        head = parse_head(head_data)
+        if head is None or head.msn != (records[-1].msn + 1 if records else 0):
+            return None  # unreadable, or the segment it names was completed (or is older)
+        parts: list[bytes] = []
+        for index in range(MAX_PARTS):
+            part = await self.read(space_id, part_name(head.msn, index))
+            if part is None:
+                break
+            parts.append(part)
+        if not parts:
+            return None
+        data = b"".join(parts)
+        record = mended_record(head, init, data)
+        if record is None:
+            return None  # not ours to mend: leave the files as they are
+        await self.write(space_id, record.name, data)
+        await self.append_record(space_id, record)
+        await self.forget_parts(space_id, record.msn)
+        return record

@@ -1,13 +1,9 @@
 """Which node owns a space's stage: a lease with a time to live, claimed, renewed and released.
 
-One node mixes a space at a time. It claims the lease when its stage starts and renews it while
-the stage runs; if the node dies, the lease runs out and another node may claim it (the host
-reconnects there, and the recording goes on with a discontinuity). In memory (one process, the
-contract tests) and in Redis (SET NX PX; renew and release only by the holder, in Lua).
-
-Nodes also announce their own address (with the same kind of time to live), so that a node that
-does not run a stage can reach the one that does. The same leases, under another prefix, say which
-node makes a space's timeline while no stage runs.
+One node mixes a space at a time; if it dies, the lease runs out and another node may claim it
+(the recording goes on with a discontinuity). In memory and in Redis (SET NX PX; renew and release
+only by the holder, in Lua). Nodes also announce their own address, with a time to live too, and
+the same leases under another prefix say which node makes a space's timeline while no stage runs.
 """
 
 from __future__ import annotations

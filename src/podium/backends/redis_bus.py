@@ -31,11 +31,8 @@ _LOST = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 
 
 def _closer(pubsub: PubSub) -> Callable[[], Awaitable[None]]:
-    """`pubsub.aclose`, typed the same whichever redis-py is installed.
-
-    redis-py typed `aclose` in 8.x; before, calling it was an untyped call to strict mypy. Bound to a
-    typed name it checks against both, with no `type: ignore` that one release needs and the other forbids.
-    """
+    """`pubsub.aclose`, typed the same whichever redis-py is installed (typed only from 8.x): no
+    `type: ignore` that one release needs and the other forbids."""
     return pubsub.aclose
 
 
@@ -80,7 +77,6 @@ class RedisBus:
                     await _closer(pubsub)()
 
     async def ready(self) -> bool:
-        """Whether Redis answers now (for a readiness probe: a node without its bus is not ready)."""
         try:
             return bool(await self._redis.ping())
         except _LOST:

@@ -37,18 +37,17 @@ import obstore
 from obstore.exceptions import NotFoundError
 from obstore.store import S3Store
 
-from podium.backends.files import OPEN_SEGMENT_NAME, RECORDING_FILES, RECORDS_NAME
-from podium.backends.mending import MAX_PARTS, head_of, mended_record, parse_head
+from podium.backends.files import RECORDING_FILES, RECORDS_NAME
+from podium.backends.mending import MAX_PARTS, Mending
 from podium.errors import InvalidInput
 from podium.ids import SpaceId, is_space_id
-from podium.media.packager import INIT_NAME, Part, SegmentRecord, part_name
+from podium.media.packager import SegmentRecord, part_name
 
 if TYPE_CHECKING:
     from obstore.store import S3Config
 
 # GETs in flight at once for one call (a recording of two hours is about 3,500 segments).
 READ_CONCURRENCY = 16
-# The most parts a segment is looked for in (as FileMediaStore's recovery): a segment has 4.
 DEFAULT_REGION = "us-east-1"
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _PDT_FORMAT = "%Y%m%dT%H%M%S.%fZ"
@@ -56,7 +55,7 @@ _PDT_FORMAT = "%Y%m%dT%H%M%S.%fZ"
 _MISSING = (FileNotFoundError, NotFoundError)
 
 
-class S3MediaStore:
+class S3MediaStore(Mending):
     """A MediaStore in an S3 bucket; the module docstring gives the layout and its guarantees."""
 
     def __init__(self, store: S3Store) -> None:
@@ -114,42 +113,11 @@ class S3MediaStore:
 
     # -- parts and their recovery -------------------------------------------------------------
 
-    async def write_part(self, space_id: SpaceId, part: Part) -> None:
-        head = head_of(part)
-        if head is not None:
-            await self.write(space_id, OPEN_SEGMENT_NAME, head)
-        await self.write(space_id, part.name, part.data)
-
     async def forget_parts(self, space_id: SpaceId, msn: int) -> None:
         # By name, in one bulk delete (S3 answers OK for a name that is not there): no listing,
         # which would grow with the space while this runs every segment.
         keys = [_key(space_id, part_name(msn, index)) for index in range(MAX_PARTS)]
         await obstore.delete_async(self._store, keys)
-
-    async def recover(self, space_id: SpaceId) -> SegmentRecord | None:
-        """After a crash: the parts of the segment that was being made become that segment (short),
-        stored and recorded like any other, so at most the part in the making was lost."""
-        head_data, init = await asyncio.gather(self.read(space_id, OPEN_SEGMENT_NAME), self.read(space_id, INIT_NAME))
-        if head_data is None or init is None:
-            return None
-        names = set(await self._names(space_id))
-        records = _whole_records(names)
-        head = parse_head(head_data)
-        if head is None or head.msn != (records[-1].msn + 1 if records else 0):
-            return None  # unreadable, or the segment it names was completed (or is older)
-        count = 0
-        while count < MAX_PARTS and part_name(head.msn, count) in names:
-            count += 1
-        if count == 0:
-            return None
-        data = b"".join(await self.read_many(space_id, [part_name(head.msn, index) for index in range(count)]))
-        record = mended_record(head, init, data)
-        if record is None:
-            return None  # not ours to mend: leave the objects as they are
-        await self.write(space_id, record.name, data)
-        await self.append_record(space_id, record)
-        await self.forget_parts(space_id, record.msn)
-        return record
 
     # -- records and logs ---------------------------------------------------------------------
 

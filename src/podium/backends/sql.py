@@ -135,8 +135,6 @@ def _load(text: str | None) -> datetime | None:
 
 
 def _post(row: Any) -> Post:
-    created = _load(row.created_at)
-    assert created is not None
     return Post(
         id=PostId(row.id),
         space_id=SpaceId(row.space_id),
@@ -145,21 +143,18 @@ def _post(row: Any) -> Post:
         kind=PostKind(row.kind),
         text=row.text,
         client_id=row.client_id,
-        created_at=created,
+        created_at=datetime.fromisoformat(row.created_at),
         state=PostState(row.state),
         votes=row.votes,
     )
 
 
 def _hook(row: Any) -> Hook:
-    created = _load(row.created_at)
-    assert created is not None
-    return Hook(row.id, SpaceId(row.space_id), row.url, row.secret, created)
+    return Hook(row.id, SpaceId(row.space_id), row.url, row.secret, datetime.fromisoformat(row.created_at))
 
 
 def _attempt(row: Any) -> Attempt:
-    at = _load(row.at)
-    assert at is not None
+    at = datetime.fromisoformat(row.at)
     return Attempt(
         row.event_id, row.event_type, row.hook_id, row.url, row.attempt, row.status, row.error, row.duration_ms, at
     )
@@ -189,13 +184,11 @@ def _row(space: Space) -> dict[str, Any]:
 
 
 def _space(row: Any) -> Space:
-    created = _load(row.created_at)
-    assert created is not None
     return Space(
         id=SpaceId(row.id),
         title=row.title,
         state=SpaceState(row.state),
-        created_at=created,
+        created_at=datetime.fromisoformat(row.created_at),
         starts_at=_load(row.starts_at),
         started_at=_load(row.started_at),
         ended_at=_load(row.ended_at),
@@ -245,8 +238,6 @@ class SqlSpaceStore:
         return _space(rows[0]) if rows else None
 
     async def recent(self, limit: int, announced: bool = False) -> list[Space]:
-        """The newest spaces first, whatever their state (for feeds and listings); with `announced`,
-        only those the public may be shown (`domain.space.announced`)."""
         query = spaces.select()
         if announced:
             query = query.where(_ANNOUNCED)
@@ -254,8 +245,6 @@ class SqlSpaceStore:
         return [_space(r) for r in await asyncio.to_thread(self._fetch, query)]
 
     async def upcoming(self, limit: int, announced: bool = False) -> list[Space]:
-        """Scheduled spaces with a start time, soonest first (with `announced`, as for `recent`, and
-        not those whose pre-show closed for want of anyone)."""
         query = spaces.select().where(spaces.c.state == SpaceState.SCHEDULED.value, spaces.c.starts_at.is_not(None))
         if announced:
             # Nor one whose pre-show closed because nobody came: its start has passed.
@@ -273,25 +262,24 @@ class SqlSpaceStore:
         return [_space(r) for r in rows]
 
     async def save_stage(self, space_id: SpaceId, stage: dict[str, Any]) -> None:
-        # Encoded in the worker thread too: the event loop only hands over the (caller's own) dict.
-        await asyncio.to_thread(self._upsert_json, stages, space_id, stage)
+        await asyncio.to_thread(self._upsert, stages, space_id, stage)
 
-    def _upsert_json(self, table: sa.Table, space_id: SpaceId, state: dict[str, Any]) -> None:
-        self._upsert(table, space_id, json.dumps(state))
-
-    def _upsert(self, table: sa.Table, space_id: SpaceId, state: str) -> None:
-        """One JSON state per space (stage, moderation): replaced whole, in one transaction."""
+    def _upsert(self, table: sa.Table, space_id: SpaceId, state: dict[str, Any]) -> None:
+        """One JSON state per space (stage, moderation): replaced whole, in one transaction. Encoded
+        here, in the worker thread: the event loop only hands over the (caller's own) dict."""
+        text = json.dumps(state)
         with self._engine.begin() as conn:
-            updated = conn.execute(table.update().where(table.c.space_id == space_id).values(state=state))
+            updated = conn.execute(table.update().where(table.c.space_id == space_id).values(state=text))
             if updated.rowcount == 0:
-                conn.execute(table.insert().values(space_id=space_id, state=state))
+                conn.execute(table.insert().values(space_id=space_id, state=text))
+
+    async def _load_json(self, table: sa.Table, space_id: SpaceId) -> dict[str, Any] | None:
+        rows = await asyncio.to_thread(self._fetch, sa.select(table.c.state).where(table.c.space_id == space_id))
+        loaded: dict[str, Any] | None = json.loads(rows[0].state) if rows else None
+        return loaded
 
     async def load_stage(self, space_id: SpaceId) -> dict[str, Any] | None:
-        rows = await asyncio.to_thread(self._fetch, sa.select(stages.c.state).where(stages.c.space_id == space_id))
-        if not rows:
-            return None
-        loaded: dict[str, Any] = json.loads(rows[0].state)
-        return loaded
+        return await self._load_json(stages, space_id)
 
     # -- accounts ----------------------------------------------------------------------------
 
@@ -314,9 +302,7 @@ class SqlSpaceStore:
         if not rows:
             return None
         row = rows[0]
-        created = _load(row.created_at)
-        assert created is not None
-        return Account(UserId(row.id), row.username, created), row.password_hash
+        return Account(UserId(row.id), row.username, datetime.fromisoformat(row.created_at)), row.password_hash
 
     async def set_password_hash(self, user_id: UserId, password_hash: str) -> None:
         statement = accounts.update().where(accounts.c.id == user_id).values(password_hash=password_hash)
@@ -400,13 +386,10 @@ class SqlSpaceStore:
         await asyncio.to_thread(self._execute, posts.update().where(posts.c.id == post_id).values(state=state.value))
 
     async def save_moderation(self, space_id: SpaceId, state: dict[str, Any]) -> None:
-        await asyncio.to_thread(self._upsert, moderation, space_id, json.dumps(state))
+        await asyncio.to_thread(self._upsert, moderation, space_id, state)
 
     async def load_moderation(self, space_id: SpaceId) -> dict[str, Any] | None:
-        statement = sa.select(moderation.c.state).where(moderation.c.space_id == space_id)
-        rows = await asyncio.to_thread(self._fetch, statement)
-        loaded: dict[str, Any] | None = json.loads(rows[0].state) if rows else None
-        return loaded
+        return await self._load_json(moderation, space_id)
 
     async def post(self, post_id: PostId) -> Post | None:
         rows = await asyncio.to_thread(self._fetch, posts.select().where(posts.c.id == post_id))
@@ -415,7 +398,6 @@ class SqlSpaceStore:
     # -- webhooks ----------------------------------------------------------------------------
 
     async def add_webhook(self, hook: Hook, limit: int) -> bool:
-        """Stores a subscription unless the space has `limit` already (False then)."""
         return await asyncio.to_thread(self._add_webhook, hook, limit)
 
     def _add_webhook(self, hook: Hook, limit: int) -> bool:
@@ -449,7 +431,6 @@ class SqlSpaceStore:
         return await asyncio.to_thread(self._count_changed, statement) > 0
 
     async def add_attempt(self, space_id: SpaceId, attempt: Attempt, keep: int) -> None:
-        """Logs an attempt, and forgets the space's attempts older than the newest `keep`."""
         await asyncio.to_thread(self._add_attempt, space_id, attempt, keep)
 
     def _add_attempt(self, space_id: SpaceId, attempt: Attempt, keep: int) -> None:
@@ -483,7 +464,6 @@ class SqlSpaceStore:
             )
 
     async def attempts(self, space_id: SpaceId, limit: int) -> list[Attempt]:
-        """The space's delivery attempts, newest first."""
         statement = (
             webhook_attempts.select()
             .where(webhook_attempts.c.space_id == space_id)
@@ -493,7 +473,6 @@ class SqlSpaceStore:
         return [_attempt(r) for r in await asyncio.to_thread(self._fetch, statement)]
 
     async def ready(self) -> bool:
-        """Whether the database answers a trivial query now (the readiness probe asks)."""
         try:
             await asyncio.wait_for(asyncio.to_thread(self._fetch, sa.select(1)), timeout=3)
         except (sa.exc.SQLAlchemyError, OSError, TimeoutError):

@@ -1,21 +1,10 @@
-"""STUN and TURN servers (PODIUM_ICE_SERVERS): parsed once, checked with clear errors, then handed
-to aiortc's peer connections, to the browsers' and to WHIP clients (RFC 9725 Link headers).
-
-Sans-IO: no aiortc import here, so the settings can check the value cheaply.
-
-The setting is either a comma-separated list of URIs, credentials in the TURN ones' user part::
-
-    stun:stun.example.org:3478, turn:alice:s3cret@turn.example.org:3478?transport=udp,
-    turns:alice:s3cret@turn.example.org:443
-
-(percent-encode a `:`, `@` or `,` inside a user name or password), or a JSON array in the browsers'
-RTCIceServer form: `[{"urls": ["turn:turn.example.org:3478"], "username": "alice", "credential": "s3cret"}]`.
+"""STUN and TURN servers (PODIUM_ICE_SERVERS, whose forms the README gives): parsed once, checked
+with clear errors, then handed to aiortc's peer connections, to the browsers' and to WHIP clients
+(RFC 9725 Link headers). Sans-IO: no aiortc import here, so the settings can check the value cheaply.
 
 TURN relays traffic at its operator's expense, so its credentials go only to the people on the
-stage. With a shared secret (PODIUM_TURN_SECRET, coturn's `use-auth-secret` / `static-auth-secret`)
-TURN entries need no user name or password: each person gets their own, good for a while (the
-TURN REST scheme): user name `<expiry Unix time>:<member id>`, password the base64 HMAC-SHA1 of
-the user name under the secret. A leaked one stops working at its expiry, and names who leaked it.
+stage; with PODIUM_TURN_SECRET each gets their own (the TURN REST scheme), which stops working at
+its expiry and names who leaked it.
 """
 
 from __future__ import annotations

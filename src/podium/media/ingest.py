@@ -137,16 +137,10 @@ RtpFields = tuple[int, int, bytes, tuple[bool, int] | None]
 class RtpTap:
     """Takes a speaker's Opus RTP packets as they arrive, for the stage's own jitter buffer.
 
-    aiortc's receiver puts each packet (after SRTP, RTCP statistics, NACKs and depayloading) into a
-    jitter buffer of its own that holds audio until a packet is complete and hands on what it has,
-    with no concealment and no FEC. This object takes that buffer's place, in the private attribute
-    aiortc keeps it in: Opus packets go to `on_packet` (sequence number, timestamp, payload, RFC 6464
-    level) with nothing handed to aiortc's decoder; packets of any other codec go to aiortc's buffer
-    and decoder thread as before, the first of them calling `on_other_codec` (the stage then takes
-    this speaker's decoded samples instead of pulling frames). aiortc's receiver reports (the loss
-    the sender is told about) are untouched. If a future aiortc keeps its buffer elsewhere,
-    `install` says so and the session falls back to `InlineDecoding` (no concealment).
-    """
+    aiortc's own jitter buffer has no concealment and no FEC: this object takes its place (a private
+    attribute). Opus packets go to `on_packet`; any other codec goes to aiortc's buffer and decoder
+    as before, the first such packet calling `on_other_codec`. aiortc's receiver reports are untouched.
+    If a future aiortc keeps its buffer elsewhere, `install` says so (then `InlineDecoding`)."""
 
     _ATTRIBUTE = "_RTCRtpReceiver__jitter_buffer"
     _CODECS = "_RTCRtpReceiver__codecs"
@@ -207,16 +201,10 @@ class RtpTap:
 class InlineDecoding:
     """Decodes a speaker's Opus on the event loop, as each frame leaves aiortc's jitter buffer.
 
-    aiortc hands every received frame to a decoder thread of its own and the decoded frame back to
-    the loop (a thread wake-up, a task and a self-pipe write per 20 ms per speaker); with a dozen
-    speakers, that traffic and the GIL hand-offs cost more CPU than decoding. This object takes the
-    place of the receiver's decoder queue, which aiortc keeps in a private attribute: it decodes in
-    place (an Opus frame takes about 0.1 ms) and pushes mono samples straight into the mixer. The
-    end of the stream is passed on to aiortc's own thread, idle on the original queue until then,
-    which ends the track as before. If a future aiortc keeps its queue elsewhere, `install` says so and the session
-    uses aiortc's thread (the track's frames), which works the same at a higher cost; so do codecs
-    other than Opus.
-    """
+    aiortc's decoder thread costs a thread hand-off per 20 ms per speaker, more CPU than decoding
+    (about 0.1 ms a frame). This object takes the place of its decoder queue (a private attribute)
+    and pushes mono samples straight into the mixer; the end of the stream and other codecs go on
+    to aiortc's thread as before. If a future aiortc keeps its queue elsewhere, `install` says so."""
 
     _ATTRIBUTE = "_RTCRtpReceiver__decoder_queue"
 
@@ -260,8 +248,7 @@ class InlineDecoding:
 
 
 async def _pump(track: MediaStreamTrack, session: IngestSession) -> None:
-    """Feeds the mixer what the speaker's track delivers, as 48 kHz mono s16: every frame without
-    inline decoding, only a codec other than Opus with it (G.711 decodes to 8 kHz, which is
+    """Feeds the mixer what the speaker's track delivers, as 48 kHz mono s16 (G.711's 8 kHz is
     resampled: pushed as it is, it would play six times too fast); ends with the track."""
     resampler: av.AudioResampler | None = None
     try:
@@ -289,10 +276,8 @@ async def _pump(track: MediaStreamTrack, session: IngestSession) -> None:
 
 
 async def _follow_loss_reports(sender: RTCRtpSender, track: ReturnTrack) -> None:
-    """Passes each receiver report the speaker sends about their mix-minus on to its encoder.
-
-    On the event loop's real clock, not the injected one: this polls a real peer connection's
-    RTCP, which arrives in real time whatever a test's clock says."""
+    """Passes each receiver report about the speaker's mix-minus on to its encoder. On the loop's
+    real clock: a real peer connection's RTCP arrives in real time whatever a test's clock says."""
     loop = asyncio.get_running_loop()
     seen: object = None
     while True:

@@ -37,7 +37,7 @@ Invariants:
   path yet), and a clean path gives that back in its first pause;
 - a sender restart (a jump of the sequence number beyond any reordering, time running backwards, or
   a second of packets all late) flushes what is buffered (`flushed`) and starts again as with a
-  first packet, jitter and loss estimates included; so does `reset()`. Only the counters stay.
+  first packet, jitter and loss estimates included. Only the counters stay.
 
 Target delay: each packet's relative delay (its transit time minus the smallest transit in the
 last `history_ms`) goes into a histogram of 5 ms buckets with a forgetting factor; the target is
@@ -240,7 +240,7 @@ class JitterBuffer:
         self.history_ms = history_ms
         self.fec_loss_threshold = fec_loss_threshold
         self.loss_forget_factor = loss_forget_factor
-        # The sender's timeline; None until the first packet (and after a reset).
+        # The sender's timeline; None until the first packet.
         self._seq_high: int | None = None  # unwrapped, highest seen
         self._ts_high = 0  # unwrapped timestamp of that packet
         self._origin = 0  # unwrapped timestamp of slot 0
@@ -284,7 +284,6 @@ class JitterBuffer:
         self._expected: float
         self._arrived: float
         self._forget_estimates()
-        # Counters.
         self._received = self._played = self._recovered = self._concealed = self._silent = 0
         self._late = self._duplicates = self._dropped_for_delay = self._dropped_overflow = 0
         self._stretched = self._flushed = self._resets = 0
@@ -358,12 +357,6 @@ class JitterBuffer:
             self._seen |= 1 << back
         self._arrived += 1.0
         return True
-
-    def reset(self) -> None:
-        """Forget the stream (a new SSRC, say) and what was learnt of it; the counters stay."""
-        self._flush()
-        self._seq_high = None
-        self._previous_seq = None
 
     # -- output ------------------------------------------------------------------------------
 

@@ -1,9 +1,5 @@
-"""libopus itself through ctypes: decoding with in-band FEC and packet-loss concealment, and an
-encoder with the controls a lossy path needs (FEC, expected loss, DTX, bitrate).
-
-PyAV decodes Opus but cannot decode in-band FEC (LBRR) nor conceal a lost frame of a given length,
-and its encoder does not expose OPUS_SET_PACKET_LOSS_PERC; this module calls libopus directly.
-Invariants:
+"""libopus through ctypes, for what PyAV cannot do: decode in-band FEC (LBRR), conceal a lost frame
+of a given length, and encode with OPUS_SET_PACKET_LOSS_PERC. Invariants:
 - the sample rate is always 48 kHz and samples are int16; a decoded array holds every sample of
   its packet (2.5-120 ms) for each channel: shape (n,) in mono, (n, channels) otherwise;
 - no bad payload crashes the process: libopus parses and bounds-checks every packet, and whatever
@@ -15,7 +11,7 @@ Invariants:
 Neither class is thread-safe; libopus runs with the GIL released.
 
 Which library: the system's libopus (Debian: libopus0), else the copy bundled in PyAV's wheel
-(`av.libs/`); `library()` says which was loaded. Request numbers below come from opus_defines.h.
+(`av.libs/`). Request numbers below come from opus_defines.h.
 """
 
 from __future__ import annotations
@@ -26,7 +22,6 @@ import functools
 import importlib.util
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Self
 
@@ -48,7 +43,6 @@ OPUS_SET_INBAND_FEC_REQUEST = 4012
 OPUS_SET_PACKET_LOSS_PERC_REQUEST = 4014
 OPUS_SET_DTX_REQUEST = 4016
 OPUS_GET_LOOKAHEAD_REQUEST = 4027
-OPUS_RESET_STATE = 4028
 
 Application = Literal["voip", "audio", "lowdelay"]
 APPLICATIONS: dict[Application, int] = {
@@ -88,12 +82,6 @@ class OpusError(InvalidInput, ValueError):
         self.code = code
 
 
-@dataclass(frozen=True)
-class OpusLibrary:
-    path: str  # the file dlopen mapped, as the loader resolved it
-    version: str  # opus_get_version_string(), e.g. "libopus 1.3.1"
-
-
 def candidates() -> list[str]:
     """Where to look, best first: the system's libopus, then the copy in PyAV's wheel."""
     names: list[str] = []
@@ -108,7 +96,7 @@ def candidates() -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def open_library(names: list[str]) -> tuple[ctypes.CDLL, OpusLibrary]:
+def open_library(names: list[str]) -> ctypes.CDLL:
     """Load the first of `names` that dlopen accepts, with every prototype declared."""
     failures: list[str] = []
     for name in names:
@@ -118,8 +106,7 @@ def open_library(names: list[str]) -> tuple[ctypes.CDLL, OpusLibrary]:
             failures.append(f"{name}: {exc}")
             continue
         _declare(lib)
-        version = lib.opus_get_version_string().decode("ascii", "replace")
-        return lib, OpusLibrary(path=_mapped_path(lib, name), version=version)
+        return lib
     tried = "; ".join(failures) or "no candidate"
     raise OpusUnavailable(
         f"libopus is not installed: install the {SYSTEM_PACKAGE} package (apt-get install {SYSTEM_PACKAGE}) "
@@ -128,19 +115,13 @@ def open_library(names: list[str]) -> tuple[ctypes.CDLL, OpusLibrary]:
 
 
 @functools.cache
-def _loaded() -> tuple[ctypes.CDLL, OpusLibrary]:
+def _loaded() -> ctypes.CDLL:
     return open_library(candidates())
-
-
-def library() -> OpusLibrary:
-    """The libopus this process uses (loading it on first call); raises `OpusUnavailable`."""
-    return _loaded()[1]
 
 
 def _declare(lib: ctypes.CDLL) -> None:
     c_int, c_int32, c_void_p, c_char_p = ctypes.c_int, ctypes.c_int32, ctypes.c_void_p, ctypes.c_char_p
     signatures: dict[str, tuple[list[type], type | None]] = {
-        "opus_get_version_string": ([], c_char_p),
         "opus_strerror": ([c_int], c_char_p),
         "opus_decoder_create": ([c_int32, c_int, ctypes.POINTER(c_int)], c_void_p),
         "opus_decoder_destroy": ([c_void_p], None),
@@ -154,36 +135,11 @@ def _declare(lib: ctypes.CDLL) -> None:
         # Variadic: only the fixed part is declared; each call passes its extra argument as an explicit
         # ctypes object (c_int for a SET, a pointer to c_int for a GET), as the C ABI expects.
         "opus_encoder_ctl": ([c_void_p, c_int], c_int),
-        "opus_decoder_ctl": ([c_void_p, c_int], c_int),
     }
     for name, (argtypes, restype) in signatures.items():
         function = getattr(lib, name)
         function.argtypes = argtypes
         function.restype = restype
-
-
-class _DlInfo(ctypes.Structure):
-    _fields_ = [
-        ("dli_fname", ctypes.c_char_p),
-        ("dli_fbase", ctypes.c_void_p),
-        ("dli_sname", ctypes.c_char_p),
-        ("dli_saddr", ctypes.c_void_p),
-    ]
-
-
-def _mapped_path(lib: ctypes.CDLL, name: str) -> str:
-    """The file behind `lib` (a soname such as libopus.so.0 says nothing of where it was found)."""
-    try:
-        dladdr = ctypes.CDLL(None).dladdr  # glibc and musl export it from libc
-    except (OSError, AttributeError):
-        return name
-    dladdr.argtypes = [ctypes.c_void_p, ctypes.POINTER(_DlInfo)]
-    dladdr.restype = ctypes.c_int
-    info = _DlInfo()
-    address = ctypes.cast(lib.opus_get_version_string, ctypes.c_void_p).value
-    if dladdr(address, ctypes.byref(info)) == 0 or not info.dli_fname:
-        return name
-    return str(Path(info.dli_fname.decode()).resolve())
 
 
 def _error(lib: ctypes.CDLL, code: int, doing: str) -> OpusError:
@@ -240,7 +196,7 @@ class Decoder(_NativeState):
     def __init__(self, channels_out: int = 1) -> None:
         if channels_out not in (1, 2):
             raise ValueError(f"Opus decodes to 1 or 2 channels, not {channels_out}")
-        self._lib, _ = _loaded()
+        self._lib = _loaded()
         error = ctypes.c_int(OPUS_OK)
         state = self._lib.opus_decoder_create(SAMPLE_RATE, channels_out, ctypes.byref(error))
         if error.value != OPUS_OK or not state:
@@ -264,12 +220,8 @@ class Decoder(_NativeState):
         return self._run(state, data, samples, 0, "could not decode the packet")
 
     def recover(self, next_payload: bytes, frame_samples: int = FRAME_SAMPLES) -> Samples:
-        """The `frame_samples` lost just before `next_payload`, from the FEC (LBRR) data it carries.
-
-        Decode `next_payload` itself with `decode()` afterwards. Only SILK and hybrid packets carry FEC
-        (an encoder in voip/audio mode at speech bitrates with FEC on, told to expect loss); for any
-        other packet libopus returns the same concealment as `conceal()`, never an error. When
-        `next_payload` is shorter than `frame_samples`, only its length at the end comes from FEC."""
+        """The `frame_samples` lost just before `next_payload`, from the FEC (LBRR) data it carries
+        (decode `next_payload` itself afterwards). A packet without FEC gives `conceal()`'s audio."""
         _check_length(frame_samples)
         state = self._live()
         data = bytes(next_payload)
@@ -282,12 +234,6 @@ class Decoder(_NativeState):
         fading towards silence over consecutive calls."""
         _check_length(frame_samples)
         return self._run(self._live(), None, frame_samples, 0, "could not conceal")
-
-    def reset(self) -> None:
-        """Forget the stream (as after a new SSRC or a long gap): the next packet decodes from scratch."""
-        code = self._lib.opus_decoder_ctl(self._live(), OPUS_RESET_STATE)
-        if code != OPUS_OK:
-            raise _error(self._lib, code, "could not reset the decoder")
 
     def _run(self, state: int, data: bytes | None, frame_samples: int, fec: int, doing: str) -> Samples:
         # `data` None (NULL) asks for concealment; `frame_samples` bounds what libopus may write.
@@ -302,11 +248,8 @@ class Decoder(_NativeState):
 class Encoder(_NativeState):
     """48 kHz mono int16 frames to Opus packets, one packet per `encode()`.
 
-    In-band FEC exists only in SILK and hybrid packets: "voip" (or "audio") at speech bitrates. A
-    "lowdelay" encoder is CELT-only and never carries FEC whatever `inband_fec` says; it has the least
-    algorithmic delay (2.5 ms against 6.5 ms). libopus adds LBRR only when told to expect loss
-    (`packet_loss_perc` > 0), and spends part of the bitrate on it. With `dtx`, silence is sent as
-    packets of at most 2 bytes, which a sender may skip."""
+    In-band FEC exists only in SILK and hybrid packets ("voip" or "audio" at speech bitrates), never
+    in "lowdelay" (CELT) ones, and libopus adds it only when told to expect loss (`packet_loss_perc`)."""
 
     _what = "encoder"
 
@@ -321,7 +264,7 @@ class Encoder(_NativeState):
     ) -> None:
         if application not in APPLICATIONS:
             raise ValueError(f"an Opus application is one of {sorted(APPLICATIONS)}, not {application!r}")
-        self._lib, _ = _loaded()
+        self._lib = _loaded()
         error = ctypes.c_int(OPUS_OK)
         state = self._lib.opus_encoder_create(SAMPLE_RATE, 1, APPLICATIONS[application], ctypes.byref(error))
         if error.value != OPUS_OK or not state:

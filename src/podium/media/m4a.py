@@ -1,10 +1,7 @@
 """One-file `.m4a` from the recording's fragments: a remux, never a re-encode.
 
-Pure functions over bytes. The recording is an init section (`ftyp` + `moov` with the AAC sample
-description) and segments of `moof` + `mdat` fragments. A progressive MP4 holds the same AAC
-access units once, in one `mdat`, described by a sample table in a `moov` placed first, so a
-player can start before the download ends ("fast start"). The sample description (`stsd`) is
-copied from the init section byte for byte.
+Pure functions over bytes: the fragments' AAC access units go once into one `mdat`, described by a
+sample table in a `moov` placed first ("fast start"), with the init section's `stsd` byte for byte.
 
 Deterministic: the same fragments and times give the same bytes, which is what lets anyone cut
 a clip again from the official recording and compare (see `podium.media.clips`).

@@ -1,10 +1,8 @@
 """Opus encoding of a speaker's mix-minus: mono int16 20 ms frames in, RTP-ready packets out.
 
-aiortc sends an `av.Packet` that a track returns as it is (its "pre-encoded" path). Encoding here,
-on the stage's loop, spares each speaker's connection what aiortc does for a raw frame: a hop to a
-thread pool and back, and an RFC 6465 level computed in a pure-Python loop over every sample, which
-at 13 speakers cost more CPU than the whole mixer. The stream is mono: the speakers' mix-minus is
-mono, and Opus decoders play a mono stream on both channels at full level.
+aiortc sends an `av.Packet` a track returns as it is. Encoding here spares each speaker's connection
+what aiortc does for a raw frame: a thread-pool hop and a pure-Python RFC 6465 level over every
+sample, which at 13 speakers cost more CPU than the whole mixer.
 """
 
 from __future__ import annotations
@@ -78,13 +76,9 @@ CLEAN_SPELL_S = 10.0
 
 
 class LossAdaptation:
-    """When a speaker's mix-minus needs FEC, from the loss their receiver reports (sans-IO).
-
-    On a clean path the stream stays CELT "lowdelay" (the least delay, no FEC possible). Once a
-    report shows `FEC_FROM_LOSS` or more, it switches to Opus VOIP (SILK/hybrid) with in-band FEC
-    sized for the reported loss (libopus's packet_loss_perc), and back only after
-    `CLEAN_SPELL_S` of reports under `CLEAN_BELOW_LOSS`, so a path that loses now and then does not
-    flap between modes."""
+    """When a speaker's mix-minus needs FEC, from the loss their receiver reports (sans-IO): VOIP
+    with in-band FEC sized for the loss from `FEC_FROM_LOSS` on, back to CELT "lowdelay" only after
+    `CLEAN_SPELL_S` of reports under `CLEAN_BELOW_LOSS`, so a path that loses now and then does not flap."""
 
     def __init__(self) -> None:
         self.fec = False

@@ -2,19 +2,10 @@
 per stage tick, every missing frame filled.
 
 The jitter buffer (`media/jitter.py`) decides what each 20 ms slot gets; this object carries the
-decision out with libopus (`media/libopus.py`, which, unlike PyAV, decodes in-band FEC and conceals
-a lost frame of a given length):
-- `Play`: decode the packet; a packet longer than 20 ms leaves its later frames for the `Continue`s;
-- `Recover`: rebuild the missing frame from the next packet's in-band FEC (libopus conceals instead
-  when that packet carries none);
-- `Conceal`: libopus's packet-loss concealment, which fades out over an outage;
-- `Silence`: zeros (before the first packet, in the sender's DTX pauses, after a long outage).
-The buffer can only skip packets it knows carry no speech (the sender's RFC 6464 level says so);
-for senders that send no level, a played frame that decodes to a pause is skipped here instead,
-whenever the buffer holds more than its target: so the delay that a burst of jitter or a loss
-added goes away in the next pause, for every sender. The other way round, a decoded pause while
-the buffer holds less than its target asks it to stretch that pause by a slot (which the decoder
-fills by carrying the pause on): the delay grows where nobody speaks, not by a gap in a word.
+decision out with libopus (which, unlike PyAV, decodes in-band FEC and conceals a lost frame of a
+given length). For senders that send no RFC 6464 level, a played frame that decodes to a pause is
+skipped while the buffer holds more than its target, and stretched by a slot (the decoder carrying
+the pause on) while it holds less: the delay changes where nobody speaks, not by a gap in a word.
 Invariants: `pull()` returns exactly `FRAME_SAMPLES` int16 samples whatever arrived; a packet
 libopus refuses is concealed and counted, never raised to the stage; nothing here reads a clock
 (arrival and tick times come from the caller, in milliseconds).
@@ -148,7 +139,6 @@ class SpeakerReception:
         self.recovered_frames = 0
         self.concealed_frames = 0
         self.skipped_pauses = 0  # frames of pauses decoded but not played, to shrink the delay
-        self.stretched_pauses = 0  # frames added to pauses (the decoder continues them), to grow it
         self._quiet_run = 0  # frames in a row decoded as a pause
 
     def push(
@@ -182,8 +172,8 @@ class SpeakerReception:
                     if may_skip and self._quiet_run >= PAUSE_FRAMES and self.jitter.skip_pause():
                         self.skipped_pauses += 1
                         return self.pull(now_ms, may_skip=False)  # at most one frame skipped a tick
-                    if self._quiet_run >= PAUSE_FRAMES and self.jitter.stretch_pause():
-                        self.stretched_pauses += 1
+                    if self._quiet_run >= PAUSE_FRAMES:
+                        self.jitter.stretch_pause()
                 return _whole_frame(decoded[:FRAME_SAMPLES])
             if isinstance(decision, Continue):
                 frame, self._rest = self._rest[:FRAME_SAMPLES], self._rest[FRAME_SAMPLES:]

@@ -175,20 +175,14 @@ _NOWHERE = (ipaddress.IPv4Network("0.0.0.0/8"), ipaddress.IPv4Network("255.255.2
 
 
 def is_speaker_address(address: str, allow_loopback: bool) -> bool:
-    """Whether the stage may send ICE checks to a remote candidate's address.
+    """Whether the stage may send ICE checks to a remote candidate's address: a stranger's offer could
+    name anyone's (a reflection: the stage knocking on a third party's ports).
 
-    An offer names the addresses the stage will send STUN checks to; a stranger's offer could
-    name anyone's (a reflection: the stage knocking on a third party's ports). Refused: the
-    unspecified address and 0.0.0.0/8, multicast, broadcast, reserved (240.0.0.0/4 and IPv6's
-    unassigned ranges), link-local (a speaker on the stage's own link has a routable address too),
-    loopback unless PODIUM_ICE_LOOPBACK allows it, and anything but an IP address or an mDNS name
-    (`….local`, which browsers use for host candidates and only the local link answers), for a
-    DNS name would have the stage look up whatever the offer says. An IPv6 address that carries an
-    IPv4 address (NAT64, 6to4, mapped, …) is judged by that IPv4 address.
-    Kept: public addresses; private ranges (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7),
-    for a speaker on the same LAN or VPN as the stage reaches it by one; and the documentation
-    ranges (192.0.2/24, 198.51.100/24, 203.0.113/24, 2001:db8::/32), which no real host uses and
-    which tests and benchmarks give their network namespaces."""
+    Refused: unspecified, 0.0.0.0/8, multicast, broadcast, reserved, link-local, loopback unless
+    PODIUM_ICE_LOOPBACK allows it, and DNS names (the stage would look up whatever the offer says;
+    mDNS `….local` names are kept). An IPv6 address carrying an IPv4 one is judged by that. Kept:
+    public and private addresses (a speaker on the stage's LAN or VPN), and the documentation ranges
+    that tests and benchmarks give their network namespaces."""
     if address.lower().endswith(".local"):
         return True
     try:
@@ -232,19 +226,13 @@ def filter_remote_candidates(text: str, allow_loopback: bool, max_candidates: in
 
 def keep_loopback_candidates(text: str) -> str:
     """Drop every ICE candidate whose address is not loopback (for loopback-only mode)."""
-    kept = []
-    for line in text.split("\n"):
-        if line.startswith("a=candidate:"):
-            fields = line.split()
-            if len(fields) < 5 or not _is_loopback(fields[4]):
-                continue
-        kept.append(line)
-    return "\n".join(kept)
+    return "\n".join(line for line in text.split("\n") if not line.startswith("a=candidate:") or _is_loopback(line))
 
 
-def _is_loopback(address: str) -> bool:
+def _is_loopback(candidate: str) -> bool:
+    fields = candidate.split()
     try:
-        return ipaddress.ip_address(address).is_loopback
+        return len(fields) >= 5 and ipaddress.ip_address(fields[4]).is_loopback
     except ValueError:
         return False
 

@@ -71,12 +71,9 @@ class SpeakerChange:
 
 
 class ReturnTrack(MediaStreamTrack):
-    """What a speaker hears back: their mix-minus, 20 ms mono frames, paced by the stage.
-
-    `recv()` hands aiortc Opus packets it sends as they are (see `podium.media.opus`);
-    `next_samples()` gives the same audio as samples, for in-process readers. The packets are CELT
-    "lowdelay" on a clean path, and Opus VOIP with in-band FEC while the speaker's receiver reports
-    loss (`report_loss`, see `LossAdaptation`)."""
+    """What a speaker hears back: their mix-minus, 20 ms mono frames, paced by the stage, as Opus
+    packets (`recv()`: CELT "lowdelay", or VOIP with in-band FEC while the speaker's receiver reports
+    loss, see `LossAdaptation`) or as samples (`next_samples()`, for in-process readers)."""
 
     kind = "audio"
 

@@ -1,11 +1,8 @@
-"""A bad network on the speaker's side: drop and delay the RTP media packets an aiortc peer sends.
+"""A bad network on the speaker's side: drop and delay the RTP media packets an aiortc peer sends,
+in the sender (this kernel has no netem, and a test wants to know exactly which packets were lost).
 
-This kernel has no netem, and a test wants to know exactly which packets were lost, so the loss is
-applied in the sender, just before aiortc encrypts each RTP packet (see `impair_sender`).
-
-The core is sans-IO and deterministic: an `Impairment` (a loss model, a jitter and a seed) gives
-`trace(n)`, the fate of the first n media packets (True: lost), and `delays_ms(n)`, their extra
-delays. Invariants:
+An `Impairment` gives `trace(n)`, the fate of the first n media packets (True: lost), and
+`delays_ms(n)`, their extra delays. Invariants:
 - the same impairment gives the same trace and delays, and a longer trace begins with the shorter
   one (`trace(n)[:k] == trace(k)`), so a test can compute before sending which packets will be
   lost, for instance to decode the same losses with libopus as the codec's own reference;
@@ -14,10 +11,8 @@ delays. Invariants:
 - loss and jitter draw from separate random streams, so adding jitter never changes which
   packets are lost.
 
-Jitter: each packet waits an independent delay, uniform in [0, jitter_ms]. Packets are then
-reordered whenever two neighbours' delays differ by more than their spacing (20 ms for Opus
-frames), as on a real path with parallel routes or a bursty queue; a `jitter_ms` under 20 keeps
-the order.
+Jitter: each packet waits an independent delay, uniform in [0, jitter_ms], so packets 20 ms apart
+are reordered only with a `jitter_ms` over 20.
 """
 
 from __future__ import annotations
@@ -55,11 +50,8 @@ class RandomLoss:
 
 @dataclass(frozen=True)
 class BurstLoss:
-    """Losses in bursts, as on a congested or wireless path: a two-state Gilbert-Elliott chain.
-
-    In the good state nothing is lost, in the bad state everything is. The transition chances are
-    set so that the stationary loss is `rate` and a burst lasts `mean_burst` packets on average
-    (bursts are geometric): bad to good 1/mean_burst, good to bad rate / (mean_burst * (1 - rate))."""
+    """Losses in bursts: a two-state Gilbert-Elliott chain, losing everything in its bad state, whose
+    stationary loss is `rate` and whose (geometric) bursts last `mean_burst` packets on average."""
 
     rate: float
     mean_burst: float
@@ -74,12 +66,11 @@ class BurstLoss:
 
     @property
     def enter_bad(self) -> float:
-        """The chance per packet of leaving the good state (a burst starts)."""
+        """The chance per packet that a burst starts."""
         return self.rate / (self.mean_burst * (1.0 - self.rate))
 
     @property
     def leave_bad(self) -> float:
-        """The chance per packet of leaving the bad state (a burst ends)."""
         return 1.0 / self.mean_burst
 
 
@@ -143,21 +134,15 @@ class Impairment:
 
 
 def is_rtcp(data: bytes) -> bool:
-    """Whether a datagram on a muxed RTP/RTCP port is RTCP (RFC 5761 section 4).
-
-    RTCP packet types 192-223 (SR 200, RR 201, SDES, BYE, feedback 205/206...) sit where an RTP
-    packet has its marker bit and payload type; RFC 5761 forbids RTP payload types 64-95 so that
-    the byte tells them apart. Opus uses a dynamic type (96-127): with the marker, 224-255."""
+    """Whether a datagram on a muxed RTP/RTCP port is RTCP: RFC 5761 section 4 keeps RTP payload
+    types off 64-95, so byte 1 is 192-223 only for RTCP packet types."""
     return len(data) >= 2 and 192 <= data[1] <= 223
 
 
 @dataclass
 class ImpairedPath:
-    """One peer's impaired sending path: what it decided, and what it did (RTP sequence numbers).
-
-    `dropped` holds the sequence numbers of the packets lost, in sending order; `sent` those handed
-    on to the transport, in the order they left (which jitter may shuffle). `index` counts the RTP
-    media packets seen so far."""
+    """One peer's impaired sending path: the RTP sequence numbers it `dropped` (in sending order) and
+    `sent` (in the order they left, which jitter may shuffle); `index` counts media packets seen."""
 
     impairment: Impairment
     sent: list[int] = field(default_factory=list)
@@ -205,15 +190,10 @@ _HOOKED = "_podium_impaired_path"
 def impair_sender(pc: RTCPeerConnection, impairment: Impairment) -> ImpairedPath:
     """Impair the RTP media that `pc` sends, from now on; call it after adding the tracks.
 
-    aiortc's `RTCRtpSender._run_rtp` hands each packet, serialised but not yet encrypted, to
-    `RTCDtlsTransport._send_rtp`, which SRTP-protects and sends it; RTCP (the sender's reports,
-    the receiver's feedback) takes the same method. Each sender's DTLS transport gets an instance
-    attribute of that name that shadows the method: RTCP and RTP packets too short to be valid go
-    straight through, media packets are dropped or sent later (`loop.call_later`) as `impairment`
-    says. A dropped packet still took a sequence number, as a packet lost on the network does.
-
-    Every sender of `pc` shares one path (one audio track: one transport). With BUNDLE, the
-    transports of later m-lines are replaced by the first one's, which is hooked too."""
+    Each sender's DTLS transport gets an instance attribute shadowing `_send_rtp` (which aiortc hands
+    each packet before SRTP): RTCP and too-short packets go straight through, media packets are
+    dropped or sent later as `impairment` says. A dropped packet still took a sequence number, as
+    on a real network. Every sender of `pc` shares one path (with BUNDLE, one transport)."""
     transports = {id(sender.transport): sender.transport for sender in pc.getSenders()}
     if not transports:
         raise ValueError("add the track (addTransceiver or addTrack) before impairing what it sends")

@@ -3,11 +3,6 @@
 Every array here is mono int16 at 48 kHz (`SAMPLE_RATE`), the stage's own format; lengths and
 positions are in samples unless a name says `_ms` or `_s`. A *lag* is how many samples `heard` runs
 behind `reference`: `heard[i + lag]` is where `reference[i]` was heard (negative: heard early).
-
-What a listener notices of a lost packet is a hole: audio that was in the speech and is not in what
-they heard. `silences_inside` measures exactly that, in short windows, so that a 20 ms frame filled
-by concealment or FEC counts as no hole and a frame the stage replaced by silence (or by waiting)
-does, whatever the codecs did to the level in between.
 """
 
 from __future__ import annotations
@@ -15,7 +10,7 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 
 import av
 import numpy as np
@@ -46,9 +41,7 @@ _HOLE_WINDOW_MS = 2.5
 
 def speak(text: str, *, voice: str = "en", words_per_minute: int = 150) -> Samples:
     """`text` spoken by espeak-ng, as 48 kHz mono int16 padded with zeros to whole 20 ms frames.
-
-    Deterministic: the same text, voice and rate give the same samples (espeak-ng and the
-    resampler have no randomness). Raises RuntimeError when espeak-ng is not installed."""
+    Deterministic. Raises RuntimeError when espeak-ng is not installed."""
     program = shutil.which("espeak-ng")
     if program is None:
         raise RuntimeError(
@@ -65,35 +58,26 @@ def speak(text: str, *, voice: str = "en", words_per_minute: int = 150) -> Sampl
     )
     if result.returncode != 0 or not result.stdout:
         raise RuntimeError(f"espeak-ng failed ({result.returncode}): {result.stderr.decode(errors='replace')}")
-    samples = _decode_to_stage_format(result.stdout)
+    # espeak-ng writes 22.05 kHz WAV.
+    with av.open(io.BytesIO(result.stdout), mode="r") as container:
+        samples = _resampled(container.decode(audio=0), SAMPLE_RATE)
     padding = -len(samples) % FRAME_SAMPLES
     return np.concatenate([samples, np.zeros(padding, dtype=np.int16)])
 
 
-def _decode_to_stage_format(data: bytes) -> Samples:
-    """Any audio file PyAV reads (espeak-ng writes 22.05 kHz WAV) as 48 kHz mono int16."""
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-    chunks: list[Samples] = []
-    with av.open(io.BytesIO(data), mode="r") as container:
-        for frame in container.decode(audio=0):
-            chunks.extend(_mono(converted) for converted in resampler.resample(frame))
-    # The resampler holds its last few samples until flushed.
-    chunks.extend(_mono(converted) for converted in resampler.resample(None))
-    return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
-
-
-def _mono(frame: av.AudioFrame) -> Samples:
-    return np.asarray(frame.to_ndarray(), dtype=np.int16).reshape(-1)
+def _resampled(frames: Iterable[av.AudioFrame], rate: int) -> Samples:
+    """`frames` as mono int16 at `rate` Hz, with FFmpeg's resampler (the same one the stage uses)."""
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+    # None last: the resampler holds its last few samples until flushed.
+    chunks = [out.to_ndarray().reshape(-1) for frame in [*frames, None] for out in resampler.resample(frame)]
+    return np.concatenate(chunks).astype(np.int16, copy=False) if chunks else np.zeros(0, dtype=np.int16)
 
 
 def resample(samples: Samples, rate: int) -> Samples:
-    """48 kHz mono int16 to `rate` Hz with FFmpeg's resampler (the same one the stage uses)."""
+    """48 kHz mono int16 to `rate` Hz."""
     frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
     frame.sample_rate = SAMPLE_RATE
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
-    chunks = [_mono(converted) for converted in resampler.resample(frame)]
-    chunks.extend(_mono(converted) for converted in resampler.resample(None))
-    return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
+    return _resampled([frame], rate)
 
 
 def _best_lag(reference: npt.NDArray[np.float64], heard: npt.NDArray[np.float64], low: int, high: int) -> int:
@@ -200,14 +184,11 @@ def silences_inside(
     """Holes in what was heard inside speech: (start sample, missing ms) for each longer than `min_ms`.
 
     `heard_aligned` is indexed like the reference (see `aligned`); past its end counts as silent.
-    It is cut into 2.5 ms windows; a window is *silent* when its RMS is below `threshold_db` dBFS,
-    an absolute floor: a lost packet that the stage fills with zeros, or with concealment fading
-    out, comes through Opus and AAC as (nearly) digital silence, while speech, even a quiet
-    fricative, stays well above it. A hole is a run of silent windows inside one span, measured from
-    its first to its last window where `reference` is audible (`reference_margin_db` above the
-    floor): the speech's own pauses and stop closures are silent in both and never count, a pause
-    the stage moved by a few milliseconds counts only those milliseconds, and a lost frame next to
-    a pause counts for the speech it took. Without `reference`, every window of a span counts."""
+    A 2.5 ms window is *silent* below `threshold_db` dBFS: a lost frame filled with zeros or faded
+    concealment comes through Opus and AAC as (nearly) digital silence, even quiet speech stays above.
+    A hole is a run of silent windows inside one span, from its first to its last window where
+    `reference` is audible (`reference_margin_db` above the floor), so the speech's own pauses never
+    count. Without `reference`, every window of a span counts."""
     window = round(_HOLE_WINDOW_MS * SAMPLE_RATE / 1000)
     floor = FULL_SCALE * 10 ** (threshold_db / 20)
     audible_floor = floor * 10 ** (reference_margin_db / 20)
@@ -259,17 +240,13 @@ def speech_length_change(reference: Samples, heard: Samples, *, part_ms: float =
 
 
 def opus_round_trip(samples: Samples, lost: Collection[int], *, expected_loss_perc: int, fec: bool = True) -> Samples:
-    """`samples` through the Opus of a `SampleTrack(fec=True, expected_loss_perc=...)` and an ideal
-    receiver that loses the packets at `lost` (frame indices; packet i holds frame i): each lost
-    frame is rebuilt from the next packet's in-band FEC when that one arrived (and `fec`), else
-    concealed. The codec's own limit on those losses, before the stage and AAC add anything; the
-    result lags `samples` by the encoder's look-ahead (312 samples in voip)."""
+    """`samples` through a `SampleTrack(fec=True, ...)`'s Opus and `decode_with_losses`: the codec's
+    own limit on those losses; the result lags `samples` by the encoder's look-ahead (312 samples)."""
     return decode_with_losses(speaker_packets(samples, expected_loss_perc), lost, fec=fec)
 
 
 def speaker_packets(samples: Samples, expected_loss_perc: int) -> list[bytes]:
-    """The Opus packets a `SampleTrack(fec=True, expected_loss_perc=...)` sends for `samples`, one per
-    whole frame (the encoder is deterministic: the very packets sent)."""
+    """The Opus packets a `SampleTrack(fec=True, expected_loss_perc=...)` sends for `samples`."""
     from podium.testing.whip_client import fec_encoder  # aiortc behind it: imported only when needed
 
     count = len(samples) // FRAME_SAMPLES
@@ -278,8 +255,8 @@ def speaker_packets(samples: Samples, expected_loss_perc: int) -> list[bytes]:
 
 
 def decode_with_losses(packets: list[bytes], lost: Collection[int], *, fec: bool = True) -> Samples:
-    """An ideal libopus receiver of `packets` that loses those at `lost`: each lost frame rebuilt from
-    the next packet's in-band FEC when that one arrived (and `fec`), else concealed."""
+    """An ideal libopus receiver of `packets` that loses those at `lost` (frame indices): each lost frame
+    rebuilt from the next packet's in-band FEC when that one arrived (and `fec`), else concealed."""
     from podium.media.libopus import Decoder
 
     missing = set(lost)
@@ -295,27 +272,16 @@ def decode_with_losses(packets: list[bytes], lost: Collection[int], *, fec: bool
     return np.concatenate(out) if out else np.zeros(0, dtype=np.int16)
 
 
-def listen_hls(url: str, seconds: float) -> Samples:
-    """`seconds` of a live HLS stream as ffmpeg plays it, from where a new listener starts.
-
-    Blocking (ffmpeg runs for about `seconds`): from async code, run it with `asyncio.to_thread`."""
-    return _ffmpeg_pcm(["-i", url, "-t", f"{seconds:.3f}"], timeout_s=seconds + 30)
-
-
 def read_hls(url: str, timeout_s: float = 120) -> Samples:
     """All of an ended space's replay (a playlist with EXT-X-ENDLIST): everything a listener heard.
 
     Blocking; ffmpeg reads the segments as fast as the server sends them."""
-    return _ffmpeg_pcm(["-i", url], timeout_s=timeout_s)
-
-
-def _ffmpeg_pcm(arguments: list[str], timeout_s: float) -> Samples:
     program = shutil.which("ffmpeg")
     if program is None:
         raise RuntimeError(
             f"ffmpeg is not installed: install the Debian package {FFMPEG_PACKAGE} (apt-get install {FFMPEG_PACKAGE})"
         )
-    command = [program, "-nostdin", "-v", "error", *arguments, "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "s16le", "-"]
+    command = [program, "-nostdin", "-v", "error", "-i", url, "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "s16le", "-"]
     result = subprocess.run(command, capture_output=True, check=False, timeout=timeout_s)
     if result.returncode != 0:
         raise RuntimeError(f"ffmpeg could not read the stream ({result.returncode}): {result.stderr.decode()[-2000:]}")

@@ -45,26 +45,22 @@ def tone(frequency_hz: float, amplitude: float = 0.3) -> SampleSource:
     return frame
 
 
-def from_samples(samples: Samples, then_silence: bool = True) -> SampleSource:
+def from_samples(samples: Samples) -> SampleSource:
     """`samples` (48 kHz mono int16) frame by frame: frame n holds samples [n*960, (n+1)*960), the
-    last one padded with zeros; after them silence, or with `then_silence=False` the samples again."""
+    last one padded with zeros; silence after them."""
     padded = np.concatenate([samples.astype(np.int16, copy=False), np.zeros(-len(samples) % FRAME_SAMPLES, np.int16)])
-    frames = len(padded) // FRAME_SAMPLES
     silence = np.zeros(FRAME_SAMPLES, dtype=np.int16)
 
     def frame(n: int) -> npt.NDArray[np.int16]:
-        if frames == 0 or (then_silence and n >= frames):
-            return silence
-        start = (n % frames) * FRAME_SAMPLES
-        return padded[start : start + FRAME_SAMPLES]
+        chunk = padded[n * FRAME_SAMPLES : (n + 1) * FRAME_SAMPLES]
+        return chunk if len(chunk) else silence
 
     return frame
 
 
 def fec_encoder(expected_loss_perc: int) -> libopus.Encoder:
-    """The encoder of a `SampleTrack` with `fec=True`: libopus, voip, 32 kb/s, complexity 9, in-band
-    FEC on and `expected_loss_perc` % loss expected (0: no FEC sent). Deterministic, so a test can
-    encode the same packets again to decode them as an ideal receiver would."""
+    """A `SampleTrack`'s encoder with `fec=True`: libopus voip with in-band FEC, `expected_loss_perc`
+    % loss expected (0: no FEC sent). Deterministic: a test can encode the very packets sent again."""
     return libopus.Encoder(
         application="voip",
         bitrate=SPEAKER_BITRATE,
@@ -75,19 +71,10 @@ def fec_encoder(expected_loss_perc: int) -> libopus.Encoder:
 
 
 class SampleTrack(MediaStreamTrack):
-    """An audio track producing 20 ms mono frames from `source`, paced in real time, sent as mono
-    Opus at 32 kb/s as browsers send a microphone (Chromium: mono unless asked for stereo).
-
-    The frames are encoded here and handed to aiortc as packets: its own encoder would send
-    stereo at 96 kb/s, and a process running a dozen test speakers would spend its CPU on that.
-    With `encode=False` the track gives aiortc raw frames instead, for codecs other than Opus.
-
-    With `fec`, libopus itself encodes (voip, so SILK or hybrid, which carry in-band FEC) and is
-    told to expect `expected_loss_perc` % loss, as a browser does from its receiver reports: each
-    packet then also carries a coarser copy of the frame before it, which a receiver can decode
-    when that frame's own packet is lost. libopus sends that copy only when told to expect loss:
-    `expected_loss_perc=0` is the same encoder without FEC. One packet per frame: packet i holds
-    frame i."""
+    """20 ms mono frames from `source`, paced in real time, sent as mono Opus at 32 kb/s as browsers
+    send a microphone. Encoded here (aiortc's encoder would send stereo at 96 kb/s, costly for a
+    dozen test speakers); `encode=False` hands aiortc raw frames, for codecs other than Opus.
+    With `fec`, `fec_encoder(expected_loss_perc)` encodes, one packet per frame: packet i holds frame i."""
 
     kind = "audio"
 
