@@ -88,10 +88,10 @@ def test_the_line_the_puzzle_the_preshow_and_the_switch(slow_door: Server, brows
     assert board["under_attack"] == {"mode": "on", "active": True, "difficulty_bits": 12}
     assert board["joins"]["admitted"] >= 3
 
-    # The host: the board says GO, the microphone connects backstage, the switch goes on the air.
+    # The host: the board says Ready, the microphone connects backstage, the switch goes on the air.
     console = context.new_page()
     console.goto(f"{base}/host/{space['id']}#token={space['host_token']}")
-    expect(console.locator("#verdict")).to_have_text("GO", timeout=10_000)
+    expect(console.locator("#verdict")).to_have_text("Ready", timeout=10_000)
     expect(console.locator("#b-stream")).to_have_text("on time")
     expect(console.locator("#golive")).to_have_text("Connect microphone (backstage)")
     console.screenshot(path=str(artifacts / "board.png"), full_page=True)

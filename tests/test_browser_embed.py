@@ -161,6 +161,7 @@ def test_the_consent_snippet_loads_nothing_before_the_click_then_plays_and_remem
     console = browser.new_context(viewport={"width": 900, "height": 1400}, locale="en-GB")
     host = console.new_page()
     host.goto(f"{server.base}/host/{space['id']}#token={space['host_token']}")
+    host.get_by_role("button", name="Share", exact=True).click()  # the share sheet holds the snippet
     for lang in ("en", "de"):
         host.select_option("#embed-lang", lang)
         code = host.locator("#embed-code")

@@ -8,10 +8,13 @@
   const keep = 150;
   const lang = podiumI18n.lang;
 
+  const isLive = () => typeof space !== "undefined" && space !== null && space.state === "live";
+
   function verdict(board) {
     const stream = board.stream;
     const problems = [];
-    if (!stream.running) problems.push(t("board.not_running"));
+    // Before the host goes live no stream runs, and that is as it should be.
+    if (!stream.running && isLive()) problems.push(t("board.not_running"));
     else if (stream.last_part_age_s !== null && stream.last_part_age_s > 1.5) problems.push(t("board.late"));
     if (board.load.shedding.includes("join")) problems.push(t("board.joins_held"));
     if (board.load.pressure >= 0.85) problems.push(t("board.near_capacity"));
@@ -87,7 +90,10 @@
         })
         : t("board.no_rehearsal");
       const problems = verdict(board);
-      $("verdict").textContent = problems.length ? "NO-GO" : "GO";
+      // For the host, in their words: ready, or what keeps it from being so (the details below).
+      const ready = board.stream.running ? t("board.ready_line") : t("board.ready_to_start");
+      setText($("readiness"), problems.length ? t("board.busy", { problems: problems.join("; ") }) : ready);
+      $("verdict").textContent = t(problems.length ? "board.not_ready" : "board.ready");
       $("verdict").dataset.verdict = problems.length ? "no-go" : "go";
       $("verdict").title = problems.join("; ") || t("board.all_on_time");
       history.push([board.listeners.now, board.joins.arrivals_per_s]);

@@ -159,6 +159,25 @@ function arrange(list, items) {
   }
 }
 
+// Two soft notes: something needs the person at this page (an invitation, a raised hand).
+function chime() {
+  try {
+    const context = new AudioContext();
+    [660, 880].forEach((hz, i) => {
+      const tone = context.createOscillator();
+      const gain = context.createGain();
+      tone.frequency.value = hz;
+      gain.gain.setValueAtTime(0.0001, context.currentTime + i * 0.18);
+      gain.gain.exponentialRampToValueAtTime(0.2, context.currentTime + i * 0.18 + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, context.currentTime + i * 0.18 + 0.3);
+      tone.connect(gain).connect(context.destination);
+      tone.start(context.currentTime + i * 0.18);
+      tone.stop(context.currentTime + i * 0.18 + 0.32);
+    });
+    setTimeout(() => context.close(), 1000);
+  } catch (_) { /* no sound is no reason to miss the invitation: the toast stays */ }
+}
+
 // Writes text only when it changed, so that nothing is re-announced or re-laid out for nothing.
 function setText(element, text) {
   if (element.textContent !== text) element.textContent = text;

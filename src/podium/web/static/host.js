@@ -10,6 +10,10 @@ let space = null;
 let pc = null;
 let whipResource = null;
 let session = null;
+let me = null;  // the host as the stage sees them (their id, muted or not)
+let onStage = [];  // the last stage read: who "mute everyone else" mutes
+const seenHands = new Set();
+let handsCount = 0;
 
 function showError(message) { $("error").textContent = message; }
 function setStatus(message) { $("status").textContent = message; }
@@ -17,14 +21,13 @@ function setStatus(message) { $("status").textContent = message; }
 function render() {
   if (!space) return;
   $("title").textContent = space.title;
-  document.title = t("host.title", { title: space.title });
+  document.title = (handsCount ? `(${handsCount}) ` : "") + t("host.title", { title: space.title });
   $("state").textContent = stateName(space);
   $("state").dataset.state = space.state;
   $("now").textContent = space.listeners.now.toLocaleString(podiumI18n.lang);
   $("peak").textContent = space.listeners.peak.toLocaleString(podiumI18n.lang);
   const page = new URL(space.urls.page, location.href).href;
-  $("listen-link").textContent = page;
-  $("listen-link").href = page;
+  if ($("listen-link").href !== page) { $("listen-link").textContent = page; $("listen-link").href = page; }
   $("hls-url").textContent = new URL(space.urls.hls, location.href).href;
   $("when").textContent = space.starts_at ? t("host.scheduled_for", { time: new Date(space.starts_at).toLocaleString(podiumI18n.lang) }) : "";
   const ended = space.state === "ended";
@@ -34,6 +37,10 @@ function render() {
   $("switch").hidden = !(space.preshow && pc !== null && space.state === "scheduled");
   if (space.preshow && pc !== null) setStatus(t(space.starts_at ? "host.backstage_timed" : "host.backstage"));
   $("end").disabled = ended;
+  $("self-mute").hidden = $("mute-all").hidden = pc === null || ended;
+  const muted = Boolean(me && me.muted);
+  $("self-mute").textContent = t(muted ? "host.unmute_me" : "host.mute_me");
+  $("self-mute").setAttribute("aria-pressed", String(muted));
   if (ended) {
     // The end closes the connection and lets go of the microphone (the browser's indicator goes out).
     if (pc) pc.close();
@@ -68,6 +75,7 @@ async function goLive() {
     micMeter(session.stream, "meter", "meter-bar");
     whipResource = session.resource;
     await refresh();
+    refreshMe();
   } catch (e) {
     showError(t("common.go_live_failed", { message: e.message }));
     pc = null;
@@ -87,23 +95,54 @@ function moderate(person, action, label) {
 async function refreshStage() {
   try {
     const stage = await api(`/api/spaces/${spaceId}/stage`, { token });
+    onStage = stage.speakers;
     renderStage($("stage"), stage, (person) => person.role === "host" ? [] : [
       person.muted ? null : moderate(person, "mute", t("common.mute")),
       moderate(person, "audience", t("host.to_audience")),
       moderate(person, "remove", t("host.remove")),
       moderate(person, "block", t("host.block")),
     ].filter(Boolean));
-    const { hands } = await api(`/api/spaces/${spaceId}/hands`, { token });
-    $("hands-count").textContent = hands.length ? `(${hands.length.toLocaleString(podiumI18n.lang)})` : "";
-    $("no-hands").hidden = hands.length > 0;
-    $("hands").replaceChildren(...hands.map((hand) => {
-      const item = document.createElement("li");
+    showHands((await api(`/api/spaces/${spaceId}/hands`, { token })).hands);
+  } catch (e) { /* shown on the next successful refresh */ }
+}
+
+// Raised hands: a count badge (in the tab's title too), and for each new hand a chime and a toast
+// wherever the host is on the page. Items are kept in place so focus on a button survives.
+function showHands(hands) {
+  const count = hands.length;
+  $("hands-count").hidden = count === 0;
+  setText($("hands-count"), count.toLocaleString(podiumI18n.lang));
+  $("no-hands").hidden = count > 0;
+  handsCount = count;
+  if (space) document.title = (count ? `(${count}) ` : "") + t("host.title", { title: space.title });
+  const fresh = hands.filter((hand) => !seenHands.has(hand.id));
+  fresh.forEach((hand) => seenHands.add(hand.id));
+  if (fresh.length) {
+    $("toast-text").textContent = fresh.length === 1 ? t("host.hand_raised", { name: fresh[0].name }) : tn("host.hands_raised", fresh.length);
+    $("toast").hidden = false;
+    chime();
+  }
+  if (!count) $("toast").hidden = true;
+  const list = $("hands");
+  const kept = new Map([...list.children].map((item) => [item.dataset.member, item]));
+  const items = hands.map((hand) => {
+    let item = kept.get(hand.id);
+    kept.delete(hand.id);
+    if (!item) {
+      item = document.createElement("li");
+      item.dataset.member = hand.id;
       const name = document.createElement("span");
       name.textContent = hand.name;
       item.append(name, moderate(hand, "accept", t("host.bring_up")), moderate(hand, "decline", t("host.decline")));
-      return item;
-    }));
-  } catch (e) { /* shown on the next successful refresh */ }
+    }
+    return item;
+  });
+  for (const gone of kept.values()) gone.remove();
+  arrange(list, items);
+}
+
+async function refreshMe() {
+  try { me = await api(`/api/spaces/${spaceId}/me`, { token }); render(); } catch (_) { /* next time */ }
 }
 
 // A post's kind and state, as the moderation list names them.
@@ -115,38 +154,59 @@ function postStateName(state) {
   return names[state] || state;
 }
 
-// Every post, hidden ones included, with what a moderator can do to it.
+// Every post, hidden ones included, with what a moderator can do to it. A post's item is made
+// again only when the post changed, so a button that has focus keeps it across refreshes.
 async function refreshPosts() {
   try {
     const { posts } = await api(`/api/spaces/${spaceId}/posts`, { token });
     $("no-posts").hidden = posts.length > 0;
-    $("posts").replaceChildren(...posts.slice(0, 100).map((post) => {
-      const item = document.createElement("li");
-      item.className = `post ${post.state}`;
-      const body = document.createElement("div");
-      body.className = "text";
-      const meta = document.createElement("span");
-      meta.className = "author";
-      meta.textContent = `${post.author} · ${kindName(post.kind)} · ${postStateName(post.state)}${post.kind === "question" ? ` · ${tn("host.votes", post.votes)}` : ""}`;
-      const text = document.createElement("span");
-      text.textContent = post.text;
-      body.append(meta, text);
-      const act = (action, label) => button(label, async () => {
-        try { await api(`/api/spaces/${spaceId}/posts/${post.id}/${action}`, { method: "POST", token }); refreshPosts(); }
-        catch (e) { showError(t("host.action_failed", { action: label, message: e.message })); }
-      });
-      const actions = document.createElement("div");
-      actions.className = "actions";
-      if (post.kind === "question" && post.state === "open") actions.append(act("answer", t("host.answered")));
-      actions.append(post.state === "hidden" ? act("show", t("host.show")) : act("hide", t("host.hide")), act("delete", t("host.delete")));
-      actions.append(button(t("host.block_author"), async () => {
-        try { await api(`/api/spaces/${spaceId}/blocked/${post.user_id}`, { method: "POST", token }); showError(""); }
-        catch (e) { showError(t("host.action_failed", { action: t("host.block"), message: e.message })); }
-      }));
-      item.append(body, actions);
+    const list = $("posts");
+    const kept = new Map([...list.children].map((item) => [item.dataset.post, item]));
+    const items = posts.slice(0, 100).map((post) => {
+      const version = `${post.state}|${post.votes}`;
+      const old = kept.get(post.id);
+      kept.delete(post.id);
+      if (old && old.dataset.version === version) return old;
+      const item = postItem(post);
+      item.dataset.version = version;
+      if (old) {
+        const focused = old.contains(document.activeElement);
+        old.replaceWith(item);
+        if (focused) (item.querySelector("button") || list).focus();
+      }
       return item;
-    }));
+    });
+    for (const gone of kept.values()) gone.remove();
+    arrange(list, items);
   } catch (_) { /* next time */ }
+}
+
+function postItem(post) {
+  const item = document.createElement("li");
+  item.className = `post ${post.state}`;
+  item.dataset.post = post.id;
+  const body = document.createElement("div");
+  body.className = "text";
+  const meta = document.createElement("span");
+  meta.className = "author";
+  meta.textContent = `${post.author} · ${kindName(post.kind)} · ${postStateName(post.state)}${post.kind === "question" ? ` · ${tn("host.votes", post.votes)}` : ""}`;
+  const text = document.createElement("span");
+  text.textContent = post.text;
+  body.append(meta, text);
+  const act = (action, label) => button(label, async () => {
+    try { await api(`/api/spaces/${spaceId}/posts/${post.id}/${action}`, { method: "POST", token }); refreshPosts(); }
+    catch (e) { showError(t("host.action_failed", { action: label, message: e.message })); }
+  });
+  const actions = document.createElement("div");
+  actions.className = "actions";
+  if (post.kind === "question" && post.state === "open") actions.append(act("answer", t("host.answered")));
+  actions.append(post.state === "hidden" ? act("show", t("host.show")) : act("hide", t("host.hide")), act("delete", t("host.delete")));
+  actions.append(button(t("host.block_author"), async () => {
+    try { await api(`/api/spaces/${spaceId}/blocked/${post.user_id}`, { method: "POST", token }); showError(""); }
+    catch (e) { showError(t("host.action_failed", { action: t("host.block"), message: e.message })); }
+  }));
+  item.append(body, actions);
+  return item;
 }
 
 async function configure(settings) {
@@ -160,7 +220,13 @@ async function invite(role) {
     const link = new URL(data.invite_url, location.href).href;
     $("invite-link").textContent = link;
     $("invite-link").hidden = false;
-    if (navigator.clipboard) navigator.clipboard.writeText(link).catch(() => {});
+    try {
+      await navigator.clipboard.writeText(link);
+      $("invite-status").textContent = t("host.invite_copied");
+    } catch (_) {
+      getSelection().selectAllChildren($("invite-link"));
+      $("invite-status").textContent = t("host.link_select");
+    }
   } catch (e) { showError(t("host.invite_failed", { message: e.message })); }
 }
 
@@ -177,6 +243,52 @@ async function endSpace() {
 }
 
 $("golive").addEventListener("click", goLive);
+$("self-mute").addEventListener("click", async () => {
+  if (!me) await refreshMe();
+  const action = me.muted ? "unmute" : "mute";
+  try {
+    me = await api(`/api/spaces/${spaceId}/members/${me.id}/${action}`, { method: "POST", token });
+    // The stage drops a muted member's audio; the track is silenced here too, so not a sample leaves.
+    if (session) for (const track of session.stream.getAudioTracks()) track.enabled = !me.muted;
+    render();
+    refreshStage();
+  } catch (e) { showError(t("host.action_failed", { action: $("self-mute").textContent, message: e.message })); }
+});
+$("mute-all").addEventListener("click", async () => {
+  const others = onStage.filter((person) => person.role !== "host" && !person.muted);
+  const results = await Promise.allSettled(others.map((person) => api(`/api/spaces/${spaceId}/members/${person.id}/mute`, { method: "POST", token })));
+  const failed = results.filter((r) => r.status === "rejected");
+  showError(failed.length ? t("host.action_failed", { action: t("host.mute_all"), message: failed[0].reason.message }) : "");
+  refreshStage();
+});
+
+// The share sheet: the listener link (copied with a word of confirmation, or handed to the
+// system's share sheet where the browser has one), a QR code for phones, the embed snippet.
+$("share-open").addEventListener("click", () => {
+  $("native-share").hidden = typeof navigator.share !== "function";
+  if (space && space.urls.qr) { $("share-qr").src = space.urls.qr; $("share-qr").hidden = false; }
+  $("share-sheet").showModal();
+});
+$("share-close").addEventListener("click", () => $("share-sheet").close());
+$("share-sheet").addEventListener("close", () => $("share-open").focus());
+$("copy-link").addEventListener("click", async () => {
+  try {
+    await navigator.clipboard.writeText($("listen-link").href);
+    $("share-status").textContent = t("host.link_copied");
+  } catch (_) {
+    getSelection().selectAllChildren($("listen-link"));
+    $("share-status").textContent = t("host.link_select");  // no clipboard access: the link stays selected
+  }
+});
+$("native-share").addEventListener("click", () => {
+  navigator.share({ title: space.title, url: $("listen-link").href }).catch(() => { /* the person closed it */ });
+});
+$("toast-action").addEventListener("click", () => {
+  $("toast").hidden = true;
+  const first = $("hands").querySelector("button");
+  $("hands-heading").scrollIntoView({ block: "center" });
+  if (first) first.focus();
+});
 $("switch").addEventListener("click", async () => {
   try { space = await api(`/api/spaces/${spaceId}/go-live`, { method: "POST", token }); setStatus(t("common.stage_connected")); render(); }
   catch (e) { showError(t("host.switch_failed", { message: e.message })); }
@@ -227,6 +339,7 @@ window.addEventListener("pagehide", () => {
 });
 refresh();
 refreshStage();
+refreshMe();
 setInterval(refresh, 3000);
 setInterval(refreshStage, 700);
 refreshPosts();

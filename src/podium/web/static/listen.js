@@ -207,24 +207,6 @@ const memberKey = `podium.member.${spaceId}`;
 const up = { me: null, session: null, invited: false };
 const ON_STAGE = ["speaker", "cohost"];
 
-function chime() {
-  try {
-    const context = new AudioContext();
-    [660, 880].forEach((hz, i) => {
-      const tone = context.createOscillator();
-      const gain = context.createGain();
-      tone.frequency.value = hz;
-      gain.gain.setValueAtTime(0.0001, context.currentTime + i * 0.18);
-      gain.gain.exponentialRampToValueAtTime(0.2, context.currentTime + i * 0.18 + 0.02);
-      gain.gain.exponentialRampToValueAtTime(0.0001, context.currentTime + i * 0.18 + 0.3);
-      tone.connect(gain).connect(context.destination);
-      tone.start(context.currentTime + i * 0.18);
-      tone.stop(context.currentTime + i * 0.18 + 0.32);
-    });
-    setTimeout(() => context.close(), 1000);
-  } catch (_) { /* no sound is no reason to miss the invitation: the toast stays */ }
-}
-
 function renderUp() {
   const onStage = up.me && ON_STAGE.includes(up.me.role);
   $("up-controls").hidden = !onStage && !up.session;
