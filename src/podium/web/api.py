@@ -17,7 +17,7 @@ from podium.media.ice_servers import IceServer, with_credentials
 from podium.services import of
 from podium.settings import Settings
 from podium.web.accounts_api import client_address, optional_user
-from podium.web.http import CORS_HEADERS, bearer_token, json_response, read_body, read_model
+from podium.web.http import CORS_HEADERS, bearer_token, json_response, read_body, read_model, space_of
 from podium.web.schemas import convert
 from podium.web.schemas.spaces import (
     Beat,
@@ -53,7 +53,7 @@ def space_urls(base: str, space: Space) -> SpaceUrls:
 
 
 def listeners_view(counts: Counts) -> Listeners:
-    return Listeners(now=counts.now, peak=counts.peak, unique=counts.unique, sample_rate=counts.sample_rate)
+    return msgspec.convert(counts, Listeners, from_attributes=True)
 
 
 def space_view(request: Request, space: Space, counts: Counts) -> SpaceView:
@@ -105,14 +105,13 @@ async def create_space(request: Request) -> Response:
 
 
 async def get_space(request: Request) -> Response:
-    space = await of(request).directory.get_space(request.path_params["space_id"])
+    space = await space_of(request)
     # Public and the same for everyone: cacheable for about one part (DESIGN, bet 1).
-    counts = of(request).listeners.counts(space.id)
-    return json_response(space_view(request, space, counts), cache="public, max-age=1")
+    return space_response(request, space, cache="public, max-age=1")
 
 
-def space_response(request: Request, space: Space) -> Response:
-    return json_response(space_view(request, space, of(request).listeners.counts(space.id)))
+def space_response(request: Request, space: Space, cache: str = "no-store") -> Response:
+    return json_response(space_view(request, space, of(request).listeners.counts(space.id)), cache=cache)
 
 
 async def end_space(request: Request) -> Response:
@@ -131,7 +130,6 @@ async def heartbeat(request: Request) -> Response:
     """An admitted listener's beat: `{listener_id, pass, leaving?}`, the pass as the join gave it
     (or as `Authorization: Bearer <pass>`, which keeps the beat in the listening class at the door)."""
     listeners = of(request).listeners
-    joins = of(request).joins
     body = await read_model(request, Beat, 1024)
     header = request.headers.get("authorization", "")
     given = body.pass_ or (header[7:].strip() if header[:7].lower() == "bearer " else None)
@@ -139,16 +137,12 @@ async def heartbeat(request: Request) -> Response:
     if not is_space_id(space_id):
         raise NotFound("no such space")
     address = client_address(request)
-    listener = await joins.admit_beat(SpaceId(space_id), body.listener_id, given, address)
+    listener = await of(request).joins.admit_beat(SpaceId(space_id), body.listener_id, given, address)
     counts = await listeners.heartbeat(SpaceId(space_id), listener, address, leaving=body.leaving)
     space = await of(request).directory.get_space(space_id)
+    interval_s, counted = of(request).settings.heartbeat_interval_s, listeners.is_counted(space.id, listener)
     return json_response(
-        BeatTaken(
-            state=space.state.value,
-            listeners=listeners_view(counts),
-            interval_s=of(request).settings.heartbeat_interval_s,
-            counted=listeners.is_counted(space.id, listener),
-        )
+        BeatTaken(state=space.state.value, listeners=listeners_view(counts), interval_s=interval_s, counted=counted)
     )
 
 
@@ -203,11 +197,10 @@ def ice_server_links(settings: Settings, member_id: str) -> dict[str, str]:
 
 
 async def ice_servers(request: Request) -> Response:
-    """GET /api/spaces/{id}/ice-servers: the STUN/TURN servers for a speaker's browser. Only for
-    people on stage (host, co-hosts, invited speakers) as the stage is now: TURN relays at its
-    operator's expense, and anyone can be a guest in the audience."""
+    """The STUN/TURN servers for a speaker's browser: only for people on stage as the stage is now
+    (TURN relays at its operator's expense, and anyone can be a guest in the audience)."""
     directory = of(request).directory
-    space = await directory.get_space(request.path_params["space_id"])
+    space = await space_of(request)
     member = directory.authorize(space, bearer_token(request))
     if not member.on_stage:
         raise Forbidden("the STUN and TURN servers are for the people on stage; a listener or guest needs none")
@@ -227,6 +220,3 @@ async def whip_patch(request: Request) -> Response:
         status_code=405,
         headers={**WHIP_CORS, "Allow": "DELETE, OPTIONS"},
     )
-
-
-__all__ = ["SpaceState", "space_view"]

@@ -24,7 +24,7 @@ from podium.errors import Forbidden, InvalidInput, NotFound
 from podium.ids import is_space_id
 from podium.services import of
 from podium.web import i18n
-from podium.web.http import CORS_HEADERS, json_response, public_base, read_query
+from podium.web.http import CORS_HEADERS, json_response, public_base, read_query, space_of
 from podium.web.schemas import recording as R
 from podium.web.urls import url_path
 
@@ -176,8 +176,7 @@ def consent_snippet(embed: Embed) -> str:
 
 
 async def embed_code(request: Request) -> Response:
-    directory = of(request).directory
-    space = await directory.get_space(request.path_params["space_id"])
+    space = await space_of(request)
     if space.private:
         # Its audio is for holders of a listener link; an article would hand that link to every reader.
         raise Forbidden("a private space cannot be embedded: share its listener links with those it is for")

@@ -20,7 +20,7 @@ from podium.errors import NotFound
 from podium.ids import is_space_id
 from podium.services import of
 from podium.web import i18n
-from podium.web.http import public_base
+from podium.web.http import public_base, space_of
 from podium.web.urls import url_path
 
 STATIC = Path(__file__).parent / "static"
@@ -164,8 +164,7 @@ def space_card(request: Request, space: Space, language: i18n.Language) -> dict[
 async def listener_page(request: Request) -> Response:
     # Rendered with the space's title and card, so that a shared link previews it; an unknown
     # space is a 404 (NotFound), as is an id that cannot be one.
-    directory = of(request).directory
-    space = await directory.get_space(request.path_params["space_id"])
+    space = await space_of(request)
     language = page_language(request)
     return render_page(request, "listen.html", space_title=space.title, card=space_card(request, space, language))
 

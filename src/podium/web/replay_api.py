@@ -14,8 +14,9 @@ from podium.errors import Forbidden, InvalidInput
 from podium.media import clips
 from podium.services import of
 from podium.web.accounts_api import client_address
+from podium.web.api import space_response
 from podium.web.feed import podcast_feed
-from podium.web.http import CORS_HEADERS, bearer_token, json_response, public_base, read_body, read_model
+from podium.web.http import CORS_HEADERS, bearer_token, json_response, public_base, read_body, read_model, space_of
 from podium.web.pages import render_page
 from podium.web.schemas import convert
 from podium.web.schemas import recording as R
@@ -38,18 +39,16 @@ def _m4a(file: Path | bytes, disposition: str, *, private: bool = False) -> Resp
 
 async def set_recording(request: Request) -> Response:
     """PATCH /api/spaces/{id} {"record": false}: the host's choice, before going live."""
-    directory = of(request).directory
-    listeners = of(request).listeners
     body = await read_model(request, RecordingSwitch, 1024)
-    space = await directory.set_recording(request.path_params["space_id"], bearer_token(request), body.record)
-    from podium.web.api import space_view
-
-    return json_response(space_view(request, space, listeners.counts(space.id)))
+    directory = of(request).directory
+    return space_response(
+        request, await directory.set_recording(request.path_params["space_id"], bearer_token(request), body.record)
+    )
 
 
 async def download(request: Request) -> Response:
     directory = of(request).directory
-    space = await directory.get_space(request.path_params["space_id"])
+    space = await space_of(request)
     if space.private:
         key = request.query_params.get("key")
         if not key:
@@ -62,9 +61,8 @@ async def download(request: Request) -> Response:
 
 async def replay(request: Request) -> Response:
     """Who spoke when and the shown posts, placed on the recording's time axis."""
-    directory = of(request).directory
     media = of(request).media
-    space = await directory.get_space(request.path_params["space_id"])
+    space = await space_of(request)
     recordings = of(request).recordings
     body = await recordings.replay(space)
     posting = of(request).posting
@@ -78,16 +76,14 @@ async def replay(request: Request) -> Response:
 
 
 async def recording_fingerprint(request: Request) -> Response:
-    directory = of(request).directory
-    space = await directory.get_space(request.path_params["space_id"])
+    space = await space_of(request)
     view = convert(await of(request).recordings.fingerprint(space), R.Fingerprint)
     # An ended recording's fingerprint never changes: the cache tier keeps it (deploy/nginx).
     return json_response(view, cache="public, max-age=86400" if view.complete else "public, max-age=2")
 
 
 async def create_clip(request: Request) -> Response:
-    directory = of(request).directory
-    space = await directory.get_space(request.path_params["space_id"])
+    space = await space_of(request)
     if space.private:
         raise Forbidden("clips are made of public spaces only (this one is private)")
     body = await read_model(request, R.NewClip, 1024)
@@ -97,15 +93,13 @@ async def create_clip(request: Request) -> Response:
 
 
 async def get_clip(request: Request) -> Response:
-    directory = of(request).directory
-    space = await directory.get_space(request.path_params["space_id"])
+    space = await space_of(request)
     view, _file = await of(request).recordings.clip(space, request.path_params["clip_id"])
     return json_response(convert(view, R.Clip), cache="public, max-age=3600")
 
 
 async def clip_file(request: Request) -> Response:
-    directory = of(request).directory
-    space = await directory.get_space(request.path_params["space_id"])
+    space = await space_of(request)
     view, file = await of(request).recordings.clip(space, request.path_params["clip_id"])
     return _m4a(file, f'attachment; filename="{view["id"]}.m4a"')
 

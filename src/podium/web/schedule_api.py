@@ -13,7 +13,7 @@ from podium.domain.space import ANNOUNCED_LENGTH, Space, SpaceState
 from podium.errors import Conflict, InvalidInput
 from podium.services import of
 from podium.web.api import space_response, space_view
-from podium.web.http import CORS_HEADERS, bearer_token, json_response, public_base, read_body
+from podium.web.http import CORS_HEADERS, bearer_token, json_response, public_base, read_body, space_of
 from podium.web.schemas.spaces import HoldAudio, Listing
 
 LISTED = 50
@@ -70,9 +70,8 @@ def calendar_file(space: Space, page_url: str, instance: str, now: datetime) -> 
 
 
 async def calendar(request: Request) -> Response:
-    directory = of(request).directory
     clock = of(request).clock
-    space = await directory.get_space(request.path_params["space_id"])
+    space = await space_of(request)
     if space.state is SpaceState.ENDED:
         raise Conflict("this space has ended; there is nothing to be reminded of")
     instance = public_base(request)

@@ -4,8 +4,8 @@ msgspec rather than pydantic: the models are plain typed structs that decode and
 pass in C and encode answers faster than the standard library, with no runtime code generation;
 it writes JSON Schema for the document, and it is a single small dependency.
 
-A body is read strictly (`http.parse_json`: no NaN, no lone surrogates, bounded nesting), then
-converted to its model; a mismatch is a 400 whose message names the field and what it must be.
+A body is decoded strictly into its model in one pass (`http.read_model`); a mismatch is a 400
+whose message names the field and what it must be.
 Limits that are settings are marked with `setting(...)`: the document reads their value from the
 settings the node runs with, and the code that enforces them reads the same setting.
 """
@@ -76,6 +76,11 @@ def explain(error: msgspec.ValidationError, model: type[Any]) -> str:
     if found is not None:
         prefix = "" if found["at"] in (None, "$") else _field(found["at"]) + "."
         return f"{prefix}{found['name']} is required"
+    if re.match(r"Expected `object`, got `[^`]*`$", text):
+        return "the body must be a JSON object"
+    found = re.match(r"Number out of range - at `(?P<at>[^`]*)`", text)
+    if found is not None:
+        return f"{_field(found['at'])} is too large"
     found = re.match(r"Expected `(?P<want>[^`]*)`, got `(?P<got>[^`]*)` - at `(?P<at>[^`]*)`", text)
     if found is not None:
         wants = [_KINDS.get(part.strip(), part.strip()) for part in found["want"].split("|")]
