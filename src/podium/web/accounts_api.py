@@ -15,7 +15,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from podium.admission.limits import network_of
-from podium.domain.accounts import Account
 from podium.domain.tokens import SESSION_TTL_S
 from podium.errors import Forbidden, Unauthenticated
 from podium.ids import UserId
@@ -34,10 +33,6 @@ def client_address(request: Request) -> str:
     """What the per-address limits count a request under: its client's IPv4 address, or its IPv6
     /64 (one home or site gets a whole /64, so a client could pick a new address for each request)."""
     return network_of(request.client.host) if request.client else "unknown"
-
-
-def account_view(account: Account) -> AccountView:
-    return AccountView(id=account.id, username=account.username)
 
 
 async def optional_user(request: Request) -> tuple[UserId, str] | None:
@@ -74,14 +69,14 @@ async def signed_in_user(request: Request) -> tuple[UserId, str]:
 async def sign_up(request: Request) -> Response:
     body = await read_model(request, Credentials, 2048)
     account = await of(request).accounts.sign_up(body.username, body.password, client_address(request))
-    return json_response(account_view(account), status=201)
+    return json_response(AccountView(id=account.id, username=account.username), status=201)
 
 
 async def sign_in(request: Request) -> Response:
     body = await read_model(request, Credentials, 2048)
     accounts = of(request).accounts
     account, token = await accounts.sign_in(body.username, body.password, client_address(request))
-    response = json_response(Session(token=token, user=account_view(account)))
+    response = json_response(Session(token=token, user=AccountView(id=account.id, username=account.username)))
     response.set_cookie(
         SESSION_COOKIE, token, max_age=SESSION_TTL_S, httponly=True, secure=True, samesite="lax", path="/"
     )

@@ -43,12 +43,8 @@ def space_urls(base: str, space: Space) -> SpaceUrls:
     )
     if space.state is SpaceState.ENDED and space.record and space.started_at is not None:
         # The live playlist, now closed with EXT-X-ENDLIST, is the replay; the download is its remux.
-        return msgspec.structs.replace(
-            urls,
-            replay=urls.hls,
-            replay_page=urls.page,
-            download=base + url_path("download", space_id=space.id),
-        )
+        download = base + url_path("download", space_id=space.id)
+        return msgspec.structs.replace(urls, replay=urls.hls, replay_page=urls.page, download=download)
     return urls
 
 
@@ -57,23 +53,17 @@ def listeners_view(counts: Counts) -> Listeners:
 
 
 def space_view(request: Request, space: Space, counts: Counts) -> SpaceView:
+    """The domain's space as the API shows it (the fields it does not show are left out), with what
+    the stage, the listeners and the settings add."""
     stages, settings = of(request).stages, of(request).settings
-    return SpaceView(
-        id=space.id,
-        title=space.title,
-        state=space.state.value,
-        created_at=space.created_at,
-        starts_at=space.starts_at,
-        started_at=space.started_at,
-        ended_at=space.ended_at,
-        record=space.record,
-        private=space.private,
-        preshow=stages.in_preshow(space.id),
-        listeners=listeners_view(counts),
-        speakers=stages.speakers_connected(space.id),
-        heartbeat_interval_s=settings.heartbeat_interval_s,
-        urls=space_urls(settings.base_url, space),
-    )
+    added = {
+        "preshow": stages.in_preshow(space.id),
+        "listeners": listeners_view(counts),
+        "speakers": stages.speakers_connected(space.id),
+        "heartbeat_interval_s": settings.heartbeat_interval_s,
+        "urls": space_urls(settings.base_url, space),
+    }
+    return msgspec.convert({**vars(space), **added}, SpaceView)
 
 
 async def create_space(request: Request) -> Response:
@@ -92,12 +82,7 @@ async def create_space(request: Request) -> Response:
             await limits.hit(with_limit(SPACE_PER_ACCOUNT, settings.space_limit_per_account), user[0])
 
     created = await of(request).directory.create_space(
-        body.title,
-        body.starts_at,
-        body.record,
-        body.private,
-        created_by=user[0] if user is not None else None,
-        admit=admit,
+        body.title, body.starts_at, body.record, body.private, created_by=user[0] if user else None, admit=admit
     )
     view = space_view(request, created.space, of(request).listeners.counts(created.space.id))
     answer = CreatedSpace(**msgspec.structs.asdict(view), host_token=created.host_token)
@@ -140,9 +125,13 @@ async def heartbeat(request: Request) -> Response:
     listener = await of(request).joins.admit_beat(SpaceId(space_id), body.listener_id, given, address)
     counts = await listeners.heartbeat(SpaceId(space_id), listener, address, leaving=body.leaving)
     space = await of(request).directory.get_space(space_id)
-    interval_s, counted = of(request).settings.heartbeat_interval_s, listeners.is_counted(space.id, listener)
     return json_response(
-        BeatTaken(state=space.state.value, listeners=listeners_view(counts), interval_s=interval_s, counted=counted)
+        BeatTaken(
+            state=space.state.value,
+            listeners=listeners_view(counts),
+            interval_s=of(request).settings.heartbeat_interval_s,
+            counted=listeners.is_counted(space.id, listener),
+        )
     )
 
 
@@ -173,13 +162,12 @@ async def whip_publish(request: Request) -> Response:
     offer = await read_body(request, settings.max_offer_bytes)
     session, answer = await of(request).stages.publish(space_id, grant, offer)
     location = settings.base_url + url_path("whipDelete", space_id=space_id, session_id=session.id)
-    links = ice_server_links(settings, session.member_id)  # publishing at all needs a place on stage
-    return Response(
-        answer,
-        status_code=201,
-        media_type="application/sdp",
-        headers={**WHIP_CORS, "Location": location, "ETag": f'"{session.id}"', **links},
-    )
+    headers = {**WHIP_CORS, "Location": location, "ETag": f'"{session.id}"'}
+    # RFC 9725 §4.6: a WHIP client (OBS) learns the STUN/TURN servers from the answer's Link headers
+    # (publishing at all needs a place on stage).
+    if links := [server.link_header() for server in servers_for(settings, session.member_id)]:
+        headers["Link"] = ", ".join(links)
+    return Response(answer, status_code=201, media_type="application/sdp", headers=headers)
 
 
 def servers_for(settings: Settings, member_id: str) -> tuple[IceServer, ...]:
@@ -190,18 +178,10 @@ def servers_for(settings: Settings, member_id: str) -> tuple[IceServer, ...]:
     )
 
 
-def ice_server_links(settings: Settings, member_id: str) -> dict[str, str]:
-    # RFC 9725 §4.6: a WHIP client (OBS) learns the STUN/TURN servers from the answer's Link headers.
-    links = [server.link_header() for server in servers_for(settings, member_id)]
-    return {"Link": ", ".join(links)} if links else {}
-
-
 async def ice_servers(request: Request) -> Response:
     """The STUN/TURN servers for a speaker's browser: only for people on stage as the stage is now
     (TURN relays at its operator's expense, and anyone can be a guest in the audience)."""
-    directory = of(request).directory
-    space = await space_of(request)
-    member = directory.authorize(space, bearer_token(request))
+    member = of(request).directory.authorize(await space_of(request), bearer_token(request))
     if not member.on_stage:
         raise Forbidden("the STUN and TURN servers are for the people on stage; a listener or guest needs none")
     servers = servers_for(of(request).settings, member.id)

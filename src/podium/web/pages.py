@@ -4,6 +4,7 @@ everything else from the API."""
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from datetime import UTC
 from functools import cache
 from pathlib import Path
@@ -169,31 +170,29 @@ async def listener_page(request: Request) -> Response:
     return render_page(request, "listen.html", space_title=space.title, card=space_card(request, space, language))
 
 
-async def speaker_page(request: Request) -> Response:
-    if not is_space_id(request.path_params["space_id"]):
-        raise NotFound("no such space")
-    return render_page(request, "join.html")
+def _space_page(name: str, headers: dict[str, str] | None = None) -> Callable[[Request], Awaitable[Response]]:
+    """A page of one space that reads the space from the API itself: 404 only for an id that cannot be one."""
+
+    async def page(request: Request) -> Response:
+        if not is_space_id(request.path_params["space_id"]):
+            raise NotFound("no such space")
+        return render_page(request, name, headers)
+
+    return page
 
 
-async def host_page(request: Request) -> Response:
-    if not is_space_id(request.path_params["space_id"]):
-        raise NotFound("no such space")
-    return render_page(request, "host.html")
-
-
+speaker_page = _space_page("join.html")
+host_page = _space_page("host.html")
 # The embeddable player (/embed/{id}) is framed by other sites: any ancestor may frame it, and it
-# never asks for the microphone. Everything else is as strict as the pages.
-EMBED_HEADERS = {
-    "Content-Security-Policy": CSP.replace("frame-ancestors 'self'", "frame-ancestors *"),
-    "Permissions-Policy": "microphone=(), camera=()",
-}
-
-
-async def embed_page(request: Request) -> Response:
-    if not is_space_id(request.path_params["space_id"]):
-        raise NotFound("no such space")
-    # The layout is read by the page's script from ?layout=, so one cached copy per language serves all.
-    return render_page(request, "embed.html", headers=EMBED_HEADERS)
+# never asks for the microphone. Everything else is as strict as the pages. The layout is read by
+# the page's script from ?layout=, so one cached copy per language serves all.
+embed_page = _space_page(
+    "embed.html",
+    {
+        "Content-Security-Policy": CSP.replace("frame-ancestors 'self'", "frame-ancestors *"),
+        "Permissions-Policy": "microphone=(), camera=()",
+    },
+)
 
 
 async def hlsjs_file(request: Request) -> Response:

@@ -27,12 +27,7 @@ async def create_post(request: Request) -> Response:
     user = await signed_in_user(request)
     body = await read_model(request, AU.NewPost, 4096)
     post, created = await of(request).posting.post(
-        request.path_params["space_id"],
-        user,
-        body.kind,
-        body.text,
-        body.client_id,
-        client_address(request),
+        request.path_params["space_id"], user, body.kind, body.text, body.client_id, client_address(request)
     )
     # 201 for a new post; 200 with the same post for a retry.
     return json_response(post_view(post, AU.Post), status=201 if created else 200)

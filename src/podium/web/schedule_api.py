@@ -29,9 +29,7 @@ async def listing(request: Request) -> Response:
     # that anonymous spaces (anyone may create some) cannot fill what everyone sees. Live spaces
     # are few: no more than the nodes' budgets of stages.
     live = sorted(
-        (s for s in await space_store.live() if not s.private),
-        key=lambda s: s.started_at or s.created_at,
-        reverse=True,
+        (s for s in await space_store.live() if not s.private), key=lambda s: s.started_at or s.created_at, reverse=True
     )[:LISTED]
     upcoming = await space_store.upcoming(LISTED, announced=True)
     body = Listing(
