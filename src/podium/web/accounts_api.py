@@ -1,10 +1,8 @@
-"""Accounts and sessions over HTTP: a token for API clients, and cookies for the browser.
+"""Accounts and sessions over HTTP: a token for API clients, cookies for the browser.
 
-Cookies: `podium_session` (HttpOnly, Secure, SameSite=Lax) carries the session; `podium_csrf`
-(readable by the page) must be echoed in an `X-CSRF-Token` header on every cookie-authenticated
-write, so another site cannot post in a user's name. The CSRF token is an HMAC of the session's
-id: a CSRF cookie (or header) of another session, planted or replayed, does not match this one.
-Signing out revokes the session on the server: its token and cookie stop working everywhere.
+`podium_csrf` (readable by the page) must be echoed in `X-CSRF-Token` on every cookie-authenticated
+write, so another site cannot post in a user's name; it is an HMAC of the session's id, so another
+session's CSRF cookie, planted or replayed, does not match. Signing out revokes the session everywhere.
 """
 
 from __future__ import annotations
@@ -86,9 +84,8 @@ async def sign_in(request: Request) -> Response:
 
 
 async def sign_out(request: Request) -> Response:
-    """Revokes the session the request carries (its Bearer token, else its cookie), then clears the
-    cookies. A DELETE cannot be sent from another site with the cookies without a CORS preflight,
-    so signing out needs no CSRF echo."""
+    """Revokes the session (its Bearer token, else its cookie) and clears the cookies; no CSRF echo is
+    needed: another site cannot send a DELETE with the cookies without a CORS preflight."""
     header = request.headers.get("authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else request.cookies.get(SESSION_COOKIE, "")
     if token:

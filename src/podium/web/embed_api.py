@@ -1,10 +1,6 @@
-"""Embedding a space in other sites: the consent-first snippet (`/api/spaces/{id}/embed-code`) and
-oEmbed (`/oembed`). Both point at the embeddable player, `/embed/{id}` (see pages.py).
-
-The snippet loads nothing from this instance until the reader clicks (or has said "always" on
-that site before): it is plain HTML with inline styles and one inline script, every value in it
-escaped for where it lands (HTML text and attributes, or a JSON literal inside the script).
-"""
+"""Embedding a space in other sites: the consent-first snippet and oEmbed, both pointing at the
+embeddable player (`/embed/{id}`). The snippet loads nothing from this instance until the reader
+clicks (or said "always" on that site before); every value in it is escaped for where it lands."""
 
 from __future__ import annotations
 

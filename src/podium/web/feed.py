@@ -1,9 +1,6 @@
-"""The instance's podcast feed: RSS 2.0 with the Podcasting 2.0 namespace.
-
-Scheduled and live spaces are `podcast:liveItem`s (status pending, live or ended, with start and
-end), so podcast apps that follow live items can announce and play them; every recorded space
-that has ended is an ordinary `item` whose enclosure is its `.m4a`.
-"""
+"""The instance's podcast feed (RSS 2.0, Podcasting 2.0): scheduled and live spaces are
+`podcast:liveItem`s, so apps that follow live items can announce and play them; every recorded
+space that has ended is an `item` whose enclosure is its `.m4a`."""
 
 from __future__ import annotations
 

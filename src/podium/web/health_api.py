@@ -1,10 +1,6 @@
-"""Probes for whatever runs the nodes (systemd, a load balancer, an orchestrator).
-
-`/healthz`: the process answers (alive); restart it if not. `/readyz`: it can do its work now,
-its database and bus answer; send it no traffic while not (a node whose Redis is restarting is
-not ready, and it is not dead either: it recovers by itself). `/metrics`: what Prometheus scrapes
-(see podium.ops.metrics).
-"""
+"""Probes: `/healthz`, the process answers (restart it if not); `/readyz`, its database and bus
+answer (send it no traffic while not: a node whose Redis restarts is not dead, it recovers by
+itself); `/metrics`, what Prometheus scrapes."""
 
 from __future__ import annotations
 

@@ -1,11 +1,6 @@
-"""The JSON API described as an OpenAPI 3.1 document, served at `/openapi.json`.
-
-Derived from the route table (`podium.web.routes`) and its models, never written by hand: every
-documented row becomes an operation, its request and answer models become schemas (msgspec
-writes them), and limits that are settings (`PODIUM_MAX_TITLE_CHARS`, …) are read from the
-settings the node runs with. Errors are always `{"error": "<for a person>"}` with a 4xx (503 when
-shed under load or at the budget of stages).
-"""
+"""The JSON API as an OpenAPI 3.1 document (`/openapi.json`), derived from the route table and its
+models, never written by hand; limits that are settings are read from the settings the node runs
+with. Errors are always `{"error": "<for a person>"}`."""
 
 from __future__ import annotations
 

@@ -129,10 +129,8 @@ def _card_description(space: Space, language: i18n.Language) -> str:
 
 
 def space_card(request: Request, space: Space, language: i18n.Language) -> dict[str, Any]:
-    """What a link preview shows of a space (Open Graph, Twitter card, oEmbed discovery).
-
-    A private space's card says no more than its title: no stream, no player, no state.
-    """
+    """What a link preview shows of a space (Open Graph, Twitter card, oEmbed discovery); of a
+    private space, no more than its title."""
     base = public_base(request)
     url = base + url_path("page.listen", space_id=space.id)
     card: dict[str, Any] = {

@@ -1,14 +1,7 @@
-"""Request and answer models of the JSON API (msgspec), and how a body is checked against them.
-
-msgspec rather than pydantic: the models are plain typed structs that decode and validate in one
-pass in C and encode answers faster than the standard library, with no runtime code generation;
-it writes JSON Schema for the document, and it is a single small dependency.
-
-A body is decoded strictly into its model in one pass (`http.read_model`); a mismatch is a 400
-whose message names the field and what it must be.
-Limits that are settings are marked with `setting(...)`: the document reads their value from the
-settings the node runs with, and the code that enforces them reads the same setting.
-"""
+"""Request and answer models of the JSON API (msgspec: typed structs decoded and validated in one
+pass in C, JSON Schema for the document, one small dependency), and the 400 a mismatch gets, naming
+the field and what it must be. Limits that are settings are marked with `setting(...)`: the document
+and the code that enforces them read the same setting."""
 
 from __future__ import annotations
 

@@ -1,9 +1,6 @@
-"""The audience: accounts and sessions, posts, votes and their moderation, reactions; the host's webhooks.
-
-Limits on what people write (a post's length, a username's letters, a webhook URL's form) are
-checked by the domain, whose messages say what to change; here they are only described for the
-document (`rule`), so a body that breaks one gets the domain's message rather than msgspec's.
-"""
+"""The audience's models: accounts, posts, moderation, reactions; the host's webhooks. Limits on
+what people write are checked by the domain, with messages that say what to change; here they are
+only described for the document (`rule`), so a body breaking one gets the domain's message."""
 
 from __future__ import annotations
 

@@ -9,7 +9,8 @@ from msgspec import UNSET, UnsetType
 
 from podium.media.clips import MAX_CLIP_S, MIN_CLIP_S
 from podium.web import i18n
-from podium.web.schemas import Model, Shape, Time
+from podium.web.schemas import Model, Shape
+from podium.web.schemas.audience import PublicPost
 
 Url = Annotated[str, msgspec.Meta(extra_json_schema={"format": "uri-reference"})]
 
@@ -32,14 +33,7 @@ class ReplayReaction(Shape):
     counts: dict[str, int]  # reaction → how many in that interval
 
 
-class ReplayPost(Shape):
-    id: str
-    kind: Literal["comment", "question"]
-    text: str
-    author: str
-    created_at: Time
-    state: str
-    votes: int
+class ReplayPost(PublicPost):
     at_s: float
 
 

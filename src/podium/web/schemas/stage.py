@@ -211,9 +211,7 @@ class BoardJoins(Shape):
     rate_per_s: float
 
 
-class BoardAttack(Shape):
-    mode: AttackModeText
-    active: bool
+class BoardAttack(Attack):
     difficulty_bits: int
 
 
