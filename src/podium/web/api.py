@@ -100,14 +100,14 @@ def space_response(request: Request, space: Space, cache: str = "no-store") -> R
 
 
 async def end_space(request: Request) -> Response:
-    stages = of(request).stages
-    return space_response(request, await stages.end_space(request.path_params["space_id"], bearer_token(request)))
+    space = await of(request).stages.end_space(request.path_params["space_id"], bearer_token(request))
+    return space_response(request, space)
 
 
 async def rotate_host_token(request: Request) -> Response:
     """A new host token for the current one, which stops working at once (a leaked token is ended)."""
-    members = of(request).members
-    token, expires = await members.rotate_host_token(request.path_params["space_id"], bearer_token(request))
+    space_id = request.path_params["space_id"]
+    token, expires = await of(request).members.rotate_host_token(space_id, bearer_token(request))
     return json_response(HostToken(host_token=token, expires=expires), status=201)
 
 

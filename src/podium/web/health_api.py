@@ -23,15 +23,10 @@ async def alive(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    bus = of(request).bus
-    database, bus_ready = await asyncio.gather(of(request).space_store.ready(), bus.ready())
-    checks = {"database": database, "bus": bus_ready}
-    failing = [name for name, fine in checks.items() if not fine]
-    body = R.Ready(
-        ready=not failing,
-        node=of(request).directory.node_id,
-        checks=R.ReadyChecks(database=database, bus=bus_ready),
-    )
+    database, bus = await asyncio.gather(of(request).space_store.ready(), of(request).bus.ready())
+    failing = [name for name, fine in (("database", database), ("bus", bus)) if not fine]
+    checks = R.ReadyChecks(database=database, bus=bus)
+    body = R.Ready(ready=not failing, node=of(request).directory.node_id, checks=checks)
     if failing:
         body.error = f"not ready: the {' and the '.join(failing)} cannot be reached"
     return json_response(body, status=503 if failing else 200, cache="no-store")

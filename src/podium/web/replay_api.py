@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
@@ -40,20 +39,19 @@ def _m4a(file: Path | bytes, disposition: str, *, private: bool = False) -> Resp
 async def set_recording(request: Request) -> Response:
     """PATCH /api/spaces/{id} {"record": false}: the host's choice, before going live."""
     body = await read_model(request, RecordingSwitch, 1024)
-    directory = of(request).directory
+    space_id = request.path_params["space_id"]
     return space_response(
-        request, await directory.set_recording(request.path_params["space_id"], bearer_token(request), body.record)
+        request, await of(request).directory.set_recording(space_id, bearer_token(request), body.record)
     )
 
 
 async def download(request: Request) -> Response:
-    directory = of(request).directory
     space = await space_of(request)
     if space.private:
         key = request.query_params.get("key")
         if not key:
             raise Forbidden("this space is private: download it from your listener link")
-        directory.check_link(space, key)
+        of(request).directory.check_link(space, key)
     file = await of(request).recordings.download(space)
     filename = "".join(c if c.isalnum() or c in " -_" else "_" for c in space.title)[:80].strip() or space.id
     return _m4a(file, f'inline; filename="{filename}.m4a"', private=space.private)
@@ -61,15 +59,12 @@ async def download(request: Request) -> Response:
 
 async def replay(request: Request) -> Response:
     """Who spoke when and the shown posts, placed on the recording's time axis."""
-    media = of(request).media
     space = await space_of(request)
-    recordings = of(request).recordings
+    recordings, posting = of(request).recordings, of(request).posting
     body = await recordings.replay(space)
-    posting = of(request).posting
-    records = await media.records(space.id) if space.record else []
-    posts: list[dict[str, Any]] = []
-    for post in [*await posting.questions(space.id), *await posting.comments(space.id)]:
-        posts.append({**public_view(post), "at_s": recordings.offset_of(records, post.created_at)})
+    records = await of(request).media.records(space.id) if space.record else []
+    shown = [*await posting.questions(space.id), *await posting.comments(space.id)]
+    posts = [{**public_view(post), "at_s": recordings.offset_of(records, post.created_at)} for post in shown]
     body["posts"] = sorted(posts, key=lambda p: (p["at_s"], p["id"]))
     cache = "public, max-age=60" if space.state is SpaceState.ENDED else "public, max-age=2"
     return json_response(convert(body, R.Replay), cache=cache)
@@ -118,17 +113,12 @@ async def public_key(request: Request) -> Response:
 
 
 async def feed(request: Request) -> Response:
-    space_store = of(request).space_store
-    media = of(request).media
     # What the listing announces (`domain.space.announced`): never a private space, nor an
     # anonymous one that never went live.
-    spaces = await space_store.recent(100, announced=True)
-    xml = await podcast_feed(media, spaces, public_base(request))
-    return Response(
-        xml,
-        media_type="application/rss+xml; charset=utf-8",
-        headers={"Cache-Control": "public, max-age=30", **CORS_HEADERS},
-    )
+    spaces = await of(request).space_store.recent(100, announced=True)
+    xml = await podcast_feed(of(request).media, spaces, public_base(request))
+    headers = {"Cache-Control": "public, max-age=30", **CORS_HEADERS}
+    return Response(xml, media_type="application/rss+xml; charset=utf-8", headers=headers)
 
 
 async def clip_page(request: Request) -> Response:

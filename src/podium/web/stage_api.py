@@ -62,9 +62,8 @@ async def stage(request: Request) -> Response:
 
 async def me(request: Request) -> Response:
     """The member the token speaks for, as the stage sees them now (pages poll it)."""
-    directory = of(request).directory
     space = await space_of(request)
-    return json_response(member_view(directory.authorize(space, bearer_token(request))))
+    return json_response(member_view(of(request).directory.authorize(space, bearer_token(request))))
 
 
 async def hands(request: Request) -> Response:
