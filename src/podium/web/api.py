@@ -136,7 +136,6 @@ async def heartbeat(request: Request) -> Response:
 
 
 # -- WHIP (RFC 9725) -------------------------------------------------------------------------
-
 WHIP_CORS = {
     **CORS_HEADERS,
     "Access-Control-Allow-Methods": "POST, DELETE, PATCH, OPTIONS",

@@ -169,8 +169,6 @@ def consent_snippet(embed: Embed) -> str:
 
 
 # -- HTTP ------------------------------------------------------------------------------------
-
-
 async def embed_code(request: Request) -> Response:
     space = await space_of(request)
     if space.private:

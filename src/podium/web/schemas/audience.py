@@ -23,8 +23,6 @@ def rule(description: str | None = None, **schema: Any) -> msgspec.Meta:
 
 
 # -- accounts and sessions ---------------------------------------------------------------------
-
-
 class Credentials(Model):
     username: Annotated[str, rule("3 to 32 characters: a-z, digits, '_', '.' or '-', starting with a letter or digit")]
     password: Annotated[str, rule(f"{MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters")]
@@ -45,7 +43,6 @@ class SignedOut(Shape):
 
 
 # -- posts ---------------------------------------------------------------------------------------
-
 Kind = Literal["comment", "question"]
 State = Literal["open", "answered", "hidden", "deleted"]
 COMMENT_CHARS, QUESTION_CHARS = MAX_CHARS[PostKind.COMMENT], MAX_CHARS[PostKind.QUESTION]
@@ -106,8 +103,6 @@ class Posts(Shape):
 
 
 # -- moderation ----------------------------------------------------------------------------------
-
-
 class PinChange(Model):
     text: Annotated[str, rule(f"at most {MAX_PIN_CHARS} characters")]
     url: Annotated[str, rule("an http(s) link, at most 500 characters", format="uri-reference")] | None = None
@@ -138,8 +133,6 @@ class Block(Shape):
 
 
 # -- reactions -----------------------------------------------------------------------------------
-
-
 class Reaction(Model):
     emoji: Annotated[str, rule(enum=list(REACTIONS))]
 
@@ -149,8 +142,6 @@ class ReactionTaken(Shape):
 
 
 # -- webhooks ------------------------------------------------------------------------------------
-
-
 class NewWebhook(Model):
     url: Annotated[str, rule(format="uri", maxLength=MAX_URL_CHARS)]
 

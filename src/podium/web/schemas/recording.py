@@ -20,8 +20,6 @@ class Query(msgspec.Struct, kw_only=True):
 
 
 # -- recording, replay and clips -----------------------------------------------------------------
-
-
 class ReplaySpeaker(Shape):
     at_s: float
     member: str | None
@@ -87,7 +85,6 @@ class Verdict(Shape):
 
 
 # -- embedding -----------------------------------------------------------------------------------
-
 Layout = Literal["compact", "full"]
 Pixels = Annotated[int, msgspec.Meta(ge=1)]
 
@@ -132,8 +129,6 @@ class Oembed(Shape):
 
 
 # -- operations ----------------------------------------------------------------------------------
-
-
 class Alive(Shape):
     alive: bool
     node: str

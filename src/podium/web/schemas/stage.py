@@ -19,9 +19,8 @@ AttackMode = Literal["auto", "on", "off"]
 InviteRoleText = Annotated[str, msgspec.Meta(extra_json_schema={"enum": ["speaker", "cohost"]})]
 AttackModeText = Annotated[str, msgspec.Meta(extra_json_schema={"enum": ["auto", "on", "off"]})]
 
+
 # -- the stage -----------------------------------------------------------------------------------
-
-
 class NewInvite(Model):
     role: Annotated[InviteRole | None, msgspec.Meta(description="a co-host invites speakers only")] = None
 
@@ -81,8 +80,6 @@ class Hands(Shape):
 
 
 # -- joining as a listener -------------------------------------------------------------------------
-
-
 class Join(Model):
     # Checked by the joins (`admission.joins`), with a message that says what the page should send.
     client_id: Annotated[
@@ -133,8 +130,6 @@ class Waiting(Shape, omit_defaults=True):
 
 
 # -- the host's controls ---------------------------------------------------------------------------
-
-
 class UnderAttack(Model):
     mode: AttackMode
 
