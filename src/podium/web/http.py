@@ -13,7 +13,7 @@ from podium.delivery.hls import CORS_HEADERS as CORS_HEADERS  # the web layer an
 from podium.domain.space import Space
 from podium.domain.stage import Role
 from podium.services import of
-from podium.web.schemas import encode, explain
+from podium.web.schemas import explain
 
 T = TypeVar("T")
 
@@ -48,14 +48,12 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise errors.InvalidInput("Content-Length is not a number")
         if int(declared) > limit:
             raise errors.TooLarge(f"the body is {declared} bytes; the limit is {limit}")
-    chunks: list[bytes] = []
-    size = 0
+    body = bytearray()
     async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
+        body += chunk
+        if len(body) > limit:
             raise errors.TooLarge(f"the body is larger than the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return bytes(body)
 
 
 async def read_model(request: Request, model: type[T], limit: int) -> T:
@@ -106,7 +104,7 @@ def json_response(
 ) -> Response:
     """An answer: a model (or plain JSON data), encoded by msgspec."""
     merged = {"Cache-Control": cache, **CORS_HEADERS, **(headers or {})}
-    return Response(encode(body), status_code=status, headers=merged, media_type="application/json")
+    return Response(msgspec.json.encode(body), status_code=status, headers=merged, media_type="application/json")
 
 
 def public_base(request: Request) -> str:

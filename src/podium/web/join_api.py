@@ -15,7 +15,7 @@ from podium.services import of
 from podium.web.accounts_api import client_address
 from podium.web.api import space_urls
 from podium.web.http import bearer_token, json_response, read_model, space_of
-from podium.web.schemas import convert, encode
+from podium.web.schemas import convert
 from podium.web.schemas import stage as ST
 from podium.web.urls import url_path
 
@@ -119,7 +119,7 @@ async def rehearsal(request: Request) -> Response:
         success=report.joins.success,
         ttfa_s=report.time_to_first_audio_s,
     )
-    await of(request).media.write(space.id, REHEARSAL_NAME, encode(summary))
+    await of(request).media.write(space.id, REHEARSAL_NAME, msgspec.json.encode(summary))
     return json_response(summary, status=201)
 
 

@@ -26,7 +26,6 @@ from podium.web.urls import url_path
 
 STATIC = Path(__file__).parent / "static"
 TEMPLATES = Path(__file__).parent / "templates"
-PAGE_CACHE = "public, max-age=60"
 # Pages load only from this origin; hls.js runs its transmuxer in a blob: worker.
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -34,7 +33,7 @@ CSP = (
     "frame-ancestors 'self'; base-uri 'none'; form-action 'self'"
 )
 PAGE_HEADERS = {
-    "Cache-Control": PAGE_CACHE,
+    "Cache-Control": "public, max-age=60",
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
@@ -47,12 +46,8 @@ def find_hlsjs(configured: Path | None) -> Path | None:
     """hls.js as `npm install` put it: the configured folder, else node_modules near here or cwd."""
     candidates = [configured] if configured else []
     for start in (Path.cwd(), Path(__file__).resolve()):
-        for folder in (start, *start.parents):
-            candidates.append(folder / "node_modules" / "hls.js" / "dist")
-    for folder in candidates:
-        if folder is not None and (folder / "hls.min.js").is_file():
-            return folder
-    return None
+        candidates += [folder / "node_modules" / "hls.js" / "dist" for folder in (start, *start.parents)]
+    return next((folder for folder in candidates if (folder / "hls.min.js").is_file()), None)
 
 
 _templates = Environment(

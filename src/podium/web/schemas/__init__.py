@@ -98,7 +98,3 @@ def convert(value: Any, model: type[T]) -> T:
         return msgspec.convert(value, model)
     except msgspec.ValidationError as error:
         raise InvalidInput(explain(error, model)) from None
-
-
-def encode(value: Any) -> bytes:
-    return msgspec.json.encode(value)
