@@ -176,9 +176,8 @@ def router_routes(table: RouteTable) -> list[BaseRoute]:
     return routes
 
 
-# -- the table ---------------------------------------------------------------------------------
-
-# `tagged` puts rows in the API document under a tag; rows without one (pages, the stream, files) are not in it.
+# -- the table: `tagged` puts rows in the API document under a tag; rows without one (pages, the stream,
+# files) are not in it.
 
 SPACE = "/api/spaces/{space_id}"
 STAGE_NODE = Owner.STAGE  # answered by the node that runs the space's stage
@@ -187,23 +186,11 @@ A = Answer
 
 
 def row(
-    name: str,
-    method: str,
-    path: str,
-    handler: Handler | None,
-    klass: RequestClass,
-    summary: str,
-    *,
-    ok: Answer | None = None,
-    created: Answer | None = None,
-    **more: Any,
+    name: str, method: str, path: str, handler: Handler | None, klass: RequestClass, summary: str, **more: Any
 ) -> Endpoint:
     """One row; `ok` and `created` are the 200 and 201 answers, `answers` any others."""
-    answers = dict(more.pop("answers", {}))
-    if ok is not None:
-        answers[200] = ok
-    if created is not None:
-        answers[201] = created
+    answers = {200: more.pop("ok", None), 201: more.pop("created", None), **more.pop("answers", {})}
+    answers = {status: answer for status, answer in answers.items() if answer is not None}
     return Endpoint(name, method, path, handler, klass, summary, answers=answers, **more)
 
 
