@@ -60,34 +60,27 @@ def _field(path: str) -> str:
 def explain(error: msgspec.ValidationError, model: type[Any]) -> str:
     """A person's words for what msgspec found wrong with a body."""
     text = str(error)
-    found = re.match(r"Object contains unknown field `(?P<name>[^`]*)`(?: - at `(?P<at>[^`]*)`)?", text)
-    if found is not None:
+    if found := re.match(r"Object contains unknown field `(?P<name>[^`]*)`(?: - at `(?P<at>[^`]*)`)?", text):
         expected = ", ".join(f.encode_name for f in msgspec.structs.fields(model)) if found["at"] in (None, "$") else ""
         hint = f"; expected {expected}" if expected else ""
         return f"unknown field: {found['name']}{hint}"
-    found = re.match(r"Object missing required field `(?P<name>[^`]*)`(?: - at `(?P<at>[^`]*)`)?", text)
-    if found is not None:
+    if found := re.match(r"Object missing required field `(?P<name>[^`]*)`(?: - at `(?P<at>[^`]*)`)?", text):
         prefix = "" if found["at"] in (None, "$") else _field(found["at"]) + "."
         return f"{prefix}{found['name']} is required"
     if re.match(r"Expected `object`, got `[^`]*`$", text):
         return "the body must be a JSON object"
-    found = re.match(r"Number out of range - at `(?P<at>[^`]*)`", text)
-    if found is not None:
+    if found := re.match(r"Number out of range - at `(?P<at>[^`]*)`", text):
         return f"{_field(found['at'])} is too large"
-    found = re.match(r"Expected `(?P<want>[^`]*)`, got `(?P<got>[^`]*)` - at `(?P<at>[^`]*)`", text)
-    if found is not None:
+    if found := re.match(r"Expected `(?P<want>[^`]*)`, got `(?P<got>[^`]*)` - at `(?P<at>[^`]*)`", text):
         wants = [_KINDS.get(part.strip(), part.strip()) for part in found["want"].split("|")]
         return f"{_field(found['at'])} must be {' or '.join(wants)}"
-    found = re.match(r"Expected `[^`]*` of length (?P<rule>[<>]=) (?P<n>\d+) - at `(?P<at>[^`]*)`", text)
-    if found is not None:
+    if found := re.match(r"Expected `[^`]*` of length (?P<rule>[<>]=) (?P<n>\d+) - at `(?P<at>[^`]*)`", text):
         bound = "at most" if found["rule"] == "<=" else "at least"
         return f"{_field(found['at'])} must be {bound} {found['n']} long"
-    found = re.match(r"Expected `[^`]*` (?P<rule>[<>]=?) (?P<n>[-\d.]+) - at `(?P<at>[^`]*)`", text)
-    if found is not None:
+    if found := re.match(r"Expected `[^`]*` (?P<rule>[<>]=?) (?P<n>[-\d.]+) - at `(?P<at>[^`]*)`", text):
         words = {"<=": "at most", ">=": "at least", "<": "less than", ">": "more than"}
         return f"{_field(found['at'])} must be {words[found['rule']]} {found['n']}"
-    found = re.match(r"Invalid enum value (?P<value>.*) - at `(?P<at>[^`]*)`", text)
-    if found is not None:
+    if found := re.match(r"Invalid enum value (?P<value>.*) - at `(?P<at>[^`]*)`", text):
         return f"{_field(found['at'])}: {found['value']} is not one of the values allowed"
     return f"the body does not fit: {text}"
 

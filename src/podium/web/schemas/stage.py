@@ -29,9 +29,12 @@ class Naming(Model):
     name: Name
 
 
-class Member(Shape):
+class Hand(Shape):
     id: str
     name: str
+
+
+class Member(Hand):
     role: Role
     muted: bool
     hand_raised: bool
@@ -55,9 +58,7 @@ class Invite(Shape):
     expires_in_s: int
 
 
-class Speaker(Shape):
-    id: str
-    name: str
+class Speaker(Hand):
     role: Role
     muted: bool
     connected: bool
@@ -68,11 +69,6 @@ class Speaker(Shape):
 class Stage(Shape):
     speakers: list[Speaker]
     hands: Annotated[int, msgspec.Meta(description="how many hands are raised")]
-
-
-class Hand(Shape):
-    id: str
-    name: str
 
 
 class Hands(Shape):
