@@ -105,7 +105,6 @@ async def end_space(request: Request) -> Response:
 
 
 async def rotate_host_token(request: Request) -> Response:
-    """A new host token for the current one, which stops working at once (a leaked token is ended)."""
     space_id = request.path_params["space_id"]
     token, expires = await of(request).members.rotate_host_token(space_id, bearer_token(request))
     return json_response(HostToken(host_token=token, expires=expires), status=201)

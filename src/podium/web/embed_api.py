@@ -181,7 +181,6 @@ def _oembed_error(status: int, message: str) -> Response:
 
 
 async def oembed(request: Request) -> Response:
-    """oEmbed 1.0 (https://oembed.com/): a space's page or player URL becomes a `rich` player frame."""
     try:
         asked = read_query(request, R.OembedQuery)
     except InvalidInput as error:

@@ -35,20 +35,18 @@ async def join(request: Request) -> Response:
     address = client_address(request)
     client, verified = joins.check(SpaceId(space_id), msgspec.to_builtins(body), address)
     space = directory.open_space(SpaceId(space_id))
-    key = body.key
     if space.private:
-        if key is None:
+        if body.key is None:
             raise Forbidden("this space is private: open it from the listener link the host gave you")
-        directory.check_link(space, key)
+        directory.check_link(space, body.key)
     answer = await joins.join(space.id, client, verified, address)
     headers = {"Retry-After": str(answer.retry_after_s)} if answer.retry_after_s is not None else None
     if answer.status != 200:
         return json_response(convert(answer.body, ST.Waiting), status=answer.status, headers=headers)
     base = of(request).settings.base_url
     urls = space_urls(base, space)
-    if space.private:
-        assert key is not None
-        urls = msgspec.structs.replace(urls, hls=signed_hls(base, space.id, key))
+    if space.private and body.key is not None:  # it is: checked above
+        urls = msgspec.structs.replace(urls, hls=signed_hls(base, space.id, body.key))
     admitted = ST.Admitted(
         admitted=True,
         pass_=answer.body["pass"],
@@ -71,7 +69,6 @@ def signed_hls(base: str, space_id: SpaceId, token: str) -> str:
 
 
 async def listener_link(request: Request) -> Response:
-    """A signed listener link for a private space (for ticket holders): the page and the stream."""
     space = await _hosts_space(request)
     generation = of(request).directory.link_generation(space)
     links = of(request).directory.links
@@ -96,13 +93,11 @@ async def listener_link(request: Request) -> Response:
 
 
 async def withdraw_listener_links(request: Request) -> Response:
-    """Every listener link of this space given out so far stops working (host or co-host)."""
     generation = await of(request).members.withdraw_links(request.path_params["space_id"], bearer_token(request))
     return json_response(ST.Withdrawn(withdrawn=True, link_generation=generation))
 
 
 async def rehearsal(request: Request) -> Response:
-    """`podium rehearse --host-token` leaves its result on the host's board."""
     space = await _hosts_space(request)
     try:
         report = await read_model(request, ST.RehearsalReport, MAX_REPORT_BYTES)
@@ -124,7 +119,6 @@ async def rehearsal(request: Request) -> Response:
 
 
 async def under_attack(request: Request) -> Response:
-    """The host switches the joiners' puzzle on or off, or leaves it to the node ("auto")."""
     space = await _hosts_space(request)
     joins = of(request).joins
     body = await read_model(request, ST.UnderAttack, 256)
@@ -133,7 +127,6 @@ async def under_attack(request: Request) -> Response:
 
 
 async def board(request: Request) -> Response:
-    """What the host watches before and during the show: is it a go?"""
     space_id = (await _hosts_space(request)).id
     joins, governor = of(request).joins, of(request).governor
     now = joins.clock.monotonic()

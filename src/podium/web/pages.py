@@ -137,10 +137,7 @@ def space_card(request: Request, space: Space, language: i18n.Language) -> dict[
         "alternate_locales": [
             other.text("language.locale") for tag, other in i18n.languages().items() if tag != language.tag
         ],
-        "audio": None,
-        "audio_type": None,
-        "player": None,
-        "oembed": None,
+        **dict.fromkeys(("audio", "audio_type", "player", "oembed")),
     }
     if space.private:
         return card
@@ -156,11 +153,10 @@ def space_card(request: Request, space: Space, language: i18n.Language) -> dict[
 
 
 async def listener_page(request: Request) -> Response:
-    # Rendered with the space's title and card, so that a shared link previews it; an unknown
-    # space is a 404 (NotFound), as is an id that cannot be one.
+    # Rendered with the space's title and card, so that a shared link previews it.
     space = await space_of(request)
-    language = page_language(request)
-    return render_page(request, "listen.html", space_title=space.title, card=space_card(request, space, language))
+    card = space_card(request, space, page_language(request))
+    return render_page(request, "listen.html", space_title=space.title, card=card)
 
 
 def _space_page(name: str, headers: dict[str, str] | None = None) -> Callable[[Request], Awaitable[Response]]:
@@ -189,7 +185,6 @@ embed_page = _space_page(
 
 
 async def hlsjs_file(request: Request) -> Response:
-    """hls.js from the folder npm installed it in (PODIUM_HLSJS_DIR, else the usual places)."""
     hlsjs = find_hlsjs(of(request).settings.hlsjs_dir)
     if hlsjs is None:
         raise NotFound("hls.js is not installed; run `npm install` in Podium's folder")

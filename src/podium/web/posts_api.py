@@ -29,7 +29,6 @@ async def create_post(request: Request) -> Response:
     post, created = await of(request).posting.post(
         request.path_params["space_id"], user, body.kind, body.text, body.client_id, client_address(request)
     )
-    # 201 for a new post; 200 with the same post for a retry.
     return json_response(post_view(post, AU.Post), status=201 if created else 200)
 
 

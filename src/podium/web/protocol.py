@@ -137,7 +137,6 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         self.send_400_response(message)
 
     # -- parser callbacks ----------------------------------------------------------------------
-
     def on_url(self, url: bytes) -> None:
         if len(self.url) + len(url) > self.max_line_bytes:
             raise _Refused(LINE_TOO_LONG, 414, f"The request's address is longer than {self.max_line_bytes} bytes.\n")
@@ -169,7 +168,6 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     # -- deadlines -------------------------------------------------------------------------------
-
     def _arm_head_deadline(self) -> None:
         self._head_deadline = self.loop.call_later(self.header_timeout_s, self._head_too_slow)
 

@@ -37,7 +37,6 @@ def _m4a(file: Path | bytes, disposition: str, *, private: bool = False) -> Resp
 
 
 async def set_recording(request: Request) -> Response:
-    """PATCH /api/spaces/{id} {"record": false}: the host's choice, before going live."""
     body = await read_model(request, RecordingSwitch, 1024)
     space_id = request.path_params["space_id"]
     return space_response(
@@ -58,7 +57,6 @@ async def download(request: Request) -> Response:
 
 
 async def replay(request: Request) -> Response:
-    """Who spoke when and the shown posts, placed on the recording's time axis."""
     space = await space_of(request)
     recordings, posting = of(request).recordings, of(request).posting
     body = await recordings.replay(space)
@@ -100,7 +98,6 @@ async def clip_file(request: Request) -> Response:
 
 
 async def verify(request: Request) -> Response:
-    """POST a clip file (the bytes as they are): is it an unaltered excerpt of this instance's recording?"""
     data = await read_body(request, clips.MAX_CLIP_BYTES)
     if not data:
         raise InvalidInput("send the clip file as the request body")
@@ -113,8 +110,7 @@ async def public_key(request: Request) -> Response:
 
 
 async def feed(request: Request) -> Response:
-    # What the listing announces (`domain.space.announced`): never a private space, nor an
-    # anonymous one that never went live.
+    # What the listing announces (`domain.space.announced`).
     spaces = await of(request).space_store.recent(100, announced=True)
     xml = await podcast_feed(of(request).media, spaces, public_base(request))
     headers = {"Cache-Control": "public, max-age=30", **CORS_HEADERS}

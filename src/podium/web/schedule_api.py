@@ -83,13 +83,11 @@ async def calendar(request: Request) -> Response:
 
 
 async def go_live(request: Request) -> Response:
-    """The host's switch from the pre-show to the stage."""
     space = await of(request).stages.go_live(request.path_params["space_id"], bearer_token(request))
     return space_response(request, space)
 
 
 async def hold_audio(request: Request) -> Response:
-    """The host's own hold audio (any audio file FFmpeg reads, up to 10 minutes)."""
     data = await read_body(request, MAX_HOLD_FILE_BYTES)
     if not data:
         raise InvalidInput("send the audio file as the request body")

@@ -61,7 +61,6 @@ async def stage(request: Request) -> Response:
 
 
 async def me(request: Request) -> Response:
-    """The member the token speaks for, as the stage sees them now (pages poll it)."""
     space = await space_of(request)
     return json_response(member_view(of(request).directory.authorize(space, bearer_token(request))))
 

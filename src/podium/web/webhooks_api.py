@@ -25,7 +25,6 @@ async def register(request: Request) -> Response:
     space = await _host_space(request)
     body = await read_model(request, NewWebhook, MAX_BODY_BYTES)
     hook = await of(request).webhooks.register(space, body.url)
-    # The secret is shown here, once: Podium never shows it again.
     return json_response(convert({**hook_view(hook), "secret": hook.secret}, RegisteredWebhook), status=201)
 
 

@@ -144,7 +144,3 @@ class Ready(Shape):
     node: str
     checks: ReadyChecks
     error: str | UnsetType = UNSET  # when not ready: what cannot be reached
-
-
-# The document itself: OpenAPI 3.1, described by its own specification rather than here.
-Document = dict[str, Any]

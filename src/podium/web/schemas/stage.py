@@ -18,6 +18,9 @@ AttackMode = Literal["auto", "on", "off"]
 # The same values in answers, built from the domain's strings.
 InviteRoleText = Annotated[str, msgspec.Meta(extra_json_schema={"enum": ["speaker", "cohost"]})]
 AttackModeText = Annotated[str, msgspec.Meta(extra_json_schema={"enum": ["auto", "on", "off"]})]
+RetryMs = Annotated[
+    int, msgspec.Meta(ge=0, description="when to come back, to the millisecond (Retry-After is whole seconds)")
+]
 
 
 # -- the stage -----------------------------------------------------------------------------------
@@ -114,12 +117,7 @@ class Waiting(Shape, omit_defaults=True):
     position: int | None = None
     ticket: str | None = None
     retry_after_s: int | None = None
-    retry_after_ms: (
-        Annotated[
-            int, msgspec.Meta(ge=0, description="when to come back, to the millisecond (Retry-After is whole seconds)")
-        ]
-        | None
-    ) = None
+    retry_after_ms: RetryMs | None = None
     challenge: str | None = None
     difficulty_bits: int | None = None
     solved: str | None = None
