@@ -37,8 +37,7 @@ async def metrics(request: Request) -> Response:
     state = request.app.state
     expected: str = state.settings.metrics_token
     if expected:
-        given = request.headers.get("authorization", "")
-        scheme, _, token = given.partition(" ")
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
             return JSONResponse(
                 {"error": "the metrics need the scraper's token: send Authorization: Bearer <PODIUM_METRICS_TOKEN>"},
