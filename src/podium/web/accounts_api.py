@@ -1,10 +1,8 @@
-"""Accounts and sessions over HTTP: a token for API clients, and cookies for the browser.
+"""Accounts and sessions over HTTP: a token for API clients, cookies for the browser.
 
-Cookies: `podium_session` (HttpOnly, Secure, SameSite=Lax) carries the session; `podium_csrf`
-(readable by the page) must be echoed in an `X-CSRF-Token` header on every cookie-authenticated
-write, so another site cannot post in a user's name. The CSRF token is an HMAC of the session's
-id: a CSRF cookie (or header) of another session, planted or replayed, does not match this one.
-Signing out revokes the session on the server: its token and cookie stop working everywhere.
+`podium_csrf` (readable by the page) must be echoed in `X-CSRF-Token` on every cookie-authenticated
+write, so another site cannot post in a user's name; it is an HMAC of the session's id, so another
+session's CSRF cookie, planted or replayed, does not match. Signing out revokes the session everywhere.
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from podium.admission.limits import network_of
-from podium.domain.accounts import Account
 from podium.domain.tokens import SESSION_TTL_S
 from podium.errors import Forbidden, Unauthenticated
 from podium.ids import UserId
@@ -34,10 +31,6 @@ def client_address(request: Request) -> str:
     """What the per-address limits count a request under: its client's IPv4 address, or its IPv6
     /64 (one home or site gets a whole /64, so a client could pick a new address for each request)."""
     return network_of(request.client.host) if request.client else "unknown"
-
-
-def account_view(account: Account) -> AccountView:
-    return AccountView(id=account.id, username=account.username)
 
 
 async def optional_user(request: Request) -> tuple[UserId, str] | None:
@@ -74,14 +67,14 @@ async def signed_in_user(request: Request) -> tuple[UserId, str]:
 async def sign_up(request: Request) -> Response:
     body = await read_model(request, Credentials, 2048)
     account = await of(request).accounts.sign_up(body.username, body.password, client_address(request))
-    return json_response(account_view(account), status=201)
+    return json_response(AccountView(id=account.id, username=account.username), status=201)
 
 
 async def sign_in(request: Request) -> Response:
     body = await read_model(request, Credentials, 2048)
     accounts = of(request).accounts
     account, token = await accounts.sign_in(body.username, body.password, client_address(request))
-    response = json_response(Session(token=token, user=account_view(account)))
+    response = json_response(Session(token=token, user=AccountView(id=account.id, username=account.username)))
     response.set_cookie(
         SESSION_COOKIE, token, max_age=SESSION_TTL_S, httponly=True, secure=True, samesite="lax", path="/"
     )
@@ -91,9 +84,8 @@ async def sign_in(request: Request) -> Response:
 
 
 async def sign_out(request: Request) -> Response:
-    """Revokes the session the request carries (its Bearer token, else its cookie), then clears the
-    cookies. A DELETE cannot be sent from another site with the cookies without a CORS preflight,
-    so signing out needs no CSRF echo."""
+    """Revokes the session (its Bearer token, else its cookie) and clears the cookies; no CSRF echo is
+    needed: another site cannot send a DELETE with the cookies without a CORS preflight."""
     header = request.headers.get("authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else request.cookies.get(SESSION_COOKIE, "")
     if token:

@@ -17,7 +17,7 @@ from podium.media.ice_servers import IceServer, with_credentials
 from podium.services import of
 from podium.settings import Settings
 from podium.web.accounts_api import client_address, optional_user
-from podium.web.http import CORS_HEADERS, bearer_token, json_response, read_body, read_model
+from podium.web.http import CORS_HEADERS, bearer_token, json_response, read_body, read_model, space_of
 from podium.web.schemas import convert
 from podium.web.schemas.spaces import (
     Beat,
@@ -43,37 +43,27 @@ def space_urls(base: str, space: Space) -> SpaceUrls:
     )
     if space.state is SpaceState.ENDED and space.record and space.started_at is not None:
         # The live playlist, now closed with EXT-X-ENDLIST, is the replay; the download is its remux.
-        return msgspec.structs.replace(
-            urls,
-            replay=urls.hls,
-            replay_page=urls.page,
-            download=base + url_path("download", space_id=space.id),
-        )
+        download = base + url_path("download", space_id=space.id)
+        return msgspec.structs.replace(urls, replay=urls.hls, replay_page=urls.page, download=download)
     return urls
 
 
 def listeners_view(counts: Counts) -> Listeners:
-    return Listeners(now=counts.now, peak=counts.peak, unique=counts.unique, sample_rate=counts.sample_rate)
+    return msgspec.convert(counts, Listeners, from_attributes=True)
 
 
 def space_view(request: Request, space: Space, counts: Counts) -> SpaceView:
+    """The domain's space as the API shows it (the fields it does not show are left out), with what
+    the stage, the listeners and the settings add."""
     stages, settings = of(request).stages, of(request).settings
-    return SpaceView(
-        id=space.id,
-        title=space.title,
-        state=space.state.value,
-        created_at=space.created_at,
-        starts_at=space.starts_at,
-        started_at=space.started_at,
-        ended_at=space.ended_at,
-        record=space.record,
-        private=space.private,
-        preshow=stages.in_preshow(space.id),
-        listeners=listeners_view(counts),
-        speakers=stages.speakers_connected(space.id),
-        heartbeat_interval_s=settings.heartbeat_interval_s,
-        urls=space_urls(settings.base_url, space),
-    )
+    added = {
+        "preshow": stages.in_preshow(space.id),
+        "listeners": listeners_view(counts),
+        "speakers": stages.speakers_connected(space.id),
+        "heartbeat_interval_s": settings.heartbeat_interval_s,
+        "urls": space_urls(settings.base_url, space),
+    }
+    return msgspec.convert({**vars(space), **added}, SpaceView)
 
 
 async def create_space(request: Request) -> Response:
@@ -92,12 +82,7 @@ async def create_space(request: Request) -> Response:
             await limits.hit(with_limit(SPACE_PER_ACCOUNT, settings.space_limit_per_account), user[0])
 
     created = await of(request).directory.create_space(
-        body.title,
-        body.starts_at,
-        body.record,
-        body.private,
-        created_by=user[0] if user is not None else None,
-        admit=admit,
+        body.title, body.starts_at, body.record, body.private, created_by=user[0] if user else None, admit=admit
     )
     view = space_view(request, created.space, of(request).listeners.counts(created.space.id))
     answer = CreatedSpace(**msgspec.structs.asdict(view), host_token=created.host_token)
@@ -105,25 +90,23 @@ async def create_space(request: Request) -> Response:
 
 
 async def get_space(request: Request) -> Response:
-    space = await of(request).directory.get_space(request.path_params["space_id"])
+    space = await space_of(request)
     # Public and the same for everyone: cacheable for about one part (DESIGN, bet 1).
-    counts = of(request).listeners.counts(space.id)
-    return json_response(space_view(request, space, counts), cache="public, max-age=1")
+    return space_response(request, space, cache="public, max-age=1")
 
 
-def space_response(request: Request, space: Space) -> Response:
-    return json_response(space_view(request, space, of(request).listeners.counts(space.id)))
+def space_response(request: Request, space: Space, cache: str = "no-store") -> Response:
+    return json_response(space_view(request, space, of(request).listeners.counts(space.id)), cache=cache)
 
 
 async def end_space(request: Request) -> Response:
-    stages = of(request).stages
-    return space_response(request, await stages.end_space(request.path_params["space_id"], bearer_token(request)))
+    space = await of(request).stages.end_space(request.path_params["space_id"], bearer_token(request))
+    return space_response(request, space)
 
 
 async def rotate_host_token(request: Request) -> Response:
-    """A new host token for the current one, which stops working at once (a leaked token is ended)."""
-    members = of(request).members
-    token, expires = await members.rotate_host_token(request.path_params["space_id"], bearer_token(request))
+    space_id = request.path_params["space_id"]
+    token, expires = await of(request).members.rotate_host_token(space_id, bearer_token(request))
     return json_response(HostToken(host_token=token, expires=expires), status=201)
 
 
@@ -131,7 +114,6 @@ async def heartbeat(request: Request) -> Response:
     """An admitted listener's beat: `{listener_id, pass, leaving?}`, the pass as the join gave it
     (or as `Authorization: Bearer <pass>`, which keeps the beat in the listening class at the door)."""
     listeners = of(request).listeners
-    joins = of(request).joins
     body = await read_model(request, Beat, 1024)
     header = request.headers.get("authorization", "")
     given = body.pass_ or (header[7:].strip() if header[:7].lower() == "bearer " else None)
@@ -139,7 +121,7 @@ async def heartbeat(request: Request) -> Response:
     if not is_space_id(space_id):
         raise NotFound("no such space")
     address = client_address(request)
-    listener = await joins.admit_beat(SpaceId(space_id), body.listener_id, given, address)
+    listener = await of(request).joins.admit_beat(SpaceId(space_id), body.listener_id, given, address)
     counts = await listeners.heartbeat(SpaceId(space_id), listener, address, leaving=body.leaving)
     space = await of(request).directory.get_space(space_id)
     return json_response(
@@ -153,7 +135,6 @@ async def heartbeat(request: Request) -> Response:
 
 
 # -- WHIP (RFC 9725) -------------------------------------------------------------------------
-
 WHIP_CORS = {
     **CORS_HEADERS,
     "Access-Control-Allow-Methods": "POST, DELETE, PATCH, OPTIONS",
@@ -179,13 +160,12 @@ async def whip_publish(request: Request) -> Response:
     offer = await read_body(request, settings.max_offer_bytes)
     session, answer = await of(request).stages.publish(space_id, grant, offer)
     location = settings.base_url + url_path("whipDelete", space_id=space_id, session_id=session.id)
-    links = ice_server_links(settings, session.member_id)  # publishing at all needs a place on stage
-    return Response(
-        answer,
-        status_code=201,
-        media_type="application/sdp",
-        headers={**WHIP_CORS, "Location": location, "ETag": f'"{session.id}"', **links},
-    )
+    headers = {**WHIP_CORS, "Location": location, "ETag": f'"{session.id}"'}
+    # RFC 9725 §4.6: a WHIP client (OBS) learns the STUN/TURN servers from the answer's Link headers
+    # (publishing at all needs a place on stage).
+    if links := [server.link_header() for server in servers_for(settings, session.member_id)]:
+        headers["Link"] = ", ".join(links)
+    return Response(answer, status_code=201, media_type="application/sdp", headers=headers)
 
 
 def servers_for(settings: Settings, member_id: str) -> tuple[IceServer, ...]:
@@ -196,19 +176,10 @@ def servers_for(settings: Settings, member_id: str) -> tuple[IceServer, ...]:
     )
 
 
-def ice_server_links(settings: Settings, member_id: str) -> dict[str, str]:
-    # RFC 9725 §4.6: a WHIP client (OBS) learns the STUN/TURN servers from the answer's Link headers.
-    links = [server.link_header() for server in servers_for(settings, member_id)]
-    return {"Link": ", ".join(links)} if links else {}
-
-
 async def ice_servers(request: Request) -> Response:
-    """GET /api/spaces/{id}/ice-servers: the STUN/TURN servers for a speaker's browser. Only for
-    people on stage (host, co-hosts, invited speakers) as the stage is now: TURN relays at its
-    operator's expense, and anyone can be a guest in the audience."""
-    directory = of(request).directory
-    space = await directory.get_space(request.path_params["space_id"])
-    member = directory.authorize(space, bearer_token(request))
+    """The STUN/TURN servers for a speaker's browser: only for people on stage as the stage is now
+    (TURN relays at its operator's expense, and anyone can be a guest in the audience)."""
+    member = of(request).directory.authorize(await space_of(request), bearer_token(request))
     if not member.on_stage:
         raise Forbidden("the STUN and TURN servers are for the people on stage; a listener or guest needs none")
     servers = servers_for(of(request).settings, member.id)
@@ -227,6 +198,3 @@ async def whip_patch(request: Request) -> Response:
         status_code=405,
         headers={**WHIP_CORS, "Allow": "DELETE, OPTIONS"},
     )
-
-
-__all__ = ["SpaceState", "space_view"]

@@ -1,39 +1,35 @@
-"""Embedding a space in other sites: the consent-first snippet (`/api/spaces/{id}/embed-code`) and
-oEmbed (`/oembed`). Both point at the embeddable player, `/embed/{id}` (see pages.py).
-
-The snippet loads nothing from this instance until the reader clicks (or has said "always" on
-that site before): it is plain HTML with inline styles and one inline script, every value in it
-escaped for where it lands (HTML text and attributes, or a JSON literal inside the script).
-"""
+"""Embedding a space in other sites: the consent-first snippet and oEmbed, both pointing at the
+embeddable player (`/embed/{id}`). The snippet loads nothing from this instance until the reader
+clicks (or said "always" on that site before); every value in it is escaped for where it lands."""
 
 from __future__ import annotations
 
-import html
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Literal
+from datetime import UTC
+from html import escape as _e
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from msgspec import UnsetType
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from podium.domain.space import Space, SpaceState
 from podium.errors import Forbidden, InvalidInput, NotFound
 from podium.ids import is_space_id
 from podium.services import of
 from podium.web import i18n
-from podium.web.http import CORS_HEADERS, json_response, public_base, read_query
+from podium.web.http import json_response, public_base, read_query, space_of
+from podium.web.schemas import Error
 from podium.web.schemas import recording as R
+from podium.web.schemas.recording import Layout
 from podium.web.urls import url_path
 
-Layout = Literal["compact", "full"]
 # The player's frame, in CSS pixels: the compact row, and the row with questions and comments.
 HEIGHT_PX: dict[Layout, int] = {"compact": 100, "full": 460}
 DEFAULT_WIDTH_PX = 600
 OEMBED_CACHE_AGE_S = 3600
-PROVIDER_NAME = "Podium"
 
 
 @dataclass(frozen=True)
@@ -65,14 +61,6 @@ def script_json(value: Any) -> str:
     for char in "<>&\u2028\u2029":
         text = text.replace(char, f"\\u{ord(char):04x}")
     return text
-
-
-def _e(text: str) -> str:
-    return html.escape(text, quote=True)
-
-
-def _moment(space: Space) -> datetime:
-    return space.started_at or space.starts_at or space.created_at
 
 
 def iframe_html(embed: Embed, width: str = "100%", height_px: int | None = None) -> str:
@@ -126,7 +114,7 @@ def consent_snippet(embed: Embed) -> str:
     space = embed.space
     language = i18n.languages()[embed.lang or i18n.SOURCE]
     instance = embed.instance
-    moment = _moment(space).astimezone(UTC)
+    moment = (space.started_at or space.starts_at or space.created_at).astimezone(UTC)
     iso = moment.isoformat().replace("+00:00", "Z")
     upcoming = space.state is SpaceState.SCHEDULED and space.started_at is None
     lead_key = "embed.consent.lead_replay" if space.state is SpaceState.ENDED else "embed.consent.lead_live"
@@ -173,11 +161,8 @@ def consent_snippet(embed: Embed) -> str:
 
 
 # -- HTTP ------------------------------------------------------------------------------------
-
-
 async def embed_code(request: Request) -> Response:
-    directory = of(request).directory
-    space = await directory.get_space(request.path_params["space_id"])
+    space = await space_of(request)
     if space.private:
         # Its audio is for holders of a listener link; an article would hand that link to every reader.
         raise Forbidden("a private space cannot be embedded: share its listener links with those it is for")
@@ -192,11 +177,10 @@ async def embed_code(request: Request) -> Response:
 
 
 def _oembed_error(status: int, message: str) -> Response:
-    return JSONResponse({"error": message}, status_code=status, headers={**CORS_HEADERS, "Cache-Control": "no-store"})
+    return json_response(Error(error=message), status=status)
 
 
 async def oembed(request: Request) -> Response:
-    """oEmbed 1.0 (https://oembed.com/): a space's page or player URL becomes a `rich` player frame."""
     try:
         asked = read_query(request, R.OembedQuery)
     except InvalidInput as error:
@@ -240,7 +224,7 @@ async def oembed(request: Request) -> Response:
         type="rich",
         version="1.0",
         title=space.title,
-        provider_name=PROVIDER_NAME,
+        provider_name="Podium",
         provider_url=base + url_path("page.home"),
         html=iframe_html(embed, str(width), height),
         width=width,

@@ -1,9 +1,6 @@
-"""The instance's podcast feed: RSS 2.0 with the Podcasting 2.0 namespace.
-
-Scheduled and live spaces are `podcast:liveItem`s (status pending, live or ended, with start and
-end), so podcast apps that follow live items can announce and play them; every recorded space
-that has ended is an ordinary `item` whose enclosure is its `.m4a`.
-"""
+"""The instance's podcast feed (RSS 2.0, Podcasting 2.0): scheduled and live spaces are
+`podcast:liveItem`s, so apps that follow live items can announce and play them; every recorded
+space that has ended is an `item` whose enclosure is its `.m4a`."""
 
 from __future__ import annotations
 
@@ -44,28 +41,17 @@ def _live_item(channel: ET.Element, base: str, space: Space) -> None:
     else:
         status = "live" if space.state is SpaceState.LIVE else "pending"
         end = start + ANNOUNCED_LENGTH
+    page = base + urls.fill(urls.LISTEN_PAGE, space_id=space.id)
+    hls = base + urls.fill(urls.HLS, space_id=space.id) + "index.m3u8"
     item = ET.SubElement(
         channel, f"{{{PODCAST_NS}}}liveItem", {"status": status, "start": _iso(start), "end": _iso(end)}
     )
     _text(item, "title", space.title)
     _text(item, "guid", f"{space.id}-live", isPermaLink="false")
-    _text(item, "link", base + urls.fill(urls.LISTEN_PAGE, space_id=space.id))
+    _text(item, "link", page)
     _text(item, "description", f"Live audio on Podium: {space.title}")
-    ET.SubElement(
-        item,
-        "enclosure",
-        {
-            "url": base + urls.fill(urls.HLS, space_id=space.id) + "index.m3u8",
-            "type": "application/vnd.apple.mpegurl",
-            "length": "0",
-        },
-    )
-    _text(
-        item,
-        f"{{{PODCAST_NS}}}contentLink",
-        "Listen in the browser",
-        href=base + urls.fill(urls.LISTEN_PAGE, space_id=space.id),
-    )
+    ET.SubElement(item, "enclosure", {"url": hls, "type": "application/vnd.apple.mpegurl", "length": "0"})
+    _text(item, f"{{{PODCAST_NS}}}contentLink", "Listen in the browser", href=page)
 
 
 def _replay_item(channel: ET.Element, media: MediaStore, base: str, space: Space, duration_s: float) -> None:
@@ -79,14 +65,11 @@ def _replay_item(channel: ET.Element, media: MediaStore, base: str, space: Space
     # a size that cannot be determined: reading every listed recording whole (tens of MB each) only to
     # count its bytes would make one feed request cost gigabytes.
     path = media.local_path(space.id, DOWNLOAD_NAME)
+    size = str(path.stat().st_size if path is not None else 0)
     ET.SubElement(
         item,
         "enclosure",
-        {
-            "url": base + urls.fill(urls.DOWNLOAD, space_id=space.id),
-            "type": "audio/mp4",
-            "length": str(path.stat().st_size if path is not None else 0),
-        },
+        {"url": base + urls.fill(urls.DOWNLOAD, space_id=space.id), "type": "audio/mp4", "length": size},
     )
     _text(item, f"{{{ITUNES_NS}}}duration", str(round(duration_s)))
 

@@ -1,14 +1,8 @@
-"""A client's own address behind the cache tier, from the proxies' `X-Forwarded-For`.
-
-Each proxy appends the address it was reached from, so only the right end of the header is
-written by proxies; whatever the client sent arrives at the left, ahead of them (nginx's
-`$proxy_add_x_forwarded_for` keeps it). The client is therefore found by walking from the right
-past the trusted proxies: the first address that is not one of them is the one the nearest
-trusted proxy saw. Taking the leftmost entry instead would let every client choose its own
-address, and with it escape every per-address limit.
-
-`*` trusts whoever connects, for one hop: the rightmost entry, the one the connecting proxy
-appended. It is only safe when nothing but the proxy can reach the node.
+"""A client's own address behind the cache tier, from the proxies' `X-Forwarded-For`. Each proxy
+appends the address it was reached from, so whatever the client sent stands at the left: the client
+is found by walking from the right past the trusted proxies (the leftmost entry would let every
+client choose its address, and escape every per-address limit). `*` trusts whoever connects, for
+one hop: only safe when nothing but the proxy can reach the node.
 
 Invariant: the address comes from the peer itself or from an entry a trusted proxy appended;
 never from an entry the client could have written.

@@ -1,10 +1,6 @@
-"""Probes for whatever runs the nodes (systemd, a load balancer, an orchestrator).
-
-`/healthz`: the process answers (alive); restart it if not. `/readyz`: it can do its work now,
-its database and bus answer; send it no traffic while not (a node whose Redis is restarting is
-not ready, and it is not dead either: it recovers by itself). `/metrics`: what Prometheus scrapes
-(see podium.ops.metrics).
-"""
+"""Probes: `/healthz`, the process answers (restart it if not); `/readyz`, its database and bus
+answer (send it no traffic while not: a node whose Redis restarts is not dead, it recovers by
+itself); `/metrics`, what Prometheus scrapes."""
 
 from __future__ import annotations
 
@@ -27,15 +23,10 @@ async def alive(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    bus = of(request).bus
-    database, bus_ready = await asyncio.gather(of(request).space_store.ready(), bus.ready())
-    checks = {"database": database, "bus": bus_ready}
-    failing = [name for name, fine in checks.items() if not fine]
-    body = R.Ready(
-        ready=not failing,
-        node=of(request).directory.node_id,
-        checks=R.ReadyChecks(database=database, bus=bus_ready),
-    )
+    database, bus = await asyncio.gather(of(request).space_store.ready(), of(request).bus.ready())
+    failing = [name for name, fine in (("database", database), ("bus", bus)) if not fine]
+    checks = R.ReadyChecks(database=database, bus=bus)
+    body = R.Ready(ready=not failing, node=of(request).directory.node_id, checks=checks)
     if failing:
         body.error = f"not ready: the {' and the '.join(failing)} cannot be reached"
     return json_response(body, status=503 if failing else 200, cache="no-store")
@@ -46,8 +37,7 @@ async def metrics(request: Request) -> Response:
     state = request.app.state
     expected: str = state.settings.metrics_token
     if expected:
-        given = request.headers.get("authorization", "")
-        scheme, _, token = given.partition(" ")
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected.encode()):
             return JSONResponse(
                 {"error": "the metrics need the scraper's token: send Authorization: Bearer <PODIUM_METRICS_TOKEN>"},

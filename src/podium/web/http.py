@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import math
 from typing import Any, TypeVar
 
 import msgspec
@@ -12,7 +10,10 @@ from starlette.responses import JSONResponse, Response
 
 from podium import errors
 from podium.delivery.hls import CORS_HEADERS as CORS_HEADERS  # the web layer answers with the same
-from podium.web.schemas import convert, encode, explain
+from podium.domain.space import Space
+from podium.domain.stage import Role
+from podium.services import of
+from podium.web.schemas import explain
 
 T = TypeVar("T")
 
@@ -29,15 +30,8 @@ STATUS: list[tuple[type[errors.PodiumError], int]] = [
 ]
 
 
-def status_of(error: errors.PodiumError) -> int:
-    for kind, status in STATUS:
-        if isinstance(error, kind):
-            return status
-    return 400
-
-
 def error_response(error: errors.PodiumError) -> JSONResponse:
-    status = status_of(error)
+    status = next((status for kind, status in STATUS if isinstance(error, kind)), 400)
     headers = dict(CORS_HEADERS)
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="podium"'
@@ -54,62 +48,29 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise errors.InvalidInput("Content-Length is not a number")
         if int(declared) > limit:
             raise errors.TooLarge(f"the body is {declared} bytes; the limit is {limit}")
-    chunks: list[bytes] = []
-    size = 0
+    body = bytearray()
     async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
+        body += chunk
+        if len(body) > limit:
             raise errors.TooLarge(f"the body is larger than the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return bytes(body)
 
 
-def _refuse_constant(name: str) -> float:
-    raise errors.InvalidInput(f"the body is not valid JSON: {name} is not a JSON number")
-
-
-def _finite(text: str) -> float:
-    value = float(text)
-    if math.isinf(value):  # 1e999: valid JSON, but no number Podium could use
-        raise errors.InvalidInput(f"the number {text[:20]} is too large")
-    return value
-
-
-def parse_json(body: bytes) -> Any:
-    """Strict JSON: no NaN or Infinity (Python's json takes them), no number that overflows to
-    infinity, no lone surrogate (\\ud800 is valid JSON but no Unicode text), bounded nesting."""
-    try:
-        value = json.loads(body, parse_constant=_refuse_constant, parse_float=_finite)
-    except RecursionError:
-        raise errors.InvalidInput("the body is not valid JSON: it is nested too deeply") from None
-    except (ValueError, UnicodeDecodeError) as error:
-        raise errors.InvalidInput(f"the body is not valid JSON: {error}") from None
-    try:
-        # Lone surrogates cannot be encoded: one pass in C finds any, in keys and values alike.
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise errors.InvalidInput("the body is not valid Unicode text (a lone surrogate escape)") from None
-    except RecursionError:
-        raise errors.InvalidInput("the body is not valid JSON: it is nested too deeply") from None
-    return value
-
-
-async def read_json(request: Request, limit: int) -> dict[str, Any]:
+async def read_model(request: Request, model: type[T], limit: int) -> T:
+    """The body as `model` (an empty body is an empty object), decoded and checked in one pass:
+    strict JSON (no NaN, no lone surrogate, bounded nesting); a 400 says which field is wrong."""
     content_type = request.headers.get("content-type", "")
     if content_type and not content_type.split(";")[0].strip().lower().endswith("json"):
         raise errors.InvalidInput("send JSON with Content-Type: application/json")
     body = await read_body(request, limit)
-    if not body.strip():
-        return {}
-    value = parse_json(body)
-    if not isinstance(value, dict):
-        raise errors.InvalidInput("the body must be a JSON object")
-    return value
-
-
-async def read_model(request: Request, model: type[T], limit: int) -> T:
-    """The body as `model` (an empty body is an empty object): a 400 says which field is wrong."""
-    return convert(await read_json(request, limit), model)
+    try:
+        return msgspec.json.decode(body if body.strip() else b"{}", type=model)
+    except msgspec.ValidationError as error:
+        raise errors.InvalidInput(explain(error, model)) from None
+    except msgspec.DecodeError as error:
+        raise errors.InvalidInput(f"the body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise errors.InvalidInput("the body is not valid JSON: it is nested too deeply") from None
 
 
 def read_query(request: Request, model: type[T]) -> T:
@@ -120,6 +81,14 @@ def read_query(request: Request, model: type[T]) -> T:
         return msgspec.convert(given, model, strict=False)
     except msgspec.ValidationError as error:
         raise errors.InvalidInput(explain(error, model)) from None
+
+
+async def space_of(request: Request, *roles: Role, refusal: str = "") -> Space:
+    """The space the path names; with `roles`, only for the bearer token of a member in one of them."""
+    space = await of(request).directory.get_space(request.path_params["space_id"])
+    if roles and of(request).directory.authorize(space, bearer_token(request)).role not in roles:
+        raise errors.Forbidden(refusal)
+    return space
 
 
 def bearer_token(request: Request) -> str:
@@ -135,7 +104,7 @@ def json_response(
 ) -> Response:
     """An answer: a model (or plain JSON data), encoded by msgspec."""
     merged = {"Cache-Control": cache, **CORS_HEADERS, **(headers or {})}
-    return Response(encode(body), status_code=status, headers=merged, media_type="application/json")
+    return Response(msgspec.json.encode(body), status_code=status, headers=merged, media_type="application/json")
 
 
 def public_base(request: Request) -> str:

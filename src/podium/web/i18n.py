@@ -1,10 +1,7 @@
-"""The pages' languages: one JSON file per language in `locales/`, chosen by the browser's.
-
-Adding a language is adding `locales/<tag>.json` with the same keys as `en.json` (the source of
-every string); a key missing from it falls back to English. Keys are dotted (`listen.play`); a key
-ending in `_html` holds trusted markup from these files and is rendered as is, every other string is
-escaped. `{name}` in a string is filled from the arguments; `key.one` / `key.other` are plural forms.
-"""
+"""The pages' languages: `locales/<tag>.json`, each with the keys of `en.json` (the source of every
+string; a missing key falls back to English). A key ending in `_html` holds trusted markup and is
+rendered as is, every other string is escaped; `{name}` is filled from the arguments; `key.one` /
+`key.other` are plural forms."""
 
 from __future__ import annotations
 
@@ -69,11 +66,8 @@ def languages() -> dict[str, Language]:
 
 
 def first_language(accept_language: str | None) -> str:
-    """The primary subtag of the browser's first language ("de" for "de-AT,de;q=0.9,en;q=0.8").
-
-    Only the first counts, so that the choice depends on nothing the edge's page cache does not key
-    on (deploy/nginx/podium.conf maps the same subtag); browsers list the user's own language first.
-    """
+    """The primary subtag of the browser's first language ("de" for "de-AT,de;q=0.9,en;q=0.8"): only
+    the first, which the edge's page cache keys on (deploy/nginx); browsers list the user's own first."""
     first = (accept_language or "").split(",", 1)[0].split(";", 1)[0].strip()
     return first.split("-", 1)[0].lower() if _TAG.match(first) else ""
 

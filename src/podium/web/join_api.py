@@ -7,17 +7,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from podium.admission.classes import RequestClass
-from podium.admission.joins import Joins
-from podium.admission.load import Governor
-from podium.backends.interfaces import MediaStore
+from podium.domain.space import Space
 from podium.domain.stage import Role
 from podium.errors import Forbidden, InvalidInput, NotFound
 from podium.ids import ListenerId, SpaceId, is_space_id
 from podium.services import of
 from podium.web.accounts_api import client_address
 from podium.web.api import space_urls
-from podium.web.http import bearer_token, json_response, read_model
-from podium.web.schemas import convert, encode
+from podium.web.http import bearer_token, json_response, read_model, space_of
+from podium.web.schemas import convert
 from podium.web.schemas import stage as ST
 from podium.web.urls import url_path
 
@@ -27,14 +25,8 @@ REHEARSAL_NAME = "rehearsal.json"  # the last rehearsal's summary, beside the sp
 MAX_LINK_S = 31 * 24 * 3600  # also the longest a link is valid for (`NewListenerLink`)
 
 
-def _parts(request: Request) -> tuple[Joins, Governor]:
-    services = of(request)
-    return services.joins, services.governor
-
-
 async def join(request: Request) -> Response:
-    directory = of(request).directory
-    joins, _ = _parts(request)
+    directory, joins = of(request).directory, of(request).joins
     space_id = request.path_params["space_id"]
     if not is_space_id(space_id):
         raise NotFound("no such space")
@@ -43,20 +35,18 @@ async def join(request: Request) -> Response:
     address = client_address(request)
     client, verified = joins.check(SpaceId(space_id), msgspec.to_builtins(body), address)
     space = directory.open_space(SpaceId(space_id))
-    key = body.key
     if space.private:
-        if key is None:
+        if body.key is None:
             raise Forbidden("this space is private: open it from the listener link the host gave you")
-        directory.check_link(space, key)
+        directory.check_link(space, body.key)
     answer = await joins.join(space.id, client, verified, address)
     headers = {"Retry-After": str(answer.retry_after_s)} if answer.retry_after_s is not None else None
     if answer.status != 200:
         return json_response(convert(answer.body, ST.Waiting), status=answer.status, headers=headers)
     base = of(request).settings.base_url
     urls = space_urls(base, space)
-    if space.private:
-        assert key is not None
-        urls = msgspec.structs.replace(urls, hls=signed_hls(base, space.id, key))
+    if space.private and body.key is not None:  # it is: checked above
+        urls = msgspec.structs.replace(urls, hls=signed_hls(base, space.id, body.key))
     admitted = ST.Admitted(
         admitted=True,
         pass_=answer.body["pass"],
@@ -70,14 +60,8 @@ async def join(request: Request) -> Response:
     return json_response(admitted, status=answer.status, headers=headers)
 
 
-async def _host_of(request: Request) -> tuple[Joins, Governor, SpaceId]:
-    joins, governor = _parts(request)
-    directory = of(request).directory
-    space = await directory.get_space(request.path_params["space_id"])
-    member = directory.authorize(space, bearer_token(request))
-    if member.role not in (Role.HOST, Role.COHOST):
-        raise Forbidden("only the host and co-hosts can do this")
-    return joins, governor, space.id
+async def _hosts_space(request: Request) -> Space:
+    return await space_of(request, Role.HOST, Role.COHOST, refusal="only the host and co-hosts can do this")
 
 
 def signed_hls(base: str, space_id: SpaceId, token: str) -> str:
@@ -85,23 +69,22 @@ def signed_hls(base: str, space_id: SpaceId, token: str) -> str:
 
 
 async def listener_link(request: Request) -> Response:
-    """A signed listener link for a private space (for ticket holders): the page and the stream."""
-    _, _, space_id = await _host_of(request)
-    directory = of(request).directory
-    generation = directory.link_generation(await directory.get_space(space_id))
+    space = await _hosts_space(request)
+    generation = of(request).directory.link_generation(space)
+    links = of(request).directory.links
     body = await read_model(request, ST.NewListenerLink, 256)
     valid_for, not_before = body.valid_for_s, body.not_before
     now = of(request).clock.time()
     if not_before is not None and not 0 <= not_before <= now + MAX_LINK_S:
         raise InvalidInput("not_before must be a Unix time in seconds, at most 31 days ahead")
-    token = directory.links.rounded_token(space_id, now, valid_for, not_before, generation)
-    window = directory.links.check(token, space_id, max(now, not_before or 0), generation)
+    token = links.rounded_token(space.id, now, valid_for, not_before, generation)
+    window = links.check(token, space.id, max(now, not_before or 0), generation)
     base = of(request).settings.base_url
     return json_response(
         ST.ListenerLink(
             token=token,
-            page=base + url_path("page.listen", space_id=space_id) + f"#key={token}",
-            hls=signed_hls(base, space_id, token),
+            page=base + url_path("page.listen", space_id=space.id) + f"#key={token}",
+            hls=signed_hls(base, space.id, token),
             not_before=window.not_before,
             expires=window.expires,
         ),
@@ -110,15 +93,19 @@ async def listener_link(request: Request) -> Response:
 
 
 async def withdraw_listener_links(request: Request) -> Response:
-    """Every listener link of this space given out so far stops working (host or co-host)."""
     generation = await of(request).members.withdraw_links(request.path_params["space_id"], bearer_token(request))
     return json_response(ST.Withdrawn(withdrawn=True, link_generation=generation))
 
 
-def rehearsal_summary(report: ST.RehearsalReport, at: float) -> ST.Rehearsal:
-    """What the board keeps of a rehearsal's report (its reasons bounded: it comes from outside)."""
-    return ST.Rehearsal(
-        at=int(at),
+async def rehearsal(request: Request) -> Response:
+    space = await _hosts_space(request)
+    try:
+        report = await read_model(request, ST.RehearsalReport, MAX_REPORT_BYTES)
+    except InvalidInput as error:
+        raise InvalidInput(f"send the JSON report that `podium rehearse` wrote: {error.message}") from None
+    # What the board keeps of it: its reasons bounded (the report comes from outside).
+    summary = ST.Rehearsal(
+        at=int(of(request).clock.time()),
         verdict=report.verdict,
         reasons=[reason[:200] for reason in report.reasons][:10],
         listeners=report.plan.listeners,
@@ -127,43 +114,27 @@ def rehearsal_summary(report: ST.RehearsalReport, at: float) -> ST.Rehearsal:
         success=report.joins.success,
         ttfa_s=report.time_to_first_audio_s,
     )
-
-
-async def rehearsal(request: Request) -> Response:
-    """`podium rehearse --host-token` leaves its result on the host's board."""
-    _, _, space_id = await _host_of(request)
-    try:
-        report = await read_model(request, ST.RehearsalReport, MAX_REPORT_BYTES)
-    except InvalidInput as error:
-        raise InvalidInput(f"send the JSON report that `podium rehearse` wrote: {error.message}") from None
-    summary = rehearsal_summary(report, of(request).clock.time())
-    await of(request).media.write(space_id, REHEARSAL_NAME, encode(summary))
+    await of(request).media.write(space.id, REHEARSAL_NAME, msgspec.json.encode(summary))
     return json_response(summary, status=201)
 
 
-async def _last_rehearsal(media: MediaStore, space_id: SpaceId) -> ST.Rehearsal | None:
-    stored = await media.read(space_id, REHEARSAL_NAME)
-    if stored is None:
-        return None
-    return msgspec.json.decode(stored, type=ST.Rehearsal)
-
-
 async def under_attack(request: Request) -> Response:
-    """The host switches the joiners' puzzle on or off, or leaves it to the node ("auto")."""
-    joins, _, space_id = await _host_of(request)
+    space = await _hosts_space(request)
+    joins = of(request).joins
     body = await read_model(request, ST.UnderAttack, 256)
-    joins.set_mode(space_id, body.mode)
-    return json_response(ST.Attack(mode=body.mode, active=joins.surge(space_id).active(joins.clock.monotonic())))
+    joins.set_mode(space.id, body.mode)
+    return json_response(ST.Attack(mode=body.mode, active=joins.surge(space.id).active(joins.clock.monotonic())))
 
 
 async def board(request: Request) -> Response:
-    """What the host watches before and during the show: is it a go?"""
-    joins, governor, space_id = await _host_of(request)
+    space_id = (await _hosts_space(request)).id
+    joins, governor = of(request).joins, of(request).governor
     now = joins.clock.monotonic()
     surge = joins.surge(space_id)
     room = joins.room(space_id)
     counts = of(request).listeners.counts(space_id)
     stats = governor.stats
+    last = await of(request).media.read(space_id, REHEARSAL_NAME)
     body = ST.Board(
         listeners=ST.BoardListeners(now=counts.now, peak=counts.peak),
         joins=ST.BoardJoins(
@@ -174,9 +145,7 @@ async def board(request: Request) -> Response:
             rate_per_s=joins.rate_per_s,
         ),
         under_attack=ST.BoardAttack(
-            mode=surge.mode,
-            active=surge.active(now),
-            difficulty_bits=surge.difficulty_bits(now),
+            mode=surge.mode, active=surge.active(now), difficulty_bits=surge.difficulty_bits(now)
         ),
         load=ST.BoardLoad(
             pressure=round(governor.pressure(), 3),
@@ -188,6 +157,6 @@ async def board(request: Request) -> Response:
         refused_by_signature=joins.signer.refused,
         database_statements=of(request).space_store.statements,
         stream=of(request).stages.stream_health(space_id),
-        last_rehearsal=await _last_rehearsal(of(request).media, space_id),
+        last_rehearsal=None if last is None else msgspec.json.decode(last, type=ST.Rehearsal),
     )
     return json_response(body)

@@ -1,11 +1,6 @@
-"""The JSON API described as an OpenAPI 3.1 document, served at `/openapi.json`.
-
-Derived from the route table (`podium.web.routes`) and its models, never written by hand: every
-documented row becomes an operation, its request and answer models become schemas (msgspec
-writes them), and limits that are settings (`PODIUM_MAX_TITLE_CHARS`, …) are read from the
-settings the node runs with. Errors are always `{"error": "<for a person>"}` with a 4xx (503 when
-shed under load or at the budget of stages).
-"""
+"""The JSON API as an OpenAPI 3.1 document (`/openapi.json`), derived from the route table and its
+models, never written by hand; limits that are settings are read from the settings the node runs
+with. Errors are always `{"error": "<for a person>"}`."""
 
 from __future__ import annotations
 
@@ -66,6 +61,22 @@ SECURITY: dict[str, list[dict[str, list[str]]]] = {
     "account": [{"accountToken": []}, {"sessionCookie": [], "csrfToken": []}],
     "optional account": [{}, {"accountToken": []}, {"sessionCookie": [], "csrfToken": []}],
 }
+SCHEMES: dict[str, Schema] = {
+    "spaceToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The host token from creating a space, or a member token (invite, guest). "
+        "What it may do is checked against the stage as it is now.",
+    },
+    "accountToken": {"type": "http", "scheme": "bearer", "description": "The token `POST /api/sessions` answers."},
+    "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "podium_session"},
+    "csrfToken": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-CSRF-Token",
+        "description": "The podium_csrf cookie's value, echoed on cookie-authenticated writes.",
+    },
+}
 TAGS = ("spaces", "admission", "stage", "audience", "recording", "webhooks", "embedding", "operations")
 
 
@@ -82,7 +93,8 @@ def document(endpoints: Iterable[Endpoint], settings: Settings) -> dict[str, Any
     schema_of = dict(zip(unique, found, strict=True))
     paths: dict[str, Any] = {}
     for row in rows:
-        paths.setdefault(_openapi_path(row.path), {})[row.method.lower()] = _operation(row, schema_of)
+        path = re.sub(r"\{([a-z_]+)(:[a-z]+)?\}", r"{\1}", row.path)  # without Starlette's converters
+        paths.setdefault(path, {})[row.method.lower()] = _operation(row, schema_of)
     built: dict[str, Any] = _with_settings(
         {
             "openapi": "3.1.0",
@@ -97,35 +109,12 @@ def document(endpoints: Iterable[Endpoint], settings: Settings) -> dict[str, Any
             "paths": paths,
             "components": {
                 "schemas": components,
-                "securitySchemes": {
-                    "spaceToken": {
-                        "type": "http",
-                        "scheme": "bearer",
-                        "description": "The host token from creating a space, or a member token (invite, guest). "
-                        "What it may do is checked against the stage as it is now.",
-                    },
-                    "accountToken": {
-                        "type": "http",
-                        "scheme": "bearer",
-                        "description": "The token `POST /api/sessions` answers.",
-                    },
-                    "sessionCookie": {"type": "apiKey", "in": "cookie", "name": "podium_session"},
-                    "csrfToken": {
-                        "type": "apiKey",
-                        "in": "header",
-                        "name": "X-CSRF-Token",
-                        "description": "The podium_csrf cookie's value, echoed on cookie-authenticated writes.",
-                    },
-                },
+                "securitySchemes": SCHEMES,
             },
         },
         settings,
     )
     return built
-
-
-def _openapi_path(template: str) -> str:
-    return re.sub(r"\{([a-z_]+)(:[a-z]+)?\}", r"{\1}", template)
 
 
 def _operation(row: Endpoint, schema_of: dict[Any, Schema]) -> dict[str, Any]:
@@ -158,16 +147,10 @@ def _operation(row: Endpoint, schema_of: dict[Any, Schema]) -> dict[str, Any]:
         "tags": [row.tag],
         "responses": responses,
     }
-    parameters = [
-        {
-            "name": name,
-            "in": "path",
-            "required": True,
-            "description": PARAMETERS[name][0],
-            "schema": PARAMETERS[name][1],
-        }
-        for name in re.findall(r"\{([a-z_]+)", row.path)
-    ]
+    parameters = []
+    for name in re.findall(r"\{([a-z_]+)", row.path):
+        description, schema = PARAMETERS[name]
+        parameters.append({"name": name, "in": "path", "required": True, "description": description, "schema": schema})
     if row.query is not None:
         for field in msgspec.structs.fields(row.query):
             schema = msgspec.json.schema(field.type)

@@ -4,6 +4,7 @@ everything else from the API."""
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from datetime import UTC
 from functools import cache
 from pathlib import Path
@@ -20,12 +21,11 @@ from podium.errors import NotFound
 from podium.ids import is_space_id
 from podium.services import of
 from podium.web import i18n
-from podium.web.http import public_base
+from podium.web.http import public_base, space_of
 from podium.web.urls import url_path
 
 STATIC = Path(__file__).parent / "static"
 TEMPLATES = Path(__file__).parent / "templates"
-PAGE_CACHE = "public, max-age=60"
 # Pages load only from this origin; hls.js runs its transmuxer in a blob: worker.
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -33,7 +33,7 @@ CSP = (
     "frame-ancestors 'self'; base-uri 'none'; form-action 'self'"
 )
 PAGE_HEADERS = {
-    "Cache-Control": PAGE_CACHE,
+    "Cache-Control": "public, max-age=60",
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
@@ -46,12 +46,8 @@ def find_hlsjs(configured: Path | None) -> Path | None:
     """hls.js as `npm install` put it: the configured folder, else node_modules near here or cwd."""
     candidates = [configured] if configured else []
     for start in (Path.cwd(), Path(__file__).resolve()):
-        for folder in (start, *start.parents):
-            candidates.append(folder / "node_modules" / "hls.js" / "dist")
-    for folder in candidates:
-        if folder is not None and (folder / "hls.min.js").is_file():
-            return folder
-    return None
+        candidates += [folder / "node_modules" / "hls.js" / "dist" for folder in (start, *start.parents)]
+    return next((folder for folder in candidates if (folder / "hls.min.js").is_file()), None)
 
 
 _templates = Environment(
@@ -128,10 +124,8 @@ def _card_description(space: Space, language: i18n.Language) -> str:
 
 
 def space_card(request: Request, space: Space, language: i18n.Language) -> dict[str, Any]:
-    """What a link preview shows of a space (Open Graph, Twitter card, oEmbed discovery).
-
-    A private space's card says no more than its title: no stream, no player, no state.
-    """
+    """What a link preview shows of a space (Open Graph, Twitter card, oEmbed discovery); of a
+    private space, no more than its title."""
     base = public_base(request)
     url = base + url_path("page.listen", space_id=space.id)
     card: dict[str, Any] = {
@@ -143,10 +137,7 @@ def space_card(request: Request, space: Space, language: i18n.Language) -> dict[
         "alternate_locales": [
             other.text("language.locale") for tag, other in i18n.languages().items() if tag != language.tag
         ],
-        "audio": None,
-        "audio_type": None,
-        "player": None,
-        "oembed": None,
+        **dict.fromkeys(("audio", "audio_type", "player", "oembed")),
     }
     if space.private:
         return card
@@ -162,43 +153,38 @@ def space_card(request: Request, space: Space, language: i18n.Language) -> dict[
 
 
 async def listener_page(request: Request) -> Response:
-    # Rendered with the space's title and card, so that a shared link previews it; an unknown
-    # space is a 404 (NotFound), as is an id that cannot be one.
-    directory = of(request).directory
-    space = await directory.get_space(request.path_params["space_id"])
-    language = page_language(request)
-    return render_page(request, "listen.html", space_title=space.title, card=space_card(request, space, language))
+    # Rendered with the space's title and card, so that a shared link previews it.
+    space = await space_of(request)
+    card = space_card(request, space, page_language(request))
+    return render_page(request, "listen.html", space_title=space.title, card=card)
 
 
-async def speaker_page(request: Request) -> Response:
-    if not is_space_id(request.path_params["space_id"]):
-        raise NotFound("no such space")
-    return render_page(request, "join.html")
+def _space_page(name: str, headers: dict[str, str] | None = None) -> Callable[[Request], Awaitable[Response]]:
+    """A page of one space that reads the space from the API itself: 404 only for an id that cannot be one."""
+
+    async def page(request: Request) -> Response:
+        if not is_space_id(request.path_params["space_id"]):
+            raise NotFound("no such space")
+        return render_page(request, name, headers)
+
+    return page
 
 
-async def host_page(request: Request) -> Response:
-    if not is_space_id(request.path_params["space_id"]):
-        raise NotFound("no such space")
-    return render_page(request, "host.html")
-
-
+speaker_page = _space_page("join.html")
+host_page = _space_page("host.html")
 # The embeddable player (/embed/{id}) is framed by other sites: any ancestor may frame it, and it
-# never asks for the microphone. Everything else is as strict as the pages.
-EMBED_HEADERS = {
-    "Content-Security-Policy": CSP.replace("frame-ancestors 'self'", "frame-ancestors *"),
-    "Permissions-Policy": "microphone=(), camera=()",
-}
-
-
-async def embed_page(request: Request) -> Response:
-    if not is_space_id(request.path_params["space_id"]):
-        raise NotFound("no such space")
-    # The layout is read by the page's script from ?layout=, so one cached copy per language serves all.
-    return render_page(request, "embed.html", headers=EMBED_HEADERS)
+# never asks for the microphone. Everything else is as strict as the pages. The layout is read by
+# the page's script from ?layout=, so one cached copy per language serves all.
+embed_page = _space_page(
+    "embed.html",
+    {
+        "Content-Security-Policy": CSP.replace("frame-ancestors 'self'", "frame-ancestors *"),
+        "Permissions-Policy": "microphone=(), camera=()",
+    },
+)
 
 
 async def hlsjs_file(request: Request) -> Response:
-    """hls.js from the folder npm installed it in (PODIUM_HLSJS_DIR, else the usual places)."""
     hlsjs = find_hlsjs(of(request).settings.hlsjs_dir)
     if hlsjs is None:
         raise NotFound("hls.js is not installed; run `npm install` in Podium's folder")

@@ -2,67 +2,50 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from podium.domain.posts import Post
+from podium.domain.posts import Post, public_view
 from podium.services import of
 from podium.web.accounts_api import client_address, signed_in_user
 from podium.web.http import bearer_token, json_response, read_model
 from podium.web.schemas import audience as AU
 from podium.web.schemas import convert
 
-
-def _post_fields(post: Post) -> dict[str, Any]:
-    """A post as its author's client sees it (`domain.posts.public_view` and its client id)."""
-    return {
-        "id": post.id,
-        "kind": post.kind.value,
-        "text": post.text,
-        "author": post.username,
-        "created_at": post.created_at,
-        "state": post.state.value,
-        "votes": post.votes,
-        "client_id": post.client_id,
-    }
+T = TypeVar("T")
 
 
-def post_view(post: Post) -> AU.Post:
-    return AU.Post(**_post_fields(post))
+def post_view(post: Post, model: type[T], **more: Any) -> T:
+    """A post as its author's client sees it: what everyone sees (`public_view`) and its client id."""
+    return convert({**public_view(post), "client_id": post.client_id, **more}, model)
 
 
 async def create_post(request: Request) -> Response:
     user = await signed_in_user(request)
     body = await read_model(request, AU.NewPost, 4096)
     post, created = await of(request).posting.post(
-        request.path_params["space_id"],
-        user,
-        body.kind,
-        body.text,
-        body.client_id,
-        client_address(request),
+        request.path_params["space_id"], user, body.kind, body.text, body.client_id, client_address(request)
     )
-    # 201 for a new post; 200 with the same post for a retry.
-    return json_response(post_view(post), status=201 if created else 200)
+    return json_response(post_view(post, AU.Post), status=201 if created else 200)
 
 
 async def questions(request: Request) -> Response:
     found = await of(request).posting.questions(request.path_params["space_id"])
-    return json_response(AU.Questions(questions=[post_view(p) for p in found]), cache="public, max-age=1")
+    return json_response(AU.Questions(questions=[post_view(p, AU.Post) for p in found]), cache="public, max-age=1")
 
 
 async def comments(request: Request) -> Response:
     found = await of(request).posting.comments(request.path_params["space_id"])
-    return json_response(AU.Comments(comments=[post_view(p) for p in found]), cache="public, max-age=1")
+    return json_response(AU.Comments(comments=[post_view(p, AU.Post) for p in found]), cache="public, max-age=1")
 
 
 async def vote(request: Request) -> Response:
     user = await signed_in_user(request)
     post, added = await of(request).posting.vote(request.path_params["space_id"], request.path_params["post_id"], user)
-    return json_response(AU.VotedQuestion(**_post_fields(post), voted=True, counted=added))
+    return json_response(post_view(post, AU.VotedQuestion, voted=True, counted=added))
 
 
 async def moderate_post(request: Request) -> Response:
@@ -72,7 +55,7 @@ async def moderate_post(request: Request) -> Response:
         request.path_params["post_id"],
         request.path_params["action"],
     )
-    return json_response(post_view(post))
+    return json_response(post_view(post, AU.Post))
 
 
 async def moderation(request: Request) -> Response:
@@ -101,4 +84,4 @@ async def block_user(request: Request) -> Response:
 
 async def all_posts(request: Request) -> Response:
     found = await of(request).posting.all_posts(request.path_params["space_id"], bearer_token(request))
-    return json_response(AU.Posts(posts=[AU.ModeratedPost(**_post_fields(p), user_id=p.user_id) for p in found]))
+    return json_response(AU.Posts(posts=[post_view(p, AU.ModeratedPost, user_id=p.user_id) for p in found]))

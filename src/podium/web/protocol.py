@@ -1,18 +1,9 @@
-"""uvicorn's httptools protocol with limits on the request head and body, against slow and oversized
-requests.
-
-uvicorn times idle keep-alive connections, but neither a request head nor a body that trickles in,
-and it takes a head of any size (httptools gathers each header whole in memory): a client could
-hold a connection, and the request in the works behind it, forever, or fill memory with headers.
-Here, per request:
-
-- the head must arrive whole within `header_timeout_s` (else `408`);
-- the head may be at most `max_head_bytes` (else `431`), its request line and each header line at
-  most `max_line_bytes` (else `414` for the request line, `431` for a header);
-- the body must arrive whole within `body_timeout_s` of the end of the head (else `408`; the
-  application's request ends as if the client had gone, see `admission.gate`).
-
-Each refusal answers in plain text (when no answer is under way on the connection) and closes it;
+"""uvicorn's httptools protocol with limits on the request head and body: uvicorn times neither a
+head nor a body that trickles in, and takes a head of any size. Per request, the head must arrive
+within `header_timeout_s` (else 408) and be at most `max_head_bytes` (else 431), its request line and
+each header at most `max_line_bytes` (else 414, 431); the body must arrive within `body_timeout_s` of
+the head's end (else 408, and the application's request ends as if the client had gone). Each
+refusal answers in plain text (when no answer is under way) and closes the connection;
 `connections_cut` counts them by reason, for `/metrics`.
 
 Invariant: httptools never holds more of one request head than `max_head_bytes` plus one read
@@ -58,12 +49,8 @@ class _Refused(Exception):
 
 
 class HeaderDeadlineProtocol(HttpToolsProtocol):
-    """The limits above, on uvicorn's httptools protocol.
-
-    The head clock starts when the connection opens, and on a kept-alive connection when the first
-    bytes of the next request arrive (the wait before them is uvicorn's keep-alive timeout, not
-    ours). The body clock starts when the head is complete and stops when the body is.
-    """
+    """The head clock starts when the connection opens, and on a kept-alive connection when the next
+    request's first bytes arrive (the wait before them is uvicorn's keep-alive timeout, not ours)."""
 
     header_timeout_s: ClassVar[float] = 10.0
     body_timeout_s: ClassVar[float] = 60.0
@@ -150,7 +137,6 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         self.send_400_response(message)
 
     # -- parser callbacks ----------------------------------------------------------------------
-
     def on_url(self, url: bytes) -> None:
         if len(self.url) + len(url) > self.max_line_bytes:
             raise _Refused(LINE_TOO_LONG, 414, f"The request's address is longer than {self.max_line_bytes} bytes.\n")
@@ -172,21 +158,16 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._body_pending = False
-        if self._body_deadline is not None:
-            self._body_deadline.cancel()
-            self._body_deadline = None
+        self._disarm_body_deadline()
         self._reading_head = True
         self._head_bytes = 0
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_deadline()
-        if self._body_deadline is not None:
-            self._body_deadline.cancel()
-            self._body_deadline = None
+        self._disarm_body_deadline()
         super().connection_lost(exc)
 
     # -- deadlines -------------------------------------------------------------------------------
-
     def _arm_head_deadline(self) -> None:
         self._head_deadline = self.loop.call_later(self.header_timeout_s, self._head_too_slow)
 
@@ -194,6 +175,11 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         if self._head_deadline is not None:
             self._head_deadline.cancel()
             self._head_deadline = None
+
+    def _disarm_body_deadline(self) -> None:
+        if self._body_deadline is not None:
+            self._body_deadline.cancel()
+            self._body_deadline = None
 
     def _head_too_slow(self) -> None:
         self._head_deadline = None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
@@ -14,8 +13,9 @@ from podium.errors import Forbidden, InvalidInput
 from podium.media import clips
 from podium.services import of
 from podium.web.accounts_api import client_address
+from podium.web.api import space_response
 from podium.web.feed import podcast_feed
-from podium.web.http import CORS_HEADERS, bearer_token, json_response, public_base, read_body, read_model
+from podium.web.http import CORS_HEADERS, bearer_token, json_response, public_base, read_body, read_model, space_of
 from podium.web.pages import render_page
 from podium.web.schemas import convert
 from podium.web.schemas import recording as R
@@ -37,57 +37,46 @@ def _m4a(file: Path | bytes, disposition: str, *, private: bool = False) -> Resp
 
 
 async def set_recording(request: Request) -> Response:
-    """PATCH /api/spaces/{id} {"record": false}: the host's choice, before going live."""
-    directory = of(request).directory
-    listeners = of(request).listeners
     body = await read_model(request, RecordingSwitch, 1024)
-    space = await directory.set_recording(request.path_params["space_id"], bearer_token(request), body.record)
-    from podium.web.api import space_view
-
-    return json_response(space_view(request, space, listeners.counts(space.id)))
+    space_id = request.path_params["space_id"]
+    return space_response(
+        request, await of(request).directory.set_recording(space_id, bearer_token(request), body.record)
+    )
 
 
 async def download(request: Request) -> Response:
-    directory = of(request).directory
-    space = await directory.get_space(request.path_params["space_id"])
+    space = await space_of(request)
     if space.private:
         key = request.query_params.get("key")
         if not key:
             raise Forbidden("this space is private: download it from your listener link")
-        directory.check_link(space, key)
+        of(request).directory.check_link(space, key)
     file = await of(request).recordings.download(space)
     filename = "".join(c if c.isalnum() or c in " -_" else "_" for c in space.title)[:80].strip() or space.id
     return _m4a(file, f'inline; filename="{filename}.m4a"', private=space.private)
 
 
 async def replay(request: Request) -> Response:
-    """Who spoke when and the shown posts, placed on the recording's time axis."""
-    directory = of(request).directory
-    media = of(request).media
-    space = await directory.get_space(request.path_params["space_id"])
-    recordings = of(request).recordings
+    space = await space_of(request)
+    recordings, posting = of(request).recordings, of(request).posting
     body = await recordings.replay(space)
-    posting = of(request).posting
-    records = await media.records(space.id) if space.record else []
-    posts: list[dict[str, Any]] = []
-    for post in [*await posting.questions(space.id), *await posting.comments(space.id)]:
-        posts.append({**public_view(post), "at_s": recordings.offset_of(records, post.created_at)})
+    records = await of(request).media.records(space.id) if space.record else []
+    shown = [*await posting.questions(space.id), *await posting.comments(space.id)]
+    posts = [{**public_view(post), "at_s": recordings.offset_of(records, post.created_at)} for post in shown]
     body["posts"] = sorted(posts, key=lambda p: (p["at_s"], p["id"]))
     cache = "public, max-age=60" if space.state is SpaceState.ENDED else "public, max-age=2"
     return json_response(convert(body, R.Replay), cache=cache)
 
 
 async def recording_fingerprint(request: Request) -> Response:
-    directory = of(request).directory
-    space = await directory.get_space(request.path_params["space_id"])
+    space = await space_of(request)
     view = convert(await of(request).recordings.fingerprint(space), R.Fingerprint)
     # An ended recording's fingerprint never changes: the cache tier keeps it (deploy/nginx).
     return json_response(view, cache="public, max-age=86400" if view.complete else "public, max-age=2")
 
 
 async def create_clip(request: Request) -> Response:
-    directory = of(request).directory
-    space = await directory.get_space(request.path_params["space_id"])
+    space = await space_of(request)
     if space.private:
         raise Forbidden("clips are made of public spaces only (this one is private)")
     body = await read_model(request, R.NewClip, 1024)
@@ -97,21 +86,18 @@ async def create_clip(request: Request) -> Response:
 
 
 async def get_clip(request: Request) -> Response:
-    directory = of(request).directory
-    space = await directory.get_space(request.path_params["space_id"])
+    space = await space_of(request)
     view, _file = await of(request).recordings.clip(space, request.path_params["clip_id"])
     return json_response(convert(view, R.Clip), cache="public, max-age=3600")
 
 
 async def clip_file(request: Request) -> Response:
-    directory = of(request).directory
-    space = await directory.get_space(request.path_params["space_id"])
+    space = await space_of(request)
     view, file = await of(request).recordings.clip(space, request.path_params["clip_id"])
     return _m4a(file, f'attachment; filename="{view["id"]}.m4a"')
 
 
 async def verify(request: Request) -> Response:
-    """POST a clip file (the bytes as they are): is it an unaltered excerpt of this instance's recording?"""
     data = await read_body(request, clips.MAX_CLIP_BYTES)
     if not data:
         raise InvalidInput("send the clip file as the request body")
@@ -124,17 +110,11 @@ async def public_key(request: Request) -> Response:
 
 
 async def feed(request: Request) -> Response:
-    space_store = of(request).space_store
-    media = of(request).media
-    # What the listing announces (`domain.space.announced`): never a private space, nor an
-    # anonymous one that never went live.
-    spaces = await space_store.recent(100, announced=True)
-    xml = await podcast_feed(media, spaces, public_base(request))
-    return Response(
-        xml,
-        media_type="application/rss+xml; charset=utf-8",
-        headers={"Cache-Control": "public, max-age=30", **CORS_HEADERS},
-    )
+    # What the listing announces (`domain.space.announced`).
+    spaces = await of(request).space_store.recent(100, announced=True)
+    xml = await podcast_feed(of(request).media, spaces, public_base(request))
+    headers = {"Cache-Control": "public, max-age=30", **CORS_HEADERS}
+    return Response(xml, media_type="application/rss+xml; charset=utf-8", headers=headers)
 
 
 async def clip_page(request: Request) -> Response:

@@ -1,19 +1,10 @@
-"""The one table of routes: every path Podium answers, said once.
-
-Each row names a path and method, its handler, its request and answer models, the request class
-the door sheds it by (and the credential that keeps that class), the node that answers it, and a
-name for building its URL. Everything else is derived from the table, never spelled again:
-
-- the Starlette router (`router_routes`);
-- `/openapi.json` (`podium.web.openapi` reads the rows and their models);
-- the door's class of a request (`RouteTable.door`, used by `admission.gate`);
-- which requests belong to the node that runs a space's stage (`RouteTable.stage_owned`, used by
-  `delivery.relay`), and the listener hot path's matching (`RouteTable.name_of`, `delivery.fast`);
-- URLs (`url_path`).
+"""The one table of routes: every path Podium answers, said once. Each row names a path and method,
+its handler, its models, the request class the door sheds it by (and the credential that keeps that
+class), the node that answers it, and a name for its URL. The router, `/openapi.json`, the door's
+classes (`admission.gate`), the stage node's requests (`delivery.relay`), the listener hot path
+(`delivery.fast`) and URLs (`url_path`) are derived from it.
 
 Invariant: a row's path is a Starlette path template; two rows never share a method and a path.
-A test fails for a row without a class, an owner, a name, or (for the documented API) a model for
-each answer.
 """
 
 from __future__ import annotations
@@ -122,35 +113,30 @@ class Endpoint:
     head: bool = False
     app: ASGIApp | None = None  # a mounted application (static files) instead of a handler
 
-    @property
-    def documented(self) -> bool:
-        return self.tag is not None
-
-    def door(self) -> Door:
-        return Door(self.klass, self.credential, self.without)
-
 
 class RouteTable:
     """The table, compiled for matching a method and path without the router (at the door)."""
 
     def __init__(self, endpoints: tuple[Endpoint, ...]) -> None:
         self.endpoints = endpoints
-        names = [e.name for e in endpoints]
-        duplicates = {n for n in names if names.count(n) > 1}
-        assert not duplicates, f"route names used twice: {duplicates}"
         self.by_name = {e.name: e for e in endpoints}
+        assert len(self.by_name) == len(endpoints), "a route name used twice"
         # Rows grouped by the path's first segment: a request is matched against a handful.
         self._groups: dict[str, list[tuple[re.Pattern[str], Endpoint]]] = {}
         for endpoint in endpoints:
-            pattern = _pattern(endpoint)
-            self._groups.setdefault(_first_segment(endpoint.path), []).append((pattern, endpoint))
+            if endpoint.app is not None:  # a mount: every path below its own
+                pattern = re.compile("^" + re.escape(endpoint.path.rstrip("/")) + "/(?P<path>.*)$")
+            else:
+                pattern = compile_path(endpoint.path)[0]
+            first = endpoint.path.split("/")[1]
+            self._groups.setdefault("" if "{" in first else first, []).append((pattern, endpoint))
 
     def match(self, method: str, path: str) -> tuple[Endpoint, dict[str, str]] | None:
         """The row a request is for, and its path parameters (None: no row, or no such method)."""
         method = "GET" if method == "HEAD" else method
-        for pattern, endpoint in self._groups.get(_segment_of(path), ()):
+        for pattern, endpoint in self._groups.get(path.split("/", 2)[1] if path.startswith("/") else "", ()):
             found = pattern.match(path)
-            if found is not None and (endpoint.method == method or (method == "OPTIONS" == endpoint.method)):
+            if found is not None and endpoint.method == method:
                 return endpoint, found.groupdict()
         return None
 
@@ -161,14 +147,12 @@ class RouteTable:
             return Door(OTHER), None
         endpoint, params = found
         space = params.get("space_id")
-        return endpoint.door(), SpaceId(space) if space else None
+        return Door(endpoint.klass, endpoint.credential, endpoint.without), SpaceId(space) if space else None
 
     def stage_owned(self, method: str, path: str) -> SpaceId | None:
         """The space whose stage node answers this request, or None when any node does."""
         found = self.match(method, path)
-        if found is None or found[0].owner is not Owner.STAGE:
-            return None
-        space = found[1].get("space_id")
+        space = found[1].get("space_id") if found is not None and found[0].owner is Owner.STAGE else None
         return SpaceId(space) if space else None
 
     def name_of(self, method: str, path: str) -> tuple[str, dict[str, str]] | None:
@@ -176,23 +160,7 @@ class RouteTable:
         return None if found is None else (found[0].name, found[1])
 
     def documented(self) -> Iterator[Endpoint]:
-        return (e for e in self.endpoints if e.documented)
-
-
-def _first_segment(template: str) -> str:
-    segment = template.split("/")[1] if template.count("/") >= 1 else ""
-    return "" if "{" in segment else segment
-
-
-def _segment_of(path: str) -> str:
-    return path.split("/", 2)[1] if path.startswith("/") else ""
-
-
-def _pattern(endpoint: Endpoint) -> re.Pattern[str]:
-    if endpoint.app is not None:
-        return re.compile("^" + re.escape(endpoint.path.rstrip("/")) + "/(?P<path>.*)$")
-    pattern, _, _ = compile_path(endpoint.path)
-    return pattern
+        return (e for e in self.endpoints if e.tag is not None)
 
 
 def router_routes(table: RouteTable) -> list[BaseRoute]:
@@ -208,11 +176,8 @@ def router_routes(table: RouteTable) -> list[BaseRoute]:
     return routes
 
 
-# -- the table ---------------------------------------------------------------------------------
-
-# A row in a line or three: `row` for anyone's requests, `host` for the host's and members'
-# controls (the stage's class, kept only with a member token of the space). `tagged` puts rows in
-# the API document under a tag; rows without one (pages, the stream, files) are not in it.
+# -- the table: `tagged` puts rows in the API document under a tag; rows without one (pages, the stream,
+# files) are not in it.
 
 SPACE = "/api/spaces/{space_id}"
 STAGE_NODE = Owner.STAGE  # answered by the node that runs the space's stage
@@ -221,34 +186,34 @@ A = Answer
 
 
 def row(
-    name: str,
-    method: str,
-    path: str,
-    handler: Handler | None,
-    klass: RequestClass,
-    summary: str,
-    *,
-    ok: Answer | None = None,
-    created: Answer | None = None,
-    **more: Any,
+    name: str, method: str, path: str, handler: Handler | None, klass: RequestClass, summary: str, **more: Any
 ) -> Endpoint:
     """One row; `ok` and `created` are the 200 and 201 answers, `answers` any others."""
-    answers = dict(more.pop("answers", {}))
-    if ok is not None:
-        answers[200] = ok
-    if created is not None:
-        answers[201] = created
+    answers = {200: more.pop("ok", None), 201: more.pop("created", None), **more.pop("answers", {})}
+    answers = {status: answer for status, answer in answers.items() if answer is not None}
     return Endpoint(name, method, path, handler, klass, summary, answers=answers, **more)
 
 
 def host(name: str, method: str, path: str, handler: Handler, summary: str, **more: Any) -> Endpoint:
-    """A host's or member's control: STAGE with a member token, a stranger's request without."""
-    return row(name, method, path, handler, STAGE, summary, credential=MEMBER, auth=Auth.SPACE, **more)
+    """A host's or member's control: STAGE with a member token, a stranger's request without. Its
+    token may not verify (401) or not be enough (403), and its space may not be there (404)."""
+    errors = tuple(sorted({401, 403, 404, *more.pop("errors", ())}))
+    return row(name, method, path, handler, STAGE, summary, credential=MEMBER, auth=Auth.SPACE, errors=errors, **more)
+
+
+def stream(name: str, path: str, handler: Handler, summary: str) -> Endpoint:
+    """A file of a space's stream or timeline: a listener's, answered by the stage's node."""
+    return row(name, "GET", path, handler, LISTENING, summary, owner=STAGE_NODE, head=True)
 
 
 def tagged(tag: str, *rows: Endpoint) -> tuple[Endpoint, ...]:
     return tuple(replace(one, tag=tag) for one in rows)
 
+
+MEMBER_NOW = A("the member as the stage sees them now", ST.Member)
+HOLD_AUDIO = Body(media="application/octet-stream", description="any audio FFmpeg reads, 1 s to 10 min, up to 12 MiB")
+CLIP_FILE = Body(media="application/octet-stream", description="the clip file as it is (at most 4 MiB)")
+SDP_OFFER = Body(media="application/sdp", description="an SDP offer with one Opus audio section")
 
 # fmt: off
 TABLE = RouteTable(
@@ -256,14 +221,10 @@ TABLE = RouteTable(
         # A crowd's joins first, so that each is not matched against fifty other routes before its own.
         *tagged("admission",
             row("join", "POST", SPACE + "/join", join_api.join, JOIN, "Join as a listener (the waiting room)",
-                body=Body(ST.Join),
-                answers={
+                body=Body(ST.Join), answers={
                     200: A("admitted: the pass and the stream's address", ST.Admitted),
-                    202: A(
-                        "wait in line (come back with the ticket) or solve the puzzle first",
-                        ST.Waiting,
-                        headers=("Retry-After",),
-                    ),
+                    202: A("wait in line (come back with the ticket) or solve the puzzle first", ST.Waiting,
+                           headers=("Retry-After",)),
                 }, errors=(400, 401, 403, 404, 409, 429)),
         ),
         *tagged("operations",
@@ -287,16 +248,15 @@ TABLE = RouteTable(
                 ok=A("the space", S.Space), errors=(404,)),
             host("setRecording", "PATCH", SPACE, replay_api.set_recording,
                 "Switch recording off or on (host, before going live)", body=Body(S.RecordingSwitch),
-                ok=A("the space", S.Space), errors=(400, 401, 403, 404, 409)),
+                ok=A("the space", S.Space), errors=(400, 409)),
             host("endSpace", "POST", SPACE + "/end", api.end_space,
                 "End the space (host); the replay is ready when this answers (unless the disk is behind)",
                 owner=STAGE_NODE, ok=A("the ended space; the replay is ready when this answers", S.Space),
-                errors=(401, 403, 404, 409)),
+                errors=(409,)),
             host("rotateHostToken", "POST", SPACE + "/host-token", api.rotate_host_token,
                 "A new host token for the current one, which stops working at once (host); a WHIP session opened with "
                 "the old one is closed",
-                created=A("the new host token; the old one stops working at once", S.HostToken),
-                errors=(401, 403, 404)),
+                created=A("the new host token; the old one stops working at once", S.HostToken)),
             row("heartbeat", "POST", SPACE + "/heartbeat", api.heartbeat, LISTENING, "An admitted listener's heartbeat",
                 credential=PASS, without=JOIN, body=Body(S.Beat), ok=A("the counts and the beat interval", S.BeatTaken),
                 errors=(400, 401, 403, 404, 409, 429)),
@@ -306,67 +266,60 @@ TABLE = RouteTable(
                 head=True),
             host("goLive", "POST", SPACE + "/go-live", schedule_api.go_live,
                 "From the pre-show to the stage (host, microphone connected)", owner=STAGE_NODE,
-                ok=A("the space", S.Space), errors=(401, 403, 404, 409)),
+                ok=A("the space", S.Space), errors=(409,)),
         ),
         *tagged("stage",
             host("iceServers", "GET", SPACE + "/ice-servers", api.ice_servers,
                 "The STUN/TURN servers for a speaker's browser (host or member token)",
-                ok=A("RTCIceServer objects", S.IceServers), errors=(401, 403, 404)),
+                ok=A("RTCIceServer objects", S.IceServers)),
         ),
         *tagged("spaces",
             host("setHoldAudio", "PUT", SPACE + "/hold-audio", schedule_api.hold_audio,
-                "The host's own hold audio for the pre-show", owner=STAGE_NODE,
-                body=Body(
-                    media="application/octet-stream",
-                    description="any audio FFmpeg reads, 1 s to 10 min, up to 12 MiB",
-                ), ok=A("how long it plays", S.HoldAudio), errors=(400, 401, 403, 404, 409)),
+                "The host's own hold audio for the pre-show", owner=STAGE_NODE, body=HOLD_AUDIO,
+                ok=A("how long it plays", S.HoldAudio), errors=(400, 409)),
         ),
         *tagged("admission",
             host("underAttack", "POST", SPACE + "/under-attack", join_api.under_attack,
                 "Switch the joiners' puzzle (host or co-host)", body=Body(ST.UnderAttack), ok=A("the mode", ST.Attack),
-                errors=(400, 401, 403, 404)),
+                errors=(400,)),
             host("board", "GET", SPACE + "/board", join_api.board, "The go/no-go board (host or co-host)",
-                owner=STAGE_NODE, ok=A("listeners, joins, the puzzle, load, the stream, the last rehearsal", ST.Board),
-                errors=(401, 403, 404)),
+                owner=STAGE_NODE, ok=A("listeners, joins, the puzzle, load, the stream, the last rehearsal", ST.Board)),
             host("createListenerLink", "POST", SPACE + "/listener-links", join_api.listener_link,
                 "A signed listener link for a private space (host or co-host)",
-                body=Body(ST.NewListenerLink, required=False), created=A("the link", ST.ListenerLink),
-                errors=(400, 401, 403, 404)),
+                body=Body(ST.NewListenerLink, required=False), created=A("the link", ST.ListenerLink), errors=(400,)),
             host("withdrawListenerLinks", "DELETE", SPACE + "/listener-links", join_api.withdraw_listener_links,
                 "Withdraw every listener link given out so far (host or co-host); new links work",
-                ok=A("the links' new generation", ST.Withdrawn), errors=(401, 403, 404)),
+                ok=A("the links' new generation", ST.Withdrawn)),
             host("rehearse", "POST", SPACE + "/rehearsals", join_api.rehearsal,
                 "Leave a `podium rehearse` report on the board (host or co-host)", body=Body(ST.RehearsalReport),
-                created=A("what the board keeps of it", ST.Rehearsal), errors=(400, 401, 403, 404)),
+                created=A("what the board keeps of it", ST.Rehearsal), errors=(400,)),
         ),
         *tagged("stage",
             host("createInvite", "POST", SPACE + "/invites", stage_api.create_invite,
                 "Invite a speaker or co-host (host; co-host for speakers)", owner=STAGE_NODE,
                 body=Body(ST.NewInvite, required=False),
-                created=A("the invite (expires after 24 h, works once)", ST.Invite), errors=(400, 401, 403, 404, 409)),
+                created=A("the invite (expires after 24 h, works once)", ST.Invite), errors=(400, 409)),
             host("redeemInvite", "POST", SPACE + "/invites/redeem", stage_api.redeem_invite,
                 "Redeem an invite (Bearer: the invite token) for one's own member token", owner=STAGE_NODE,
-                body=Body(ST.Naming), created=A("the member and their token", ST.Redeemed),
-                errors=(400, 401, 403, 404, 409)),
+                body=Body(ST.Naming), created=A("the member and their token", ST.Redeemed), errors=(400, 409)),
             row("joinAsGuest", "POST", SPACE + "/guests", stage_api.join_as_guest, POST,
                 "A named guest in the audience (a token to raise a hand with)", owner=STAGE_NODE, body=Body(ST.Naming),
                 created=A("the guest and their token", ST.MemberWithToken), errors=(400, 404, 409, 429)),
             row("getStage", "GET", SPACE + "/stage", stage_api.stage, STAGE, "Who is on stage, muted, speaking",
                 owner=STAGE_NODE, credential=MEMBER, ok=A("the stage", ST.Stage), errors=(404,)),
             host("listHands", "GET", SPACE + "/hands", stage_api.hands, "The hand queue (host, co-host)",
-                owner=STAGE_NODE, ok=A("raised hands, first first", ST.Hands), errors=(401, 403, 404)),
+                owner=STAGE_NODE, ok=A("raised hands, first first", ST.Hands)),
             host("getMe", "GET", SPACE + "/me", stage_api.me, "The member a token speaks for", owner=STAGE_NODE,
-                ok=A("the member as the stage sees them now", ST.Member), errors=(401, 403, 404)),
+                ok=MEMBER_NOW),
             host("raiseHand", "POST", SPACE + "/hand", stage_api.raise_hand, "Raise a hand (guest)", owner=STAGE_NODE,
-                ok=A("the member as the stage sees them now", ST.Member), errors=(401, 403, 404, 409)),
+                ok=MEMBER_NOW, errors=(409,)),
             host("lowerHand", "DELETE", SPACE + "/hand", stage_api.raise_hand, "Lower a hand (guest)", owner=STAGE_NODE,
-                ok=A("the member as the stage sees them now", ST.Member), errors=(401, 403, 404, 409)),
+                ok=MEMBER_NOW, errors=(409,)),
             host("leaveStage", "POST", SPACE + "/leave", stage_api.leave, "Leave the stage (speaker)", owner=STAGE_NODE,
-                ok=A("the member as the stage sees them now", ST.Member), errors=(401, 403, 404, 409)),
+                ok=MEMBER_NOW, errors=(409,)),
             host("memberAction", "POST", SPACE + "/members/{member_id}/{action}", stage_api.member_action,
                 "accept or decline a hand, send to the audience, mute, unmute (oneself), remove, block",
-                owner=STAGE_NODE, ok=A("the member as the stage sees them now", ST.Member),
-                errors=(400, 401, 403, 404, 409)),
+                owner=STAGE_NODE, ok=MEMBER_NOW, errors=(400, 409)),
         ),
         *tagged("audience",
             row("signUp", "POST", "/api/accounts", accounts_api.sign_up, OTHER,
@@ -386,7 +339,7 @@ TABLE = RouteTable(
                 answers={200: A("the post, already stored (a retry)", AU.Post), 201: A("the new post", AU.Post)},
                 errors=(400, 401, 403, 404, 409, 429)),
             host("listPosts", "GET", SPACE + "/posts", posts_api.all_posts,
-                "Every post, for moderators (host, co-host)", ok=A("the posts", AU.Posts), errors=(401, 403, 404)),
+                "Every post, for moderators (host, co-host)", ok=A("the posts", AU.Posts)),
             row("listQuestions", "GET", SPACE + "/questions", posts_api.questions, LISTENING, "Ranked questions",
                 ok=A("the questions", AU.Questions), errors=(404,)),
             row("listComments", "GET", SPACE + "/comments", posts_api.comments, LISTENING, "The latest comments",
@@ -395,18 +348,17 @@ TABLE = RouteTable(
                 "Vote for a question (account; one vote each)", auth=Auth.ACCOUNT,
                 ok=A("the question", AU.VotedQuestion), errors=(400, 401, 403, 404, 409, 429)),
             host("moderatePost", "POST", SPACE + "/posts/{post_id}/{action}", posts_api.moderate_post,
-                "Hide, show, delete or answer a post (host, co-host)", ok=A("the post", AU.Post),
-                errors=(400, 401, 403, 404, 409)),
+                "Hide, show, delete or answer a post (host, co-host)", ok=A("the post", AU.Post), errors=(400, 409)),
             row("getModeration", "GET", SPACE + "/moderation", posts_api.moderation, STAGE,
                 "The pinned post, slow mode, posting open", credential=MEMBER, without=LISTENING,
                 ok=A("the settings", AU.Moderation), errors=(404,)),
             host("setModeration", "POST", SPACE + "/moderation", posts_api.moderation,
                 "Pin, slow mode, close posting (host, co-host)", body=Body(AU.ModerationChange),
-                ok=A("the settings", AU.Moderation), errors=(400, 401, 403, 404)),
+                ok=A("the settings", AU.Moderation), errors=(400,)),
             host("blockUser", "POST", SPACE + "/blocked/{user_id}", posts_api.block_user,
-                "Block a user from posting (host, co-host)", ok=A("the block", AU.Block), errors=(400, 401, 403, 404)),
+                "Block a user from posting (host, co-host)", ok=A("the block", AU.Block), errors=(400,)),
             host("unblockUser", "DELETE", SPACE + "/blocked/{user_id}", posts_api.block_user,
-                "Let a user post again (host, co-host)", ok=A("the block", AU.Block), errors=(400, 401, 403, 404)),
+                "Let a user post again (host, co-host)", ok=A("the block", AU.Block), errors=(400,)),
             row("react", "POST", SPACE + "/reactions", timeline_api.react, REACTION,
                 "A reaction, coalesced into counts per second", body=Body(AU.Reaction),
                 answers={202: A("accepted", AU.ReactionTaken)}, errors=(400, 404, 409, 429)),
@@ -424,20 +376,17 @@ TABLE = RouteTable(
             row("getClip", "GET", SPACE + "/clips/{clip_id}", replay_api.get_clip, OTHER, "A clip's facts",
                 ok=A("the clip", R.Clip), errors=(404,)),
             row("verifyFile", "POST", "/api/verify", replay_api.verify, OTHER,
-                "Is this clip file an unaltered excerpt of this instance's recording?",
-                body=Body(media="application/octet-stream", description="the clip file as it is (at most 4 MiB)"),
+                "Is this clip file an unaltered excerpt of this instance's recording?", body=CLIP_FILE,
                 ok=A("the verdict and each check", R.Verdict), errors=(400, 429)),
         ),
         *tagged("webhooks",
             host("registerWebhook", "POST", SPACE + "/webhooks", webhooks_api.register,
                 "Have the space's events POSTed to a URL (host)", body=Body(AU.NewWebhook),
-                created=A("the subscription and its secret", AU.RegisteredWebhook), errors=(400, 401, 403, 404, 409)),
+                created=A("the subscription and its secret", AU.RegisteredWebhook), errors=(400, 409)),
             host("listWebhooks", "GET", SPACE + "/webhooks", webhooks_api.listing,
-                "The subscriptions and the delivery log (host)", ok=A("subscriptions and deliveries", AU.WebhookLog),
-                errors=(401, 403, 404)),
+                "The subscriptions and the delivery log (host)", ok=A("subscriptions and deliveries", AU.WebhookLog)),
             host("removeWebhook", "DELETE", SPACE + "/webhooks/{hook_id}", webhooks_api.remove,
-                "Stop sending to a URL (host)",
-                answers={204: A("deleted")}, errors=(401, 403, 404)),
+                "Stop sending to a URL (host)", answers={204: A("deleted")}),
         ),
         *tagged("embedding",
             row("embedCode", "GET", SPACE + "/embed-code", embed_api.embed_code, OTHER,
@@ -450,45 +399,33 @@ TABLE = RouteTable(
         ),
         *tagged("stage",
             host("whipPublish", "POST", urls.WHIP, api.whip_publish,
-                "Publish a speaker's audio (SDP offer; Bearer host or member token)", owner=STAGE_NODE,
-                body=Body(media="application/sdp", description="an SDP offer with one Opus audio section"),
+                "Publish a speaker's audio (SDP offer; Bearer host or member token)", owner=STAGE_NODE, body=SDP_OFFER,
                 created=A("the SDP answer", media="application/sdp", headers=("Location", "ETag", "Link")),
-                errors=(400, 401, 403, 404, 409, 429)),
+                errors=(400, 409, 429)),
         ),
         row("whipOptions", "OPTIONS", urls.WHIP, api.whip_options, STAGE, "WHIP preflight", owner=STAGE_NODE),
         *tagged("stage",
             host("whipDelete", "DELETE", urls.WHIP_SESSION, api.whip_delete, "End a WHIP session", owner=STAGE_NODE,
-                ok=A("ended"), errors=(401, 403, 404)),
+                ok=A("ended")),
         ),
         row("whipPatch", "PATCH", urls.WHIP_SESSION, api.whip_patch, STAGE, "Trickle ICE (not offered)",
             owner=STAGE_NODE, credential=MEMBER),
         row("whipSessionOptions", "OPTIONS", urls.WHIP_SESSION, api.whip_options, STAGE, "WHIP preflight",
             owner=STAGE_NODE),
-        row("signed.hls.index", "GET", urls.SIGNED_HLS + "index.m3u8", hls.multivariant, LISTENING,
-            "The multivariant playlist", owner=STAGE_NODE, head=True),
-        row("signed.hls.live", "GET", urls.SIGNED_HLS + "live.m3u8", hls.media_playlist, LISTENING,
-            "The live media playlist", owner=STAGE_NODE, head=True),
-        row("signed.hls.init", "GET", urls.SIGNED_HLS + "init.mp4", hls.init_section, LISTENING,
-            "The stream's init section", owner=STAGE_NODE, head=True),
-        row("signed.hls.file", "GET", urls.SIGNED_HLS + "{name}", hls.media_file, LISTENING, "A part or segment",
-            owner=STAGE_NODE, head=True),
-        row("hls.index", "GET", urls.HLS + "index.m3u8", hls.multivariant, LISTENING, "The multivariant playlist",
-            owner=STAGE_NODE, head=True),
-        row("hls.live", "GET", urls.HLS + "live.m3u8", hls.media_playlist, LISTENING, "The live media playlist",
-            owner=STAGE_NODE, head=True),
-        row("hls.init", "GET", urls.HLS + "init.mp4", hls.init_section, LISTENING, "The stream's init section",
-            owner=STAGE_NODE, head=True),
-        row("hls.file", "GET", urls.HLS + "{name}", hls.media_file, LISTENING, "A part or segment", owner=STAGE_NODE,
-            head=True),
-        row("timeline.index", "GET", urls.TIMELINE + "index.json", timeline_api.timeline_index, LISTENING,
-            "The timeline's index", owner=STAGE_NODE, head=True),
-        row("timeline.item", "GET", urls.TIMELINE + "{name}", timeline_api.timeline_item, LISTENING,
-            "One interval of the timeline", owner=STAGE_NODE, head=True),
+        stream("signed.hls.index", urls.SIGNED_HLS + "index.m3u8", hls.multivariant, "The multivariant playlist"),
+        stream("signed.hls.live", urls.SIGNED_HLS + "live.m3u8", hls.media_playlist, "The live media playlist"),
+        stream("signed.hls.init", urls.SIGNED_HLS + "init.mp4", hls.init_section, "The stream's init section"),
+        stream("signed.hls.file", urls.SIGNED_HLS + "{name}", hls.media_file, "A part or segment"),
+        stream("hls.index", urls.HLS + "index.m3u8", hls.multivariant, "The multivariant playlist"),
+        stream("hls.live", urls.HLS + "live.m3u8", hls.media_playlist, "The live media playlist"),
+        stream("hls.init", urls.HLS + "init.mp4", hls.init_section, "The stream's init section"),
+        stream("hls.file", urls.HLS + "{name}", hls.media_file, "A part or segment"),
+        stream("timeline.index", urls.TIMELINE + "index.json", timeline_api.timeline_index, "The timeline's index"),
+        stream("timeline.item", urls.TIMELINE + "{name}", timeline_api.timeline_item, "One interval of the timeline"),
         row("download", "GET", urls.DOWNLOAD, replay_api.download, OTHER, "The recording", head=True),
         row("clipFile", "GET", urls.CLIP_FILE, replay_api.clip_file, OTHER, "A clip", head=True),
         row("feed", "GET", "/feed.xml", replay_api.feed, OTHER, "The podcast feed", head=True),
-        row("clipKey", "GET", urls.CLIP_KEY, replay_api.public_key, OTHER,
-            "The key clips are signed with"),
+        row("clipKey", "GET", urls.CLIP_KEY, replay_api.public_key, OTHER, "The key clips are signed with"),
         *tagged("operations",
             row("openapi", "GET", "/openapi.json", openapi.openapi_json, OTHER, "This document",
                 ok=A("the OpenAPI document", dict[str, Any])),
@@ -502,7 +439,6 @@ TABLE = RouteTable(
         row("page.verify", "GET", urls.VERIFY_PAGE, replay_api.verify_page, OTHER, "The verify page", head=True),
         row("hlsjs", "GET", "/static/vendor/hls.min.js", pages.hlsjs_file, JOIN, "hls.js", head=True),
         row("static", "GET", "/static", None, JOIN, "The pages' assets", app=StaticFiles(directory=pages.STATIC)),
-
     )
 )
 # fmt: on

@@ -13,7 +13,7 @@ from podium.domain.space import ANNOUNCED_LENGTH, Space, SpaceState
 from podium.errors import Conflict, InvalidInput
 from podium.services import of
 from podium.web.api import space_response, space_view
-from podium.web.http import CORS_HEADERS, bearer_token, json_response, public_base, read_body
+from podium.web.http import CORS_HEADERS, bearer_token, json_response, public_base, read_body, space_of
 from podium.web.schemas.spaces import HoldAudio, Listing
 
 LISTED = 50
@@ -29,9 +29,7 @@ async def listing(request: Request) -> Response:
     # that anonymous spaces (anyone may create some) cannot fill what everyone sees. Live spaces
     # are few: no more than the nodes' budgets of stages.
     live = sorted(
-        (s for s in await space_store.live() if not s.private),
-        key=lambda s: s.started_at or s.created_at,
-        reverse=True,
+        (s for s in await space_store.live() if not s.private), key=lambda s: s.started_at or s.created_at, reverse=True
     )[:LISTED]
     upcoming = await space_store.upcoming(LISTED, announced=True)
     body = Listing(
@@ -70,35 +68,28 @@ def calendar_file(space: Space, page_url: str, instance: str, now: datetime) -> 
 
 
 async def calendar(request: Request) -> Response:
-    directory = of(request).directory
-    clock = of(request).clock
-    space = await directory.get_space(request.path_params["space_id"])
+    space = await space_of(request)
     if space.state is SpaceState.ENDED:
         raise Conflict("this space has ended; there is nothing to be reminded of")
     instance = public_base(request)
-    data = calendar_file(space, instance + urls.fill(urls.LISTEN_PAGE, space_id=space.id), instance, clock.now())
-    return Response(
-        data,
-        media_type="text/calendar; charset=utf-8",
-        headers={
-            "Content-Disposition": f'attachment; filename="podium-{space.id}.ics"',
-            "Cache-Control": "public, max-age=60",
-            **CORS_HEADERS,
-        },
-    )
+    page = instance + urls.fill(urls.LISTEN_PAGE, space_id=space.id)
+    headers = {
+        "Content-Disposition": f'attachment; filename="podium-{space.id}.ics"',
+        "Cache-Control": "public, max-age=60",
+        **CORS_HEADERS,
+    }
+    data = calendar_file(space, page, instance, of(request).clock.now())
+    return Response(data, media_type="text/calendar; charset=utf-8", headers=headers)
 
 
 async def go_live(request: Request) -> Response:
-    """The host's switch from the pre-show to the stage."""
-    stages = of(request).stages
-    return space_response(request, await stages.go_live(request.path_params["space_id"], bearer_token(request)))
+    space = await of(request).stages.go_live(request.path_params["space_id"], bearer_token(request))
+    return space_response(request, space)
 
 
 async def hold_audio(request: Request) -> Response:
-    """The host's own hold audio (any audio file FFmpeg reads, up to 10 minutes)."""
-    stages = of(request).stages
     data = await read_body(request, MAX_HOLD_FILE_BYTES)
     if not data:
         raise InvalidInput("send the audio file as the request body")
-    seconds = await stages.set_hold_audio(request.path_params["space_id"], bearer_token(request), data)
+    seconds = await of(request).stages.set_hold_audio(request.path_params["space_id"], bearer_token(request), data)
     return json_response(HoldAudio(hold_audio_s=round(seconds, 3)))

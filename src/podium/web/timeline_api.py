@@ -11,6 +11,7 @@ from podium.errors import NotFound
 from podium.services import of
 from podium.web.accounts_api import client_address
 from podium.web.http import CORS_HEADERS, json_response, read_model
+from podium.web.schemas import Error
 from podium.web.schemas.audience import Reaction, ReactionTaken
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -35,12 +36,11 @@ async def timeline_item(request: Request) -> Response:
         data = await feed.item(request.path_params["space_id"], int(match.group(1)), hold_s=2.5 * feed.interval_s)
     except NotFound as error:
         # "Not yet" is cacheable for a moment too, so a crowd polling a quiet space stays one request.
-        return json_response({"error": error.message}, status=404, cache="public, max-age=1")
+        return json_response(Error(error=error.message), status=404, cache="public, max-age=1")
     return Response(data, media_type="application/json", headers={"Cache-Control": IMMUTABLE, **CORS_HEADERS})
 
 
 async def react(request: Request) -> Response:
-    posting = of(request).posting
     body = await read_model(request, Reaction, 256)
-    await posting.react(request.path_params["space_id"], body.emoji, client_address(request))
+    await of(request).posting.react(request.path_params["space_id"], body.emoji, client_address(request))
     return json_response(ReactionTaken(accepted=True), status=202)

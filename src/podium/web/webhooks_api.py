@@ -8,39 +8,32 @@ from starlette.responses import Response
 
 from podium.domain.space import Space
 from podium.domain.stage import Role
-from podium.errors import Forbidden
 from podium.services import of
-from podium.web.http import bearer_token, json_response, read_model
+from podium.web.http import json_response, read_model, space_of
 from podium.web.schemas import convert
 from podium.web.schemas.audience import NewWebhook, RegisteredWebhook, WebhookLog
-from podium.webhooks import Webhooks, hook_view
+from podium.webhooks import hook_view
 
 MAX_BODY_BYTES = 4096
 
 
-async def _host_space(request: Request) -> tuple[Webhooks, Space]:
-    directory = of(request).directory
-    space = await directory.get_space(request.path_params["space_id"])
-    if directory.authorize(space, bearer_token(request)).role is not Role.HOST:
-        raise Forbidden("only the host manages the space's webhooks")
-    webhooks = of(request).webhooks
-    return webhooks, space
+async def _host_space(request: Request) -> Space:
+    return await space_of(request, Role.HOST, refusal="only the host manages the space's webhooks")
 
 
 async def register(request: Request) -> Response:
-    webhooks, space = await _host_space(request)
+    space = await _host_space(request)
     body = await read_model(request, NewWebhook, MAX_BODY_BYTES)
-    hook = await webhooks.register(space, body.url)
-    # The secret is shown here, once: Podium never shows it again.
+    hook = await of(request).webhooks.register(space, body.url)
     return json_response(convert({**hook_view(hook), "secret": hook.secret}, RegisteredWebhook), status=201)
 
 
 async def listing(request: Request) -> Response:
-    webhooks, space = await _host_space(request)
-    return json_response(convert(await webhooks.view(space.id), WebhookLog))
+    space = await _host_space(request)
+    return json_response(convert(await of(request).webhooks.view(space.id), WebhookLog))
 
 
 async def remove(request: Request) -> Response:
-    webhooks, space = await _host_space(request)
-    await webhooks.remove(space.id, request.path_params["hook_id"])
+    space = await _host_space(request)
+    await of(request).webhooks.remove(space.id, request.path_params["hook_id"])
     return Response(status_code=204, headers={"Cache-Control": "no-store"})

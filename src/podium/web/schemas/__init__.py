@@ -1,14 +1,7 @@
-"""Request and answer models of the JSON API (msgspec), and how a body is checked against them.
-
-msgspec rather than pydantic: the models are plain typed structs that decode and validate in one
-pass in C and encode answers faster than the standard library, with no runtime code generation;
-it writes JSON Schema for the document, and it is a single small dependency.
-
-A body is read strictly (`http.parse_json`: no NaN, no lone surrogates, bounded nesting), then
-converted to its model; a mismatch is a 400 whose message names the field and what it must be.
-Limits that are settings are marked with `setting(...)`: the document reads their value from the
-settings the node runs with, and the code that enforces them reads the same setting.
-"""
+"""Request and answer models of the JSON API (msgspec: typed structs decoded and validated in one
+pass in C, JSON Schema for the document, one small dependency), and the 400 a mismatch gets, naming
+the field and what it must be. Limits that are settings are marked with `setting(...)`: the document
+and the code that enforces them read the same setting."""
 
 from __future__ import annotations
 
@@ -67,29 +60,27 @@ def _field(path: str) -> str:
 def explain(error: msgspec.ValidationError, model: type[Any]) -> str:
     """A person's words for what msgspec found wrong with a body."""
     text = str(error)
-    found = re.match(r"Object contains unknown field `(?P<name>[^`]*)`(?: - at `(?P<at>[^`]*)`)?", text)
-    if found is not None:
+    if found := re.match(r"Object contains unknown field `(?P<name>[^`]*)`(?: - at `(?P<at>[^`]*)`)?", text):
         expected = ", ".join(f.encode_name for f in msgspec.structs.fields(model)) if found["at"] in (None, "$") else ""
         hint = f"; expected {expected}" if expected else ""
         return f"unknown field: {found['name']}{hint}"
-    found = re.match(r"Object missing required field `(?P<name>[^`]*)`(?: - at `(?P<at>[^`]*)`)?", text)
-    if found is not None:
+    if found := re.match(r"Object missing required field `(?P<name>[^`]*)`(?: - at `(?P<at>[^`]*)`)?", text):
         prefix = "" if found["at"] in (None, "$") else _field(found["at"]) + "."
         return f"{prefix}{found['name']} is required"
-    found = re.match(r"Expected `(?P<want>[^`]*)`, got `(?P<got>[^`]*)` - at `(?P<at>[^`]*)`", text)
-    if found is not None:
+    if re.match(r"Expected `object`, got `[^`]*`$", text):
+        return "the body must be a JSON object"
+    if found := re.match(r"Number out of range - at `(?P<at>[^`]*)`", text):
+        return f"{_field(found['at'])} is too large"
+    if found := re.match(r"Expected `(?P<want>[^`]*)`, got `(?P<got>[^`]*)` - at `(?P<at>[^`]*)`", text):
         wants = [_KINDS.get(part.strip(), part.strip()) for part in found["want"].split("|")]
         return f"{_field(found['at'])} must be {' or '.join(wants)}"
-    found = re.match(r"Expected `[^`]*` of length (?P<rule>[<>]=) (?P<n>\d+) - at `(?P<at>[^`]*)`", text)
-    if found is not None:
+    if found := re.match(r"Expected `[^`]*` of length (?P<rule>[<>]=) (?P<n>\d+) - at `(?P<at>[^`]*)`", text):
         bound = "at most" if found["rule"] == "<=" else "at least"
         return f"{_field(found['at'])} must be {bound} {found['n']} long"
-    found = re.match(r"Expected `[^`]*` (?P<rule>[<>]=?) (?P<n>[-\d.]+) - at `(?P<at>[^`]*)`", text)
-    if found is not None:
+    if found := re.match(r"Expected `[^`]*` (?P<rule>[<>]=?) (?P<n>[-\d.]+) - at `(?P<at>[^`]*)`", text):
         words = {"<=": "at most", ">=": "at least", "<": "less than", ">": "more than"}
         return f"{_field(found['at'])} must be {words[found['rule']]} {found['n']}"
-    found = re.match(r"Invalid enum value (?P<value>.*) - at `(?P<at>[^`]*)`", text)
-    if found is not None:
+    if found := re.match(r"Invalid enum value (?P<value>.*) - at `(?P<at>[^`]*)`", text):
         return f"{_field(found['at'])}: {found['value']} is not one of the values allowed"
     return f"the body does not fit: {text}"
 
@@ -100,7 +91,3 @@ def convert(value: Any, model: type[T]) -> T:
         return msgspec.convert(value, model)
     except msgspec.ValidationError as error:
         raise InvalidInput(explain(error, model)) from None
-
-
-def encode(value: Any) -> bytes:
-    return msgspec.json.encode(value)

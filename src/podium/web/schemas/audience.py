@@ -1,9 +1,6 @@
-"""The audience: accounts and sessions, posts, votes and their moderation, reactions; the host's webhooks.
-
-Limits on what people write (a post's length, a username's letters, a webhook URL's form) are
-checked by the domain, whose messages say what to change; here they are only described for the
-document (`rule`), so a body that breaks one gets the domain's message rather than msgspec's.
-"""
+"""The audience's models: accounts, posts, moderation, reactions; the host's webhooks. Limits on
+what people write are checked by the domain, with messages that say what to change; here they are
+only described for the document (`rule`), so a body breaking one gets the domain's message."""
 
 from __future__ import annotations
 
@@ -26,8 +23,6 @@ def rule(description: str | None = None, **schema: Any) -> msgspec.Meta:
 
 
 # -- accounts and sessions ---------------------------------------------------------------------
-
-
 class Credentials(Model):
     username: Annotated[str, rule("3 to 32 characters: a-z, digits, '_', '.' or '-', starting with a letter or digit")]
     password: Annotated[str, rule(f"{MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters")]
@@ -48,7 +43,6 @@ class SignedOut(Shape):
 
 
 # -- posts ---------------------------------------------------------------------------------------
-
 Kind = Literal["comment", "question"]
 State = Literal["open", "answered", "hidden", "deleted"]
 COMMENT_CHARS, QUESTION_CHARS = MAX_CHARS[PostKind.COMMENT], MAX_CHARS[PostKind.QUESTION]
@@ -109,8 +103,6 @@ class Posts(Shape):
 
 
 # -- moderation ----------------------------------------------------------------------------------
-
-
 class PinChange(Model):
     text: Annotated[str, rule(f"at most {MAX_PIN_CHARS} characters")]
     url: Annotated[str, rule("an http(s) link, at most 500 characters", format="uri-reference")] | None = None
@@ -141,8 +133,6 @@ class Block(Shape):
 
 
 # -- reactions -----------------------------------------------------------------------------------
-
-
 class Reaction(Model):
     emoji: Annotated[str, rule(enum=list(REACTIONS))]
 
@@ -152,8 +142,6 @@ class ReactionTaken(Shape):
 
 
 # -- webhooks ------------------------------------------------------------------------------------
-
-
 class NewWebhook(Model):
     url: Annotated[str, rule(format="uri", maxLength=MAX_URL_CHARS)]
 

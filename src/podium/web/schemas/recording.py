@@ -9,7 +9,8 @@ from msgspec import UNSET, UnsetType
 
 from podium.media.clips import MAX_CLIP_S, MIN_CLIP_S
 from podium.web import i18n
-from podium.web.schemas import Model, Shape, Time
+from podium.web.schemas import Model, Shape
+from podium.web.schemas.audience import PublicPost
 
 Url = Annotated[str, msgspec.Meta(extra_json_schema={"format": "uri-reference"})]
 
@@ -19,8 +20,6 @@ class Query(msgspec.Struct, kw_only=True):
 
 
 # -- recording, replay and clips -----------------------------------------------------------------
-
-
 class ReplaySpeaker(Shape):
     at_s: float
     member: str | None
@@ -32,14 +31,7 @@ class ReplayReaction(Shape):
     counts: dict[str, int]  # reaction → how many in that interval
 
 
-class ReplayPost(Shape):
-    id: str
-    kind: Literal["comment", "question"]
-    text: str
-    author: str
-    created_at: Time
-    state: str
-    votes: int
+class ReplayPost(PublicPost):
     at_s: float
 
 
@@ -93,7 +85,6 @@ class Verdict(Shape):
 
 
 # -- embedding -----------------------------------------------------------------------------------
-
 Layout = Literal["compact", "full"]
 Pixels = Annotated[int, msgspec.Meta(ge=1)]
 
@@ -138,8 +129,6 @@ class Oembed(Shape):
 
 
 # -- operations ----------------------------------------------------------------------------------
-
-
 class Alive(Shape):
     alive: bool
     node: str
@@ -155,7 +144,3 @@ class Ready(Shape):
     node: str
     checks: ReadyChecks
     error: str | UnsetType = UNSET  # when not ready: what cannot be reached
-
-
-# The document itself: OpenAPI 3.1, described by its own specification rather than here.
-Document = dict[str, Any]

@@ -44,10 +44,10 @@ class Listeners(Shape):
 
 
 class SpaceUrls(Shape, omit_defaults=True):
-    page: Url
-    host: Url
-    whip: Url
-    hls: Url
+    page: Annotated[Url, msgspec.Meta(description="the listener page")]
+    host: Annotated[Url, msgspec.Meta(description="the host's console")]
+    whip: Annotated[Url, msgspec.Meta(description="where the host and speakers publish (WHIP)")]
+    hls: Annotated[Url, msgspec.Meta(description="the stream (LL-HLS)")]
     # Once a recorded space has ended: the live playlist, closed, is the replay; the download its remux.
     replay: Url | None = None
     replay_page: Url | None = None

@@ -18,10 +18,12 @@ AttackMode = Literal["auto", "on", "off"]
 # The same values in answers, built from the domain's strings.
 InviteRoleText = Annotated[str, msgspec.Meta(extra_json_schema={"enum": ["speaker", "cohost"]})]
 AttackModeText = Annotated[str, msgspec.Meta(extra_json_schema={"enum": ["auto", "on", "off"]})]
+RetryMs = Annotated[
+    int, msgspec.Meta(ge=0, description="when to come back, to the millisecond (Retry-After is whole seconds)")
+]
+
 
 # -- the stage -----------------------------------------------------------------------------------
-
-
 class NewInvite(Model):
     role: Annotated[InviteRole | None, msgspec.Meta(description="a co-host invites speakers only")] = None
 
@@ -30,9 +32,12 @@ class Naming(Model):
     name: Name
 
 
-class Member(Shape):
+class Hand(Shape):
     id: str
     name: str
+
+
+class Member(Hand):
     role: Role
     muted: bool
     hand_raised: bool
@@ -56,9 +61,7 @@ class Invite(Shape):
     expires_in_s: int
 
 
-class Speaker(Shape):
-    id: str
-    name: str
+class Speaker(Hand):
     role: Role
     muted: bool
     connected: bool
@@ -71,18 +74,11 @@ class Stage(Shape):
     hands: Annotated[int, msgspec.Meta(description="how many hands are raised")]
 
 
-class Hand(Shape):
-    id: str
-    name: str
-
-
 class Hands(Shape):
     hands: list[Hand]
 
 
 # -- joining as a listener -------------------------------------------------------------------------
-
-
 class Join(Model):
     # Checked by the joins (`admission.joins`), with a message that says what the page should send.
     client_id: Annotated[
@@ -121,20 +117,13 @@ class Waiting(Shape, omit_defaults=True):
     position: int | None = None
     ticket: str | None = None
     retry_after_s: int | None = None
-    retry_after_ms: (
-        Annotated[
-            int, msgspec.Meta(ge=0, description="when to come back, to the millisecond (Retry-After is whole seconds)")
-        ]
-        | None
-    ) = None
+    retry_after_ms: RetryMs | None = None
     challenge: str | None = None
     difficulty_bits: int | None = None
     solved: str | None = None
 
 
 # -- the host's controls ---------------------------------------------------------------------------
-
-
 class UnderAttack(Model):
     mode: AttackMode
 
@@ -211,9 +200,7 @@ class BoardJoins(Shape):
     rate_per_s: float
 
 
-class BoardAttack(Shape):
-    mode: AttackModeText
-    active: bool
+class BoardAttack(Attack):
     difficulty_bits: int
 
 
