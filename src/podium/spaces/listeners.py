@@ -4,6 +4,7 @@ sum over every node through the shared counts), and the peaks, stored every few 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import KW_ONLY, dataclass
 
 from podium.audience.presence import Counts, Presence, presence_key
 from podium.audience.presence import sample_point as keyed_sample_point
@@ -21,28 +22,21 @@ COUNTS_SHARE_S = 1.0  # how often a node reports its listeners and reads the sum
 PEAK_FLUSH_INTERVAL_S = 5.0
 
 
+@dataclass(eq=False)
 class Listeners:
-    def __init__(
-        self,
-        settings: Settings,
-        directory: SpaceDirectory,
-        shared_counts: SharedCounts,
-        clock: Clock,
-        node_id: str,
-        *,
-        presence_secret: str,
-        between_nodes: bool,
-    ) -> None:
-        self.settings = settings
-        self.directory = directory
-        self.shared_counts = shared_counts
-        self.clock = clock
-        self.node_id = node_id
-        # Listeners' sample points are keyed with this (the instance secret): no client picks its own.
-        self._presence_secret = presence_secret
-        # Between nodes another node may change a space at any time: peaks are written onto the
-        # stored space, read again, never onto this node's copy.
-        self._between_nodes = between_nodes
+    settings: Settings
+    directory: SpaceDirectory
+    shared_counts: SharedCounts
+    clock: Clock
+    node_id: str
+    _: KW_ONLY
+    # Listeners' sample points are keyed with this (the instance secret): no client picks its own.
+    presence_secret: str
+    # Between nodes another node may change a space at any time: peaks are written onto the
+    # stored space, read again, never onto this node's copy.
+    between_nodes: bool
+
+    def __post_init__(self) -> None:
         self._presence: dict[SpaceId, Presence] = {}
         # The sum over every node's reports, and what this node reported last (see `counts`).
         self._shared_totals: dict[SpaceId, Share] = {}
@@ -82,7 +76,7 @@ class Listeners:
     def sample_point(self, space_id: SpaceId, listener: ListenerId) -> float:
         """Where a listener falls in the space's sample (the join tells the page, which beats when
         its point is below the announced rate)."""
-        return keyed_sample_point(presence_key(self._presence_secret, space_id), listener)
+        return keyed_sample_point(presence_key(self.presence_secret, space_id), listener)
 
     def counts(self, space_id: SpaceId) -> Counts:
         """The listener counts: the other nodes' last reports and this node's own, now."""
@@ -130,7 +124,7 @@ class Listeners:
                 self.clock,
                 self.settings.heartbeat_interval_s,
                 self.settings.heartbeat_missed_limit,
-                key=presence_key(self._presence_secret, space.id),
+                key=presence_key(self.presence_secret, space.id),
                 peak=space.peak_listeners,
                 target_sampled=self.settings.presence_sample_target,
                 max_per_address=self.settings.presence_listeners_per_address,
@@ -144,7 +138,7 @@ class Listeners:
                 continue  # stored as ended (with its peak) once its last writes are done
             async with self.directory.lock(space_id):
                 space = self.directory.cached(space_id)
-                if space is not None and self._between_nodes:
+                if space is not None and self.between_nodes:
                     # Between nodes, another may have changed the space meanwhile: never write
                     # back a state older than the stored one, only a higher peak.
                     space = await self.directory.store.get(space_id)

@@ -4,6 +4,8 @@ acknowledged, enforced on the media at once, and told to the other nodes."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from podium.backends.interfaces import Bus
 from podium.domain.space import Space
 from podium.domain.stage import Member, Role
@@ -16,12 +18,12 @@ from podium.spaces.directory import SpaceDirectory
 from podium.spaces.stages import StageManager
 
 
+@dataclass(eq=False)
 class StageMembers:
-    def __init__(self, directory: SpaceDirectory, stages: StageManager, signer: TokenSigner, bus: Bus) -> None:
-        self.directory = directory
-        self.stages = stages
-        self.signer = signer
-        self.bus = bus
+    directory: SpaceDirectory
+    stages: StageManager
+    signer: TokenSigner
+    bus: Bus
 
     async def _told(self, space: Space, action: str) -> None:
         await self.bus.publish(StageChanged(space.id, self.directory.node_id, action))

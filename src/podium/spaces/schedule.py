@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from podium.clock import Clock
@@ -22,12 +23,14 @@ log = logging.getLogger(__name__)
 SCHEDULE_TICK_S = 0.25  # how often the schedule is looked at: the start is on the quarter second
 
 
+@dataclass(eq=False)
 class Schedule:
-    def __init__(self, settings: Settings, directory: SpaceDirectory, stages: StageManager, clock: Clock) -> None:
-        self.settings = settings
-        self.directory = directory
-        self.stages = stages
-        self.clock = clock
+    settings: Settings
+    directory: SpaceDirectory
+    stages: StageManager
+    clock: Clock
+
+    def __post_init__(self) -> None:
         # Pre-shows that wait for a slot (logged once), and since when each running one is idle.
         self._preshow_waiting: set[SpaceId] = set()
         self._idle_since: dict[SpaceId, datetime] = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import KW_ONLY, dataclass
 from datetime import timedelta
 
 import numpy as np
@@ -44,29 +45,21 @@ STAGE_BUDGET_RETRY_S = 30
 HOLD_DECODES_AT_ONCE = 2
 
 
+@dataclass(eq=False)
 class StageManager:
-    def __init__(
-        self,
-        settings: Settings,
-        directory: SpaceDirectory,
-        listeners: Listeners,
-        ownership: Ownership,
-        media: MediaStore,
-        bus: Bus,
-        clock: Clock,
-        *,
-        resume_on_start: bool,
-    ) -> None:
-        self.settings = settings
-        self.directory = directory
-        self.listeners = listeners
-        self.ownership = ownership
-        self.media = media
-        self.bus = bus
-        self.clock = clock
-        # On one node a live space's stage resumes when the node starts; between nodes it resumes
-        # where the host reconnects (that node claims the lease then).
-        self._resume_on_start = resume_on_start
+    settings: Settings
+    directory: SpaceDirectory
+    listeners: Listeners
+    ownership: Ownership
+    media: MediaStore
+    bus: Bus
+    clock: Clock
+    _: KW_ONLY
+    # On one node a live space's stage resumes when the node starts; between nodes it resumes
+    # where the host reconnects (that node claims the lease then).
+    resume_on_start: bool
+
+    def __post_init__(self) -> None:
         self._stages: dict[SpaceId, Stage] = {}
         self._ended_playlists: dict[SpaceId, Packager] = {}
         self._sessions: dict[SessionId, IngestSession] = {}
@@ -92,7 +85,7 @@ class StageManager:
             if rules is not None and rules.ended and await self.ownership.ours_to_end(space.id):
                 await self._finish_interrupted_end(space)
                 continue
-            if space.state is SpaceState.LIVE and self._resume_on_start:
+            if space.state is SpaceState.LIVE and self.resume_on_start:
                 try:
                     await self.start_stage(space)
                 except AtCapacity:
