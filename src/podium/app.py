@@ -129,14 +129,10 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
     node_id = settings.node_id or secrets.token_hex(4)
     directory = SpaceDirectory(settings, database, bus, signer, links, clock, node_id)
     ownership = Ownership(placement, node_id, settings.own_url, clock)
-    listeners = Listeners(
-        settings, directory, shared, clock, node_id, presence_secret=secret, between_nodes=between_nodes
-    )
-    stages = StageManager(
-        settings, directory, listeners, ownership, media, bus, clock, resume_on_start=not between_nodes
-    )
+    listeners = Listeners(directory, shared, presence_secret=secret, between_nodes=between_nodes)
+    stages = StageManager(directory, listeners, ownership, media, resume_on_start=not between_nodes)
     members = StageMembers(directory, stages, signer, bus)
-    schedule = Schedule(settings, directory, stages, clock)
+    schedule = Schedule(directory, stages)
     follower = Follower(bus, node_id, directory, stages, ownership)
     limits = RateLimits(storage_for(settings.limits_url))
     posting = Posting(database, directory, limits, clock, bus, settings)

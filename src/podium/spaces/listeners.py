@@ -10,11 +10,9 @@ from podium.audience.presence import Counts, Presence, presence_key
 from podium.audience.presence import sample_point as keyed_sample_point
 from podium.backends.counts import Share
 from podium.backends.interfaces import SharedCounts
-from podium.clock import Clock
 from podium.domain import space as space_rules
 from podium.domain.space import Space, SpaceState
 from podium.ids import ListenerId, SpaceId
-from podium.settings import Settings
 from podium.spaces import background
 from podium.spaces.directory import SpaceDirectory
 
@@ -24,11 +22,8 @@ PEAK_FLUSH_INTERVAL_S = 5.0
 
 @dataclass(eq=False)
 class Listeners:
-    settings: Settings
     directory: SpaceDirectory
     shared_counts: SharedCounts
-    clock: Clock
-    node_id: str
     _: KW_ONLY
     # Listeners' sample points are keyed with this (the instance secret): no client picks its own.
     presence_secret: str
@@ -47,9 +42,11 @@ class Listeners:
     async def start(self) -> None:
         self._tasks = [
             background.start(
-                self.clock, PEAK_FLUSH_INTERVAL_S, self.flush_peaks, "storing listener peaks", "peak-flush"
+                self.directory.clock, PEAK_FLUSH_INTERVAL_S, self.flush_peaks, "storing listener peaks", "peak-flush"
             ),
-            background.start(self.clock, COUNTS_SHARE_S, self.share_counts, "sharing listener counts", "counts"),
+            background.start(
+                self.directory.clock, COUNTS_SHARE_S, self.share_counts, "sharing listener counts", "counts"
+            ),
         ]
 
     async def stop(self) -> None:
@@ -100,7 +97,7 @@ class Listeners:
         for space_id in list(self._presence):
             local = self._local_counts(space_id)
             share = Share(local.now, local.unique)
-            await self.shared_counts.report(space_id, self.node_id, share)
+            await self.shared_counts.report(space_id, self.directory.node_id, share)
             self._reported[space_id] = share
         # The sums: of spaces with listeners here, and of every live one (its page shows them,
         # even on a node where nobody listens).
@@ -121,13 +118,13 @@ class Listeners:
         presence = self._presence.get(space.id)
         if presence is None:
             presence = Presence(
-                self.clock,
-                self.settings.heartbeat_interval_s,
-                self.settings.heartbeat_missed_limit,
+                self.directory.clock,
+                self.directory.settings.heartbeat_interval_s,
+                self.directory.settings.heartbeat_missed_limit,
                 key=presence_key(self.presence_secret, space.id),
                 peak=space.peak_listeners,
-                target_sampled=self.settings.presence_sample_target,
-                max_per_address=self.settings.presence_listeners_per_address,
+                target_sampled=self.directory.settings.presence_sample_target,
+                max_per_address=self.directory.settings.presence_listeners_per_address,
             )
             self._presence[space.id] = presence
         return presence
