@@ -135,7 +135,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
     schedule = Schedule(directory, stages)
     follower = Follower(bus, node_id, directory, stages, ownership)
     limits = RateLimits(storage_for(settings.limits_url))
-    posting = Posting(database, directory, limits, clock, bus, settings)
+    posting = Posting(database, directory, limits)
     # Between nodes, one node at a time makes a space's timeline (the stage's, while it runs).
     feed = Feed(
         directory,
@@ -143,13 +143,10 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
         stages,
         listeners,
         ownership,
-        bus,
         media,
-        clock,
         posting,
-        settings.base_url,
-        max_comments=settings.comments_per_interval,
         leases=timeline_leases,
+        max_comments=settings.comments_per_interval,
     )
     accounts = Accounts(
         database,
