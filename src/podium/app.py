@@ -158,9 +158,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
         settings.login_failures_per_name,
         settings.login_limit_under_attack,
     )
-    recordings = Recordings(
-        directory, media, bus, settings.base_url, load_or_create_signing_key(data_dir, settings.secret), limits
-    )
+    recordings = Recordings(directory, media, load_or_create_signing_key(data_dir, settings.secret), limits)
     # The download is made when a space ends, before the end is answered.
     stages.end_hooks.append(recordings.finish)
     governor = Governor(Capacity(settings.max_in_flight, settings.max_lag_ms), clock)

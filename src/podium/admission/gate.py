@@ -25,6 +25,7 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -88,24 +89,17 @@ def _address(scope: Scope) -> str:
 DoorOf = Callable[[str, str], tuple[Door, SpaceId | None]]
 
 
+@dataclass(eq=False)
 class Gate:
-    def __init__(
-        self,
-        app: ASGIApp,
-        governor: Governor,
-        max_body_bytes: int,
-        door_of: DoorOf,
-        tokens: TokenSigner,
-        passes: TicketSigner,
-        max_per_address: int,
-    ) -> None:
-        self.app = app
-        self.governor = governor
-        self.max_body_bytes = max_body_bytes
-        self.door_of = door_of
-        self.tokens = tokens
-        self.passes = passes
-        self.max_per_address = max_per_address
+    app: ASGIApp
+    governor: Governor
+    max_body_bytes: int
+    door_of: DoorOf
+    tokens: TokenSigner
+    passes: TicketSigner
+    max_per_address: int
+
+    def __post_init__(self) -> None:
         # Requests in the works per address. Invariant: only addresses with one or more are kept.
         self._per_address: Counter[str] = Counter()
 
