@@ -148,35 +148,13 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
         leases=timeline_leases,
         max_comments=settings.comments_per_interval,
     )
-    accounts = Accounts(
-        database,
-        signer,
-        limits,
-        clock,
-        settings.signup_limit_per_address,
-        settings.login_limit_per_address_and_name,
-        settings.login_failures_per_name,
-        settings.login_limit_under_attack,
-    )
+    accounts = Accounts(database, signer, limits, clock, settings)
     recordings = Recordings(directory, media, load_or_create_signing_key(data_dir, settings.secret), limits)
     # The download is made when a space ends, before the end is answered.
     stages.end_hooks.append(recordings.finish)
     governor = Governor(Capacity(settings.max_in_flight, settings.max_lag_ms), clock)
-    joins = Joins(
-        TicketSigner(secret),
-        governor,
-        limits,
-        clock,
-        settings.join_rate_per_s,
-        settings.join_burst,
-        settings.under_attack_surge,
-        settings.join_limit_per_address,
-        settings.bus_url or None,
-        settings.heartbeat_limit_per_address,
-    )
-    webhooks = Webhooks(
-        directory, database, bus, clock, settings.base_url, allow_private=settings.webhooks_allow_private
-    )
+    joins = Joins(TicketSigner(secret), governor, limits, clock, settings)
+    webhooks = Webhooks(directory, database, allow_private=settings.webhooks_allow_private)
     return Services(
         settings,
         clock,

@@ -41,13 +41,13 @@ import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from podium.backends.interfaces import Bus, WebhookStore
-from podium.clock import Clock
+from podium.backends.interfaces import WebhookStore
 from podium.domain import webhooks as rules
 from podium.domain.space import Space
 from podium.domain.webhooks import Attempt, Hook
@@ -73,33 +73,22 @@ async def resolve(host: str, port: int) -> list[str]:
     return [str(sockaddr[0]) for *_, sockaddr in found]
 
 
+@dataclass(eq=False)
 class Webhooks:
-    def __init__(
-        self,
-        directory: SpaceDirectory,
-        store: WebhookStore,
-        bus: Bus,
-        clock: Clock,
-        base_url: str,
-        *,
-        backoff_s: Sequence[float] = DEFAULT_BACKOFF_S,
-        timeout_s: float = ATTEMPT_TIMEOUT_S,
-        max_concurrent: int = MAX_CONCURRENT,
-        allow_private: bool = False,
-        resolver: Resolver = resolve,
-    ) -> None:
-        if not backoff_s or any(delay < 0 for delay in backoff_s):
+    directory: SpaceDirectory
+    store: WebhookStore
+    _: KW_ONLY
+    backoff_s: Sequence[float] = DEFAULT_BACKOFF_S
+    timeout_s: float = ATTEMPT_TIMEOUT_S
+    max_concurrent: int = MAX_CONCURRENT
+    allow_private: bool = False
+    resolver: Resolver = resolve
+
+    def __post_init__(self) -> None:
+        if not self.backoff_s or any(delay < 0 for delay in self.backoff_s):
             raise ValueError("backoff_s needs at least one try, and no negative wait")
-        self.directory = directory
-        self.store = store
-        self.bus = bus
-        self.clock = clock
-        self.base_url = base_url
-        self.backoff_s = tuple(backoff_s)
-        self.timeout_s = timeout_s
-        self.allow_private = allow_private
-        self.resolver = resolver
-        self._slots = asyncio.Semaphore(max_concurrent)
+        self.clock = self.directory.clock
+        self._slots = asyncio.Semaphore(self.max_concurrent)
         self._locks: dict[SpaceId, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._listener: asyncio.Task[None] | None = None
@@ -149,7 +138,7 @@ class Webhooks:
     # -- delivery ---------------------------------------------------------------------------
 
     async def _listen(self) -> None:
-        async for event in self.bus.subscribe(SPACES):
+        async for event in self.directory.bus.subscribe(SPACES):
             # Delivered once between nodes: by the node that published the event.
             if isinstance(event, FROM_BUS) and event.node == self.directory.node_id:
                 self._spawn(self._fan_out(event.space, event.TYPE))
@@ -164,7 +153,7 @@ class Webhooks:
             self._spawn(self._deliver(hook, event_id, event_type, body))
 
     def _body(self, event_type: str, space: Space) -> bytes:
-        content = rules.payload(event_type, space, self.base_url, self.clock.now())
+        content = rules.payload(event_type, space, self.directory.settings.base_url, self.clock.now())
         return json.dumps(content, separators=(",", ":")).encode()
 
     async def _deliver(self, hook: Hook, event_id: str, event_type: str, body: bytes) -> None:
