@@ -48,25 +48,20 @@ class Room(Protocol):
 
     async def epoch(self) -> str:
         """The life of this room's line, signed into tickets."""
-        ...
 
     async def arrive(self, paused: bool = False) -> Admitted | Waiting: ...
 
     async def redeem(self, seq: int, paused: bool = False) -> Admitted | Waiting:
         """A ticket holder comes back. Raises Conflict for a number used before or not known."""
-        ...
 
     async def waiting(self) -> int:
         """Numbers taken and not yet called."""
-        ...
 
     async def called(self) -> int:
         """Places in line whose turn has come."""
-        ...
 
     async def admitted(self) -> int:
         """Joiners let in, on arrival or with a called number."""
-        ...
 
 
 class MemoryRoom:
