@@ -71,8 +71,8 @@ class SpentAnswers:
 
     Invariants: an answer is refused a second time until `spent_until` (its challenge's expiry,
     after which the signature check refuses it anyway); at most `capacity` are remembered, the
-    oldest forgotten first (`evicted` counts them: one could be used again only if `capacity`
-    puzzles were solved within one challenge's life).
+    oldest forgotten first (one could be used again only if `capacity` puzzles were solved within
+    one challenge's life).
     """
 
     def __init__(self, capacity: int = MAX_SPENT_ANSWERS) -> None:
@@ -80,7 +80,6 @@ class SpentAnswers:
             raise ValueError("capacity must be positive")
         self.capacity = capacity
         self._until: OrderedDict[str, float] = OrderedDict()  # oldest first
-        self.evicted = 0
 
     def __len__(self) -> int:
         return len(self._until)
@@ -93,7 +92,6 @@ class SpentAnswers:
             return False
         if len(self._until) >= self.capacity:
             self._until.popitem(last=False)
-            self.evicted += 1
         self._until[answer_id] = until
         return True
 
@@ -221,10 +219,4 @@ def pow_digest(challenge: str, counter: int) -> bytes:
 
 
 def leading_zero_bits(digest: bytes) -> int:
-    bits = 0
-    for byte in digest:
-        if byte == 0:
-            bits += 8
-            continue
-        return bits + 8 - byte.bit_length()
-    return bits
+    return len(digest) * 8 - int.from_bytes(digest, "big").bit_length()
