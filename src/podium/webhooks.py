@@ -1,36 +1,25 @@
-"""Webhooks: a space's events (`space.scheduled`, `space.started`, `space.ended`, `replay.ready`)
-as signed JSON POSTs to the URLs its host registered, retried with backoff, every attempt logged.
+"""Webhooks: a space's events (`space.started`, `space.ended`, `replay.ready`) as signed JSON POSTs
+to the URLs its host registered, retried with backoff, every attempt logged.
 
-- **Signature** (Standard Webhooks): headers `webhook-id` (the event's id, the same on every
-  retry), `webhook-timestamp` (Unix seconds of this attempt) and `webhook-signature`
-  (`v1,<base64 HMAC-SHA256 of "id.timestamp.body">`, keyed with the subscription's `whsec_…`
-  secret, which is shown once, at registration).
-- **Retries**: `backoff_s` holds the wait before each try (by default at once, then 1, 2, 4 and
-  8 s: five tries); a try is a 2xx answer within `timeout_s`, anything else (another status, a
-  redirect, no answer, a refused connection) is a failure. Tries run in background tasks, at most
-  `max_concurrent` at once, never on the bus loop. A subscription deleted meanwhile gets no more.
-- **Once between nodes**: every node hears every event on the bus, so each must pick. The node
-  that published an event delivers it (events carry their node's id, `node`); the others
-  let it pass. No coordination is needed (no Redis key per event); the price is that the tries
-  still to come are lost if that node stops before they are made (the log shows how far it got).
-- **Private addresses (SSRF)**: a URL whose host resolves to a loopback, private, link-local,
-  shared or reserved address is refused at registration and again before every try (its DNS may
-  change), unless PODIUM_WEBHOOKS_ALLOW_PRIVATE is set; so is an IPv6 address that carries such
-  an IPv4 address (NAT64, 6to4, Teredo, IPv4-compatible, -mapped, -translated: see
-  `domain.webhooks.is_public`). Each try resolves the name once and connects to the very address it
-  checked (the URL's host goes in the Host header and, over TLS, in SNI and the certificate check),
-  so a name that answers differently a moment later cannot steer the connection. Redirects are
-  never followed.
-- **Nothing at registration**: registering a URL sends nothing to it. A URL nobody has shown to
-  be willing gets no request until a space's event happens, so a stranger (anyone can host a
-  space) cannot use registration to have this node fire requests at someone else's server.
-  `space.scheduled`, published on the bus when a space is created (before any URL can be
-  registered), is therefore not delivered: the events are `space.started`, `space.ended` and
-  `replay.ready`.
+- **Signature** (Standard Webhooks): `webhook-id` (the same on every retry), `webhook-timestamp`
+  and `webhook-signature` (`v1,<base64 HMAC-SHA256 of "id.timestamp.body">` under the `whsec_…`
+  secret shown once, at registration).
+- **Retries**: `backoff_s` is the wait before each try; a try is a 2xx answer within `timeout_s`,
+  anything else fails. Tries run in background tasks, at most `max_concurrent` at once, never on
+  the bus loop; a subscription deleted meanwhile gets no more.
+- **Once between nodes**: the node that published an event (its `node`) delivers it, the others
+  let it pass: no coordination, at the price of the tries to come if that node stops.
+- **Private addresses (SSRF)**: a host resolving to a loopback, private, link-local, shared or
+  reserved address (or an IPv6 address carrying one, see `domain.webhooks.is_public`) is refused at
+  registration and before every try, unless PODIUM_WEBHOOKS_ALLOW_PRIVATE is set. Each try
+  connects to the very address it checked (the name goes in Host and SNI); redirects are never
+  followed.
+- **Nothing at registration**: a stranger (anyone can host) cannot make this node fire requests
+  at someone else's server by registering it; so `space.scheduled`, published before any URL can
+  be registered, is never delivered.
 
-Events are sent in the order they happen (`space.ended` is published before the end hooks make
-the download and announce `replay.ready`), but a retried one may arrive after a later one; each
-body carries its `timestamp`. The log keeps the newest LOG_KEEP attempts of each space.
+Events go in the order they happen, but a retried one may arrive after a later one; each body
+carries its `timestamp`. The log keeps the newest LOG_KEEP attempts of each space.
 """
 
 from __future__ import annotations
