@@ -168,11 +168,7 @@ class Feed:
         timeline = self._timelines.get(space_id)
         if timeline is None:
             timeline = Timeline(interval_s=self.interval_s, max_comments=self.max_comments)
-            pointer = await self.media.read(space_id, POINTER_NAME)
-            if pointer is not None:
-                stored = json.loads(pointer)
-                timeline.seq = int(stored["latest"])  # a restart continues the numbering
-                timeline.restore_recent(stored.get("recent", []))
+            await self._catch_up(space_id, timeline)  # a restart continues the numbering
             self._timelines[space_id] = timeline
         return timeline
 
@@ -197,7 +193,7 @@ class Feed:
         stage_owner = None if here else await self.ownership.owner(space_id)
         if (here or stage_owner in (None, node)) and await self.leases.claim(space_id, node, TIMELINE_LEASE_S):
             if space_id not in self._making:
-                await self._catch_up(space_id)
+                await self._catch_up(space_id, await self._timeline(space_id))
                 self._making.add(space_id)
             return True
         if space_id in self._making:
@@ -207,9 +203,8 @@ class Feed:
         self._ticking.discard(space_id)
         return False
 
-    async def _catch_up(self, space_id: SpaceId) -> None:
-        """Taking over a timeline: go on from the last object another node stored."""
-        timeline = await self._timeline(space_id)
+    async def _catch_up(self, space_id: SpaceId, timeline: Timeline) -> None:
+        """Go on from the last object stored (before a restart, or by another node)."""
         pointer = await self.media.read(space_id, POINTER_NAME)
         if pointer is not None:
             stored = json.loads(pointer)
