@@ -201,33 +201,23 @@ async def _http_error(request: Request, error: Exception) -> Response:
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
     settings = settings or Settings.load()
     parts = build(settings, clock)
-    feed, recordings = parts.feed, parts.recordings
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await parts.stages.start()  # every unfinished space in memory; interrupted ends finished
-        await parts.listeners.start()
-        await parts.schedule.start()
-        await parts.follower.start()
-        await feed.start()
-        await parts.webhooks.start()
+        # The stages first: every unfinished space in memory, interrupted ends finished.
+        for part in (parts.stages, parts.listeners, parts.schedule, parts.follower, parts.feed, parts.webhooks):
+            await part.start()
         lag = asyncio.create_task(sample_lag(parts.governor), name="lag-sampler")
         try:
             yield
         finally:
             lag.cancel()
-            await feed.stop()
-            await parts.webhooks.stop()
-            await recordings.stop()
-            await parts.schedule.stop()
-            await parts.follower.stop()
-            await parts.stages.stop()
-            await parts.listeners.stop()  # the peaks, once the ends are stored
-            await parts.space_store.close()
-            await parts.bus.close()
-            await parts.shared_counts.close()
-            await parts.placement.close()
-            await parts.joins.close()
+            # The listeners' peaks once the ends are stored; the connections last.
+            for service in (parts.feed, parts.webhooks, parts.recordings, parts.schedule, parts.follower, parts.stages):
+                await service.stop()
+            await parts.listeners.stop()
+            for closing in (parts.space_store, parts.bus, parts.shared_counts, parts.placement, parts.joins):
+                await closing.close()
             await parts.limits.close()
 
     app = Starlette(
