@@ -131,9 +131,9 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
     ownership = Ownership(placement, node_id, settings.own_url, clock)
     listeners = Listeners(directory, shared, presence_secret=secret, between_nodes=between_nodes)
     stages = StageManager(directory, listeners, ownership, media, resume_on_start=not between_nodes)
-    members = StageMembers(directory, stages, signer, bus)
+    members = StageMembers(directory, stages)
     schedule = Schedule(directory, stages)
-    follower = Follower(bus, node_id, directory, stages, ownership)
+    follower = Follower(directory, stages, ownership)
     limits = RateLimits(storage_for(settings.limits_url))
     posting = Posting(database, directory, limits)
     # Between nodes, one node at a time makes a space's timeline (the stage's, while it runs).

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from podium.backends.interfaces import Bus, Placement
+from podium.backends.interfaces import Placement
 from podium.clock import Clock
 from podium.errors import Conflict
 from podium.events import SPACES, STAGE, SpaceEnded, SpaceScheduled, SpaceStarted, StageChanged, Topic
@@ -99,8 +99,6 @@ class Follower:
     """What another node changed (a space started or ended, a speaker removed) reaches this one
     through the bus; the space is read again from the store and the stage here made to match."""
 
-    bus: Bus
-    node_id: str
     directory: SpaceDirectory
     stages: StageManager
     ownership: Ownership
@@ -118,8 +116,8 @@ class Follower:
         await background.cancel(self._tasks)
 
     async def _follow(self, topic: Topic) -> None:
-        async for event in self.bus.subscribe(topic):
-            if event.node == self.node_id:
+        async for event in self.directory.bus.subscribe(topic):
+            if event.node == self.directory.node_id:
                 continue  # made here: already done
             match event:
                 case SpaceScheduled() | SpaceStarted() | SpaceEnded() | StageChanged():
