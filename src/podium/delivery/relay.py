@@ -34,17 +34,9 @@ log = logging.getLogger(__name__)
 FORWARDED_HEADER = b"x-podium-forwarded-by"
 NODE_HEADER = b"x-podium-node"
 # Hop-by-hop headers and those the relay sets itself are not passed on.
-_DROPPED = {
-    b"connection",
-    b"keep-alive",
-    b"transfer-encoding",
-    b"te",
-    b"upgrade",
-    b"host",
-    b"content-length",
-    b"proxy-connection",
-    b"content-encoding",
-}
+_DROPPED = set(
+    b"connection keep-alive transfer-encoding te upgrade host content-length proxy-connection content-encoding".split()
+)
 _NOT_REACHED = json.dumps(
     {"error": "the stage of this space is moving to another node; try again in a moment"}
 ).encode()
