@@ -215,9 +215,8 @@ class SpaceDirectory:
                 max_cohosts=self.settings.max_cohosts,
                 max_speakers=self.settings.max_speakers,
                 max_guests=self.settings.max_guests,
+                ended=space.state is SpaceState.ENDED,
             )
-            if space.state is SpaceState.ENDED:
-                rules.ended = True
             self._rules[space.id] = rules
         return rules
 

@@ -40,13 +40,10 @@ class Listeners:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
+        clock = self.directory.clock
         self._tasks = [
-            background.start(
-                self.directory.clock, PEAK_FLUSH_INTERVAL_S, self.flush_peaks, "storing listener peaks", "peak-flush"
-            ),
-            background.start(
-                self.directory.clock, COUNTS_SHARE_S, self.share_counts, "sharing listener counts", "counts"
-            ),
+            background.start(clock, PEAK_FLUSH_INTERVAL_S, self.flush_peaks, "storing listener peaks", "peak-flush"),
+            background.start(clock, COUNTS_SHARE_S, self.share_counts, "sharing listener counts", "counts"),
         ]
 
     async def stop(self) -> None:

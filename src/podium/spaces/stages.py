@@ -88,10 +88,9 @@ class StageManager:
                     continue
                 log.info("resumed live space %s", space.id)
         await self.ownership.announce()
+        clock = self.directory.clock
         self._tasks = [
-            background.start(
-                self.directory.clock, STAGE_LEASE_S / 3, self.renew_stage_leases, "renewing stage leases", "leases"
-            ),
+            background.start(clock, STAGE_LEASE_S / 3, self.renew_stage_leases, "renewing stage leases", "leases")
         ]
 
     async def stop(self) -> None:
