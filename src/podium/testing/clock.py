@@ -63,6 +63,7 @@ class FakeClock:
         self._order = itertools.count()
         self._watcher: asyncio.Task[None] | None = None
         self._someone_sleeps: asyncio.Event | None = None
+        self.jumps = 0
         # Calls handed to the loop's executor and not yet back (see the module docstring).
         self._in_threads = 0
 
@@ -129,6 +130,7 @@ class FakeClock:
         if deadline is None:
             return False
         self._mono = max(self._mono, deadline)
+        self.jumps += 1
         self._wake_due()
         return True
 
