@@ -58,11 +58,10 @@ class Accounts:
     settings: Settings
 
     def __post_init__(self) -> None:
-        settings = self.settings
-        self._signup = with_limit(SIGNUP_PER_ADDRESS, settings.signup_limit_per_address)
-        self._per_pair = with_limit(LOGIN_PER_ADDRESS_AND_NAME, settings.login_limit_per_address_and_name)
-        self._failures = with_limit(LOGIN_FAILURES_PER_NAME, settings.login_failures_per_name)
-        self._under_attack = with_limit(LOGIN_UNDER_ATTACK, settings.login_limit_under_attack)
+        self._signup = with_limit(SIGNUP_PER_ADDRESS, self.settings.signup_limit_per_address)
+        self._per_pair = with_limit(LOGIN_PER_ADDRESS_AND_NAME, self.settings.login_limit_per_address_and_name)
+        self._failures = with_limit(LOGIN_FAILURES_PER_NAME, self.settings.login_failures_per_name)
+        self._under_attack = with_limit(LOGIN_UNDER_ATTACK, self.settings.login_limit_under_attack)
         self._hasher = PasswordHasher()  # argon2id with the library's current parameters
         # Checked when the username does not exist, so both failures take the same time.
         self._decoy = self._hasher.hash("podium-decoy-password")

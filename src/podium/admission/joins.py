@@ -115,15 +115,14 @@ class Joins:
     settings: Settings
 
     def __post_init__(self) -> None:
-        settings = self.settings
-        self.rate_per_s, self.burst = settings.join_rate_per_s, settings.join_burst
-        self.surge_factor = settings.under_attack_surge
-        self.policy = with_limit(JOIN_PER_ADDRESS, settings.join_limit_per_address)
-        self.beat_policy = with_limit(BEAT_PER_ADDRESS, settings.heartbeat_limit_per_address)
+        self.rate_per_s, self.burst = self.settings.join_rate_per_s, self.settings.join_burst
+        self.surge_factor = self.settings.under_attack_surge
+        self.policy = with_limit(JOIN_PER_ADDRESS, self.settings.join_limit_per_address)
+        self.beat_policy = with_limit(BEAT_PER_ADDRESS, self.settings.heartbeat_limit_per_address)
         # Tickets carry their room's epoch: this process's for rooms in memory, the instance's
         # (kept in Redis) for shared rooms, so that a ticket from any node is good on every node.
         self._epoch = secrets.token_urlsafe(6)
-        self._redis = rooms_client(settings.bus_url) if settings.bus_url else None
+        self._redis = rooms_client(self.settings.bus_url) if self.settings.bus_url else None
         self._shared_epoch = SharedEpoch(self._redis) if self._redis is not None else None
         self._rooms: dict[SpaceId, Room] = {}
         self._surges: dict[SpaceId, Surge] = {}
