@@ -15,6 +15,7 @@ every node sees it), and every use checks that record, through a cache of a seco
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import timedelta
 
 from argon2 import PasswordHasher
@@ -35,6 +36,7 @@ from podium.domain.accounts import Account, check_password, clean_username
 from podium.domain.tokens import SESSION_TTL_S, SessionGrant, TokenSigner
 from podium.errors import Conflict, PodiumError, Unauthenticated
 from podium.ids import new_user_id
+from podium.settings import Settings
 
 WRONG_CREDENTIALS = "wrong username or password"
 # A sign-up must say that the name cannot be had (the person has to pick another): that much is
@@ -47,26 +49,19 @@ REVOCATION_CACHE_S = 2.0
 REVOCATION_CACHE_SIZE = 10_000
 
 
+@dataclass(eq=False)
 class Accounts:
-    def __init__(
-        self,
-        store: AccountStore,
-        signer: TokenSigner,
-        limits: RateLimits,
-        clock: Clock,
-        signup_limit: str = "10/hour",
-        login_limit_per_address_and_name: str = LOGIN_PER_ADDRESS_AND_NAME.limit,
-        login_failures_per_name: str = LOGIN_FAILURES_PER_NAME.limit,
-        login_limit_under_attack: str = LOGIN_UNDER_ATTACK.limit,
-    ) -> None:
-        self._signup = with_limit(SIGNUP_PER_ADDRESS, signup_limit)
-        self._per_pair = with_limit(LOGIN_PER_ADDRESS_AND_NAME, login_limit_per_address_and_name)
-        self._failures = with_limit(LOGIN_FAILURES_PER_NAME, login_failures_per_name)
-        self._under_attack = with_limit(LOGIN_UNDER_ATTACK, login_limit_under_attack)
-        self._store = store
-        self._signer = signer
-        self._limits = limits
-        self._clock = clock
+    store: AccountStore
+    signer: TokenSigner
+    limits: RateLimits
+    clock: Clock
+    settings: Settings
+
+    def __post_init__(self) -> None:
+        self._signup = with_limit(SIGNUP_PER_ADDRESS, self.settings.signup_limit_per_address)
+        self._per_pair = with_limit(LOGIN_PER_ADDRESS_AND_NAME, self.settings.login_limit_per_address_and_name)
+        self._failures = with_limit(LOGIN_FAILURES_PER_NAME, self.settings.login_failures_per_name)
+        self._under_attack = with_limit(LOGIN_UNDER_ATTACK, self.settings.login_limit_under_attack)
         self._hasher = PasswordHasher()  # argon2id with the library's current parameters
         # Checked when the username does not exist, so both failures take the same time.
         self._decoy = self._hasher.hash("podium-decoy-password")
@@ -76,60 +71,60 @@ class Accounts:
     async def sign_up(self, username: object, password: object, address: str) -> Account:
         """The same work whether the name is free or taken (the hash is made first): the only
         difference is the answer, which must tell the person to choose another name."""
-        await self._limits.hit(self._signup, address)
+        await self.limits.hit(self._signup, address)
         name = clean_username(username)
         secret = check_password(password)
-        account = Account(new_user_id(), name, self._clock.now())
+        account = Account(new_user_id(), name, self.clock.now())
         password_hash = await asyncio.to_thread(self._hasher.hash, secret)
-        if not await self._store.add_account(account, password_hash):
+        if not await self.store.add_account(account, password_hash):
             raise Conflict(NAME_TAKEN)
         return account
 
     async def sign_in(self, username: object, password: object, address: str) -> tuple[Account, str]:
         """Checks the limits first, then the password; answers the same for a wrong name or password."""
-        await self._limits.hit(LOGIN_PER_ADDRESS, address)
+        await self.limits.hit(LOGIN_PER_ADDRESS, address)
         if not isinstance(username, str) or not isinstance(password, str) or len(password) > 256:
             raise Unauthenticated(WRONG_CREDENTIALS)
         name = username.strip().lower()[:64]
         pair = f"{address} {name}"
-        await self._limits.hit(self._per_pair, pair)
-        if not await self._limits.allows(self._failures, name):
-            await self._limits.hit(self._under_attack, pair)
-        found = await self._store.account_by_name(name)
+        await self.limits.hit(self._per_pair, pair)
+        if not await self.limits.allows(self._failures, name):
+            await self.limits.hit(self._under_attack, pair)
+        found = await self.store.account_by_name(name)
         stored_hash = found[1] if found else self._decoy
         if not await asyncio.to_thread(self._matches, stored_hash, password) or found is None:
-            await self._limits.count(self._failures, name)
+            await self.limits.count(self._failures, name)
             raise Unauthenticated(WRONG_CREDENTIALS)
         account, _ = found
         if self._hasher.check_needs_rehash(stored_hash):
-            await self._store.set_password_hash(account.id, await asyncio.to_thread(self._hasher.hash, password))
-        return account, self._signer.issue_session(account.id, account.username)
+            await self.store.set_password_hash(account.id, await asyncio.to_thread(self._hasher.hash, password))
+        return account, self.signer.issue_session(account.id, account.username)
 
     def verify(self, token: str) -> SessionGrant:
         """The session's signature and age only (no lookup): what the CSRF check needs first."""
-        return self._signer.verify_session(token)
+        return self.signer.verify_session(token)
 
     async def authenticate(self, token: str) -> SessionGrant:
         """A session that verifies and was not signed out."""
-        grant = self._signer.verify_session(token)
+        grant = self.signer.verify_session(token)
         await self.check_not_revoked(grant)
         return grant
 
     async def check_not_revoked(self, grant: SessionGrant) -> None:
         checked = self._not_revoked.get(grant.session_id)
-        if checked is not None and self._clock.monotonic() - checked < REVOCATION_CACHE_S:
+        if checked is not None and self.clock.monotonic() - checked < REVOCATION_CACHE_S:
             return
-        if await self._store.session_revoked(grant.session_id):
+        if await self.store.session_revoked(grant.session_id):
             self._not_revoked.pop(grant.session_id, None)
             raise Unauthenticated(SIGNED_OUT)
         if len(self._not_revoked) >= REVOCATION_CACHE_SIZE:
             self._not_revoked.clear()  # bounded: a flood of sessions costs lookups, never memory
-        self._not_revoked[grant.session_id] = self._clock.monotonic()
+        self._not_revoked[grant.session_id] = self.clock.monotonic()
 
     async def sign_out(self, token: str) -> bool:
         """The session stops working everywhere; False when the token was no valid session."""
         try:
-            grant = self._signer.verify_session(token)
+            grant = self.signer.verify_session(token)
         except PodiumError:
             return False
         try:
@@ -138,12 +133,12 @@ class Accounts:
             return True  # signed out already: a repeated sign-out writes nothing
         self._not_revoked.pop(grant.session_id, None)
         # Kept as long as the token itself could still verify, then dropped.
-        until = self._clock.now() + timedelta(seconds=SESSION_TTL_S)
-        await self._store.revoke_session(grant.session_id, until, self._clock.now())
+        until = self.clock.now() + timedelta(seconds=SESSION_TTL_S)
+        await self.store.revoke_session(grant.session_id, until, self.clock.now())
         return True
 
     def csrf_token(self, grant: SessionGrant) -> str:
-        return self._signer.csrf_for(grant.session_id)
+        return self.signer.csrf_for(grant.session_id)
 
     def _matches(self, stored_hash: str, password: str) -> bool:
         try:

@@ -129,17 +129,13 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
     node_id = settings.node_id or secrets.token_hex(4)
     directory = SpaceDirectory(settings, database, bus, signer, links, clock, node_id)
     ownership = Ownership(placement, node_id, settings.own_url, clock)
-    listeners = Listeners(
-        settings, directory, shared, clock, node_id, presence_secret=secret, between_nodes=between_nodes
-    )
-    stages = StageManager(
-        settings, directory, listeners, ownership, media, bus, clock, resume_on_start=not between_nodes
-    )
-    members = StageMembers(directory, stages, signer, bus)
-    schedule = Schedule(settings, directory, stages, clock)
-    follower = Follower(bus, node_id, directory, stages, ownership)
+    listeners = Listeners(directory, shared, presence_secret=secret, between_nodes=between_nodes)
+    stages = StageManager(directory, listeners, ownership, media, resume_on_start=not between_nodes)
+    members = StageMembers(directory, stages)
+    schedule = Schedule(directory, stages)
+    follower = Follower(directory, stages, ownership)
     limits = RateLimits(storage_for(settings.limits_url))
-    posting = Posting(database, directory, limits, clock, bus, settings)
+    posting = Posting(database, directory, limits)
     # Between nodes, one node at a time makes a space's timeline (the stage's, while it runs).
     feed = Feed(
         directory,
@@ -147,45 +143,18 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
         stages,
         listeners,
         ownership,
-        bus,
         media,
-        clock,
         posting,
-        settings.base_url,
-        max_comments=settings.comments_per_interval,
         leases=timeline_leases,
+        max_comments=settings.comments_per_interval,
     )
-    accounts = Accounts(
-        database,
-        signer,
-        limits,
-        clock,
-        settings.signup_limit_per_address,
-        settings.login_limit_per_address_and_name,
-        settings.login_failures_per_name,
-        settings.login_limit_under_attack,
-    )
-    recordings = Recordings(
-        directory, media, bus, settings.base_url, load_or_create_signing_key(data_dir, settings.secret), limits
-    )
+    accounts = Accounts(database, signer, limits, clock, settings)
+    recordings = Recordings(directory, media, load_or_create_signing_key(data_dir, settings.secret), limits)
     # The download is made when a space ends, before the end is answered.
     stages.end_hooks.append(recordings.finish)
     governor = Governor(Capacity(settings.max_in_flight, settings.max_lag_ms), clock)
-    joins = Joins(
-        TicketSigner(secret),
-        governor,
-        limits,
-        clock,
-        settings.join_rate_per_s,
-        settings.join_burst,
-        settings.under_attack_surge,
-        settings.join_limit_per_address,
-        settings.bus_url or None,
-        settings.heartbeat_limit_per_address,
-    )
-    webhooks = Webhooks(
-        directory, database, bus, clock, settings.base_url, allow_private=settings.webhooks_allow_private
-    )
+    joins = Joins(TicketSigner(secret), governor, limits, clock, settings)
+    webhooks = Webhooks(directory, database, allow_private=settings.webhooks_allow_private)
     return Services(
         settings,
         clock,
@@ -232,33 +201,23 @@ async def _http_error(request: Request, error: Exception) -> Response:
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
     settings = settings or Settings.load()
     parts = build(settings, clock)
-    feed, recordings = parts.feed, parts.recordings
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await parts.stages.start()  # every unfinished space in memory; interrupted ends finished
-        await parts.listeners.start()
-        await parts.schedule.start()
-        await parts.follower.start()
-        await feed.start()
-        await parts.webhooks.start()
+        # The stages first: every unfinished space in memory, interrupted ends finished.
+        for part in (parts.stages, parts.listeners, parts.schedule, parts.follower, parts.feed, parts.webhooks):
+            await part.start()
         lag = asyncio.create_task(sample_lag(parts.governor), name="lag-sampler")
         try:
             yield
         finally:
             lag.cancel()
-            await feed.stop()
-            await parts.webhooks.stop()
-            await recordings.stop()
-            await parts.schedule.stop()
-            await parts.follower.stop()
-            await parts.stages.stop()
-            await parts.listeners.stop()  # the peaks, once the ends are stored
-            await parts.space_store.close()
-            await parts.bus.close()
-            await parts.shared_counts.close()
-            await parts.placement.close()
-            await parts.joins.close()
+            # The listeners' peaks once the ends are stored; the connections last.
+            for service in (parts.feed, parts.webhooks, parts.recordings, parts.schedule, parts.follower, parts.stages):
+                await service.stop()
+            await parts.listeners.stop()
+            for closing in (parts.space_store, parts.bus, parts.shared_counts, parts.placement, parts.joins):
+                await closing.close()
             await parts.limits.close()
 
     app = Starlette(

@@ -21,23 +21,18 @@ T = TypeVar("T")
 class Clock(Protocol):
     def monotonic(self) -> float:
         """Seconds on a clock that never goes back; only differences mean anything."""
-        ...
 
     def now(self) -> datetime:
         """Wall-clock time, timezone-aware UTC."""
-        ...
 
     def time(self) -> float:
         """Wall-clock time in seconds since the epoch (`now()` as a number)."""
-        ...
 
     async def sleep(self, seconds: float) -> None:
         """Return once `seconds` have passed on this clock."""
-        ...
 
     async def wait_for(self, awaitable: Awaitable[T], timeout_s: float) -> T:
         """`awaitable`'s result, or TimeoutError (and `awaitable` cancelled) after `timeout_s`."""
-        ...
 
 
 class SystemClock:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 import msgspec
 
@@ -36,83 +36,56 @@ class _Event:
     space: SpaceId
     node: str
 
-
-# -- a space's life ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SpaceScheduled(_Event):
-    TOPIC, TYPE = SPACES, "space.scheduled"
+    def __init_subclass__(cls, topic: Topic, type: str) -> None:
+        cls.TOPIC, cls.TYPE = topic, type
 
 
-@dataclass(frozen=True)
-class SpaceStarted(_Event):
-    TOPIC, TYPE = SPACES, "space.started"
+# A space's life. RecordingReady: the ended space's download is made (its replay is ready).
+class SpaceScheduled(_Event, topic=SPACES, type="space.scheduled"): ...
 
 
-@dataclass(frozen=True)
-class SpaceEnded(_Event):
-    TOPIC, TYPE = SPACES, "space.ended"
+class SpaceStarted(_Event, topic=SPACES, type="space.started"): ...
+
+
+class SpaceEnded(_Event, topic=SPACES, type="space.ended"): ...
+
+
+class RecordingReady(_Event, topic=SPACES, type="replay.ready"): ...
 
 
 @dataclass(frozen=True)
-class RecordingReady(_Event):
-    """The ended space's download is made (its replay is ready)."""
-
-    TOPIC, TYPE = SPACES, "replay.ready"
-
-
-# -- the stage -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StageChanged(_Event):
+class StageChanged(_Event, topic=STAGE, type="stage.changed"):
     """The stage rules changed (`action`: a stage action, "rotate" or "withdraw_links"): every
     node reads them again and makes its media match."""
 
-    TOPIC, TYPE = STAGE, "stage.changed"
     action: str
 
 
-# -- the audience --------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
-class CommentPosted(_Event):
-    TOPIC, TYPE = AUDIENCE, "comment"
+class CommentPosted(_Event, topic=AUDIENCE, type="comment"):
     post: dict[str, Any]  # the post's public view
 
 
 @dataclass(frozen=True)
-class QuestionsChanged(_Event):
-    """A question was asked, voted on, shown again or answered: the ranking is to be read again."""
-
-    TOPIC, TYPE = AUDIENCE, "question"
-
-
-@dataclass(frozen=True)
-class PostRemoved(_Event):
-    TOPIC, TYPE = AUDIENCE, "removed"
+class PostRemoved(_Event, topic=AUDIENCE, type="removed"):
     post_id: str
 
 
 @dataclass(frozen=True)
-class Reacted(_Event):
-    TOPIC, TYPE = AUDIENCE, "reaction"
+class Reacted(_Event, topic=AUDIENCE, type="reaction"):
     emoji: str
     count: int = 1
 
 
-@dataclass(frozen=True)
-class PinChanged(_Event):
-    TOPIC, TYPE = AUDIENCE, "pinned"
+# QuestionsChanged: a question was asked, voted on, shown again or answered (rank them again);
+# ModerationChanged: the space's moderation rules changed (slow mode, blocked users, ...).
+class QuestionsChanged(_Event, topic=AUDIENCE, type="question"): ...
 
 
-@dataclass(frozen=True)
-class ModerationChanged(_Event):
-    """The space's moderation rules changed (slow mode, blocked users, ...)."""
+class PinChanged(_Event, topic=AUDIENCE, type="pinned"): ...
 
-    TOPIC, TYPE = AUDIENCE, "moderation"
+
+class ModerationChanged(_Event, topic=AUDIENCE, type="moderation"): ...
 
 
 Event = (
@@ -128,20 +101,7 @@ Event = (
     | PinChanged
     | ModerationChanged
 )
-
-KINDS: tuple[type[Event], ...] = (
-    SpaceScheduled,
-    SpaceStarted,
-    SpaceEnded,
-    RecordingReady,
-    StageChanged,
-    CommentPosted,
-    QuestionsChanged,
-    PostRemoved,
-    Reacted,
-    PinChanged,
-    ModerationChanged,
-)
+KINDS: tuple[type[Event], ...] = get_args(Event)
 _BY_TYPE: dict[str, type[Event]] = {kind.TYPE: kind for kind in KINDS}
 
 

@@ -35,9 +35,6 @@ def is_client_id(value: object) -> bool:
     return isinstance(value, str) and _CLIENT_ID.fullmatch(value) is not None
 
 
-is_listener_id = is_client_id
-
-
 MemberId = NewType("MemberId", str)
 
 

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from podium import urls
 from podium.admission.limits import Policy, RateLimits
 from podium.audience.feed import REACTIONS_NAME
-from podium.backends.interfaces import Bus, MediaStore
+from podium.backends.interfaces import MediaStore
 from podium.domain.space import Space, SpaceState
 from podium.errors import Conflict, InvalidInput, NotFound, PodiumError
 from podium.events import RecordingReady
@@ -102,23 +102,15 @@ def media_offset(records: list[SegmentRecord], moment: datetime) -> float:
     return at
 
 
+@dataclass(eq=False)
 class Recordings:
-    def __init__(
-        self,
-        directory: SpaceDirectory,
-        media: MediaStore,
-        bus: Bus,
-        base_url: str,
-        key: Ed25519PrivateKey,
-        limits: RateLimits,
-    ) -> None:
-        self.directory = directory
-        self.media = media
-        self.bus = bus
-        self.base_url = base_url
-        self.key = key
-        self.public_key: Ed25519PublicKey = key.public_key()
-        self.limits = limits
+    directory: SpaceDirectory
+    media: MediaStore
+    key: Ed25519PrivateKey
+    limits: RateLimits
+
+    def __post_init__(self) -> None:
+        self.public_key: Ed25519PublicKey = self.key.public_key()
         self._builds: dict[SpaceId, asyncio.Task[None]] = {}
         # Fingerprints of ended recordings, oldest first (bounded: FINGERPRINTS_KEPT).
         self._fingerprints: dict[SpaceId, dict[str, Any]] = {}
@@ -132,7 +124,7 @@ class Recordings:
             "algorithm": "Ed25519",
             "key_id": self.key_id,
             "public_key": base64.b64encode(clips.public_raw(self.public_key)).decode("ascii"),
-            "instance": self.base_url,
+            "instance": self.directory.settings.base_url,
         }
 
     # -- life -------------------------------------------------------------------------------
@@ -150,7 +142,7 @@ class Recordings:
             return
         await self._build(space)
         # Webhooks (and anyone else on the bus) learn that the download is there.
-        await self.bus.publish(RecordingReady(space.id, self.directory.node_id))
+        await self.directory.bus.publish(RecordingReady(space.id, self.directory.node_id))
 
     # -- download ---------------------------------------------------------------------------
 
@@ -293,7 +285,7 @@ class Recordings:
         media = clips.cut_samples(stsd, timescale, samples, cut, created, title)
         clip_id = "c" + secrets.token_hex(6)
         recording_sha256 = await asyncio.to_thread(clips.recording_digest, init, segments)
-        base = self.base_url
+        base = self.directory.settings.base_url
         facts: dict[str, Any] = {
             "format": clips.FORMAT,
             "key_id": self.key_id,

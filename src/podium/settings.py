@@ -16,6 +16,7 @@ from podium.media.ice_servers import IceServer, parse_ice_servers
 
 ICE_LOOPBACK_MODES = ("0", "1", "only")
 LOG_FORMATS = ("text", "json")
+Limit = str  # a rate in the `limits` notation ("10/minute", "100/hour"), checked at load
 
 
 @dataclass(frozen=True)
@@ -29,15 +30,11 @@ class Settings:
     # "0": ICE offers the machine's interface addresses, as aiortc does. "1": also loopback,
     # so speakers on the same machine can connect. "only": loopback alone, both ways (tests, CI).
     ice_loopback: str = "0"
-    # STUN/TURN servers for speakers behind NAT, given to the stage's peer connections and to the
-    # browsers: comma-separated stun:host:port, turn:user:password@host:port?transport=udp and
-    # turns:user:password@host:443 entries, or a JSON array of {urls, username, credential}.
-    # Empty: none (Podium contacts no outside host). See podium.media.ice_servers.
+    # STUN/TURN servers for speakers behind NAT: comma-separated stun:host:port, turn:user:password@host:port
+    # and turns:… entries, or a JSON array of {urls, username, credential}. See podium.media.ice_servers.
     ice_servers: str = field(default="", repr=False)
-    # TURN's shared secret (coturn: use-auth-secret, static-auth-secret=…): each person on stage
-    # gets TURN credentials of their own, good for `turn_credential_lifetime_s` (long enough for
-    # the longest conversation: a relay whose credentials expire is dropped at its next refresh).
-    # Empty: the TURN entries' own user name and password (given to people on stage only).
+    # TURN's shared secret (coturn's static-auth-secret): each person on stage gets credentials of their
+    # own for `turn_credential_lifetime_s` (a relay whose credentials expire is dropped). Empty: the entries' own.
     turn_secret: str = field(default="", repr=False)
     turn_credential_lifetime_s: int = 12 * 3600
     # Listeners beat every `heartbeat_interval_s`; one who misses `heartbeat_missed_limit`
@@ -50,7 +47,7 @@ class Settings:
     # at most this many listeners are counted at once (at scale, of the sampled ones: each counts
     # 1/p), and at most this many heartbeats are taken, in the `limits` notation.
     presence_listeners_per_address: int = 50
-    heartbeat_limit_per_address: str = "1200/minute"
+    heartbeat_limit_per_address: Limit = "1200/minute"
     # Upper bounds on what a request may send.
     max_json_bytes: int = 16 * 1024
     max_offer_bytes: int = 64 * 1024
@@ -61,21 +58,18 @@ class Settings:
     # The stage: co-hosts besides the host, and everyone on stage (host included).
     max_cohosts: int = 2
     max_speakers: int = 13
-    # Named guests (anyone may become one, to raise a hand): at most this many per space waiting in
-    # the audience (a moderator's removal, block or a turn on stage frees a place), and at most
-    # this many guest joins from one address.
+    # Named guests (to raise a hand): at most this many per space in the audience, and guest joins per address.
     max_guests: int = 200
-    guest_limit_per_address: str = "10/minute"
-    # Posting limits, in the `limits` notation ("10/minute", "100/hour").
-    post_limit_per_user: str = "10/minute"
-    post_limit_per_address: str = "120/minute"
-    signup_limit_per_address: str = "10/hour"
-    # Sign-in: attempts for one name from one address; wrong passwords for one name from everywhere
-    # past which it counts as under attack; and then the attempts each address may make for it
-    # (slower, never none: nobody can lock an owner out from another network).
-    login_limit_per_address_and_name: str = "10/10minutes"
-    login_failures_per_name: str = "20/hour"
-    login_limit_under_attack: str = "1/minute"
+    guest_limit_per_address: Limit = "10/minute"
+    # Posting limits.
+    post_limit_per_user: Limit = "10/minute"
+    post_limit_per_address: Limit = "120/minute"
+    signup_limit_per_address: Limit = "10/hour"
+    # Sign-in: attempts for a name from an address; wrong passwords for a name from everywhere past which
+    # it is under attack; then the attempts each address may make (never none: nobody locks an owner out).
+    login_limit_per_address_and_name: Limit = "10/10minutes"
+    login_failures_per_name: Limit = "20/hour"
+    login_limit_under_attack: Limit = "1/minute"
     # How long host and member tokens last: from their issue, or from the space's start if later
     # (so about this long after a space ends). The host rotates the host token for a fresh one.
     member_token_ttl_s: int = 7 * 24 * 3600
@@ -83,34 +77,23 @@ class Settings:
     comments_per_interval: int = 20
     # The pre-show opens the stream this long before a scheduled start, with hold audio.
     preshow_lead_s: float = 900.0
-    # What a stranger can make the node do (DESIGN, bet 7). Spaces created per address and per
-    # signed-in account, in the `limits` notation; with `spaces_need_account`, creating a space
-    # needs an account at all.
-    space_limit_per_address: str = "20/hour"
-    space_limit_per_account: str = "20/hour"
+    # Spaces created per address and per account (DESIGN, bet 7); `spaces_need_account`: only with one.
+    space_limit_per_address: Limit = "20/hour"
+    space_limit_per_account: Limit = "20/hour"
     spaces_need_account: bool = False
-    # The node's budget of stages (pre-shows and live spaces) running at once. Every stage mixes,
-    # encodes and packages on the one event loop that also answers joins, posts and heartbeats.
-    # bench/RESULTS.md (Stage, CPU per speaker count, 2-CPU machine): a full stage of 13 speakers
-    # (PODIUM_MAX_SPEAKERS) costs `podium serve` 18.8 % of a core (its mixing core 9.4 %, the rest
-    # aiortc's per-packet work); a pre-show with nobody on stage about 5 % (the stage core's 4.8 %
-    # at one speaker). Stages may take three quarters of the loop, the rest is for the audience:
-    # 75 % / 18.8 % = 4 full stages. Past the budget a pre-show waits for a free slot (the
-    # schedule opens it then) and a speaker who would start a stage gets 503 with Retry-After; an
-    # idle pre-show (no speaker, no listener) gives its slot to a speaker. A running stage is never
-    # slowed down for a new one. Raise it on faster cores, after `python bench/stage.py` there.
+    # The node's budget of stages (pre-shows and live spaces) running at once, on the one event loop
+    # that also serves the audience. A full stage of 13 speakers costs 18.8 % of a core (bench/RESULTS.md,
+    # Stage); stages may take three quarters of the loop: 75 % / 18.8 % = 4. Past it a pre-show waits for
+    # a slot and a speaker who would start a stage gets 503 with Retry-After; an idle pre-show gives its
+    # slot to a speaker. Raise it on faster cores, after `python bench/stage.py` there.
     max_stages: int = 4
-    # A pre-show with no speaker connected and no listener counted closes after this long, counted
-    # from the start time at the earliest, and stays closed (restarts too); the host can still go
-    # live by connecting.
+    # A pre-show with no speaker and no listener closes after this long (from the start time at the
+    # earliest) and stays closed, restarts too; the host can still go live by connecting.
     preshow_idle_close_s: float = 600.0
-    # Parts and segments a stage may hold for the disk (each a few KB; a part every 0.5 s, a
-    # segment every 2 s). When the disk falls this far behind, parts go first (their segment
-    # carries the same audio), then new segments: counted and logged, never growing memory, never
-    # holding up the stage's 20 ms tick.
+    # Parts and segments a stage may hold for the disk (a part every 0.5 s, a segment every 2 s). Past
+    # it parts are dropped first, then segments (counted, logged): the 20 ms tick never waits for a disk.
     stage_write_queue: int = 256
-    # How long `POST /end` waits for the stage's last writes before answering; the rest (the
-    # writes, the download, the webhooks) finishes in the background.
+    # How long `POST /end` waits for the stage's last writes; the rest finishes in the background.
     end_wait_s: float = 5.0
     # The longest hold audio a host may upload (it is kept decoded, 48 kHz mono: 5.76 MB a minute).
     hold_audio_max_s: float = 600.0
@@ -118,7 +101,7 @@ class Settings:
     # rest wait in line; joins per address; the surge (x the rate) that turns the puzzle on.
     join_rate_per_s: float = 200.0
     join_burst: int = 200
-    join_limit_per_address: str = "120/minute"
+    join_limit_per_address: Limit = "120/minute"
     under_attack_surge: float = 5.0
     # Capacity: requests being worked on, and event-loop lag, at which the node counts as full.
     max_in_flight: int = 256
@@ -127,9 +110,8 @@ class Settings:
     # it, 429. A quarter of max_in_flight's default: one address's requests alone stay below the
     # pressure at which anything is shed (half).
     max_in_flight_per_address: int = 64
-    # Connections the kernel holds for Podium before it accepts them (capped by net.core.somaxconn).
-    # A cache tier opens its connections in bursts when a crowd arrives; a full queue drops their SYNs,
-    # and each dropped one comes back a second later (then 2 s, 4 s): 2,048, uvicorn's own, filled up.
+    # Connections the kernel holds before Podium accepts them (capped by net.core.somaxconn): a cache
+    # tier's bursts filled uvicorn's 2,048, and each dropped SYN comes back only a second later.
     listen_backlog: int = 4096
     # Against slow and oversized requests: the whole request head must arrive within this time,
     # and the whole body within body_timeout_s after it (408 past either); no body may be larger
@@ -204,19 +186,7 @@ class Settings:
             raise InvalidInput(f"PODIUM_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, not {self.log_format!r}")
         if not 0 < self.port < 65536:
             raise InvalidInput(f"port must be between 1 and 65535, not {self.port}")
-        for name in (
-            "post_limit_per_user",
-            "post_limit_per_address",
-            "signup_limit_per_address",
-            "join_limit_per_address",
-            "login_limit_per_address_and_name",
-            "login_failures_per_name",
-            "login_limit_under_attack",
-            "heartbeat_limit_per_address",
-            "guest_limit_per_address",
-            "space_limit_per_address",
-            "space_limit_per_account",
-        ):
+        for name in (f.name for f in fields(self) if f.type == "Limit"):
             try:
                 limits.parse(getattr(self, name))
             except ValueError:

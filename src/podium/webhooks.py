@@ -1,36 +1,25 @@
-"""Webhooks: a space's events (`space.scheduled`, `space.started`, `space.ended`, `replay.ready`)
-as signed JSON POSTs to the URLs its host registered, retried with backoff, every attempt logged.
+"""Webhooks: a space's events (`space.started`, `space.ended`, `replay.ready`) as signed JSON POSTs
+to the URLs its host registered, retried with backoff, every attempt logged.
 
-- **Signature** (Standard Webhooks): headers `webhook-id` (the event's id, the same on every
-  retry), `webhook-timestamp` (Unix seconds of this attempt) and `webhook-signature`
-  (`v1,<base64 HMAC-SHA256 of "id.timestamp.body">`, keyed with the subscription's `whsec_…`
-  secret, which is shown once, at registration).
-- **Retries**: `backoff_s` holds the wait before each try (by default at once, then 1, 2, 4 and
-  8 s: five tries); a try is a 2xx answer within `timeout_s`, anything else (another status, a
-  redirect, no answer, a refused connection) is a failure. Tries run in background tasks, at most
-  `max_concurrent` at once, never on the bus loop. A subscription deleted meanwhile gets no more.
-- **Once between nodes**: every node hears every event on the bus, so each must pick. The node
-  that published an event delivers it (events carry their node's id, `node`); the others
-  let it pass. No coordination is needed (no Redis key per event); the price is that the tries
-  still to come are lost if that node stops before they are made (the log shows how far it got).
-- **Private addresses (SSRF)**: a URL whose host resolves to a loopback, private, link-local,
-  shared or reserved address is refused at registration and again before every try (its DNS may
-  change), unless PODIUM_WEBHOOKS_ALLOW_PRIVATE is set; so is an IPv6 address that carries such
-  an IPv4 address (NAT64, 6to4, Teredo, IPv4-compatible, -mapped, -translated: see
-  `domain.webhooks.is_public`). Each try resolves the name once and connects to the very address it
-  checked (the URL's host goes in the Host header and, over TLS, in SNI and the certificate check),
-  so a name that answers differently a moment later cannot steer the connection. Redirects are
-  never followed.
-- **Nothing at registration**: registering a URL sends nothing to it. A URL nobody has shown to
-  be willing gets no request until a space's event happens, so a stranger (anyone can host a
-  space) cannot use registration to have this node fire requests at someone else's server.
-  `space.scheduled`, published on the bus when a space is created (before any URL can be
-  registered), is therefore not delivered: the events are `space.started`, `space.ended` and
-  `replay.ready`.
+- **Signature** (Standard Webhooks): `webhook-id` (the same on every retry), `webhook-timestamp`
+  and `webhook-signature` (`v1,<base64 HMAC-SHA256 of "id.timestamp.body">` under the `whsec_…`
+  secret shown once, at registration).
+- **Retries**: `backoff_s` is the wait before each try; a try is a 2xx answer within `timeout_s`,
+  anything else fails. Tries run in background tasks, at most `max_concurrent` at once, never on
+  the bus loop; a subscription deleted meanwhile gets no more.
+- **Once between nodes**: the node that published an event (its `node`) delivers it, the others
+  let it pass: no coordination, at the price of the tries to come if that node stops.
+- **Private addresses (SSRF)**: a host resolving to a loopback, private, link-local, shared or
+  reserved address (or an IPv6 address carrying one, see `domain.webhooks.is_public`) is refused at
+  registration and before every try, unless PODIUM_WEBHOOKS_ALLOW_PRIVATE is set. Each try
+  connects to the very address it checked (the name goes in Host and SNI); redirects are never
+  followed.
+- **Nothing at registration**: a stranger (anyone can host) cannot make this node fire requests
+  at someone else's server by registering it; so `space.scheduled`, published before any URL can
+  be registered, is never delivered.
 
-Events are sent in the order they happen (`space.ended` is published before the end hooks make
-the download and announce `replay.ready`), but a retried one may arrive after a later one; each
-body carries its `timestamp`. The log keeps the newest LOG_KEEP attempts of each space.
+Events go in the order they happen, but a retried one may arrive after a later one; each body
+carries its `timestamp`. The log keeps the newest LOG_KEEP attempts of each space.
 """
 
 from __future__ import annotations
@@ -41,13 +30,13 @@ import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from podium.backends.interfaces import Bus, WebhookStore
-from podium.clock import Clock
+from podium.backends.interfaces import WebhookStore
 from podium.domain import webhooks as rules
 from podium.domain.space import Space
 from podium.domain.webhooks import Attempt, Hook
@@ -73,33 +62,22 @@ async def resolve(host: str, port: int) -> list[str]:
     return [str(sockaddr[0]) for *_, sockaddr in found]
 
 
+@dataclass(eq=False)
 class Webhooks:
-    def __init__(
-        self,
-        directory: SpaceDirectory,
-        store: WebhookStore,
-        bus: Bus,
-        clock: Clock,
-        base_url: str,
-        *,
-        backoff_s: Sequence[float] = DEFAULT_BACKOFF_S,
-        timeout_s: float = ATTEMPT_TIMEOUT_S,
-        max_concurrent: int = MAX_CONCURRENT,
-        allow_private: bool = False,
-        resolver: Resolver = resolve,
-    ) -> None:
-        if not backoff_s or any(delay < 0 for delay in backoff_s):
+    directory: SpaceDirectory
+    store: WebhookStore
+    _: KW_ONLY
+    backoff_s: Sequence[float] = DEFAULT_BACKOFF_S
+    timeout_s: float = ATTEMPT_TIMEOUT_S
+    max_concurrent: int = MAX_CONCURRENT
+    allow_private: bool = False
+    resolver: Resolver = resolve
+
+    def __post_init__(self) -> None:
+        if not self.backoff_s or any(delay < 0 for delay in self.backoff_s):
             raise ValueError("backoff_s needs at least one try, and no negative wait")
-        self.directory = directory
-        self.store = store
-        self.bus = bus
-        self.clock = clock
-        self.base_url = base_url
-        self.backoff_s = tuple(backoff_s)
-        self.timeout_s = timeout_s
-        self.allow_private = allow_private
-        self.resolver = resolver
-        self._slots = asyncio.Semaphore(max_concurrent)
+        self.clock = self.directory.clock
+        self._slots = asyncio.Semaphore(self.max_concurrent)
         self._locks: dict[SpaceId, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._listener: asyncio.Task[None] | None = None
@@ -149,7 +127,7 @@ class Webhooks:
     # -- delivery ---------------------------------------------------------------------------
 
     async def _listen(self) -> None:
-        async for event in self.bus.subscribe(SPACES):
+        async for event in self.directory.bus.subscribe(SPACES):
             # Delivered once between nodes: by the node that published the event.
             if isinstance(event, FROM_BUS) and event.node == self.directory.node_id:
                 self._spawn(self._fan_out(event.space, event.TYPE))
@@ -164,7 +142,7 @@ class Webhooks:
             self._spawn(self._deliver(hook, event_id, event_type, body))
 
     def _body(self, event_type: str, space: Space) -> bytes:
-        content = rules.payload(event_type, space, self.base_url, self.clock.now())
+        content = rules.payload(event_type, space, self.directory.settings.base_url, self.clock.now())
         return json.dumps(content, separators=(",", ":")).encode()
 
     async def _deliver(self, hook: Hook, event_id: str, event_type: str, body: bytes) -> None:

@@ -45,7 +45,7 @@ async def store(tmp_path: Path) -> AsyncIterator[SqlSpaceStore]:
 
 def node(name: str, store: SqlSpaceStore, counts: MemoryCounts, settings: Settings, clock: FakeClock) -> Node:
     directory = SpaceDirectory(settings, store, MemoryBus(), TokenSigner(SECRET), LinkSigner("k" * 40), clock, name)
-    listeners = Listeners(settings, directory, counts, clock, name, presence_secret=SECRET, between_nodes=True)
+    listeners = Listeners(directory, counts, presence_secret=SECRET, between_nodes=True)
     return Node(directory, listeners)
 
 

@@ -1,16 +1,11 @@
 """Request classes: who suffers first when a node is past its capacity.
 
-Lower is more important. Under pressure the highest classes are shed first (`503`/`429` with
-`Retry-After`); the stage is never shed and listeners already in are shed only past everything
-else. New joins are not shed with an error: they wait in the waiting room (`202`).
-
-STAGE is a privilege, not a path: a request is served as STAGE only if it carries a member token
-of the space it acts on (the door checks the signature, see `admission.gate`); without one it is
-a stranger's request like any other and is served as OTHER, shed first. The probes and CORS
-preflights, which carry no token and no body, keep their class. Likewise a heartbeat is LISTENING
-only with the pass its listener's join gave; a fresh one is a JOIN.
-
-Which class each route has is said once, in the route table (`podium.web.routes`).
+Lower is more important: the highest classes are shed first (`503`/`429` with `Retry-After`), the
+stage never, listeners already in only past everything else; new joins wait in the waiting room
+(`202`). STAGE is a privilege, not a path: only with a member token of the space (checked at the
+door, see `admission.gate`); without one a request is OTHER, shed first. Likewise a heartbeat is
+LISTENING only with its join's pass, else a JOIN. Probes and CORS preflights keep their class.
+Each route's class is said once, in the route table (`podium.web.routes`).
 """
 
 from __future__ import annotations

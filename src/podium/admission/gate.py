@@ -1,20 +1,12 @@
-"""The door every request passes: a body-size cap, a cap on requests in flight per address, and
-load shedding by request class.
+"""The door every request passes, an ASGI middleware before any routing, body read or database:
+a body-size cap, a cap on requests in flight per address, and load shedding by request class.
 
-An ASGI middleware in front of everything else, so a shed or oversized request costs a few string
-operations: no routing, no body read, no database. The one token check is a signature (an HMAC):
-a STAGE-class request is served as STAGE only with a member token of its space (see
-`admission.classes`), so strangers never hold the capacity the stage is promised. The event-loop
-lag the governor needs is sampled by `sample_lag`, a task the application runs for its lifetime.
-
-Per address (an IPv4 address, an IPv6 /64): at most `max_per_address` requests in the works at
-once (`429` past it); listeners' reads are not counted, as for the governor (held playlist
-reloads are not work, and a whole audience behind one NAT reads the same playlist). So one
-address alone cannot fill the node, however slowly it sends; the protocol's head and body
-deadlines bound how long each of its requests can last.
-
-A client that goes away before its request was read ends that request: one debug line and a
-count (`ClassStats.abandoned`), never a traceback.
+A STAGE-class request is served as STAGE only with a member token of its space, checked by its
+signature alone (see `admission.classes`): strangers never hold the capacity the stage is promised.
+Per address (an IPv4 address, an IPv6 /64) at most `max_per_address` requests are in the works at
+once (`429` past it), listeners' reads aside (a whole audience behind one NAT reads the same
+playlist). A client that goes away before its request was read is counted (`ClassStats.abandoned`)
+and logged at debug, never a traceback. `sample_lag` samples the event-loop lag the governor needs.
 """
 
 from __future__ import annotations
@@ -25,6 +17,7 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -88,24 +81,17 @@ def _address(scope: Scope) -> str:
 DoorOf = Callable[[str, str], tuple[Door, SpaceId | None]]
 
 
+@dataclass(eq=False)
 class Gate:
-    def __init__(
-        self,
-        app: ASGIApp,
-        governor: Governor,
-        max_body_bytes: int,
-        door_of: DoorOf,
-        tokens: TokenSigner,
-        passes: TicketSigner,
-        max_per_address: int,
-    ) -> None:
-        self.app = app
-        self.governor = governor
-        self.max_body_bytes = max_body_bytes
-        self.door_of = door_of
-        self.tokens = tokens
-        self.passes = passes
-        self.max_per_address = max_per_address
+    app: ASGIApp
+    governor: Governor
+    max_body_bytes: int
+    door_of: DoorOf
+    tokens: TokenSigner
+    passes: TicketSigner
+    max_per_address: int
+
+    def __post_init__(self) -> None:
         # Requests in the works per address. Invariant: only addresses with one or more are kept.
         self._per_address: Counter[str] = Counter()
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from podium.admission.classes import RequestClass
-from podium.admission.limits import Policy, RateLimits, network_of
+from podium.admission.limits import Policy, RateLimits, network_of, with_limit
 from podium.admission.load import Governor
 from podium.admission.shared_room import (
     PREFIX,
@@ -44,6 +44,7 @@ from podium.admission.waiting_room import Admitted, WaitingRoom
 from podium.clock import Clock
 from podium.errors import Conflict, InvalidInput, Unauthenticated
 from podium.ids import ListenerId, SpaceId, is_client_id
+from podium.settings import Settings
 
 JOIN_PER_ADDRESS = Policy("join-address", "60/minute", "too many joins from your network")
 BEAT_PER_ADDRESS = Policy("heartbeat-address", "1200/minute", "too many heartbeats from your network")
@@ -105,33 +106,23 @@ class JoinAnswer:
     retry_after_s: int | None = None
 
 
+@dataclass(eq=False)
 class Joins:
-    def __init__(
-        self,
-        signer: TicketSigner,
-        governor: Governor,
-        limits: RateLimits,
-        clock: Clock,
-        rate_per_s: float,
-        burst: int,
-        surge_factor: float,
-        limit_per_address: str,
-        rooms_url: str | None = None,
-        beat_limit_per_address: str = BEAT_PER_ADDRESS.limit,
-    ) -> None:
-        self.signer = signer
-        self.governor = governor
-        self.limits = limits
-        self.clock = clock
-        self.rate_per_s = rate_per_s
-        self.burst = burst
-        self.surge_factor = surge_factor
-        self.policy = Policy(JOIN_PER_ADDRESS.name, limit_per_address, JOIN_PER_ADDRESS.message)
-        self.beat_policy = Policy(BEAT_PER_ADDRESS.name, beat_limit_per_address, BEAT_PER_ADDRESS.message)
+    signer: TicketSigner
+    governor: Governor
+    limits: RateLimits
+    clock: Clock
+    settings: Settings
+
+    def __post_init__(self) -> None:
+        self.rate_per_s, self.burst = self.settings.join_rate_per_s, self.settings.join_burst
+        self.surge_factor = self.settings.under_attack_surge
+        self.policy = with_limit(JOIN_PER_ADDRESS, self.settings.join_limit_per_address)
+        self.beat_policy = with_limit(BEAT_PER_ADDRESS, self.settings.heartbeat_limit_per_address)
         # Tickets carry their room's epoch: this process's for rooms in memory, the instance's
         # (kept in Redis) for shared rooms, so that a ticket from any node is good on every node.
         self._epoch = secrets.token_urlsafe(6)
-        self._redis = rooms_client(rooms_url) if rooms_url else None
+        self._redis = rooms_client(self.settings.bus_url) if self.settings.bus_url else None
         self._shared_epoch = SharedEpoch(self._redis) if self._redis is not None else None
         self._rooms: dict[SpaceId, Room] = {}
         self._surges: dict[SpaceId, Surge] = {}

@@ -55,8 +55,8 @@ class Governor:
     def __init__(self, capacity: Capacity, clock: Clock) -> None:
         self.capacity = capacity
         self._clock = clock
-        self._in_flight = 0
-        self._lag_ms = 0.0
+        self.in_flight = 0  # requests being worked on, listeners' reads aside
+        self.lag_ms = 0.0
         self._lag_samples: deque[float] = deque(maxlen=LAG_WINDOW_SAMPLES)
         self._shed_until: dict[RequestClass, float] = {}
         self.stats = ClassStats()
@@ -66,7 +66,7 @@ class Governor:
     def observe_lag(self, lag_ms: float) -> None:
         self._lag_samples.append(lag_ms)
         # Over the whole window (a short history counts as on time): one stall is one sample.
-        self._lag_ms = sum(self._lag_samples) / LAG_WINDOW_SAMPLES
+        self.lag_ms = sum(self._lag_samples) / LAG_WINDOW_SAMPLES
         self._update_lag()
 
     def admit(self, kind: RequestClass) -> bool:
@@ -76,12 +76,12 @@ class Governor:
             return False
         self.stats.served[kind] += 1
         if kind is not RequestClass.LISTENING:
-            self._in_flight += 1
+            self.in_flight += 1
         return True
 
     def done(self, kind: RequestClass) -> None:
         if kind is not RequestClass.LISTENING:
-            self._in_flight -= 1
+            self.in_flight -= 1
 
     def count_shed(self, kind: RequestClass) -> None:
         """A request the shell turned away itself (a join sent to the waiting room by pressure)."""
@@ -89,19 +89,11 @@ class Governor:
 
     # -- what the shell asks ---------------------------------------------------------------
 
-    @property
-    def in_flight(self) -> int:
-        return self._in_flight
-
-    @property
-    def lag_ms(self) -> float:
-        return self._lag_ms
-
     def pressure(self) -> float:
-        return max(self._in_flight / self.capacity.max_in_flight, self._lag_ms / self.capacity.max_lag_ms)
+        return max(self.in_flight / self.capacity.max_in_flight, self.lag_ms / self.capacity.max_lag_ms)
 
     def shedding(self, kind: RequestClass) -> bool:
-        if self._in_flight / self.capacity.max_in_flight >= SHED_AT[kind]:
+        if self.in_flight / self.capacity.max_in_flight >= SHED_AT[kind]:
             return True
         return self._clock.monotonic() < self._shed_until.get(kind, -math.inf)
 
@@ -109,7 +101,7 @@ class Governor:
         return [kind for kind in RequestClass if self.shedding(kind)]
 
     def _update_lag(self) -> None:
-        lagging = self._lag_ms / self.capacity.max_lag_ms
+        lagging = self.lag_ms / self.capacity.max_lag_ms
         now = self._clock.monotonic()
         for kind, threshold in SHED_AT.items():
             if lagging >= threshold:

@@ -1,18 +1,13 @@
 """The waiting room as the join path sees it: one small async interface, two implementations.
 
 - `MemoryRoom`: one node's room, a thin async shell around the sans-IO `WaitingRoom`;
-- `RedisWaitingRoom`: one room for every node of an instance, kept in Redis. Each arrival and each
-  return with a ticket is one Lua script, so it is atomic across nodes, and the scripts read the
-  time from Redis (`TIME`), so the nodes' own clocks do not matter.
+- `RedisWaitingRoom`: one room for every node, in Redis: each arrival and return is one Lua script
+  (atomic across nodes) on Redis's own `TIME`, so the nodes' clocks do not matter.
 
-Both keep `WaitingRoom`'s rules: numbers are called in the order they were taken; a number is
-admitted at most once; admissions over any window are at most burst + rate x window; while
-`paused`, the bucket does not refill (and the paused time is not saved up); used numbers are
-remembered for the ticket lifetime only.
-
-Tickets carry the room's `epoch`, the life of its line: a ticket from another life (another
-instance, a restart that lost the room) is a fresh arrival. In memory the epoch is the process's;
-in Redis it is one value per instance, set once (and set anew if Redis lost it, with the rooms).
+Both keep `WaitingRoom`'s rules (numbers called in order, each admitted at most once, at most
+burst + rate x window admitted, no refill while `paused`, used numbers remembered for the ticket
+lifetime). Tickets carry the room's `epoch`, the life of its line: a ticket from another life is a
+fresh arrival. The epoch is the process's in memory, one per instance in Redis (set anew if lost).
 """
 
 from __future__ import annotations
@@ -48,25 +43,20 @@ class Room(Protocol):
 
     async def epoch(self) -> str:
         """The life of this room's line, signed into tickets."""
-        ...
 
     async def arrive(self, paused: bool = False) -> Admitted | Waiting: ...
 
     async def redeem(self, seq: int, paused: bool = False) -> Admitted | Waiting:
         """A ticket holder comes back. Raises Conflict for a number used before or not known."""
-        ...
 
     async def waiting(self) -> int:
         """Numbers taken and not yet called."""
-        ...
 
     async def called(self) -> int:
         """Places in line whose turn has come."""
-        ...
 
     async def admitted(self) -> int:
         """Joiners let in, on arrival or with a called number."""
-        ...
 
 
 class MemoryRoom:

@@ -26,7 +26,7 @@ from typing import Any
 from itsdangerous import BadSignature, Serializer, SignatureExpired, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode
 
-from podium.errors import Forbidden, Unauthenticated
+from podium.errors import Forbidden, PodiumError, Unauthenticated
 from podium.ids import SpaceId
 
 MAX_CHARS = 400
@@ -71,8 +71,8 @@ class SpentAnswers:
 
     Invariants: an answer is refused a second time until `spent_until` (its challenge's expiry,
     after which the signature check refuses it anyway); at most `capacity` are remembered, the
-    oldest forgotten first (`evicted` counts them: one could be used again only if `capacity`
-    puzzles were solved within one challenge's life).
+    oldest forgotten first (one could be used again only if `capacity` puzzles were solved within
+    one challenge's life).
     """
 
     def __init__(self, capacity: int = MAX_SPENT_ANSWERS) -> None:
@@ -80,7 +80,6 @@ class SpentAnswers:
             raise ValueError("capacity must be positive")
         self.capacity = capacity
         self._until: OrderedDict[str, float] = OrderedDict()  # oldest first
-        self.evicted = 0
 
     def __len__(self) -> int:
         return len(self._until)
@@ -93,7 +92,6 @@ class SpentAnswers:
             return False
         if len(self._until) >= self.capacity:
             self._until.popitem(last=False)
-            self.evicted += 1
         self._until[answer_id] = until
         return True
 
@@ -132,8 +130,7 @@ class TicketSigner:
         payload = self._open(self._tickets, token, TICKET_TTL_S, space_id, client, "place in line")
         seq, epoch = payload.get("q"), payload.get("e")
         if not isinstance(seq, int) or not isinstance(epoch, str):
-            self.refused += 1
-            raise BadToken("this place in line is not valid here; join again")
+            raise self._refuse(BadToken("this place in line is not valid here; join again"))
         return Ticket(space_id, epoch, seq)
 
     # -- passes ------------------------------------------------------------------------------
@@ -173,12 +170,10 @@ class TicketSigner:
             or not isinstance(counter, int)
             or not 0 <= counter < 2**53
         ):
-            self.refused += 1
-            raise BadToken("this puzzle answer is not valid; solve a new puzzle")
+            raise self._refuse(BadToken("this puzzle answer is not valid; solve a new puzzle"))
         assert isinstance(token, str)
         if leading_zero_bits(pow_digest(token, counter)) < bits:
-            self.refused += 1
-            raise Forbidden("this puzzle answer is wrong; solve the puzzle again")
+            raise self._refuse(Forbidden("this puzzle answer is wrong; solve the puzzle again"))
         solved = str(self._solved.dumps({"s": space_id, "c": client, "a": network}))
         # Issued at most CHALLENGE_TTL_S ago: by then it has surely expired. Wall time of the real
         # clock, as the signature's own expiry (itsdangerous reads the system clock) is.
@@ -187,31 +182,30 @@ class TicketSigner:
     def open_solved(self, token: object, space_id: SpaceId, client: str, network: str) -> None:
         payload = self._open(self._solved, token, SOLVED_TTL_S, space_id, client, "puzzle pass")
         if payload.get("a") != network:
-            self.refused += 1
-            raise Forbidden("this puzzle pass was earned on another network; solve a new puzzle")
+            raise self._refuse(Forbidden("this puzzle pass was earned on another network; solve a new puzzle"))
 
     # -- shared ------------------------------------------------------------------------------
+
+    def _refuse(self, error: PodiumError) -> PodiumError:
+        """Counts a refusal by signature alone; returns the error to raise."""
+        self.refused += 1
+        return error
 
     def _open(
         self, serializer: URLSafeTimedSerializer, token: object, ttl_s: int, space_id: SpaceId, client: str, what: str
     ) -> dict[str, Any]:
         if not isinstance(token, str) or not token or len(token) > MAX_CHARS:
-            self.refused += 1
-            raise BadToken(f"this {what} is not valid here; join again")
+            raise self._refuse(BadToken(f"this {what} is not valid here; join again"))
         try:
             payload = serializer.loads(token, max_age=ttl_s)
         except SignatureExpired:
-            self.refused += 1
-            raise ExpiredToken(f"this {what} has expired; join again") from None
+            raise self._refuse(ExpiredToken(f"this {what} has expired; join again")) from None
         except BadSignature:
-            self.refused += 1
-            raise BadToken(f"this {what} is not valid here; join again") from None
+            raise self._refuse(BadToken(f"this {what} is not valid here; join again")) from None
         if not isinstance(payload, dict) or payload.get("s") != space_id:
-            self.refused += 1
-            raise BadToken(f"this {what} belongs to another space; join again")
+            raise self._refuse(BadToken(f"this {what} belongs to another space; join again"))
         if payload.get("c") != client:
-            self.refused += 1
-            raise Forbidden(f"this {what} belongs to another browser; join again")
+            raise self._refuse(Forbidden(f"this {what} belongs to another browser; join again"))
         return payload
 
 
@@ -221,10 +215,4 @@ def pow_digest(challenge: str, counter: int) -> bytes:
 
 
 def leading_zero_bits(digest: bytes) -> int:
-    bits = 0
-    for byte in digest:
-        if byte == 0:
-            bits += 8
-            continue
-        return bits + 8 - byte.bit_length()
-    return bits
+    return len(digest) * 8 - int.from_bytes(digest, "big").bit_length()

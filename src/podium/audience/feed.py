@@ -12,13 +12,13 @@ import contextlib
 import json
 import logging
 from collections import OrderedDict
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 from podium import urls
 from podium.audience.posts import Posting
 from podium.audience.timeline import Timeline, index
-from podium.backends.interfaces import Bus, MediaStore, Placement
-from podium.clock import Clock
+from podium.backends.interfaces import MediaStore, Placement
 from podium.domain.posts import public_view
 from podium.domain.space import SpaceState
 from podium.errors import NotFound
@@ -53,36 +53,22 @@ def item_name(seq: int) -> str:
     return f"t{seq}.json"
 
 
+@dataclass(eq=False)
 class Feed:
-    def __init__(
-        self,
-        directory: SpaceDirectory,
-        members: StageMembers,
-        stages: StageManager,
-        listeners: Listeners,
-        ownership: Ownership,
-        bus: Bus,
-        media: MediaStore,
-        clock: Clock,
-        posting: Posting,
-        base_url: str,
-        *,
-        leases: Placement,
-        interval_s: float = 1.0,
-        max_comments: int = 20,
-    ) -> None:
-        self._directory = directory
-        self._members = members
-        self._stages = stages
-        self._listeners = listeners
-        self._ownership = ownership
-        self._base_url = base_url
-        self._bus = bus
-        self._media = media
-        self._clock = clock
-        self._posting = posting
-        self.interval_s = interval_s
-        self.max_comments = max_comments
+    directory: SpaceDirectory
+    members: StageMembers
+    stages: StageManager
+    listeners: Listeners
+    ownership: Ownership
+    media: MediaStore
+    posting: Posting
+    _: KW_ONLY
+    # Which node makes which space's timeline (on one node, this one always).
+    leases: Placement
+    interval_s: float = 1.0
+    max_comments: int = 20
+
+    def __post_init__(self) -> None:
         self._timelines: dict[SpaceId, Timeline] = {}
         # Spaces that are not live but have news to close; live spaces always tick.
         self._ticking: set[SpaceId] = set()
@@ -90,9 +76,7 @@ class Feed:
         self._ticked: dict[SpaceId, asyncio.Event] = {}
         self._items: dict[SpaceId, OrderedDict[int, bytes]] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        # Which node makes which space's timeline (on one node, this one always), and the spaces
-        # whose timeline this node makes now.
-        self._leases = leases
+        # The spaces whose timeline this node makes now.
         self._making: set[SpaceId] = set()
 
     async def start(self) -> None:
@@ -103,13 +87,13 @@ class Feed:
 
     async def stop(self) -> None:
         await background.cancel(self._tasks)
-        await self._leases.close()
+        await self.leases.close()
 
     # -- reading ------------------------------------------------------------------------------
 
     async def index(self, space_id: str) -> dict[str, Any]:
-        space = await self._directory.get_space(space_id)
-        base = self._base_url + urls.fill(urls.TIMELINE, space_id=space.id).rstrip("/")
+        space = await self.directory.get_space(space_id)
+        base = self.directory.settings.base_url + urls.fill(urls.TIMELINE, space_id=space.id).rstrip("/")
         return index(await self._latest(space.id), self.interval_s, space.state.value, base)
 
     async def _latest(self, space_id: SpaceId) -> int:
@@ -117,20 +101,20 @@ class Feed:
         timeline = self._timelines.get(space_id)
         if timeline is not None:
             return timeline.seq
-        pointer = await self._media.read(space_id, POINTER_NAME)
+        pointer = await self.media.read(space_id, POINTER_NAME)
         return int(json.loads(pointer)["latest"]) if pointer is not None else -1
 
     async def item(self, space_id: str, seq: int, hold_s: float = 0.0) -> bytes:
         """Object `seq`. Asked for the next one (latest + 1) with `hold_s`, the answer waits until it
         is made, as a blocking playlist reload does: a crowd waiting for the next second makes one
         origin request through a cache with request collapsing, and sees it the moment it exists."""
-        space = await self._directory.get_space(space_id)
+        space = await self.directory.get_space(space_id)
         found = await self._find(space.id, seq)
         if found is not None or hold_s <= 0 or space.state is SpaceState.ENDED:
             if found is None:
                 raise NotFound("no such timeline item (not made yet)")
             return found
-        clock = self._clock
+        clock = self.directory.clock
         deadline = clock.monotonic() + hold_s
         # Held only for the very next object; woken by each tick, re-checked (a tick may be mid-write).
         while found is None and seq == await self._latest(space.id) + 1:
@@ -153,12 +137,12 @@ class Feed:
         cached = self._items.get(space_id, OrderedDict()).get(seq)
         if cached is not None:
             return cached
-        return await self._media.read(space_id, item_name(seq))
+        return await self.media.read(space_id, item_name(seq))
 
     # -- writing ------------------------------------------------------------------------------
 
     async def _listen(self) -> None:
-        async for event in self._bus.subscribe(AUDIENCE):
+        async for event in self.directory.bus.subscribe(AUDIENCE):
             try:
                 timeline = await self._timeline(event.space)
                 self._ticking.add(event.space)
@@ -174,9 +158,9 @@ class Feed:
                         timeline.react(emoji, count)
                     case PinChanged():
                         timeline.pinned_changed()
-                if isinstance(event, PinChanged | ModerationChanged) and event.node != self._ownership.node_id:
+                if isinstance(event, PinChanged | ModerationChanged) and event.node != self.ownership.node_id:
                     # Another node changed the rules: read them again when next needed.
-                    self._posting.forget_moderation(event.space)
+                    self.posting.forget_moderation(event.space)
             except Exception:
                 log.exception("could not take timeline event %r", event)
 
@@ -184,16 +168,12 @@ class Feed:
         timeline = self._timelines.get(space_id)
         if timeline is None:
             timeline = Timeline(interval_s=self.interval_s, max_comments=self.max_comments)
-            pointer = await self._media.read(space_id, POINTER_NAME)
-            if pointer is not None:
-                stored = json.loads(pointer)
-                timeline.seq = int(stored["latest"])  # a restart continues the numbering
-                timeline.restore_recent(stored.get("recent", []))
+            await self._catch_up(space_id, timeline)  # a restart continues the numbering
             self._timelines[space_id] = timeline
         return timeline
 
     async def _tick_forever(self) -> None:
-        clock = self._clock
+        clock = self.directory.clock
         next_at = clock.monotonic()
         while True:
             next_at += self.interval_s
@@ -208,25 +188,24 @@ class Feed:
     async def _makes(self, space_id: SpaceId) -> bool:
         """Whether this node makes `space_id`'s timeline now (always, on one node). A node that does
         not forgets what it heard: the maker heard it too."""
-        node = self._ownership.node_id
-        here = self._stages.stage(space_id) is not None
-        stage_owner = None if here else await self._ownership.owner(space_id)
-        if (here or stage_owner in (None, node)) and await self._leases.claim(space_id, node, TIMELINE_LEASE_S):
+        node = self.ownership.node_id
+        here = self.stages.stage(space_id) is not None
+        stage_owner = None if here else await self.ownership.owner(space_id)
+        if (here or stage_owner in (None, node)) and await self.leases.claim(space_id, node, TIMELINE_LEASE_S):
             if space_id not in self._making:
-                await self._catch_up(space_id)
+                await self._catch_up(space_id, await self._timeline(space_id))
                 self._making.add(space_id)
             return True
         if space_id in self._making:
             self._making.discard(space_id)
-            await self._leases.release(space_id, node)
+            await self.leases.release(space_id, node)
         self._timelines.pop(space_id, None)
         self._ticking.discard(space_id)
         return False
 
-    async def _catch_up(self, space_id: SpaceId) -> None:
-        """Taking over a timeline: go on from the last object another node stored."""
-        timeline = await self._timeline(space_id)
-        pointer = await self._media.read(space_id, POINTER_NAME)
+    async def _catch_up(self, space_id: SpaceId, timeline: Timeline) -> None:
+        """Go on from the last object stored (before a restart, or by another node)."""
+        pointer = await self.media.read(space_id, POINTER_NAME)
         if pointer is not None:
             stored = json.loads(pointer)
             if int(stored["latest"]) > timeline.seq:
@@ -235,19 +214,21 @@ class Feed:
 
     async def tick(self, space_id: SpaceId) -> dict[str, Any] | None:
         """Close one interval of `space_id`'s timeline; an ended space gets one last object, then stops."""
-        space = await self._directory.get_space(space_id)
+        space = await self.directory.get_space(space_id)
         timeline = await self._timeline(space.id)
         news = timeline.has_news
         questions = None
         if timeline.wants_questions:
-            questions = [public_view(p) for p in await self._posting.questions(space.id)][:QUESTIONS_SHOWN]
-        pinned = (await self._posting.moderation(space.id)).pinned if timeline.wants_pinned else None
-        counts = self._listeners.counts(space.id)
+            questions = [public_view(p) for p in await self.posting.questions(space.id)][:QUESTIONS_SHOWN]
+        pinned = (await self.posting.moderation(space.id)).pinned if timeline.wants_pinned else None
+        counts = self.listeners.counts(space.id)
         speakers = [
             {"id": m.id, "name": m.name, "speaking": speaking, "muted": m.muted}
-            for m, speaking in self._members.speaking(space)
+            for m, speaking in self.members.speaking(space)
         ]
-        item = timeline.tick(self._clock.now(), {"now": counts.now, "peak": counts.peak}, speakers, questions, pinned)
+        item = timeline.tick(
+            self.directory.clock.now(), {"now": counts.now, "peak": counts.peak}, speakers, questions, pinned
+        )
         data = json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode()
         # Readable from memory first (the number is already taken), then made durable.
         cache = self._items.setdefault(space.id, OrderedDict())
@@ -257,18 +238,18 @@ class Feed:
         event = self._ticked.pop(space.id, None)
         if event is not None:
             event.set()
-        await self._media.write(space.id, item_name(item["seq"]), data)
+        await self.media.write(space.id, item_name(item["seq"]), data)
         if item.get("reactions"):
             # A compact log of the reactions alone, for the replay to show them in step with the audio.
             line = json.dumps({"at": item["at"], "reactions": item["reactions"]}, ensure_ascii=False)
-            await self._media.append_line(space.id, REACTIONS_NAME, line)
+            await self.media.append_line(space.id, REACTIONS_NAME, line)
         pointer = {"latest": item["seq"], "recent": timeline.recent_comments}
-        await self._media.write(space.id, POINTER_NAME, json.dumps(pointer, ensure_ascii=False).encode())
-        if space.state is SpaceState.ENDED or (space.id not in self._stages.live_space_ids() and not news):
+        await self.media.write(space.id, POINTER_NAME, json.dumps(pointer, ensure_ascii=False).encode())
+        if space.state is SpaceState.ENDED or (space.id not in self.stages.live_space_ids() and not news):
             # Ended: the last object is made. Not live and quiet: stop until the next post or reaction.
             self._ticking.discard(space.id)
         return item
 
     def _active(self) -> set[SpaceId]:
         # Live spaces tick; others only while they have news (a post, a reaction) to close.
-        return set(self._stages.live_space_ids()) | self._ticking
+        return set(self.stages.live_space_ids()) | self._ticking

@@ -9,6 +9,7 @@ slower. Invariant: the fast path answers a request exactly as `delivery.hls` wou
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -39,12 +40,12 @@ LIVE_PLAYLIST, MEDIA_FILE = "hls.live", "hls.file"
 _STREAM = urls.HLS.split("{", 1)[0]
 
 
+@dataclass(eq=False)
 class HlsFastPath:
-    def __init__(self, app: ASGIApp, stages: StageManager, directory: SpaceDirectory, name_of: NameOf) -> None:
-        self.app = app
-        self.stages = stages
-        self.directory = directory
-        self.name_of = name_of
+    app: ASGIApp
+    stages: StageManager
+    directory: SpaceDirectory
+    name_of: NameOf
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "GET" and scope["path"].startswith(_STREAM):

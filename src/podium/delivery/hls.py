@@ -23,7 +23,6 @@ from podium.spaces.stages import StageManager
 IMMUTABLE = "public, max-age=31536000, immutable"
 PLAYLIST_FRESH = "public, max-age=1"
 BLOCKING_FRESH = "public, max-age=12"
-NOT_YET = "public, max-age=1"
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 MEDIA_TYPE = "video/iso.segment"  # what Apple's tools serve .m4s with; players read the bytes anyway
 INIT_TYPE = "audio/mp4"

@@ -1,19 +1,14 @@
 """Signed listener links for private spaces, checkable without a database: by Podium and by an edge.
 
-A link names a space and a window (`nbf` ≤ now < `exp`, Unix seconds). It travels in the path,
-`/hls/{space}/k/{nbf}.{exp}.{mac}.{edge}/{file}`, so that the relative URIs of a playlist (parts,
-segments, the init section) carry it too, and a cache keys every object by it.
+A link names a space and a window (`nbf` ≤ now < `exp`, Unix seconds) and travels in the path,
+`/hls/{space}/k/{nbf}.{exp}.{mac}.{edge}/{file}`, so that a playlist's relative URIs carry it too.
 
 - `mac`: HMAC-SHA256 of "space:nbf:exp" (generation 0) or "space:nbf:exp:generation" under the
-  link key, 128 bits: what Podium relies on. The generation is the space's `link_generation`, which
-  the host moves on to withdraw every link given out so far: their MAC no longer matches. The edge
-  cannot know the generation: it keeps serving what it already cached under a withdrawn link until
-  that expires (the playlists within about a second), and asks Podium, which refuses, for the rest.
-- `edge`: MD5 in nginx's `secure_link_md5` form (base64url, no padding) of "{exp}{space}{nbf} {key}":
-  what nginx's secure_link module can check (it knows MD5 only; Podium checks it as well, so both
-  agree on every link). nginx checks it and the expiry;
-  the not-before is checked by Podium, and nginx caches only what Podium answered, under the
-  link's own path, so an early link never gets a cached answer.
+  link key, 128 bits: what Podium relies on. The host moves the space's `link_generation` on to
+  withdraw every link given so far; the edge cannot know it and serves what it cached until it expires.
+- `edge`: MD5 in nginx's `secure_link_md5` form (base64url) of "{exp}{space}{nbf} {key}", which
+  nginx checks with the expiry (Podium checks it too, so both agree). The not-before is Podium's to
+  check; nginx caches only what Podium answered, under the link's own path.
 
 Windows are rounded to `ROUND_S`, so that listeners let in within the same few minutes share one
 link and the cache serves them all from the same objects.

@@ -34,17 +34,9 @@ log = logging.getLogger(__name__)
 FORWARDED_HEADER = b"x-podium-forwarded-by"
 NODE_HEADER = b"x-podium-node"
 # Hop-by-hop headers and those the relay sets itself are not passed on.
-_DROPPED = {
-    b"connection",
-    b"keep-alive",
-    b"transfer-encoding",
-    b"te",
-    b"upgrade",
-    b"host",
-    b"content-length",
-    b"proxy-connection",
-    b"content-encoding",
-}
+_DROPPED = set(
+    b"connection keep-alive transfer-encoding te upgrade host content-length proxy-connection content-encoding".split()
+)
 _NOT_REACHED = json.dumps(
     {"error": "the stage of this space is moving to another node; try again in a moment"}
 ).encode()
@@ -61,30 +53,25 @@ class Answer:
 StageOwned = Callable[[str, str], SpaceId | None]
 
 
+@dataclass(eq=False)
 class OwnerRouter:
     """ASGI: passes stage requests on to the node that runs the stage; marks every answer with
     the node that made it (`X-Podium-Node`)."""
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        directory: SpaceDirectory,
-        stages: StageManager,
-        ownership: Ownership,
-        stage_owned: StageOwned,
-        timeout_s: float,
-    ) -> None:
-        self.app = app
-        self.directory = directory
-        self.stages = stages
-        self.ownership = ownership
-        self.stage_owned = stage_owned
+    app: ASGIApp
+    directory: SpaceDirectory
+    stages: StageManager
+    ownership: Ownership
+    stage_owned: StageOwned
+    timeout_s: float
+
+    def __post_init__(self) -> None:
         self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout_s, connect=2.0),
+            timeout=httpx.Timeout(self.timeout_s, connect=2.0),
             limits=httpx.Limits(max_connections=512, max_keepalive_connections=128),
         )
         self._in_flight: dict[str, asyncio.Future[Answer]] = {}
-        self._node = ownership.node_id.encode()
+        self._node = self.ownership.node_id.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

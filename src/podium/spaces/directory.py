@@ -32,24 +32,17 @@ class Created:
     host_token: str
 
 
+@dataclass(eq=False)
 class SpaceDirectory:
-    def __init__(
-        self,
-        settings: Settings,
-        store: SpaceStore,
-        bus: Bus,
-        signer: TokenSigner,
-        links: LinkSigner,
-        clock: Clock,
-        node_id: str,
-    ) -> None:
-        self.settings = settings
-        self.store = store
-        self.bus = bus
-        self.signer = signer
-        self.links = links
-        self.clock = clock
-        self.node_id = node_id
+    settings: Settings
+    store: SpaceStore
+    bus: Bus
+    signer: TokenSigner
+    links: LinkSigner
+    clock: Clock
+    node_id: str
+
+    def __post_init__(self) -> None:
         self._cache: dict[SpaceId, Space] = {}
         self._rules: dict[SpaceId, StageRules] = {}
         self._locks: dict[SpaceId, asyncio.Lock] = {}
@@ -222,9 +215,8 @@ class SpaceDirectory:
                 max_cohosts=self.settings.max_cohosts,
                 max_speakers=self.settings.max_speakers,
                 max_guests=self.settings.max_guests,
+                ended=space.state is SpaceState.ENDED,
             )
-            if space.state is SpaceState.ENDED:
-                rules.ended = True
             self._rules[space.id] = rules
         return rules
 

@@ -4,16 +4,15 @@ sum over every node through the shared counts), and the peaks, stored every few 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import KW_ONLY, dataclass
 
 from podium.audience.presence import Counts, Presence, presence_key
 from podium.audience.presence import sample_point as keyed_sample_point
 from podium.backends.counts import Share
 from podium.backends.interfaces import SharedCounts
-from podium.clock import Clock
 from podium.domain import space as space_rules
 from podium.domain.space import Space, SpaceState
 from podium.ids import ListenerId, SpaceId
-from podium.settings import Settings
 from podium.spaces import background
 from podium.spaces.directory import SpaceDirectory
 
@@ -21,28 +20,18 @@ COUNTS_SHARE_S = 1.0  # how often a node reports its listeners and reads the sum
 PEAK_FLUSH_INTERVAL_S = 5.0
 
 
+@dataclass(eq=False)
 class Listeners:
-    def __init__(
-        self,
-        settings: Settings,
-        directory: SpaceDirectory,
-        shared_counts: SharedCounts,
-        clock: Clock,
-        node_id: str,
-        *,
-        presence_secret: str,
-        between_nodes: bool,
-    ) -> None:
-        self.settings = settings
-        self.directory = directory
-        self.shared_counts = shared_counts
-        self.clock = clock
-        self.node_id = node_id
-        # Listeners' sample points are keyed with this (the instance secret): no client picks its own.
-        self._presence_secret = presence_secret
-        # Between nodes another node may change a space at any time: peaks are written onto the
-        # stored space, read again, never onto this node's copy.
-        self._between_nodes = between_nodes
+    directory: SpaceDirectory
+    shared_counts: SharedCounts
+    _: KW_ONLY
+    # Listeners' sample points are keyed with this (the instance secret): no client picks its own.
+    presence_secret: str
+    # Between nodes another node may change a space at any time: peaks are written onto the
+    # stored space, read again, never onto this node's copy.
+    between_nodes: bool
+
+    def __post_init__(self) -> None:
         self._presence: dict[SpaceId, Presence] = {}
         # The sum over every node's reports, and what this node reported last (see `counts`).
         self._shared_totals: dict[SpaceId, Share] = {}
@@ -51,11 +40,10 @@ class Listeners:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
+        clock = self.directory.clock
         self._tasks = [
-            background.start(
-                self.clock, PEAK_FLUSH_INTERVAL_S, self.flush_peaks, "storing listener peaks", "peak-flush"
-            ),
-            background.start(self.clock, COUNTS_SHARE_S, self.share_counts, "sharing listener counts", "counts"),
+            background.start(clock, PEAK_FLUSH_INTERVAL_S, self.flush_peaks, "storing listener peaks", "peak-flush"),
+            background.start(clock, COUNTS_SHARE_S, self.share_counts, "sharing listener counts", "counts"),
         ]
 
     async def stop(self) -> None:
@@ -82,7 +70,7 @@ class Listeners:
     def sample_point(self, space_id: SpaceId, listener: ListenerId) -> float:
         """Where a listener falls in the space's sample (the join tells the page, which beats when
         its point is below the announced rate)."""
-        return keyed_sample_point(presence_key(self._presence_secret, space_id), listener)
+        return keyed_sample_point(presence_key(self.presence_secret, space_id), listener)
 
     def counts(self, space_id: SpaceId) -> Counts:
         """The listener counts: the other nodes' last reports and this node's own, now."""
@@ -106,7 +94,7 @@ class Listeners:
         for space_id in list(self._presence):
             local = self._local_counts(space_id)
             share = Share(local.now, local.unique)
-            await self.shared_counts.report(space_id, self.node_id, share)
+            await self.shared_counts.report(space_id, self.directory.node_id, share)
             self._reported[space_id] = share
         # The sums: of spaces with listeners here, and of every live one (its page shows them,
         # even on a node where nobody listens).
@@ -127,13 +115,13 @@ class Listeners:
         presence = self._presence.get(space.id)
         if presence is None:
             presence = Presence(
-                self.clock,
-                self.settings.heartbeat_interval_s,
-                self.settings.heartbeat_missed_limit,
-                key=presence_key(self._presence_secret, space.id),
+                self.directory.clock,
+                self.directory.settings.heartbeat_interval_s,
+                self.directory.settings.heartbeat_missed_limit,
+                key=presence_key(self.presence_secret, space.id),
                 peak=space.peak_listeners,
-                target_sampled=self.settings.presence_sample_target,
-                max_per_address=self.settings.presence_listeners_per_address,
+                target_sampled=self.directory.settings.presence_sample_target,
+                max_per_address=self.directory.settings.presence_listeners_per_address,
             )
             self._presence[space.id] = presence
         return presence
@@ -144,7 +132,7 @@ class Listeners:
                 continue  # stored as ended (with its peak) once its last writes are done
             async with self.directory.lock(space_id):
                 space = self.directory.cached(space_id)
-                if space is not None and self._between_nodes:
+                if space is not None and self.between_nodes:
                     # Between nodes, another may have changed the space meanwhile: never write
                     # back a state older than the stored one, only a higher peak.
                     space = await self.directory.store.get(space_id)

@@ -4,10 +4,11 @@ acknowledged, enforced on the media at once, and told to the other nodes."""
 
 from __future__ import annotations
 
-from podium.backends.interfaces import Bus
+from dataclasses import dataclass
+
 from podium.domain.space import Space
 from podium.domain.stage import Member, Role
-from podium.domain.tokens import InviteGrant, TokenSigner
+from podium.domain.tokens import InviteGrant
 from podium.errors import Forbidden, InvalidInput, NotFound
 from podium.events import StageChanged
 from podium.ids import MemberId, new_member_id
@@ -16,15 +17,13 @@ from podium.spaces.directory import SpaceDirectory
 from podium.spaces.stages import StageManager
 
 
+@dataclass(eq=False)
 class StageMembers:
-    def __init__(self, directory: SpaceDirectory, stages: StageManager, signer: TokenSigner, bus: Bus) -> None:
-        self.directory = directory
-        self.stages = stages
-        self.signer = signer
-        self.bus = bus
+    directory: SpaceDirectory
+    stages: StageManager
 
     async def _told(self, space: Space, action: str) -> None:
-        await self.bus.publish(StageChanged(space.id, self.directory.node_id, action))
+        await self.directory.bus.publish(StageChanged(space.id, self.directory.node_id, action))
 
     # -- the host's token and links -----------------------------------------------------------
 
@@ -39,7 +38,7 @@ class StageMembers:
         await self.stages.enforce(space.id)
         await self._told(space, "rotate")
         valid_from = self.directory.host_valid_from(space)
-        return self.directory.host_token(space, host.generation), self.signer.expires_at(valid_from)
+        return self.directory.host_token(space, host.generation), self.directory.signer.expires_at(valid_from)
 
     async def withdraw_links(self, space_id: str, token: str) -> int:
         """Every private listener link given out so far stops working, on every node; the links
@@ -60,25 +59,25 @@ class StageMembers:
             raise InvalidInput('role must be "speaker" or "cohost"')
         member = self.directory.authorize(space, token)
         self.directory.rules(space).check_invite(member.id, Role(str(role)))
-        _, invite_token = self.signer.issue_invite(space.id, Role(str(role)))
+        _, invite_token = self.directory.signer.issue_invite(space.id, Role(str(role)))
         return invite_token, Role(str(role))
 
     async def redeem(self, space_id: str, token: str, name: object) -> tuple[Member, str]:
         """The invite link opened in a browser: a named member on stage, with a token of their own."""
         space = await self.directory.get_space(space_id)
-        grant = self.signer.verify_for(token, space.id)
+        grant = self.directory.signer.verify_for(token, space.id)
         if not isinstance(grant, InviteGrant):
             raise InvalidInput("this is not an invite token")
         member = self.directory.rules(space).redeem(grant.invite_id, grant.role, grant.member_id, name)
         await self.directory.save_rules(space.id)
-        return member, self.signer.issue(space.id, member.id, member.generation, member.role)
+        return member, self.directory.signer.issue(space.id, member.id, member.generation, member.role)
 
     async def join(self, space_id: str, name: object) -> tuple[Member, str]:
         """A named guest in the audience, who may raise a hand."""
         space = await self.directory.get_space(space_id)
         member = self.directory.rules(space).join(new_member_id(), name)
         await self.directory.save_rules(space.id)
-        return member, self.signer.issue(space.id, member.id, member.generation, member.role)
+        return member, self.directory.signer.issue(space.id, member.id, member.generation, member.role)
 
     async def act(self, space_id: str, token: str, action: str, target: str | None = None) -> Member:
         """Every stage action, checked against the current rules, then enforced on the media."""

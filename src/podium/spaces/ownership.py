@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from podium.backends.interfaces import Bus, Placement
+from podium.backends.interfaces import Placement
 from podium.clock import Clock
 from podium.errors import Conflict
 from podium.events import SPACES, STAGE, SpaceEnded, SpaceScheduled, SpaceStarted, StageChanged, Topic
@@ -27,14 +28,16 @@ STAGE_LEASE_S = 10.0  # a dead node's stages can move to another node after this
 OWNER_MEMORY_S = 1.0  # how long a node remembers which other node runs a stage (and where it is)
 
 
+@dataclass(eq=False)
 class Ownership:
     """This node's side of the stage leases."""
 
-    def __init__(self, placement: Placement, node_id: str, node_url: str, clock: Clock) -> None:
-        self.placement = placement
-        self.clock = clock
-        self.node_id = node_id
-        self.node_url = node_url
+    placement: Placement
+    node_id: str
+    node_url: str
+    clock: Clock
+
+    def __post_init__(self) -> None:
         # Stages running on other nodes: space → (that node's address or None, when looked up).
         self._elsewhere: dict[SpaceId, tuple[str | None, float]] = {}
 
@@ -91,18 +94,16 @@ class Ownership:
         self._elsewhere.pop(space_id, None)
 
 
+@dataclass(eq=False)
 class Follower:
     """What another node changed (a space started or ended, a speaker removed) reaches this one
     through the bus; the space is read again from the store and the stage here made to match."""
 
-    def __init__(
-        self, bus: Bus, node_id: str, directory: SpaceDirectory, stages: StageManager, ownership: Ownership
-    ) -> None:
-        self.bus = bus
-        self.node_id = node_id
-        self.directory = directory
-        self.stages = stages
-        self.ownership = ownership
+    directory: SpaceDirectory
+    stages: StageManager
+    ownership: Ownership
+
+    def __post_init__(self) -> None:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -115,8 +116,8 @@ class Follower:
         await background.cancel(self._tasks)
 
     async def _follow(self, topic: Topic) -> None:
-        async for event in self.bus.subscribe(topic):
-            if event.node == self.node_id:
+        async for event in self.directory.bus.subscribe(topic):
+            if event.node == self.directory.node_id:
                 continue  # made here: already done
             match event:
                 case SpaceScheduled() | SpaceStarted() | SpaceEnded() | StageChanged():

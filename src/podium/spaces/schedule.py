@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from podium.clock import Clock
 from podium.domain import space as space_rules
 from podium.domain.space import Space, SpaceState
 from podium.errors import AtCapacity, Conflict
 from podium.ids import SpaceId
-from podium.settings import Settings
 from podium.spaces import background
 from podium.spaces.directory import SpaceDirectory
 from podium.spaces.stages import StageManager
@@ -22,19 +21,21 @@ log = logging.getLogger(__name__)
 SCHEDULE_TICK_S = 0.25  # how often the schedule is looked at: the start is on the quarter second
 
 
+@dataclass(eq=False)
 class Schedule:
-    def __init__(self, settings: Settings, directory: SpaceDirectory, stages: StageManager, clock: Clock) -> None:
-        self.settings = settings
-        self.directory = directory
-        self.stages = stages
-        self.clock = clock
+    directory: SpaceDirectory
+    stages: StageManager
+
+    def __post_init__(self) -> None:
         # Pre-shows that wait for a slot (logged once), and since when each running one is idle.
         self._preshow_waiting: set[SpaceId] = set()
         self._idle_since: dict[SpaceId, datetime] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        self._tasks = [background.start(self.clock, SCHEDULE_TICK_S, self.run, "running the schedule", "schedule")]
+        self._tasks = [
+            background.start(self.directory.clock, SCHEDULE_TICK_S, self.run, "running the schedule", "schedule")
+        ]
 
     async def stop(self) -> None:
         await background.cancel(self._tasks)
@@ -44,9 +45,9 @@ class Schedule:
         stages allows (the others wait for a slot); at the start time, switch to the stage if the
         host is connected (start on the second), else keep the pre-show on; close a pre-show that
         nobody has come to for `preshow_idle_close_s` past its start."""
-        now = self.clock.now()
-        lead = timedelta(seconds=self.settings.preshow_lead_s)
-        idle_close = timedelta(seconds=self.settings.preshow_idle_close_s)
+        now = self.directory.clock.now()
+        lead = timedelta(seconds=self.directory.settings.preshow_lead_s)
+        idle_close = timedelta(seconds=self.directory.settings.preshow_idle_close_s)
         scheduled = [
             space
             for space in self.directory.known()
@@ -93,7 +94,7 @@ class Schedule:
                     log.warning(
                         "space %s: pre-show waits: the node runs its budget of %d stages",
                         space.id,
-                        self.settings.max_stages,
+                        self.directory.settings.max_stages,
                     )
                 return
             self._preshow_waiting.discard(space.id)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import KW_ONLY, dataclass
 from datetime import timedelta
 
 import numpy as np
 
-from podium.backends.interfaces import Bus, MediaStore
-from podium.clock import Clock
+from podium.backends.interfaces import MediaStore
 from podium.domain import space as space_rules
 from podium.domain.space import Space, SpaceState
 from podium.domain.stage import HOST_ID, Role, enforce
@@ -29,7 +29,6 @@ from podium.media.mixer import FRAME_SAMPLES, SAMPLE_RATE
 from podium.media.packager import Packager, program_records
 from podium.media.reception import ReceptionHealth, poor_connection
 from podium.media.stage import Stage
-from podium.settings import Settings
 from podium.spaces import background
 from podium.spaces.directory import SpaceDirectory
 from podium.spaces.listeners import Listeners
@@ -44,29 +43,18 @@ STAGE_BUDGET_RETRY_S = 30
 HOLD_DECODES_AT_ONCE = 2
 
 
+@dataclass(eq=False)
 class StageManager:
-    def __init__(
-        self,
-        settings: Settings,
-        directory: SpaceDirectory,
-        listeners: Listeners,
-        ownership: Ownership,
-        media: MediaStore,
-        bus: Bus,
-        clock: Clock,
-        *,
-        resume_on_start: bool,
-    ) -> None:
-        self.settings = settings
-        self.directory = directory
-        self.listeners = listeners
-        self.ownership = ownership
-        self.media = media
-        self.bus = bus
-        self.clock = clock
-        # On one node a live space's stage resumes when the node starts; between nodes it resumes
-        # where the host reconnects (that node claims the lease then).
-        self._resume_on_start = resume_on_start
+    directory: SpaceDirectory
+    listeners: Listeners
+    ownership: Ownership
+    media: MediaStore
+    _: KW_ONLY
+    # On one node a live space's stage resumes when the node starts; between nodes it resumes
+    # where the host reconnects (that node claims the lease then).
+    resume_on_start: bool
+
+    def __post_init__(self) -> None:
         self._stages: dict[SpaceId, Stage] = {}
         self._ended_playlists: dict[SpaceId, Packager] = {}
         self._sessions: dict[SessionId, IngestSession] = {}
@@ -92,7 +80,7 @@ class StageManager:
             if rules is not None and rules.ended and await self.ownership.ours_to_end(space.id):
                 await self._finish_interrupted_end(space)
                 continue
-            if space.state is SpaceState.LIVE and self._resume_on_start:
+            if space.state is SpaceState.LIVE and self.resume_on_start:
                 try:
                     await self.start_stage(space)
                 except AtCapacity:
@@ -100,8 +88,9 @@ class StageManager:
                     continue
                 log.info("resumed live space %s", space.id)
         await self.ownership.announce()
+        clock = self.directory.clock
         self._tasks = [
-            background.start(self.clock, STAGE_LEASE_S / 3, self.renew_stage_leases, "renewing stage leases", "leases"),
+            background.start(clock, STAGE_LEASE_S / 3, self.renew_stage_leases, "renewing stage leases", "leases")
         ]
 
     async def stop(self) -> None:
@@ -158,7 +147,7 @@ class StageManager:
         if space.state is SpaceState.SCHEDULED and grant.role is not Role.HOST and not self.in_preshow(space.id):
             raise Conflict("the host goes live first")
         # Check the offer before anything changes: a bad one leaves the space (and an invite) as they were.
-        parsed = sdp.parse_offer(offer, self.settings.max_offer_bytes)
+        parsed = sdp.parse_offer(offer, self.directory.settings.max_offer_bytes)
         if member is None:
             assert isinstance(grant, InviteGrant)
             # A studio encoder (OBS) uses the invite token itself: its first publish redeems it.
@@ -178,9 +167,9 @@ class StageManager:
                     member.generation,
                     parsed,
                     stage,
-                    loopback_only=self.settings.ice_loopback == "only",
-                    allow_loopback=self.settings.ice_loopback != "0",
-                    max_candidates=self.settings.max_remote_candidates,
+                    loopback_only=self.directory.settings.ice_loopback == "only",
+                    allow_loopback=self.directory.settings.ice_loopback != "0",
+                    max_candidates=self.directory.settings.max_remote_candidates,
                     on_closed=self._forget_session,
                 )
             except BaseException:
@@ -211,11 +200,11 @@ class StageManager:
         await self._drop_session(session)
 
     async def went_live(self, space: Space) -> None:
-        live = space_rules.go_live(space, self.clock.now())
+        live = space_rules.go_live(space, self.directory.clock.now())
         if live is not space:
             await self.directory.store.save(live)
             self.directory.put(live)
-            await self.bus.publish(SpaceStarted(space.id, self.directory.node_id))
+            await self.directory.bus.publish(SpaceStarted(space.id, self.directory.node_id))
 
     async def go_live(self, space_id: str, token: str) -> Space:
         """The host's switch from the pre-show to the stage, now."""
@@ -287,7 +276,7 @@ class StageManager:
             raise Conflict("the pre-show was closed (nobody came); connect your microphone to go live")
         # Decoded a few at a time: each holds up to PODIUM_HOLD_AUDIO_MAX_S of audio while it runs.
         async with self._hold_decodes:
-            samples = await asyncio.to_thread(hold.decode_hold_file, data, self.settings.hold_audio_max_s)
+            samples = await asyncio.to_thread(hold.decode_hold_file, data, self.directory.settings.hold_audio_max_s)
             await self.media.write(space.id, HOLD_NAME, samples.tobytes())
             seconds = len(samples) / SAMPLE_RATE
             del samples
@@ -342,11 +331,11 @@ class StageManager:
         stage = Stage(
             space.id,
             self.media,
-            self.clock.now(),
+            self.directory.clock.now(),
             history,
             hold_audio,
-            write_queue=self.settings.stage_write_queue,
-            clock=self.clock,
+            write_queue=self.directory.settings.stage_write_queue,
+            clock=self.directory.clock,
         )
         await stage.start()
         self._stages[space.id] = stage
@@ -374,7 +363,7 @@ class StageManager:
         """A slot in the node's budget of stages for `space_id`'s, or AtCapacity. A speaker (who
         brings real audio) may take the slot of an idle pre-show: no speaker and no listener,
         the one that starts last; a pre-show never takes anyone's slot, it waits."""
-        if len(self._stages) + len(self._starting) < self.settings.max_stages:
+        if len(self._stages) + len(self._starting) < self.directory.settings.max_stages:
             self._starting.add(space_id)
             return
         if for_speaker:
@@ -393,7 +382,7 @@ class StageManager:
                 self._starting.add(space_id)
                 return
         raise AtCapacity(
-            f"this node runs as many stages as it can keep in real time ({self.settings.max_stages});"
+            f"this node runs as many stages as it can keep in real time ({self.directory.settings.max_stages});"
             " try again when one ends",
             STAGE_BUDGET_RETRY_S,
         )
@@ -425,14 +414,14 @@ class StageManager:
             stage = self._stages.get(space.id)
             written = True
             if stage is not None:
-                written = await stage.finish(self.settings.end_wait_s)
+                written = await stage.finish(self.directory.settings.end_wait_s)
                 records = stage.packager.segments
                 # The replay is the show: a pre-show's hold audio is left out of it.
                 program = program_records(records)
                 replay = stage.packager if len(program) == len(records) else Packager.from_records(program)
                 self._ended_playlists[space.id] = replay
             peak = self.listeners.counts(space.id).peak
-            ended = space_rules.end(space_rules.with_peak(space, peak), self.clock.now())
+            ended = space_rules.end(space_rules.with_peak(space, peak), self.directory.clock.now())
             # Ended here from now on (listeners get the finished playlist from memory), and the
             # stage's slot in the budget is free; stored as ended once its writes are done.
             self.directory.end_in_memory(ended)
@@ -457,7 +446,7 @@ class StageManager:
             await self.ownership.release(ended.id)
             await self.media.remove(ended.id, HOLD_NAME)
             # Told before the hooks run: what they announce (the replay is ready) comes after it.
-            await self.bus.publish(SpaceEnded(ended.id, self.directory.node_id))
+            await self.directory.bus.publish(SpaceEnded(ended.id, self.directory.node_id))
             for hook in self.end_hooks:
                 try:
                     await hook(ended)
@@ -477,7 +466,7 @@ class StageManager:
         await self.media.recover(space.id)
         records = await self.media.records(space.id)
         last = records[-1] if records else None
-        ended_at = last.program_date_time + timedelta(seconds=last.duration_s) if last else self.clock.now()
+        ended_at = last.program_date_time + timedelta(seconds=last.duration_s) if last else self.directory.clock.now()
         ended = space_rules.end(space, max(ended_at, space.started_at or space.created_at))
         # Committed before the node serves anything; what follows the commit (the download, the
         # webhooks) runs in the background and stores it again, which changes nothing.
@@ -513,7 +502,7 @@ class StageManager:
         stage = self._stages.get(space_id)
         if stage is None:
             return {"running": False}
-        age = None if stage.last_made_at is None else round(self.clock.monotonic() - stage.last_made_at, 3)
+        age = None if stage.last_made_at is None else round(self.directory.clock.monotonic() - stage.last_made_at, 3)
         return {
             "running": True,
             "parts_made": stage.parts_made,

@@ -1,24 +1,16 @@
 """A fake clock for tests: time moves only when told to, or, with autojump, whenever nothing else can.
 
-In the manner of Trio's `MockClock(autojump_threshold=0)`: a sleeper registers a deadline on the
-clock; with `autojump=True` a watcher task notices when the event loop is idle (no callback ready
-to run, twice in a row, so that a zero-timeout poll of the sockets came in between and found
-nothing) and jumps time to the earliest deadline, waking that sleeper. A minute of a space's
-timers then runs as fast as the code can do the work, in the same order every time.
+As Trio's `MockClock(autojump_threshold=0)`: sleepers register deadlines; with `autojump=True` a
+watcher task jumps time to the earliest one when the loop is idle (no callback ready, twice in a
+row). Minutes of a space's timers run as fast as the work, in the same order every time.
 
-Invariants:
-- time never goes back; it moves only by `advance()` or by a jump, never while a task is runnable;
-- sleepers wake in deadline order (ties in the order they went to sleep), never before their
-  deadline on this clock;
-- a cancelled sleeper is forgotten: it neither wakes nor makes time jump.
+Invariants: time never goes back and moves only by `advance()` or a jump, never while a task is
+runnable; sleepers wake in deadline order (ties in arrival order), never early; a cancelled sleeper
+neither wakes nor makes time jump.
 
-Idle is judged on the event loop's queue of ready callbacks (`loop._ready`, a private attribute
-that CPython's asyncio loops have had since 3.4; uvloop has none, and autojump refuses it) and on
-the loop's executor: work handed to a thread (`run_in_executor`, `asyncio.to_thread`: the stage's
-disk writes, SQLite) counts as work until it comes back, so a write in flight never lets a
-timeout on this clock run out. Socket I/O in flight does not count: time may jump while it is in
-flight, which is what a slow network would look like. Tests that need real time to pass for
-real network I/O use a real clock.
+Idle is judged on the loop's `_ready` queue (CPython's asyncio only; uvloop is refused) and its
+executor: work handed to a thread (disk writes, SQLite) counts until it comes back. Socket I/O in
+flight does not (time may jump, as on a slow network): tests of real network I/O use a real clock.
 """
 
 from __future__ import annotations
