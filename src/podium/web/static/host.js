@@ -32,6 +32,7 @@ function render() {
   $("when").textContent = space.starts_at ? t("host.scheduled_for", { time: new Date(space.starts_at).toLocaleString(podiumI18n.lang) }) : "";
   const ended = space.state === "ended";
   $("golive").disabled = ended || pc !== null;
+  $("golive").hidden = pc !== null && !ended;  // on the air: the stage's own controls take its place
   // In the pre-show the microphone connects backstage; the switch puts the stage on the air.
   $("golive").textContent = t(space.preshow ? "host.connect_backstage" : "common.go_live");
   $("switch").hidden = !(space.preshow && pc !== null && space.state === "scheduled");
