@@ -87,6 +87,9 @@ def test_the_host_runs_the_space_from_the_console(
     page.get_by_role("button", name="Share", exact=True).click()
     sheet = page.get_by_role("dialog", name="Share this space")
     expect(sheet).to_be_visible()
+    qr = sheet.get_by_role("img", name="QR code of the listener link")
+    expect(qr).to_be_visible()
+    assert qr.evaluate("image => image.complete && image.naturalWidth > 0"), "the QR code did not load"
     sheet.get_by_role("button", name="Copy link").click()
     expect(sheet.locator("#share-status")).to_have_text("Link copied. Paste it anywhere.")
     assert page.evaluate("navigator.clipboard.readText()") == server.base + space["urls"]["page"]

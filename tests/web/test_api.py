@@ -259,3 +259,25 @@ async def test_clips_are_limited_per_address_before_any_work(client: httpx.Async
 async def test_checking_clips_is_limited_per_address(client: httpx.AsyncClient) -> None:
     answers = [(await client.post("/api/verify", content=b"not a clip")).status_code for _ in range(31)]
     assert answers[:30] == [200] * 30 and answers[30] == 429
+
+
+async def test_the_share_qr_code_holds_the_listener_link_and_nothing_a_caller_chooses(
+    client: httpx.AsyncClient,
+) -> None:
+    import io
+
+    import segno
+
+    space = await create(client, title="Scan me")
+    answer = await client.get(f"/api/spaces/{space['id']}/qr.svg", params={"url": "https://198.51.100.7/evil"})
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "image/svg+xml"
+    assert answer.headers["cache-control"] == "public, max-age=3600"
+    svg = answer.text
+    assert svg.startswith("<svg") and 'xmlns="http://www.w3.org/2000/svg"' in svg and "evil" not in svg
+    # The code is the one for the listener link, as a phone's camera will read it.
+    link = f"{client.base_url}".rstrip("/") + space["urls"]["page"]
+    expected = io.BytesIO()
+    segno.make_qr(link, error="m").save(expected, kind="svg", xmldecl=False, scale=4, border=2, dark="#0f1222")
+    assert svg == expected.getvalue().decode()
+    assert (await client.get("/api/spaces/nosuchspace0/qr.svg")).status_code == 404

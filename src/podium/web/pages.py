@@ -3,6 +3,7 @@ everything else from the API."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import segno
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 from starlette.requests import Request
@@ -191,3 +193,12 @@ async def hlsjs_file(request: Request) -> Response:
     return FileResponse(
         hlsjs / "hls.min.js", media_type="text/javascript", headers={"Cache-Control": "public, max-age=3600"}
     )
+
+
+async def share_qr(request: Request) -> Response:
+    """The space's listener link as a QR code: only that link, never text a caller chooses."""
+    space = await space_of(request)
+    page = public_base(request) + url_path("page.listen", space_id=space.id)
+    svg = io.BytesIO()
+    segno.make_qr(page, error="m").save(svg, kind="svg", xmldecl=False, scale=4, border=2, dark="#0f1222")
+    return Response(svg.getvalue(), media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=3600"})

@@ -260,6 +260,8 @@ TABLE = RouteTable(
             row("heartbeat", "POST", SPACE + "/heartbeat", api.heartbeat, LISTENING, "An admitted listener's heartbeat",
                 credential=PASS, without=JOIN, body=Body(S.Beat), ok=A("the counts and the beat interval", S.BeatTaken),
                 errors=(400, 401, 403, 404, 409, 429)),
+            row("shareQr", "GET", SPACE + "/qr.svg", pages.share_qr, LISTENING, "The listener link as a QR code",
+                ok=A("an SVG image of the listener link", media="image/svg+xml"), errors=(404,), head=True),
             row("calendar", "GET", SPACE + "/calendar.ics", schedule_api.calendar, LISTENING,
                 "A calendar entry (RFC 5545) with a reminder",
                 ok=A("a calendar entry (RFC 5545) with a reminder", media="text/calendar"), errors=(404, 409),

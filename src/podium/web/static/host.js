@@ -267,7 +267,8 @@ $("mute-all").addEventListener("click", async () => {
 // system's share sheet where the browser has one), a QR code for phones, the embed snippet.
 $("share-open").addEventListener("click", () => {
   $("native-share").hidden = typeof navigator.share !== "function";
-  if (space && space.urls.qr) { $("share-qr").src = space.urls.qr; $("share-qr").hidden = false; }
+  $("share-qr").src = `/api/spaces/${spaceId}/qr.svg`;
+  $("share-qr").hidden = false;
   $("share-sheet").showModal();
 });
 $("share-close").addEventListener("click", () => $("share-sheet").close());
