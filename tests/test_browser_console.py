@@ -51,7 +51,8 @@ def test_the_host_runs_the_space_from_the_console(
     expect(page.locator("#board-card")).not_to_have_attribute("open", "")
     expect(page.locator("#b-load")).to_be_hidden()
 
-    # The host goes live; their microphone (a 660 Hz tone) is what listeners hear.
+    # The host gives their name and goes live; their microphone (a 660 Hz tone) is what listeners hear.
+    page.get_by_label("Your name").fill("Ada")
     page.get_by_role("button", name="Go live").click()
     expect(page.locator("#status")).to_have_text("You are live on stage.", timeout=20000)
     on_air = lambda: program(speakers, server, space)[1] == pytest.approx(660, abs=15)  # noqa: E731
@@ -60,7 +61,7 @@ def test_the_host_runs_the_space_from_the_console(
     # Self-mute silences the host in the program; unmuting brings them back.
     page.get_by_role("button", name="Mute me").click()
     expect(page.get_by_role("button", name="Unmute me")).to_have_attribute("aria-pressed", "true")
-    assert member(server, space, "Host")["muted"] is True
+    assert member(server, space, "Ada")["muted"] is True
     eventually_sync(lambda: program(speakers, server, space)[0] < 0.005, "the muted host is silent", timeout_s=30)
     page.get_by_role("button", name="Unmute me").click()
     eventually_sync(lambda: program(speakers, server, space)[0] > 0.05, "the host is heard again", timeout_s=30)
@@ -81,7 +82,8 @@ def test_the_host_runs_the_space_from_the_console(
     eventually_sync(lambda: member(server, space, "Grace").get("connected"), "Grace on stage", timeout_s=20)
     page.get_by_role("button", name="Mute everyone else").click()
     eventually_sync(lambda: member(server, space, "Grace").get("muted"), "Grace is muted", timeout_s=10)
-    assert member(server, space, "Host")["muted"] is False
+    assert member(server, space, "Ada")["muted"] is False
+    expect(page.locator("#stage")).to_contain_text("Ada")
 
     # The share sheet: the link copied, with a word that it was.
     page.get_by_role("button", name="Share", exact=True).click()

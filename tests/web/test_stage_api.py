@@ -138,3 +138,33 @@ async def test_a_burst_of_guests_is_stored_whole(tmp_path: Path) -> None:
             for guest in joined:
                 me = await client.get(f"/api/spaces/{space['id']}/me", headers=auth(guest.json()["token"]))
                 assert me.status_code == 200, me.text
+
+
+async def test_members_name_themselves_and_nobody_else(client: httpx.AsyncClient) -> None:
+    space = await new_space(client)
+    url = f"/api/spaces/{space['id']}/me/name"
+    host = await client.put(url, json={"name": "  Ada Lovelace "}, headers=auth(space["host_token"]))
+    assert host.status_code == 200 and host.json()["name"] == "Ada Lovelace" and host.json()["role"] == "host"
+    guest = (await client.post(f"/api/spaces/{space['id']}/guests", json={"name": "Guest"})).json()
+    renamed = await client.put(url, json={"name": "Grace"}, headers=auth(guest["token"]))
+    assert renamed.status_code == 200 and renamed.json()["id"] == guest["member"]["id"]
+    stage = (await client.get(f"/api/spaces/{space['id']}/stage")).json()
+    assert [person["name"] for person in stage["speakers"]] == ["Ada Lovelace"]  # the guest is not on stage
+
+    empty = await client.put(url, json={"name": "   "}, headers=auth(space["host_token"]))
+    assert empty.status_code == 400 and "name" in empty.json()["error"]
+    too_long = await client.put(url, json={"name": "x" * 500}, headers=auth(space["host_token"]))
+    assert too_long.status_code == 400 and "name" in too_long.json()["error"]
+    assert (await client.put(url, json={"name": "Mallory"})).status_code == 401
+    other = await new_space(client)
+    assert (await client.put(url, json={"name": "Mallory"}, headers=auth(other["host_token"]))).status_code in (
+        401,
+        403,
+    )
+
+    await client.post(f"/api/spaces/{space['id']}/end", headers=auth(space["host_token"]))
+    late = await client.put(url, json={"name": "Ada"}, headers=auth(space["host_token"]))
+    assert late.status_code == 409 and "ended" in late.json()["error"]
+    assert (await client.get(f"/api/spaces/{space['id']}/me", headers=auth(space["host_token"]))).json()["name"] == (
+        "Ada Lovelace"
+    )

@@ -194,6 +194,12 @@ class StageRules:
 
     # -- the way up --------------------------------------------------------------------------
 
+    def rename(self, member_id: MemberId, name: object) -> Member:
+        """A member's own name, as the stage, the timeline and the replay show it from now on."""
+        member = self._active(member_id)
+        member.name = clean_name(name)
+        return member
+
     def raise_hand(self, member_id: MemberId) -> Member:
         member = self._active(member_id)
         if member.role is not Role.LISTENER:

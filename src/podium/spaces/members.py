@@ -79,7 +79,9 @@ class StageMembers:
         await self.directory.save_rules(space.id)
         return member, self.directory.signer.issue(space.id, member.id, member.generation, member.role)
 
-    async def act(self, space_id: str, token: str, action: str, target: str | None = None) -> Member:
+    async def act(
+        self, space_id: str, token: str, action: str, target: str | None = None, name: str | None = None
+    ) -> Member:
         """Every stage action, checked against the current rules, then enforced on the media."""
         space = await self.directory.get_space(space_id)
         rules = self.directory.rules(space)
@@ -96,6 +98,7 @@ class StageMembers:
             "unmute": lambda: rules.unmute(actor, subject),
             "remove": lambda: rules.remove(actor, subject),
             "block": lambda: rules.block(actor, subject),
+            "rename": lambda: rules.rename(actor, name),
         }
         if action not in actions:
             raise NotFound(f"no such action: {action}")

@@ -65,6 +65,14 @@ async def me(request: Request) -> Response:
     return json_response(member_view(of(request).directory.authorize(space, bearer_token(request))))
 
 
+async def rename(request: Request) -> Response:
+    body = await read_model(request, ST.Naming, 1024)
+    member = await of(request).members.act(
+        request.path_params["space_id"], bearer_token(request), "rename", name=body.name
+    )
+    return json_response(member_view(member))
+
+
 async def hands(request: Request) -> Response:
     space = await space_of(request)
     hands = of(request).members.hand_queue(space, bearer_token(request))

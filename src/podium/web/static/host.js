@@ -39,6 +39,7 @@ function render() {
   if (space.preshow && pc !== null) setStatus(t(space.starts_at ? "host.backstage_timed" : "host.backstage"));
   $("end").disabled = ended;
   $("self-mute").hidden = $("mute-all").hidden = pc === null || ended;
+  $("name-form").hidden = ended;
   const muted = Boolean(me && me.muted);
   $("self-mute").textContent = t(muted ? "host.unmute_me" : "host.mute_me");
   $("self-mute").setAttribute("aria-pressed", String(muted));
@@ -68,6 +69,7 @@ async function goLive() {
   if (!token) { showError(t("host.no_token")); return; }
   $("golive").disabled = true;
   try {
+    await saveName();
     setStatus(t("common.asking_microphone"));
     session = await publishMicrophone(space.urls.whip, token, (state) => {
       setStatus({ connected: t("common.stage_connected"), connecting: t("common.stage_connecting"), failed: t("common.stage_failed"), disconnected: t("common.stage_reconnecting") }[state] || state);
@@ -143,8 +145,27 @@ function showHands(hands) {
 }
 
 async function refreshMe() {
-  try { me = await api(`/api/spaces/${spaceId}/me`, { token }); render(); } catch (_) { /* next time */ }
+  try {
+    me = await api(`/api/spaces/${spaceId}/me`, { token });
+    if (!$("host-name").value && document.activeElement !== $("host-name")) $("host-name").value = me.name;
+    render();
+  } catch (_) { /* next time */ }
 }
+
+// The host's name, as listeners, the replay and the transcript will show it: set before going
+// live (and changeable later).
+async function saveName() {
+  const name = $("host-name").value.trim();
+  if (!name || (me && me.name === name)) return;
+  me = await api(`/api/spaces/${spaceId}/me/name`, { method: "PUT", token, body: { name } });
+  $("host-name").value = me.name;
+  setStatus(t("host.name_saved", { name: me.name }));
+  refreshStage();
+}
+$("name-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  try { await saveName(); } catch (e) { showError(e.message); }
+});
 
 // A post's kind and state, as the moderation list names them.
 function kindName(kind) {
