@@ -4,6 +4,7 @@ many simultaneous readers make one origin request, writes pass through."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import os
 import secrets
 import shutil
@@ -19,7 +20,7 @@ from podium.testing import eventually, eventually_sync
 from podium.testing.whip_client import SampleTrack, publish, tone
 from tests import listeners
 from tests.conftest import Server, free_port
-from tests.test_live_media import wait_for_media
+from tests.test_live_media import create_space, wait_for_media
 
 pytestmark = pytest.mark.media
 
@@ -187,3 +188,20 @@ async def test_the_edge_caches_each_language_of_a_page_apart(server: Server, cac
     # The second reader of each language is served from the cache, in their language.
     assert [a.headers["x-cache-status"] for a in answers[2:]] == ["HIT", "HIT"]
     assert asked.headers["content-language"] == "de" and "Einen Live-Space starten" in asked.text
+
+
+async def test_the_edge_keeps_compressed_and_plain_copies_apart(server: Server, cache_tier: str) -> None:
+    """A browser that takes gzip gets the compressed copy, one that does not never gets it, even
+    when the other put it in the cache; each is a cache hit the second time."""
+    space = await create_space(server)
+    gzip_ok, plain = {"Accept-Encoding": "gzip, deflate, br"}, {"Accept-Encoding": "identity"}
+    async with httpx.AsyncClient(base_url=cache_tier, timeout=20) as edge:
+        for path in ("/", space["urls"]["page"], "/static/listen.js", "/static/vendor/hls.js"):
+            answers = []
+            for headers in (gzip_ok, plain, gzip_ok, plain):
+                async with edge.stream("GET", path, headers=headers) as response:
+                    answers.append((response, b"".join([chunk async for chunk in response.aiter_raw()])))
+            encodings = [response.headers.get("content-encoding") for response, _ in answers]
+            assert encodings == ["gzip", None, "gzip", None], (path, encodings)
+            assert gzip.decompress(answers[0][1]) == answers[1][1], path
+            assert [response.headers["x-cache-status"] for response, _ in answers[2:]] == ["HIT", "HIT"], path

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import DEFAULT_EXCLUDED_CONTENT_TYPES, GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
@@ -34,6 +36,7 @@ from podium.backends.redis_bus import RedisBus
 from podium.backends.sql import SqlSpaceStore
 from podium.backends.storage import media_store_for
 from podium.clock import Clock, SystemClock
+from podium.delivery import hls
 from podium.delivery.fast import HlsFastPath
 from podium.delivery.links import LinkSigner, link_key, nginx_include
 from podium.delivery.relay import OwnerRouter
@@ -198,6 +201,9 @@ async def _http_error(request: Request, error: Exception) -> Response:
     )
 
 
+NOT_GZIPPED = (*DEFAULT_EXCLUDED_CONTENT_TYPES, hls.PLAYLIST_TYPE, hls.MEDIA_TYPE)
+
+
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
     settings = settings or Settings.load()
     parts = build(settings, clock)
@@ -222,6 +228,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     app = Starlette(
         routes=router_routes(TABLE),
+        # Pages and JSON go out compressed where the browser takes it; static files are compressed
+        # once ahead (web.compressed) and audio never (it would not shrink). Playlists neither: they
+        # are the listeners' hot path, answered by the fast path before this app in any case.
+        middleware=[Middleware(GZipMiddleware, minimum_size=1024, compresslevel=6, exclude_content_types=NOT_GZIPPED)],
         exception_handlers={PodiumError: _podium_error, HTTPException: _http_error},
         lifespan=lifespan,
     )

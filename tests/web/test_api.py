@@ -206,7 +206,7 @@ async def test_pages_are_served(client: httpx.AsyncClient) -> None:
         response = await client.get(path)
         assert response.status_code == 200 and "<!doctype html>" in response.text
         assert "default-src 'self'" in response.headers["content-security-policy"]
-    assert (await client.get("/static/vendor/hls.min.js")).status_code == 200
+    assert (await client.get("/static/vendor/hls.js")).status_code == 200
     assert (await client.get("/s/not-an-id")).status_code == 404
 
 

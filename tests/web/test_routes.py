@@ -64,7 +64,7 @@ def test_every_documented_row_has_a_model_for_each_answer() -> None:
         ("POST", f"/api/spaces/{SPACE}/join", C.JOIN, None, C.OTHER),
         ("GET", f"/s/{SPACE}", C.JOIN, None, C.OTHER),
         ("GET", "/static/listen.js", C.JOIN, None, C.OTHER),
-        ("GET", "/static/vendor/hls.min.js", C.JOIN, None, C.OTHER),
+        ("GET", "/static/vendor/hls.js", C.JOIN, None, C.OTHER),
         ("GET", f"/host/{SPACE}", C.JOIN, None, C.OTHER),  # a page; its calls carry the token
         ("POST", f"/api/spaces/{SPACE}/posts", C.POST, None, C.OTHER),
         ("POST", f"/api/spaces/{SPACE}/questions/p1/vote", C.POST, None, C.OTHER),

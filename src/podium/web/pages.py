@@ -16,13 +16,14 @@ import segno
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, Response
+from starlette.responses import HTMLResponse, Response
 
 from podium.domain.space import Space, SpaceState
 from podium.errors import NotFound
 from podium.ids import is_space_id
 from podium.services import of
 from podium.web import i18n
+from podium.web.compressed import FILES
 from podium.web.http import public_base, space_of
 from podium.web.urls import url_path
 
@@ -44,12 +45,15 @@ PAGE_HEADERS = {
 }
 
 
+HLSJS_BUILD = "hls.light.min.js"
+
+
 def find_hlsjs(configured: Path | None) -> Path | None:
     """hls.js as `npm install` put it: the configured folder, else node_modules near here or cwd."""
     candidates = [configured] if configured else []
     for start in (Path.cwd(), Path(__file__).resolve()):
         candidates += [folder / "node_modules" / "hls.js" / "dist" for folder in (start, *start.parents)]
-    return next((folder for folder in candidates if (folder / "hls.min.js").is_file()), None)
+    return next((folder for folder in candidates if (folder / HLSJS_BUILD).is_file()), None)
 
 
 _templates = Environment(
@@ -190,9 +194,9 @@ async def hlsjs_file(request: Request) -> Response:
     hlsjs = find_hlsjs(of(request).settings.hlsjs_dir)
     if hlsjs is None:
         raise NotFound("hls.js is not installed; run `npm install` in Podium's folder")
-    return FileResponse(
-        hlsjs / "hls.min.js", media_type="text/javascript", headers={"Cache-Control": "public, max-age=3600"}
-    )
+    # The light build: LL-HLS audio is all the pages play (no subtitles, alternative audio or DRM).
+    cache = {"Cache-Control": "public, max-age=3600"}
+    return FILES.respond(hlsjs / HLSJS_BUILD, request.scope, "text/javascript", cache)
 
 
 async def share_qr(request: Request) -> Response:

@@ -18,7 +18,6 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, compile_path
-from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from podium import urls
@@ -40,6 +39,7 @@ from podium.web import (
     timeline_api,
     webhooks_api,
 )
+from podium.web.compressed import CompressedStaticFiles
 from podium.web.schemas import audience as AU
 from podium.web.schemas import recording as R
 from podium.web.schemas import spaces as S
@@ -442,8 +442,9 @@ TABLE = RouteTable(
         row("page.embed", "GET", urls.EMBED_PAGE, pages.embed_page, JOIN, "The embeddable player", head=True),
         row("page.clip", "GET", urls.CLIP_PAGE, replay_api.clip_page, OTHER, "A clip's page", head=True),
         row("page.verify", "GET", urls.VERIFY_PAGE, replay_api.verify_page, OTHER, "The verify page", head=True),
-        row("hlsjs", "GET", "/static/vendor/hls.min.js", pages.hlsjs_file, JOIN, "hls.js", head=True),
-        row("static", "GET", "/static", None, JOIN, "The pages' assets", app=StaticFiles(directory=pages.STATIC)),
+        row("hlsjs", "GET", "/static/vendor/hls.js", pages.hlsjs_file, JOIN, "hls.js (its light build)", head=True),
+        row("static", "GET", "/static", None, JOIN, "The pages' assets",
+            app=CompressedStaticFiles(directory=pages.STATIC)),
     )
 )
 # fmt: on

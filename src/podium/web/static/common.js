@@ -226,6 +226,27 @@ function listenerIdIn(store, key = "podium.listener") {
   return id;
 }
 
+// hls.js, fetched only when someone is about to play (a pointer over the play button, focus on
+// it, or the press itself): it is most of a page's weight, and many visitors never press play.
+// Browsers without Media Source Extensions (iPhone Safari) play HLS natively and never fetch it.
+let hlsLoading = null;
+function loadHls() {
+  if (window.Hls) return Promise.resolve(window.Hls);
+  hlsLoading = hlsLoading || new Promise((resolve, reject) => {
+    const script = document.createElement("script");
+    script.src = "/static/vendor/hls.js";
+    script.addEventListener("load", () => resolve(window.Hls));
+    script.addEventListener("error", () => { hlsLoading = null; script.remove(); reject(new Error("hls.js")); });
+    document.head.append(script);
+  });
+  return hlsLoading;
+}
+const mediaSourceHere = () => Boolean(window.MediaSource || window.ManagedMediaSource);
+function loadHlsOnIntent(button) {
+  const early = () => { if (mediaSourceHere()) loadHls().catch(() => { /* tried again on the press */ }); };
+  for (const event of ["pointerenter", "focus", "touchstart"]) button.addEventListener(event, early, { once: true, passive: true });
+}
+
 // hls.js for live listening: low latency, and a player that fell behind (a stall, a slow start)
 // catches up by playing slightly faster instead of staying seconds behind the room.
 const LIVE_HLS_OPTIONS = { lowLatencyMode: true, backBufferLength: 30, maxLiveSyncPlaybackRate: 1.5 };

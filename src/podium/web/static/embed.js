@@ -100,7 +100,7 @@
       player.space = data;
       if (loadFailed) { $("error").textContent = ""; loadFailed = false; }
       render();
-      if (isReplay(data) && !player.hls && !audio.src) prepareReplay();
+      if (isReplay(data) && !lengthAsked && !started) { lengthAsked = true; prepareReplay(); }
       if (before !== data.state) readPosts();
     } catch (e) {
       if (!player.space) $("title").textContent = t("embed.page_title");
@@ -129,26 +129,23 @@
     return hls;
   }
 
-  // A replay's playlists (not its audio) are read at once: the length shows before playing. The
-  // player loads no level until it starts, so the length is summed from the media playlist here.
-  function prepareReplay() {
-    if (!window.Hls || !window.Hls.isSupported()) return;
-    const hls = makeHls(player.space.urls.replay, false);
-    hls.once(window.Hls.Events.MANIFEST_PARSED, async (_event, data) => {
-      try {
-        const level = data.levels[0];
-        const response = await fetch(level.uri);
-        const text = await response.text();
-        const seconds = [...text.matchAll(/^#EXTINF:([0-9.]+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
-        if (player.duration === null && seconds > 0) { player.duration = seconds; showPosition(); }
-      } catch (_) { /* the length shows once the audio loads */ }
-    });
+  // A replay's playlists (not its audio) are read at once, without hls.js (fetched only to play):
+  // the length shows before playing, summed from the media playlist.
+  let lengthAsked = false;
+  async function prepareReplay() {
+    try {
+      const entry = new URL(player.space.urls.replay, location.href);
+      const media = (await (await fetch(entry)).text()).split("\n").find((line) => line && !line.startsWith("#"));
+      const text = await (await fetch(new URL(media, entry))).text();
+      const seconds = [...text.matchAll(/^#EXTINF:([0-9.]+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+      if (player.duration === null && seconds > 0) { player.duration = seconds; showPosition(); }
+    } catch (_) { /* the length shows once the audio loads */ }
   }
 
-  function startStream() {
+  async function startStream() {
     const space = player.space;
     const url = isReplay(space) ? space.urls.replay : (player.admitted && player.admitted.urls && player.admitted.urls.hls) || space.urls.hls;
-    if (player.hls) { player.hls.startLoad(startAt === null ? -1 : startAt); return true; }
+    if (mediaSourceHere()) await loadHls().catch(() => null);
     if (window.Hls && window.Hls.isSupported()) { makeHls(url, true); return true; }
     if (audio.canPlayType("application/vnd.apple.mpegurl")) { audio.src = url; return true; }  // Safari
     $("error").textContent = t("embed.cannot_play");
@@ -195,7 +192,7 @@
       }
     }
     if (!started) {
-      if (!startStream()) return;
+      if (!(await startStream())) return;
       started = true;
     }
     if (startAt !== null) { audio.currentTime = startAt; startAt = null; }
@@ -303,6 +300,7 @@
   }
 
   say(t("embed.loading"));
+  loadHlsOnIntent($("play"));
   refresh();
   setInterval(refresh, 10000);
   // Posts change while a space is on; an ended one's are read once (on the first refresh).

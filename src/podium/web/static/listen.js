@@ -121,10 +121,11 @@ async function beat(leaving = false) {
   beatTimer = setTimeout(beat, interval * 1000);
 }
 
-function start() {
+async function start() {
   // Let in: the stream the join gave us (signed for a private space); a private replay: the link's.
   const url = (player.admitted && player.admitted.urls && player.admitted.urls.hls)
     || (linkKey ? `/hls/${spaceId}/k/${linkKey}/index.m3u8` : player.space.urls.hls);
+  if (mediaSourceHere()) await loadHls().catch(() => null);
   if (window.Hls && window.Hls.isSupported()) {
     const hls = new window.Hls(LIVE_HLS_OPTIONS);
     player.hls = hls;
@@ -152,7 +153,7 @@ $("play").addEventListener("click", async () => {
     showPaused(t("listen.paused"));
     return;
   }
-  if (!player.hls && !audio.src && !start()) return;
+  if (!player.hls && !audio.src && !(await start())) return;
   if (player.space.state !== "ended") player.wasLive = true;
   attachLevelMeter(audio, player, $("level"));
   if (player.audioContext.state === "suspended") await player.audioContext.resume();
@@ -198,6 +199,7 @@ audio.addEventListener("playing", () => {
   $("status").textContent = live && window.podiumReplay && window.podiumReplay.behind() > 8 ? t("listen.playing_behind") : playingText();
 });
 window.addEventListener("pagehide", () => beat(true));
+loadHlsOnIntent($("play"));
 
 // The way up: a named guest raises a hand; once the host brings them up, a toast and a chime say
 // so, and they go on stage from this page. The stream never stops: while they speak it plays on,
