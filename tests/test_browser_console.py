@@ -107,3 +107,33 @@ def test_the_host_runs_the_space_from_the_console(
     assert page.evaluate("track => track.readyState", microphone) == "ended"
     assert httpx.get(api, headers=auth).json()["state"] == "ended"
     context.close()
+
+
+def test_a_host_finds_their_spaces_on_the_home_page(server: Server, browser: Browser) -> None:
+    """Spaces created in this browser are listed for it (live, upcoming, ended), each a way back
+    into its console; another browser sees none of them."""
+    page = browser.new_context(viewport=VIEWPORTS["phone"], is_mobile=True).new_page()
+    made = []
+    for title in ("Morning news", "Evening talk"):
+        page.goto(server.base + "/")
+        page.get_by_label("Title").fill(title)
+        page.get_by_role("button", name="Create space").click()
+        page.wait_for_url("**/host/**")
+        made.append(page.url.split("/host/")[1].split("#")[0])
+    token = page.evaluate(f"localStorage.getItem('podium.host.{made[0]}')")
+    httpx.post(f"{server.base}/api/spaces/{made[0]}/end", headers={"Authorization": f"Bearer {token}"})
+
+    page.goto(server.base + "/")
+    mine = page.locator("#mine-list li")
+    expect(mine).to_have_count(2)
+    expect(mine.nth(0)).to_contain_text("Evening talk")  # upcoming before ended
+    expect(mine.nth(1)).to_contain_text("Morning news")
+    expect(mine.nth(1).locator(".badge")).to_have_text("ended")
+    mine.nth(0).get_by_role("link").click()
+    page.wait_for_url(f"**/host/{made[1]}")
+    expect(page.locator("#title")).to_have_text("Evening talk")
+
+    stranger = browser.new_context().new_page()
+    stranger.goto(server.base + "/")
+    expect(stranger.locator("#nothing-on")).to_be_visible()
+    expect(stranger.locator("#mine-card")).to_be_hidden()

@@ -43,6 +43,11 @@ def test_a_listener_invited_up_speaks_from_the_listener_page_and_the_stream_neve
     page.goto(server.base + space["urls"]["page"])
     page.locator("#play").click()
     wait_until(page, "window.podium.playing && !audio.paused && audio.currentTime > 0.5")
+    # A phone's lock screen shows the space and its controls.
+    assert page.evaluate("[navigator.mediaSession.metadata.title, navigator.mediaSession.playbackState]") == [
+        "Questions from the floor",
+        "playing",
+    ]
     page.evaluate("window.pauses = 0; audio.addEventListener('pause', () => { window.pauses += 1; })")
     page.get_by_label("Your name").fill("Grace")
     page.get_by_role("button", name="Raise your hand").click()

@@ -54,3 +54,40 @@ async function showListing() {
 }
 showListing();
 setInterval(showListing, 15000);
+
+// The spaces this browser hosts (their host tokens are kept here, and only here): live first,
+// then upcoming, then ended, each a link to its console. Kept to the newest few, so a browser
+// that hosted hundreds asks for a bounded number.
+const MINE_SHOWN = 30;
+async function showMine() {
+  const ids = Object.keys(localStorage).filter((key) => key.startsWith("podium.host.")).map((key) => key.slice(12));
+  if (!ids.length) return;
+  const spaces = (await Promise.all(ids.map(async (id) => {
+    try {
+      const response = await fetch(`/api/spaces/${encodeURIComponent(id)}`);
+      if (response.status === 404) localStorage.removeItem(`podium.host.${id}`);  // gone for good
+      return response.ok ? response.json() : null;
+    } catch (_) { return null; }
+  }))).filter(Boolean);
+  const order = { live: 0, scheduled: 1, ended: 2 };
+  const when = (s) => s.ended_at || s.starts_at || s.created_at;
+  spaces.sort((a, b) => order[a.state] - order[b.state] || (a.state === "scheduled" ? when(a).localeCompare(when(b)) : when(b).localeCompare(when(a))));
+  document.getElementById("mine-list").replaceChildren(...spaces.slice(0, MINE_SHOWN).map((space) => {
+    const item = document.createElement("li");
+    const badge = document.createElement("span");
+    badge.className = "badge";
+    badge.dataset.state = space.state;
+    badge.textContent = stateName(space);
+    const link = document.createElement("a");
+    link.href = space.urls.host;
+    link.textContent = space.title;
+    const small = document.createElement("small");
+    small.className = "muted";
+    const at = space.state === "scheduled" ? space.starts_at : when(space);
+    small.textContent = at ? new Date(at).toLocaleString(podiumI18n.lang, { dateStyle: "medium", timeStyle: "short" }) : "";
+    item.append(badge, link, small);
+    return item;
+  }));
+  document.getElementById("mine-card").hidden = spaces.length === 0;
+}
+showMine();

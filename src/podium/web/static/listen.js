@@ -45,7 +45,10 @@ function render() {
     for (const card of ["stage-card", "react-card", "post-card", "hand-card", "questions-card", "comments-card", "now-stat"]) $(card).hidden = true;
     // A listener who was live at the end hears its last seconds; the replay is another playlist
     // (the pre-show is not in it), loaded afresh when they play again.
-    if (player.wasLive && player.playing) $("status").textContent = t("listen.live_ended_playing");
+    if (player.wasLive && player.playing) {
+      $("status").textContent = t("listen.live_ended_playing");
+      watchLiveTail();
+    }
     else if (player.wasLive) dropLivePlayer();
     if (up.session) stepDown(t("listen.space_ended_on_stage"));
   } else {
@@ -163,6 +166,7 @@ $("play").addEventListener("click", async () => {
   try {
     await audio.play();
     player.playing = true;
+    showOnLockScreen();
     $("play").textContent = "❚❚";
     $("play").setAttribute("aria-label", t("listen.pause"));
     $("status").textContent = playingText();
@@ -170,6 +174,22 @@ $("play").addEventListener("click", async () => {
     $("error").textContent = t("listen.play_failed", { message: e.message });
   }
 });
+// The title and controls a phone shows on its lock screen and in its notification (Media Session).
+function showOnLockScreen() {
+  if (!("mediaSession" in navigator)) return;
+  navigator.mediaSession.metadata = new MediaMetadata({
+    title: player.space.title,
+    artist: t("common.brand"),
+    artwork: [{ src: "/static/icon.svg", sizes: "any", type: "image/svg+xml" }],
+  });
+  navigator.mediaSession.playbackState = "playing";
+  const press = (wanted) => () => { if (player.playing !== wanted) $("play").click(); };
+  navigator.mediaSession.setActionHandler("play", press(true));
+  navigator.mediaSession.setActionHandler("pause", press(false));
+  for (const [action, step] of [["seekbackward", -30], ["seekforward", 30]]) {
+    navigator.mediaSession.setActionHandler(action, window.podiumReplay ? () => window.podiumReplay.seek(audio.currentTime + step) : null);
+  }
+}
 function playingText() {
   const state = player.space && player.space.state;
   if (state === "scheduled") return t("listen.playing_preshow");
@@ -177,6 +197,7 @@ function playingText() {
 }
 function showPaused(status) {
   player.playing = false;
+  if ("mediaSession" in navigator) navigator.mediaSession.playbackState = "paused";
   $("play").textContent = "▶";
   $("play").setAttribute("aria-label", t("listen.play"));
   $("status").textContent = status;
@@ -184,10 +205,23 @@ function showPaused(status) {
 audio.addEventListener("waiting", () => { if (player.playing) $("status").textContent = t("listen.buffering"); });
 // The end of the recording (a replay, or a live space that ended while we listened): the button
 // plays it again, from the start, as media elements do.
-audio.addEventListener("ended", () => {
+function atTheEnd() {
   showPaused(t(player.wasLive ? "listen.press_play_replay" : "listen.at_end"));
   if (player.wasLive && player.space.state === "ended") dropLivePlayer();
-});
+}
+audio.addEventListener("ended", atTheEnd);
+// A live stream that ended while we listened does not always end its media element (the player
+// may wait on a playlist that no longer grows): once what is buffered has played, that is the end.
+let tailWatch = null;
+function watchLiveTail() {
+  if (tailWatch) return;
+  tailWatch = setInterval(() => {
+    const buffered = audio.buffered;
+    const tail = buffered.length ? buffered.end(buffered.length - 1) - audio.currentTime : 0;
+    if (!player.wasLive || !player.playing) { clearInterval(tailWatch); tailWatch = null; return; }
+    if (tail < 0.3) { clearInterval(tailWatch); tailWatch = null; audio.pause(); atTheEnd(); }
+  }, 1000);
+}
 function dropLivePlayer() {
   if (player.hls) player.hls.destroy();
   else audio.removeAttribute("src");
