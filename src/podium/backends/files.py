@@ -56,7 +56,7 @@ class FileMediaStore(Mending):
         await asyncio.to_thread(remove)
 
     async def append_record(self, space_id: SpaceId, record: SegmentRecord) -> None:
-        await asyncio.to_thread(self._append, self._folder(space_id), RECORDS_NAME, _record_line(record))
+        await asyncio.to_thread(self._append, self._folder(space_id), RECORDS_NAME, record_line(record))
 
     async def append_line(self, space_id: SpaceId, name: str, line: str) -> None:
         await asyncio.to_thread(self._append, self._folder(space_id), name, line)
@@ -133,7 +133,8 @@ class FileMediaStore(Mending):
         return path if path.is_file() else None
 
 
-def _record_line(record: SegmentRecord) -> str:
+def record_line(record: SegmentRecord) -> str:
+    """A segment record as its JSON line (`preshow` only when true)."""
     line: dict[str, object] = {
         "msn": record.msn,
         "duration_s": record.duration_s,

@@ -21,7 +21,6 @@ Layout: a space's objects live under `{prefix}/{space_id}/`.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import secrets
@@ -37,7 +36,7 @@ import obstore
 from obstore.exceptions import NotFoundError
 from obstore.store import S3Store
 
-from podium.backends.files import RECORDING_FILES, RECORDS_NAME
+from podium.backends.files import RECORDING_FILES, RECORDS_NAME, record_line
 from podium.backends.mending import MAX_PARTS, Mending
 from podium.errors import InvalidInput
 from podium.ids import SpaceId, is_space_id
@@ -122,8 +121,9 @@ class S3MediaStore(Mending):
     # -- records and logs ---------------------------------------------------------------------
 
     async def append_record(self, space_id: SpaceId, record: SegmentRecord) -> None:
+        # The body is the file store's line, for a person looking at the bucket: reading uses the key.
         key = _key(space_id, f"{RECORDS_NAME}/{record_token(record)}")
-        await obstore.put_async(self._store, key, _record_json(record).encode())
+        await obstore.put_async(self._store, key, record_line(record).encode())
 
     async def records(self, space_id: SpaceId) -> list[SegmentRecord]:
         return _whole_records(await self._names(space_id))
@@ -273,16 +273,3 @@ def _whole_records(names: Iterable[str]) -> list[SegmentRecord]:
             break
         out.append(record)
     return out
-
-
-def _record_json(record: SegmentRecord) -> str:
-    # The object's body, for a person looking at the bucket; reading uses the key alone.
-    return json.dumps(
-        {
-            "msn": record.msn,
-            "duration_s": record.duration_s,
-            "pdt": record.program_date_time.isoformat(),
-            "discontinuity": record.discontinuity,
-            "preshow": record.preshow,
-        }
-    )

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import fields
 from datetime import UTC, datetime
-from typing import Any
+from enum import Enum
+from typing import Any, TypeVar
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -17,6 +20,8 @@ from podium.domain.posts import Post, PostKind, PostState
 from podium.domain.space import Space, SpaceState
 from podium.domain.webhooks import Attempt, Hook
 from podium.ids import PostId, SpaceId, UserId
+
+T = TypeVar("T")
 
 metadata = sa.MetaData()
 
@@ -126,78 +131,27 @@ webhook_attempts = sa.Table(
 )
 
 
-def _dump(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(UTC).isoformat()
+def _dump(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
 
 
-def _load(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
+def _row(item: Any, **columns: Any) -> dict[str, Any]:
+    """A domain dataclass as its table's row (times as ISO strings in UTC, enums as their values)."""
+    values = {f.name: getattr(item, f.name) for f in fields(item)} | columns
+    return {
+        k: _dump(v) if isinstance(v, datetime) else v.value if isinstance(v, Enum) else v for k, v in values.items()
+    }
 
 
-def _post(row: Any) -> Post:
-    return Post(
-        id=PostId(row.id),
-        space_id=SpaceId(row.space_id),
-        user_id=UserId(row.user_id),
-        username=row.username,
-        kind=PostKind(row.kind),
-        text=row.text,
-        client_id=row.client_id,
-        created_at=datetime.fromisoformat(row.created_at),
-        state=PostState(row.state),
-        votes=row.votes,
-    )
-
-
-def _hook(row: Any) -> Hook:
-    return Hook(row.id, SpaceId(row.space_id), row.url, row.secret, datetime.fromisoformat(row.created_at))
-
-
-def _attempt(row: Any) -> Attempt:
-    at = datetime.fromisoformat(row.at)
-    return Attempt(
-        row.event_id, row.event_type, row.hook_id, row.url, row.attempt, row.status, row.error, row.duration_ms, at
-    )
+def _as(cls: type[T], row: Any) -> T:
+    """A domain dataclass from its table's row (the columns it has no field for are left out)."""
+    return msgspec.convert(row, cls, from_attributes=True)
 
 
 # `domain.space.announced` as SQL: not private, and went live or has an account behind it.
 _ANNOUNCED = sa.and_(
     spaces.c.private.is_(sa.false()), sa.or_(spaces.c.started_at.is_not(None), spaces.c.created_by.is_not(None))
 )
-
-
-def _row(space: Space) -> dict[str, Any]:
-    return {
-        "id": space.id,
-        "title": space.title,
-        "state": space.state.value,
-        "created_at": _dump(space.created_at),
-        "starts_at": _dump(space.starts_at),
-        "started_at": _dump(space.started_at),
-        "ended_at": _dump(space.ended_at),
-        "peak_listeners": space.peak_listeners,
-        "record": space.record,
-        "private": space.private,
-        "created_by": space.created_by,
-        "preshow_closed": space.preshow_closed,
-    }
-
-
-def _space(row: Any) -> Space:
-    return Space(
-        id=SpaceId(row.id),
-        title=row.title,
-        state=SpaceState(row.state),
-        created_at=datetime.fromisoformat(row.created_at),
-        starts_at=_load(row.starts_at),
-        started_at=_load(row.started_at),
-        ended_at=_load(row.ended_at),
-        peak_listeners=row.peak_listeners,
-        record=bool(row.record),
-        private=bool(row.private),
-        created_by=None if row.created_by is None else UserId(row.created_by),
-        preshow_closed=bool(row.preshow_closed),
-    )
 
 
 class SqlSpaceStore:
@@ -235,14 +189,14 @@ class SqlSpaceStore:
 
     async def get(self, space_id: SpaceId) -> Space | None:
         rows = await asyncio.to_thread(self._fetch, spaces.select().where(spaces.c.id == space_id))
-        return _space(rows[0]) if rows else None
+        return _as(Space, rows[0]) if rows else None
 
     async def recent(self, limit: int, announced: bool = False) -> list[Space]:
         query = spaces.select()
         if announced:
             query = query.where(_ANNOUNCED)
         query = query.order_by(spaces.c.created_at.desc()).limit(limit)
-        return [_space(r) for r in await asyncio.to_thread(self._fetch, query)]
+        return [_as(Space, r) for r in await asyncio.to_thread(self._fetch, query)]
 
     async def upcoming(self, limit: int, announced: bool = False) -> list[Space]:
         query = spaces.select().where(spaces.c.state == SpaceState.SCHEDULED.value, spaces.c.starts_at.is_not(None))
@@ -250,16 +204,16 @@ class SqlSpaceStore:
             # Nor one whose pre-show closed because nobody came: its start has passed.
             query = query.where(_ANNOUNCED, spaces.c.preshow_closed.is_(sa.false()))
         query = query.order_by(spaces.c.starts_at).limit(limit)
-        return [_space(r) for r in await asyncio.to_thread(self._fetch, query)]
+        return [_as(Space, r) for r in await asyncio.to_thread(self._fetch, query)]
 
     async def unfinished(self) -> list[Space]:
         """Every space that is scheduled or live: what a node keeps in memory to answer joins."""
         query = spaces.select().where(spaces.c.state != SpaceState.ENDED.value)
-        return [_space(r) for r in await asyncio.to_thread(self._fetch, query)]
+        return [_as(Space, r) for r in await asyncio.to_thread(self._fetch, query)]
 
     async def live(self) -> list[Space]:
         rows = await asyncio.to_thread(self._fetch, spaces.select().where(spaces.c.state == SpaceState.LIVE.value))
-        return [_space(r) for r in rows]
+        return [_as(Space, r) for r in rows]
 
     async def save_stage(self, space_id: SpaceId, stage: dict[str, Any]) -> None:
         await asyncio.to_thread(self._upsert, stages, space_id, stage)
@@ -285,12 +239,7 @@ class SqlSpaceStore:
 
     async def add_account(self, account: Account, password_hash: str) -> bool:
         """False when the username is taken (the unique index decides, so two racing sign-ups cannot both win)."""
-        row = {
-            "id": account.id,
-            "username": account.username,
-            "password_hash": password_hash,
-            "created_at": _dump(account.created_at),
-        }
+        row = _row(account, password_hash=password_hash)
         try:
             await asyncio.to_thread(self._execute, accounts.insert().values(**row))
         except sa.exc.IntegrityError:
@@ -301,8 +250,7 @@ class SqlSpaceStore:
         rows = await asyncio.to_thread(self._fetch, accounts.select().where(accounts.c.username == username))
         if not rows:
             return None
-        row = rows[0]
-        return Account(UserId(row.id), row.username, datetime.fromisoformat(row.created_at)), row.password_hash
+        return _as(Account, rows[0]), rows[0].password_hash
 
     async def set_password_hash(self, user_id: UserId, password_hash: str) -> None:
         statement = accounts.update().where(accounts.c.id == user_id).values(password_hash=password_hash)
@@ -333,20 +281,8 @@ class SqlSpaceStore:
         return await asyncio.to_thread(self._add_post, post)
 
     def _add_post(self, post: Post) -> tuple[Post, bool]:
-        row = {
-            "id": post.id,
-            "space_id": post.space_id,
-            "user_id": post.user_id,
-            "username": post.username,
-            "kind": post.kind.value,
-            "text": post.text,
-            "client_id": post.client_id,
-            "created_at": _dump(post.created_at),
-            "state": post.state.value,
-            "votes": 0,
-        }
         try:
-            self._execute(posts.insert().values(**row))
+            self._execute(posts.insert().values(**_row(post, votes=0)))
             return post, True
         except sa.exc.IntegrityError:
             existing = self._fetch(
@@ -356,7 +292,7 @@ class SqlSpaceStore:
                     & (posts.c.client_id == post.client_id)
                 )
             )
-            return _post(existing[0]), False
+            return _as(Post, existing[0]), False
 
     async def posts(self, space_id: SpaceId, kind: PostKind, limit: int, newest_first: bool) -> list[Post]:
         order = posts.c.created_at.desc() if newest_first else posts.c.created_at.asc()
@@ -366,7 +302,7 @@ class SqlSpaceStore:
             .order_by(order)
             .limit(limit)
         )
-        return [_post(r) for r in await asyncio.to_thread(self._fetch, statement)]
+        return [_as(Post, r) for r in await asyncio.to_thread(self._fetch, statement)]
 
     async def vote(self, post_id: PostId, user_id: UserId) -> bool:
         """One vote per user and post; False when this user had voted already."""
@@ -393,7 +329,7 @@ class SqlSpaceStore:
 
     async def post(self, post_id: PostId) -> Post | None:
         rows = await asyncio.to_thread(self._fetch, posts.select().where(posts.c.id == post_id))
-        return _post(rows[0]) if rows else None
+        return _as(Post, rows[0]) if rows else None
 
     # -- webhooks ----------------------------------------------------------------------------
 
@@ -410,21 +346,14 @@ class SqlSpaceStore:
             ).scalar_one()
             if count >= limit:
                 return False
-            row = {
-                "id": hook.id,
-                "space_id": hook.space_id,
-                "url": hook.url,
-                "secret": hook.secret,
-                "created_at": _dump(hook.created_at),
-            }
-            conn.execute(webhooks.insert().values(**row))
+            conn.execute(webhooks.insert().values(**_row(hook)))
             return True
 
     async def webhooks(self, space_id: SpaceId) -> list[Hook]:
         statement = (
             webhooks.select().where(webhooks.c.space_id == space_id).order_by(webhooks.c.created_at, webhooks.c.id)
         )
-        return [_hook(r) for r in await asyncio.to_thread(self._fetch, statement)]
+        return [_as(Hook, r) for r in await asyncio.to_thread(self._fetch, statement)]
 
     async def remove_webhook(self, space_id: SpaceId, hook_id: str) -> bool:
         statement = webhooks.delete().where((webhooks.c.space_id == space_id) & (webhooks.c.id == hook_id))
@@ -434,18 +363,7 @@ class SqlSpaceStore:
         await asyncio.to_thread(self._add_attempt, space_id, attempt, keep)
 
     def _add_attempt(self, space_id: SpaceId, attempt: Attempt, keep: int) -> None:
-        row = {
-            "space_id": space_id,
-            "hook_id": attempt.hook_id,
-            "event_id": attempt.event_id,
-            "event_type": attempt.event_type,
-            "url": attempt.url,
-            "attempt": attempt.attempt,
-            "status": attempt.status,
-            "error": None if attempt.error is None else attempt.error[:300],
-            "duration_ms": attempt.duration_ms,
-            "at": _dump(attempt.at),
-        }
+        row = _row(attempt, space_id=space_id, error=None if attempt.error is None else attempt.error[:300])
         # The oldest `seq` still kept (NULL while fewer are logged: nothing goes then).
         oldest_kept = (
             sa.select(webhook_attempts.c.seq)
@@ -470,7 +388,7 @@ class SqlSpaceStore:
             .order_by(webhook_attempts.c.seq.desc())
             .limit(limit)
         )
-        return [_attempt(r) for r in await asyncio.to_thread(self._fetch, statement)]
+        return [_as(Attempt, r) for r in await asyncio.to_thread(self._fetch, statement)]
 
     async def ready(self) -> bool:
         try:

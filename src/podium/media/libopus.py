@@ -42,7 +42,6 @@ OPUS_SET_COMPLEXITY_REQUEST = 4010
 OPUS_SET_INBAND_FEC_REQUEST = 4012
 OPUS_SET_PACKET_LOSS_PERC_REQUEST = 4014
 OPUS_SET_DTX_REQUEST = 4016
-OPUS_GET_LOOKAHEAD_REQUEST = 4027
 
 Application = Literal["voip", "audio", "lowdelay"]
 APPLICATIONS: dict[Application, int] = {
@@ -306,15 +305,6 @@ class Encoder(_NativeState):
     def set_packet_loss_perc(self, percent: int) -> None:
         """Expected loss, 0-100 %: more makes the FEC stronger and the primary coding leaner."""
         self._set(OPUS_SET_PACKET_LOSS_PERC_REQUEST, percent, "packet loss percentage")
-
-    @property
-    def lookahead_samples(self) -> int:
-        """The codec delay: decoded audio lags the input by this many samples (312 in voip, 120 lowdelay)."""
-        value = ctypes.c_int(0)
-        code = self._lib.opus_encoder_ctl(self._live(), OPUS_GET_LOOKAHEAD_REQUEST, ctypes.byref(value))
-        if code != OPUS_OK:
-            raise _error(self._lib, code, "could not read the lookahead")
-        return value.value
 
     def _set(self, request: int, value: int, what: str) -> None:
         code = self._lib.opus_encoder_ctl(self._live(), request, ctypes.c_int(int(value)))

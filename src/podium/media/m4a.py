@@ -9,8 +9,9 @@ a clip again from the official recording and compare (see `podium.media.clips`).
 
 from __future__ import annotations
 
+import itertools
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -49,14 +50,21 @@ class NotAFragment(ValueError):
     pass
 
 
-def _children(payload: bytes, offset: int = 0) -> dict[bytes, bytes]:
-    out: dict[bytes, bytes] = {}
-    while offset + 8 <= len(payload):
-        size, kind = struct.unpack_from(">I4s", payload, offset)
-        if size < 8 or offset + size > len(payload):
+def _boxes(data: bytes) -> Iterator[tuple[bytes, int, int]]:
+    """Each box in `data`, in order: (type, its first byte, the byte after it)."""
+    offset = 0
+    while offset + 8 <= len(data):
+        size, kind = struct.unpack_from(">I4s", data, offset)
+        if size < 8 or offset + size > len(data):
             raise NotAFragment(f"malformed box at byte {offset}")
-        out.setdefault(kind, payload[offset + 8 : offset + size])
+        yield kind, offset, offset + size
         offset += size
+
+
+def _children(payload: bytes) -> dict[bytes, bytes]:
+    out: dict[bytes, bytes] = {}
+    for kind, start, end in _boxes(payload):
+        out.setdefault(kind, payload[start + 8 : end])
     return out
 
 
@@ -80,24 +88,15 @@ def fragment_samples(fragments: Iterable[bytes]) -> Samples:
     durations: list[np.ndarray] = []
     payloads: list[bytes] = []
     for data in fragments:
-        offset = 0
-        while offset + 8 <= len(data):
-            size, kind = struct.unpack_from(">I4s", data, offset)
-            if size < 8 or offset + size > len(data):
-                raise NotAFragment(f"malformed box at byte {offset}")
-            if kind == b"moof":
-                moof_start = offset
-                frame_sizes, frame_durations, data_offset = _read_traf(
-                    _children(data[offset + 8 : offset + size])[b"traf"]
-                )
-                start = moof_start + data_offset
-                end = start + int(frame_sizes.sum())
-                if end > len(data):
-                    raise NotAFragment("a fragment's samples run past its end")
-                sizes.append(frame_sizes)
-                durations.append(frame_durations)
-                payloads.append(data[start:end])
-            offset += size
+        for moof_start, moof_end in ((start, end) for kind, start, end in _boxes(data) if kind == b"moof"):
+            frame_sizes, frame_durations, data_offset = _read_traf(_children(data[moof_start + 8 : moof_end])[b"traf"])
+            start = moof_start + data_offset
+            end = start + int(frame_sizes.sum())
+            if end > len(data):
+                raise NotAFragment("a fragment's samples run past its end")
+            sizes.append(frame_sizes)
+            durations.append(frame_durations)
+            payloads.append(data[start:end])
     if not sizes:
         return Samples(np.zeros(0, np.uint32), np.zeros(0, np.uint32), b"")
     return Samples(np.concatenate(sizes), np.concatenate(durations), b"".join(payloads))
@@ -139,15 +138,11 @@ def _mp4_time(moment: datetime) -> int:
 def progressive(stsd: bytes, timescale: int, samples: Samples, created: datetime, title: str = "") -> bytes:
     """`ftyp` + `moov` + `mdat`: the `.m4a` of `samples`, playable from its first bytes."""
     ftyp = box(b"ftyp", b"M4A ", struct.pack(">I", 0), b"M4A ", b"mp42", b"isom")
-    count = len(samples)
-    chunk_counts = [CHUNK_SAMPLES] * (count // CHUNK_SAMPLES) + (
-        [count % CHUNK_SAMPLES] if count % CHUNK_SAMPLES else []
-    )
     # The moov's size does not depend on the offsets' values, so build it once to measure it.
-    moov = _moov(stsd, timescale, samples, created, title, chunk_counts, mdat_payload_at=0)
+    moov = _moov(stsd, timescale, samples, created, title, mdat_payload_at=0)
     mdat_header = 16 if len(samples.data) + 8 > 0xFFFFFFFF else 8
     first = len(ftyp) + len(moov) + mdat_header
-    moov = _moov(stsd, timescale, samples, created, title, chunk_counts, mdat_payload_at=first)
+    moov = _moov(stsd, timescale, samples, created, title, mdat_payload_at=first)
     if mdat_header == 16:
         mdat = struct.pack(">I4sQ", 1, b"mdat", 16 + len(samples.data))
     else:
@@ -155,15 +150,7 @@ def progressive(stsd: bytes, timescale: int, samples: Samples, created: datetime
     return ftyp + moov + mdat + samples.data
 
 
-def _moov(
-    stsd: bytes,
-    timescale: int,
-    samples: Samples,
-    created: datetime,
-    title: str,
-    chunk_counts: Sequence[int],
-    mdat_payload_at: int,
-) -> bytes:
+def _moov(stsd: bytes, timescale: int, samples: Samples, created: datetime, title: str, mdat_payload_at: int) -> bytes:
     when = _mp4_time(created)
     media_duration = samples.total_duration
     movie_duration = media_duration * 1000 // max(timescale, 1)
@@ -171,42 +158,21 @@ def _moov(
     tkhd = track_header(1, struct.pack(">QQIIQ", when, when, TRACK_ID, 0, movie_duration))
     mdhd = full_box(b"mdhd", 1, 0, struct.pack(">QQIQHH", when, when, timescale, media_duration, 0x55C4, 0))
     # Time to sample: runs of equal durations.
-    runs: list[tuple[int, int]] = []
-    for duration in samples.durations.tolist():
-        if runs and runs[-1][1] == duration:
-            runs[-1] = (runs[-1][0] + 1, duration)
-        else:
-            runs.append((1, duration))
+    runs = [(len(list(run)), duration) for duration, run in itertools.groupby(samples.durations.tolist())]
     stts = full_box(b"stts", 0, 0, struct.pack(">I", len(runs)), b"".join(struct.pack(">II", n, d) for n, d in runs))
-    # Sample to chunk: all chunks hold CHUNK_SAMPLES but perhaps the last.
-    stsc_entries = []
-    if chunk_counts:
-        stsc_entries.append((1, chunk_counts[0]))
-        if chunk_counts[-1] != chunk_counts[0]:
-            stsc_entries.append((len(chunk_counts), chunk_counts[-1]))
-    stsc = full_box(
-        b"stsc",
-        0,
-        0,
-        struct.pack(">I", len(stsc_entries)),
-        b"".join(struct.pack(">III", f, n, 1) for f, n in stsc_entries),
-    )
+    # Sample to chunk: all chunks hold CHUNK_SAMPLES but perhaps the last (first chunk, samples in it).
+    full, rest = divmod(len(samples), CHUNK_SAMPLES)
+    chunks = ([(1, CHUNK_SAMPLES)] if full else []) + ([(full + 1, rest)] if rest else [])
+    stsc_table = b"".join(struct.pack(">III", first, n, 1) for first, n in chunks)
+    stsc = full_box(b"stsc", 0, 0, struct.pack(">I", len(chunks)), stsc_table)
     stsz = full_box(b"stsz", 0, 0, struct.pack(">II", 0, len(samples)), samples.sizes.astype(">u4").tobytes())
-    sizes64 = samples.sizes.astype(np.uint64)
-    ends = np.cumsum(sizes64)
-    first_samples = np.cumsum([0, *chunk_counts[:-1]], dtype=np.int64) if chunk_counts else np.zeros(0, np.int64)
-    starts_of_chunks: np.ndarray = np.concatenate((np.zeros(1, np.uint64), ends))[first_samples]
-    offsets = starts_of_chunks.astype(np.uint64) + np.uint64(mdat_payload_at)
-    if len(offsets) and int(offsets[-1]) > 0xFFFFFFFF:
-        stco = full_box(b"co64", 0, 0, struct.pack(">I", len(offsets)), offsets.astype(">u8").tobytes())
-    else:
-        stco = full_box(b"stco", 0, 0, struct.pack(">I", len(offsets)), offsets.astype(">u4").tobytes())
+    starts = np.concatenate((np.zeros(1, np.uint64), np.cumsum(samples.sizes, dtype=np.uint64)))
+    offsets = starts[: len(samples) : CHUNK_SAMPLES] + np.uint64(mdat_payload_at)
+    kind, dtype = (b"co64", ">u8") if len(offsets) and int(offsets[-1]) > 0xFFFFFFFF else (b"stco", ">u4")
+    stco = full_box(kind, 0, 0, struct.pack(">I", len(offsets)), offsets.astype(dtype).tobytes())
     stbl = box(b"stbl", stsd, stts, stsc, stsz, stco)
     trak = box(b"trak", tkhd, box(b"mdia", mdhd, SOUND_HANDLER, media_information(stbl)))
-    parts = [mvhd, trak]
-    if title:
-        parts.append(_udta_title(title))
-    return box(b"moov", *parts)
+    return box(b"moov", mvhd, trak, _udta_title(title) if title else b"")
 
 
 def _udta_title(title: str) -> bytes:

@@ -7,6 +7,7 @@ Pure text functions. Podium takes audio only: other media sections are answered 
 from __future__ import annotations
 
 import ipaddress
+import itertools
 from dataclasses import dataclass
 
 from podium.addresses import LOCAL_NAT64, embedded_ipv4
@@ -64,26 +65,20 @@ def parse_offer(body: bytes, max_bytes: int) -> Offer:
     for line in lines:
         if len(line) < 2 or line[1] != "=":
             raise InvalidOffer(f"the SDP offer has a malformed line: {line[:60]!r}")
-    session: list[str] = []
-    sections: list[Section] = []
-    current: list[str] | None = None
-    for line in lines:
-        if line.startswith("m="):
-            if current is not None:
-                sections.append(_section(current))
-            current = [line]
-        elif current is None:
-            session.append(line)
-        else:
-            current.append(line)
-    if current is not None:
-        sections.append(_section(current))
+    session, media = _split(lines)
+    sections = [_section(section) for section in media]
     audio = [s for s in sections if s.kind == "audio"]
     if not audio:
         raise InvalidOffer("the SDP offer has no audio section (m=audio)")
     for section in audio:
         _check_audio(section, session)
     return Offer(tuple(session), tuple(sections))
+
+
+def _split(lines: list[str]) -> tuple[list[str], list[list[str]]]:
+    """The session's lines, then each media section's (from its m= line on)."""
+    starts = [i for i, line in enumerate(lines) if line.startswith("m=")] + [len(lines)]
+    return lines[: starts[0]], [lines[a:b] for a, b in itertools.pairwise(starts)]
 
 
 def _section(lines: list[str]) -> Section:
@@ -112,15 +107,7 @@ def answer_with_declined(answer: str, offer: Offer) -> str:
     """Put the declined sections back into aiortc's audio-only answer, in offer order, port 0."""
     if not offer.declined:
         return answer
-    lines = [line.rstrip("\r") for line in answer.split("\n") if line.strip()]
-    first_m = next((i for i, line in enumerate(lines) if line.startswith("m=")), len(lines))
-    session = lines[:first_m]
-    answered: list[list[str]] = []
-    for line in lines[first_m:]:
-        if line.startswith("m="):
-            answered.append([line])
-        else:
-            answered[-1].append(line)
+    session, answered = _split([line.rstrip("\r") for line in answer.split("\n") if line.strip()])
     out: list[str] = []
     answered_iter = iter(answered)
     for section in offer.sections:

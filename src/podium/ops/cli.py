@@ -14,6 +14,11 @@ from podium.errors import PodiumError
 from podium.settings import Settings
 
 
+def progress_bar(done: int, total: int, width: int = 30) -> str:
+    filled = width * done // max(total, 1)
+    return f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 

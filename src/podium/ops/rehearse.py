@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from podium import urls
+from podium.ops.cli import progress_bar
 from podium.web.urls import url_path
 
 # Classes of requests, as the admission control ranks them.
@@ -358,11 +359,9 @@ class Rehearsal:
     async def _show_progress(self, total: int) -> None:
         while True:
             done = self.tally.joined + self.tally.failed
-            width = 30
-            filled = width * done // max(total, 1)
             p95 = percentile(self.tally.ttfa_s, 95)
             print(
-                f"\r  joins [{'#' * filled}{'.' * (width - filled)}] {done}/{total}"
+                f"\r  joins {progress_bar(done, total)}"
                 f"  failed {self.tally.failed}  first audio p95 {p95 or 0:.2f} s"
                 f"  flood {self.tally.flood_sent}   ",
                 end="",

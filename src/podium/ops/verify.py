@@ -24,6 +24,7 @@ from podium import urls
 from podium.ids import is_space_id
 from podium.media import clips
 from podium.media.packager import INIT_NAME, segment_name
+from podium.ops.cli import progress_bar
 
 
 class VerifyError(Exception):
@@ -38,17 +39,6 @@ class Outcome:
     trusted: str = ""  # the instance whose key and recording were used
     key_id: str = ""  # that instance's key, as fetched
     notes: list[str] = field(default_factory=list)
-
-
-def _progress(done: int, total: int) -> None:
-    if sys.stderr.isatty() or total > 1:
-        width = 30
-        filled = width * done // max(total, 1)
-        print(
-            f"\r  recording: [{'#' * filled}{'.' * (width - filled)}] {done}/{total} segments", end="", file=sys.stderr
-        )
-        if done == total:
-            print(file=sys.stderr)
 
 
 def trusted_instance(facts: dict[str, Any], trust: str | None) -> str:
@@ -111,7 +101,9 @@ def verify_clip(path: Path, trust: str | None = None, timeout_s: float = 20.0) -
             segments = []
             for msn in range(count):
                 segments.append(client.get(folder + segment_name(msn)).raise_for_status().content)
-                _progress(msn + 1, count)
+                if sys.stderr.isatty() or count > 1:
+                    bar = progress_bar(msn + 1, count)
+                    print(f"\r  recording: {bar} segments", end="" if msn + 1 < count else "\n", file=sys.stderr)
         except (httpx.HTTPError, KeyError, ValueError, TypeError) as error:
             checks.append(
                 clips.Check("recording", False, f"the recording the clip names could not be fetched: {error}")

@@ -8,6 +8,7 @@ behind `reference`: `heard[i + lag]` is where `reference[i]` was heard (negative
 from __future__ import annotations
 
 import io
+import itertools
 import shutil
 import subprocess
 from collections.abc import Collection, Iterable
@@ -21,10 +22,6 @@ from podium.media.mixer import FRAME_SAMPLES, Samples
 SAMPLE_RATE = 48_000
 PESQ_RATE = 16_000  # ITU-T P.862.2 (wide band) is defined at 16 kHz
 FULL_SCALE = 32768.0
-
-# Debian packages of the programs this module runs, named in the errors when they are missing.
-ESPEAK_PACKAGE = "espeak-ng"
-FFMPEG_PACKAGE = "ffmpeg"
 
 # About 10 s at espeak-ng's 150 words a minute, in three sentences with a pause of about 0.4 s
 # between them: voiced vowels, fricatives and stops, so a lost frame can land on any kind of sound.
@@ -42,12 +39,7 @@ _HOLE_WINDOW_MS = 2.5
 def speak(text: str, *, voice: str = "en", words_per_minute: int = 150) -> Samples:
     """`text` spoken by espeak-ng, as 48 kHz mono int16 padded with zeros to whole 20 ms frames.
     Deterministic. Raises RuntimeError when espeak-ng is not installed."""
-    program = shutil.which("espeak-ng")
-    if program is None:
-        raise RuntimeError(
-            f"espeak-ng is not installed: install the Debian package {ESPEAK_PACKAGE} "
-            f"(apt-get install {ESPEAK_PACKAGE})"
-        )
+    program = _program("espeak-ng")
     # The text goes through stdin, so a text starting with "-" is never read as an option.
     result = subprocess.run(
         [program, "--stdin", "-v", voice, "-s", str(words_per_minute), "--stdout"],
@@ -203,21 +195,16 @@ def silences_inside(
             audible = _window_rms(reference[span_start:stop], window) >= audible_floor
         else:
             audible = np.ones(len(silent), dtype=bool)
-        run_start: int | None = None
-        for index in range(len(silent) + 1):
-            if index < len(silent) and silent[index]:
-                if run_start is None:
-                    run_start = index
-                continue
-            if run_start is not None:
-                # From the first to the last window where the reference is audible: the speech's own
-                # silence at either end of the run is no hole, inside it the hole spans it.
-                where = np.flatnonzero(audible[run_start:index])
-                if len(where):
-                    missing_ms = float(where[-1] - where[0] + 1) * _HOLE_WINDOW_MS
-                    if missing_ms > min_ms:
-                        holes.append((span_start + (run_start + int(where[0])) * window, missing_ms))
-                run_start = None
+        run_start = 0
+        for is_silent, run in itertools.groupby(silent.tolist()):
+            run_stop = run_start + len(list(run))
+            # From the first to the last window where the reference is audible: the speech's own
+            # silence at either end of the run is no hole, inside it the hole spans it.
+            if is_silent:
+                where = np.flatnonzero(audible[run_start:run_stop])
+                if len(where) and (missing_ms := float(where[-1] - where[0] + 1) * _HOLE_WINDOW_MS) > min_ms:
+                    holes.append((span_start + (run_start + int(where[0])) * window, missing_ms))
+            run_start = run_stop
     return holes
 
 
@@ -276,16 +263,20 @@ def read_hls(url: str, timeout_s: float = 120) -> Samples:
     """All of an ended space's replay (a playlist with EXT-X-ENDLIST): everything a listener heard.
 
     Blocking; ffmpeg reads the segments as fast as the server sends them."""
-    program = shutil.which("ffmpeg")
-    if program is None:
-        raise RuntimeError(
-            f"ffmpeg is not installed: install the Debian package {FFMPEG_PACKAGE} (apt-get install {FFMPEG_PACKAGE})"
-        )
+    program = _program("ffmpeg")
     command = [program, "-nostdin", "-v", "error", "-i", url, "-ac", "1", "-ar", str(SAMPLE_RATE), "-f", "s16le", "-"]
     result = subprocess.run(command, capture_output=True, check=False, timeout=timeout_s)
     if result.returncode != 0:
         raise RuntimeError(f"ffmpeg could not read the stream ({result.returncode}): {result.stderr.decode()[-2000:]}")
     return np.frombuffer(result.stdout, dtype=np.int16).copy()
+
+
+def _program(name: str) -> str:
+    """Where the program is; RuntimeError naming its Debian package (of the same name) if nowhere."""
+    program = shutil.which(name)
+    if program is None:
+        raise RuntimeError(f"{name} is not installed: install the Debian package {name} (apt-get install {name})")
+    return program
 
 
 def _centred(samples: Samples) -> npt.NDArray[np.float64]:
