@@ -77,7 +77,8 @@ def test_plural_forms_and_fields() -> None:
 async def test_a_page_comes_in_the_browsers_language_with_its_strings_for_scripts(client: httpx.AsyncClient) -> None:
     german = await client.get("/", headers={"Accept-Language": "de-CH,de;q=0.9"})
     assert german.status_code == 200
-    assert german.headers["content-language"] == "de" and german.headers["vary"] == "Accept-Language"
+    assert german.headers["content-language"] == "de"
+    assert "Accept-Language" in [name.strip() for name in german.headers["vary"].split(",")]
     assert '<html lang="de">' in german.text and "Einen Live-Space starten" in german.text
     block = german.text.split('id="podium-i18n">', 1)[1].split("</script>", 1)[0]
     strings = json.loads(block)
