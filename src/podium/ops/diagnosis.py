@@ -403,15 +403,15 @@ def check_codecs(missing: Sequence[str], version: str) -> Result:
     return result("ok", f"PyAV's FFmpeg {version}: libopus and the AAC encoder are there")
 
 
-def check_hlsjs(folder: Path | None) -> Result:
+def check_hlsjs(found: Path | None) -> Result:
     result = partial(Result, "hls.js")
-    if folder is None:
+    if found is None:
         return result(
             "fail",
             "not found: listeners outside Safari get no audio",
             "run `npm install` in the Podium folder (`scripts/setup` does), or set PODIUM_HLSJS_DIR",
         )
-    return result("ok", str(folder / "hls.min.js"))
+    return result("ok", str(found))
 
 
 def check_service(label: str, url: str, error: str) -> Result:

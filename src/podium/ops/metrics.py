@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from podium.admission.classes import RequestClass
@@ -249,8 +248,3 @@ def metrics_registry(collector: PodiumCollector) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
     return registry
-
-
-def exposition(registry: CollectorRegistry) -> bytes:
-    """The registry in the text format, as of now."""
-    return generate_latest(registry)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 
+from prometheus_client.exposition import generate_latest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -57,5 +58,5 @@ async def metrics(request: Request) -> Response:
             state.clock,
         )
         registry = state.metrics_registry = node_metrics.metrics_registry(collector)
-    body = node_metrics.exposition(registry)
+    body = generate_latest(registry)
     return Response(body, media_type=node_metrics.CONTENT_TYPE, headers=NO_STORE)

@@ -49,11 +49,13 @@ HLSJS_BUILD = "hls.light.min.js"
 
 
 def find_hlsjs(configured: Path | None) -> Path | None:
-    """hls.js as `npm install` put it: the configured folder, else node_modules near here or cwd."""
+    """hls.js's light build as `npm install` put it: in the configured folder, else in node_modules
+    near here or the working folder. LL-HLS audio is all the pages play (no subtitles, alternative
+    audio or DRM), so the light build does."""
     candidates = [configured] if configured else []
     for start in (Path.cwd(), Path(__file__).resolve()):
         candidates += [folder / "node_modules" / "hls.js" / "dist" for folder in (start, *start.parents)]
-    return next((folder for folder in candidates if (folder / HLSJS_BUILD).is_file()), None)
+    return next((folder / HLSJS_BUILD for folder in candidates if (folder / HLSJS_BUILD).is_file()), None)
 
 
 _templates = Environment(
@@ -194,9 +196,7 @@ async def hlsjs_file(request: Request) -> Response:
     hlsjs = find_hlsjs(of(request).settings.hlsjs_dir)
     if hlsjs is None:
         raise NotFound("hls.js is not installed; run `npm install` in Podium's folder")
-    # The light build: LL-HLS audio is all the pages play (no subtitles, alternative audio or DRM).
-    cache = {"Cache-Control": "public, max-age=3600"}
-    return FILES.respond(hlsjs / HLSJS_BUILD, request.scope, "text/javascript", cache)
+    return FILES.respond(hlsjs, request.scope, "text/javascript", {"Cache-Control": "public, max-age=3600"})
 
 
 async def share_qr(request: Request) -> Response:
