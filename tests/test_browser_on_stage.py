@@ -112,3 +112,34 @@ def test_a_listener_invited_up_speaks_from_the_listener_page_and_the_stream_neve
     replay = httpx.get(f"{server.base}/api/spaces/{space['id']}/replay").json()
     assert page.evaluate("audio.seekable.start(0)") == pytest.approx(0, abs=0.5)
     assert page.evaluate("audio.duration") == pytest.approx(replay["duration_s"], abs=1.5)
+
+
+def test_a_speaker_sees_the_audience_on_their_page(server: Server, browser: Browser, speakers: Speakers) -> None:
+    """Questions, comments and reactions reach the speaker's own page, as they reach listeners'."""
+    space = speakers.run(create_space(server, "Ask the panel"))
+    api = f"{server.base}/api/spaces/{space['id']}"
+    host_auth = {"Authorization": f"Bearer {space['host_token']}"}
+    speakers.speak(server, space["urls"]["whip"], space["host_token"], 440)
+    speakers.run(wait_for_media(server, space, 2))
+    invite = httpx.post(f"{api}/invites", json={"role": "speaker"}, headers=host_auth).json()
+
+    page = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True).new_page()
+    page.goto(server.base + invite["invite_url"].split(server.base)[-1])
+    page.get_by_label("Your name, as the audience will see it").fill("Linus")
+    page.get_by_role("button", name="Join the stage").click()
+    expect(page.locator("#who")).to_contain_text("Linus", timeout=10000)
+
+    credentials = {"username": "ada", "password": "correct horse battery"}
+    httpx.post(f"{server.base}/api/accounts", json=credentials).raise_for_status()
+    ada = {"Authorization": f"Bearer {httpx.post(f'{server.base}/api/sessions', json=credentials).json()['token']}"}
+    for kind, text in (("question", "How did it start?"), ("comment", "Hello from Oslo")):
+        body = {"kind": kind, "text": text, "client_id": f"speaker-view-{kind}"}
+        httpx.post(f"{api}/posts", json=body, headers=ada).raise_for_status()
+    for _ in range(3):
+        httpx.post(f"{api}/reactions", json={"emoji": "❤️"}).raise_for_status()
+
+    expect(page.locator("#questions")).to_contain_text("How did it start?", timeout=15000)
+    expect(page.locator("#comments")).to_contain_text("Hello from Oslo", timeout=15000)
+    expect(page.locator('.reaction[data-emoji="❤️"] .count')).to_have_text("3", timeout=15000)
+    # Shown, not joined: a speaker neither votes nor reacts from here.
+    assert page.locator("#questions button, #reactions button").count() == 0

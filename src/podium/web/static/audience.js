@@ -3,6 +3,9 @@
 // second and a short-lived index), which a cache tier serves to any number of readers; its only
 // writes are posts, votes and reactions.
 (function () {
+  // On the speaker's page the audience is shown, not joined: no votes, no reaction buttons, no
+  // posting; the stage there is drawn from the stage itself (with roles), not from the timeline.
+  const readOnly = document.body.dataset.audience === "read-only";
   const REACTIONS = ["👏", "❤️", "😂", "😮", "🔥", "👍"];
   const reactionCounts = Object.fromEntries(REACTIONS.map((e) => [e, 0]));
   const shownComments = new Set();
@@ -31,7 +34,8 @@
         item = document.createElement("li");
         item.dataset.post = q.id;
         // Named by what it shows (the count), then what it does: "3 votes, vote for this question".
-        const votes = button("", () => vote(q.id, votes), "small secondary votes");
+        const votes = readOnly ? document.createElement("span") : button("", () => vote(q.id, votes), "small secondary votes");
+        votes.classList.add("votes");
         const arrow = textNode("span", "", "▲ ");
         arrow.setAttribute("aria-hidden", "true");
         votes.append(arrow, textNode("span", "n", ""), textNode("span", "visually-hidden", ""));
@@ -44,12 +48,12 @@
       shownQuestions.add(q.id);
       kept.delete(q.id);
       item.classList.toggle("answered", q.state === "answered");
-      const votes = item.querySelector("button.votes");
+      const votes = item.querySelector(".votes");
       const mine = voted.has(q.id);
       votes.classList.toggle("voted", mine);
-      votes.setAttribute("aria-pressed", String(mine));
+      if (!readOnly) votes.setAttribute("aria-pressed", String(mine));
       setText(votes.querySelector(".n"), q.votes.toLocaleString(podiumI18n.lang));
-      setText(votes.querySelector(".visually-hidden"), tn("listen.vote", q.votes));
+      setText(votes.querySelector(".visually-hidden"), tn(readOnly ? "listen.votes" : "listen.vote", q.votes));
       return item;
     });
     for (const gone of kept.values()) gone.remove();
@@ -90,8 +94,8 @@
       if (fresh) for (let i = 0; i < Math.min(count, 3); i++) floatReaction(emoji, i * 180);
     }
     showReactionCounts();
-    if (item.listeners) { setText($("now"), item.listeners.now.toLocaleString(podiumI18n.lang)); setText($("peak"), item.listeners.peak.toLocaleString(podiumI18n.lang)); }
-    if (item.speakers) renderStage($("stage"), { speakers: item.speakers.map((s) => ({ ...s, role: "", connected: true })) });
+    if (item.listeners && $("now")) { setText($("now"), item.listeners.now.toLocaleString(podiumI18n.lang)); setText($("peak"), item.listeners.peak.toLocaleString(podiumI18n.lang)); }
+    if (item.speakers && !readOnly) renderStage($("stage"), { speakers: item.speakers.map((s) => ({ ...s, role: "", connected: true })) });
   }
 
   async function readIndex() {
@@ -135,9 +139,12 @@
       const holder = document.createElement("span");
       holder.className = "reaction";
       holder.dataset.emoji = emoji;
-      const b = button(emoji, () => react(emoji), "react");
-      b.setAttribute("aria-label", t("listen.react", { emoji }));
-      holder.append(b, textNode("span", "count", "0"));
+      if (readOnly) holder.append(textNode("span", "emoji", emoji), textNode("span", "count", "0"));
+      else {
+        const b = button(emoji, () => react(emoji), "react");
+        b.setAttribute("aria-label", t("listen.react", { emoji }));
+        holder.append(b, textNode("span", "count", "0"));
+      }
       return holder;
     }));
   }
@@ -197,32 +204,35 @@
     } catch (e) { $("post-status").textContent = e.message; }
   }
 
-  $("signin-form").addEventListener("submit", (event) => { event.preventDefault(); signIn(false); });
-  $("signup").addEventListener("click", () => signIn(true));
-  // One box, two ways to send it: "Ask" (a question, ranked by votes) or "Comment".
-  $("post-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const kind = event.submitter && event.submitter.value === "comment" ? "comment" : "question";
-    const body = { kind, text: $("post-text").value, client_id: crypto.randomUUID().replace(/-/g, "") };
-    $("ask").disabled = $("comment").disabled = true;
-    // Retried with the same client_id until acknowledged: a flaky network never posts twice.
-    for (let attempt = 0; attempt < 4; attempt++) {
-      try {
-        await api(`/api/spaces/${spaceId}/posts`, { method: "POST", token: session.token, body });
-        $("post-text").value = "";
-        $("post-status").textContent = t(body.kind === "question" ? "listen.question_sent" : "listen.comment_sent");
-        break;
-      } catch (e) {
-        $("post-status").textContent = e.message;
-        if (!/network|fetch/i.test(e.message)) break;
-        await sleep(1000 * (attempt + 1));
+  if (!readOnly) {
+    $("signin-form").addEventListener("submit", (event) => { event.preventDefault(); signIn(false); });
+    $("signup").addEventListener("click", () => signIn(true));
+    // One box, two ways to send it: "Ask" (a question, ranked by votes) or "Comment".
+    $("post-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const kind = event.submitter && event.submitter.value === "comment" ? "comment" : "question";
+      const body = { kind, text: $("post-text").value, client_id: crypto.randomUUID().replace(/-/g, "") };
+      $("ask").disabled = $("comment").disabled = true;
+      // Retried with the same client_id until acknowledged: a flaky network never posts twice.
+      for (let attempt = 0; attempt < 4; attempt++) {
+        try {
+          await api(`/api/spaces/${spaceId}/posts`, { method: "POST", token: session.token, body });
+          $("post-text").value = "";
+          $("post-status").textContent = t(body.kind === "question" ? "listen.question_sent" : "listen.comment_sent");
+          break;
+        } catch (e) {
+          $("post-status").textContent = e.message;
+          if (!/network|fetch/i.test(e.message)) break;
+          await sleep(1000 * (attempt + 1));
+        }
       }
-    }
-    $("ask").disabled = $("comment").disabled = false;
-  });
+      $("ask").disabled = $("comment").disabled = false;
+    });
+
+  }
 
   const saved = sessionStorage.getItem("podium.session");
-  if (saved) signedIn(JSON.parse(saved));
+  if (saved && !readOnly) signedIn(JSON.parse(saved));
   makeReactions();
   follow();
 })();
