@@ -63,6 +63,22 @@ async def test_the_calendar_file_reminds_before_the_start(client: httpx.AsyncCli
     assert alarm.decoded("trigger") == -timedelta(minutes=15)
 
 
+async def test_a_space_starting_soon_gets_an_alarm_that_can_still_ring(client: httpx.AsyncClient) -> None:
+    now = datetime.now(UTC)
+    for minutes_away, lead in ((10, 5), (3, 1), (1, None)):
+        starts = (now + timedelta(minutes=minutes_away, seconds=20)).replace(microsecond=0)
+        space = await create(client, starts_at=starts.isoformat())
+        calendar = icalendar.Calendar.from_ical((await client.get(f"/api/spaces/{space['id']}/calendar.ics")).content)
+        (event,) = calendar.walk("VEVENT")
+        alarms = event.walk("VALARM")
+        if lead is None:
+            assert alarms == [], "an alarm that could never ring"
+        else:
+            (alarm,) = alarms
+            assert alarm.decoded("trigger") == -timedelta(minutes=lead)
+            assert f"starts in {lead} minutes" in str(alarm["description"])
+
+
 async def test_no_calendar_without_a_start_time_or_after_the_end(client: httpx.AsyncClient) -> None:
     space = await create(client)
     response = await client.get(f"/api/spaces/{space['id']}/calendar.ics")

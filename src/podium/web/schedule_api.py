@@ -57,11 +57,15 @@ def calendar_file(space: Space, page_url: str, instance: str, now: datetime) -> 
     event.add("description", f"Live audio on Podium. Listen in the browser: {page_url}")
     event.add("url", page_url)
     event.add("location", page_url)
-    alarm = icalendar.Alarm()
-    alarm.add("action", "DISPLAY")
-    alarm.add("description", f"{space.title} starts in {REMIND_BEFORE.seconds // 60} minutes")
-    alarm.add("trigger", -REMIND_BEFORE)
-    event.add_component(alarm)
+    # 15 minutes ahead, or half the time left (whole minutes) for a space that starts sooner: an
+    # alarm before the moment the file was made would never ring; none under two minutes away.
+    lead = min(REMIND_BEFORE, timedelta(minutes=(space.starts_at - now) // timedelta(minutes=2)))
+    if lead >= timedelta(minutes=1):
+        alarm = icalendar.Alarm()
+        alarm.add("action", "DISPLAY")
+        alarm.add("description", f"{space.title} starts in {lead // timedelta(minutes=1)} minutes")
+        alarm.add("trigger", -lead)
+        event.add_component(alarm)
     calendar.add_component(event)
     data: bytes = calendar.to_ical()
     return data

@@ -68,9 +68,11 @@
       // Rewritten only when it changes: a screen reader is not told the same thing every two seconds.
       if ($("b-connections").textContent !== connections) $("b-connections").textContent = connections;
       $("b-connections").classList.toggle("warning", poor.length > 0);
-      const shed = Object.entries(board.requests).filter(([, c]) => c.shed > 0).map(([name, c]) => `${name}: ${number(c.shed)}`);
+      // Request classes by what they are to a host, in the page's language.
+      const kind = (name) => { const key = `board.class_${name}`; const text = t(key); return text === key ? name : text; };
+      const shed = Object.entries(board.requests).filter(([, c]) => c.shed > 0).map(([name, c]) => `${kind(name)}: ${number(c.shed)}`);
       $("b-shedding").textContent = [
-        board.load.shedding.length ? t("board.shedding_now", { list: board.load.shedding.join(", ") }) : t("board.nothing_shed"),
+        board.load.shedding.length ? t("board.shedding_now", { list: board.load.shedding.map(kind).join(", ") }) : t("board.nothing_shed"),
         shed.length ? t("board.shed_so_far", { list: shed.join(", ") }) : "",
         t("board.refused_by_signature", { count: number(board.refused_by_signature) }),
         board.under_attack.active ? t("board.puzzle_on", { bits: board.under_attack.difficulty_bits }) : t("board.puzzle_off"),
@@ -80,7 +82,7 @@
       const fixed = (n, digits) => n.toLocaleString(lang, { minimumFractionDigits: digits, maximumFractionDigits: digits, useGrouping: false });
       $("b-rehearsal").textContent = last
         ? t("board.last_rehearsal", {
-          time: new Date(last.at * 1000).toLocaleString(lang),
+          time: when(last.at * 1000),
           verdict: last.verdict,
           listeners: number(last.listeners),
           rate: number(last.peak_joins_per_s),

@@ -18,8 +18,10 @@
   try {
     const view = await api(`/api/spaces/${space}/clips/${clip}`);
     const f = view.facts;
-    $("title").textContent = f.title;
-    document.title = t("listen.page_title", { title: f.title });
+    // The file carries its title in English ("… (clip)"); the page says "clip" in its own language.
+    const title = f.title.endsWith(" (clip)") ? t("clip.title", { title: f.title.slice(0, -7) }) : f.title;
+    $("title").textContent = title;
+    document.title = t("listen.page_title", { title });
     $("where").textContent = t("clip.where", { duration: seconds(f.duration_s, 1), offset: seconds(f.offset_s, 1) });
     $("audio").src = view.urls.file;
     $("file").href = view.urls.file;
@@ -29,7 +31,7 @@
     fact(t("clip.offset"), t("clip.offset_value", { offset: seconds(f.offset_s), frame: f.first_frame.toLocaleString(podiumI18n.lang), frames: f.frames.toLocaleString(podiumI18n.lang) }));
     if (f.instance) fact(t("clip.instance"), f.instance);
     fact(t("clip.signing_key"), f.key_id, true);
-    fact(t("clip.cut_at"), new Date(f.created_at).toLocaleString(podiumI18n.lang));
+    fact(t("clip.cut_at"), when(f.created_at));
     if (view.signature) fact(t("clip.signature"), view.signature, true);
   } catch (e) {
     $("error").textContent = t("clip.load_failed", { message: e.message });

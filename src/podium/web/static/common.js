@@ -94,6 +94,11 @@ function micMeter(stream, meterId, barId) {
   });
 }
 
+// A moment as people read it: the date and the time to the minute, in the page's language.
+function when(moment) {
+  return new Date(moment).toLocaleString(podiumI18n.lang, { dateStyle: "medium", timeStyle: "short" });
+}
+
 // A space's state and a person's role as badges and the stage show them, in the page's language.
 function stateName(space) {
   if (space.state === "scheduled" && space.preshow) return t("common.state_preshow");

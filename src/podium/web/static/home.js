@@ -48,7 +48,7 @@ async function showListing() {
     document.getElementById("live-list").replaceChildren(
       ...live.map((s) => entry(s, tn("home.listening", s.listeners.now))));
     document.getElementById("upcoming-list").replaceChildren(
-      ...upcoming.map((s) => entry(s, new Date(s.starts_at).toLocaleString(podiumI18n.lang))));
+      ...upcoming.map((s) => entry(s, when(s.starts_at))));
     document.getElementById("nothing-on").hidden = live.length + upcoming.length > 0;
   } catch (_) { /* the next round tries again */ }
 }
@@ -70,8 +70,8 @@ async function showMine() {
     } catch (_) { return null; }
   }))).filter(Boolean);
   const order = { live: 0, scheduled: 1, ended: 2 };
-  const when = (s) => s.ended_at || s.starts_at || s.created_at;
-  spaces.sort((a, b) => order[a.state] - order[b.state] || (a.state === "scheduled" ? when(a).localeCompare(when(b)) : when(b).localeCompare(when(a))));
+  const moment = (s) => s.ended_at || s.starts_at || s.created_at;
+  spaces.sort((a, b) => order[a.state] - order[b.state] || (a.state === "scheduled" ? moment(a).localeCompare(moment(b)) : moment(b).localeCompare(moment(a))));
   document.getElementById("mine-list").replaceChildren(...spaces.slice(0, MINE_SHOWN).map((space) => {
     const item = document.createElement("li");
     const badge = document.createElement("span");
@@ -83,8 +83,8 @@ async function showMine() {
     link.textContent = space.title;
     const small = document.createElement("small");
     small.className = "muted";
-    const at = space.state === "scheduled" ? space.starts_at : when(space);
-    small.textContent = at ? new Date(at).toLocaleString(podiumI18n.lang, { dateStyle: "medium", timeStyle: "short" }) : "";
+    const at = space.state === "scheduled" ? space.starts_at : moment(space);
+    small.textContent = at ? when(at) : "";
     item.append(badge, link, small);
     return item;
   }));

@@ -29,7 +29,7 @@ function render() {
   const page = new URL(space.urls.page, location.href).href;
   if ($("listen-link").href !== page) { $("listen-link").textContent = page; $("listen-link").href = page; }
   $("hls-url").textContent = new URL(space.urls.hls, location.href).href;
-  $("when").textContent = space.starts_at ? t("host.scheduled_for", { time: new Date(space.starts_at).toLocaleString(podiumI18n.lang) }) : "";
+  $("when").textContent = space.starts_at ? t("host.scheduled_for", { time: when(space.starts_at) }) : "";
   const ended = space.state === "ended";
   $("golive").disabled = ended || pc !== null;
   $("golive").hidden = pc !== null && !ended;  // on the air: the stage's own controls take its place

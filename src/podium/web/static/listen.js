@@ -29,7 +29,7 @@ function render() {
   $("remind-line").hidden = !(waiting && space.starts_at);
   if (!waiting) $("countdown").hidden = true;
   if (waiting) {
-    $("when").textContent = space.starts_at ? t("listen.starts_at", { time: new Date(space.starts_at).toLocaleString(podiumI18n.lang) }) : t("listen.starts_soon");
+    $("when").textContent = space.starts_at ? t("listen.starts_at", { time: when(space.starts_at) }) : t("listen.starts_soon");
     $("remind").href = `/api/spaces/${space.id}/calendar.ics`;
     if (!player.playing && player.admitted) $("status").textContent = t(space.preshow ? "listen.preshow_on" : "listen.waiting_for_host");
     else if (!player.playing && !space.preshow) $("status").textContent = t("listen.waiting_for_host");
