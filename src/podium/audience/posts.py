@@ -62,7 +62,7 @@ class Posting:
         self._last_post: dict[tuple[SpaceId, UserId], datetime] = {}
 
     async def post(
-        self, space_id: str, user: tuple[UserId, str], kind: object, text: object, client_id: object, address: str
+        self, space_id: str, user: tuple[UserId, str], kind: str, text: str, client_id: str, address: str
     ) -> tuple[Post, bool]:
         """The post and whether it is new (False: a retry of one already stored)."""
         space = await self.directory.get_space(space_id)
