@@ -207,16 +207,14 @@ class SpaceDirectory:
 
     def rules(self, space: Space) -> StageRules:
         """The space's stage rules (who is on stage, invited, removed), in memory."""
-        rules = self._rules.get(space.id)
-        if rules is None:
-            rules = StageRules(
+        if space.id not in self._rules:
+            self._rules[space.id] = StageRules(
                 max_cohosts=self.settings.max_cohosts,
                 max_speakers=self.settings.max_speakers,
                 max_guests=self.settings.max_guests,
                 ended=space.state is SpaceState.ENDED,
             )
-            self._rules[space.id] = rules
-        return rules
+        return self._rules[space.id]
 
     def known_rules(self, space_id: SpaceId) -> StageRules | None:
         return self._rules.get(space_id)

@@ -487,11 +487,9 @@ class StageManager:
 
     async def ended_packager(self, space: Space) -> Packager:
         """The finished playlist of an ended space, built once from the stored records."""
-        packager = self._ended_playlists.get(space.id)
-        if packager is None:
-            packager = Packager.from_records(program_records(await self.media.records(space.id)))
-            self._ended_playlists[space.id] = packager
-        return packager
+        if space.id not in self._ended_playlists:
+            self._ended_playlists[space.id] = Packager.from_records(program_records(await self.media.records(space.id)))
+        return self._ended_playlists[space.id]
 
     def stream_health(self, space_id: SpaceId) -> dict[str, object]:
         """For the host's board: is the program being made, on time?"""
