@@ -18,7 +18,7 @@ from starlette.types import Receive, Scope, Send
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
-from podium.web.protocol import connections_closed_at_header_deadline, protocol_with_header_deadline
+from podium.web.protocol import HeaderDeadlineProtocol, connections_cut, protocol_with_limits
 from tests.conftest import Server, free_port
 
 DEADLINE_S = 3.0
@@ -214,14 +214,15 @@ async def test_connections_cut_are_counted() -> None:
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         raise AssertionError("no request should reach the application")
 
-    protocol = protocol_with_header_deadline(0.2)
+    base = HeaderDeadlineProtocol
+    protocol = protocol_with_limits(0.2, base.body_timeout_s, base.max_head_bytes, base.max_line_bytes)
     config = Config(app, http=protocol)
     config.load()
     state = ServerState()
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: protocol(config, state, {}, loop), "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    before = connections_closed_at_header_deadline()
+    before = connections_cut()["head_timeout"]
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET / HTTP/1.1\r\n")
@@ -231,7 +232,7 @@ async def test_connections_cut_are_counted() -> None:
         server.close()
         await server.wait_closed()
     assert answer.startswith(b"HTTP/1.1 408 ")
-    assert connections_closed_at_header_deadline() == before + 1
+    assert connections_cut()["head_timeout"] == before + 1
 
 
 def test_podium_serve_listens_with_the_configured_backlog(tmp_path: Path) -> None:

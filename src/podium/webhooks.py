@@ -168,10 +168,13 @@ class Webhooks:
             try:
                 async with asyncio.timeout(self.timeout_s):
                     address = await self._destination(hook.url)
-                url, pinned = pinned_request(hook.url, address)
+                # To the address checked, not the name again: no second lookup can change it. The
+                # receiver's name goes in Host and, over TLS, in SNI (checked against its certificate).
+                original, parts = httpx.URL(hook.url), urlsplit(hook.url)
+                tls = {"sni_hostname": parts.hostname} if parts.scheme == "https" and parts.hostname else {}
                 timestamp = int(at.timestamp())
                 headers = {
-                    **pinned,
+                    "host": original.netloc.decode("ascii"),
                     "content-type": "application/json",
                     "user-agent": "Podium-Webhooks/1",
                     "webhook-id": event_id,
@@ -181,9 +184,8 @@ class Webhooks:
                 # The whole try is bounded (httpx's timeouts are per read); the answer's body is
                 # never read, so a receiver cannot make Podium hold a large one.
                 async with asyncio.timeout(self.timeout_s):
-                    # To the address checked, not the name again: no second lookup can change it.
                     async with self._client.stream(
-                        "POST", url, content=body, headers=headers, extensions=tls_name(hook.url)
+                        "POST", original.copy_with(host=address), content=body, headers=headers, extensions=tls
                     ) as response:
                         status = response.status_code
             except InvalidInput as refused:
@@ -204,16 +206,15 @@ class Webhooks:
         try:
             found = await self.resolver(host, parts.port or default_port)
         except (OSError, UnicodeError):
-            raise InvalidInput(f"the host {host} cannot be found (no DNS answer)") from None
+            found = []
         if not found:
             raise InvalidInput(f"the host {host} cannot be found (no DNS answer)")
-        if not self.allow_private:
-            for address in found:
-                if not rules.is_public(address):
-                    raise InvalidInput(
-                        f"the host {host} is at {address}, a private or local address; webhooks go to "
-                        "addresses on the internet (PODIUM_WEBHOOKS_ALLOW_PRIVATE=1 allows others)"
-                    )
+        private = [address for address in found if not rules.is_public(address)]
+        if private and not self.allow_private:
+            raise InvalidInput(
+                f"the host {host} is at {private[0]}, a private or local address; webhooks go to "
+                "addresses on the internet (PODIUM_WEBHOOKS_ALLOW_PRIVATE=1 allows others)"
+            )
         return found[0]
 
     @property
@@ -233,18 +234,6 @@ class Webhooks:
         self._tasks.discard(task)
         if not task.cancelled() and (error := task.exception()) is not None:
             log.error("webhooks: a delivery failed", exc_info=error)
-
-
-def pinned_request(url: str, address: str) -> tuple[httpx.URL, dict[str, str]]:
-    """`url` with its host replaced by `address`, and the Host header the receiver expects."""
-    original = httpx.URL(url)
-    return original.copy_with(host=address), {"host": original.netloc.decode("ascii")}
-
-
-def tls_name(url: str) -> dict[str, Any]:
-    """Over TLS, the name sent in SNI and checked against the certificate: the URL's, not the address."""
-    parts = urlsplit(url)
-    return {"sni_hostname": parts.hostname} if parts.scheme == "https" and parts.hostname else {}
 
 
 def hook_view(hook: Hook) -> dict[str, Any]:

@@ -110,25 +110,22 @@ class Feed:
         origin request through a cache with request collapsing, and sees it the moment it exists."""
         space = await self.directory.get_space(space_id)
         found = await self._find(space.id, seq)
-        if found is not None or hold_s <= 0 or space.state is SpaceState.ENDED:
+        if found is None and hold_s > 0 and space.state is not SpaceState.ENDED:
+            clock = self.directory.clock
+            deadline = clock.monotonic() + hold_s
+            # Held only for the very next object; woken by each tick, re-checked (a tick may be mid-write).
+            while found is None and seq == await self._latest(space.id) + 1:
+                remaining = deadline - clock.monotonic()
+                if remaining <= 0:
+                    break
+                event = self._ticked.setdefault(space.id, asyncio.Event())
+                if space.id not in self._making:
+                    remaining = min(remaining, ELSEWHERE_POLL_S)  # made elsewhere: no tick wakes us
+                with contextlib.suppress(TimeoutError):
+                    await clock.wait_for(event.wait(), remaining)
+                found = await self._find(space.id, seq)
             if found is None:
-                raise NotFound("no such timeline item (not made yet)")
-            return found
-        clock = self.directory.clock
-        deadline = clock.monotonic() + hold_s
-        # Held only for the very next object; woken by each tick, re-checked (a tick may be mid-write).
-        while found is None and seq == await self._latest(space.id) + 1:
-            remaining = deadline - clock.monotonic()
-            if remaining <= 0:
-                break
-            event = self._ticked.setdefault(space.id, asyncio.Event())
-            if space.id not in self._making:
-                remaining = min(remaining, ELSEWHERE_POLL_S)  # made elsewhere: no tick wakes us
-            with contextlib.suppress(TimeoutError):
-                await clock.wait_for(event.wait(), remaining)
-            found = await self._find(space.id, seq)
-        if found is None:
-            found = await self._find(space.id, seq)
+                found = await self._find(space.id, seq)
         if found is None:
             raise NotFound("no such timeline item (not made yet)")
         return found

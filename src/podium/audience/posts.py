@@ -62,7 +62,7 @@ class Posting:
         self._last_post: dict[tuple[SpaceId, UserId], datetime] = {}
 
     async def post(
-        self, space_id: str, user: tuple[UserId, str], kind: object, text: object, client_id: object, address: str
+        self, space_id: str, user: tuple[UserId, str], kind: str, text: str, client_id: str, address: str
     ) -> tuple[Post, bool]:
         """The post and whether it is new (False: a retry of one already stored)."""
         space = await self.directory.get_space(space_id)
@@ -126,11 +126,10 @@ class Posting:
         return (await self.moderation(space.id)).public()
 
     async def moderation(self, space_id: SpaceId) -> Moderation:
-        found = self._moderation.get(space_id)
-        if found is None:
+        if space_id not in self._moderation:
             stored = await self.store.load_moderation(space_id)
-            found = self._moderation[space_id] = Moderation.from_dict(stored) if stored else Moderation()
-        return found
+            self._moderation[space_id] = Moderation.from_dict(stored) if stored else Moderation()
+        return self._moderation[space_id]
 
     async def _moderator(self, space_id: str, token: str) -> Space:
         space = await self.directory.get_space(space_id)

@@ -55,11 +55,9 @@ def clean_title(raw: object, max_chars: int) -> str:
     return clean_text(raw, "title", max_chars)
 
 
-def parse_starts_at(raw: object, now: datetime) -> datetime | None:
+def parse_starts_at(raw: str | None, now: datetime) -> datetime | None:
     if raw is None:
         return None
-    if not isinstance(raw, str):
-        raise InvalidInput("starts_at must be an ISO 8601 string such as 2026-12-01T20:00:00Z")
     try:
         value = datetime.fromisoformat(raw)
     except ValueError:
@@ -96,18 +94,6 @@ def new_space(
         private=private,
         created_by=created_by,
     )
-
-
-def parse_record(raw: object) -> bool:
-    if not isinstance(raw, bool):
-        raise InvalidInput("record must be true or false")
-    return raw
-
-
-def parse_private(raw: object) -> bool:
-    if not isinstance(raw, bool):
-        raise InvalidInput("private must be true or false")
-    return raw
 
 
 def set_recording(space: Space, record: bool) -> Space:

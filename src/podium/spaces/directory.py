@@ -71,10 +71,10 @@ class SpaceDirectory:
 
     async def create_space(
         self,
-        title: object,
-        starts_at: object,
-        record: object = True,
-        private: object = False,
+        title: str,
+        starts_at: str | None,
+        record: bool = True,
+        private: bool = False,
         created_by: UserId | None = None,
         admit: Callable[[], Awaitable[None]] | None = None,
     ) -> Created:
@@ -83,10 +83,9 @@ class SpaceDirectory:
         now = self.clock.now()
         clean = space_rules.clean_title(title, self.settings.max_title_chars)
         when = space_rules.parse_starts_at(starts_at, now)
-        wanted_record, wanted_private = space_rules.parse_record(record), space_rules.parse_private(private)
         if admit is not None:
             await admit()
-        space = space_rules.new_space(new_space_id(), clean, when, now, wanted_record, wanted_private, created_by)
+        space = space_rules.new_space(new_space_id(), clean, when, now, record, private, created_by)
         await self.store.add(space)
         self._cache[space.id] = space
         await self.bus.publish(SpaceScheduled(space.id, self.node_id))
@@ -168,16 +167,15 @@ class SpaceDirectory:
         space = self._cache.get(space_id)
         return space is not None and space.private
 
-    async def set_recording(self, space_id: str, token: str, record: object) -> Space:
+    async def set_recording(self, space_id: str, token: str, record: bool) -> Space:
         """The host (only) switches recording on or off, before going live."""
         space = await self.get_space(space_id)
         member = self.authorize(space, token)
         if member.role is not Role.HOST:
             raise Forbidden("only the host decides whether the space is recorded")
-        wanted = space_rules.parse_record(record)
         async with self.lock(space.id):
             space = await self.get_space(space_id)
-            changed = space_rules.set_recording(space, wanted)
+            changed = space_rules.set_recording(space, record)
             if changed != space:
                 await self.store.save(changed)
                 self._cache[space.id] = changed
@@ -209,16 +207,14 @@ class SpaceDirectory:
 
     def rules(self, space: Space) -> StageRules:
         """The space's stage rules (who is on stage, invited, removed), in memory."""
-        rules = self._rules.get(space.id)
-        if rules is None:
-            rules = StageRules(
+        if space.id not in self._rules:
+            self._rules[space.id] = StageRules(
                 max_cohosts=self.settings.max_cohosts,
                 max_speakers=self.settings.max_speakers,
                 max_guests=self.settings.max_guests,
                 ended=space.state is SpaceState.ENDED,
             )
-            self._rules[space.id] = rules
-        return rules
+        return self._rules[space.id]
 
     def known_rules(self, space_id: SpaceId) -> StageRules | None:
         return self._rules.get(space_id)

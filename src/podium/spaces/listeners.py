@@ -112,9 +112,8 @@ class Listeners:
         return presence.counts()
 
     def _presence_of(self, space: Space) -> Presence:
-        presence = self._presence.get(space.id)
-        if presence is None:
-            presence = Presence(
+        if space.id not in self._presence:
+            self._presence[space.id] = Presence(
                 self.directory.clock,
                 self.directory.settings.heartbeat_interval_s,
                 self.directory.settings.heartbeat_missed_limit,
@@ -123,8 +122,7 @@ class Listeners:
                 target_sampled=self.directory.settings.presence_sample_target,
                 max_per_address=self.directory.settings.presence_listeners_per_address,
             )
-            self._presence[space.id] = presence
-        return presence
+        return self._presence[space.id]
 
     async def flush_peaks(self) -> None:
         for space_id, presence in list(self._presence.items()):

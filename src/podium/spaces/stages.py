@@ -288,17 +288,13 @@ class StageManager:
     async def _hold_audio(self, space_id: SpaceId) -> hold.HoldAudio:
         """The space's hold audio, or the tone bed. From the local disk it is mapped, not read: the
         kernel's page cache holds it (shared, and given back under memory pressure), not the heap."""
-        samples: np.ndarray | None = None
         path = self.media.local_path(space_id, HOLD_NAME)
-        if path is not None:
-            size = path.stat().st_size
-            if size >= 2 * FRAME_SAMPLES and size % 2 == 0:
-                samples = np.memmap(path, dtype=np.int16, mode="r")
-        else:
-            stored = await self.media.read(space_id, HOLD_NAME)
-            if stored and len(stored) >= 2 * FRAME_SAMPLES and len(stored) % 2 == 0:
-                samples = np.frombuffer(stored, dtype=np.int16)
-        return hold.HoldAudio(samples if samples is not None else hold.tone_bed())
+        stored = b"" if path is not None else (await self.media.read(space_id, HOLD_NAME) or b"")
+        size = path.stat().st_size if path is not None else len(stored)
+        if size < 2 * FRAME_SAMPLES or size % 2:
+            return hold.HoldAudio(hold.tone_bed())
+        samples = np.memmap(path, dtype=np.int16, mode="r") if path is not None else np.frombuffer(stored, np.int16)
+        return hold.HoldAudio(samples)
 
     async def remove_hold_audio(self, space_id: SpaceId) -> None:
         await self.media.remove(space_id, HOLD_NAME)
@@ -491,11 +487,9 @@ class StageManager:
 
     async def ended_packager(self, space: Space) -> Packager:
         """The finished playlist of an ended space, built once from the stored records."""
-        packager = self._ended_playlists.get(space.id)
-        if packager is None:
-            packager = Packager.from_records(program_records(await self.media.records(space.id)))
-            self._ended_playlists[space.id] = packager
-        return packager
+        if space.id not in self._ended_playlists:
+            self._ended_playlists[space.id] = Packager.from_records(program_records(await self.media.records(space.id)))
+        return self._ended_playlists[space.id]
 
     def stream_health(self, space_id: SpaceId) -> dict[str, object]:
         """For the host's board: is the program being made, on time?"""

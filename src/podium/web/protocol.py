@@ -30,11 +30,6 @@ HEAD_TOO_LARGE = "head_too_large"
 LINE_TOO_LONG = "line_too_long"
 
 
-def connections_closed_at_header_deadline() -> int:
-    """How many connections this process has closed because their request head came too slowly."""
-    return _cut[HEAD_TIMEOUT]
-
-
 def connections_cut() -> dict[str, int]:
     """Connections this process answered and closed itself, by reason (every reason, even at 0)."""
     return {reason: _cut[reason] for reason in (HEAD_TIMEOUT, BODY_TIMEOUT, HEAD_TOO_LARGE, LINE_TOO_LONG)}
@@ -225,11 +220,8 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 def protocol_with_limits(
     header_timeout_s: float, body_timeout_s: float, max_head_bytes: int, max_line_bytes: int
 ) -> type[HeaderDeadlineProtocol]:
-    """The protocol class to give uvicorn as `http=`; uvicorn builds it itself, so the limits are class attributes."""
-    if header_timeout_s <= 0 or body_timeout_s <= 0:
-        raise ValueError(f"the head and body deadlines must be positive, not {header_timeout_s}, {body_timeout_s}")
-    if not 0 < max_line_bytes <= max_head_bytes:
-        raise ValueError("a head line must be positive and no longer than the whole head may be")
+    """The protocol class to give uvicorn as `http=`; uvicorn builds it itself, so the limits are class
+    attributes. Settings has checked them (positive, a line no longer than the head)."""
 
     class Configured(HeaderDeadlineProtocol):
         pass
@@ -239,11 +231,3 @@ def protocol_with_limits(
     Configured.max_head_bytes = max_head_bytes
     Configured.max_line_bytes = max_line_bytes
     return Configured
-
-
-def protocol_with_header_deadline(timeout_s: float) -> type[HeaderDeadlineProtocol]:
-    """The protocol with this head deadline and the other limits at their defaults."""
-    if timeout_s <= 0:
-        raise ValueError(f"the header deadline must be positive, not {timeout_s}")
-    base = HeaderDeadlineProtocol
-    return protocol_with_limits(timeout_s, base.body_timeout_s, base.max_head_bytes, base.max_line_bytes)
