@@ -486,7 +486,11 @@ def summary(args: argparse.Namespace, versions: list[Version]) -> str:
         + ". Most of the difference is hls.js, now its light build sent compressed; the playlists and audio "
         "(never compressed) and the pages' own JSON weigh about the same before and after. Both versions sound "
         "well within a second of the press on loopback: the old pages had hls.js loaded before the press, the "
-        f"current ones fetch it while the pointer rests on the button ({args.hover_ms} ms here)."
+        + (
+            f"current ones fetch it while the pointer rests on the button ({args.hover_ms} ms here)."
+            if args.hover_ms
+            else "current ones fetch it as the pointer reaches the button, just before the press."
+        )
     )
 
 
