@@ -106,7 +106,13 @@ def test_the_listener_page_and_the_host_console_speak_the_browsers_language(
     host.wait_for_timeout(500)
     listener.screenshot(path=str(artifacts / f"listener-{lang}.png"), full_page=True)
     host.screenshot(path=str(artifacts / f"host-{lang}.png"), full_page=True)
+    # Everything the console folds away or opens on demand is in the page's language too.
+    host.locator("#board-card summary").click()
     for name, page in (("listener page", listener), ("host console", host)):
         left = foreign_strings(visible_text(page), lang)
         assert left == [], f"the {name} in {lang} shows strings of another language: {left}"
+    host.locator("#share-open").click()
+    expect(host.locator("#share-sheet")).to_be_visible()
+    left = foreign_strings(visible_text(host), lang)
+    assert left == [], f"the share sheet in {lang} shows strings of another language: {left}"
     assert problems == [], "the pages logged errors"
