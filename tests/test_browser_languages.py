@@ -28,6 +28,7 @@ SHOWN = {
         "listening_now": "hören gerade zu",
         "heading": "Top-Fragen",
         "stream": "pünktlich",
+        "ended": "beendet",
     },
     "en": {
         "go_live": "Go live",
@@ -38,6 +39,7 @@ SHOWN = {
         "listening_now": "listening now",
         "heading": "Top questions",
         "stream": "on time",
+        "ended": "ended",
     },
 }
 
@@ -115,4 +117,25 @@ def test_the_listener_page_and_the_host_console_speak_the_browsers_language(
     expect(host.locator("#share-sheet")).to_be_visible()
     left = foreign_strings(visible_text(host), lang)
     assert left == [], f"the share sheet in {lang} shows strings of another language: {left}"
+    host.locator("#share-close").click()
+
+    # A speaker's view (with the audience on it), and the replay once the host has ended.
+    invite = httpx.post(
+        f"{server.base}/api/spaces/{space['id']}/invites",
+        json={"role": "speaker"},
+        headers={"Authorization": f"Bearer {space['host_token']}"},
+    ).json()
+    speaker = browser.new_context(locale=locale, viewport={"width": 1000, "height": 1300}).new_page()
+    speaker.goto(server.base + "/join/" + space["id"] + "#invite=" + invite["token"])
+    speaker.locator("#name").fill("Grace")
+    speaker.locator("#name-form button").click()
+    expect(speaker.locator("#controls")).to_be_visible(timeout=10_000)
     assert problems == [], "the pages logged errors"
+    host.on("dialog", lambda dialog: dialog.accept())
+    host.locator("#end").click()
+    expect(listener.locator("#state")).to_have_text(words["ended"], timeout=20_000)
+    for name, page in (("speaker's page", speaker), ("replay", listener)):
+        left = foreign_strings(visible_text(page), lang)
+        assert left == [], f"the {name} in {lang} shows strings of another language: {left}"
+    # After the end, the timeline's reader learns it is at the end from a 404 ("not made yet").
+    assert [p for p in problems if "Failed to load resource" not in p] == [], "the pages logged errors"
