@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import itertools
 import secrets
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -19,6 +20,8 @@ import numpy as np
 import uvicorn
 
 from podium.app import create_asgi
+from podium.audience.timeline import REACTIONS
+from podium.errors import PodiumError
 from podium.media.mixer import FRAME_SAMPLES, SAMPLE_RATE, Samples
 from podium.settings import Settings
 from podium.testing.speech import speak
@@ -35,8 +38,8 @@ SCRIPT = (
     ("Ada", "When you are ready, run podium serve, and host a space of your own."),
     ("Ben", "Thanks for listening! We will start again in a moment."),
 )
-# The bots' turns, one every STEP_S, over and over: within the default posting limits (per account
-# 10 a minute, per address 120 a minute) and the reactions' (20 per 10 s per address).
+# The bots' turns, one every STEP_S, over and over: within the default limits on posts (per account
+# 10 a minute, per address 120 a minute), votes (60 a minute) and reactions (20 per 10 s per address).
 AUDIENCE = (
     ("maya", "question", "How many listeners can one space hold?"),
     ("theo", "comment", "Hello from Lyon!"),
@@ -106,13 +109,12 @@ async def audience(http: httpx.AsyncClient, api: str) -> None:
         # Refused (409) when this bot voted for it already: fine, the next turn votes for another.
         vote = f"{api}/questions/{questions[step * 7 % len(questions)]}/vote"
         await http.post(vote, headers={"Authorization": f"Bearer {tokens[name]}"})
-        await http.post(f"{api}/reactions", json={"emoji": "👏"})
+        await http.post(f"{api}/reactions", json={"emoji": REACTIONS[step % len(REACTIONS)]})
         await asyncio.sleep(STEP_S)
 
 
 async def demo(settings: Settings) -> None:
-    config = uvicorn.Config(create_asgi(settings), settings.host, settings.port, log_level="warning")
-    server = DemoServer(config)
+    server = DemoServer(uvicorn.Config(create_asgi(settings), settings.host, settings.port, log_level="warning"))
     serving = asyncio.create_task(server.serve())
     print("  making Ada's and Ben's voices with espeak-ng", flush=True)
     voices = asyncio.create_task(asyncio.to_thread(conversation))
@@ -150,6 +152,8 @@ async def demo(settings: Settings) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if shutil.which("espeak-ng") is None:
+        raise PodiumError("the demo's voices need espeak-ng: install the Debian package (apt-get install espeak-ng)")
     with tempfile.TemporaryDirectory(prefix="podium-demo-") as scratch:
         data_dir: Path = args.data_dir or Path(scratch)
         where = "" if args.data_dir else ", a temporary folder removed at exit"
