@@ -79,6 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--data-dir", type=Path, help="where the database, media and secret live (default ./podium-data)"
     )
+    demo = commands.add_parser(
+        "demo", help="try Podium: a live space where two synthetic voices talk and bots ask (Ctrl-C stops it)"
+    )
+    demo.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    demo.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+    demo.add_argument(
+        "--data-dir", type=Path, help="where its data goes (default: a temporary folder, removed at exit)"
+    )
     verify = commands.add_parser(
         "verify", help="check that a clip is an unaltered excerpt of the official recording (exit 0 if so, 1 if not)"
     )
