@@ -30,23 +30,17 @@ from podium.testing.whip_client import Publisher, SampleSource, SampleTrack, pub
 VOICES = {"Ada": "en+f3", "Ben": "en+m3"}
 SCRIPT = (
     ("Ada", "Hello, and welcome to Podium. I am Ada, your host, and this is a live space."),
-    ("Ben", "And I am Ben, a guest on stage. We are synthetic voices, talking live from your own computer."),
-    ("Ada", "Podium is open source. Hosts and guests speak on a stage, straight from the browser."),
-    ("Ben", "Listeners open a link and hear the stream a second or two later. No app to install."),
-    ("Ada", "They ask questions and vote for the best ones. Our audience bots are doing it right now."),
-    ("Ben", "A space can be recorded, and anyone can check that a clip of it was not altered."),
-    ("Ada", "When you are ready, run podium serve, and host a space of your own."),
-    ("Ben", "Thanks for listening! We will start again in a moment."),
+    ("Ben", "And I am Ben. We are synthetic voices, talking live from your own computer."),
+    ("Ada", "Hosts and guests speak on a stage, straight from the browser. Listeners just open a link."),
+    ("Ben", "They ask questions and vote for the best ones. Our audience bots are doing it right now."),
+    ("Ada", "When you are ready, run podium serve, and host a space of your own. We start again soon."),
 )
 # The bots' turns, one every STEP_S, over and over: within the default limits on posts (per account
 # 10 a minute, per address 120 a minute), votes (60 a minute) and reactions (20 per 10 s per address).
 AUDIENCE = (
     ("maya", "question", "How many listeners can one space hold?"),
-    ("theo", "comment", "Hello from Lyon!"),
-    ("sam", "question", "Can I put the player on my own website?"),
-    ("maya", "comment", "The voices are robots, but the stream is real."),
-    ("theo", "question", "Is there a recording after the space ends?"),
-    ("sam", "comment", "Clear sound, no app needed. Nice."),
+    ("theo", "comment", "Hello from Lyon! Clear sound, and no app needed."),
+    ("sam", "question", "Is there a recording after the space ends?"),
 )
 STEP_S = 3.0
 PAUSE = np.zeros(30 * FRAME_SAMPLES, dtype=np.int16)  # 0.6 s between lines
