@@ -48,6 +48,7 @@ def test_the_host_runs_the_space_from_the_console(
     expect(page.locator("#readiness")).to_have_text(
         "Ready when you are: listeners get in as soon as you go live.", timeout=10000
     )
+    expect(page.locator("#state")).to_have_text("not live yet")  # made to start now: not "scheduled"
     expect(page.locator("#board-card")).not_to_have_attribute("open", "")
     expect(page.locator("#b-load")).to_be_hidden()
 

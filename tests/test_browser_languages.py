@@ -29,6 +29,7 @@ SHOWN = {
         "heading": "Top-Fragen",
         "stream": "pünktlich",
         "ended": "beendet",
+        "host": "Gastgeber",
     },
     "en": {
         "go_live": "Go live",
@@ -40,6 +41,7 @@ SHOWN = {
         "heading": "Top questions",
         "stream": "on time",
         "ended": "ended",
+        "host": "Host",
     },
 }
 
@@ -100,7 +102,7 @@ def test_the_listener_page_and_the_host_console_speak_the_browsers_language(
     expect(listener.locator("#questions-heading")).to_have_text(words["heading"])
     listener.get_by_role("button", name=words["play"]).click()
     expect(listener.locator("#status")).to_have_text(words["playing"], timeout=30_000)
-    expect(listener.locator("#stage li").first).to_be_visible(timeout=15_000)
+    expect(listener.locator("#stage li").first).to_contain_text(words["host"], timeout=15_000)
     expect(host.locator("#now")).not_to_have_text("0", timeout=15_000)
     expect(listener.locator(".stat small").first).to_have_text(words["listening_now"])
 

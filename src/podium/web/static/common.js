@@ -102,8 +102,15 @@ function when(moment) {
 // A space's state and a person's role as badges and the stage show them, in the page's language.
 function stateName(space) {
   if (space.state === "scheduled" && space.preshow) return t("common.state_preshow");
+  // A space made to start now has no start time: it is not "scheduled", it waits for its host.
+  if (space.state === "scheduled" && !space.starts_at) return t("common.state_not_live");
   const names = { scheduled: t("common.state_scheduled"), live: t("common.state_live"), ended: t("common.state_ended") };
   return names[space.state] || space.state;
+}
+// A person's name as the page shows it: the host who never gave one is "Host" in the page's language.
+function personName(person) {
+  const host = person.role === "host" || person.id === "host";  // the timeline's speakers carry no role
+  return host && person.name === "Host" ? t("common.default_host_name") : person.name;
 }
 function roleName(role) {
   const names = { host: t("common.role_host"), cohost: t("common.role_cohost"), speaker: t("common.role_speaker"), listener: t("common.role_listener") };
@@ -131,8 +138,8 @@ function renderStage(container, stage, controls) {
     }
     kept.delete(person.id);
     item.className = "person" + (person.speaking ? " speaking" : "") + (person.muted ? " muted" : "");
-    setText(item.querySelector(".avatar"), person.name.slice(0, 1).toUpperCase());
-    setText(item.querySelector(".name"), person.name);
+    setText(item.querySelector(".avatar"), personName(person).slice(0, 1).toUpperCase());
+    setText(item.querySelector(".name"), personName(person));
     const states = person.role ? [roleName(person.role)] : [];
     if (person.muted) states.push(t("common.muted"));
     else if (person.speaking) states.push(t("common.speaking"));

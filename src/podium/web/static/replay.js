@@ -111,7 +111,7 @@
     $("fwd30").hidden = live() && behind() <= 5;
     drawMarkers(total);
     const current = replay.speakers.filter((c) => c.at_s <= audio.currentTime).pop();
-    $("speaker-now").textContent = current ? t("listen.speaking_now", { name: current.name }) : "";
+    $("speaker-now").textContent = current ? t("listen.speaking_now", { name: current.name === "Host" ? t("common.default_host_name") : current.name }) : "";
     // The audience's reactions of the last few seconds of the recording, as they came live.
     const recent = {};
     for (const r of live() ? [] : replay.reactions || []) {
