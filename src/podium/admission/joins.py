@@ -152,16 +152,13 @@ class Joins:
     def check(self, space_id: SpaceId, body: dict[str, Any], address: str) -> tuple[str, dict[str, Any]]:
         """The signature checks, before the space is even looked up. Returns the client's hash and
         what verified: {"pass": True} | {"ticket": Ticket} | {"solution": Solution} | {"solved": token}."""
-        client_id = body.get("client_id")
-        if not is_client_id(client_id):
+        if not is_client_id(body["client_id"]):  # a string: the API's `Join` model requires one
             raise InvalidInput("client_id must be 8 to 64 letters, digits, '-' or '_' (the page makes one)")
-        assert isinstance(client_id, str)
-        client = client_hash(client_id)
-        verified: dict[str, Any] = {}
+        client = client_hash(body["client_id"])
         if body.get("pass") is not None:
             self.signer.open_pass(body["pass"], space_id, client)
-            verified["pass"] = True
-            return client, verified
+            return client, {"pass": True}
+        verified: dict[str, Any] = {}
         if body.get("ticket") is not None:
             verified["ticket"] = self.signer.open_ticket(body["ticket"], space_id, client)
         network = client_hash(network_of(address))
