@@ -296,46 +296,40 @@ class StageManager:
         samples = np.memmap(path, dtype=np.int16, mode="r") if path is not None else np.frombuffer(stored, np.int16)
         return hold.HoldAudio(samples)
 
-    async def remove_hold_audio(self, space_id: SpaceId) -> None:
-        await self.media.remove(space_id, HOLD_NAME)
-
     # -- starting and stopping stages -----------------------------------------------------------
 
     async def start_stage(self, space: Space, preshow: bool = False) -> Stage:
         """A stage for `space` in the node's budget (or AtCapacity), under this node's lease."""
         await self._take_slot(space.id, for_speaker=not preshow)
         try:
-            return await self._open_stage(space, preshow)
+            earlier = self._closing.get(space.id)
+            if earlier is not None:
+                await earlier  # the space's earlier stage is still writing: one writer at a time
+            await self.ownership.claim(space.id)
+            recovered = await self.media.recover(space.id)
+            if recovered is not None:
+                log.warning(
+                    "space %s: segment %d was cut short by a crash; its %.3f s kept",
+                    space.id,
+                    recovered.msn,
+                    recovered.duration_s,
+                )
+            history = await self.media.records(space.id)
+            hold_audio = await self._hold_audio(space.id) if preshow else None
+            stage = Stage(
+                space.id,
+                self.media,
+                self.directory.clock.now(),
+                history,
+                hold_audio,
+                write_queue=self.directory.settings.stage_write_queue,
+                clock=self.directory.clock,
+            )
+            await stage.start()
+            self._stages[space.id] = stage
+            return stage
         finally:
             self._starting.discard(space.id)
-
-    async def _open_stage(self, space: Space, preshow: bool) -> Stage:
-        earlier = self._closing.get(space.id)
-        if earlier is not None:
-            await earlier  # the space's earlier stage is still writing: one writer at a time
-        await self.ownership.claim(space.id)
-        recovered = await self.media.recover(space.id)
-        if recovered is not None:
-            log.warning(
-                "space %s: segment %d was cut short by a crash; its %.3f s kept",
-                space.id,
-                recovered.msn,
-                recovered.duration_s,
-            )
-        history = await self.media.records(space.id)
-        hold_audio = await self._hold_audio(space.id) if preshow else None
-        stage = Stage(
-            space.id,
-            self.media,
-            self.directory.clock.now(),
-            history,
-            hold_audio,
-            write_queue=self.directory.settings.stage_write_queue,
-            clock=self.directory.clock,
-        )
-        await stage.start()
-        self._stages[space.id] = stage
-        return stage
 
     def take_off_air(self, space_id: SpaceId) -> None:
         """Stop a stage without ending its space: its slot is free at once; its last writes go on
