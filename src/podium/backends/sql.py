@@ -43,12 +43,14 @@ spaces = sa.Table(
 )
 
 
-stages = sa.Table(
-    "stages",
-    metadata,
-    sa.Column("space_id", sa.String(32), sa.ForeignKey("spaces.id"), primary_key=True),
-    sa.Column("state", sa.Text, nullable=False),
-)
+def _state_table(name: str, *space_key: sa.ForeignKey) -> sa.Table:
+    """One JSON state per space (stage, moderation), replaced whole."""
+    space_id = sa.Column("space_id", sa.String(32), *space_key, primary_key=True)
+    return sa.Table(name, metadata, space_id, sa.Column("state", sa.Text, nullable=False))
+
+
+stages = _state_table("stages", sa.ForeignKey("spaces.id"))
+moderation = _state_table("moderation")
 
 
 accounts = sa.Table(
@@ -86,13 +88,6 @@ posts = sa.Table(
     # A retried post (same user, same client id) is the same post: the index makes it so.
     sa.UniqueConstraint("space_id", "user_id", "client_id", name="posts_once"),
     sa.Index("posts_by_space", "space_id", "kind", "state"),
-)
-
-moderation = sa.Table(
-    "moderation",
-    metadata,
-    sa.Column("space_id", sa.String(32), primary_key=True),
-    sa.Column("state", sa.Text, nullable=False),
 )
 
 votes = sa.Table(
