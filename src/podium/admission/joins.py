@@ -245,20 +245,13 @@ class Joins:
             "retry_after_s": outcome.retry_after_s,
             "retry_after_ms": outcome.retry_after_ms,
             "message": f"You are number {outcome.position} in line; you are let in automatically.",
+            "solved": solved,  # None: left out of the answer
         }
-        if solved is not None:
-            body["solved"] = solved
         return JoinAnswer(202, body, outcome.retry_after_s)
 
     def _admitted(self, space_id: SpaceId, client: str, solved: str | None) -> JoinAnswer:
         self.admitted += 1
-        body: dict[str, Any] = {"admitted": True, "pass": self.signer.pass_(space_id, client)}
-        if solved is not None:
-            body["solved"] = solved
-        return JoinAnswer(200, body)
-
-    async def waiting(self, space_id: SpaceId) -> int:
-        return await self.room(space_id).waiting()
+        return JoinAnswer(200, {"admitted": True, "pass": self.signer.pass_(space_id, client), "solved": solved})
 
     async def close(self) -> None:
         if self._redis is not None:
