@@ -122,10 +122,6 @@ class Posting:
 
     # -- moderation (host and co-hosts, by their stage tokens) -------------------------------
 
-    async def public_moderation(self, space_id: str) -> dict[str, Any]:
-        space = await self.directory.get_space(space_id)
-        return (await self.moderation(space.id)).public()
-
     async def moderation(self, space_id: SpaceId) -> Moderation:
         if space_id not in self._moderation:
             stored = await self.store.load_moderation(space_id)
