@@ -122,7 +122,6 @@ class TicketSigner:
         self.refused = 0
 
     # -- tickets -----------------------------------------------------------------------------
-
     def ticket(self, space_id: SpaceId, epoch: str, seq: int, client: str) -> str:
         return str(self._tickets.dumps({"s": space_id, "e": epoch, "q": seq, "c": client}))
 
@@ -134,7 +133,6 @@ class TicketSigner:
         return Ticket(space_id, epoch, seq)
 
     # -- passes ------------------------------------------------------------------------------
-
     def pass_(self, space_id: SpaceId, client: str) -> str:
         return str(self._passes.dumps({"s": space_id, "c": client}))
 
@@ -153,7 +151,6 @@ class TicketSigner:
         return isinstance(payload, dict) and payload.get("s") == space_id
 
     # -- proof of work -----------------------------------------------------------------------
-
     def challenge(self, space_id: SpaceId, client: str, difficulty_bits: int) -> Challenge:
         payload = {"s": space_id, "c": client, "d": difficulty_bits, "n": secrets.token_urlsafe(9)}
         return Challenge(str(self._challenges.dumps(payload)), difficulty_bits)
@@ -179,7 +176,6 @@ class TicketSigner:
             raise self._refuse(Forbidden("this puzzle pass was earned on another network; solve a new puzzle"))
 
     # -- shared ------------------------------------------------------------------------------
-
     def _refuse(self, error: PodiumError) -> PodiumError:
         """Counts a refusal by signature alone; returns the error to raise."""
         self.refused += 1

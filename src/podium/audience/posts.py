@@ -121,7 +121,6 @@ class Posting:
         return updated, added
 
     # -- moderation (host and co-hosts, by their stage tokens) -------------------------------
-
     async def moderation(self, space_id: SpaceId) -> Moderation:
         if space_id not in self._moderation:
             stored = await self.store.load_moderation(space_id)

@@ -87,7 +87,6 @@ class S3MediaStore(Mending):
         return cls(store)
 
     # -- whole objects ------------------------------------------------------------------------
-
     async def write(self, space_id: SpaceId, name: str, data: bytes) -> None:
         await obstore.put_async(self._store, _key(space_id, name), data)
 
@@ -111,7 +110,6 @@ class S3MediaStore(Mending):
         return None  # nothing is on the local disk: callers read the bytes instead
 
     # -- parts and their recovery -------------------------------------------------------------
-
     async def forget_parts(self, space_id: SpaceId, msn: int) -> None:
         # By name, in one bulk delete (S3 answers OK for a name that is not there): no listing,
         # which would grow with the space while this runs every segment.
@@ -119,7 +117,6 @@ class S3MediaStore(Mending):
         await obstore.delete_async(self._store, keys)
 
     # -- records and logs ---------------------------------------------------------------------
-
     async def append_record(self, space_id: SpaceId, record: SegmentRecord) -> None:
         # The body is the file store's line, for a person looking at the bucket: reading uses the key.
         key = _key(space_id, f"{RECORDS_NAME}/{record_token(record)}")
@@ -145,7 +142,6 @@ class S3MediaStore(Mending):
         return f"{self._last_line_ns:020d}-{secrets.token_hex(4)}"
 
     # -- removal ------------------------------------------------------------------------------
-
     async def remove_recording(self, space_id: SpaceId) -> None:
         # What makes a recording is named as for the local disk; a log's lines are under its name.
         doomed = [
@@ -157,7 +153,6 @@ class S3MediaStore(Mending):
             await obstore.delete_async(self._store, doomed)
 
     # -- plumbing -----------------------------------------------------------------------------
-
     async def _get(self, key: str) -> bytes | None:
         try:
             result = await obstore.get_async(self._store, key)
@@ -186,8 +181,6 @@ class S3MediaStore(Mending):
 
 
 # -- URLs, keys and records: pure functions ------------------------------------------------------
-
-
 def parse_url(url: str) -> tuple[str, str, str, str]:
     """`s3://bucket/prefix?endpoint=...&region=...` → (bucket, prefix, endpoint, region)."""
     example = "s3://bucket/prefix?endpoint=http://127.0.0.1:8333&region=us-east-1"

@@ -231,7 +231,6 @@ class SqlSpaceStore:
         return await self._load_json(stages, space_id)
 
     # -- accounts ----------------------------------------------------------------------------
-
     async def add_account(self, account: Account, password_hash: str) -> bool:
         """False when the username is taken (the unique index decides, so two racing sign-ups cannot both win)."""
         row = _row(account, password_hash=password_hash)
@@ -270,7 +269,6 @@ class SqlSpaceStore:
         return bool(await asyncio.to_thread(self._fetch, statement))
 
     # -- posts -------------------------------------------------------------------------------
-
     async def add_post(self, post: Post) -> tuple[Post, bool]:
         """Stores a post (committed before returning); a retry returns the stored one and False."""
         return await asyncio.to_thread(self._add_post, post)
@@ -327,7 +325,6 @@ class SqlSpaceStore:
         return _as(Post, rows[0]) if rows else None
 
     # -- webhooks ----------------------------------------------------------------------------
-
     async def add_webhook(self, hook: Hook, limit: int) -> bool:
         return await asyncio.to_thread(self._add_webhook, hook, limit)
 

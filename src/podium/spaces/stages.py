@@ -71,7 +71,6 @@ class StageManager:
         self.end_hooks: list[Callable[[Space], Awaitable[None]]] = []
 
     # -- life of the node ----------------------------------------------------------------------
-
     async def start(self) -> None:
         """Finish the ends a stop interrupted; resume the stages of spaces that were live."""
         for space in await self.directory.load_unfinished():
@@ -129,7 +128,6 @@ class StageManager:
         await self.ownership.release(space.id)
 
     # -- speakers ---------------------------------------------------------------------------
-
     async def publish(self, space_id: str, grant: Grant | InviteGrant, offer: bytes) -> tuple[IngestSession, str]:
         """A WHIP offer from someone on stage (`grant`: their token, its signature checked once, by
         the caller): the host's first one makes the space live."""
@@ -260,7 +258,6 @@ class StageManager:
         self._sessions.pop(session.id, None)
 
     # -- the pre-show's hold audio --------------------------------------------------------------
-
     def in_preshow(self, space_id: SpaceId) -> bool:
         stage = self._stages.get(space_id)
         return stage is not None and stage.preshow
@@ -297,7 +294,6 @@ class StageManager:
         return hold.HoldAudio(samples)
 
     # -- starting and stopping stages -----------------------------------------------------------
-
     async def start_stage(self, space: Space, preshow: bool = False) -> Stage:
         """A stage for `space` in the node's budget (or AtCapacity), under this node's lease."""
         await self._take_slot(space.id, for_speaker=not preshow)
@@ -378,7 +374,6 @@ class StageManager:
         )
 
     # -- the end ----------------------------------------------------------------------------
-
     async def end_space(self, space_id: str, token: str) -> Space:
         """End a space, in an order that a crash anywhere leaves consistent:
 
@@ -465,7 +460,6 @@ class StageManager:
         self._ending[space.id] = asyncio.create_task(self._complete_end(ended, None), name=f"end-{space.id}")
 
     # -- what the media says ----------------------------------------------------------------
-
     def live_space_ids(self) -> list[SpaceId]:
         return list(self._stages)
 
