@@ -95,12 +95,9 @@ class S3MediaStore(Mending):
 
     async def read_many(self, space_id: SpaceId, names: list[str]) -> list[bytes]:
         found = await self._get_many([_key(space_id, name) for name in names])
-        out: list[bytes] = []
-        for name, data in zip(names, found, strict=True):
-            if data is None:
-                raise FileNotFoundError(f"no object {name!r} for space {space_id}")
-            out.append(data)
-        return out
+        if None in found:  # the first missing one is named
+            raise FileNotFoundError(f"no object {names[found.index(None)]!r} for space {space_id}")
+        return [data for data in found if data is not None]
 
     async def remove(self, space_id: SpaceId, name: str) -> None:
         # S3 answers a delete of a missing key as done.
