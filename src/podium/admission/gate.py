@@ -87,7 +87,7 @@ class Gate:
             return
         headers = Headers(scope=scope)
         declared = headers.get("content-length")
-        if declared is not None and not declared.isdigit():
+        if declared is not None and not declared.isdecimal():  # ASCII 0-9 only, in latin-1 ("²" is a digit)
             await _answer(send, 400, "Content-Length is not a number")
             return
         if declared is not None and int(declared) > self.max_body_bytes:
