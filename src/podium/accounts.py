@@ -100,10 +100,6 @@ class Accounts:
             await self.store.set_password_hash(account.id, await asyncio.to_thread(self._hasher.hash, password))
         return account, self.signer.issue_session(account.id, account.username)
 
-    def verify(self, token: str) -> SessionGrant:
-        """The session's signature and age only (no lookup): what the CSRF check needs first."""
-        return self.signer.verify_session(token)
-
     async def authenticate(self, token: str) -> SessionGrant:
         """A session that verifies and was not signed out."""
         grant = self.signer.verify_session(token)
@@ -136,9 +132,6 @@ class Accounts:
         until = self.clock.now() + timedelta(seconds=SESSION_TTL_S)
         await self.store.revoke_session(grant.session_id, until, self.clock.now())
         return True
-
-    def csrf_token(self, grant: SessionGrant) -> str:
-        return self.signer.csrf_for(grant.session_id)
 
     def _matches(self, stored_hash: str, password: str) -> bool:
         try:

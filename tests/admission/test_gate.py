@@ -108,3 +108,21 @@ async def test_a_client_that_hangs_up_mid_body_is_counted_not_raised() -> None:
     assert await call(gate, "POST", "/api/spaces", "198.51.100.7") == []
     assert governor.stats.abandoned[RequestClass.OTHER] == 1
     assert governor.in_flight == 0
+
+
+async def test_a_content_length_that_is_not_ascii_digits_is_refused_at_the_door() -> None:
+    app = Held()
+    app.release.set()
+    gate, _ = door(app)
+    for value, status in ((b"12x", 400), ("\u00b2".encode("latin-1"), 400), (b"99999999", 413), (b"10", 200)):
+        sent: list[Message] = []
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Message, sent: list[Message] = sent) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": "/api/spaces", "headers": [(b"content-length", value)]}
+        await gate({**scope, "client": ("198.51.100.7", 1234)}, receive, send)
+        assert sent[0]["status"] == status, value

@@ -77,7 +77,7 @@ def test_a_solved_puzzle_gives_a_pass_for_its_network_and_a_wrong_answer_does_no
     with pytest.raises(Forbidden, match="another browser"):
         signer.open_solution(challenge.token, answer, SPACE, client_hash("someone-else"), HOME)
     with pytest.raises(BadToken):
-        signer.open_solution(challenge.token, True, SPACE, ME, HOME)  # a bool is no counter
+        signer.open_solution(challenge.token, None, SPACE, ME, HOME)  # a challenge sent without its counter
 
 
 def test_a_puzzle_pass_lasts_five_minutes(monkeypatch: pytest.MonkeyPatch) -> None:

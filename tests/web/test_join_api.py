@@ -95,6 +95,7 @@ async def test_a_ticket_or_pass_works_only_for_its_own_browser_and_space(
         ({"client_id": "short"}, 400, "client_id"),
         ({"client_id": "listener-aaa", "ticket": 5}, 400, "ticket must be a string"),
         ({"client_id": "listener-aaa", "challenge": "x", "counter": "y"}, 400, "counter must be a whole number"),
+        ({"client_id": "listener-aaa", "challenge": "x", "counter": True}, 400, "counter must be a whole number"),
         ({"client_id": "listener-aaa", "ticket": "junk"}, 401, "not valid"),
         ({"client_id": "listener-aaa", "challenge": "x", "counter": 1}, 401, "not valid"),
     ],

@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -57,21 +58,6 @@ async def _answer(send: Send, status: int, message: str, retry_after_s: int | No
     await send({"type": "http.response.body", "body": body})
 
 
-def _declared_length(scope: Scope) -> int | None:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            return int(value) if value.isdigit() else -1
-    return None
-
-
-def _bearer(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            return token.strip() if scheme.lower() == "bearer" else None
-    return None
-
-
 def _address(scope: Scope) -> str:
     client = scope.get("client")
     return network_of(client[0]) if client else "unknown"
@@ -99,18 +85,19 @@ class Gate:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _declared_length(scope)
-        if declared is not None and declared < 0:
+        headers = Headers(scope=scope)
+        declared = headers.get("content-length")
+        if declared is not None and not declared.isdecimal():  # ASCII 0-9 only, in latin-1 ("²" is a digit)
             await _answer(send, 400, "Content-Length is not a number")
             return
-        if declared is not None and declared > self.max_body_bytes:
+        if declared is not None and int(declared) > self.max_body_bytes:
             message = f"the body is {declared} bytes; the limit is {self.max_body_bytes}"
             await _answer(send, 413, message)
             return
         method, path = scope["method"], scope["path"]
         door, space = self.door_of(method, path)
         kind = door.klass
-        if door.credential is not None and not self._holds(door.credential, scope, space):
+        if door.credential is not None and not self._holds(door.credential, headers, space):
             kind = door.without
         address = _address(scope)
         counted = kind is not RequestClass.LISTENING
@@ -142,15 +129,15 @@ class Gate:
                 if self._per_address[address] <= 0:
                     del self._per_address[address]
 
-    def _holds(self, credential: Credential, scope: Scope, space: SpaceId | None) -> bool:
+    def _holds(self, credential: Credential, headers: Headers, space: SpaceId | None) -> bool:
         """The credential for the space the path names, by its signature alone."""
-        token = _bearer(scope)
-        if token is None or space is None:
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or space is None:
             return False
         if credential is Credential.PASS:
-            return self.passes.pass_is_for(token, space)
+            return self.passes.pass_is_for(token.strip(), space)
         try:
-            self.tokens.verify_for(token, space)
+            self.tokens.verify_for(token.strip(), space)
         except PodiumError:
             return False
         return True

@@ -152,16 +152,13 @@ class Joins:
     def check(self, space_id: SpaceId, body: dict[str, Any], address: str) -> tuple[str, dict[str, Any]]:
         """The signature checks, before the space is even looked up. Returns the client's hash and
         what verified: {"pass": True} | {"ticket": Ticket} | {"solution": Solution} | {"solved": token}."""
-        client_id = body.get("client_id")
-        if not is_client_id(client_id):
+        if not is_client_id(body["client_id"]):  # a string: the API's `Join` model requires one
             raise InvalidInput("client_id must be 8 to 64 letters, digits, '-' or '_' (the page makes one)")
-        assert isinstance(client_id, str)
-        client = client_hash(client_id)
-        verified: dict[str, Any] = {}
+        client = client_hash(body["client_id"])
         if body.get("pass") is not None:
             self.signer.open_pass(body["pass"], space_id, client)
-            verified["pass"] = True
-            return client, verified
+            return client, {"pass": True}
+        verified: dict[str, Any] = {}
         if body.get("ticket") is not None:
             verified["ticket"] = self.signer.open_ticket(body["ticket"], space_id, client)
         network = client_hash(network_of(address))
@@ -248,20 +245,13 @@ class Joins:
             "retry_after_s": outcome.retry_after_s,
             "retry_after_ms": outcome.retry_after_ms,
             "message": f"You are number {outcome.position} in line; you are let in automatically.",
+            "solved": solved,  # None: left out of the answer
         }
-        if solved is not None:
-            body["solved"] = solved
         return JoinAnswer(202, body, outcome.retry_after_s)
 
     def _admitted(self, space_id: SpaceId, client: str, solved: str | None) -> JoinAnswer:
         self.admitted += 1
-        body: dict[str, Any] = {"admitted": True, "pass": self.signer.pass_(space_id, client)}
-        if solved is not None:
-            body["solved"] = solved
-        return JoinAnswer(200, body)
-
-    async def waiting(self, space_id: SpaceId) -> int:
-        return await self.room(space_id).waiting()
+        return JoinAnswer(200, {"admitted": True, "pass": self.signer.pass_(space_id, client), "solved": solved})
 
     async def close(self) -> None:
         if self._redis is not None:

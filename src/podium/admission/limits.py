@@ -9,13 +9,14 @@ with Redis it is one round trip, which must never block the event loop.
 from __future__ import annotations
 
 import bisect
+import functools
 import ipaddress
 import math
 import time
 from dataclasses import dataclass
 
 import redis.asyncio
-from limits import RateLimitItem, parse
+from limits import parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.storage.redis.redispy import RedispyBridge
 from limits.aio.strategies import MovingWindowRateLimiter
@@ -127,29 +128,25 @@ def storage_for(url: str, key_prefix: str = RedisStorage.PREFIX) -> Storage:
     return storage
 
 
+_item = functools.cache(parse)  # "5/minute" parsed once
+
+
 class RateLimits:
     def __init__(self, storage: Storage | None = None) -> None:
         self._storage = storage or MemoryCounters()
         self._limiter = MovingWindowRateLimiter(self._storage)
-        self._items: dict[str, RateLimitItem] = {}
-
-    def _item(self, policy: Policy) -> RateLimitItem:
-        item = self._items.get(policy.limit)
-        if item is None:
-            item = self._items[policy.limit] = parse(policy.limit)
-        return item
 
     async def allows(self, policy: Policy, key: str) -> bool:
         """Whether `key` is still under `policy` now (counts nothing)."""
-        return bool(await self._limiter.test(self._item(policy), policy.name, key))
+        return bool(await self._limiter.test(_item(policy.limit), policy.name, key))
 
     async def count(self, policy: Policy, key: str) -> None:
         """Count one event against `policy` for `key`, refusing nothing (what `allows` asks about)."""
-        await self._limiter.hit(self._item(policy), policy.name, key)
+        await self._limiter.hit(_item(policy.limit), policy.name, key)
 
     async def hit(self, policy: Policy, key: str) -> None:
         """Count one request against `policy` for `key`, or raise RateLimited with Retry-After."""
-        item = self._item(policy)
+        item = _item(policy.limit)
         if not await self._limiter.hit(item, policy.name, key):
             reset_at, _remaining = await self._limiter.get_window_stats(item, policy.name, key)
             retry_after = int(reset_at - time.time()) + 1

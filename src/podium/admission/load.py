@@ -62,7 +62,6 @@ class Governor:
         self.stats = ClassStats()
 
     # -- what the shell reports ------------------------------------------------------------
-
     def observe_lag(self, lag_ms: float) -> None:
         self._lag_samples.append(lag_ms)
         # Over the whole window (a short history counts as on time): one stall is one sample.
@@ -88,7 +87,6 @@ class Governor:
         self.stats.shed[kind] += 1
 
     # -- what the shell asks ---------------------------------------------------------------
-
     def pressure(self) -> float:
         return max(self.in_flight / self.capacity.max_in_flight, self.lag_ms / self.capacity.max_lag_ms)
 

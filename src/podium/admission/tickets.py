@@ -122,7 +122,6 @@ class TicketSigner:
         self.refused = 0
 
     # -- tickets -----------------------------------------------------------------------------
-
     def ticket(self, space_id: SpaceId, epoch: str, seq: int, client: str) -> str:
         return str(self._tickets.dumps({"s": space_id, "e": epoch, "q": seq, "c": client}))
 
@@ -134,7 +133,6 @@ class TicketSigner:
         return Ticket(space_id, epoch, seq)
 
     # -- passes ------------------------------------------------------------------------------
-
     def pass_(self, space_id: SpaceId, client: str) -> str:
         return str(self._passes.dumps({"s": space_id, "c": client}))
 
@@ -153,25 +151,18 @@ class TicketSigner:
         return isinstance(payload, dict) and payload.get("s") == space_id
 
     # -- proof of work -----------------------------------------------------------------------
-
     def challenge(self, space_id: SpaceId, client: str, difficulty_bits: int) -> Challenge:
         payload = {"s": space_id, "c": client, "d": difficulty_bits, "n": secrets.token_urlsafe(9)}
         return Challenge(str(self._challenges.dumps(payload)), difficulty_bits)
 
-    def open_solution(self, token: object, counter: object, space_id: SpaceId, client: str, network: str) -> Solution:
+    def open_solution(self, token: str, counter: int | None, space_id: SpaceId, client: str, network: str) -> Solution:
         """A right answer to a challenge: the pass it earns (for `client` on `network`, a hash of
-        where the answer came from), and the answer's id, which the caller spends once."""
+        where the answer came from), and the answer's id, which the caller spends once. `counter`
+        is a whole number already (the API's `Join` model refuses anything else, a boolean too)."""
         payload = self._open(self._challenges, token, CHALLENGE_TTL_S, space_id, client, "puzzle")
         bits, nonce = payload.get("d"), payload.get("n")
-        if (
-            not isinstance(bits, int)
-            or not isinstance(nonce, str)
-            or isinstance(counter, bool)
-            or not isinstance(counter, int)
-            or not 0 <= counter < 2**53
-        ):
+        if not isinstance(bits, int) or not isinstance(nonce, str) or counter is None or not 0 <= counter < 2**53:
             raise self._refuse(BadToken("this puzzle answer is not valid; solve a new puzzle"))
-        assert isinstance(token, str)
         if leading_zero_bits(pow_digest(token, counter)) < bits:
             raise self._refuse(Forbidden("this puzzle answer is wrong; solve the puzzle again"))
         solved = str(self._solved.dumps({"s": space_id, "c": client, "a": network}))
@@ -185,7 +176,6 @@ class TicketSigner:
             raise self._refuse(Forbidden("this puzzle pass was earned on another network; solve a new puzzle"))
 
     # -- shared ------------------------------------------------------------------------------
-
     def _refuse(self, error: PodiumError) -> PodiumError:
         """Counts a refusal by signature alone; returns the error to raise."""
         self.refused += 1

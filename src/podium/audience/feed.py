@@ -90,7 +90,6 @@ class Feed:
         await self.leases.close()
 
     # -- reading ------------------------------------------------------------------------------
-
     async def index(self, space_id: str) -> dict[str, Any]:
         space = await self.directory.get_space(space_id)
         base = self.directory.settings.base_url + urls.fill(urls.TIMELINE, space_id=space.id).rstrip("/")
@@ -137,7 +136,6 @@ class Feed:
         return await self.media.read(space_id, item_name(seq))
 
     # -- writing ------------------------------------------------------------------------------
-
     async def _listen(self) -> None:
         async for event in self.directory.bus.subscribe(AUDIENCE):
             try:

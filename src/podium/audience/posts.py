@@ -3,6 +3,7 @@ the acknowledgement, idempotent by the client's id."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -120,11 +121,6 @@ class Posting:
         return updated, added
 
     # -- moderation (host and co-hosts, by their stage tokens) -------------------------------
-
-    async def public_moderation(self, space_id: str) -> dict[str, Any]:
-        space = await self.directory.get_space(space_id)
-        return (await self.moderation(space.id)).public()
-
     async def moderation(self, space_id: SpaceId) -> Moderation:
         if space_id not in self._moderation:
             stored = await self.store.load_moderation(space_id)
@@ -157,28 +153,22 @@ class Posting:
         return updated
 
     async def configure(self, space_id: str, token: str, body: dict[str, Any]) -> Moderation:
+        return await self._change_moderation(space_id, token, lambda trial: trial.configure(body))
+
+    async def block_user(self, space_id: str, token: str, user_id: str, blocked: bool) -> Moderation:
+        change = set.add if blocked else set.discard
+        return await self._change_moderation(space_id, token, lambda trial: change(trial.blocked, user_id[:40]))
+
+    async def _change_moderation(self, space_id: str, token: str, change: Callable[[Moderation], None]) -> Moderation:
+        """A moderator's change, made on a copy (the rules stay as they were if it raises), stored, then told."""
         space = await self._moderator(space_id, token)
         moderation = await self.moderation(space.id)
         trial = Moderation.from_dict(moderation.to_dict())
-        trial.configure(body)
+        change(trial)
         await self.store.save_moderation(space.id, trial.to_dict())
         self._moderation[space.id] = trial
-        if trial.pinned != moderation.pinned:
-            await self._bus.publish(PinChanged(space.id, self._node))
-        else:
-            await self._bus.publish(ModerationChanged(space.id, self._node))
-        return trial
-
-    async def block_user(self, space_id: str, token: str, user_id: str, blocked: bool) -> Moderation:
-        space = await self._moderator(space_id, token)
-        trial = Moderation.from_dict((await self.moderation(space.id)).to_dict())
-        if blocked:
-            trial.blocked.add(user_id[:40])
-        else:
-            trial.blocked.discard(user_id[:40])
-        await self.store.save_moderation(space.id, trial.to_dict())
-        self._moderation[space.id] = trial
-        await self._bus.publish(ModerationChanged(space.id, self._node))
+        event = PinChanged if trial.pinned != moderation.pinned else ModerationChanged
+        await self._bus.publish(event(space.id, self._node))
         return trial
 
     def forget_moderation(self, space_id: SpaceId) -> None:

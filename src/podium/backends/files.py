@@ -44,7 +44,11 @@ class FileMediaStore(Mending):
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temp, final)
-        _fsync_dir(folder)
+        directory = os.open(folder, os.O_RDONLY)  # and the rename made durable
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
 
     async def forget_parts(self, space_id: SpaceId, msn: int) -> None:
         folder = self._folder(space_id)
@@ -144,11 +148,3 @@ def record_line(record: SegmentRecord) -> str:
     if record.preshow:
         line["preshow"] = True
     return json.dumps(line)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

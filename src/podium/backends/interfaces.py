@@ -34,22 +34,18 @@ class SpaceStore(Protocol):
 
     async def recent(self, limit: int, announced: bool = False) -> list[Space]:
         """Newest first; with `announced`, only what the public may be shown (`domain.space.announced`)."""
-        ...
 
     async def upcoming(self, limit: int, announced: bool = False) -> list[Space]:
         """Scheduled with a start time, soonest first; `announced` as for `recent`."""
-        ...
 
     async def save_stage(self, space_id: SpaceId, stage: dict[str, Any]) -> None:
         """The stage's members, roles, generations and used invites, committed before returning.
         `stage` is handed over: the caller never changes it afterwards (it may be encoded later)."""
-        ...
 
     async def load_stage(self, space_id: SpaceId) -> dict[str, Any] | None: ...
 
     async def ready(self) -> bool:
         """Whether the database answers now (the readiness probe asks)."""
-        ...
 
     async def close(self) -> None: ...
 
@@ -65,7 +61,6 @@ class AccountStore(Protocol):
 
     async def revoke_session(self, session_id: str, until: datetime, now: datetime) -> None:
         """Record a signed-out session until its token would expire anyway (and forget those past it)."""
-        ...
 
     async def session_revoked(self, session_id: str) -> bool: ...
 
@@ -93,7 +88,6 @@ class WebhookStore(Protocol):
 
     async def add_webhook(self, hook: Hook, limit: int) -> bool:
         """False (and nothing stored) when the space has `limit` subscriptions already."""
-        ...
 
     async def webhooks(self, space_id: SpaceId) -> list[Hook]: ...
 
@@ -101,11 +95,9 @@ class WebhookStore(Protocol):
 
     async def add_attempt(self, space_id: SpaceId, attempt: Attempt, keep: int) -> None:
         """Logs an attempt; only the space's newest `keep` attempts are kept."""
-        ...
 
     async def attempts(self, space_id: SpaceId, limit: int) -> list[Attempt]:
         """Newest first."""
-        ...
 
 
 class SharedCounts(Protocol):
@@ -131,7 +123,6 @@ class Placement(Protocol):
 
     async def announce(self, node: str, address: str, ttl_s: float) -> None:
         """Where `node` is reached (its own address), for `ttl_s`; announced again while it runs."""
-        ...
 
     async def address(self, node: str) -> str | None: ...
 
@@ -148,7 +139,6 @@ class Bus(Protocol):
 
     async def ready(self) -> bool:
         """Whether the bus answers now (the readiness probe asks)."""
-        ...
 
     async def close(self) -> None: ...
 
@@ -165,21 +155,17 @@ class MediaStore(Protocol):
 
     async def write_part(self, space_id: SpaceId, part: Part) -> None:
         """A part, durable on return (so that a crash loses at most the part being made)."""
-        ...
 
     async def forget_parts(self, space_id: SpaceId, msn: int) -> None:
         """The parts of segment `msn`, once the segment itself is durable."""
-        ...
 
     async def recover(self, space_id: SpaceId) -> SegmentRecord | None:
         """Makes the segment that a crash left in parts whole; returns its record, if any."""
-        ...
 
     async def records(self, space_id: SpaceId) -> list[SegmentRecord]: ...
 
     async def append_line(self, space_id: SpaceId, name: str, line: str) -> None:
         """Appends one line (durable on return) to a log of the space's, such as who spoke when."""
-        ...
 
     async def lines(self, space_id: SpaceId, name: str) -> list[str]: ...
 
@@ -189,12 +175,9 @@ class MediaStore(Protocol):
 
     async def read_many(self, space_id: SpaceId, names: list[str]) -> list[bytes]:
         """Several files at once, in order; raises FileNotFoundError if one is missing."""
-        ...
 
     async def remove_recording(self, space_id: SpaceId) -> None:
         """The audio of a space and all made from it (a space that was not to be recorded has ended)."""
-        ...
 
     async def remove(self, space_id: SpaceId, name: str) -> None:
         """One file of a space's, if it is there (the hold audio, once the space has ended)."""
-        ...

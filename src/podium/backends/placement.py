@@ -42,10 +42,7 @@ class MemoryPlacement:
         return True
 
     async def renew(self, space_id: SpaceId, node: str, ttl_s: float) -> bool:
-        if await self.owner(space_id) != node:
-            return False
-        self._leases[space_id] = (node, self._clock.monotonic() + ttl_s)
-        return True
+        return await self.owner(space_id) == node and await self.claim(space_id, node, ttl_s)
 
     async def owner(self, space_id: SpaceId) -> str | None:
         lease = self._leases.get(space_id)

@@ -87,7 +87,6 @@ class S3MediaStore(Mending):
         return cls(store)
 
     # -- whole objects ------------------------------------------------------------------------
-
     async def write(self, space_id: SpaceId, name: str, data: bytes) -> None:
         await obstore.put_async(self._store, _key(space_id, name), data)
 
@@ -96,12 +95,9 @@ class S3MediaStore(Mending):
 
     async def read_many(self, space_id: SpaceId, names: list[str]) -> list[bytes]:
         found = await self._get_many([_key(space_id, name) for name in names])
-        out: list[bytes] = []
-        for name, data in zip(names, found, strict=True):
-            if data is None:
-                raise FileNotFoundError(f"no object {name!r} for space {space_id}")
-            out.append(data)
-        return out
+        if None in found:  # the first missing one is named
+            raise FileNotFoundError(f"no object {names[found.index(None)]!r} for space {space_id}")
+        return [data for data in found if data is not None]
 
     async def remove(self, space_id: SpaceId, name: str) -> None:
         # S3 answers a delete of a missing key as done.
@@ -111,7 +107,6 @@ class S3MediaStore(Mending):
         return None  # nothing is on the local disk: callers read the bytes instead
 
     # -- parts and their recovery -------------------------------------------------------------
-
     async def forget_parts(self, space_id: SpaceId, msn: int) -> None:
         # By name, in one bulk delete (S3 answers OK for a name that is not there): no listing,
         # which would grow with the space while this runs every segment.
@@ -119,7 +114,6 @@ class S3MediaStore(Mending):
         await obstore.delete_async(self._store, keys)
 
     # -- records and logs ---------------------------------------------------------------------
-
     async def append_record(self, space_id: SpaceId, record: SegmentRecord) -> None:
         # The body is the file store's line, for a person looking at the bucket: reading uses the key.
         key = _key(space_id, f"{RECORDS_NAME}/{record_token(record)}")
@@ -145,7 +139,6 @@ class S3MediaStore(Mending):
         return f"{self._last_line_ns:020d}-{secrets.token_hex(4)}"
 
     # -- removal ------------------------------------------------------------------------------
-
     async def remove_recording(self, space_id: SpaceId) -> None:
         # What makes a recording is named as for the local disk; a log's lines are under its name.
         doomed = [
@@ -157,7 +150,6 @@ class S3MediaStore(Mending):
             await obstore.delete_async(self._store, doomed)
 
     # -- plumbing -----------------------------------------------------------------------------
-
     async def _get(self, key: str) -> bytes | None:
         try:
             result = await obstore.get_async(self._store, key)
@@ -186,8 +178,6 @@ class S3MediaStore(Mending):
 
 
 # -- URLs, keys and records: pure functions ------------------------------------------------------
-
-
 def parse_url(url: str) -> tuple[str, str, str, str]:
     """`s3://bucket/prefix?endpoint=...&region=...` → (bucket, prefix, endpoint, region)."""
     example = "s3://bucket/prefix?endpoint=http://127.0.0.1:8333&region=us-east-1"

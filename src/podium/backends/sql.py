@@ -43,12 +43,14 @@ spaces = sa.Table(
 )
 
 
-stages = sa.Table(
-    "stages",
-    metadata,
-    sa.Column("space_id", sa.String(32), sa.ForeignKey("spaces.id"), primary_key=True),
-    sa.Column("state", sa.Text, nullable=False),
-)
+def _state_table(name: str, *space_key: sa.ForeignKey) -> sa.Table:
+    """One JSON state per space (stage, moderation), replaced whole."""
+    space_id = sa.Column("space_id", sa.String(32), *space_key, primary_key=True)
+    return sa.Table(name, metadata, space_id, sa.Column("state", sa.Text, nullable=False))
+
+
+stages = _state_table("stages", sa.ForeignKey("spaces.id"))
+moderation = _state_table("moderation")
 
 
 accounts = sa.Table(
@@ -86,13 +88,6 @@ posts = sa.Table(
     # A retried post (same user, same client id) is the same post: the index makes it so.
     sa.UniqueConstraint("space_id", "user_id", "client_id", name="posts_once"),
     sa.Index("posts_by_space", "space_id", "kind", "state"),
-)
-
-moderation = sa.Table(
-    "moderation",
-    metadata,
-    sa.Column("space_id", sa.String(32), primary_key=True),
-    sa.Column("state", sa.Text, nullable=False),
 )
 
 votes = sa.Table(
@@ -236,7 +231,6 @@ class SqlSpaceStore:
         return await self._load_json(stages, space_id)
 
     # -- accounts ----------------------------------------------------------------------------
-
     async def add_account(self, account: Account, password_hash: str) -> bool:
         """False when the username is taken (the unique index decides, so two racing sign-ups cannot both win)."""
         row = _row(account, password_hash=password_hash)
@@ -275,7 +269,6 @@ class SqlSpaceStore:
         return bool(await asyncio.to_thread(self._fetch, statement))
 
     # -- posts -------------------------------------------------------------------------------
-
     async def add_post(self, post: Post) -> tuple[Post, bool]:
         """Stores a post (committed before returning); a retry returns the stored one and False."""
         return await asyncio.to_thread(self._add_post, post)
@@ -332,7 +325,6 @@ class SqlSpaceStore:
         return _as(Post, rows[0]) if rows else None
 
     # -- webhooks ----------------------------------------------------------------------------
-
     async def add_webhook(self, hook: Hook, limit: int) -> bool:
         return await asyncio.to_thread(self._add_webhook, hook, limit)
 

@@ -68,7 +68,6 @@ class SpaceDirectory:
         return spaces
 
     # -- spaces -----------------------------------------------------------------------------
-
     async def create_space(
         self,
         title: str,
@@ -186,7 +185,6 @@ class SpaceDirectory:
         return self._locks.setdefault(space_id, asyncio.Lock())
 
     # -- host tokens and listener links ------------------------------------------------------
-
     def host_token(self, space: Space, generation: int) -> str:
         return self.signer.issue(space.id, HOST_ID, generation, Role.HOST, valid_from=self.host_valid_from(space))
 
@@ -204,7 +202,6 @@ class SpaceDirectory:
         return self.links.check(key, space.id, self.clock.time(), self.link_generation(space))
 
     # -- who a token is -------------------------------------------------------------------------
-
     def rules(self, space: Space) -> StageRules:
         """The space's stage rules (who is on stage, invited, removed), in memory."""
         if space.id not in self._rules:

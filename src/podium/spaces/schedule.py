@@ -14,7 +14,7 @@ from podium.errors import AtCapacity, Conflict
 from podium.ids import SpaceId
 from podium.spaces import background
 from podium.spaces.directory import SpaceDirectory
-from podium.spaces.stages import StageManager
+from podium.spaces.stages import HOLD_NAME, StageManager
 
 log = logging.getLogger(__name__)
 
@@ -114,5 +114,5 @@ class Schedule:
             self._idle_since.pop(space.id, None)
             if stage is not None:
                 self.stages.take_off_air(space.id)
-            await self.stages.remove_hold_audio(space.id)
+            await self.stages.media.remove(space.id, HOLD_NAME)
         log.info("space %s: pre-show closed: %s", space.id, why)

@@ -71,7 +71,6 @@ class StageManager:
         self.end_hooks: list[Callable[[Space], Awaitable[None]]] = []
 
     # -- life of the node ----------------------------------------------------------------------
-
     async def start(self) -> None:
         """Finish the ends a stop interrupted; resume the stages of spaces that were live."""
         for space in await self.directory.load_unfinished():
@@ -129,7 +128,6 @@ class StageManager:
         await self.ownership.release(space.id)
 
     # -- speakers ---------------------------------------------------------------------------
-
     async def publish(self, space_id: str, grant: Grant | InviteGrant, offer: bytes) -> tuple[IngestSession, str]:
         """A WHIP offer from someone on stage (`grant`: their token, its signature checked once, by
         the caller): the host's first one makes the space live."""
@@ -260,7 +258,6 @@ class StageManager:
         self._sessions.pop(session.id, None)
 
     # -- the pre-show's hold audio --------------------------------------------------------------
-
     def in_preshow(self, space_id: SpaceId) -> bool:
         stage = self._stages.get(space_id)
         return stage is not None and stage.preshow
@@ -296,46 +293,39 @@ class StageManager:
         samples = np.memmap(path, dtype=np.int16, mode="r") if path is not None else np.frombuffer(stored, np.int16)
         return hold.HoldAudio(samples)
 
-    async def remove_hold_audio(self, space_id: SpaceId) -> None:
-        await self.media.remove(space_id, HOLD_NAME)
-
     # -- starting and stopping stages -----------------------------------------------------------
-
     async def start_stage(self, space: Space, preshow: bool = False) -> Stage:
         """A stage for `space` in the node's budget (or AtCapacity), under this node's lease."""
         await self._take_slot(space.id, for_speaker=not preshow)
         try:
-            return await self._open_stage(space, preshow)
+            earlier = self._closing.get(space.id)
+            if earlier is not None:
+                await earlier  # the space's earlier stage is still writing: one writer at a time
+            await self.ownership.claim(space.id)
+            recovered = await self.media.recover(space.id)
+            if recovered is not None:
+                log.warning(
+                    "space %s: segment %d was cut short by a crash; its %.3f s kept",
+                    space.id,
+                    recovered.msn,
+                    recovered.duration_s,
+                )
+            history = await self.media.records(space.id)
+            hold_audio = await self._hold_audio(space.id) if preshow else None
+            stage = Stage(
+                space.id,
+                self.media,
+                self.directory.clock.now(),
+                history,
+                hold_audio,
+                write_queue=self.directory.settings.stage_write_queue,
+                clock=self.directory.clock,
+            )
+            await stage.start()
+            self._stages[space.id] = stage
+            return stage
         finally:
             self._starting.discard(space.id)
-
-    async def _open_stage(self, space: Space, preshow: bool) -> Stage:
-        earlier = self._closing.get(space.id)
-        if earlier is not None:
-            await earlier  # the space's earlier stage is still writing: one writer at a time
-        await self.ownership.claim(space.id)
-        recovered = await self.media.recover(space.id)
-        if recovered is not None:
-            log.warning(
-                "space %s: segment %d was cut short by a crash; its %.3f s kept",
-                space.id,
-                recovered.msn,
-                recovered.duration_s,
-            )
-        history = await self.media.records(space.id)
-        hold_audio = await self._hold_audio(space.id) if preshow else None
-        stage = Stage(
-            space.id,
-            self.media,
-            self.directory.clock.now(),
-            history,
-            hold_audio,
-            write_queue=self.directory.settings.stage_write_queue,
-            clock=self.directory.clock,
-        )
-        await stage.start()
-        self._stages[space.id] = stage
-        return stage
 
     def take_off_air(self, space_id: SpaceId) -> None:
         """Stop a stage without ending its space: its slot is free at once; its last writes go on
@@ -384,7 +374,6 @@ class StageManager:
         )
 
     # -- the end ----------------------------------------------------------------------------
-
     async def end_space(self, space_id: str, token: str) -> Space:
         """End a space, in an order that a crash anywhere leaves consistent:
 
@@ -471,7 +460,6 @@ class StageManager:
         self._ending[space.id] = asyncio.create_task(self._complete_end(ended, None), name=f"end-{space.id}")
 
     # -- what the media says ----------------------------------------------------------------
-
     def live_space_ids(self) -> list[SpaceId]:
         return list(self._stages)
 

@@ -52,10 +52,10 @@ async def signed_in_user(request: Request) -> tuple[UserId, str]:
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         raise Unauthenticated("sign in to post (listening needs no account)")
-    grant = accounts.verify(cookie)
+    grant = accounts.signer.verify_session(cookie)  # its signature and age only: the CSRF check comes first
     if request.method not in SAFE_METHODS:
         # The echo must be this session's own token (the HMAC of its id), not just equal to a cookie.
-        expected = accounts.csrf_token(grant)
+        expected = accounts.signer.csrf_for(grant.session_id)
         sent = request.headers.get(CSRF_HEADER, "")
         # As bytes: compare_digest refuses str with non-ASCII characters (a header may carry any).
         if not hmac.compare_digest(expected.encode(), sent.encode()):
@@ -78,7 +78,7 @@ async def sign_in(request: Request) -> Response:
     response.set_cookie(
         SESSION_COOKIE, token, max_age=SESSION_TTL_S, httponly=True, secure=True, samesite="lax", path="/"
     )
-    csrf = accounts.csrf_token(accounts.verify(token))
+    csrf = accounts.signer.csrf_for(accounts.signer.verify_session(token).session_id)
     response.set_cookie(CSRF_COOKIE, csrf, max_age=SESSION_TTL_S, httponly=False, secure=True, samesite="strict")
     return response
 

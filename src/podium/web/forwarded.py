@@ -10,6 +10,7 @@ never from an entry the client could have written.
 
 from __future__ import annotations
 
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from podium.addresses import TrustedProxies, client_address, ip_of
@@ -26,18 +27,12 @@ class ForwardedFor:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket") and scope.get("client"):
             peer: str = scope["client"][0]
-            forwarded: list[bytes] = []
-            proto: bytes | None = None
-            for name, value in scope["headers"]:
-                if name == b"x-forwarded-for":
-                    forwarded.append(value)
-                elif name == b"x-forwarded-proto":
-                    proto = value
-            if (forwarded or proto is not None) and self.trusted.trusts(ip_of(peer)):
+            headers = Headers(scope=scope)
+            forwarded, proto = headers.getlist("x-forwarded-for"), headers.getlist("x-forwarded-proto")
+            if (forwarded or proto) and self.trusted.trusts(ip_of(peer)):
                 if forwarded:
-                    header = b",".join(forwarded).decode("latin-1")
-                    scope["client"] = (client_address(peer, header, self.trusted), 0)
-                scheme = (proto or b"").decode("latin-1").strip().lower()
+                    scope["client"] = (client_address(peer, ",".join(forwarded), self.trusted), 0)
+                scheme = proto[-1].strip().lower() if proto else ""  # the last one sent counts
                 if scope["type"] == "http" and scheme in ("http", "https"):
                     scope["scheme"] = scheme
         await self.app(scope, receive, send)

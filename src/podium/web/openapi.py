@@ -107,10 +107,7 @@ def document(endpoints: Iterable[Endpoint], settings: Settings) -> dict[str, Any
             },
             "tags": [{"name": name} for name in TAGS],
             "paths": paths,
-            "components": {
-                "schemas": components,
-                "securitySchemes": SCHEMES,
-            },
+            "components": {"schemas": components, "securitySchemes": SCHEMES},
         },
         settings,
     )

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from podium.domain.posts import Post, public_view
 from podium.services import of
 from podium.web.accounts_api import client_address, signed_in_user
-from podium.web.http import bearer_token, json_response, read_model
+from podium.web.http import bearer_token, json_response, read_model, space_of
 from podium.web.schemas import audience as AU
 from podium.web.schemas import convert
 
@@ -62,9 +62,8 @@ async def moderation(request: Request) -> Response:
     posting = of(request).posting
     space_id = request.path_params["space_id"]
     if request.method == "GET":
-        return json_response(
-            convert(await posting.public_moderation(space_id), AU.Moderation), cache="public, max-age=1"
-        )
+        moderation = await posting.moderation((await space_of(request)).id)
+        return json_response(convert(moderation.public(), AU.Moderation), cache="public, max-age=1")
     # Only the fields sent: the rules check them all before changing any (`domain.posts.Moderation`).
     body = msgspec.to_builtins(await read_model(request, AU.ModerationChange, 4096))
     return json_response(

@@ -15,6 +15,7 @@ from podium.errors import InvalidInput
 
 # A moment in answers: RFC 3339, UTC (msgspec writes no `format` for datetimes by itself).
 Time = Annotated[datetime, msgspec.Meta(extra_json_schema={"format": "date-time"})]
+Url = Annotated[str, msgspec.Meta(extra_json_schema={"format": "uri-reference"})]
 
 # The marker the document replaces with a setting's value: [JSON Schema keyword, setting name].
 SETTING_KEY = "x-podium-setting"

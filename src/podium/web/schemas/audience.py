@@ -12,9 +12,7 @@ from podium.audience.timeline import REACTIONS
 from podium.domain.accounts import MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS
 from podium.domain.posts import MAX_CHARS, MAX_PIN_CHARS, MAX_SLOW_MODE_S, PostKind, PostState
 from podium.domain.webhooks import MAX_URL_CHARS
-from podium.web.schemas import Model, Shape, Time
-
-Url = Annotated[str, msgspec.Meta(extra_json_schema={"format": "uri-reference"})]
+from podium.web.schemas import Model, Shape, Time, Url
 
 
 def rule(description: str | None = None, **schema: Any) -> msgspec.Meta:

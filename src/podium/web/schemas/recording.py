@@ -9,10 +9,8 @@ from msgspec import UNSET, UnsetType
 
 from podium.media.clips import MAX_CLIP_S, MIN_CLIP_S
 from podium.web import i18n
-from podium.web.schemas import Model, Shape
+from podium.web.schemas import Model, Shape, Url
 from podium.web.schemas.audience import PublicPost
-
-Url = Annotated[str, msgspec.Meta(extra_json_schema={"format": "uri-reference"})]
 
 
 class Query(msgspec.Struct, kw_only=True):

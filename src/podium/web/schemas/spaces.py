@@ -6,10 +6,9 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from podium.web.schemas import Model, Shape, Time, setting
+from podium.web.schemas import Model, Shape, Time, Url, setting
 
 State = Literal["scheduled", "live", "ended"]
-Url = Annotated[str, msgspec.Meta(extra_json_schema={"format": "uri-reference"})]
 SpaceIdText = Annotated[str, msgspec.Meta(pattern="^[a-z0-9]{12}$")]
 
 

@@ -8,8 +8,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from podium.domain.stage import Role
-from podium.web.schemas import Model, Shape
-from podium.web.schemas.spaces import SpaceUrls, State, Url
+from podium.web.schemas import Model, Shape, Url
+from podium.web.schemas.spaces import SpaceUrls, State
 
 # Names are cleaned and bounded by the stage rules (`domain.stage.clean_name`), with their own message.
 Name = Annotated[str, msgspec.Meta(extra_json_schema={"maxLength": 60})]
