@@ -44,7 +44,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused as soon as it passes `limit` bytes (never buffered past it)."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not declared.isdecimal():
             raise errors.InvalidInput("Content-Length is not a number")
         if int(declared) > limit:
             raise errors.TooLarge(f"the body is {declared} bytes; the limit is {limit}")
