@@ -116,8 +116,9 @@ def test_no_page_has_a_serious_accessibility_violation_on_desktop_or_phone(
     assert problems == [], "\n".join(problems)
 
 
+@pytest.mark.parametrize("viewport", VIEWPORTS)
 def test_reactions_float_votes_show_and_focus_stays_while_the_space_changes(
-    server: Server, browser: Browser, live_space: dict[str, Any]
+    server: Server, browser: Browser, live_space: dict[str, Any], viewport: str
 ) -> None:
     api = f"{server.base}/api/spaces/{live_space['id']}"
     asker, voter = sign_up(server, "ada"), sign_up(server, "grace")
@@ -130,7 +131,7 @@ def test_reactions_float_votes_show_and_focus_stays_while_the_space_changes(
         ).raise_for_status()
 
     ask("What comes next?", "a11y-focus-q-001")
-    page = browser.new_context(viewport=VIEWPORTS["phone"]).new_page()
+    page = browser.new_context(viewport=VIEWPORTS[viewport], is_mobile=viewport == "phone").new_page()
     page.goto(server.base + live_space["urls"]["page"])
     page.get_by_label("Username").fill("grace")
     page.get_by_label("Password").fill(PASSWORD)

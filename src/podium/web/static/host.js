@@ -192,9 +192,11 @@ async function refreshPosts() {
       const item = postItem(post);
       item.dataset.version = version;
       if (old) {
-        const focused = old.contains(document.activeElement);
+        // Focus goes to the same action on the new item where it still applies, else its first.
+        const focused = old.contains(document.activeElement) ? document.activeElement.textContent : null;
         old.replaceWith(item);
-        if (focused) (item.querySelector("button") || list).focus();
+        const buttons = [...item.querySelectorAll("button")];
+        if (focused !== null) (buttons.find((b) => b.textContent === focused) || buttons[0] || list).focus();
       }
       return item;
     });
