@@ -26,8 +26,7 @@ Samples = npt.NDArray[np.int16]
 
 
 def cut(audio: Samples, *, close: bool = True) -> list[Event]:
-    numbers = itertools.count()
-    cutter = UtteranceCutter(lambda: f"ada.{next(numbers)}")
+    cutter = UtteranceCutter(lambda start_s: f"ada.{round(start_s * 50)}")
     events: list[Event] = []
     for start in range(0, len(audio) - FRAME_SAMPLES + 1, FRAME_SAMPLES):
         events += cutter.frame(start / 48_000, audio[start : start + FRAME_SAMPLES])
@@ -116,8 +115,7 @@ def test_a_long_talk_is_cut_into_utterances_of_seven_seconds_at_most_with_nothin
 
 def test_a_frame_costs_microseconds() -> None:
     audio = np.concatenate([silence(0.5), said("we need more time to finish the work"), silence(1.0)])
-    numbers = itertools.count()
-    cutter = UtteranceCutter(lambda: f"ada.{next(numbers)}")
+    cutter = UtteranceCutter(lambda start_s: f"ada.{round(start_s * 50)}")
     costs = []
     for start in range(0, len(audio) - FRAME_SAMPLES + 1, FRAME_SAMPLES):
         began = time.thread_time()

@@ -118,9 +118,9 @@ class Downsampler:
 
 @dataclass
 class UtteranceCutter:
-    """One speaker's frames in, engine events out. `new_id` names each utterance (unique in the space)."""
+    """One speaker's frames in, engine events out. `new_id` names each utterance from its start_s."""
 
-    new_id: Callable[[], str]
+    new_id: Callable[[float], str]
     _state: str = "quiet"  # "quiet" | "talking"
     _preroll: deque[tuple[float, npt.NDArray[np.int16]]] = field(default_factory=lambda: deque(maxlen=PREROLL_FRAMES))
     _loud_run: int = 0
@@ -163,7 +163,7 @@ class UtteranceCutter:
         self._preroll.clear()
         self._loud_run = 0
         self._state = "talking"
-        self._utterance = self.new_id()
+        self._utterance = self.new_id(frames[0][0])
         self._frames = 0
         self._gap = []
         self._chunk = []

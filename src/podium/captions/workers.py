@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import math
 import multiprocessing
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
@@ -114,7 +114,6 @@ class _Speaker:
 
 @dataclass
 class _Space:
-    ids: Iterator[int] = field(default_factory=itertools.count)
     now_s: float = 0.0  # the latest frame's time: the clock of this space's notices
     waiting: dict[str, float] = field(default_factory=dict)  # speaker -> until (space time)
     behind_until_s: float = -1.0
@@ -176,6 +175,7 @@ class CaptionWorkers:
         self._reader: threading.Thread | None = None
         self._reading = threading.Event()
         self._lock = threading.Lock()  # guards the reader's view of the workers' connections
+        self._detached: list[Connection] = []  # results pipes of workers gone, for the reader to close
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -227,6 +227,13 @@ class CaptionWorkers:
             self._reader = None
         for worker in self._workers:
             self._close(worker)
+        self._close_detached()
+
+    def _close_detached(self) -> None:
+        with self._lock:
+            detached, self._detached = self._detached, []
+        for connection in detached:
+            connection.close()
 
     def _end_processes(self) -> None:
         deadline = time.monotonic() + STOP_TIMEOUT_S
@@ -262,11 +269,12 @@ class CaptionWorkers:
         with self._lock:
             inbox, results = worker.inbox, worker.results
             worker.inbox = worker.results = None
+            if results is not None:
+                # The reader may be waiting on it right now: it closes it between two waits.
+                self._detached.append(results)
         if inbox is not None:
             inbox.cancel_join_thread()  # never wait at exit for data a dead worker will not read
             inbox.close()
-        if results is not None:
-            results.close()
         worker.ready = False
         for utterance in list(worker.open.values()):
             self._drop(utterance, "a captions worker restarts")
@@ -322,12 +330,17 @@ class CaptionWorkers:
     def _read(self) -> None:
         """The daemon thread: every worker's results, handed to the loop as they come."""
         while self._reading.is_set():
+            self._close_detached()  # here, and only here while reading: never under a wait
             with self._lock:
                 connections = {w.results: (w, w.generation) for w in self._workers if w.results is not None}
             if not connections:
                 time.sleep(0.1)
                 continue
-            for ready in wait(list(connections), timeout=0.2):
+            try:
+                ready_ones = wait(list(connections), timeout=0.2)
+            except (OSError, ValueError):  # a pipe went away between the snapshot and the wait
+                continue
+            for ready in ready_ones:
                 assert isinstance(ready, Connection)
                 worker, generation = connections[ready]
                 try:
@@ -335,8 +348,9 @@ class CaptionWorkers:
                 except (EOFError, OSError):
                     message = ("eof",)
                     with self._lock:
-                        if worker.results is ready:
-                            worker.results = None  # the watch closes it
+                        if worker.results is ready:  # detached: closed at the next turn
+                            worker.results = None
+                            self._detached.append(ready)
                 loop = self._loop
                 if loop is None or loop.is_closed():
                     return
@@ -392,8 +406,7 @@ class CaptionWorkers:
         key = (space, speaker)
         talker = self._speakers.get(key)
         if talker is None:
-            ids = room.ids
-            talker = self._speakers[key] = _Speaker(UtteranceCutter(lambda: f"{speaker}.{next(ids)}"))
+            talker = self._speakers[key] = _Speaker(UtteranceCutter(partial(utterance_id, speaker)))
         talker.name = name
         talker.language = language
         events = talker.cutter.frame(at_s, samples)
@@ -447,6 +460,7 @@ class CaptionWorkers:
         utterance.worker = worker
         worker.open[utterance.id] = utterance
         self._captioning += 1
+        room.waiting.pop(speaker, None)
         return utterance
 
     def _audio(self, utterance: _Utterance, event: Audio) -> None:
@@ -562,6 +576,12 @@ class CaptionWorkers:
                 "behind", f"Captions are behind: {room.behind_why}, so some words are not captioned.", captioned
             )
         return CaptionStatus("live", "Captions are live.", captioned)
+
+
+def utterance_id(speaker: str, start_s: float) -> str:
+    """Unique in the space, and the same after a restart of the node: a speaker's utterances start on
+    distinct 20 ms ticks of the recording's time axis."""
+    return f"{speaker}.{round(start_s * 50)}"
 
 
 def _names(names: list[str]) -> str:
