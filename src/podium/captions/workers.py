@@ -14,6 +14,8 @@ Invariants:
   utterances aside: it works on them at their end). Past `max_lag_s` it gets no new utterance.
 - A worker that dies loses at most the utterances it had in flight; it is restarted after a delay
   that doubles with each death in a row (1 s up to a minute), so a crashing engine cannot spin.
+- The host's notices ("paused", "behind") last while their cause does and `NOTICE_HOLD_S` after it,
+  on the injected clock (frames stop when everyone mutes; a notice must still end).
 """
 
 from __future__ import annotations
@@ -489,6 +491,8 @@ class CaptionWorkers:
             if room is not None:
                 room.waiting[utterance.speaker] = self.clock.monotonic() + NOTICE_HOLD_S
             return
+        if utterance.fate == "dropped" and room is not None:  # the notice holds from the end of what was lost
+            room.behind_until_s = max(room.behind_until_s, self.clock.monotonic() + NOTICE_HOLD_S)
         if utterance.fate != "sent" or utterance.worker is None:
             return
         worker = utterance.worker
