@@ -93,8 +93,6 @@ class Captioning:
         self._loading: set[SpaceId] = set()
         # The speakers fed to the workers at the last tick of each space, by member id → name.
         self._fed: dict[SpaceId, dict[str, str]] = {}
-        # Until when (monotonic) an ended space's flushed finals are still taken.
-        self._flushing: dict[SpaceId, float] = {}
         # Transcripts in memory: those of spaces live here (grown as finals come), and a few ended ones.
         self._transcripts: OrderedDict[SpaceId, dict[str, Segment]] = OrderedDict()
         self._queue: asyncio.Queue[Caption] = asyncio.Queue(MAX_WAITING)
@@ -266,28 +264,25 @@ class Captioning:
             workers.frame(space_id, speaker, name, settings.language, at_s, samples)
 
     async def space_ended(self, space: Space) -> None:
-        """An end hook: the workers flush the space's last words, taken for FLUSH_S more."""
+        """An end hook: the workers flush the space's last words (taken for FLUSH_S after the end)."""
         self._fed.pop(space.id, None)
-        self._flushing[space.id] = self.directory.clock.monotonic() + FLUSH_S
         if self.workers is not None:
             self.workers.end_space(space.id)
 
-    def flushing(self, space_id: SpaceId) -> bool:
-        until = self._flushing.get(space_id)
-        if until is None:
+    def flushing(self, space: Space) -> bool:
+        """Ended less than FLUSH_S ago: the workers' last finals are still taken."""
+        if space.state is not SpaceState.ENDED or space.ended_at is None:
             return False
-        if self.directory.clock.monotonic() < until:
-            return True
-        del self._flushing[space_id]
-        return False
+        return (self.directory.clock.now() - space.ended_at).total_seconds() < FLUSH_S
 
     # -- captions in -----------------------------------------------------------------------------
     def on_caption(self, caption: Caption) -> None:
         """A caption from the workers, on the event loop: checked now, stored and told in order."""
         space_id = SpaceId(caption.space)
         space = self.directory.cached(space_id)
-        live = space is not None and space.state is SpaceState.LIVE
-        if not (live or self.flushing(space_id)) or not self.known(space_id).enabled:
+        if space is None or not (space.state is SpaceState.LIVE or self.flushing(space)):
+            return
+        if not self.known(space_id).enabled:
             return
         text = " ".join(caption.text.split())[:MAX_CAPTION_CHARS]
         if caption.final and not text:
@@ -342,22 +337,27 @@ class Captioning:
         await self.bus.publish(event)
 
     # -- the transcript --------------------------------------------------------------------------
-    async def transcript(self, space_id: SpaceId) -> list[Segment]:
-        """Every final caption of a space, ordered by start, from memory when it is there."""
-        kept = self._transcripts.get(space_id)
-        if kept is None:
-            segments = parse_lines(await self.media.lines(space_id, CAPTIONS_NAME))
-            kept = self._transcripts[space_id] = {s.utterance: s for s in segments}
-            self._forget_old()
-        self._transcripts.move_to_end(space_id)
+    async def transcript(self, space: Space) -> list[Segment]:
+        """Every final caption of a space, ordered by start. From memory when memory is right: the
+        space's captions are made here (its finals are added as they are stored), or it is complete;
+        otherwise (another node's stage, the last words still coming) from storage."""
+        kept = self._transcripts.get(space.id)
+        trusted = space.id in self._fed or await self.complete(space)
+        if kept is None or not trusted:
+            kept = {s.utterance: s for s in parse_lines(await self.media.lines(space.id, CAPTIONS_NAME))}
+            if trusted:
+                self._transcripts[space.id] = kept
+                self._forget_old()
+        if space.id in self._transcripts:
+            self._transcripts.move_to_end(space.id)
         return sorted(kept.values(), key=lambda s: (s.start_s, s.end_s, s.speaker_id, s.utterance))
 
     def _forget_old(self) -> None:
-        live = set(self._fed) | set(self._flushing)
+        # The least recently read go first; a live space's (grown as its finals come) stays.
         for space_id in list(self._transcripts):
             if len(self._transcripts) <= TRANSCRIPTS_KEPT:
                 break
-            if space_id not in live:
+            if space_id not in self._fed:
                 del self._transcripts[space_id]
 
     async def has_transcript(self, space_id: SpaceId) -> bool:
@@ -371,7 +371,7 @@ class Captioning:
 
     async def complete(self, space: Space) -> bool:
         """True once the space has ended and its workers flushed its last words."""
-        return space.state is SpaceState.ENDED and not self.flushing(space.id)
+        return space.state is SpaceState.ENDED and not self.flushing(space)
 
     async def language(self, space_id: SpaceId) -> str:
         return (await self.settings(space_id)).language

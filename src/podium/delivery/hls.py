@@ -156,7 +156,7 @@ async def _captions_segment(request: Request, space: Space, stage: Stage | None,
     if slot is None:
         raise NotFound("no such captions segment (not listed yet)")
     captioning = of(request).captioning
-    body = transcript.subtitle_segment(slot, await captioning.transcript(space.id))
+    body = transcript.subtitle_segment(slot, await captioning.transcript(space))
     settled = not ended or await captioning.complete(space)
     return Response(body, media_type=VTT_TYPE, headers=_headers(IMMUTABLE if settled else CAPTIONS_FRESH))
 

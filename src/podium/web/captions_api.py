@@ -43,7 +43,7 @@ async def _transcript(request: Request) -> tuple[Space, list[Segment], bool, str
     complete = await captioning.complete(space)
     scope = "private" if space.private else "public"
     cache = f"{scope}, max-age=60" if complete else f"{scope}, max-age=2"
-    return space, await captioning.transcript(space.id), complete, cache
+    return space, await captioning.transcript(space), complete, cache
 
 
 async def transcript(request: Request) -> Response:
