@@ -232,3 +232,21 @@ async def test_a_clip_carries_its_words_on_its_own_time_axis(tmp_path: Path) -> 
         ]
         again = await n.client.get(f"/api/spaces/{space['id']}/clips/{made.json()['id']}")
         assert again.status_code == 200 and again.json()["words"] == made.json()["words"]
+
+
+async def test_the_host_sees_captions_fall_behind_on_the_board_and_in_the_status(tmp_path: Path) -> None:
+    async with node(tmp_path / "data") as n:
+        space = await n.create()
+        await n.go_live(space)
+        assert n.recorder is not None
+        n.recorder.state, n.recorder.detail = (
+            "behind",
+            "captions are 6 s behind: more people speak than this node keeps up with",
+        )
+        status = (await n.client.get(f"/api/spaces/{space['id']}/captions", headers=host(space))).json()
+        assert status["state"] == "behind" and status["detail"].startswith("captions are 6 s behind")
+        board = (await n.client.get(f"/api/spaces/{space['id']}/board", headers=host(space))).json()
+        assert board["captions"] == {"state": "behind", "detail": n.recorder.detail}
+        await n.client.put(f"/api/spaces/{space['id']}/captions", json={"enabled": False}, headers=host(space))
+        board = (await n.client.get(f"/api/spaces/{space['id']}/board", headers=host(space))).json()
+        assert board["captions"]["state"] == "off"
