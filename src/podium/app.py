@@ -160,9 +160,10 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
     governor = Governor(Capacity(settings.max_in_flight, settings.max_lag_ms), clock)
     joins = Joins(TicketSigner(secret), governor, limits, clock, settings)
     webhooks = Webhooks(directory, database, allow_private=settings.webhooks_allow_private)
-    captioning = Captioning(directory, media, bus, getattr(settings, "captions_language", "en"))
+    captioning = Captioning(directory, media, bus, settings.captions_language)
     captioning.use(*caption_workers(settings, captioning))
     stages.frame_tap = captioning.frames
+    stages.start_hooks.append(captioning.warm)
     # The workers flush the ended space's last words (after the download: it never waits for them).
     stages.end_hooks.append(captioning.space_ended)
     return Services(
@@ -195,7 +196,7 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
 
 def caption_workers(settings: Settings, captioning: Captioning) -> tuple[CaptionWorkersLike | None, str | None]:
     """The node's caption workers (not started yet), or None and why there are none."""
-    engine = str(getattr(settings, "captions_engine", "off"))
+    engine = settings.captions_engine
     if engine == "off":
         return None, "captions are switched off (PODIUM_CAPTIONS_ENGINE=off)"
     try:

@@ -42,6 +42,9 @@ class Recorder:
     ended: list[str] = field(default_factory=list)
     running: bool = False
 
+    def check(self) -> tuple[str, ...]:
+        return self.languages
+
     async def start(self) -> None:
         self.running = True
 

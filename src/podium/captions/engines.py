@@ -13,6 +13,7 @@ on the stage's event loop; each uses one CPU thread.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -55,6 +56,54 @@ def load_engine(name: str, model: str, language: str) -> Engine:
             + (f": it knows {', '.join(engine.languages)}" if len(engine.languages) < 10 else "")
         )
     return engine
+
+
+# Whisper's multilingual models have a vocabulary of 51,865 tokens; the English-only ones one fewer.
+WHISPER_MULTILINGUAL_VOCABULARY = 51_865
+
+
+def languages(name: str, model: str) -> tuple[str, ...]:
+    """What engine `name` with `model` can caption, found without loading the model: a node checks
+    this at start (and says why it cannot caption), and spawns the workers that load the model only
+    when its first stage starts. Raises CaptionsUnavailable for what is wrong already."""
+    if name == "pocketsphinx":
+        if importlib.util.find_spec("pocketsphinx") is None:
+            raise CaptionsUnavailable("pocketsphinx is not installed (scripts/setup installs it)")
+        return PocketsphinxEngine.languages
+    if name != "whisper":
+        raise CaptionsUnavailable(f"no captions engine called {name!r}: choose one of {', '.join(ENGINES)}")
+    folder = _whisper_folder(model)
+    if importlib.util.find_spec("faster_whisper") is None:
+        raise CaptionsUnavailable(_NO_FASTER_WHISPER)
+    os.environ["HF_HUB_OFFLINE"] = "1"  # before faster_whisper imports huggingface_hub
+    from faster_whisper.tokenizer import _LANGUAGE_CODES  # type: ignore[import-untyped]
+
+    vocabulary = folder / "vocabulary.txt"
+    if vocabulary.is_file():
+        with vocabulary.open("rb") as lines:
+            if sum(1 for _ in lines) < WHISPER_MULTILINGUAL_VOCABULARY:
+                return ("en",)
+    return tuple(sorted(_LANGUAGE_CODES))
+
+
+def _whisper_folder(model_dir: str) -> Path:
+    if not model_dir:
+        raise CaptionsUnavailable(
+            "the whisper engine needs a model directory: set PODIUM_CAPTIONS_MODEL to a CTranslate2 "
+            "Whisper model (a folder with model.bin), see the README, Captions"
+        )
+    folder = Path(model_dir)
+    if not (folder / "model.bin").is_file():
+        raise CaptionsUnavailable(
+            f"PODIUM_CAPTIONS_MODEL={model_dir} is not a CTranslate2 Whisper model directory "
+            "(no model.bin in it); see the README, Captions, for how to put one on this machine"
+        )
+    return folder
+
+
+_NO_FASTER_WHISPER = (
+    "faster-whisper is not installed: install the whisper extra: scripts/uv sync --locked --extra whisper"
+)
 
 
 # -- pocketsphinx ------------------------------------------------------------------------------
@@ -134,25 +183,13 @@ class WhisperEngine:
     partials = False
 
     def __init__(self, model_dir: str) -> None:
-        if not model_dir:
-            raise CaptionsUnavailable(
-                "the whisper engine needs a model directory: set PODIUM_CAPTIONS_MODEL to a CTranslate2 "
-                "Whisper model (a folder with model.bin), see the README, Captions"
-            )
-        folder = Path(model_dir)
-        if not (folder / "model.bin").is_file():
-            raise CaptionsUnavailable(
-                f"PODIUM_CAPTIONS_MODEL={model_dir} is not a CTranslate2 Whisper model directory "
-                "(no model.bin in it); see the README, Captions, for how to put one on this machine"
-            )
+        folder = _whisper_folder(model_dir)
         os.environ["HF_HUB_OFFLINE"] = "1"  # before faster_whisper imports huggingface_hub
         try:
             from faster_whisper import WhisperModel
-            from faster_whisper.tokenizer import _LANGUAGE_CODES  # type: ignore[import-untyped]
+            from faster_whisper.tokenizer import _LANGUAGE_CODES
         except ImportError:
-            raise CaptionsUnavailable(
-                "faster-whisper is not installed: install the whisper extra: scripts/uv sync --locked --extra whisper"
-            ) from None
+            raise CaptionsUnavailable(_NO_FASTER_WHISPER) from None
         try:
             self._model: WhisperModel = WhisperModel(
                 str(folder), device="cpu", compute_type="int8", cpu_threads=1, num_workers=1, local_files_only=True

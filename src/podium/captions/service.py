@@ -16,6 +16,7 @@ transcript (`captions.transcript`). Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
@@ -57,8 +58,9 @@ class CaptionWorkersLike(Protocol):
     """What the service needs of `captions.workers.CaptionWorkers` (see its docstrings)."""
 
     engine_name: str
-    languages: tuple[str, ...]
     partials: bool
+
+    def check(self) -> tuple[str, ...]: ...
 
     async def start(self) -> None: ...
 
@@ -103,6 +105,12 @@ class Captioning:
         self._tasks: set[asyncio.Task[None]] = set()
         self.dropped = 0
         self._drop_logged_at: float | None = None
+        # What the engine captions (known at start, without loading it), and the workers' start: they
+        # load the engine when the node's first stage starts, so a node that never runs one (or a
+        # test) spends nothing on models.
+        self._languages: tuple[str, ...] = ()
+        self._warming: asyncio.Task[None] | None = None
+        self._ready = False
 
     def use(self, workers: CaptionWorkersLike | None, reason: str | None = None) -> None:
         """The workers this node runs (None: no captions here, `reason` says why)."""
@@ -113,11 +121,27 @@ class Captioning:
     async def start(self) -> None:
         if self.workers is not None:
             try:
-                await self.workers.start()
+                self._languages = self.workers.check()
             except CaptionsUnavailable as error:
                 log.warning("captions are off on this node: %s", error)
                 self.use(None, str(error))
         self._task = asyncio.create_task(self._store_loop(), name="captions-store")
+
+    def warm(self, space_id: SpaceId | None = None) -> None:
+        """A stage starts here: the workers start (once, in the background) and load the engine, so
+        that they are ready by the time people speak. A model that does not load switches the node's
+        captions off, saying why (to the log and the hosts)."""
+        if self.workers is not None and self._warming is None:
+            self._warming = asyncio.create_task(self._warm(self.workers), name="captions-workers")
+
+    async def _warm(self, workers: CaptionWorkersLike) -> None:
+        try:
+            await workers.start()
+        except CaptionsUnavailable as error:
+            log.warning("captions are off on this node: %s", error)
+            self.use(None, str(error))
+        else:
+            self._ready = True
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -126,8 +150,12 @@ class Captioning:
             self._task.cancel()
         for task in list(self._tasks):
             task.cancel()
-        if self.workers is not None:
-            await self.workers.stop()
+        if self._warming is not None:
+            # A start under way finishes first (bounded by the workers' load timeout), then stops.
+            with contextlib.suppress(Exception):
+                await self._warming
+            if self.workers is not None:
+                await self.workers.stop()
 
     @property
     def available(self) -> bool:
@@ -135,7 +163,7 @@ class Captioning:
 
     @property
     def languages(self) -> tuple[str, ...]:
-        return self.workers.languages if self.workers is not None else ()
+        return self._languages if self.workers is not None else ()
 
     @property
     def engine(self) -> str:
@@ -244,7 +272,8 @@ class Captioning:
         """One stage tick of a live space (never the pre-show): each unmuted speaker's 20 ms at
         48 kHz, by member id; `at_s` is the frame's start on the recording's axis."""
         workers = self.workers
-        if workers is None:
+        if workers is None or not self._ready:
+            self.warm()
             return
         settings = self.known(space_id)
         fed = self._fed.setdefault(space_id, {})

@@ -197,6 +197,22 @@ class CaptionWorkers:
         due = [w.restart_at for w in self._workers if w.restart_at is not None]
         return max(0.0, min(due) - self.clock.monotonic()) if due else None
 
+    def check(self) -> tuple[str, ...]:
+        """The languages the engine captions, found without loading it (see `engines.languages`);
+        raises CaptionsUnavailable when it cannot run here, or not in the configured language."""
+        from podium.captions.engines import languages
+
+        if self.config.engine == "off":
+            raise CaptionsUnavailable("captions are off (PODIUM_CAPTIONS_ENGINE=off)")
+        found = languages(self.config.engine, self.config.model)
+        if self.config.language not in found:
+            raise CaptionsUnavailable(
+                f"the {self.config.engine} engine cannot caption {self.config.language!r} (PODIUM_CAPTIONS_LANGUAGE)"
+                + (f": it knows {', '.join(found)}" if len(found) < 10 else "")
+            )
+        self.languages = found
+        return found
+
     async def start(self) -> None:
         """Spawn the workers and wait until each has loaded the engine; raises CaptionsUnavailable."""
         if self.config.engine == "off":

@@ -73,6 +73,8 @@ class StageManager:
         # Called by each stage once per frame on the air with its unmuted speakers' frames (the
         # captions' tap, `Captioning.frames`); None: no tap.
         self.frame_tap: Callable[[SpaceId, dict[str, Samples], float], None] | None = None
+        # Told when a stage starts here (pre-show or live), before anyone on it is heard.
+        self.start_hooks: list[Callable[[SpaceId], None]] = []
 
     # -- life of the node ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -328,6 +330,8 @@ class StageManager:
             )
             await stage.start()
             self._stages[space.id] = stage
+            for hook in self.start_hooks:
+                hook(space.id)
             return stage
         finally:
             self._starting.discard(space.id)
