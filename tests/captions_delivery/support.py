@@ -61,6 +61,9 @@ class Recorder:
     def end_space(self, space: str) -> None:
         self.ended.append(space)
 
+    def busy(self, space: str) -> bool:
+        return False
+
     def status(self, space: str) -> Any:
         return SimpleNamespace(state=self.state, detail=self.detail, captioned=[], waiting=[])
 

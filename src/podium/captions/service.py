@@ -20,7 +20,7 @@ import contextlib
 import json
 import logging
 import re
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -72,6 +72,8 @@ class CaptionWorkersLike(Protocol):
 
     def end_space(self, space: str) -> None: ...
 
+    def busy(self, space: str) -> bool: ...
+
     def status(self, space: str) -> Any: ...
 
 
@@ -111,6 +113,10 @@ class Captioning:
         self._languages: tuple[str, ...] = ()
         self._warming: asyncio.Task[None] | None = None
         self._ready = False
+        # Ended here (their stage ran here): their transcript is complete as soon as the workers
+        # have said their last words and those are stored, not only FLUSH_S after the end.
+        self._ended_here: OrderedDict[SpaceId, None] = OrderedDict()
+        self._storing: Counter[SpaceId] = Counter()
 
     def use(self, workers: CaptionWorkersLike | None, reason: str | None = None) -> None:
         """The workers this node runs (None: no captions here, `reason` says why)."""
@@ -297,6 +303,9 @@ class Captioning:
         self._fed.pop(space.id, None)
         if self.workers is not None:
             self.workers.end_space(space.id)
+        self._ended_here[space.id] = None
+        while len(self._ended_here) > TRANSCRIPTS_KEPT:
+            self._ended_here.popitem(last=False)
 
     def flushing(self, space: Space) -> bool:
         """Ended less than FLUSH_S ago: the workers' last finals are still taken."""
@@ -322,6 +331,8 @@ class Captioning:
             self._queue.put_nowait(caption)
         except asyncio.QueueFull:
             self._dropped()
+        else:
+            self._storing[space_id] += 1
 
     async def stored(self) -> None:
         """Returns once every caption taken so far is stored and told (tests, shutdown)."""
@@ -344,6 +355,10 @@ class Captioning:
                 log.exception("captions: could not store or tell %s", caption.utterance)
             finally:
                 self._queue.task_done()
+                space_id = SpaceId(caption.space)
+                self._storing[space_id] -= 1
+                if self._storing[space_id] <= 0:
+                    del self._storing[space_id]
 
     async def _take(self, caption: Caption) -> None:
         space_id = SpaceId(caption.space)
@@ -399,8 +414,15 @@ class Captioning:
         return bool(await self.media.lines(space_id, CAPTIONS_NAME))
 
     async def complete(self, space: Space) -> bool:
-        """True once the space has ended and its workers flushed its last words."""
-        return space.state is SpaceState.ENDED and not self.flushing(space)
+        """True once the space has ended and its workers flushed its last words: known here when its
+        stage ran here, else taken to be so FLUSH_S after the end."""
+        if space.state is not SpaceState.ENDED:
+            return False
+        if not self.flushing(space):
+            return True
+        workers = self.workers
+        idle = workers is None or not self._ready or not workers.busy(space.id)
+        return space.id in self._ended_here and idle and not self._storing[space.id]
 
     async def language(self, space_id: SpaceId) -> str:
         return (await self.settings(space_id)).language

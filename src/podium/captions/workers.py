@@ -442,6 +442,12 @@ class CaptionWorkers:
         if talker is not None:
             self._handle(space, speaker, talker, talker.cutter.close())
 
+    def busy(self, space: str) -> bool:
+        """Whether words of `space` are still to come: an utterance open, or sent and not yet recognized."""
+        return any(key[0] == space for key in self._speakers) or any(
+            u.space == space for w in self._workers for u in w.open.values()
+        )
+
     def end_space(self, space: str) -> None:
         for key in [key for key in self._speakers if key[0] == space]:
             self.speaker_gone(*key)
