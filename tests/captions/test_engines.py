@@ -9,9 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from podium.app import create_app
 from podium.captions.engine import CaptionsUnavailable, Engine
-from podium.captions.engines import load_engine
+from podium.captions.engines import languages, load_engine
 from podium.captions.utterances import Downsampler
+from podium.settings import Settings
+from podium.testing import eventually, models
 from tests.captions.speech import SENTENCES, said, silence, tiny_en, words, words_right
 
 CHUNK = 2560  # 160 ms at 16 kHz, as the workers feed an engine
@@ -110,3 +113,28 @@ def test_without_faster_whisper_the_operator_is_told_to_install_the_extra(monkey
 def test_an_unknown_engine_names_the_choices() -> None:
     with pytest.raises(CaptionsUnavailable, match="pocketsphinx, whisper"):
         load_engine("vosk2000", "", "en")
+
+
+def test_what_an_engine_captions_is_known_without_loading_it(tmp_path: Path) -> None:
+    """A node says at start what it can caption, or why not; the model loads with its first stage."""
+    assert languages("pocketsphinx", "") == ("en",)
+    assert languages("whisper", tiny_en()) == ("en",)
+    multilingual = languages("whisper", str(models.whisper_base(tmp_path)))
+    assert {"en", "de", "fr"} <= set(multilingual)
+    with pytest.raises(CaptionsUnavailable, match=r"no model\.bin"):
+        languages("whisper", str(tmp_path / "nowhere"))
+    with pytest.raises(CaptionsUnavailable, match="choose one of"):
+        languages("deepspeech", "")
+
+
+async def test_a_node_spawns_no_speech_worker_until_a_stage_starts(tmp_path: Path) -> None:
+    """Nothing is spent on models by a node that runs no stage (a listeners' node, most tests)."""
+    app = create_app(Settings.load({}, data_dir=tmp_path / "data"))
+    async with app.router.lifespan_context(app):
+        captioning = app.state.services.captioning
+        assert captioning.available and captioning.languages == ("en",)
+        assert captioning.workers.pids == []
+        captioning.warm()  # what a stage starting here does
+        pids = await eventually(lambda: captioning.workers.pids, "the workers are up", timeout_s=30)
+        assert pids
+    assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
