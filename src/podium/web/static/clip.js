@@ -15,6 +15,26 @@
     if (mono) detail.className = "mono";
     $("facts").append(term, detail);
   }
+  // The clip's words: the space's transcript, the lines that overlap the clip (on the recording's
+  // axis; the clip's own audio starts at its offset). A press on a line plays the clip from there.
+  async function showWords(offset, duration) {
+    try {
+      const response = await fetch(`/api/spaces/${space}/transcript`);
+      if (!response.ok) return;  // no transcript for this space: the page stays as it was
+      const data = await response.json();
+      const within = (data.segments || []).filter((s) => s.end_s > offset && s.start_s < offset + duration);
+      const audio = $("audio");
+      const words = makeTranscript({
+        list: $("clip-words"),
+        audio,
+        offset_s: offset,
+        seek: (to) => { audio.currentTime = to; audio.play().catch(() => { /* the controls still work */ }); },
+      });
+      words.show(within);
+      $("clip-words-note").textContent = within.length ? t("transcript.made_by", { engine: data.engine }) : t("transcript.clip_none");
+      $("clip-words-card").hidden = false;
+    } catch (_) { /* the clip plays without its words */ }
+  }
   try {
     const view = await api(`/api/spaces/${space}/clips/${clip}`);
     const f = view.facts;
@@ -33,6 +53,7 @@
     fact(t("clip.signing_key"), f.key_id, true);
     fact(t("clip.cut_at"), when(f.created_at));
     if (view.signature) fact(t("clip.signature"), view.signature, true);
+    showWords(f.offset_s, f.duration_s);
   } catch (e) {
     $("error").textContent = t("clip.load_failed", { message: e.message });
   }

@@ -28,7 +28,8 @@
     audio.currentTime = Math.min(Math.max(to, start), live() ? liveEdge() : end);
   }
   // listen.js asks where to start (a shared link's ?t=) and how far behind live we are.
-  window.podiumReplay = { startAt: () => { const t = wanted; wanted = null; return t; }, behind, seek };
+  // The transcript asks to start from a line before anything was loaded (`want`, then play).
+  window.podiumReplay = { startAt: () => { const t = wanted; wanted = null; return t; }, behind, seek, want: (to) => { wanted = Math.max(0, to); } };
 
   // Loaded as soon as listen.js knows the space, again every 10 s while it is live, and once
   // more when its state changes (the end makes the final duration and posts).
