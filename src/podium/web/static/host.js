@@ -376,6 +376,7 @@ setInterval(refreshPosts, 2000);
 const consoleCaptions = makeCaptions({ region: $("console-captions"), box: $("console-caption-lines") });
 let captions = null;  // the last GET/PUT /captions answer
 let captionsFollowed = false;
+let captionsSaves = 0;  // a read begun before a change was saved says what was, not what is
 
 function languageName(code) {
   try { return new Intl.DisplayNames([podiumI18n.lang], { type: "language" }).of(code) || code; } catch (_) { return code; }
@@ -414,11 +415,16 @@ function showCaptions(data) {
 
 async function refreshCaptions() {
   if (!token) return;
-  try { showCaptions(await api(`/api/spaces/${spaceId}/captions`, { token })); } catch (_) { /* next time */ }
+  const saves = captionsSaves;
+  try {
+    const data = await api(`/api/spaces/${spaceId}/captions`, { token });
+    if (saves === captionsSaves) showCaptions(data);
+  } catch (_) { /* next time */ }
 }
 
 async function saveCaptions() {
   const body = { enabled: $("captions-on").checked, language: $("captions-language").value || (captions && captions.language) };
+  captionsSaves += 1;
   try {
     const data = await api(`/api/spaces/${spaceId}/captions`, { method: "PUT", token, body });
     showCaptions(data);

@@ -44,7 +44,10 @@ function makeTranscript({ list, audio, offset_s = 0, seek, search = null }) {
     const words = document.createElement("span");
     words.className = "words";
     words.textContent = segment.text;
-    press.append(at, who, words);
+    const said = document.createElement("span");
+    said.className = "said";
+    said.append(who, " ", words);
+    press.append(at, " ", said);
     item.append(press);
     return { segment, item, button: press, words };
   }
