@@ -91,8 +91,17 @@
     }));
   }
 
+  // The transcript (transcript.js) is fetched only for a space that ended: live listeners never need it.
+  let transcriptAsked = false;
+  function loadTranscript() {
+    if (transcriptAsked || !player.space || player.space.state !== "ended" || !player.space.urls.replay) return;
+    transcriptAsked = true;
+    document.head.append(Object.assign(document.createElement("script"), { src: "/static/transcript.js" }));
+  }
+
   function tick() {
     load();
+    loadTranscript();
     // In the pre-show there is nothing to move in yet: hold audio is not the show.
     const started = Boolean(player.hls || audio.src) && !(player.space && player.space.state === "scheduled");
     $("seek").hidden = !started;
