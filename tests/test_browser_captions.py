@@ -6,9 +6,10 @@ match to match), a clip's words; axe-core finds nothing serious in any of these 
 
 The captions come in through the node's own entry point (`services.captioning.on_caption`, on the
 server's event loop), as the speech workers deliver them: Podium runs in this process for that,
-served by uvicorn on loopback in a thread of its own. The speech engines themselves are tested
-with real speech elsewhere (tests/captions); here the words are the test's, so the page can be
-held to them exactly."""
+served by uvicorn on loopback in a thread of its own. Its workers' seam is the delivery tests'
+`Recorder` (it records the frames the stage hands over and recognizes nothing): the engines are
+tested with real speech in their own tests; here the words are the test's, so that the pages can
+be held to them exactly."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from podium.captions.engine import Caption
 from podium.settings import Settings
 from podium.testing import eventually_sync
 from tests.browser_support import Speakers
+from tests.captions_delivery.support import Recorder
 from tests.conftest import free_port
 from tests.test_browser_a11y import VIEWPORTS, audit
 from tests.test_browser_replay import wait_until
@@ -80,6 +82,7 @@ def podium(tmp_path: Path) -> Iterator[InProcess]:
     port = free_port()
     settings = Settings.load({"PODIUM_ICE_LOOPBACK": "only"}, data_dir=tmp_path / "data", host="127.0.0.1", port=port)
     app = create_app(settings)
+    app.state.services.captioning.use(Recorder())
     config = uvicorn.Config(served(app), host="127.0.0.1", port=port, log_level="warning", ws="none", access_log=False)
     server = uvicorn.Server(config)
     loop = asyncio.new_event_loop()
@@ -157,7 +160,9 @@ def test_live_captions_show_who_said_what_and_cc_hides_them_remembered(
         ["Ben: thanks for having me", "Ada: our first question is about the weather", "Ben: it is raining here"],
         timeout=15000,
     )
-    page.screenshot(path=str(artifacts / f"captions-listener-{viewport}.png"), full_page=viewport == "phone")
+    page.screenshot(
+        path=str(artifacts / f"captions-listener-{viewport}.png"), full_page=viewport == "phone", animations="disabled"
+    )
     problems = audit(page, f"captions-listener-{viewport}", axe_dir)
     assert problems == [], "\n".join(problems)
 
@@ -181,7 +186,7 @@ def test_live_captions_show_who_said_what_and_cc_hides_them_remembered(
     expect(embed.locator("#caption-lines")).to_be_visible(timeout=20000)
     podium.say(sid, ben, "ben.3", 16.0, "thank you Ada")
     expect(embed.locator("#caption-lines .caption")).to_have_text(["Ben: thank you Ada"], timeout=15000)
-    embed.screenshot(path=str(artifacts / f"captions-embed-{viewport}.png"))
+    embed.screenshot(path=str(artifacts / f"captions-embed-{viewport}.png"), animations="disabled")
 
 
 @pytest.mark.parametrize("viewport", VIEWPORTS)
@@ -201,7 +206,7 @@ def test_the_host_switches_captions_off_and_listeners_no_longer_see_them(
     # The console shows the live captions too.
     podium.say(sid, ada, "ada.1", 1.0, "can everyone read this")
     expect(host.locator("#console-caption-lines .caption")).to_have_text(["Ada: can everyone read this"], timeout=15000)
-    host.screenshot(path=str(artifacts / f"captions-console-{viewport}.png"), full_page=True)
+    host.screenshot(path=str(artifacts / f"captions-console-{viewport}.png"), full_page=True, animations="disabled")
     problems = audit(host, f"captions-console-{viewport}", axe_dir)
 
     listener = context(browser, viewport).new_page()
@@ -268,6 +273,9 @@ def test_the_replay_shows_the_transcript_in_step_with_the_audio_and_finds_words(
     page.locator("#play:enabled").click()
     wait_until(page, "audio.currentTime > 1.5 && !audio.paused")
     expect(transcript.first).to_have_attribute("aria-current", "true")
+    wait_until(page, "audio.currentTime > 4.5")
+    expect(transcript.nth(1)).to_have_attribute("aria-current", "true")
+    expect(transcript.first).not_to_have_attribute("aria-current", "true")
 
     # A press on a line plays from there, and the mark follows.
     transcript.nth(3).click()
@@ -282,28 +290,36 @@ def test_the_replay_shows_the_transcript_in_step_with_the_audio_and_finds_words(
     wait_until(page, "audio.currentTime >= 6.9 && audio.currentTime < 10")
     expect(transcript.nth(2)).to_have_attribute("aria-current", "true")
 
-    # The search finds words whatever their case, goes from match to match, and focus stays put.
+    # The search finds words whatever their case, from the line being heard on (the third): the
+    # match after it first, then on to the next (round to the first), and back; focus stays put.
     search = page.get_by_role("searchbox", name="Find words in the transcript")
     search.fill("WELCOME")
-    expect(page.locator("#transcript-found")).to_have_text("1 of 2")
-    expect(page.locator("#transcript-lines mark")).to_have_text(["Welcome", "welcome"])
-    search.press("Enter")
     expect(page.locator("#transcript-found")).to_have_text("2 of 2")
-    expect(page.locator("#transcript-lines button.line.found")).to_have_text(
-        "0:13 Ada And you are welcome back any time"
-    )
+    expect(page.locator("#transcript-lines mark")).to_have_text(["Welcome", "welcome"])
+    found = page.locator("#transcript-lines button.line.found")
+    expect(found).to_have_text("0:13 Ada And you are welcome back any time")
     search.press("Enter")
     expect(page.locator("#transcript-found")).to_have_text("1 of 2")
+    expect(found).to_have_text("0:01 Ada Welcome to the show about open captions")
+    search.press("Shift+Enter")
+    expect(page.locator("#transcript-found")).to_have_text("2 of 2")
+    search.press("Enter")
     assert page.evaluate("document.activeElement.id") == "transcript-search"
     # Tab from the search reaches the match found (past the Next button), and Enter plays it.
     page.keyboard.press("Tab")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.dataset.index") == "0"
+    page.keyboard.press("Enter")
+    wait_until(page, "audio.currentTime >= 0.9 && audio.currentTime < 4")
     search.fill("raining")
     expect(page.locator("#transcript-found")).to_have_text("No match")
     search.fill("speech")
     expect(page.locator("#transcript-found")).to_have_text("1 of 1")
-    page.screenshot(path=str(artifacts / f"captions-replay-{viewport}.png"), full_page=viewport == "phone")
+    wait_until(page, "audio.currentTime > 4.5")
+    expect(transcript.nth(1)).to_have_attribute("aria-current", "true")
+    page.screenshot(
+        path=str(artifacts / f"captions-replay-{viewport}.png"), full_page=viewport == "phone", animations="disabled"
+    )
     problems = audit(page, f"captions-replay-{viewport}", axe_dir)
     assert problems == [], "\n".join(problems)
 
