@@ -49,6 +49,7 @@ class InProcess:
     loop: asyncio.AbstractEventLoop
     thread: threading.Thread
     port: int
+    workers: Recorder
 
     @property
     def base(self) -> str:
@@ -82,7 +83,8 @@ def podium(tmp_path: Path) -> Iterator[InProcess]:
     port = free_port()
     settings = Settings.load({"PODIUM_ICE_LOOPBACK": "only"}, data_dir=tmp_path / "data", host="127.0.0.1", port=port)
     app = create_app(settings)
-    app.state.services.captioning.use(Recorder())
+    workers = Recorder()
+    app.state.services.captioning.use(workers)
     config = uvicorn.Config(served(app), host="127.0.0.1", port=port, log_level="warning", ws="none", access_log=False)
     server = uvicorn.Server(config)
     loop = asyncio.new_event_loop()
@@ -90,7 +92,7 @@ def podium(tmp_path: Path) -> Iterator[InProcess]:
     thread.start()
     eventually_sync(lambda: server.started, "podium came up", timeout_s=30)
     try:
-        yield InProcess(app, server, loop, thread, port)
+        yield InProcess(app, server, loop, thread, port, workers)
     finally:
         server.should_exit = True
         thread.join(30)
@@ -180,7 +182,9 @@ def test_live_captions_show_who_said_what_and_cc_hides_them_remembered(
     expect(lines(page).last).to_have_text("Ada: back to you", timeout=15000)
 
     # The embedded player shows them too while it plays (one line in the compact layout).
-    embed = context(browser, viewport).new_page()
+    # In a frame of the compact layout's size (100 px high, the snippet's default).
+    frame = {"width": 480 if viewport == "desktop" else 320, "height": 100}
+    embed = browser.new_context(viewport=frame, is_mobile=viewport == "phone").new_page()
     embed.goto(f"{podium.base}/embed/{sid}")
     embed.locator("#play:enabled").click()
     expect(embed.locator("#caption-lines")).to_be_visible(timeout=20000)
@@ -226,6 +230,35 @@ def test_the_host_switches_captions_off_and_listeners_no_longer_see_them(
     switch.check()
     expect(listener.locator("#captions")).to_be_visible(timeout=20000)
     assert httpx.get(f"{podium.base}/api/spaces/{sid}/captions", headers=auth(space)).json()["enabled"] is True
+
+
+@pytest.mark.parametrize("viewport", VIEWPORTS)
+def test_the_console_says_when_captions_pause_and_why_a_node_has_none(
+    podium: InProcess, browser: Browser, speakers: Speakers, axe_dir: Path, viewport: str
+) -> None:
+    space = speakers.run(create_space(podium, "Over budget"))
+    host = context(browser, viewport, bypass_csp=True).new_page()
+    # The workers say a speaker waits (the node's budget is two speakers at a time).
+    podium.workers.state, podium.workers.detail = "paused", "Ben waits: this node captions two speakers at once"
+    host.goto(f"{podium.base}{space['urls']['host']}#token={space['host_token']}")
+    notice = host.locator("#captions-notice")
+    expect(notice).to_have_text(
+        "Captions are paused. Ben waits: this node captions two speakers at once", timeout=15000
+    )
+    expect(notice).to_have_class("muted warning")
+    problems = audit(host, f"captions-console-paused-{viewport}", axe_dir)
+    assert problems == [], "\n".join(problems)
+    podium.workers.state, podium.workers.detail = "behind", "4 s behind"
+    expect(notice).to_have_text("Captions are behind. 4 s behind", timeout=15000)
+
+    # A node whose engine cannot run: the console says why, the switch cannot promise them, and
+    # listeners are offered none.
+    podium.loop.call_soon_threadsafe(podium.app.state.services.captioning.use, None, "the model did not load")
+    expect(notice).to_have_text("Captions unavailable: the model did not load", timeout=15000)
+    expect(host.get_by_role("switch", name="Live captions")).to_be_disabled()
+    expect(host.get_by_role("switch", name="Live captions")).not_to_be_checked()
+    expect(host.locator("#console-captions")).to_be_hidden()
+    assert httpx.get(f"{podium.base}/api/spaces/{space['id']}").json()["captions"]["enabled"] is False
 
 
 SAID = [

@@ -401,7 +401,8 @@ function showCaptions(data) {
   let text = "";
   if (!available) text = t("captions.unavailable", { reason: data.reason || data.detail || "" });
   else if (!data.enabled || data.state === "off") text = t("captions.off");
-  else if (data.state === "behind" || data.state === "paused") text = data.detail || t(`captions.${data.state}`);
+  // The workers' detail (who waits, and why) is the node's own sentence, after the state in words.
+  else if (data.state === "behind" || data.state === "paused") text = [t(`captions.${data.state}`), data.detail].filter(Boolean).join(" ");
   else if (data.state === "live" && space && space.state === "live") text = t("captions.live");
   setText(notice, text);
   // What needs the host's eye (behind, paused, missing) stands out; the rest is quiet.
