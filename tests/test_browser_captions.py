@@ -180,6 +180,11 @@ def test_live_captions_show_who_said_what_and_cc_hides_them_remembered(
     expect(page.locator("#caption-lines")).to_be_visible()
     podium.say(sid, ada, "ada.3", 13.0, "back to you")
     expect(lines(page).last).to_have_text("Ada: back to you", timeout=15000)
+    # A new line slides in, but not for those who asked for less motion.
+    page.emulate_media(reduced_motion="reduce")
+    podium.say(sid, ben, "ben.9", 14.0, "calm and still")
+    expect(lines(page).last).to_have_text("Ben: calm and still", timeout=15000)
+    assert lines(page).last.evaluate("e => getComputedStyle(e).animationName") == "none"
 
     # The embedded player shows them too while it plays (one line in the compact layout).
     # In a frame of the compact layout's size (100 px high, the snippet's default).
