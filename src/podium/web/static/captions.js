@@ -58,7 +58,9 @@ function makeCaptions({ region, box, toggle = null, lines = 3 }) {
     entry.caption = caption;
     said.set(caption.id, entry);
     const name = personName({ id: caption.speaker, name: caption.name });
-    setText(entry.element.querySelector(".who"), `${name}: `);
+    const who = entry.element.querySelector(".who");
+    setText(who, `${name}: `);
+    who.className = `who ${voiceClass(caption.speaker)}`;
     setText(entry.element.querySelector(".words"), caption.text);
     entry.element.classList.toggle("partial", !caption.final);
     entry.element.dataset.utterance = caption.id;

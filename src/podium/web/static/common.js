@@ -316,3 +316,11 @@ async function followTimeline(onItem, stop = () => false) {
     }
   }
 }
+
+// A colour per speaker for captions and transcripts (four, then round again), in the order they
+// first speak on this page: who said what shows at a glance, and the name says it anyway.
+const voices = new Map();
+function voiceClass(speakerId) {
+  if (!voices.has(speakerId)) voices.set(speakerId, voices.size % 4);
+  return `voice-${voices.get(speakerId)}`;
+}

@@ -39,7 +39,7 @@ function makeTranscript({ list, audio, offset_s = 0, seek, search = null }) {
     at.className = "at";
     at.textContent = transcriptClock(segment.start_s - offset_s);
     const who = document.createElement("span");
-    who.className = "who";
+    who.className = `who ${voiceClass(segment.speaker_id)}`;
     who.textContent = personName({ id: segment.speaker_id, name: segment.speaker });
     const words = document.createElement("span");
     words.className = "words";
