@@ -14,8 +14,18 @@ from podium.media import clips
 from podium.services import of
 from podium.web.accounts_api import client_address
 from podium.web.api import space_response
+from podium.web.captions_api import clip_words
 from podium.web.feed import podcast_feed
-from podium.web.http import CORS_HEADERS, bearer_token, json_response, public_base, read_body, read_model, space_of
+from podium.web.http import (
+    CORS_HEADERS,
+    bearer_token,
+    check_private_link,
+    json_response,
+    public_base,
+    read_body,
+    read_model,
+    space_of,
+)
 from podium.web.pages import render_page
 from podium.web.schemas import convert
 from podium.web.schemas import recording as R
@@ -46,11 +56,7 @@ async def set_recording(request: Request) -> Response:
 
 async def download(request: Request) -> Response:
     space = await space_of(request)
-    if space.private:
-        key = request.query_params.get("key")
-        if not key:
-            raise Forbidden("this space is private: download it from your listener link")
-        of(request).directory.check_link(space, key)
+    check_private_link(request, space)
     file = await of(request).recordings.download(space)
     filename = "".join(c if c.isalnum() or c in " -_" else "_" for c in space.title)[:80].strip() or space.id
     return _m4a(file, f'inline; filename="{filename}.m4a"', private=space.private)
@@ -81,14 +87,18 @@ async def create_clip(request: Request) -> Response:
         raise Forbidden("clips are made of public spaces only (this one is private)")
     body = await read_model(request, R.NewClip, 1024)
     view = await of(request).recordings.create_clip(space, body.start_s, body.duration_s, client_address(request))
-    clip = convert(view, R.Clip)
+    clip = convert({**view, "words": await clip_words(request, space, view["facts"])}, R.Clip)
     return json_response(clip, status=201, headers={"Location": clip.urls.page})
 
 
 async def get_clip(request: Request) -> Response:
     space = await space_of(request)
     view, _file = await of(request).recordings.clip(space, request.path_params["clip_id"])
-    return json_response(convert(view, R.Clip), cache="public, max-age=3600")
+    # Its words can still come in for a while after its space ends: kept briefly until then.
+    cache = "public, max-age=3600" if await of(request).captioning.complete(space) else "public, max-age=10"
+    return json_response(
+        convert({**view, "words": await clip_words(request, space, view["facts"])}, R.Clip), cache=cache
+    )
 
 
 async def clip_file(request: Request) -> Response:
@@ -112,7 +122,13 @@ async def public_key(request: Request) -> Response:
 async def feed(request: Request) -> Response:
     # What the listing announces (`domain.space.announced`).
     spaces = await of(request).space_store.recent(100, announced=True)
-    xml = await podcast_feed(of(request).media, spaces, public_base(request))
+    captioning = of(request).captioning
+    transcripts = {
+        space.id: await captioning.language(space.id)
+        for space in spaces
+        if space.state is SpaceState.ENDED and space.record and await captioning.has_transcript(space.id)
+    }
+    xml = await podcast_feed(of(request).media, spaces, public_base(request), transcripts)
     headers = {"Cache-Control": "public, max-age=30", **CORS_HEADERS}
     return Response(xml, media_type="application/rss+xml; charset=utf-8", headers=headers)
 
