@@ -375,3 +375,30 @@ def test_the_replay_shows_the_transcript_in_step_with_the_audio_and_finds_words(
     words = clip.locator("#clip-words .words")
     expect(words.first).to_have_text("Tell us how speech recognition works here", timeout=20000)
     assert "Thanks Ada it is good to be here" not in words.all_text_contents()
+
+
+def test_a_private_replay_shows_its_transcript_to_those_with_the_link(
+    podium: InProcess, browser: Browser, speakers: Speakers
+) -> None:
+    made = httpx.post(f"{podium.base}/api/spaces", json={"title": "Members only", "private": True})
+    assert made.status_code == 201, made.text
+    space = made.json()
+    sid = space["id"]
+    ada = httpx.put(f"{podium.base}/api/spaces/{sid}/me/name", json={"name": "Ada"}, headers=auth(space)).json()
+    link = httpx.post(f"{podium.base}/api/spaces/{sid}/listener-links", json={}, headers=auth(space)).json()
+    signed = {"urls": {"hls": link["hls"]}}  # the stream of a private space, as its link opens it
+    speakers.speak(podium, space["urls"]["whip"], space["host_token"], 440)
+    speakers.run(wait_for_media(podium, signed, 2))
+    podium.say(sid, ada, "ada.1", 1.0, "only for those invited")
+    speakers.run(wait_for_media(podium, signed, 6))
+    httpx.post(f"{podium.base}/api/spaces/{sid}/end", headers=auth(space), timeout=20).raise_for_status()
+    assert httpx.get(f"{podium.base}/api/spaces/{sid}/transcript").status_code == 403
+
+    page = context(browser, "desktop").new_page()
+    page.goto(str(httpx.URL(podium.base).join(link["page"])))
+    expect(page.locator("#transcript-lines .words")).to_have_text(["only for those invited"], timeout=20000)
+    # The files carry the link's key too (it never shows in the address bar: the page keeps it).
+    vtt = page.locator("#transcript-vtt").get_attribute("href")
+    assert vtt is not None and "key=" in vtt and "#key" not in page.url
+    answer = httpx.get(podium.base + vtt)
+    assert answer.status_code == 200 and "<v Ada>only for those invited" in answer.text
