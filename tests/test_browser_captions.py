@@ -2,7 +2,8 @@
 with each speaker's name (a partial replaced by its final), the CC button that hides them and is
 remembered, the host's switch that takes them off every listener's page, and the replay's
 transcript beside the player (the line being heard marked, a press seeks there, a search goes from
-match to match), a clip's words; axe-core finds nothing serious in any of these states.
+match to match), a clip's words, a private replay's transcript through its listener link; axe-core
+finds nothing serious in any of these states.
 
 The captions come in through the node's own entry point (`services.captioning.on_caption`, on the
 server's event loop), as the speech workers deliver them: Podium runs in this process for that,
