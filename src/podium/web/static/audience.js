@@ -96,41 +96,7 @@
     showReactionCounts();
     if (item.listeners && $("now")) { setText($("now"), item.listeners.now.toLocaleString(podiumI18n.lang)); setText($("peak"), item.listeners.peak.toLocaleString(podiumI18n.lang)); }
     if (item.speakers && !readOnly) renderStage($("stage"), { speakers: item.speakers.map((s) => ({ ...s, role: "", connected: true })) });
-  }
-
-  async function readIndex() {
-    const response = await fetch(`/timeline/${spaceId}/index.json`);
-    if (!response.ok) throw new Error(`index: ${response.status}`);
-    return response.json();
-  }
-
-  async function follow() {
-    // Start at the last keyframe (it carries the whole picture), then ask for each next object
-    // directly: the server answers it the moment it exists, so nothing waits on the index.
-    let index = null;
-    let next = null;
-    for (;;) {
-      try {
-        if (index === null) {
-          index = await readIndex();
-          if (next === null) next = index.keyframe;
-        }
-        if (index.state === "ended" && next > index.latest) return;  // the whole timeline is read
-        const response = await fetch(index.item_url.replace("{seq}", String(next)));
-        if (response.ok) {
-          applyItem(await response.json(), next >= index.latest);
-          next += 1;
-          continue;
-        }
-        index = await readIndex();
-        if (index.state === "ended" && next > index.latest) return;
-        if (next > index.latest + 1) next = index.keyframe;  // the server restarted its numbering
-        await sleep((index.interval_s || 1) * 1000);
-      } catch (_) {
-        index = null;  // read it again before going on
-        await sleep(2000);
-      }
-    }
+    if (window.podiumCaptions) window.podiumCaptions.apply(item);
   }
 
   // The reaction buttons are made once; only their counts change (focus stays where it is).
@@ -234,5 +200,5 @@
   const saved = sessionStorage.getItem("podium.session");
   if (saved && !readOnly) signedIn(JSON.parse(saved));
   makeReactions();
-  follow();
+  followTimeline(applyItem);
 })();

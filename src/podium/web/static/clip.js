@@ -15,6 +15,36 @@
     if (mono) detail.className = "mono";
     $("facts").append(term, detail);
   }
+  // The clip's words, timed from the clip's start: as the clip's view carries them, or else the
+  // lines of the space's transcript that overlap the clip (on the recording's axis, from the
+  // clip's offset). A press on a line plays the clip from there.
+  function wordsList(offset) {
+    const audio = $("audio");
+    return makeTranscript({
+      list: $("clip-words"),
+      audio,
+      offset_s: offset,
+      seek: (to) => { audio.currentTime = to; audio.play().catch(() => { /* the controls still work */ }); },
+    });
+  }
+  async function showWords(view) {
+    const f = view.facts;
+    if (Array.isArray(view.words)) {
+      if (!view.words.length) return;  // nothing said, or no captions in this space
+      wordsList(0).show(view.words);
+      $("clip-words-card").hidden = false;
+      return;
+    }
+    try {
+      const response = await fetch(`/api/spaces/${space}/transcript`);
+      if (!response.ok) return;  // no transcript for this space: the page stays as it was
+      const data = await response.json();
+      const within = (data.segments || []).filter((s) => s.end_s > f.offset_s && s.start_s < f.offset_s + f.duration_s);
+      wordsList(f.offset_s).show(within);
+      $("clip-words-note").textContent = within.length ? t("transcript.made_by", { engine: data.engine }) : t("transcript.clip_none");
+      $("clip-words-card").hidden = false;
+    } catch (_) { /* the clip plays without its words */ }
+  }
   try {
     const view = await api(`/api/spaces/${space}/clips/${clip}`);
     const f = view.facts;
@@ -33,6 +63,7 @@
     fact(t("clip.signing_key"), f.key_id, true);
     fact(t("clip.cut_at"), when(f.created_at));
     if (view.signature) fact(t("clip.signature"), view.signature, true);
+    showWords(view);
   } catch (e) {
     $("error").textContent = t("clip.load_failed", { message: e.message });
   }

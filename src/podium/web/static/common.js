@@ -276,3 +276,51 @@ function attachLevelMeter(audio, player, meter) {
   player.audioContext = context;
   watchLevel(analyser, (percent) => { meter.style.width = `${percent}%`; });
 }
+
+// Reads the space's timeline (one immutable object per interval, and a short-lived index; a cache
+// tier serves both to any crowd): from the last keyframe (which carries the whole picture) on,
+// each next object asked for directly (the server answers it the moment it exists). Calls
+// onItem(item, fresh) in order, `fresh` for news rather than the catching up; ends when the space
+// ended and all is read, or when stop() says so.
+async function followTimeline(onItem, stop = () => false) {
+  const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+  const readIndex = async () => {
+    const response = await fetch(`/timeline/${spaceId}/index.json`);
+    if (!response.ok) throw new Error(`index: ${response.status}`);
+    return response.json();
+  };
+  let index = null;
+  let next = null;
+  while (!stop()) {
+    try {
+      if (index === null) {
+        index = await readIndex();
+        if (next === null) next = index.keyframe;
+      }
+      if (index.state === "ended" && next > index.latest) return;  // the whole timeline is read
+      const response = await fetch(index.item_url.replace("{seq}", String(next)));
+      if (response.ok) {
+        const item = await response.json();
+        if (stop()) return;
+        onItem(item, next >= index.latest);
+        next += 1;
+        continue;
+      }
+      index = await readIndex();
+      if (index.state === "ended" && next > index.latest) return;
+      if (next > index.latest + 1) next = index.keyframe;  // the server restarted its numbering
+      await pause((index.interval_s || 1) * 1000);
+    } catch (_) {
+      index = null;  // read it again before going on
+      await pause(2000);
+    }
+  }
+}
+
+// A colour per speaker for captions and transcripts (four, then round again), in the order they
+// first speak on this page: who said what shows at a glance, and the name says it anyway.
+const voices = new Map();
+function voiceClass(speakerId) {
+  if (!voices.has(speakerId)) voices.set(speakerId, voices.size % 4);
+  return `voice-${voices.get(speakerId)}`;
+}

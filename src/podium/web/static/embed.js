@@ -23,6 +23,17 @@
   let startAt = null;  // a replay position chosen before the stream was loaded
   let started = false;  // the stream is loading (or loaded) into the player
   let admitting = false;  // the join is under way (the waiting room may hold us a while)
+  // Live captions while a live space plays (one line in the compact layout, three in the full):
+  // the timeline is read only then, so an article's readers who never press play cost nothing.
+  const captions = makeCaptions({ region: $("captions"), box: $("caption-lines"), toggle: $("cc"), lines: full || showQuestions || showComments ? 3 : 1 });
+  let following = false;
+  const captioning = () => Boolean(player.playing && player.space && player.space.state === "live" && player.space.captions && player.space.captions.enabled);
+  function followCaptions() {
+    captions.show(captioning());
+    if (following || !captioning()) return;
+    following = true;
+    followTimeline((item) => captions.apply(item), () => !captioning()).finally(() => { following = false; });
+  }
 
   function say(text) {
     status = text;
@@ -82,6 +93,7 @@
       return;
     }
     $("play").disabled = !(isOpen(space) || isReplay(space) || player.playing);
+    followCaptions();
     showPosition();
     if (player.playing) return;
     if (isOpen(space)) say(t(space.state === "live" ? "embed.ready_live" : "embed.ready_preshow"));
@@ -154,6 +166,7 @@
 
   function showPlaying(playing) {
     player.playing = playing;
+    followCaptions();
     $("play-icon").textContent = playing ? "❚❚" : "▶";
     $("play").setAttribute("aria-label", t(playing ? "embed.pause" : "embed.play"));
   }

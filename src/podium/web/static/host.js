@@ -369,3 +369,73 @@ setInterval(refresh, 3000);
 setInterval(refreshStage, 700);
 refreshPosts();
 setInterval(refreshPosts, 2000);
+
+// Captions: the host switches them on or off for this space and picks the language; the console
+// says which engine recognises the words and, when the node cannot keep up or has no engine, why
+// captions lag, pause or are missing. The console shows the live captions too (small).
+const consoleCaptions = makeCaptions({ region: $("console-captions"), box: $("console-caption-lines") });
+let captions = null;  // the last GET/PUT /captions answer
+let captionsFollowed = false;
+let captionsSaves = 0;  // a read begun before a change was saved says what was, not what is
+
+function languageName(code) {
+  try { return new Intl.DisplayNames([podiumI18n.lang], { type: "language" }).of(code) || code; } catch (_) { return code; }
+}
+
+function showCaptions(data) {
+  captions = data;
+  const available = data.available !== false && data.state !== "unavailable";
+  const select = $("captions-language");
+  const codes = data.languages && data.languages.length ? data.languages : [data.language];
+  if (select.dataset.codes !== codes.join(",")) {
+    select.dataset.codes = codes.join(",");
+    select.replaceChildren(...codes.map((code) => Object.assign(document.createElement("option"), { value: code, textContent: languageName(code) })));
+  }
+  if (document.activeElement !== select) select.value = data.language;
+  $("captions-on").checked = Boolean(data.enabled) && available;
+  const ended = space && space.state === "ended";
+  $("captions-on").disabled = !available || ended;
+  select.disabled = !available || ended || codes.length < 2;
+  setText($("captions-engine"), available && data.engine ? t("captions.engine", { engine: data.engine }) : "");
+  const notice = $("captions-notice");
+  let text = "";
+  if (!available) text = t("captions.unavailable", { reason: data.reason || data.detail || "" });
+  else if (!data.enabled || data.state === "off") text = t("captions.off");
+  // The workers' detail (who waits, and why) is the node's own sentence, after the state in words.
+  else if (data.state === "behind" || data.state === "paused") text = [t(`captions.${data.state}`), data.detail].filter(Boolean).join(" ");
+  else if (data.state === "live" && space && space.state === "live") text = t("captions.live");
+  setText(notice, text);
+  // What needs the host's eye (behind, paused, missing) stands out; the rest is quiet.
+  notice.classList.toggle("warning", !available || data.state === "behind" || data.state === "paused");
+  consoleCaptions.show(available && data.enabled && space && space.state !== "ended");
+  if (available && !captionsFollowed) {
+    captionsFollowed = true;
+    followTimeline((item) => consoleCaptions.apply(item), () => Boolean(space && space.state === "ended"));
+  }
+}
+
+async function refreshCaptions() {
+  if (!token) return;
+  const saves = captionsSaves;
+  try {
+    const data = await api(`/api/spaces/${spaceId}/captions`, { token });
+    if (saves === captionsSaves) showCaptions(data);
+  } catch (_) { /* next time */ }
+}
+
+async function saveCaptions() {
+  const body = { enabled: $("captions-on").checked, language: $("captions-language").value || (captions && captions.language) };
+  captionsSaves += 1;
+  try {
+    const data = await api(`/api/spaces/${spaceId}/captions`, { method: "PUT", token, body });
+    showCaptions(data);
+  } catch (e) {
+    showError(t("captions.save_failed", { message: e.message }));
+    refreshCaptions();
+  }
+}
+$("captions-on").addEventListener("change", saveCaptions);
+$("captions-language").addEventListener("change", saveCaptions);
+$("captions-form").addEventListener("submit", (event) => event.preventDefault());
+refreshCaptions();
+setInterval(refreshCaptions, 3000);

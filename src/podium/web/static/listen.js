@@ -13,6 +13,8 @@ if (linkKey) {
 // What the page knows about its player; the level meter and anyone debugging read it.
 const player = (window.podium = { space: null, hls: null, analyser: null, playing: false, admitted: null });
 let beatTimer = null;
+// Live captions under the player (captions.js); audience.js feeds them the timeline's objects.
+window.podiumCaptions = makeCaptions({ region: $("captions"), box: $("caption-lines"), toggle: $("cc") });
 
 function render() {
   const space = player.space;
@@ -22,6 +24,8 @@ function render() {
   $("state").textContent = stateName(space);
   $("state").dataset.state = space.state;
   const open = space.state === "live" || (space.state === "scheduled" && space.preshow);
+  // Shown while the space is on and its host has captions on; the replay has the transcript instead.
+  window.podiumCaptions.show(open && Boolean(space.captions && space.captions.enabled));
   if (player.playing && space.state === "live" && $("status").textContent === t("listen.playing_preshow")) $("status").textContent = t("listen.playing_live");
   // Live (or in its pre-show), the stream is for those let in: the button waits for the join.
   $("play").disabled = (space.state === "scheduled" && !space.preshow && !player.playing) || (open && !player.admitted);

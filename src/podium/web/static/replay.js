@@ -28,7 +28,8 @@
     audio.currentTime = Math.min(Math.max(to, start), live() ? liveEdge() : end);
   }
   // listen.js asks where to start (a shared link's ?t=) and how far behind live we are.
-  window.podiumReplay = { startAt: () => { const t = wanted; wanted = null; return t; }, behind, seek };
+  // The transcript asks to start from a line before anything was loaded (`want`, then play).
+  window.podiumReplay = { startAt: () => { const t = wanted; wanted = null; return t; }, behind, seek, want: (to) => { wanted = Math.max(0, to); } };
 
   // Loaded as soon as listen.js knows the space, again every 10 s while it is live, and once
   // more when its state changes (the end makes the final duration and posts).
@@ -90,8 +91,17 @@
     }));
   }
 
+  // The transcript (transcript.js) is fetched only for a space that ended: live listeners never need it.
+  let transcriptAsked = false;
+  function loadTranscript() {
+    if (transcriptAsked || !player.space || player.space.state !== "ended" || !player.space.urls.replay) return;
+    transcriptAsked = true;
+    document.head.append(Object.assign(document.createElement("script"), { src: "/static/transcript.js" }));
+  }
+
   function tick() {
     load();
+    loadTranscript();
     // In the pre-show there is nothing to move in yet: hold audio is not the show.
     const started = Boolean(player.hls || audio.src) && !(player.space && player.space.state === "scheduled");
     $("seek").hidden = !started;
