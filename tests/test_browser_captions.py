@@ -199,7 +199,8 @@ def test_live_captions_show_who_said_what_and_cc_hides_them_remembered(
     embed.screenshot(path=str(artifacts / f"captions-embed-{viewport}.png"), animations="disabled")
 
 
-@pytest.mark.parametrize("viewport", VIEWPORTS)
+# The switch on a desktop, the notices on a phone: the console's captions card is one layout each.
+@pytest.mark.parametrize("viewport", ["desktop"])
 def test_the_host_switches_captions_off_and_listeners_no_longer_see_them(
     podium: InProcess, browser: Browser, speakers: Speakers, artifacts: Path, axe_dir: Path, viewport: str
 ) -> None:
@@ -238,7 +239,7 @@ def test_the_host_switches_captions_off_and_listeners_no_longer_see_them(
     assert httpx.get(f"{podium.base}/api/spaces/{sid}/captions", headers=auth(space)).json()["enabled"] is True
 
 
-@pytest.mark.parametrize("viewport", VIEWPORTS)
+@pytest.mark.parametrize("viewport", ["phone"])
 def test_the_console_says_when_captions_pause_and_why_a_node_has_none(
     podium: InProcess, browser: Browser, speakers: Speakers, axe_dir: Path, viewport: str
 ) -> None:
