@@ -16,6 +16,7 @@ import pytest
 from playwright.sync_api import Browser, Playwright, sync_playwright
 from starlette.applications import Starlette
 
+import podium.app
 from podium.app import create_app
 from podium.settings import Settings
 from podium.testing import eventually_sync
@@ -25,6 +26,17 @@ CHROMIUM = "/usr/bin/chromium"
 
 if TYPE_CHECKING:
     from tests.browser_support import Speakers
+
+
+@pytest.fixture(autouse=True)
+def speech_workers_only_for_captions(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node spawns a speech worker (a process, a model in memory) when its first stage starts:
+    only the captions tests (tests/captions*, test_*captions*) pay for that; every other node a test
+    starts, in process or as `podium serve`, has captions off."""
+    if "captions" in request.node.nodeid.split("::")[0]:
+        return
+    monkeypatch.setenv("PODIUM_CAPTIONS_ENGINE", "off")
+    monkeypatch.setattr(podium.app, "caption_workers", lambda settings, captioning: (None, "off in this test"))
 
 
 @pytest.fixture

@@ -38,8 +38,13 @@ def silence(seconds: float) -> npt.NDArray[np.int16]:
     return np.zeros(round(seconds * 48_000), dtype=np.int16)
 
 
+# The same words written another way ("I'm glad", "1 million"): not a mistake a listener would see.
+SPELLINGS = {"i'm": "i am", "it's": "it is", "we're": "we are", "don't": "do not", "1": "one", "2": "two"}
+
+
 def words(text: str) -> list[str]:
-    return re.sub(r"[^a-z0-9' ]", " ", text.lower()).split()
+    raw = re.sub(r"[^a-z0-9' ]", " ", text.lower()).split()
+    return [word for token in raw for word in SPELLINGS.get(token, token).split()]
 
 
 def words_right(reference: str, heard: str) -> int:

@@ -13,6 +13,7 @@ from podium.ids import SpaceId
 from podium.media.hold import HoldAudio, tone_bed
 from podium.media.mixer import Samples
 from podium.media.stage import Stage
+from podium.testing import eventually
 from podium.testing.whip_client import tone
 from tests.captions_delivery.support import host, node
 
@@ -82,3 +83,24 @@ async def test_a_live_stage_feeds_the_caption_workers_with_names_and_language(tm
         assert n.recorder.gone == [(space["id"], "host")]
         await n.end(space)
         assert n.recorder.ended == [space["id"]]
+
+
+async def test_what_is_said_while_the_workers_load_reaches_them_once_they_are_up(tmp_path: Path) -> None:
+    """The node's first stage starts the workers; the first words are not lost to their loading."""
+    async with node(tmp_path / "data") as n:
+        assert n.recorder is not None
+        captioning = n.app.state.captioning
+        captioning._ready = False  # as on a node whose first stage just started
+        captioning._warming = None
+        n.recorder.running = False
+        space_id = SpaceId("early0000001")
+        said = [np.full(960, n_, dtype=np.int16) for n_ in range(5)]
+        captioning.frames(space_id, {"ada": said[0]}, 0.0)
+        captioning.frames(space_id, {"ada": said[1]}, 0.02)
+        assert list(n.recorder.frames) == [] and n.recorder.running is False
+        await eventually(lambda: n.recorder.running, "the workers started", timeout_s=5)
+        for k in range(2, 5):
+            captioning.frames(space_id, {"ada": said[k]}, round(0.02 * k, 3))
+        assert [(speaker, at_s) for _, speaker, _, _, at_s, _ in n.recorder.frames] == [
+            ("ada", round(0.02 * k, 3)) for k in range(5)
+        ]

@@ -20,7 +20,7 @@ import contextlib
 import json
 import logging
 import re
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -51,6 +51,9 @@ SETTINGS_FRESH_S = 5.0
 TRANSCRIPTS_KEPT = 32
 SETTINGS_KEPT = 10_000
 DROP_LOG_INTERVAL_S = 10.0
+# Stage ticks kept while the workers load the engine (10 s; about 2 MB a speaker): the first words
+# said on a node are captioned too.
+EARLY_FRAMES = 500
 LANGUAGE = re.compile("[a-z]{2,3}")
 
 
@@ -113,6 +116,7 @@ class Captioning:
         self._languages: tuple[str, ...] = ()
         self._warming: asyncio.Task[None] | None = None
         self._ready = False
+        self._early: deque[tuple[SpaceId, dict[str, Pcm], float]] = deque(maxlen=EARLY_FRAMES)
         # Ended here (their stage ran here): their transcript is complete as soon as the workers
         # have said their last words and those are stored, not only FLUSH_S after the end.
         self._ended_here: OrderedDict[SpaceId, None] = OrderedDict()
@@ -146,6 +150,7 @@ class Captioning:
         except CaptionsUnavailable as error:
             log.warning("captions are off on this node: %s", error)
             self.use(None, str(error))
+            self._early.clear()
         else:
             self._ready = True
 
@@ -278,9 +283,19 @@ class Captioning:
         """One stage tick of a live space (never the pre-show): each unmuted speaker's 20 ms at
         48 kHz, by member id; `at_s` is the frame's start on the recording's axis."""
         workers = self.workers
-        if workers is None or not self._ready:
-            self.warm()
+        if workers is None:
             return
+        if not self._ready:
+            # The workers are loading the engine (the node's first stage just started): what is said
+            # meanwhile waits here, bounded, and goes to them once they are up.
+            self.warm()
+            self._early.append((space_id, {speaker: samples.copy() for speaker, samples in frames.items()}, at_s))
+            return
+        while self._early:
+            self._feed(workers, *self._early.popleft())
+        self._feed(workers, space_id, frames, at_s)
+
+    def _feed(self, workers: CaptionWorkersLike, space_id: SpaceId, frames: Mapping[str, Pcm], at_s: float) -> None:
         settings = self.known(space_id)
         fed = self._fed.setdefault(space_id, {})
         if not settings.enabled:
