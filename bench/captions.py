@@ -539,27 +539,34 @@ class LiveStep:
 
 
 def match_captions(step: LiveStep, members: dict[str, int], offset: float) -> None:
-    """Each final caption to the sentence of its speaker it overlaps most; `offset` turns the
-    recording's time axis into wall time (started_at), corrected by the median start residual."""
+    """Each final caption to the sentences of its speaker it covers (an utterance the cutter ran on
+    over two sentences counts for both), else to the nearest within MATCH_SLACK_S. `offset` turns the
+    recording's time axis into wall time (started_at), then is corrected by the median start residual."""
     finals = [c for c in step.finals.values() if str(c.get("text", "")).strip() and c.get("speaker") in members]
+
+    def overlap(c: dict[str, Any], s: Sentence) -> float:
+        return min(offset + float(c["end_s"]), s.end_wall + FRAME_S) - max(offset + float(c["start_s"]), s.start_wall)
+
     for _ in range(2):
         for s in step.sentences:
             s.captions = []
         residuals = []
         for c in finals:
-            start, end = offset + float(c["start_s"]), offset + float(c["end_s"])
             mine = [s for s in step.sentences if s.speaker == members[str(c["speaker"])]]
-            best = max(mine, key=lambda s: min(end, s.end_wall + FRAME_S) - max(start, s.start_wall), default=None)
-            if best is None or min(end, best.end_wall + FRAME_S) - max(start, best.start_wall) < -MATCH_SLACK_S:
+            best = max(mine, key=lambda s: overlap(c, s), default=None)
+            if best is None or overlap(c, best) < -MATCH_SLACK_S:
                 continue
-            best.captions.append(str(c["id"]))
-            residuals.append(start - best.start_wall)
+            residuals.append(offset + float(c["start_s"]) - best.start_wall)
+            for s in mine:
+                if s is best or overlap(c, s) >= min(0.3, 0.3 * (s.end_wall - s.start_wall)):
+                    s.captions.append(str(c["id"]))
         if len(residuals) < 3:
             return
         shift = statistics.median(residuals)
         if abs(shift) < 0.05 or abs(shift) > 3.0:
             return
-        step.notes.append(f"the recording's time axis was {shift:+.2f} s off started_at")
+        if abs(shift) >= 0.5:  # below that it is mostly the cutter's pre-roll
+            step.notes.append(f"captions began {shift:+.2f} s from their sentences on the started_at axis")
         offset -= shift
 
 
@@ -811,13 +818,14 @@ def report(results: Results) -> str:
                 lines.append(f"| {step.speakers} | unavailable: {step.unavailable} | | | | | | | | | no |")
                 continue
             window = max(step.window_s, 1e-9)
+            skipped = "?" if step.skipped_delta is None else f"{step.skipped_delta:.0f}"
             page = summary(step.delays(step.page_at)) if step.page_at is not None else "-"
             shown = ""
             if step.page_at is not None:
                 on_page = sum(1 for s in step.sentences if s.captions and all(u in step.page_at for u in s.captions))
                 shown = f" ({on_page} shown)"
             lines.append(
-                f"| {step.speakers} | {'/'.join(step.states) or '-'} | {step.skipped_delta} "
+                f"| {step.speakers} | {'/'.join(step.states) or '-'} | {skipped} "
                 f"| {len(step.sentences) - step.lost}/{len(step.sentences)}{shown} | {page} "
                 f"| {summary(step.delays(step.timeline_at))} | {100 * step.server_cpu_s / window:.0f} % "
                 f"| {100 * step.workers_cpu_s / window:.0f} % ({100 * step.worker_share:.0f} %) "
