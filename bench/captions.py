@@ -612,7 +612,7 @@ async def live_step(
                 context = await browser.new_context()
                 page = await context.new_page()
                 await page.add_init_script(OBSERVER_JS)
-                await page.goto(space["urls"]["page"], wait_until="load", timeout=30_000)
+                await page.goto(str(httpx.URL(base).join(space["urls"]["page"])), wait_until="load", timeout=30_000)
             tasks.append(asyncio.create_task(follower.run(stop)))
             tasks.append(asyncio.create_task(poll_status(client, base, space, step.statuses, stop)))
             await asyncio.sleep(args.settle)
