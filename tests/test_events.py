@@ -12,6 +12,7 @@ from podium import events
 from podium.domain import webhooks as webhook_rules
 from podium.events import (
     KINDS,
+    CaptionMade,
     CommentPosted,
     Event,
     ModerationChanged,
@@ -44,6 +45,7 @@ ONE_OF_EACH: list[Event] = [
     Reacted(SPACE, "n1", "👏", 2),
     PinChanged(SPACE, "n1"),
     ModerationChanged(SPACE, "n1"),
+    CaptionMade(SPACE, "n1", "m1", "Ada", "m1.3", 1.5, 3.25, "hello & <welcome>", True),
 ]
 
 

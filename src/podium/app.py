@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 import secrets
@@ -35,6 +36,7 @@ from podium.backends.placement import TIMELINE_PREFIX, MemoryPlacement, RedisPla
 from podium.backends.redis_bus import RedisBus
 from podium.backends.sql import SqlSpaceStore
 from podium.backends.storage import media_store_for
+from podium.captions.service import Captioning, CaptionWorkersLike
 from podium.clock import Clock, SystemClock
 from podium.delivery import hls
 from podium.delivery.fast import HlsFastPath
@@ -158,6 +160,11 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
     governor = Governor(Capacity(settings.max_in_flight, settings.max_lag_ms), clock)
     joins = Joins(TicketSigner(secret), governor, limits, clock, settings)
     webhooks = Webhooks(directory, database, allow_private=settings.webhooks_allow_private)
+    captioning = Captioning(directory, media, bus, getattr(settings, "captions_language", "en"))
+    captioning.use(*caption_workers(settings, captioning))
+    stages.frame_tap = captioning.frames
+    # The workers flush the ended space's last words (after the download: it never waits for them).
+    stages.end_hooks.append(captioning.space_ended)
     return Services(
         settings,
         clock,
@@ -182,7 +189,24 @@ def build(settings: Settings, clock: Clock | None = None) -> Services:
         joins,
         webhooks,
         limits,
+        captioning,
     )
+
+
+def caption_workers(settings: Settings, captioning: Captioning) -> tuple[CaptionWorkersLike | None, str | None]:
+    """The node's caption workers (not started yet), or None and why there are none."""
+    engine = str(getattr(settings, "captions_engine", "off"))
+    if engine == "off":
+        return None, "captions are switched off (PODIUM_CAPTIONS_ENGINE=off)"
+    try:
+        # By name: the workers (and their engines' imports) load only on a node that captions.
+        module = importlib.import_module("podium.captions.workers")
+    except ImportError as error:
+        return None, f"the caption workers cannot be loaded ({error})"
+    workers: CaptionWorkersLike = module.CaptionWorkers(
+        module.CaptionConfig.from_settings(settings), captioning.on_caption
+    )
+    return workers, None
 
 
 async def _podium_error(request: Request, error: Exception) -> Response:
@@ -211,6 +235,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         # The stages first: every unfinished space in memory, interrupted ends finished.
+        # The caption workers first: a resumed stage feeds them from its first frame.
+        await parts.captioning.start()
         for part in (parts.stages, parts.listeners, parts.schedule, parts.follower, parts.feed, parts.webhooks):
             await part.start()
         lag = asyncio.create_task(sample_lag(parts.governor), name="lag-sampler")
@@ -221,6 +247,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             # The listeners' peaks once the ends are stored; the connections last.
             for service in (parts.feed, parts.webhooks, parts.recordings, parts.schedule, parts.follower, parts.stages):
                 await service.stop()
+            await parts.captioning.stop()
             await parts.listeners.stop()
             for closing in (parts.space_store, parts.bus, parts.shared_counts, parts.placement, parts.joins):
                 await closing.close()

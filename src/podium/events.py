@@ -88,6 +88,20 @@ class PinChanged(_Event, topic=AUDIENCE, type="pinned"): ...
 class ModerationChanged(_Event, topic=AUDIENCE, type="moderation"): ...
 
 
+@dataclass(frozen=True)
+class CaptionMade(_Event, topic=AUDIENCE, type="caption"):
+    """A speaker's words, partial (still being said) or final; a partial and its final share
+    `utterance`. Times are on the recording's axis (seconds); `text` is bounded by the service."""
+
+    speaker: str  # the member id
+    name: str  # the speaker's name when they said it
+    utterance: str
+    start_s: float
+    end_s: float
+    text: str
+    final: bool
+
+
 Event = (
     SpaceScheduled
     | SpaceStarted
@@ -100,6 +114,7 @@ Event = (
     | Reacted
     | PinChanged
     | ModerationChanged
+    | CaptionMade
 )
 KINDS: tuple[type[Event], ...] = get_args(Event)
 _BY_TYPE: dict[str, type[Event]] = {kind.TYPE: kind for kind in KINDS}

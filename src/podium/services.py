@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from podium.audience.posts import Posting
     from podium.backends.interfaces import Bus, MediaStore, Placement, SharedCounts
     from podium.backends.sql import SqlSpaceStore
+    from podium.captions.service import Captioning
     from podium.clock import Clock
     from podium.domain.tokens import TokenSigner
     from podium.recording import Recordings
@@ -55,6 +56,7 @@ class Services:
     joins: Joins
     webhooks: Webhooks
     limits: RateLimits
+    captioning: Captioning
 
 
 def of(request: Request) -> Services:

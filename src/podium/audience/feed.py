@@ -24,6 +24,7 @@ from podium.domain.space import SpaceState
 from podium.errors import NotFound
 from podium.events import (
     AUDIENCE,
+    CaptionMade,
     CommentPosted,
     ModerationChanged,
     PinChanged,
@@ -51,6 +52,19 @@ ELSEWHERE_POLL_S = 0.25  # how often a reader waits to look again for an object 
 
 def item_name(seq: int) -> str:
     return f"t{seq}.json"
+
+
+def caption_view(event: CaptionMade) -> dict[str, Any]:
+    """A caption as timeline objects carry it."""
+    return {
+        "id": event.utterance,
+        "speaker": event.speaker,
+        "name": event.name,
+        "start_s": event.start_s,
+        "end_s": event.end_s,
+        "text": event.text,
+        "final": event.final,
+    }
 
 
 @dataclass(eq=False)
@@ -153,6 +167,8 @@ class Feed:
                         timeline.react(emoji, count)
                     case PinChanged():
                         timeline.pinned_changed()
+                    case CaptionMade():
+                        timeline.caption(caption_view(event))
                 if isinstance(event, PinChanged | ModerationChanged) and event.node != self.ownership.node_id:
                     # Another node changed the rules: read them again when next needed.
                     self.posting.forget_moderation(event.space)
@@ -205,7 +221,7 @@ class Feed:
             stored = json.loads(pointer)
             if int(stored["latest"]) > timeline.seq:
                 timeline.seq = int(stored["latest"])
-                timeline.restore_recent(stored.get("recent", []))
+                timeline.restore_recent(stored.get("recent", []), stored.get("recent_captions", []))
 
     async def tick(self, space_id: SpaceId) -> dict[str, Any] | None:
         """Close one interval of `space_id`'s timeline; an ended space gets one last object, then stops."""
@@ -238,7 +254,11 @@ class Feed:
             # A compact log of the reactions alone, for the replay to show them in step with the audio.
             line = json.dumps({"at": item["at"], "reactions": item["reactions"]}, ensure_ascii=False)
             await self.media.append_line(space.id, REACTIONS_NAME, line)
-        pointer = {"latest": item["seq"], "recent": timeline.recent_comments}
+        pointer = {
+            "latest": item["seq"],
+            "recent": timeline.recent_comments,
+            "recent_captions": timeline.recent_captions,
+        }
         await self.media.write(space.id, POINTER_NAME, json.dumps(pointer, ensure_ascii=False).encode())
         if space.state is SpaceState.ENDED or (space.id not in self.stages.live_space_ids() and not news):
             # Ended: the last object is made. Not live and quiet: stop until the next post or reaction.

@@ -26,6 +26,10 @@ REACTIONS = ("👏", "❤️", "😂", "😮", "🔥", "👍")
 # like a video's key frames, it never needs anything but timeline objects.
 KEYFRAME_EVERY = 10
 RECENT_COMMENTS = 30
+# Captions: at most this many utterances per interval (the latest state of each), so a flood of
+# captions cannot grow an object; a keyframe carries the last RECENT_CAPTIONS finals.
+MAX_CAPTIONS = 20
+RECENT_CAPTIONS = 5
 
 
 def check_reaction(raw: object) -> str:
@@ -49,6 +53,9 @@ class Timeline:
     _pinned_changed: bool = False
     _rng: random.Random = field(init=False)
     _recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_COMMENTS))
+    # Utterance id → its latest caption in this interval, oldest first.
+    _captions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _recent_captions: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT_CAPTIONS))
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -68,6 +75,16 @@ class Timeline:
     def questions_changed(self) -> None:
         self._questions_changed = True
 
+    def caption(self, view: dict[str, Any]) -> None:
+        """A caption's latest state (`view["id"]`: its utterance); a final replaces its partials.
+        Past MAX_CAPTIONS utterances in one interval the oldest partial goes (else the oldest)."""
+        key = view["id"]
+        self._captions.pop(key, None)
+        if len(self._captions) >= MAX_CAPTIONS:
+            partials = [k for k, c in self._captions.items() if not c["final"]]
+            del self._captions[partials[0] if partials else next(iter(self._captions))]
+        self._captions[key] = view
+
     def pinned_changed(self) -> None:
         self._pinned_changed = True
 
@@ -75,14 +92,24 @@ class Timeline:
     def recent_comments(self) -> list[dict[str, Any]]:
         return list(self._recent)
 
-    def restore_recent(self, comments: list[dict[str, Any]]) -> None:
-        """After a restart: the comments a keyframe shows newcomers, from storage."""
+    def restore_recent(self, comments: list[dict[str, Any]], captions: list[dict[str, Any]] | None = None) -> None:
+        """After a restart: the comments (and captions) a keyframe shows newcomers, from storage."""
         self._recent = deque(comments, maxlen=RECENT_COMMENTS)
+        self._recent_captions = deque(captions or [], maxlen=RECENT_CAPTIONS)
+
+    @property
+    def recent_captions(self) -> list[dict[str, Any]]:
+        return list(self._recent_captions)
 
     @property
     def has_news(self) -> bool:
         return bool(
-            self._comments or self._reactions or self._removed or self._questions_changed or self._pinned_changed
+            self._comments
+            or self._reactions
+            or self._removed
+            or self._questions_changed
+            or self._pinned_changed
+            or self._captions
         )
 
     @property
@@ -131,10 +158,14 @@ class Timeline:
             item["questions"] = questions
         if self._pinned_changed or self.seq % KEYFRAME_EVERY == 0:
             item["pinned"] = pinned
+        if self._captions:
+            item["captions"] = list(self._captions.values())
+            self._recent_captions.extend(c for c in self._captions.values() if c["final"])
         if self.seq % KEYFRAME_EVERY == 0:
             item["keyframe"] = True
             item["recent_comments"] = list(self._recent)
-        self._comments, self._removed, self._reactions = [], [], Counter()
+            item["recent_captions"] = list(self._recent_captions)
+        self._comments, self._removed, self._reactions, self._captions = [], [], Counter(), {}
         self._questions_changed = self._pinned_changed = False
         return item
 

@@ -13,6 +13,8 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
 from podium.backends.interfaces import MediaStore
+from podium.captions import transcript
+from podium.captions.transcript import Slot
 from podium.domain.space import Space, SpaceState
 from podium.errors import Forbidden, InvalidInput, NotFound
 from podium.media.packager import INIT_NAME, Block, Packager, multivariant_playlist, segment_name
@@ -26,6 +28,15 @@ BLOCKING_FRESH = "public, max-age=12"
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 MEDIA_TYPE = "video/iso.segment"  # what Apple's tools serve .m4s with; players read the bytes anyway
 INIT_TYPE = "audio/mp4"
+VTT_TYPE = "text/vtt; charset=utf-8"
+CAPTIONS_PLAYLIST = "captions.m3u8"
+# A caption comes up to ~3 s after its words: live, a WebVTT segment is listed only once the audio
+# made is this far (seconds) past the segment's end, so that its words are in when it is read once
+# and cached for good. Ended, every segment is listed.
+CAPTIONS_SETTLE_S = 6.0
+# Until the transcript is complete (the space ended, its last words flushed), what may still change
+# is cached this long.
+CAPTIONS_FRESH = "public, max-age=2"
 
 # Names and numbers in their one canonical form: ASCII digits (`\d` would take any script's, and
 # int() reads "١٢" as 12), no leading zero, bounded length. Every other spelling of a file is a 404,
@@ -33,6 +44,7 @@ INIT_TYPE = "audio/mp4"
 _NUMBER = "(0|[1-9][0-9]{0,8})"  # 0 .. 999,999,999
 _PART = re.compile(rf"p{_NUMBER}-(0|[1-9][0-9]{{0,2}})\.m4s")
 _SEGMENT = re.compile(rf"s{_NUMBER}\.m4s")
+_CAPTIONS = re.compile(rf"c{_NUMBER}\.vtt")
 _QUERY_INT = re.compile(_NUMBER)
 
 # Every public answer may be read by a page on any origin (embeds, players elsewhere).
@@ -51,6 +63,12 @@ def parse_part_name(name: str) -> tuple[int, int] | None:
 def parse_segment_name(name: str) -> int | None:
     """`s12.m4s` → 12; anything else → None."""
     match = _SEGMENT.fullmatch(name)
+    return None if match is None else int(match.group(1))
+
+
+def parse_captions_name(name: str) -> int | None:
+    """`c12.vtt` → 12 (the WebVTT segment alongside audio segment 12); anything else → None."""
+    match = _CAPTIONS.fullmatch(name)
     return None if match is None else int(match.group(1))
 
 
@@ -96,8 +114,51 @@ def _headers(cache: str) -> dict[str, str]:
 
 
 async def multivariant(request: Request) -> Response:
-    await _space_media(request)
-    return Response(multivariant_playlist(BITRATE), media_type=PLAYLIST_TYPE, headers=_headers(PLAYLIST_FRESH))
+    space, _stage = await _space_media(request)
+    captioning = of(request).captioning
+    subtitles = None
+    if (await captioning.settings(space.id)).enabled or await captioning.has_transcript(space.id):
+        language = await captioning.language(space.id)
+        subtitles = (f"Captions ({language})", language, CAPTIONS_PLAYLIST)
+    body = multivariant_playlist(BITRATE, subtitles=subtitles)
+    return Response(body, media_type=PLAYLIST_TYPE, headers=_headers(PLAYLIST_FRESH))
+
+
+async def _caption_slots(request: Request, space: Space, stage: Stage | None) -> tuple[list[Slot], bool]:
+    """The WebVTT segments listed now (one per audio segment the audio playlist lists, with the same
+    numbers and lengths, live only once settled), and whether the list is final."""
+    if stage is not None:
+        placed = transcript.slots(stage.packager.segments)
+        made_s = placed[-1].end_s if placed else 0.0
+        return [slot for slot in placed if slot.end_s + CAPTIONS_SETTLE_S <= made_s], False
+    if space.state is SpaceState.ENDED:
+        # The replay lists the recording alone (the pre-show's hold audio is left out).
+        placed = transcript.slots(await of(request).media.records(space.id))
+        return [slot for slot in placed if not slot.record.preshow], True
+    raise NotFound("this space's stream is not running on this node")
+
+
+async def captions_playlist(request: Request) -> Response:
+    space, stage = await _space_media(request)
+    listed, ended = await _caption_slots(request, space, stage)
+    captioning = of(request).captioning
+    first = stage.packager.segments[0].msn if stage is not None and stage.packager.segments else 0
+    body = transcript.subtitle_playlist(
+        listed, (await _packager(of(request).stages, space, stage)).layout.target_duration_s, first, ended
+    )
+    cache = "public, max-age=60" if ended and await captioning.complete(space) else PLAYLIST_FRESH
+    return Response(body, media_type=PLAYLIST_TYPE, headers=_headers(cache))
+
+
+async def _captions_segment(request: Request, space: Space, stage: Stage | None, msn: int) -> Response:
+    listed, ended = await _caption_slots(request, space, stage)
+    slot = next((slot for slot in listed if slot.msn == msn), None)
+    if slot is None:
+        raise NotFound("no such captions segment (not listed yet)")
+    captioning = of(request).captioning
+    body = transcript.subtitle_segment(slot, await captioning.transcript(space))
+    settled = not ended or await captioning.complete(space)
+    return Response(body, media_type=VTT_TYPE, headers=_headers(IMMUTABLE if settled else CAPTIONS_FRESH))
 
 
 async def media_playlist(request: Request) -> Response:
@@ -159,6 +220,9 @@ async def media_file(request: Request) -> Response:
         return Response(part.data, media_type=MEDIA_TYPE, headers=_headers(IMMUTABLE))
     segment = parse_segment_name(name)
     if segment is None:
+        captions = parse_captions_name(name)
+        if captions is not None:
+            return await _captions_segment(request, space, stage, captions)
         raise NotFound("no such file")
     if stage is not None and media.local_path(space.id, segment_name(segment)) is None:
         # Complete but still on its way to the disk: the packager has its parts in memory.

@@ -54,6 +54,8 @@ class MixResult:
     minus: dict[Hashable, Samples]
     # Peak level of each input in this frame, 0.0 (silent) to 1.0 (full scale).
     levels: dict[Hashable, float]
+    # Each unmuted input's own frame, as it went into the mix (for the captions' tap).
+    inputs: dict[Hashable, Samples] = field(default_factory=dict)
 
 
 class Mixer:
@@ -113,17 +115,20 @@ class Mixer:
     def mix(self) -> MixResult:
         n = self.frame_samples
         frames: dict[Hashable, npt.NDArray[np.int32]] = {}
+        inputs: dict[Hashable, Samples] = {}
         total = np.zeros(n, dtype=np.int32)
         for key, state in self._inputs.items():
             frame = self._take(state, n)
             if state.muted:
                 frame[:] = 0
+            else:
+                inputs[key] = frame.astype(np.int16)  # taken from int16 samples: exact
             frames[key] = frame
             total += frame
         program = _clip(total)
         minus = {key: _clip(total - frame) for key, frame in frames.items()}
         levels = {key: float(np.abs(frame).max(initial=0)) / 32768.0 for key, frame in frames.items()}
-        return MixResult(program=program, minus=minus, levels=levels)
+        return MixResult(program=program, minus=minus, levels=levels, inputs=inputs)
 
     def _take(self, state: _Input, n: int) -> npt.NDArray[np.int32]:
         if state.paced:

@@ -362,9 +362,20 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def multivariant_playlist(bitrate: int, media_uri: str = "live.m3u8") -> str:
-    """The entry playlist: one audio-only rendition, with its codec, so players pick MSE setup at once."""
+def multivariant_playlist(
+    bitrate: int, media_uri: str = "live.m3u8", subtitles: tuple[str, str, str] | None = None
+) -> str:
+    """The entry playlist: one audio-only rendition, with its codec, so players pick MSE setup at
+    once; with `subtitles` (name, language, playlist URI), a WebVTT rendition of group "cc"."""
+    media, group = "", ""
+    if subtitles is not None:
+        name, language, uri = subtitles
+        media = (
+            f'#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="cc",NAME="{name}",LANGUAGE="{language}",'
+            f'DEFAULT=NO,AUTOSELECT=YES,URI="{uri}"\n'
+        )
+        group = ',SUBTITLES="cc"'
     return (
-        "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-INDEPENDENT-SEGMENTS\n"
-        f'#EXT-X-STREAM-INF:BANDWIDTH={int(bitrate * 1.1)},CODECS="mp4a.40.2"\n{media_uri}\n'
+        f"#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-INDEPENDENT-SEGMENTS\n{media}"
+        f'#EXT-X-STREAM-INF:BANDWIDTH={int(bitrate * 1.1)},CODECS="mp4a.40.2"{group}\n{media_uri}\n'
     )

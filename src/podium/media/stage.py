@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -62,6 +62,11 @@ SPEAKERS_NAME = "speakers.jsonl"
 # that keeps falling behind is logged again.
 WRITE_QUEUE_ITEMS = 256
 DROP_LOG_INTERVAL_S = 10.0
+
+
+# The captions' tap: once per frame on the air, each unmuted speaker's frame by member id (their
+# label), and the frame's start on the recording's axis (seconds).
+FrameTap = Callable[[dict[str, Samples], float], None]
 
 
 @dataclass(frozen=True)
@@ -136,8 +141,14 @@ class Stage:
         hold: HoldAudio | None = None,
         write_queue: int = WRITE_QUEUE_ITEMS,
         clock: Clock | None = None,
+        tap: FrameTap | None = None,
     ) -> None:
         self.space_id = space_id
+        # Called once per frame on the air (never in the pre-show); it must be cheap, and a
+        # failing tap never stops the stage (caught, counted, logged at most every 10 s).
+        self.tap = tap
+        self.tap_failures = 0
+        self._tap_logged_at: float | None = None
         # Paces the ticks and stamps arrivals; packets' arrival and the jitter buffers' pulls are
         # read from this one clock, so they agree with each other.
         self._clock = clock or SystemClock()
@@ -354,6 +365,8 @@ class Stage:
             for key, reception in self._receptions.items():
                 self.mixer.push(key, reception.pull(now_ms))
             result = self.mixer.mix()
+            if self.tap is not None and self.hold is None:
+                self._tap(result.inputs)
             self._update_levels(result.levels)
             for key, track in self._returns.items():
                 minus = result.minus.get(key)
@@ -390,6 +403,18 @@ class Stage:
             log.exception("stage %s failed; ending its program", self.space_id)
             if not self.packager.is_ended:
                 self._publish(self.packager.finish())
+
+    def _tap(self, inputs: dict[Hashable, Samples]) -> None:
+        assert self.tap is not None
+        frames = {self._labels[key]: frame for key, frame in inputs.items() if key in self._labels}
+        try:
+            self.tap(frames, round(self._media_base_s + self.frames_mixed * FRAME_MS / 1000, 3))
+        except Exception:
+            self.tap_failures += 1
+            now = self._clock.monotonic()
+            if self._tap_logged_at is None or now - self._tap_logged_at >= DROP_LOG_INTERVAL_S:
+                self._tap_logged_at = now
+                log.exception("stage %s: its frame tap failed (%d times so far)", self.space_id, self.tap_failures)
 
     def _update_levels(self, levels: dict[Hashable, float]) -> None:
         self.levels = {key: max(level, self.levels.get(key, 0.0) * LEVEL_DECAY) for key, level in levels.items()}

@@ -8,6 +8,7 @@ runs only under this node's lease of it; the media always matches the stage rule
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import KW_ONLY, dataclass
@@ -25,7 +26,7 @@ from podium.events import SpaceEnded, SpaceStarted
 from podium.ids import MemberId, SessionId, SpaceId
 from podium.media import hold, ingest, sdp
 from podium.media.ingest import IngestSession
-from podium.media.mixer import FRAME_SAMPLES, SAMPLE_RATE
+from podium.media.mixer import FRAME_SAMPLES, SAMPLE_RATE, Samples
 from podium.media.packager import Packager, program_records
 from podium.media.reception import ReceptionHealth, poor_connection
 from podium.media.stage import Stage
@@ -69,6 +70,9 @@ class StageManager:
         # Awaited when a space ends, before the end is answered (the recording's download is made
         # here, so that it is there when the host sees "ended"). A failing hook is logged, not fatal.
         self.end_hooks: list[Callable[[Space], Awaitable[None]]] = []
+        # Called by each stage once per frame on the air with its unmuted speakers' frames (the
+        # captions' tap, `Captioning.frames`); None: no tap.
+        self.frame_tap: Callable[[SpaceId, dict[str, Samples], float], None] | None = None
 
     # -- life of the node ----------------------------------------------------------------------
     async def start(self) -> None:
@@ -320,6 +324,7 @@ class StageManager:
                 hold_audio,
                 write_queue=self.directory.settings.stage_write_queue,
                 clock=self.directory.clock,
+                tap=None if self.frame_tap is None else functools.partial(self.frame_tap, space.id),
             )
             await stage.start()
             self._stages[space.id] = stage

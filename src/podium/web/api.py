@@ -62,6 +62,7 @@ def space_view(request: Request, space: Space, counts: Counts) -> SpaceView:
         "speakers": stages.speakers_connected(space.id),
         "heartbeat_interval_s": settings.heartbeat_interval_s,
         "urls": space_urls(settings.base_url, space),
+        "captions": of(request).captioning.known(space.id).view(),
     }
     return msgspec.convert({**vars(space), **added}, SpaceView)
 
@@ -91,6 +92,7 @@ async def create_space(request: Request) -> Response:
 
 async def get_space(request: Request) -> Response:
     space = await space_of(request)
+    await of(request).captioning.settings(space.id)  # read (at most every few seconds) for the view
     # Public and the same for everyone: cacheable for about one part (DESIGN, bet 1).
     return space_response(request, space, cache="public, max-age=1")
 

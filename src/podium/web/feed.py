@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from datetime import datetime
 from email.utils import format_datetime
 
 from podium import urls
 from podium.backends.interfaces import MediaStore
 from podium.domain.space import ANNOUNCED_LENGTH, Space, SpaceState
+from podium.ids import SpaceId
 from podium.recording import DOWNLOAD_NAME
 from podium.web.urls import url_path
 
@@ -54,7 +56,9 @@ def _live_item(channel: ET.Element, base: str, space: Space) -> None:
     _text(item, f"{{{PODCAST_NS}}}contentLink", "Listen in the browser", href=page)
 
 
-def _replay_item(channel: ET.Element, media: MediaStore, base: str, space: Space, duration_s: float) -> None:
+def _replay_item(
+    channel: ET.Element, media: MediaStore, base: str, space: Space, duration_s: float, language: str | None
+) -> None:
     item = ET.SubElement(channel, "item")
     _text(item, "title", space.title)
     _text(item, "guid", space.id, isPermaLink="false")
@@ -72,10 +76,18 @@ def _replay_item(channel: ET.Element, media: MediaStore, base: str, space: Space
         {"url": base + urls.fill(urls.DOWNLOAD, space_id=space.id), "type": "audio/mp4", "length": size},
     )
     _text(item, f"{{{ITUNES_NS}}}duration", str(round(duration_s)))
+    if language is not None:
+        transcript = base + url_path("transcriptVtt", space_id=space.id)
+        ET.SubElement(
+            item, f"{{{PODCAST_NS}}}transcript", {"url": transcript, "type": "text/vtt", "language": language}
+        )
 
 
-async def podcast_feed(media: MediaStore, spaces: list[Space], base: str) -> bytes:
-    """`base`: the instance's public address (feeds need absolute links)."""
+async def podcast_feed(
+    media: MediaStore, spaces: list[Space], base: str, transcripts: Mapping[SpaceId, str] | None = None
+) -> bytes:
+    """`base`: the instance's public address (feeds need absolute links); `transcripts`: the
+    language of each space that has a transcript (its episode names the WebVTT file)."""
     rss = ET.Element("rss", {"version": "2.0"})
     channel = ET.SubElement(rss, "channel")
     _text(channel, "title", f"Podium at {base.split('://', 1)[-1]}")
@@ -97,7 +109,8 @@ async def podcast_feed(media: MediaStore, spaces: list[Space], base: str) -> byt
         if space.state is SpaceState.ENDED and space.record:
             records = await media.records(space.id)
             if records:
-                _replay_item(channel, media, base, space, sum(r.duration_s for r in records))
+                language = (transcripts or {}).get(space.id)
+                _replay_item(channel, media, base, space, sum(r.duration_s for r in records), language)
     ET.indent(rss)
     body: bytes = ET.tostring(rss, encoding="utf-8", xml_declaration=False)
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body

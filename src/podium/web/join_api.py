@@ -158,5 +158,6 @@ async def board(request: Request) -> Response:
         database_statements=of(request).space_store.statements,
         stream=of(request).stages.stream_health(space_id),
         last_rehearsal=None if last is None else msgspec.json.decode(last, type=ST.Rehearsal),
+        captions=msgspec.convert(of(request).captioning.notice(space_id), ST.BoardCaptions),
     )
     return json_response(body)

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
 from podium.domain.posts import public_view
-from podium.domain.space import SpaceState
+from podium.domain.space import Space, SpaceState
 from podium.errors import Forbidden, InvalidInput
 from podium.media import clips
 from podium.services import of
@@ -44,13 +44,19 @@ async def set_recording(request: Request) -> Response:
     )
 
 
-async def download(request: Request) -> Response:
-    space = await space_of(request)
+def check_private_link(request: Request, space: Space) -> None:
+    """A private space's recording (and what is made of it, the transcript) is for those with its
+    listener link: `?key=` from the link, checked by signature, window and generation."""
     if space.private:
         key = request.query_params.get("key")
         if not key:
             raise Forbidden("this space is private: download it from your listener link")
         of(request).directory.check_link(space, key)
+
+
+async def download(request: Request) -> Response:
+    space = await space_of(request)
+    check_private_link(request, space)
     file = await of(request).recordings.download(space)
     filename = "".join(c if c.isalnum() or c in " -_" else "_" for c in space.title)[:80].strip() or space.id
     return _m4a(file, f'inline; filename="{filename}.m4a"', private=space.private)
@@ -112,7 +118,13 @@ async def public_key(request: Request) -> Response:
 async def feed(request: Request) -> Response:
     # What the listing announces (`domain.space.announced`).
     spaces = await of(request).space_store.recent(100, announced=True)
-    xml = await podcast_feed(of(request).media, spaces, public_base(request))
+    captioning = of(request).captioning
+    transcripts = {
+        space.id: await captioning.language(space.id)
+        for space in spaces
+        if space.state is SpaceState.ENDED and space.record and await captioning.has_transcript(space.id)
+    }
+    xml = await podcast_feed(of(request).media, spaces, public_base(request), transcripts)
     headers = {"Cache-Control": "public, max-age=30", **CORS_HEADERS}
     return Response(xml, media_type="application/rss+xml; charset=utf-8", headers=headers)
 

@@ -27,6 +27,7 @@ from podium.ids import SpaceId
 from podium.web import (
     accounts_api,
     api,
+    captions_api,
     embed_api,
     health_api,
     join_api,
@@ -41,6 +42,7 @@ from podium.web import (
 )
 from podium.web.compressed import CompressedStaticFiles
 from podium.web.schemas import audience as AU
+from podium.web.schemas import captions as CA
 from podium.web.schemas import recording as R
 from podium.web.schemas import spaces as S
 from podium.web.schemas import stage as ST
@@ -279,6 +281,12 @@ TABLE = RouteTable(
             host("setHoldAudio", "PUT", SPACE + "/hold-audio", schedule_api.hold_audio,
                 "The host's own hold audio for the pre-show", owner=STAGE_NODE, body=HOLD_AUDIO,
                 ok=A("how long it plays", S.HoldAudio), errors=(400, 409)),
+            host("getCaptions", "GET", SPACE + "/captions", captions_api.captions,
+                "Live captions: on or off, their language, how they keep up (host, co-host)", owner=STAGE_NODE,
+                ok=A("the captions", CA.CaptionsStatus)),
+            host("setCaptions", "PUT", SPACE + "/captions", captions_api.captions,
+                "Switch live captions on or off and choose their language (host, co-host)", owner=STAGE_NODE,
+                body=Body(CA.CaptionsChange), ok=A("the captions", CA.CaptionsStatus), errors=(400, 409)),
         ),
         *tagged("admission",
             host("underAttack", "POST", SPACE + "/under-attack", join_api.under_attack,
@@ -372,6 +380,15 @@ TABLE = RouteTable(
             row("replay", "GET", SPACE + "/replay", replay_api.replay, LISTENING,
                 "Who spoke when, and the shown posts, on the recording's time axis",
                 ok=A("the replay's timeline", R.Replay), errors=(404,)),
+            row("transcript", "GET", SPACE + "/transcript", captions_api.transcript, LISTENING,
+                "The transcript: who said what, on the recording's time axis (a private space's: with its listener "
+                "link's key)", query=CA.TranscriptQuery, ok=A("the transcript", CA.Transcript), errors=(403, 404)),
+            row("transcriptVtt", "GET", SPACE + "/transcript.vtt", captions_api.transcript_vtt, LISTENING,
+                "The transcript as WebVTT, each cue voiced by its speaker", query=CA.TranscriptQuery,
+                ok=A("WebVTT", media="text/vtt"), errors=(403, 404), head=True),
+            row("transcriptSrt", "GET", SPACE + "/transcript.srt", captions_api.transcript_srt, LISTENING,
+                "The transcript as SubRip, each cue led by its speaker's name", query=CA.TranscriptQuery,
+                ok=A("SubRip", media="application/x-subrip"), errors=(403, 404), head=True),
             row("recordingFingerprint", "GET", SPACE + "/recording", replay_api.recording_fingerprint, OTHER,
                 "The recording so far: its SHA-256, segment count and length", ok=A("the fingerprint", R.Fingerprint),
                 errors=(404, 409)),
@@ -419,10 +436,13 @@ TABLE = RouteTable(
             owner=STAGE_NODE),
         stream("signed.hls.index", urls.SIGNED_HLS + "index.m3u8", hls.multivariant, "The multivariant playlist"),
         stream("signed.hls.live", urls.SIGNED_HLS + "live.m3u8", hls.media_playlist, "The live media playlist"),
+        stream("signed.hls.captions", urls.SIGNED_HLS + "captions.m3u8", hls.captions_playlist,
+               "The captions (WebVTT) playlist"),
         stream("signed.hls.init", urls.SIGNED_HLS + "init.mp4", hls.init_section, "The stream's init section"),
         stream("signed.hls.file", urls.SIGNED_HLS + "{name}", hls.media_file, "A part or segment"),
         stream("hls.index", urls.HLS + "index.m3u8", hls.multivariant, "The multivariant playlist"),
         stream("hls.live", urls.HLS + "live.m3u8", hls.media_playlist, "The live media playlist"),
+        stream("hls.captions", urls.HLS + "captions.m3u8", hls.captions_playlist, "The captions (WebVTT) playlist"),
         stream("hls.init", urls.HLS + "init.mp4", hls.init_section, "The stream's init section"),
         stream("hls.file", urls.HLS + "{name}", hls.media_file, "A part or segment"),
         stream("timeline.index", urls.TIMELINE + "index.json", timeline_api.timeline_index, "The timeline's index"),

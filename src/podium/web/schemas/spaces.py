@@ -53,6 +53,11 @@ class SpaceUrls(Shape, omit_defaults=True):
     download: Url | None = None
 
 
+class SpaceCaptions(Shape):
+    enabled: Annotated[bool, msgspec.Meta(description="live captions on (false when the node has no engine)")]
+    language: Annotated[str, msgspec.Meta(description="ISO 639-1")]
+
+
 class Space(Shape):
     id: SpaceIdText
     title: str
@@ -68,6 +73,7 @@ class Space(Shape):
     speakers: int
     heartbeat_interval_s: float
     urls: SpaceUrls
+    captions: SpaceCaptions
 
 
 class CreatedSpace(Space):

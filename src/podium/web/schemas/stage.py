@@ -216,6 +216,11 @@ class Served(Shape):
     shed: int
 
 
+class BoardCaptions(Shape):
+    state: Literal["live", "behind", "paused", "off", "unavailable"]
+    detail: Annotated[str | None, msgspec.Meta(description="for the host, in a sentence")]
+
+
 class Board(Shape):
     listeners: BoardListeners
     joins: BoardJoins
@@ -226,3 +231,4 @@ class Board(Shape):
     database_statements: int
     stream: Annotated[dict[str, Any], msgspec.Meta(description="is the program being made, on time")]
     last_rehearsal: Rehearsal | None
+    captions: Annotated[BoardCaptions, msgspec.Meta(description="are live captions on, and keeping up")]
