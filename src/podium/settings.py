@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -16,6 +17,9 @@ from podium.media.ice_servers import IceServer, parse_ice_servers
 
 ICE_LOOPBACK_MODES = ("0", "1", "only")
 LOG_FORMATS = ("text", "json")
+# "off" and the engines of podium.captions.engines (checked there too, with the reason an engine cannot run).
+CAPTIONS_ENGINES = ("pocketsphinx", "whisper", "off")
+LANGUAGE_CODE = re.compile(r"[a-z]{2,3}")
 Limit = str  # a rate in the `limits` notation ("10/minute", "100/hour"), checked at load
 
 
@@ -161,6 +165,19 @@ class Settings:
     # are labelled by a keyed hash either way, never by their id.
     metrics_token: str = field(default="", repr=False)
 
+    # Live captions (README, Captions): the speech engine ("pocketsphinx": English, nothing to download;
+    # "whisper": many languages, a CTranslate2 model directory in `captions_model`; "off": none), the
+    # language a space gets unless its host picks another, the worker processes that run the engine,
+    # how many speakers the node captions at once (past it a new utterance is skipped and the host
+    # sees "paused") and how far behind (seconds of audio not yet recognized) a worker may fall before
+    # it gets no new utterance.
+    captions_engine: str = "pocketsphinx"
+    captions_model: str = ""
+    captions_language: str = "en"
+    captions_workers: int = 1
+    captions_max_speakers: int = 2
+    captions_max_lag_s: float = 8.0
+
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         env = os.environ if environ is None else environ
@@ -233,6 +250,23 @@ class Settings:
             raise InvalidInput("PODIUM_PRESHOW_IDLE_CLOSE_S must be positive and PODIUM_END_WAIT_S not negative")
         if not 1 <= self.hold_audio_max_s <= 3600:
             raise InvalidInput("PODIUM_HOLD_AUDIO_MAX_S must be between 1 and 3600 seconds")
+        self._check_captions()
+
+    def _check_captions(self) -> None:
+        if self.captions_engine not in CAPTIONS_ENGINES:
+            raise InvalidInput(
+                f"PODIUM_CAPTIONS_ENGINE must be one of {', '.join(CAPTIONS_ENGINES)}, not {self.captions_engine!r}"
+            )
+        if not LANGUAGE_CODE.fullmatch(self.captions_language):
+            raise InvalidInput(
+                f"PODIUM_CAPTIONS_LANGUAGE must be a language code such as en or de, not {self.captions_language!r}"
+            )
+        if not 1 <= self.captions_workers <= 64:
+            raise InvalidInput("PODIUM_CAPTIONS_WORKERS must be between 1 and 64 processes")
+        if not 1 <= self.captions_max_speakers <= 1000:
+            raise InvalidInput("PODIUM_CAPTIONS_MAX_SPEAKERS must be between 1 and 1000")
+        if not 1.0 <= self.captions_max_lag_s <= 600.0:
+            raise InvalidInput("PODIUM_CAPTIONS_MAX_LAG_S must be between 1 and 600 seconds")
 
     def ice_server_list(self) -> tuple[IceServer, ...]:
         return parse_ice_servers(self.ice_servers, shared_secret=bool(self.turn_secret))

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
@@ -262,6 +263,7 @@ class Doctor:
             ("the clock", self.clock),
             ("disk space", self.disk),
             ("the secret, codecs, hls.js, limits", self.misc),
+            ("the captions engine", self.captions),
         ]
 
     def ice(self) -> Iterable[Result]:
@@ -353,6 +355,43 @@ class Doctor:
         yield check_codecs(*codec_facts())
         yield check_hlsjs(find_hlsjs(self.settings.hlsjs_dir))
         yield check_open_files(*resource.getrlimit(resource.RLIMIT_NOFILE))
+
+    def captions(self) -> Iterable[Result]:
+        yield check_captions(self.settings, *captions_facts(self.settings))
+
+
+def captions_facts(settings: Settings) -> tuple[tuple[str, ...], str]:
+    """Load the configured engine here, as a worker would: (its languages, "") or ((), why not)."""
+    if settings.captions_engine == "off":
+        return (), ""
+    from podium.captions.engine import CaptionsUnavailable
+    from podium.captions.engines import load_engine
+
+    try:
+        engine = load_engine(settings.captions_engine, settings.captions_model, settings.captions_language)
+    except CaptionsUnavailable as error:
+        return (), str(error)
+    except Exception as error:  # an engine's own failure: the operator needs its words
+        return (), f"{type(error).__name__}: {error}"
+    return tuple(engine.languages), ""
+
+
+def check_captions(settings: Settings, languages: Sequence[str], error: str) -> Result:
+    result = partial(Result, "Captions engine")
+    engine = settings.captions_engine
+    if engine == "off":
+        return result("skip", "captions are off (PODIUM_CAPTIONS_ENGINE=off)")
+    if error:
+        return result(
+            "fail",
+            f"{engine} does not load: {error}; Podium runs without captions",
+            "correct PODIUM_CAPTIONS_ENGINE / PODIUM_CAPTIONS_MODEL / PODIUM_CAPTIONS_LANGUAGE (README, Captions), "
+            "or set PODIUM_CAPTIONS_ENGINE=off",
+        )
+    if engine == "pocketsphinx":
+        return result("ok", "pocketsphinx loads: English only, gist quality (PODIUM_CAPTIONS_ENGINE=whisper for more)")
+    known = "English only" if tuple(languages) == ("en",) else f"{len(languages)} languages"
+    return result("ok", f"{engine} loads from {settings.captions_model}: {known}")
 
 
 def _target(args_url: str | None, settings: Settings) -> str:
