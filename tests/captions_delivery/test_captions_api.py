@@ -207,3 +207,46 @@ async def test_the_feed_names_each_episodes_transcript(tmp_path: Path) -> None:
             "language": "en",
         }
         assert "podcast_transcript" not in episodes["Silent"]
+
+
+async def test_a_clip_carries_its_words_on_its_own_time_axis(tmp_path: Path) -> None:
+    async with node(tmp_path / "data") as n:
+        space = await n.create()
+        await n.go_live(space)
+        await n.say(space, "host.1", 1.0, 3.0, "before and into the clip")
+        await n.say(space, "ben.1", 5.0, 6.5, "inside it", speaker="ben", name="Ben")
+        await n.say(space, "host.2", 13.5, 14.0, "after it")
+        await n.clock.sleep(16.0)
+        made = await n.client.post(f"/api/spaces/{space['id']}/clips", json={"start_s": 2.0, "duration_s": 10})
+        assert made.status_code == 201, made.text
+        offset = made.json()["facts"]["offset_s"]
+        assert abs(offset - 2.0) < 0.05  # cut on an audio frame
+
+        def expected(start: float, end: float) -> tuple[float, float]:
+            return round(max(0.0, start - offset), 3), round(min(made.json()["facts"]["duration_s"], end - offset), 3)
+
+        words = [(w["speaker"], w["text"], w["start_s"], w["end_s"]) for w in made.json()["words"]]
+        assert words == [
+            ("Ada", "before and into the clip", *expected(1.0, 3.0)),
+            ("Ben", "inside it", *expected(5.0, 6.5)),
+        ]
+        again = await n.client.get(f"/api/spaces/{space['id']}/clips/{made.json()['id']}")
+        assert again.status_code == 200 and again.json()["words"] == made.json()["words"]
+
+
+async def test_the_host_sees_captions_fall_behind_on_the_board_and_in_the_status(tmp_path: Path) -> None:
+    async with node(tmp_path / "data") as n:
+        space = await n.create()
+        await n.go_live(space)
+        assert n.recorder is not None
+        n.recorder.state, n.recorder.detail = (
+            "behind",
+            "captions are 6 s behind: more people speak than this node keeps up with",
+        )
+        status = (await n.client.get(f"/api/spaces/{space['id']}/captions", headers=host(space))).json()
+        assert status["state"] == "behind" and status["detail"].startswith("captions are 6 s behind")
+        board = (await n.client.get(f"/api/spaces/{space['id']}/board", headers=host(space))).json()
+        assert board["captions"] == {"state": "behind", "detail": n.recorder.detail}
+        await n.client.put(f"/api/spaces/{space['id']}/captions", json={"enabled": False}, headers=host(space))
+        board = (await n.client.get(f"/api/spaces/{space['id']}/board", headers=host(space))).json()
+        assert board["captions"]["state"] == "off"

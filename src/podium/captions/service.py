@@ -45,8 +45,10 @@ MAX_WAITING = 1000
 FLUSH_S = 20.0
 # A space's settings are read again from storage after this (another node may have changed them).
 SETTINGS_FRESH_S = 5.0
-# Ended spaces whose transcripts are kept in memory (for the stream's WebVTT segments).
+# Ended spaces whose transcripts are kept in memory (for the stream's WebVTT segments), and spaces
+# whose settings are (a listing shows many; each entry is a few dozen bytes).
 TRANSCRIPTS_KEPT = 32
+SETTINGS_KEPT = 10_000
 DROP_LOG_INTERVAL_S = 10.0
 LANGUAGE = re.compile("[a-z]{2,3}")
 
@@ -89,7 +91,8 @@ class Captioning:
         self.workers: CaptionWorkersLike | None = None
         # Why the node has no captions (None while it has them).
         self.reason: str | None = "this node has no caption workers"
-        self._settings: dict[SpaceId, tuple[CaptionSettings, float]] = {}
+        # Each space's settings and when they were read (monotonic), the least recently read first.
+        self._settings: OrderedDict[SpaceId, tuple[CaptionSettings, float]] = OrderedDict()
         self._loading: set[SpaceId] = set()
         # The speakers fed to the workers at the last tick of each space, by member id → name.
         self._fed: dict[SpaceId, dict[str, str]] = {}
@@ -163,7 +166,14 @@ class Captioning:
         if space_id in self._loading:
             return
         self._loading.add(space_id)
-        self._spawn(self._load(space_id))
+        self._spawn(self._load_logged(space_id))
+
+    async def _load_logged(self, space_id: SpaceId) -> None:
+        try:
+            await self._load(space_id)
+        except Exception:
+            # Read in the background for a tick or a view: the defaults (or the last read) stand.
+            log.exception("space %s: its caption settings could not be read", space_id)
 
     async def _load(self, space_id: SpaceId) -> None:
         try:
@@ -175,9 +185,15 @@ class Captioning:
                     settings = CaptionSettings(bool(item["enabled"]), str(item["language"]))
                 except (json.JSONDecodeError, KeyError, TypeError):
                     log.warning("space %s: its %s does not read; the defaults apply", space_id, SETTINGS_NAME)
-            self._settings[space_id] = (settings, self.directory.clock.monotonic())
+            self._keep(space_id, settings)
         finally:
             self._loading.discard(space_id)
+
+    def _keep(self, space_id: SpaceId, settings: CaptionSettings) -> None:
+        self._settings[space_id] = (settings, self.directory.clock.monotonic())
+        self._settings.move_to_end(space_id)
+        while len(self._settings) > SETTINGS_KEPT:
+            self._settings.popitem(last=False)
 
     async def configure(self, space_id: str, token: str, enabled: bool, language: str) -> CaptionSettings:
         """The host's (or a co-host's) choice for a space: captions on or off, and their language."""
@@ -196,48 +212,32 @@ class Captioning:
             raise Conflict("this space has ended; its captions can no longer change")
         settings = CaptionSettings(enabled, language)
         await self.media.write(space.id, SETTINGS_NAME, json.dumps(settings.view()).encode())
-        self._settings[space.id] = (settings, self.directory.clock.monotonic())
+        self._keep(space.id, settings)
         return settings
 
     async def status(self, space: Space) -> dict[str, Any]:
         """For the host: the settings, what the node can do, and how the captions keep up."""
         settings = await self.settings(space.id)
-        state, detail = "unavailable", f"captions are not available on this node: {self.reason}"
-        if self.workers is not None:
-            state, detail = "off", "captions are off for this space"
-            if settings.enabled:
-                now = self.workers.status(space.id)
-                state = str(getattr(now, "state", "live"))
-                detail = str(getattr(now, "detail", "") or "")
-                if not detail:
-                    detail = (
-                        "captions are made as people speak"
-                        if space.state is SpaceState.LIVE
-                        else (
-                            "captions start when the space goes live"
-                            if space.state is SpaceState.SCHEDULED
-                            else "the space has ended"
-                        )
-                    )
         return {
             **settings.view(),
             "languages": list(self.languages),
             "engine": self.engine,
             "available": self.available,
             "reason": self.reason,
-            "state": state,
-            "detail": detail,
+            **self.notice(space.id),
         }
 
     def notice(self, space_id: SpaceId) -> dict[str, Any]:
-        """A short line for the host's board: are captions on, and keeping up?"""
-        settings = self.known(space_id)
+        """For the host's board (and the status): `state` (live, behind, paused: the workers' word;
+        off; unavailable) and a sentence saying it."""
         if self.workers is None:
-            return {"state": "unavailable", "detail": self.reason}
-        if not settings.enabled:
+            return {"state": "unavailable", "detail": f"captions are not available on this node: {self.reason}"}
+        if not self.known(space_id).enabled:
             return {"state": "off", "detail": "captions are off for this space"}
         now = self.workers.status(space_id)
-        return {"state": str(getattr(now, "state", "live")), "detail": str(getattr(now, "detail", "") or "")}
+        state = str(getattr(now, "state", "live"))
+        detail = str(getattr(now, "detail", "") or "") or "captions are made as people speak"
+        return {"state": state, "detail": detail}
 
     # -- the stage's tap -------------------------------------------------------------------------
     def frames(self, space_id: SpaceId, frames: Mapping[str, Pcm], at_s: float) -> None:

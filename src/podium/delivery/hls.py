@@ -17,7 +17,7 @@ from podium.captions import transcript
 from podium.captions.transcript import Slot
 from podium.domain.space import Space, SpaceState
 from podium.errors import Forbidden, InvalidInput, NotFound
-from podium.media.packager import INIT_NAME, Block, Packager, multivariant_playlist, segment_name
+from podium.media.packager import INIT_NAME, Block, Layout, Packager, multivariant_playlist, segment_name
 from podium.media.stage import BITRATE, Stage
 from podium.services import of
 from podium.spaces.stages import StageManager
@@ -143,9 +143,8 @@ async def captions_playlist(request: Request) -> Response:
     listed, ended = await _caption_slots(request, space, stage)
     captioning = of(request).captioning
     first = stage.packager.segments[0].msn if stage is not None and stage.packager.segments else 0
-    body = transcript.subtitle_playlist(
-        listed, (await _packager(of(request).stages, space, stage)).layout.target_duration_s, first, ended
-    )
+    layout = stage.packager.layout if stage is not None else Layout()
+    body = transcript.subtitle_playlist(listed, layout.target_duration_s, first, ended)
     cache = "public, max-age=60" if ended and await captioning.complete(space) else PLAYLIST_FRESH
     return Response(body, media_type=PLAYLIST_TYPE, headers=_headers(cache))
 

@@ -3,6 +3,8 @@ as the recording it belongs to."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -11,8 +13,7 @@ from podium.captions.transcript import Segment
 from podium.domain.space import Space
 from podium.domain.stage import Role
 from podium.services import of
-from podium.web.http import CORS_HEADERS, bearer_token, json_response, read_model, space_of
-from podium.web.replay_api import check_private_link
+from podium.web.http import CORS_HEADERS, bearer_token, check_private_link, json_response, read_model, space_of
 from podium.web.schemas import convert
 from podium.web.schemas.captions import CaptionsChange, CaptionsStatus, Transcript
 
@@ -71,3 +72,17 @@ async def transcript_srt(request: Request) -> Response:
         **CORS_HEADERS,
     }
     return Response(T.render_srt(segments), media_type=SRT_TYPE, headers=headers)
+
+
+async def clip_words(request: Request, space: Space, facts: dict[str, Any]) -> list[dict[str, Any]]:
+    """The transcript's words within a clip, their times from the clip's start (cut to the clip)."""
+    offset_s, duration_s = float(facts["offset_s"]), float(facts["duration_s"])
+    segments = T.overlapping(await of(request).captioning.transcript(space), offset_s, offset_s + duration_s)
+    return [
+        {
+            **segment.view(),
+            "start_s": round(max(0.0, segment.start_s - offset_s), 3),
+            "end_s": round(min(duration_s, segment.end_s - offset_s), 3),
+        }
+        for segment in segments
+    ]

@@ -91,6 +91,18 @@ async def space_of(request: Request, *roles: Role, refusal: str = "") -> Space:
     return space
 
 
+def check_private_link(request: Request, space: Space) -> None:
+    """A private space's recording (and what is made of it, the transcript) is for those with its
+    listener link: `?key=` from the link, checked by signature, window and generation."""
+    if space.private:
+        key = request.query_params.get("key")
+        if not key:
+            raise errors.Forbidden(
+                "this space is private: its recording and transcript need the key of your listener link"
+            )
+        of(request).directory.check_link(space, key)
+
+
 def bearer_token(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")

@@ -8,14 +8,24 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
 from podium.domain.posts import public_view
-from podium.domain.space import Space, SpaceState
+from podium.domain.space import SpaceState
 from podium.errors import Forbidden, InvalidInput
 from podium.media import clips
 from podium.services import of
 from podium.web.accounts_api import client_address
 from podium.web.api import space_response
+from podium.web.captions_api import clip_words
 from podium.web.feed import podcast_feed
-from podium.web.http import CORS_HEADERS, bearer_token, json_response, public_base, read_body, read_model, space_of
+from podium.web.http import (
+    CORS_HEADERS,
+    bearer_token,
+    check_private_link,
+    json_response,
+    public_base,
+    read_body,
+    read_model,
+    space_of,
+)
 from podium.web.pages import render_page
 from podium.web.schemas import convert
 from podium.web.schemas import recording as R
@@ -42,16 +52,6 @@ async def set_recording(request: Request) -> Response:
     return space_response(
         request, await of(request).directory.set_recording(space_id, bearer_token(request), body.record)
     )
-
-
-def check_private_link(request: Request, space: Space) -> None:
-    """A private space's recording (and what is made of it, the transcript) is for those with its
-    listener link: `?key=` from the link, checked by signature, window and generation."""
-    if space.private:
-        key = request.query_params.get("key")
-        if not key:
-            raise Forbidden("this space is private: download it from your listener link")
-        of(request).directory.check_link(space, key)
 
 
 async def download(request: Request) -> Response:
@@ -87,14 +87,18 @@ async def create_clip(request: Request) -> Response:
         raise Forbidden("clips are made of public spaces only (this one is private)")
     body = await read_model(request, R.NewClip, 1024)
     view = await of(request).recordings.create_clip(space, body.start_s, body.duration_s, client_address(request))
-    clip = convert(view, R.Clip)
+    clip = convert({**view, "words": await clip_words(request, space, view["facts"])}, R.Clip)
     return json_response(clip, status=201, headers={"Location": clip.urls.page})
 
 
 async def get_clip(request: Request) -> Response:
     space = await space_of(request)
     view, _file = await of(request).recordings.clip(space, request.path_params["clip_id"])
-    return json_response(convert(view, R.Clip), cache="public, max-age=3600")
+    # Its words can still come in for a while after its space ends: kept briefly until then.
+    cache = "public, max-age=3600" if await of(request).captioning.complete(space) else "public, max-age=10"
+    return json_response(
+        convert({**view, "words": await clip_words(request, space, view["facts"])}, R.Clip), cache=cache
+    )
 
 
 async def clip_file(request: Request) -> Response:

@@ -62,12 +62,23 @@ class ClipUrls(Shape):
     verify: Url
 
 
+class ClipWord(Shape):
+    speaker: Annotated[str, msgspec.Meta(description="the speaker's name when they said it")]
+    speaker_id: str
+    start_s: Annotated[float, msgspec.Meta(description="from the clip's start")]
+    end_s: float
+    text: str
+
+
 class Clip(Shape):
     id: str
     facts: Annotated[dict[str, Any], msgspec.Meta(description="what the signature covers")]
     key_id: str | None
     signature: str | None
     urls: ClipUrls
+    words: Annotated[list[ClipWord], msgspec.Meta(description="the transcript within the clip")] = msgspec.field(
+        default_factory=list
+    )
 
 
 class VerdictCheck(Shape):
