@@ -1,7 +1,8 @@
 """Live captions (issue 19): words right per engine, CPU per captioned speaker, delay, speakers in real time.
 
 1. Words right, in-process: fixed English and German sentences (below), spoken by espeak-ng at run
-   time, each fed as one utterance (16 kHz, 200 ms at a time) to `load_engine(...).recognizer(lang)`:
+   time, each cut by the live path's utterance cutter (one utterance a sentence) and downsampled to
+   16 kHz as the workers do, into `load_engine(...).recognizer(lang)`:
    pocketsphinx (en only), Whisper tiny.en (en), Whisper base (en and de). Words right = reference
    words matched in order (the longest common subsequence of normalised words: lowercase, no
    punctuation, umlauts kept) / reference words.
@@ -46,7 +47,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from podium.media.mixer import FRAME_SAMPLES
 from podium.testing import models
-from podium.testing.speech import SAMPLE_RATE, resample, speak, speech_spans
+from podium.testing.speech import SAMPLE_RATE, speak, speech_spans
 from podium.testing.whip_client import Publisher, SampleTrack, publish
 
 GOAL_DELAY_P95_S = 3.0
@@ -85,7 +86,6 @@ LIVE_EXTRA = (
 )
 NAMES = ("Ada", "Ben", "Cleo", "Dan")
 GAP_S = 0.8  # silence after each sentence (beside espeak-ng's own): speech back to back, utterances apart
-CHUNK_16K = 3200  # 200 ms at 16 kHz: how much audio each `accept` takes in part 1
 FRAME_S = FRAME_SAMPLES / SAMPLE_RATE
 MATCH_SLACK_S = 0.4  # a caption and a sentence belong together if their spans overlap within this
 CHROMIUM = "/usr/bin/chromium"
@@ -165,9 +165,8 @@ def measure_accuracy(choice: EngineChoice, language: str, sentences: tuple[str, 
     """Each sentence as one utterance through the engine's recognizer, in this process."""
     result = Accuracy(choice.label, language)
     try:
-        from podium.captions.engines import load_engine
-
         from podium.captions.engine import CaptionsUnavailable
+        from podium.captions.engines import load_engine
     except ImportError as e:
         result.unavailable = f"the engines are not on this checkout ({e})"
         return result
@@ -180,14 +179,11 @@ def measure_accuracy(choice: EngineChoice, language: str, sentences: tuple[str, 
         return result
     result.load_s = time.perf_counter() - started
     for text in sentences:
-        pcm = resample(speak(text, voice=language), 16_000)
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        for start in range(0, len(pcm), CHUNK_16K):
-            recognizer.accept(pcm[start : start + CHUNK_16K])
-        heard = recognizer.finish()
+        heard, audio_s = recognize(recognizer, speak(text, voice=language))
         result.cpu_s += time.process_time() - cpu0
         result.wall_s += time.perf_counter() - wall0
-        result.audio_s += len(pcm) / 16_000
+        result.audio_s += audio_s
         reference = words(text)
         result.sentences += 1
         result.reference_words += len(reference)
@@ -195,6 +191,31 @@ def measure_accuracy(choice: EngineChoice, language: str, sentences: tuple[str, 
         result.heard.append((text, heard))
         say(f"  {choice.label} [{language}] {common_words(reference, words(heard))}/{len(reference)}: {heard!r}")
     return result
+
+
+def recognize(recognizer: Any, speech: npt.NDArray[np.int16]) -> tuple[str, float]:
+    """`speech` (48 kHz) through the live path's utterance cutter and downsampler into `recognizer`,
+    with a second of silence after it: (the words of every utterance cut, seconds of audio recognized)."""
+    from podium.captions.utterances import Audio, Begin, Downsampler, End, UtteranceCutter
+
+    cutter = UtteranceCutter(new_id=lambda at_s: f"u{at_s:.2f}")
+    downsample = Downsampler()
+    padded = np.concatenate([speech, np.zeros(SAMPLE_RATE, dtype=np.int16)])
+    said: list[str] = []
+    audio_s = 0.0
+    events = []
+    for i in range(len(padded) // FRAME_SAMPLES):
+        events += cutter.frame(i * FRAME_S, padded[i * FRAME_SAMPLES : (i + 1) * FRAME_SAMPLES])
+    events += cutter.close()
+    for event in events:
+        if isinstance(event, Begin):
+            downsample.reset()
+        elif isinstance(event, Audio):
+            recognizer.accept(downsample(event.samples))
+            audio_s += len(event.samples) / SAMPLE_RATE
+        elif isinstance(event, End):
+            said.append(recognizer.finish())
+    return " ".join(t for t in said if t.strip()), audio_s
 
 
 # -- live: speakers, page, timeline ------------------------------------------------------------
@@ -545,7 +566,8 @@ def match_captions(step: LiveStep, members: dict[str, int], offset: float) -> No
     finals = [c for c in step.finals.values() if str(c.get("text", "")).strip() and c.get("speaker") in members]
 
     def overlap(c: dict[str, Any], s: Sentence) -> float:
-        return min(offset + float(c["end_s"]), s.end_wall + FRAME_S) - max(offset + float(c["start_s"]), s.start_wall)
+        end = min(offset + float(c["end_s"]), s.end_wall + FRAME_S)
+        return float(end - max(offset + float(c["start_s"]), s.start_wall))
 
     for _ in range(2):
         for s in step.sentences:
@@ -779,7 +801,7 @@ def report(results: Results) -> str:
         f"- Live: {args.talk:.0f} s of speech per speaker, {GAP_S} s between sentences; "
         f"PODIUM_CAPTIONS_WORKERS={args.workers}, PODIUM_CAPTIONS_MAX_SPEAKERS = the speakers of the step",
         "",
-        "### Words right (each sentence one utterance, in-process)",
+        "### Words right (each sentence through the utterance cutter, in-process)",
         "",
         "| engine | language | sentences | words right | CPU s / audio s | wall s / audio s | model load |",
         "|---|---|---|---|---|---|---|",
