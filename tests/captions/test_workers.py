@@ -16,6 +16,7 @@ import pytest
 from podium.captions.engine import Caption, CaptionsUnavailable
 from podium.captions.utterances import FRAME_SAMPLES
 from podium.captions.workers import CaptionConfig, CaptionWorkers
+from podium.testing import FakeClock
 from podium.testing.eventually import eventually
 from tests.captions.speech import SENTENCES, said, silence, tiny_en, words, words_right
 
@@ -24,9 +25,11 @@ SPACE = "sp1"
 
 
 @asynccontextmanager
-async def running(config: CaptionConfig) -> AsyncIterator[tuple[CaptionWorkers, list[Caption]]]:
+async def running(
+    config: CaptionConfig, clock: FakeClock | None = None
+) -> AsyncIterator[tuple[CaptionWorkers, list[Caption]]]:
     captions: list[Caption] = []
-    workers = CaptionWorkers(config, captions.append)
+    workers = CaptionWorkers(config, captions.append, clock)
     await workers.start()
     try:
         yield workers, captions
@@ -133,35 +136,45 @@ async def test_a_killed_worker_is_restarted_and_later_words_are_captioned() -> N
         assert workers.restarts == 1
 
 
+async def test_a_worker_that_keeps_dying_comes_back_later_each_time() -> None:
+    clock = FakeClock()
+    async with running(CaptionConfig(engine="pocketsphinx"), clock) as (workers, _):
+        for delay_s in (1.0, 2.0, 4.0):  # each death within a minute of the last start doubles the wait
+            [pid] = workers.pids
+            os.kill(pid, signal.SIGKILL)
+            assert await eventually(lambda: workers.restart_in_s, "the death noticed") == delay_s
+            clock.advance(delay_s)
+            await eventually(lambda dead=pid: workers.pids and workers.pids != [dead], "the worker back", timeout_s=15)
+        clock.advance(61.0)  # a worker that lived a minute starts the count again
+        [pid] = workers.pids
+        os.kill(pid, signal.SIGKILL)
+        assert await eventually(lambda: workers.restart_in_s, "the death noticed") == 1.0
+        assert workers.restarts == 3
+
+
 async def test_over_the_budget_a_speaker_waits_and_the_host_is_told_who() -> None:
-    config = CaptionConfig(engine="pocketsphinx", max_speakers=1)
-    async with running(config) as (workers, captions):
+    clock = FakeClock()
+    async with running(CaptionConfig(engine="pocketsphinx", max_speakers=1), clock) as (workers, captions):
         talk = np.concatenate([silence(0.5), said(SENTENCES[2])])
         # Ada begins first (by a few frames), Ben while she still talks: Ben is past the budget.
         ben = np.concatenate([silence(0.3), talk])
-        seen: list[tuple[str, str, list[str], list[str]]] = []
-
-        def watch() -> None:
-            status = workers.status(SPACE)
-            seen.append((status.state, status.detail, status.captioned, status.waiting))
-
-        await feed(workers, {"ada": ("Ada", talk), "ben": ("Ben", ben[: len(talk)])})
-        watch()
-        assert seen[-1] == (
+        at_s = await feed(workers, {"ada": ("Ada", talk), "ben": ("Ben", ben[: len(talk)])})
+        status = workers.status(SPACE)
+        assert (status.state, status.detail, status.captioned, status.waiting) == (
             "paused",
             "Captions paused for Ben: this server can caption 1 speaker at once.",
             ["ada"],
             ["ben"],
         )
-        end_s = await feed(
-            workers,
-            {"ada": ("Ada", silence(1.0)), "ben": ("Ben", np.concatenate([ben[len(talk) :], silence(1.0)]))},
-            at_s=len(talk) / 48_000,
-        )
+        rest = {"ada": ("Ada", silence(1.0)), "ben": ("Ben", np.concatenate([ben[len(talk) :], silence(1.0)]))}
+        at_s = await feed(workers, rest, at_s=at_s)
         await eventually(lambda: finals(captions, "ada"), "Ada's final")
         assert finals(captions, "ben") == [] and workers.skipped == 1
-        # Later (past the notice's hold), Ben alone is captioned and the notice is gone.
-        await feed(workers, {"ben": ("Ben", np.concatenate([silence(6.0), talk, silence(1.0)]))}, at_s=end_s)
+        assert workers.status(SPACE).waiting == ["ben"]  # the notice stays a few seconds after Ben's sentence
+        clock.advance(5.0)
+        assert workers.status(SPACE).state == "live"
+        # Ben alone now: captioned.
+        await feed(workers, {"ben": ("Ben", np.concatenate([talk, silence(1.0)]))}, at_s=at_s)
         await eventually(lambda: finals(captions, "ben"), "Ben's final once Ada is quiet")
         assert workers.status(SPACE).state == "live"
 
@@ -169,18 +182,21 @@ async def test_over_the_budget_a_speaker_waits_and_the_host_is_told_who() -> Non
 async def test_a_flood_of_speakers_never_blocks_the_stage_it_falls_behind_and_catches_up() -> None:
     # A lag limit of 1 s: the queue holds about 4 s of audio; six speakers talk 3 s at once, fed
     # faster than real time: most of it cannot be queued and is dropped, with a notice.
+    clock = FakeClock()
     config = CaptionConfig(engine="pocketsphinx", max_speakers=10, max_lag_s=1.0)
-    async with running(config) as (workers, captions):
+    async with running(config, clock) as (workers, captions):
         talk = np.concatenate([silence(0.3), said(SENTENCES[0]), silence(1.0)])
         crowd = {f"s{i}": (f"Speaker {i}", talk) for i in range(6)}
-        end_s = await feed(workers, crowd)
+        at_s = await feed(workers, crowd)
         status = workers.status(SPACE)
         assert status.state == "behind" and "cannot keep up" in status.detail, status
         assert workers.dropped > 0
         # Once the worker has caught up (and the notice's hold is over), a new utterance is captioned.
         await eventually(lambda: workers.lag_s < 0.01, "the worker catches up", timeout_s=30)
+        clock.advance(5.0)
+        assert workers.status(SPACE).state == "live"
         before = len(finals(captions))
-        await feed(workers, {"s0": ("Speaker 0", np.concatenate([silence(12.0), talk]))}, at_s=end_s)
+        await feed(workers, {"s0": ("Speaker 0", talk)}, at_s=at_s)
         await eventually(lambda: len(finals(captions)) > before, "a final after catching up", timeout_s=15)
         assert workers.status(SPACE).state == "live"
 

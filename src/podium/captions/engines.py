@@ -36,6 +36,9 @@ MAX_COMPRESSION_RATIO = 2.4
 # Beam search: on tiny.en and espeak-ng speech a beam of 5 got the same words as greedy decoding on
 # most sentences and fixed a word on some, for about the same time per utterance (tests/captions).
 WHISPER_BEAM = 5
+# Whisper decodes again, hotter, when a result looks wrong (repetitive, unlikely): up to five more
+# times by default. One retry at most keeps an utterance's cost bounded (noise would cost six passes).
+WHISPER_TEMPERATURES = (0.0, 0.4)
 
 
 def load_engine(name: str, model: str, language: str) -> Engine:
@@ -186,6 +189,7 @@ class WhisperRecognizer:
             audio,
             language=self._language,
             beam_size=WHISPER_BEAM,
+            temperature=list(WHISPER_TEMPERATURES),
             condition_on_previous_text=False,
             vad_filter=False,  # the cutter already keeps only speech
             without_timestamps=True,

@@ -138,6 +138,8 @@ class UtteranceCutter:
         return self._state == "talking"
 
     def frame(self, at_s: float, samples: npt.NDArray[np.int16]) -> list[Event]:
+        """One 20 ms frame (kept as a copy: the caller may reuse its buffer)."""
+        samples = samples.copy()
         loud = self._is_loud(samples)
         if self._state == "quiet":
             return self._quiet_frame(at_s, samples, loud)

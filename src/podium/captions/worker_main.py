@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import signal
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.queues import Queue
@@ -55,6 +56,8 @@ def run(engine_name: str, model: str, language: str, inbox: Queue[tuple[Any, ...
     """The process's target. Ends on ("stop",), or when the parent goes away."""
     with contextlib.suppress(OSError):
         os.nice(NICENESS)
+    # Ctrl-C at a terminal reaches the whole process group: the parent stops its workers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # One CPU thread per worker, whatever a library would pick by itself.
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "CT2_INTER_THREADS"):
         os.environ[variable] = "1"

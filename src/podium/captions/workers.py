@@ -14,6 +14,8 @@ Invariants:
   utterances aside: it works on them at their end). Past `max_lag_s` it gets no new utterance.
 - A worker that dies loses at most the utterances it had in flight; it is restarted after a delay
   that doubles with each death in a row (1 s up to a minute), so a crashing engine cannot spin.
+- The host's notices ("paused", "behind") last while their cause does and `NOTICE_HOLD_S` after it,
+  on the injected clock (frames stop when everyone mutes; a notice must still end).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import numpy.typing as npt
 from podium.captions import worker_main
 from podium.captions.engine import Caption, CaptionsUnavailable
 from podium.captions.utterances import CHUNK_FRAMES, FRAME_S, INPUT_RATE, Audio, Begin, End, Event, UtteranceCutter
+from podium.clock import Clock, SystemClock
 
 if TYPE_CHECKING:
     from podium.settings import Settings
@@ -54,7 +57,7 @@ WATCH_INTERVAL_S = 0.25
 RESTART_FIRST_S = 1.0
 RESTART_MAX_S = 60.0
 STEADY_S = 60.0  # a worker that lived this long before dying starts the backoff over
-NOTICE_HOLD_S = 5.0  # a "paused"/"behind" notice stays this long (space time) after its cause
+NOTICE_HOLD_S = 5.0  # a "paused"/"behind" notice stays this long after its cause is over
 # A worker's queue holds this many times `max_lag_s` of audio (in the cutter's chunks): the lag stops
 # new utterances long before it fills; a full queue drops what would block.
 QUEUE_LAGS = 4
@@ -98,8 +101,9 @@ class _Utterance:
     language: str
     start_s: float
     # sent: open on a worker (counts against the budget); ended: its end sent, its final to come;
-    # waiting: skipped for the budget; dropped: skipped or lost (behind, or a worker died).
-    fate: Literal["sent", "ended", "waiting", "dropped"] = "sent"
+    # waiting: skipped for the budget; dropped: skipped or lost (behind, or a worker died);
+    # ignored: in a language the engine does not know (the service offers only the engine's).
+    fate: Literal["sent", "ended", "waiting", "dropped", "ignored"] = "sent"
     worker: _Worker | None = None
     audio_s: float = 0.0
 
@@ -114,8 +118,7 @@ class _Speaker:
 
 @dataclass
 class _Space:
-    now_s: float = 0.0  # the latest frame's time: the clock of this space's notices
-    waiting: dict[str, float] = field(default_factory=dict)  # speaker -> until (space time)
+    waiting: dict[str, float] = field(default_factory=dict)  # speaker -> shown until (clock), inf while open
     behind_until_s: float = -1.0
     behind_why: str = ""
 
@@ -151,13 +154,13 @@ class CaptionWorkers:
         self,
         config: CaptionConfig,
         on_caption: Callable[[Caption], None],
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock | None = None,
     ) -> None:
         if config.workers < 1 or config.max_speakers < 1 or config.max_lag_s <= 0:
             raise ValueError("workers and max_speakers must be at least 1, max_lag_s positive")
         self.config = config
         self.on_caption = on_caption
-        self.clock = clock
+        self.clock = clock or SystemClock()  # notices' holds and restart delays; never the frames' pace
         self.engine_name = config.engine
         self.languages: tuple[str, ...] = ()
         self.partials = False
@@ -187,6 +190,12 @@ class CaptionWorkers:
     def lag_s(self) -> float:
         """The most audio (seconds) any worker has been given and not yet recognized."""
         return max((w.lag_s for w in self._workers), default=0.0)
+
+    @property
+    def restart_in_s(self) -> float | None:
+        """Seconds until the next restart of a dead worker (None: none is waiting for one)."""
+        due = [w.restart_at for w in self._workers if w.restart_at is not None]
+        return max(0.0, min(due) - self.clock.monotonic()) if due else None
 
     async def start(self) -> None:
         """Spawn the workers and wait until each has loaded the engine; raises CaptionsUnavailable."""
@@ -261,7 +270,7 @@ class CaptionWorkers:
         worker.restart_at = None
         await asyncio.to_thread(process.start)
         writer.close()  # the child holds the other end: its death reads as EOF here
-        worker.started_at = self.clock()
+        worker.started_at = self.clock.monotonic()
         with self._lock:
             worker.process, worker.inbox, worker.results = process, inbox, results
 
@@ -293,7 +302,7 @@ class CaptionWorkers:
                 log.exception("captions: checking the workers failed")
 
     async def _check_workers(self) -> None:
-        now = self.clock()
+        now = self.clock.monotonic()
         for worker in self._workers:
             process = worker.process
             if worker.restart_at is None and process is not None and not process.is_alive():
@@ -307,7 +316,7 @@ class CaptionWorkers:
     def _died(self, worker: _Worker, why: str) -> None:
         if worker.restart_at is not None:
             return
-        now = self.clock()
+        now = self.clock.monotonic()
         lived_s = now - worker.started_at
         worker.deaths_in_a_row = 1 if lived_s >= STEADY_S else worker.deaths_in_a_row + 1
         delay = min(RESTART_MAX_S, RESTART_FIRST_S * 2 ** (worker.deaths_in_a_row - 1))
@@ -402,7 +411,6 @@ class CaptionWorkers:
         room = self._spaces.get(space)
         if room is None:
             room = self._spaces[space] = _Space()
-        room.now_s = at_s
         key = (space, speaker)
         talker = self._speakers.get(key)
         if talker is None:
@@ -441,7 +449,7 @@ class CaptionWorkers:
         utterance = _Utterance(event.utterance, space, speaker, talker.name, talker.language, event.start_s)
         room = self._spaces[space]
         if self.languages and talker.language not in self.languages:
-            utterance.fate = "dropped"  # the space asks for a language this engine lacks: nothing to do
+            utterance.fate = "ignored"
             return utterance
         if self._captioning >= self.config.max_speakers:
             utterance.fate = "waiting"
@@ -481,8 +489,10 @@ class CaptionWorkers:
         room = self._spaces.get(utterance.space)
         if utterance.fate == "waiting":
             if room is not None:
-                room.waiting[utterance.speaker] = event.end_s + NOTICE_HOLD_S
+                room.waiting[utterance.speaker] = self.clock.monotonic() + NOTICE_HOLD_S
             return
+        if utterance.fate == "dropped" and room is not None:  # the notice holds from the end of what was lost
+            room.behind_until_s = max(room.behind_until_s, self.clock.monotonic() + NOTICE_HOLD_S)
         if utterance.fate != "sent" or utterance.worker is None:
             return
         worker = utterance.worker
@@ -507,7 +517,7 @@ class CaptionWorkers:
         self.dropped += 1
         room = self._spaces.get(utterance.space)
         if room is not None:
-            room.behind_until_s = room.now_s + 7.0 + NOTICE_HOLD_S  # the utterance's longest, then the hold
+            room.behind_until_s = self.clock.monotonic() + NOTICE_HOLD_S
             room.behind_why = why
 
     def _owe_end(self, utterance: _Utterance) -> None:
@@ -552,14 +562,17 @@ class CaptionWorkers:
         room = self._spaces.get(space)
         if room is None:
             return CaptionStatus("live", "Captions are on; nobody is talking.")
-        captioned, names = [], {}
+        captioned, names, behind = [], {}, False
         for (s, speaker), talker in self._speakers.items():
             if s != space:
                 continue
             names[speaker] = talker.name or speaker
-            if talker.current is not None and talker.current.fate == "sent":
+            fate = talker.current.fate if talker.current is not None else None
+            if fate == "sent":
                 captioned.append(speaker)
-        waiting = [speaker for speaker, until in room.waiting.items() if until > room.now_s]
+            behind = behind or fate == "dropped"
+        now = self.clock.monotonic()
+        waiting = [speaker for speaker, until in room.waiting.items() if until > now]
         for speaker in [speaker for speaker in room.waiting if speaker not in waiting]:
             del room.waiting[speaker]
         if waiting:
@@ -571,7 +584,7 @@ class CaptionWorkers:
                 captioned,
                 waiting,
             )
-        if room.behind_until_s > room.now_s:
+        if behind or room.behind_until_s > now:
             return CaptionStatus(
                 "behind", f"Captions are behind: {room.behind_why}, so some words are not captioned.", captioned
             )
