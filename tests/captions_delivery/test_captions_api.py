@@ -10,7 +10,8 @@ from typing import Any
 import feedparser
 import webvtt
 
-from podium.captions.service import MAX_CAPTION_CHARS
+from podium.captions.engine import Caption
+from podium.captions.service import MAX_CAPTION_CHARS, MAX_WAITING
 from podium.captions.transcript import CAPTIONS_NAME
 from podium.ids import SpaceId
 from tests.captions_delivery.support import Node, host, node
@@ -250,3 +251,31 @@ async def test_the_host_sees_captions_fall_behind_on_the_board_and_in_the_status
         await n.client.put(f"/api/spaces/{space['id']}/captions", json={"enabled": False}, headers=host(space))
         board = (await n.client.get(f"/api/spaces/{space['id']}/board", headers=host(space))).json()
         assert board["captions"]["state"] == "off"
+
+
+async def test_a_flood_of_captions_costs_captions_never_memory(tmp_path: Path) -> None:
+    async with node(tmp_path / "data") as n:
+        space = await n.create()
+        await n.go_live(space)
+        for k in range(MAX_WAITING + 500):  # all at once: nothing is stored meanwhile
+            n.captioning.on_caption(Caption(space["id"], "host", "Ada", f"host.{k}", k, k + 0.5, f"word {k}", True))
+        assert n.captioning.dropped == 500
+        await n.captioning.stored()
+        segments = (await n.client.get(f"/api/spaces/{space['id']}/transcript")).json()["segments"]
+        assert len(segments) == MAX_WAITING and segments[-1]["text"] == f"word {MAX_WAITING - 1}"
+
+
+async def test_a_cohost_chooses_the_captions_too(tmp_path: Path) -> None:
+    async with node(tmp_path / "data") as n:
+        space = await n.create()
+        invite = await n.client.post(f"/api/spaces/{space['id']}/invites", json={"role": "cohost"}, headers=host(space))
+        redeemed = await n.client.post(
+            f"/api/spaces/{space['id']}/invites/redeem",
+            json={"name": "Cleo"},
+            headers={"Authorization": f"Bearer {invite.json()['token']}"},
+        )
+        cohost = {"Authorization": f"Bearer {redeemed.json()['token']}"}
+        changed = await n.client.put(
+            f"/api/spaces/{space['id']}/captions", json={"enabled": True, "language": "de"}, headers=cohost
+        )
+        assert changed.status_code == 200 and changed.json()["language"] == "de"
