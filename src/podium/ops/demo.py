@@ -27,7 +27,8 @@ from podium.settings import Settings
 from podium.testing.speech import speak
 from podium.testing.whip_client import Publisher, SampleSource, SampleTrack, publish
 
-VOICES = {"Ada": "en+f3", "Ben": "en+m3"}
+# American voices: the captions' default engine (pocketsphinx, an en-US model) hears them best.
+VOICES = {"Ada": "en-us+f2", "Ben": "en-us+m3"}
 SCRIPT = (
     ("Ada", "Hello, and welcome to Podium. I am Ada, your host, and this is a live space."),
     ("Ben", "And I am Ben. We are synthetic voices, talking live from your own computer."),
