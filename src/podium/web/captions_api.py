@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from podium.captions import transcript as T
 from podium.captions.transcript import Segment
+from podium.delivery.hls import VTT_TYPE
 from podium.domain.space import Space
 from podium.domain.stage import Role
 from podium.services import of
@@ -17,7 +18,6 @@ from podium.web.http import CORS_HEADERS, bearer_token, check_private_link, json
 from podium.web.schemas import convert
 from podium.web.schemas.captions import CaptionsChange, CaptionsStatus, Transcript
 
-VTT_TYPE = "text/vtt; charset=utf-8"
 SRT_TYPE = "application/x-subrip; charset=utf-8"
 
 
